@@ -1,0 +1,124 @@
+"""Learning-rate schedules by name, stepped per optimizer iteration.
+
+`step` and `cosine` are Keras' own `PiecewiseConstantDecay` and `CosineDecay`; Keras has no
+hyperbolic-tangent decay and no warm-up wrapper for arbitrary schedules, so those two are written
+here (small, serialisable, so a saved `.keras` model restores its optimizer's schedule).
+"""
+import keras
+import numpy as np
+
+from workbench.errors import UserError, choose
+
+SCHEDULES = ("step", "cosine", "htd", "constant")
+SCHEDULE_PARAMS = {
+    # The classic CIFAR recipe: x0.2 at epochs 60, 120, 160 of 200, i.e. at 30%, 60%, 80% of the run.
+    "step": {"milestones": (0.3, 0.6, 0.8), "gamma": 0.2},
+    "cosine": {"final_fraction": 0.0},
+    # Hsueh et al. 2019, "Stochastic gradient descent with hyperbolic-tangent decay": L=-6, U=3.
+    "htd": {"lower": -6.0, "upper": 3.0},
+    "constant": {},
+}
+
+
+@keras.saving.register_keras_serializable(package="workbench")
+class HyperbolicTangentDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(t) = lr0 / 2 * (1 - tanh(L + (U - L) * t / T))  (Hsueh et al. 2019)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, lower=-6.0, upper=3.0):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.lower, self.upper = float(lower), float(upper)
+
+    def __call__(self, step):
+        progress = keras.ops.minimum(keras.ops.cast(step, "float32") / self.decay_steps, 1.0)
+        return self.initial_learning_rate / 2 * (1 - keras.ops.tanh(self.lower + (self.upper - self.lower) * progress))
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "lower": self.lower, "upper": self.upper}
+
+
+@keras.saving.register_keras_serializable(package="workbench")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Ramp linearly from 0 to the wrapped schedule's value over `warmup_steps`, then follow it."""
+
+    def __init__(self, schedule, warmup_steps):
+        if isinstance(schedule, dict):
+            schedule = keras.optimizers.schedules.deserialize(schedule)
+        self.schedule = schedule
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        ramp = keras.ops.minimum((step + 1) / self.warmup_steps, 1.0)
+        return ramp * self.schedule(step)
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule), "warmup_steps": self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="workbench")
+class Constant(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, learning_rate):
+        self.learning_rate = float(learning_rate)
+
+    def __call__(self, step):
+        return keras.ops.cast(self.learning_rate, "float32") + 0 * keras.ops.cast(step, "float32")
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate}
+
+
+def schedule_params(name: str, params=None) -> dict:
+    choose("schedule", name, SCHEDULES)
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(SCHEDULE_PARAMS[name]))
+    if unknown:
+        allowed = ", ".join(SCHEDULE_PARAMS[name]) or "no parameters"
+        raise UserError(f"schedule {name!r} has no parameter {', '.join(unknown)}; it takes: {allowed}")
+    merged = {**SCHEDULE_PARAMS[name], **params}
+    if name == "step":
+        milestones = tuple(float(m) for m in merged["milestones"])
+        if not milestones or any(not 0 < m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+            raise UserError("step milestones are increasing fractions of the run in (0, 1), e.g. 0.3,0.6,0.8")
+        if not 0 < float(merged["gamma"]) < 1:
+            raise UserError("step gamma is the factor applied at each milestone, in (0, 1) (classic: 0.2)")
+        merged = {"milestones": milestones, "gamma": float(merged["gamma"])}
+    if name == "cosine" and not 0 <= float(merged["final_fraction"]) < 1:
+        raise UserError("cosine final_fraction is the last learning rate as a fraction of the first, in [0, 1)")
+    if name == "htd" and not float(merged["lower"]) < float(merged["upper"]):
+        raise UserError("htd needs lower < upper (Hsueh et al.: lower -6, upper 3)")
+    return merged
+
+
+def build_schedule(name: str, *, base_lr: float, epochs: int, steps_per_epoch: int,
+                   warmup_epochs: float = 0, params=None) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The schedule for a run of `epochs` x `steps_per_epoch` optimizer steps."""
+    params = schedule_params(name, params)
+    if not base_lr > 0:
+        raise UserError("learning rate must be > 0 (classic SGD recipe: 0.1)")
+    if not 0 <= warmup_epochs < epochs:
+        raise UserError(f"warm-up epochs must be in [0, {epochs}) for a {epochs}-epoch run")
+    total = max(1, int(epochs * steps_per_epoch))
+    warmup = int(round(warmup_epochs * steps_per_epoch))
+    if name == "cosine":
+        # Keras' CosineDecay ramps up itself: from 0 to warmup_target over warmup_steps, then decays.
+        return keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else base_lr, decay_steps=max(1, total - warmup), alpha=params["final_fraction"],
+            warmup_target=base_lr if warmup else None, warmup_steps=warmup)
+    if name == "step":
+        # PiecewiseConstantDecay switches *after* a boundary step; -1 makes the new rate start exactly
+        # at the milestone's first step (epoch 60 of 200 starts at step 60 * steps_per_epoch).
+        boundaries = sorted({max(0, int(round(m * total)) - 1) for m in params["milestones"]})
+        values = [base_lr * params["gamma"] ** i for i in range(len(boundaries) + 1)]
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    elif name == "htd":
+        schedule = HyperbolicTangentDecay(base_lr, total, params["lower"], params["upper"])
+    else:
+        schedule = Constant(base_lr)
+    return LinearWarmup(schedule, warmup) if warmup else schedule
+
+
+def learning_rates(schedule, steps) -> np.ndarray:
+    """The schedule's value at each of `steps` (for plots and tests)."""
+    return np.array([float(schedule(int(s))) for s in steps])
