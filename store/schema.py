@@ -1,0 +1,212 @@
+"""The store's schema, created and changed only through `sqlite_utils.migrations.Migrations`.
+
+Every schema change is a new function appended below with `@migration`; never edit one that has
+shipped. `MIGRATION_NAMES` lists what this code knows, so a store written by a newer version (one
+whose `_sqlite_migrations` table names migrations not listed here) can be refused with a message
+instead of being half-understood.
+
+Table and column names are a public contract (the UI and the CLI read them):
+
+- `runs`: one row per training run; `spec` and `tags` are JSON text, times are ISO-8601 UTC text.
+- `epochs`: one row per (run, epoch), epoch 1-based; re-logging an epoch replaces its row.
+- `predictions`: stored logits per (run, split) as float32 `.npy` bytes, with their shape and the
+  sha256 of the int64 labels they were computed against.
+- `labels`: the int64 label vectors that predictions point to by `labels_hash`, each stored once.
+- `ensembles`: saved ensemble recipes (members, weights, temperatures) and their accuracies.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils.migrations import Migrations
+
+from workbench.errors import UserError, choose
+
+from . import blobs
+
+MIGRATION_SET = "workbench"
+MIGRATIONS = Migrations(MIGRATION_SET)
+MIGRATION_NAMES: list[str] = []
+
+RUN_KINDS = ("scratch", "finetune")
+RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted", "diverged")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled", "interrupted", "diverged")
+
+RUN_COLUMNS = (
+    "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",
+    "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
+    "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
+    "archived",
+)
+EPOCH_COLUMNS = (
+    "run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "logged_at",
+)
+PREDICTION_COLUMNS = ("run", "split", "logits", "shape", "labels_hash", "created_at")
+ENSEMBLE_COLUMNS = (
+    "id", "name", "method", "members", "weights", "temperatures", "val_accuracy", "test_accuracy",
+    "options", "created_at",
+)
+TABLES = ("runs", "epochs", "predictions", "labels", "ensembles")
+SQLITE_HEADER = b"SQLite format 3\x00"
+_POINT_ELSEWHERE = "point --db / WORKBENCH_DB at a workbench store or a new file name"
+
+
+def encode_run_fields(fields: dict) -> dict:
+    """Check `update_run` fields (unknown names: ValueError) and encode them as column values."""
+    unknown = sorted(set(fields) - set(RUN_COLUMNS) | ({"id"} & set(fields)))
+    if unknown:
+        raise ValueError(f"unknown run field(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(c for c in RUN_COLUMNS if c != 'id')}")
+    fields = dict(fields)
+    if "spec" in fields:
+        fields["spec"] = blobs.dumps(fields["spec"])
+    if "tags" in fields:
+        fields["tags"] = blobs.dumps(list(fields["tags"]))
+    if "status" in fields:
+        choose("run status", fields["status"], RUN_STATUSES)
+    if "kind" in fields:
+        choose("run kind", fields["kind"], RUN_KINDS)
+    if "archived" in fields:
+        fields["archived"] = int(bool(fields["archived"]))
+    return fields
+
+
+# -- is this file a store this code can open? -------------------------------------------------
+def check_path(path: Path) -> None:
+    """Refuse a directory or a non-SQLite file; create the parent folders of a new store."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; point --db / WORKBENCH_DB at a store file "
+                        f"(e.g. {path / 'workbench.db'}) or a new file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {path.parent} for the store ({exc}); "
+                        "point --db / WORKBENCH_DB at a writable location") from exc
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        if header != SQLITE_HEADER:
+            raise UserError(f"{path} is not a SQLite database; {_POINT_ELSEWHERE}")
+
+
+def open_error(path: Path, exc: sqlite3.Error) -> UserError:
+    """The UserError for a sqlite3 error met while opening or migrating the store at `path`."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return UserError(f"{path} is not a SQLite database (or is damaged: {text}); "
+                         f"{_POINT_ELSEWHERE}")
+    if "locked" in text or "busy" in text:
+        return UserError(f"{path} stayed locked by another process ({text}); wait for it to "
+                         "finish or point --db / WORKBENCH_DB at another file")
+    return UserError(f"cannot open or write the store {path} ({text}); point --db / WORKBENCH_DB "
+                     "at a writable location")
+
+
+def check_known_migrations(db, path: Path) -> None:
+    """Refuse a store written by a newer version, or a SQLite file that is not a store at all."""
+    tables = set(db.table_names())
+    if Migrations.migrations_table in tables:
+        rows = db.query(f"SELECT migration_set, name FROM {Migrations.migrations_table}")
+        known = {(MIGRATION_SET, name) for name in MIGRATION_NAMES}
+        unknown = sorted(f"{r['migration_set']}/{r['name']}" for r in rows
+                         if (r["migration_set"], r["name"]) not in known)
+        if unknown:
+            raise UserError(f"{path} was written by a newer version of CIFAR Workbench (unknown "
+                            f"migrations: {', '.join(unknown)}); upgrade CIFAR Workbench to open "
+                            "it, or point --db / WORKBENCH_DB at another file")
+    elif tables - {"sqlite_sequence"}:
+        raise UserError(f"{path} is a SQLite database but not a CIFAR Workbench store (it has "
+                        f"tables {', '.join(sorted(tables))}); {_POINT_ELSEWHERE}")
+
+
+# -- migrations: append new ones at the end, never edit a shipped one --------------------------
+
+
+def migration(fn):
+    """Register `fn` as the next migration (named after the function) and remember its name."""
+    MIGRATION_NAMES.append(fn.__name__)
+    return MIGRATIONS(name=fn.__name__)(fn)
+
+
+@migration
+def m001_initial(db):
+    # `runs` and `ensembles` are written as SQL for AUTOINCREMENT: ids of deleted runs are never
+    # reused, so a stale `run-<id>` folder or log line can't be mistaken for a newer run.
+    # (sqlite-utils' `transform` keeps AUTOINCREMENT, so later migrations may use it.)
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'scratch',
+            spec TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'queued',
+            error TEXT,
+            dataset TEXT,
+            split_id TEXT,
+            params INTEGER,
+            device TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            epochs_done INTEGER NOT NULL DEFAULT 0,
+            best_val_accuracy REAL,
+            best_epoch INTEGER,
+            final_val_accuracy REAL,
+            test_accuracy REAL,
+            train_seconds REAL,
+            checkpoint_path TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            notes TEXT NOT NULL DEFAULT '',
+            archived INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db["runs"].create_index(["status"], index_name="idx_runs_status")
+    db["runs"].create_index(["archived"], index_name="idx_runs_archived")
+
+    db["epochs"].create(
+        {
+            "run": int, "epoch": int, "lr": float, "loss": float, "accuracy": float,
+            "val_loss": float, "val_accuracy": float, "seconds": float, "logged_at": str,
+        },
+        pk=("run", "epoch"),
+        foreign_keys=[("run", "runs", "id")],
+        not_null=["run", "epoch"],
+    )
+    # The (run, epoch) primary key already serves `WHERE run = ?`; this named index is part of the
+    # contract so the UI's per-run queries stay fast whatever the key becomes later.
+    db["epochs"].create_index(["run"], index_name="idx_epochs_run")
+
+    db["predictions"].create(
+        {
+            "run": int, "split": str, "logits": bytes, "shape": str, "labels_hash": str,
+            "created_at": str,
+        },
+        pk=("run", "split"),
+        foreign_keys=[("run", "runs", "id")],
+        not_null=["run", "split", "logits", "shape", "labels_hash"],
+    )
+    db["predictions"].create_index(["run"], index_name="idx_predictions_run")
+
+    # The labels each stored prediction was computed against, once per distinct label vector, so the
+    # ensemble and error views score stored logits without loading the dataset.
+    db["labels"].create({"hash": str, "labels": bytes, "count": int}, pk="hash", not_null=["labels"])
+
+    db.execute(
+        """
+        CREATE TABLE ensembles (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            method TEXT NOT NULL,
+            members TEXT NOT NULL,
+            weights TEXT NOT NULL,
+            temperatures TEXT,
+            val_accuracy REAL,
+            test_accuracy REAL,
+            options TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        )
+        """
+    )

@@ -1,0 +1,344 @@
+"""`Store`: every run, epoch, stored prediction and ensemble of the workbench in one SQLite file."""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+from sqlite_utils import Database
+
+from workbench.errors import UserError, choose
+
+from . import blobs, schema
+from .schema import RUN_COLUMNS, RUN_KINDS, RUN_STATUSES, TERMINAL_STATUSES
+
+_ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
+
+
+def default_db_path() -> Path:
+    """The store used when none is named: `$WORKBENCH_DB`, else `runs/workbench.db`."""
+    return Path(os.environ.get("WORKBENCH_DB", "runs/workbench.db"))
+
+
+def _float(value):
+    return None if value is None else float(value)
+
+
+def utc_now() -> str:
+    """Current time as ISO-8601 UTC text, e.g. `2025-01-31T12:00:00.123+00:00`."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it.
+
+    Threading model: one Store holds ONE sqlite3 connection (`check_same_thread=False`) and every
+    public method runs under the Store's `threading.RLock`, so a Store can be shared by training
+    threads and the UI thread; each operation (including a whole write transaction) is atomic with
+    respect to the other threads, and no two threads ever interleave statements on the connection.
+    Operations are short (milliseconds), so a polling reader only waits for the statement in
+    flight. Separate Store objects (other processes, or a second Store in this one) use their own
+    connections: WAL lets their readers run while a writer commits, and writers wait for each
+    other up to `timeout` seconds (busy timeout) instead of failing with "database is locked".
+    Write transactions start with `BEGIN IMMEDIATE`, taking the write lock up front, so a
+    read-then-write transaction can't fail midway because another connection wrote first.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 30.0):
+        self.path = Path(path) if path is not None else default_db_path()
+        self.files_root = self.path.parent / f"{self.path.stem}-files"
+        self._lock = threading.RLock()
+        schema.check_path(self.path)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise schema.open_error(self.path, exc) from exc
+        try:
+            self.db = Database(conn, execute_plugins=False)
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            with self._write():
+                schema.check_known_migrations(self.db, self.path)
+                schema.MIGRATIONS.apply(self.db)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise schema.open_error(self.path, exc) from exc
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self):
+        """Hold the lock and one `BEGIN IMMEDIATE` transaction; commit, or roll back on error."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:  # nested: sqlite-utils turns this into a savepoint
+                with self.db.atomic():
+                    yield self.db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                conn.execute("COMMIT")
+            except BaseException:
+                self.db.rollback()
+                raise
+
+    def _query(self, sql: str, params=()) -> list[dict]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def _run_row(self, run_id: int) -> dict:
+        rows = self._query("SELECT * FROM runs WHERE id = ?", [int(run_id)])
+        if not rows:
+            raise UserError(f"no run {run_id}")
+        return rows[0]
+
+    @staticmethod
+    def _decode_run(row: dict) -> dict:
+        return {**blobs.decode_json(row, ("spec", "tags")), "archived": bool(row["archived"])}
+
+    def run_dir(self, run_id: int) -> Path:
+        """The run's files folder, `<db folder>/<db stem>-files/run-<id>/` (created here)."""
+        self._run_row(run_id)
+        folder = self.files_root / f"run-{int(run_id)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(self, name: str, spec: dict, *, kind: str = "scratch", dataset=None,
+                   split_id=None, params=None, tags=(), notes: str = "") -> int:
+        """Add a `queued` run and return its id."""
+        if not isinstance(spec, dict):
+            raise ValueError(f"spec must be a dict, not {type(spec).__name__}")
+        row = {"name": str(name), "kind": choose("run kind", kind, RUN_KINDS),
+               "spec": blobs.dumps(spec), "status": "queued", "dataset": dataset,
+               "split_id": split_id, "params": None if params is None else int(params),
+               "created_at": utc_now(), "tags": blobs.dumps(list(tags)), "notes": notes or "",
+               "archived": 0, "epochs_done": 0}
+        with self._write() as db:
+            return int(db["runs"].insert(row).last_pk)
+
+    def update_run(self, run_id: int, **fields) -> None:
+        """Set columns of a run; unknown column names raise ValueError."""
+        fields = schema.encode_run_fields(fields)
+        with self._write() as db:
+            self._run_row(run_id)
+            db["runs"].update(int(run_id), fields)
+
+    def get_run(self, run_id: int) -> dict:
+        """The run's row as a dict, with `spec` and `tags` decoded and `archived` a bool."""
+        return self._decode_run(self._run_row(run_id))
+
+    def list_runs(self, *, status=None, include_archived: bool = False,
+                  order: str = "id") -> list[dict]:
+        """Runs, optionally only those with `status` (a name or a list of names).
+
+        `order` is a run column, prefixed with `-` for descending (e.g. `-best_val_accuracy`).
+        """
+        column = order[1:] if order.startswith("-") else order
+        choose("order column", column, RUN_COLUMNS)
+        where, params = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            for s in statuses:
+                choose("run status", s, RUN_STATUSES)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if not include_archived:
+            where.append("archived = 0")
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += f" ORDER BY [{column}] {'DESC' if order.startswith('-') else 'ASC'}, id"
+        return [self._decode_run(r) for r in self._query(sql, params)]
+
+    def runs_with_status(self, *statuses: str) -> list[dict]:
+        """Runs (archived ones too) whose status is one of `statuses`, by id."""
+        return self.list_runs(status=list(statuses), include_archived=True)
+
+    def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
+        """Set status and error; stamps started_at on first `running`, finished_at when terminal."""
+        choose("run status", status, RUN_STATUSES)
+        with self._write():
+            row = self._run_row(run_id)
+            fields = {"status": status, "error": error}
+            if status == "running" and not row["started_at"]:
+                fields["started_at"] = utc_now()
+            fields["finished_at"] = utc_now() if status in TERMINAL_STATUSES else None
+            self.db["runs"].update(int(run_id), fields)
+
+    def archive_run(self, run_id: int, archived: bool = True) -> None:
+        self.update_run(run_id, archived=archived)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete the run's rows in every table and its files folder."""
+        with self._write() as db:
+            self._run_row(run_id)
+            for table in ("predictions", "epochs"):
+                db.execute(f"DELETE FROM {table} WHERE run = ?", [int(run_id)])
+            db.execute("DELETE FROM runs WHERE id = ?", [int(run_id)])
+            db.execute("DELETE FROM labels WHERE hash NOT IN (SELECT labels_hash FROM predictions)")
+        shutil.rmtree(self.files_root / f"run-{int(run_id)}", ignore_errors=True)
+
+    def mark_interrupted(self, statuses=("running", "queued")) -> list[int]:
+        """Mark runs left `running`/`queued` by a process that is gone as `interrupted`.
+
+        Call it once at startup, before this process queues or starts anything.
+        """
+        with self._write() as db:
+            rows = self.runs_with_status(*statuses)
+            for row in rows:
+                db.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, error = "
+                           "coalesce(error, ?) WHERE id = ?", [utc_now(), "the process stopped "
+                           f"while this run was {row['status']}", row["id"]])
+        return [row["id"] for row in rows]
+
+    # -- epochs -----------------------------------------------------------------------------
+    def log_epoch(self, run_id: int, epoch: int, *, lr=None, loss=None, accuracy=None,
+                  val_loss=None, val_accuracy=None, seconds=None) -> None:
+        """Record epoch `epoch` (1-based; re-logging replaces it) and refresh the run's summary.
+
+        (SQLite stores NaN as NULL, so a diverged loss reads back as None.)
+        """
+        if int(epoch) < 1:
+            raise ValueError(f"epochs are 1-based, got {epoch}")
+        row = dict(run=int(run_id), epoch=int(epoch), lr=_float(lr), loss=_float(loss),
+                   accuracy=_float(accuracy), val_loss=_float(val_loss),
+                   val_accuracy=_float(val_accuracy), seconds=_float(seconds), logged_at=utc_now())
+        with self._write() as db:
+            self._run_row(run_id)
+            db["epochs"].upsert(row, pk=("run", "epoch"))
+            self._refresh_summary(run_id)
+
+    def _refresh_summary(self, run_id: int) -> None:
+        run_id = int(run_id)
+        last = self._query("SELECT epoch, val_accuracy FROM epochs WHERE run = ? "
+                           "ORDER BY epoch DESC LIMIT 1", [run_id])
+        best = self._query("SELECT epoch, val_accuracy FROM epochs WHERE run = ? AND val_accuracy "
+                           "IS NOT NULL ORDER BY val_accuracy DESC, epoch ASC LIMIT 1", [run_id])
+        self.db["runs"].update(run_id, {
+            "epochs_done": last[0]["epoch"] if last else 0,
+            "final_val_accuracy": last[0]["val_accuracy"] if last else None,
+            "best_val_accuracy": best[0]["val_accuracy"] if best else None,
+            "best_epoch": best[0]["epoch"] if best else None,
+        })
+
+    def epochs(self, run_id: int) -> list[dict]:
+        """The run's epoch rows, ordered by epoch."""
+        return self._query("SELECT * FROM epochs WHERE run = ? ORDER BY epoch", [int(run_id)])
+
+    def truncate_epochs(self, run_id: int, after_epoch: int) -> int:
+        """Delete epochs after `after_epoch` (resuming an older checkpoint); returns how many."""
+        with self._write() as db:
+            self._run_row(run_id)
+            cursor = db.execute("DELETE FROM epochs WHERE run = ? AND epoch > ?",
+                                [int(run_id), int(after_epoch)])
+            self._refresh_summary(run_id)
+            return cursor.rowcount
+
+    # -- predictions ------------------------------------------------------------------------
+    labels_hash = staticmethod(blobs.labels_hash)
+
+    def save_logits(self, run_id: int, split: str, logits, labels) -> None:
+        """Store (replacing) the run's logits for `split`, fingerprinted by its labels."""
+        array = np.asarray(logits, dtype=np.float32)
+        labels = np.asarray(labels)
+        if array.ndim < 1 or labels.reshape(-1).shape[0] != array.shape[0]:
+            raise ValueError(f"{labels.size} labels for logits of shape {list(array.shape)}; "
+                             "give one label per row")
+        row = {"run": int(run_id), "split": str(split), "logits": blobs.logits_to_npy(array),
+               "shape": json.dumps(list(array.shape)), "labels_hash": blobs.labels_hash(labels),
+               "created_at": utc_now()}
+        label_row = {"hash": row["labels_hash"], "count": int(labels.size),
+                     "labels": blobs.array_to_npy(labels.reshape(-1).astype(np.int64))}
+        with self._write() as db:
+            self._run_row(run_id)
+            db["predictions"].upsert(row, pk=("run", "split"))
+            db["labels"].insert(label_row, pk="hash", ignore=True)
+
+    def _prediction(self, run_id: int, split: str, columns: str) -> dict:
+        rows = self._query(f"SELECT {columns} FROM predictions WHERE run = ? AND split = ?",
+                           [int(run_id), str(split)])
+        if not rows:
+            self._run_row(run_id)
+            raise UserError(f"run {run_id} has no stored logits for split {split}; stored: "
+                            f"{', '.join(self.prediction_splits(run_id)) or 'none'}")
+        return rows[0]
+
+    def load_logits(self, run_id: int, split: str) -> np.ndarray:
+        """The stored float32 logits (with their shape) of the run for `split`."""
+        row = self._prediction(run_id, split, "logits, shape")
+        array = blobs.npy_to_array(row["logits"])
+        return array.reshape(json.loads(row["shape"])).astype(np.float32, copy=False)
+
+    def load_labels(self, run_id: int, split: str) -> np.ndarray:
+        """The int64 labels the run's logits for `split` were computed against."""
+        label_hash = self._prediction(run_id, split, "labels_hash")["labels_hash"]
+        rows = self._query("SELECT labels FROM labels WHERE hash = ?", [label_hash])
+        if not rows:
+            raise UserError(f"the labels of run {run_id}'s {split} logits are missing from the store")
+        return blobs.npy_to_array(rows[0]["labels"]).astype(np.int64, copy=False)
+
+    def prediction_info(self, run_id: int, split: str) -> dict:
+        """`run`, `split`, `shape` (a list), `labels_hash`, `created_at` of stored logits."""
+        row = self._prediction(run_id, split, "run, split, shape, labels_hash, created_at")
+        return {**row, "shape": json.loads(row["shape"])}
+
+    def prediction_splits(self, run_id: int) -> list[str]:
+        rows = self._query("SELECT split FROM predictions WHERE run = ? ORDER BY split",
+                           [int(run_id)])
+        return [r["split"] for r in rows]
+
+    # -- ensembles --------------------------------------------------------------------------
+    def save_ensemble(self, name: str, method: str, members, weights, *, temperatures=None,
+                      val_accuracy=None, test_accuracy=None, options=None) -> int:
+        """Save an ensemble recipe (members are run ids) and return its id."""
+        temps = None if temperatures is None else blobs.dumps([float(t) for t in temperatures])
+        row = {"name": str(name), "method": str(method), "temperatures": temps,
+               "members": blobs.dumps([int(m) for m in members]),
+               "weights": blobs.dumps([float(w) for w in weights]),
+               "val_accuracy": _float(val_accuracy), "test_accuracy": _float(test_accuracy),
+               "options": blobs.dumps(dict(options or {})), "created_at": utc_now()}
+        with self._write() as db:
+            return int(db["ensembles"].insert(row).last_pk)
+
+    def list_ensembles(self) -> list[dict]:
+        rows = self._query("SELECT * FROM ensembles ORDER BY id")
+        return [blobs.decode_json(r, _ENSEMBLE_JSON) for r in rows]
+
+    def get_ensemble(self, ensemble_id: int) -> dict:
+        rows = self._query("SELECT * FROM ensembles WHERE id = ?", [int(ensemble_id)])
+        if not rows:
+            raise UserError(f"no ensemble {ensemble_id}")
+        return blobs.decode_json(rows[0], _ENSEMBLE_JSON)
+
+    def delete_ensemble(self, ensemble_id: int) -> None:
+        with self._write() as db:
+            self.get_ensemble(ensemble_id)
+            db.execute("DELETE FROM ensembles WHERE id = ?", [int(ensemble_id)])
+
+    # -- maintenance ------------------------------------------------------------------------
+    def integrity_check(self) -> str:
+        """`PRAGMA integrity_check` result: `ok`, or the problems found, one per line."""
+        rows = self._query("PRAGMA integrity_check")
+        return "\n".join(str(next(iter(r.values()))) for r in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
