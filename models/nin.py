@@ -1,0 +1,77 @@
+"""Network in Network for CIFAR-10 (three mlpconv blocks, global average pooling of class maps).
+
+Paper: Lin, Chen, Yan. "Network In Network." ICLR 2014 (CIFAR-10 model: mlpconv blocks of
+192-160-96, 192-192-192 and 192-192-classes channels, dropout 0.5 between blocks).
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .blocks import apply_conv_bn_relu, conv2d, model_input
+from .registry import (check_bool, check_fraction, check_input_shape, check_num_classes, check_positive,
+                       check_weight_decay, register_family, register_model)
+
+PAPER = "Lin, Chen & Yan, 'Network In Network', ICLR 2014"
+
+
+def apply_mlpconv_block(x, filters, kernel_size: int, *, batch_norm: bool, weight_decay: float, name: str):
+    """An mlpconv block: a kxk conv then 1x1 convs (the "micro network"), each followed by [BN-]ReLU."""
+    for i, (f, k) in enumerate(zip(filters, (kernel_size, 1, 1)), start=1):
+        if batch_norm:
+            x = apply_conv_bn_relu(x, f, k, weight_decay=weight_decay, name=f"{name}_mlp{i}")
+        else:
+            x = conv2d(f, k, use_bias=True, weight_decay=weight_decay, name=f"{name}_mlp{i}_conv")(x)
+            x = layers.ReLU(name=f"{name}_mlp{i}_relu")(x)
+    return x
+
+
+@register_family("nin", paper=PAPER, tiny={"width": 0.1})
+def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, batch_norm: bool = True,
+        dropout: float = 0.5, weight_decay: float = 0.0, name: str = "nin") -> keras.Model:
+    """Network in Network (Lin et al. 2014) for CIFAR-10.
+
+    mlpconv(5x5: 192-160-96) - maxpool 3x3/2 - dropout - mlpconv(5x5: 192-192-192) - avgpool 3x3/2 -
+    dropout - mlpconv(3x3: 192-192) - 1x1 conv to num_classes (linear) - global average pooling, whose
+    output are the logits. The paper had no batch norm; `batch_norm=True` (default) adds it after every
+    hidden conv, which makes the model train without the paper's careful learning-rate tuning.
+
+    Args:
+        num_classes: number of logits, default 10.
+        input_shape: (H, W, C), default (32, 32, 3); H, W >= 8.
+        width: multiplier of every hidden layer's width (192, 160, 96), default 1.0.
+        batch_norm: BN after every hidden conv, default True.
+        dropout: dropout rate after the first two blocks, default 0.5.
+        weight_decay: SGD-style coefficient, applied as L2(wd / 2) to kernels, default 0.0.
+        name: the model's name, default "nin".
+    """
+    num_classes = check_num_classes(num_classes)
+    input_shape = check_input_shape(input_shape, 8)
+    width = check_positive("width", width)
+    batch_norm = check_bool("batch_norm", batch_norm)
+    dropout = check_fraction("dropout", dropout)
+    weight_decay = check_weight_decay(weight_decay)
+
+    def scaled(*units):
+        return [max(1, round(u * width)) for u in units]
+
+    x = inputs = model_input(input_shape)
+    x = apply_mlpconv_block(x, scaled(192, 160, 96), 5, batch_norm=batch_norm, weight_decay=weight_decay,
+                            name="block1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="block1_dropout")(x)
+    x = apply_mlpconv_block(x, scaled(192, 192, 192), 5, batch_norm=batch_norm, weight_decay=weight_decay,
+                            name="block2")
+    x = layers.AveragePooling2D(3, strides=2, padding="same", name="block2_pool")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="block2_dropout")(x)
+    x = apply_mlpconv_block(x, scaled(192, 192), 3, batch_norm=batch_norm, weight_decay=weight_decay,
+                            name="block3")
+    # The classifier is the last 1x1 conv of the third mlpconv block: linear, float32 (mixed precision).
+    x = conv2d(num_classes, 1, use_bias=True, weight_decay=weight_decay, dtype="float32", name="logits_conv")(x)
+    outputs = layers.GlobalAveragePooling2D(dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+register_model("nin", "nin")

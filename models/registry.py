@@ -1,0 +1,256 @@
+"""The model registry: families (one builder each) and named variants (registered configurations).
+
+timm style (`timm/models/_registry.py`): a family module decorates its builder with
+`@register_family(...)` and then registers its named variants with `register_model(name, family,
+**defaults)`. A variant is only a dict of keyword arguments for its family's builder, never a copy of
+the code. `create_model(name, **overrides)` merges the overrides over the variant's defaults.
+
+Bad input (unknown names or keywords, impossible depths, bad shapes) raises
+`workbench.errors.UserError` with a message that says what is allowed.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from workbench.errors import UserError, choose
+
+# Builder arguments that are not family options (create_model sets them itself).
+_COMMON_ARGS = ("num_classes", "input_shape", "name")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One builder function and what the registry knows about it."""
+
+    name: str
+    builder: Callable
+    paper: str
+    tiny: dict
+    min_input_size: int = 8
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The builder's keyword options with their defaults (num_classes/input_shape/name excluded)."""
+        params = inspect.signature(self.builder).parameters
+        return {k: p.default for k, p in params.items() if k not in _COMMON_ARGS}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named, registered configuration of a family's builder."""
+
+    name: str
+    family: str
+    defaults: dict = field(default_factory=dict)
+    paper_params: float | None = None
+    paper: str | None = None
+
+
+_FAMILIES: dict[str, Family] = {}
+_MODELS: dict[str, Variant] = {}
+
+
+def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 8):
+    """Decorator: register `builder` as the one builder of family `name`.
+
+    Args:
+        name: the family's name, e.g. "resnet".
+        paper: citation string shown by `model_info`.
+        tiny: keyword overrides that make any variant of the family tiny (tests, demos).
+        min_input_size: smallest allowed input height/width for the family.
+    """
+
+    def decorator(builder: Callable) -> Callable:
+        if name in _FAMILIES:
+            raise RuntimeError(f"model family {name!r} registered twice")
+        family = Family(name, builder, paper, dict(tiny), min_input_size)
+        unknown = set(tiny) - set(family.options)
+        if unknown:
+            raise RuntimeError(f"tiny config of {name!r} has unknown options {sorted(unknown)}")
+        _FAMILIES[name] = family
+        builder.family = name
+        return builder
+
+    return decorator
+
+
+def register_model(name: str, family: str, *, paper_params: float | None = None,
+                   paper: str | None = None, **defaults) -> None:
+    """Register the named variant `name` of `family` with builder keyword `defaults`.
+
+    Args:
+        name: the variant's name, e.g. "resnet56".
+        family: a registered family name.
+        paper_params: the parameter count the paper reports for this variant (10 classes), or None.
+        paper: citation, when it differs from the family's.
+        **defaults: keyword options of the family's builder.
+    """
+    if name in _MODELS:
+        raise RuntimeError(f"model {name!r} registered twice")
+    if family not in _FAMILIES:
+        raise RuntimeError(f"model {name!r}: family {family!r} is not registered")
+    unknown = set(defaults) - set(_FAMILIES[family].options)
+    if unknown:
+        raise RuntimeError(f"model {name!r}: unknown options {sorted(unknown)} for family {family!r}")
+    _MODELS[name] = Variant(name, family, dict(defaults), paper_params, paper)
+
+
+def list_models() -> list[str]:
+    """The names of every registered model, sorted."""
+    return sorted(_MODELS)
+
+
+def list_families() -> list[str]:
+    """The names of every registered family, sorted."""
+    return sorted(_FAMILIES)
+
+
+def _variant(name: str) -> Variant:
+    return _MODELS[choose("model", name, list_models())]
+
+
+def model_info(name: str) -> dict:
+    """What the registry knows about model `name`.
+
+    Returns a dict with `name`, `family`, `defaults` (the variant's keyword options), `options` (all
+    keyword options of the family's builder with their defaults, for a UI form), `paper_params`
+    (paper's parameter count or None), `paper` (citation), `tiny` (keyword overrides for a tiny
+    configuration), `min_input_size` and `description` (first line of the builder's docstring).
+    """
+    variant = _variant(name)
+    family = _FAMILIES[variant.family]
+    doc = inspect.getdoc(family.builder) or ""
+    return {
+        "name": variant.name,
+        "family": family.name,
+        "defaults": copy.deepcopy(variant.defaults),
+        "options": copy.deepcopy(family.options),
+        "paper_params": variant.paper_params,
+        "paper": variant.paper or family.paper,
+        "tiny": copy.deepcopy(family.tiny),
+        "min_input_size": family.min_input_size,
+        "description": doc.splitlines()[0] if doc else "",
+    }
+
+
+def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **kwargs):
+    """Build the registered model `name`; `kwargs` override the variant's default options.
+
+    Args:
+        name: a name from `list_models()`.
+        num_classes: number of output logits (>= 2), default 10.
+        input_shape: (height, width, channels), default (32, 32, 3).
+        **kwargs: keyword options of the model's family (see `model_info(name)["options"]`).
+
+    Returns:
+        A functional `keras.Model` named `name` whose output is float32 logits.
+    """
+    variant = _variant(name)
+    family = _FAMILIES[variant.family]
+    options = family.options
+    unknown = [k for k in kwargs if k not in options]
+    if unknown:
+        raise UserError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for model "
+            f"{name!r} (family {family.name!r}); allowed options: {', '.join(options)}")
+    config = {**variant.defaults, **kwargs}
+    return family.builder(num_classes=num_classes, input_shape=input_shape, name=name, **config)
+
+
+def paper_match(params: int, paper_params: float, tolerance: float = 0.02) -> tuple[float, bool]:
+    """Compare a parameter count with a paper's figure: (difference in %, whether they match).
+
+    They match when within `tolerance` (2%) or within the rounding of the printed figure: papers
+    print counts in millions to one or two decimals (DenseNet-BC L=100 k=12: "0.8M" for 769,162).
+    """
+    diff = (params - paper_params) / paper_params
+    millions = paper_params / 1e6
+    decimals = next((d for d in range(4) if abs(round(millions, d) - millions) < 1e-9), 4)
+    half_unit = 0.5 * 10 ** -decimals * 1e6
+    return 100 * diff, abs(diff) <= tolerance or abs(params - paper_params) <= half_unit + 1e-6
+
+
+# ---------------------------------------------------------------- argument checks for the builders
+
+
+def check_num_classes(num_classes) -> int:
+    """Return `num_classes` as int; it must be an integer >= 2."""
+    if isinstance(num_classes, bool) or not _is_int(num_classes) or num_classes < 2:
+        raise UserError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    return int(num_classes)
+
+
+def check_input_shape(input_shape, min_size: int = 8) -> tuple[int, int, int]:
+    """Return `input_shape` as an (H, W, C) tuple; H and W must be >= `min_size` and C >= 1."""
+    message = (f"input_shape must be (height, width, channels) with height and width >= {min_size} "
+               f"and channels >= 1, got {input_shape!r}")
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise UserError(message) from None
+    if len(shape) != 3 or not all(_is_int(v) and not isinstance(v, bool) for v in shape):
+        raise UserError(message)
+    h, w, c = (int(v) for v in shape)
+    if h < min_size or w < min_size or c < 1:
+        raise UserError(message)
+    return h, w, c
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return `value` as int; it must be an integer >= 1."""
+    if isinstance(value, bool) or not _is_int(value) or value < 1:
+        raise UserError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value) -> float:
+    """Return `value` as float; it must be a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_fraction(name: str, value, *, low_open: bool = False, high_closed: bool = False) -> float:
+    """Return `value` as float within [0, 1) (or (0, 1] / [0, 1] as asked)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > 0 if low_open else value >= 0) and (value <= 1 if high_closed else value < 1)
+    if not ok:
+        interval = f"{'(' if low_open else '['}0, 1{']' if high_closed else ')'}"
+        raise UserError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_weight_decay(value) -> float:
+    """Return `value` as float; it must be a number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise UserError(f"weight_decay must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """Return `value`; it must be True or False."""
+    if not isinstance(value, bool):
+        raise UserError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def check_depth(name: str, depth, *, step: int, offset: int, family: str, examples=(1, 2, 3)) -> int:
+    """Return the number of units n for a `depth` of the form step*n + offset with n >= 1.
+
+    `examples`: the values of n whose depths the error message lists.
+    """
+    if isinstance(depth, bool) or not _is_int(depth) or depth < step + offset or (depth - offset) % step:
+        examples = ", ".join(str(step * n + offset) for n in examples)
+        raise UserError(f"{family} {name} must be {step}n+{offset} with n >= 1 ({examples}, ...), "
+                        f"got {depth!r}")
+    return (int(depth) - offset) // step
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer))
