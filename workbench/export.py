@@ -1,0 +1,35 @@
+"""Export a run: its epochs as CSV, or its stored logits and labels as a NumPy .npz archive."""
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import UserError
+
+EPOCH_FIELDS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+def export_run(store, run_id: int, fmt: str, output=None) -> Path:
+    run = store.get_run(run_id)
+    path = Path(output or f"run-{run_id}.{fmt}")
+    if path.parent and not path.parent.exists():
+        raise UserError(f"folder {path.parent} does not exist; create it or choose another --output")
+    if fmt == "csv":
+        rows = store.epochs(run_id)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("run", "name") + EPOCH_FIELDS)
+            for row in rows:
+                writer.writerow([run_id, run["name"]] + [row[f] for f in EPOCH_FIELDS])
+    elif fmt == "npz":
+        splits = store.prediction_splits(run_id)
+        if not splits:
+            raise UserError(f"run {run_id} ({run['status']}) has no stored logits; only completed runs have them")
+        arrays = {}
+        for split in splits:
+            arrays[f"logits_{split}"] = store.load_logits(run_id, split)
+            arrays[f"labels_{split}"] = store.load_labels(run_id, split)
+        np.savez(path, **arrays)
+    else:
+        raise UserError(f"unknown export format {fmt!r}; choose csv or npz")
+    return path
