@@ -36,7 +36,7 @@ HELP = {
     "dataset_options": "synthetic only: n_train=..,n_test=..,num_classes=..,seed=..",
     "val_size": "validation images held out of the training set (0: 5,000 for CIFAR)",
     "split_seed": "seed of the stratified train/validation split",
-    "train_subset": "train on the first N images of the training split only (0: all)",
+    "train_subset": "train on a random (seeded) N images of the training split only (0: all)",
     "name": "run name (default: model-loss-augment-epochs)",
 }
 FLAG_NAMES = {"data_path": "--data"}

@@ -45,7 +45,7 @@ class RunSpec:
     dataset_options: dict = field(default_factory=dict)  # synthetic only: n_train, n_test, num_classes, seed
     val_size: int = 0  # 0: the default (5,000 for CIFAR, a tenth of smaller sets)
     split_seed: int = 0
-    train_subset: int = 0  # 0: the whole training split; N: its first N images (quick looks, tests)
+    train_subset: int = 0  # 0: the whole training split; N: a seeded random N of it (quick looks, tests)
     name: str = ""
 
     # --- conversion ---------------------------------------------------------------------------

@@ -46,7 +46,11 @@ class PreparedData:
 def prepare_data(spec: RunSpec, image_size=32, stats=True) -> PreparedData:
     dataset = load_dataset(spec.dataset, spec.data_path or None, image_size=image_size, **spec.dataset_options)
     split = make_split(dataset.y_train, val_size=spec.val_size or None, seed=spec.split_seed)
-    train_idx = split.train_idx[: spec.train_subset] if spec.train_subset else split.train_idx
+    train_idx = split.train_idx
+    if spec.train_subset:
+        # A seeded random subset: the split's indices are sorted, and folder datasets are stored class by class.
+        subset = np.random.default_rng(spec.split_seed).permutation(train_idx)[: spec.train_subset]
+        train_idx = np.sort(subset)
     x_train = dataset.x_train[train_idx]
     if spec.batch_size > len(x_train):
         raise UserError(f"batch size {spec.batch_size} is larger than the training split ({len(x_train)} images); "

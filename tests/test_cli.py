@@ -1,0 +1,163 @@
+"""The headless CLI and presets: flags <-> RunSpec, train/runs/export end to end, train-all reruns."""
+import csv
+
+import numpy as np
+import pytest
+
+from store import Store
+from workbench.cli import build_parser, main
+from workbench.cli_args import parse_key_values, spec_from_args
+from workbench.errors import UserError
+from workbench.presets import load_preset, plan_preset, run_preset
+from workbench.spec import RunSpec
+
+TINY_FLAGS = ["--model", "resnet20", "--model-kwargs", "depth=8,base_width=4", "--dataset", "synthetic",
+              "--dataset-options", "n_train=300,n_test=60", "--batch-size", "50", "--schedule", "cosine",
+              "--learning-rate", "0.05"]
+
+
+def test_every_spec_field_has_a_documented_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--model", "--model-kwargs", "--loss-params", "--augment", "--schedule", "--warmup-epochs",
+                 "--gpus", "--precision", "--xla", "--no-xla", "--data", "--seed", "--batch-size", "--train-subset"):
+        assert flag in text
+    assert "default: 0.1" in text and "cross_entropy, focal or label_smoothing" in text
+
+
+def test_spec_round_trips_through_its_cli_command():
+    spec = RunSpec.from_dict({
+        "model": "wrn_28_10", "model_kwargs": {"dropout": 0.3}, "loss": "focal", "loss_params": {"gamma": 1.5},
+        "augment": ["cutout", "flip_crop"], "augment_params": {"cutout_size": 8},
+        "schedule": "step", "schedule_params": {"milestones": [0.5, 0.75], "gamma": 0.1}, "epochs": 250,
+        "batch_size": 120, "gpus": 2, "precision": "mixed_float16", "xla": True, "data_path": "/data/my cifar.tar.gz",
+        "name": "wrn focal",
+    })
+    command = spec.to_cli()
+    assert command.startswith("python -m workbench train --model wrn_28_10")
+    assert "'/data/my cifar.tar.gz'" in command and "--augment flip_crop,cutout" in command
+    import shlex
+
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert spec_from_args(args) == spec
+    assert RunSpec().to_cli() == "python -m workbench train"
+
+
+def test_key_value_parsing():
+    assert parse_key_values("depth=16,widen_factor=4,se=true,name=stage3") == {
+        "depth": 16, "widen_factor": 4, "se": True, "name": "stage3"}
+    assert parse_key_values("milestones=[0.3,0.6],gamma=0.2") == {"milestones": [0.3, 0.6], "gamma": 0.2}
+    assert parse_key_values('{"a": 1}') == {"a": 1} and parse_key_values("none") == {}
+    with pytest.raises(UserError, match="is not key=value"):
+        parse_key_values("depth16")
+
+
+def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = str(tmp_path / "w.db")
+    assert main(["--db", db, "train", *TINY_FLAGS, "--epochs", "2", "--tags", "smoke,cli"]) == 0
+    out = capsys.readouterr().out
+    assert "run 1 epoch 2/2" in out and "run 1 completed: best val" in out
+    assert main(["--db", db, "runs"]) == 0
+    table = capsys.readouterr().out
+    assert "completed" in table and "2/2" in table
+    assert main(["--db", db, "export", "1", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "run-1.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["val_accuracy"]) >= 0
+    assert main(["--db", db, "export", "1", "--format", "npz", "-o", str(tmp_path / "x.npz")]) == 0
+    with np.load(tmp_path / "x.npz") as archive:
+        assert archive["logits_test"].shape == (60, 10) and archive["labels_test"].shape == (60,)
+        assert set(archive.files) >= {"logits_val", "logits_val_flip", "labels_val"}
+    with Store(db) as store:
+        assert store.get_run(1)["tags"] == ["smoke", "cli"]
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    db = str(tmp_path / "w.db")
+    assert main(["--db", db, "train", "--model", "resnet7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model 'resnet7'; choose one of:") and "Traceback" not in err
+    assert main(["--db", db, "export", "99"]) == 2
+    assert "no run 99" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--epochs", "ten"])
+    assert exit_.value.code == 2 and "epochs must be an integer" in capsys.readouterr().err
+    (tmp_path / "notadb").write_text("hello")
+    assert main(["--db", str(tmp_path / "notadb"), "runs"]) == 2
+    assert "is not a SQLite database" in capsys.readouterr().err
+
+
+def _write_preset(path, epochs=1):
+    path.write_text(f"""
+description = "two tiny runs"
+[defaults]
+model = "resnet20"
+model_kwargs = {{ depth = 8, base_width = 4 }}
+dataset = "synthetic"
+dataset_options = {{ n_train = 300, n_test = 60 }}
+batch_size = 50
+epochs = {epochs}
+schedule = "cosine"
+learning_rate = 0.05
+
+[[runs]]
+name = "tiny-ce"
+loss = "cross_entropy"
+
+[[runs]]
+name = "tiny-focal"
+loss = "focal"
+""")
+    return path
+
+
+def test_train_all_skips_completed_and_resumes_interrupted(tmp_path):
+    preset = load_preset(str(_write_preset(tmp_path / "tiny.toml")))
+    lines = []
+    with Store(tmp_path / "w.db") as store:
+        plan = plan_preset(preset, store)
+        assert [s.action for s in plan] == ["new", "new"]
+        assert run_preset(plan, store, poll=0.2, out=lines.append) == 0
+        assert any(line.startswith("[2/2] run 2 tiny-focal: completed") for line in lines)
+        assert any(line.startswith("overall: 2/2 epochs (100%)") for line in lines)
+        assert [s.action for s in plan_preset(preset, store)] == ["skip", "skip"]
+        store.set_status(2, "interrupted")
+        store.update_run(2, test_accuracy=None)
+        second = plan_preset(preset, store)
+        assert [(s.action, s.run_id) for s in second] == [("skip", 1), ("resume", 2)]
+        assert run_preset(second, store, poll=0.2, out=lines.append) == 0
+        assert store.get_run(2)["status"] == "completed" and len(store.list_runs()) == 2
+    # A changed setting under the same name is a new run, not a skip.
+    changed = load_preset(str(_write_preset(tmp_path / "tiny2.toml", epochs=2)))
+    with Store(tmp_path / "w.db") as store:
+        assert [s.action for s in plan_preset(changed, store)] == ["new", "new"]
+
+
+def test_shipped_presets_are_valid():
+    classic = load_preset("classic")
+    assert [(s.model, s.loss, s.batch_size) for s in classic] == [
+        ("wrn_28_10", "cross_entropy", 128), ("wrn_28_10", "focal", 128),
+        ("densenet_bc_160_24", "cross_entropy", 64), ("densenet_bc_160_24", "focal", 64),
+        ("resnext29_8x64d", "cross_entropy", 120), ("resnext29_8x64d", "focal", 120),
+        ("se_resnext29_4x64d", "cross_entropy", 120)]
+    assert all(s.epochs == 250 and s.schedule == "step" and s.augment == ("flip_crop",) for s in classic)
+    for spec in classic + load_preset("quick"):
+        spec.validate(available_gpus=8)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[[runs]]\nmodel = 'resnet20'\n", "every run needs a name"),
+    ("[[runs]]\nname = 'a'\n[[runs]]\nname = 'a'\n", "names runs twice: a"),
+    ("[[runs]]\nname = 'a'\nepoch = 3\n", "unknown run setting"),
+    ("runs = [", "not valid TOML"),
+    ("description = 'empty'\n", "lists no"),
+])
+def test_bad_presets(tmp_path, content, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        load_preset(str(path))
+    with pytest.raises(UserError, match="no preset 'nope'; choose one of: classic"):
+        load_preset("nope")
