@@ -37,7 +37,7 @@ RUN_COLUMNS = (
     "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",
     "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
     "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
-    "archived",
+    "archived", "train_images", "steps_per_epoch", "step",
 )
 EPOCH_COLUMNS = (
     "run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "logged_at",
@@ -210,3 +210,12 @@ def m001_initial(db):
         )
         """
     )
+
+
+@migration
+def m002_live_progress(db):
+    # Progress inside an epoch, for the live panel: epochs of big models take minutes, so the UI shows
+    # the step within the epoch, written by the training callback every few seconds.
+    db["runs"].add_column("train_images", int)
+    db["runs"].add_column("steps_per_epoch", int)
+    db["runs"].add_column("step", int, not_null_default=0)

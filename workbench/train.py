@@ -26,6 +26,7 @@ from workbench.spec import RunSpec
 
 CHECKPOINT = "model.keras"
 CHECKPOINT_INFO = "checkpoint.json"
+PROGRESS_EVERY = 2.0  # seconds between in-epoch progress writes
 # Mixed-precision policies are process-global in Keras; a layer takes the policy in force when it is
 # built, so building under this lock lets side-by-side jobs use different precisions.
 _policy_lock = threading.Lock()
@@ -105,6 +106,7 @@ class StoreCallback(keras.callbacks.Callback):
         self.train_images = train_images
         self.diverged = False
         self._started = 0.0
+        self._progress_written = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -112,6 +114,10 @@ class StoreCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.stop.is_set():  # checked every step: a cancel takes effect within one batch
             self.model.stop_training = True
+        now = time.perf_counter()
+        if now - self._progress_written >= PROGRESS_EVERY:  # a few writes a minute, not one per step
+            self._progress_written = now
+            self.store.update_run(self.run_id, step=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -127,6 +133,7 @@ class StoreCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         save_checkpoint(self.model, self.run_dir, epoch + 1)
+        self.store.update_run(self.run_id, step=0)
 
 
 def _get(logs, key):
@@ -175,8 +182,9 @@ def fit(spec: RunSpec, store, run_id: int, *, devices: list, stop: threading.Eve
             compile_model(model, spec, steps)
     store.truncate_epochs(run_id, initial_epoch)
     store.update_run(run_id, params=int(model.count_params()), split_id=data.split_id,
-                     dataset=data.dataset.source, device=_describe(devices),
-                     checkpoint_path=str(run_dir / CHECKPOINT))
+                     dataset=data.dataset.source, device=_describe(devices), step=0,
+                     checkpoint_path=str(run_dir / CHECKPOINT), train_images=steps * spec.batch_size,
+                     steps_per_epoch=steps)
     store.set_status(run_id, "running")
     batches = dict(num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=data.mean, std=data.std)
     train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment,
