@@ -118,7 +118,7 @@ class RunSpec:
         Building the model and the recipe pieces is left to `check_buildable`, which costs seconds.
         """
         from models import list_models, model_info
-        from workbench.augment import build_augmenter
+        from workbench.augment import build_augmenter, check_augment_params
         from workbench.data import DATASETS
         from workbench.losses import loss_params
         from workbench.schedules import schedule_params
@@ -134,7 +134,7 @@ class RunSpec:
                             f"it takes: {', '.join(sorted(set(options) - {'weight_decay'})) or 'none'}")
         loss_params(spec.loss, spec.loss_params)
         schedule_params(spec.schedule, spec.schedule_params)
-        build_augmenter(spec.augment, 32, **spec.augment_params)
+        build_augmenter(spec.augment, 32, **check_augment_params(spec.augment_params))
         choose("optimizer", spec.optimizer, OPTIMIZERS)
         choose("precision", spec.precision, PRECISIONS)
         choose("dataset", spec.dataset, DATASETS)

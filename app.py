@@ -1,0 +1,91 @@
+"""CIFAR Workbench: `python app.py` opens the workbench in a browser.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--db runs/workbench.db] [--data PATH]
+                  [--share --auth user:password]
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="CIFAR Workbench: train, compare and inspect CIFAR classifiers.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("WORKBENCH_PORT", 7860)))
+    parser.add_argument("--db", default=None, help="store file (default: $WORKBENCH_DB or runs/workbench.db)")
+    parser.add_argument("--data", default=os.environ.get("WORKBENCH_DATA", ""),
+                        help="default data path of the Train form (CIFAR archive or image folder)")
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link (needs --auth)")
+    parser.add_argument("--auth", default=os.environ.get("WORKBENCH_AUTH"),
+                        help="user:password required to open the page (or WORKBENCH_AUTH)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    """Refuse unsafe or impossible settings before anything starts. Returns (auth tuple or None)."""
+    from workbench.errors import UserError
+
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise UserError("--auth must be user:password (both non-empty)")
+        auth = (user, password)
+    if args.share and auth is None:
+        raise UserError("--share opens a public link to a machine that trains on your GPUs: give a login with "
+                        "--auth user:password (or WORKBENCH_AUTH)")
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, not {args.port}")
+    if args.data and not Path(args.data).expanduser().exists():
+        raise UserError(f"--data {args.data} does not exist; give a CIFAR archive, its folder or an image folder")
+    return auth
+
+
+def create(args):
+    """Open the store, start the job queue and build the page (no server yet)."""
+    from store import Store
+    from workbench import devices
+    from workbench.jobs import JobQueue
+    from workbench.ui.app import build_app
+    from workbench.ui.context import AppContext
+
+    store = Store(args.db) if args.db else Store()
+    queue = JobQueue(store)
+    ctx = AppContext(store=store, queue=queue, data_path=str(Path(args.data).expanduser()) if args.data else "",
+                     device_summary=devices.describe(), gpu_names=queue.gpus, interrupted=queue.interrupted)
+    return ctx, build_app(ctx)
+
+
+def main(argv=None) -> int:
+    from workbench.errors import UserError
+    from workbench.ui.app import CSS
+
+    args = parse_args(argv)
+    try:
+        auth = check_args(args)
+        ctx, demo = create(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"CIFAR Workbench: {ctx.device_summary}; store {ctx.store.path}", flush=True)
+    if ctx.interrupted:
+        print(f"runs left running by an earlier process, now interrupted: {ctx.interrupted}", flush=True)
+    # Serve nothing from disk but Gradio's own files: not the store, its checkpoints, or the home folder.
+    blocked = [str(ctx.store.path.parent.resolve()), str(Path.home())]
+    try:
+        demo.queue(default_concurrency_limit=4).launch(
+            server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+            auth_message="CIFAR Workbench: log in" if auth else None, allowed_paths=[], blocked_paths=blocked,
+            inbrowser=not args.no_browser, show_error=True, css=CSS)
+    finally:
+        ctx.queue.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# GPU checks in one short script (under 8 minutes on one H100): the devices, then wrn_28_10 training
+# images/s in float32 and mixed precision, with and without XLA, per GPU count where there are several.
+#   bash bench/gpu_check.sh            (installs .venv with GPU=1 if it is missing)
+# On the lent device machine the CUDA wheels come from .whl; see the README's "GPU" section.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+if [ ! -x "$PY" ]; then make install GPU=1 >/dev/null; fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "nvidia-smi not found"
+"$PY" - <<'PYEOF'
+import tensorflow as tf
+print("TensorFlow", tf.__version__, "built with CUDA:", tf.test.is_built_with_cuda())
+print("GPUs:", tf.config.list_physical_devices("GPU"))
+PYEOF
+timeout 420 "$PY" bench/gpu_throughput.py --model "${MODEL:-wrn_28_10}" --steps "${STEPS:-30}" \
+    --precisions float32,mixed_float16,mixed_bfloat16 --xla off,on

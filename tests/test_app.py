@@ -1,0 +1,106 @@
+"""The app as a server: its flags, its API through gradio_client, its login, and what it will serve."""
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, AppServer
+from store import Store
+from workbench.errors import UserError
+from workbench.spec import RunSpec
+from workbench.ui.form import spec_to_form_values
+
+TINY = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
+               dataset_options={"n_train": 300, "n_test": 60}, batch_size=50, epochs=2, learning_rate=0.05,
+               schedule="cosine", name="api-run")
+
+
+def _check(*argv):
+    sys.path.insert(0, str(ROOT))
+    import app
+
+    return app.check_args(app.parse_args(list(argv)))
+
+
+def test_flags_are_checked_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_AUTH", raising=False)
+    with pytest.raises(UserError, match="--share opens a public link .* give a login with --auth"):
+        _check("--share")
+    with pytest.raises(UserError, match="--auth must be user:password"):
+        _check("--auth", "alice")
+    with pytest.raises(UserError, match="--port must be between"):
+        _check("--port", "70000")
+    with pytest.raises(UserError, match="--data .* does not exist"):
+        _check("--data", str(tmp_path / "nothing.tar.gz"))
+    assert _check("--share", "--auth", "alice:pw") == ("alice", "pw")
+    monkeypatch.setenv("WORKBENCH_AUTH", "bob:secret")
+    assert _check("--share") == ("bob", "secret")
+
+
+def test_share_without_login_exits_with_a_message(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "app.py"), "--share", "--db", str(tmp_path / "w.db")],
+                            capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 2 and "error: --share opens a public link" in result.stderr
+    assert not (tmp_path / "w.db").exists()
+
+
+def test_api_queues_a_run_and_lists_it(app_server):
+    from gradio_client import Client
+
+    client = Client(app_server.url, verbose=False)
+    message, _ = client.predict("api,smoke", *spec_to_form_values(TINY), api_name="/train")
+    assert message.startswith("Queued run 1: **api-run**")
+    with Store(app_server.db) as store:  # a second process reading the server's store
+        deadline = time.monotonic() + 180
+        while store.get_run(1)["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        run = store.get_run(1)
+        assert run["status"] == "completed", run["error"]
+        assert run["tags"] == ["api", "smoke"]
+    leaderboard = client.predict(api_name="/runs_refresh")[0]
+    rows = leaderboard.get("value", leaderboard)["data"]
+    assert any(row[1] == 1 and "api-run" in row[2] and "completed" in row for row in rows), rows
+    bad = spec_to_form_values(TINY)
+    bad[list(RunSpec.__dataclass_fields__).index("batch_size")] = 100000
+    message, _ = client.predict("", *bad, api_name="/train")
+    assert message.startswith("**Not queued:** batch size 100000 is larger than the training split")
+    with Store(app_server.db) as store:
+        assert len(store.list_runs()) == 1
+
+
+def _status(url, data=None):
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_store_files_are_not_served(app_server):
+    for path in (str(app_server.db), "runs/workbench.db", "../runs/workbench.db", str(ROOT / "app.py"), "/etc/passwd"):
+        assert _status(f"{app_server.url}gradio_api/file={path}") in (403, 404), path
+
+
+def test_login_is_required_on_every_route(tmp_path):
+    server = AppServer(tmp_path, "--auth", "alice:wonderland")
+    try:
+        payload = json.dumps({"data": ["", *spec_to_form_values(TINY)]}).encode()
+        assert _status(f"{server.url}gradio_api/call/train", payload) == 401
+        assert _status(f"{server.url}gradio_api/info") == 401
+        assert _status(f"{server.url}config") == 401
+        from gradio_client import Client
+
+        client = Client(server.url, auth=("alice", "wonderland"), verbose=False)
+        assert "/train" in json.dumps(client.view_api(return_format="dict", print_info=False))
+        with pytest.raises(Exception):
+            Client(server.url, auth=("alice", "wrong"), verbose=False)
+    finally:
+        server.stop()
+    assert "wonderland" not in server.log.read_text()
+    with Store(server.db) as store:
+        assert "wonderland" not in json.dumps(store.list_runs())

@@ -1,0 +1,88 @@
+"""End to end in headless Chromium: queue a tiny synthetic run from the Train tab, reload mid-run and
+find the job still there, watch it complete, and find it in the Runs tab. Screenshots land in
+test-artifacts/ (kept by CI as the test's record)."""
+import re
+import time
+
+import pytest
+
+from conftest import ARTIFACTS
+from store import Store
+
+pytestmark = pytest.mark.browser
+
+
+def _screenshot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _choose(page, field, value):
+    box = page.locator(f"#field-{field} input")
+    box.click()
+    box.fill(value)
+    page.keyboard.press("Enter")
+
+
+def _field(page, field):
+    return page.locator(f"#field-{field} input, #field-{field} textarea").first
+
+
+def _fill(page, field, value):
+    _field(page, field).fill(str(value))
+
+
+def _wait_text(locator, pattern, timeout=120):
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = locator.inner_text()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{pattern!r} not found in {text!r}")
+
+
+def test_train_watch_reload_and_find_the_run(app_server, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.goto(app_server.url)
+    page.locator("#train-button").wait_for()
+    _screenshot(page, "01-train-tab-empty")
+    # A bad value is explained next to the form and nothing is queued.
+    _fill(page, "epochs", 0)
+    page.locator("#train-button").click()
+    _wait_text(page.locator("#train-message"), r"Not queued: epochs must be at least 1")
+    with Store(app_server.db) as store:
+        assert store.list_runs() == []
+
+    _choose(page, "dataset", "synthetic")
+    _fill(page, "data_path", "")
+    _fill(page, "dataset_options", "n_train=600,n_test=100")
+    _fill(page, "model_kwargs", "depth=8,base_width=4")
+    _fill(page, "epochs", 25)
+    _fill(page, "batch_size", 50)
+    _fill(page, "learning_rate", 0.05)
+    _choose(page, "schedule", "cosine")
+    _fill(page, "name", "browser-run")
+    _field(page, "name").press("Tab")
+    _wait_text(page.locator("#train-command"), r"--name browser-run")
+    page.locator("#train-button").click()
+    _wait_text(page.locator("#train-message"), r"Queued run 1: browser-run")
+    _wait_text(page.locator("#live-panel"), r"running · epoch [1-9]")
+    _screenshot(page, "02-train-tab-running")
+
+    # The job lives in the server, not the page: a reload shows it still running.
+    page.reload()
+    _wait_text(page.locator("#jobs-table"), r"browser-run")
+    status = _wait_text(page.locator("#live-panel"), r"browser-run.*\(run 1\)", timeout=30)
+    assert "running" in status or "completed" in status
+    _wait_text(page.locator("#live-panel"), r"completed", timeout=240)
+    assert page.locator("#live-curves .js-plotly-plot").count() == 1
+    _screenshot(page, "03-train-tab-completed")
+
+    page.get_by_role("tab", name="Runs").click()
+    board = page.locator("#runs-leaderboard")
+    _wait_text(board, r"browser-run")
+    _wait_text(board, r"completed")
+    _screenshot(page, "04-runs-tab")
+    page.close()

@@ -1,0 +1,229 @@
+"""The Runs tab: leaderboard data, analysis helpers, figures and store actions on a real Store."""
+import csv
+
+import numpy as np
+import pytest
+
+from store import Store
+from workbench.errors import UserError
+from workbench.spec import RunSpec
+from workbench.ui import plots
+from workbench.ui import runs_data as rd
+from workbench.ui import runs_tab as rt
+from workbench.ui.form import FORM_FIELDS, spec_to_form_values
+
+
+class _Queue:
+    def __init__(self, active=()):
+        self._active = list(active)
+
+    def active(self):
+        return self._active
+
+
+def _add(store, name, *, model="resnet20", loss="cross_entropy", augment=("flip_crop",),
+         status="completed", vals=(0.5, 0.6, 0.7), test=0.65, params=270_000, seconds=120.0,
+         tags=(), dataset="cifar10", logits=None):
+    spec = RunSpec(model=model, loss=loss, augment=augment, epochs=len(vals) or 1, dataset=dataset,
+                   name=name).to_dict()
+    run_id = store.create_run(name, spec, tags=tags, dataset=dataset)
+    for epoch, val in enumerate(vals, 1):
+        store.log_epoch(run_id, epoch, lr=0.1 / epoch, loss=2.0 / epoch, accuracy=val - 0.05,
+                        val_loss=2.2 / epoch, val_accuracy=val, seconds=10.0 * epoch)
+    store.update_run(run_id, params=params, test_accuracy=test, train_seconds=seconds)
+    store.set_status(run_id, status)
+    if logits is not None:
+        store.save_logits(run_id, "test", *logits)
+    return run_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "wb.db") as s:
+        yield s
+
+
+@pytest.fixture
+def filled(store):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=60)
+    logits = rng.normal(size=(60, 10)).astype(np.float32)
+    ids = {
+        "a": _add(store, "a", tags=("baseline",), logits=(logits, labels)),
+        "b": _add(store, "b", loss="label_smoothing", vals=(0.5, 0.8), test=0.75, params=1_000_000,
+                  tags=("baseline", "ls")),
+        "c": _add(store, "c", loss="label_smoothing", vals=(0.4, 0.7), test=0.85, params=2_000_000),
+        "d": _add(store, "d", model="vgg11_bn", status="failed", vals=(0.2,), test=None, params=None),
+        "e": _add(store, "e", augment=(), status="completed", vals=(0.3,), test=0.3, params=50_000),
+    }
+    store.archive_run(ids["e"])
+    store.save_ensemble("ens", "mean", [ids["a"], ids["b"]], [0.5, 0.5], val_accuracy=0.82,
+                        test_accuracy=0.8)
+    return ids, logits, labels
+
+
+def _table(store, **kw):
+    return rd.leaderboard_rows(store.list_runs(include_archived=True), store.list_ensembles(), **kw)
+
+
+def test_leaderboard_rows_filters_and_ensembles(store, filled):
+    ids, *_ = filled
+    rows = _table(store, sort_by="ID (oldest first)")
+    assert [(r["Kind"], r["ID"]) for r in rows] == [("scratch", ids[k]) for k in "abcd"] + [("ensemble", 1)]
+    a = rows[0]
+    assert (a["Model"], a["Loss"], a["Augmentations"], a["Status"]) == ("resnet20", "cross_entropy", "flip_crop", "completed")
+    assert (a["Best val acc %"], a["Final val acc %"], a["Test acc %"], a["Params"], a["Train min"]) == (70.0, 70.0, 65.0, 270_000, 2.0)
+    assert a["Tags"] == "baseline" and rows[1]["Best val acc %"] == 80.0 and rows[1]["Final val acc %"] == 80.0
+    ens = rows[-1]
+    assert ens["Name"] == "ens" and ens["Test acc %"] == 80.0 and ens["Params"] == 1_270_000
+    assert "mean of runs" in ens["Notes"]
+    names = lambda **kw: [r["Name"] for r in _table(store, sort_by="Name", **kw)]  # noqa: E731
+    assert names(status=["failed"]) == ["d"]
+    assert names(model=["vgg11_bn"]) == ["d"]
+    assert names(loss=["label_smoothing"]) == ["b", "c"]
+    assert names(tag=["ls", "nothing"]) == ["b"]
+    assert names(show_archived=True) == ["a", "b", "c", "d", "e", "ens"]
+    assert names(show_ensembles=False) == ["a", "b", "c", "d"]
+    assert rd.run_row(store.get_run(ids["e"]))["Status"] == "completed (archived)"
+    assert rd.filter_options(store.list_runs(include_archived=True)) == {
+        "status": ["completed", "failed"], "model": ["resnet20", "vgg11_bn"],
+        "loss": ["cross_entropy", "label_smoothing"], "tag": ["baseline", "ls"]}
+
+
+def test_sorting(store, filled):
+    assert [r["Name"] for r in _table(store, sort_by="Test acc")] == ["c", "ens", "b", "a", "d"]
+    assert [r["Name"] for r in _table(store, sort_by="Params (fewest first)")] == ["a", "b", "ens", "c", "d"]
+    assert [r["Name"] for r in _table(store)][:4] == ["d", "c", "b", "a"]  # newest first
+    with pytest.raises(UserError, match="unknown sort"):
+        _table(store, sort_by="colour")
+
+
+def test_per_class_accuracy_by_hand(store, filled):
+    ids, logits, labels = filled
+    got = rd.per_class_accuracy(store.load_logits(ids["a"], "test"), store.load_labels(ids["a"], "test"))
+    pred = logits.argmax(1)
+    for k in range(10):
+        mask = labels == k
+        expected = (pred[mask] == k).mean() if mask.any() else np.nan
+        np.testing.assert_allclose(got[k], expected)
+    small = rd.per_class_accuracy(np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]), [0, 0, 1, 2], 4)
+    np.testing.assert_allclose(small[:3], [0.5, 0.0, 1.0])
+    assert np.isnan(small[3])
+    assert rd.class_names("cifar10", 10)[0] == "airplane" and rd.class_names("cifar100", 3) == ["class 0", "class 1", "class 2"]
+
+
+def test_grouping_and_smoothing(store, filled):
+    runs = rd.filter_runs(store.list_runs(include_archived=True), status=["completed"], show_archived=True)
+    groups = {g["group"]: g for g in rd.group_accuracy(runs, "Loss", "Test accuracy")}
+    ls = groups["label_smoothing"]
+    assert ls["n"] == 2 and ls["mean"] == pytest.approx(80.0) and ls["std"] == pytest.approx(np.std([75, 85], ddof=1))
+    assert groups["cross_entropy"]["n"] == 2 and groups["cross_entropy"]["mean"] == pytest.approx(47.5)
+    aug = {g["group"]: g for g in rd.group_accuracy(runs, "Augmentation", "Best validation accuracy")}
+    assert aug["none"] == {"group": "none", "n": 1, "mean": pytest.approx(30.0), "std": 0.0, "runs": [filled[0]["e"]]}
+    assert rd.ema([1.0, None, 3.0], 0.5) == [1.0, None, 2.0]
+    assert rd.ema([1.0, 2.0], 0) == [1.0, 2.0]
+    xs, ys = rd.curve_series(store.epochs(filled[0]["a"]), "Validation accuracy", "Wall time")
+    assert xs == pytest.approx([10 / 60, 30 / 60, 60 / 60]) and ys == pytest.approx([50.0, 60.0, 70.0])
+
+
+def test_figures(store, filled):
+    ids, *_ = filled
+    a, b = store.get_run(ids["a"]), store.get_run(ids["b"])
+    fig = plots.curves([(a, store.epochs(ids["a"])), (b, store.epochs(ids["b"]))], "Validation loss", "Epoch", 0)
+    assert [t.name for t in fig.data] == [f"{ids['a']}: a", f"{ids['b']}: b"]
+    assert fig.layout.xaxis.title.text == "epoch" and fig.layout.height == 360 and fig.layout.title.text
+    smooth = rt.curves_figure(store, [f"{ids['a']}: a"], "Validation accuracy", "Wall time", 0.6)
+    assert len(smooth.data) == 2 and smooth.data[1].y[1] == pytest.approx(0.6 * 50 + 0.4 * 60)
+    assert "wall time" in smooth.layout.xaxis.title.text
+    pc = rt.per_class_figure(store, [f"{ids['a']}: a", f"{ids['b']}: b"])
+    assert len(pc.data) == 1 and list(pc.data[0].x)[:2] == ["airplane", "automobile"]
+    assert "no test predictions" in pc.layout.annotations[0].text
+    scatter, groups = rt.overview_figures(store, "Test accuracy", "Loss")
+    assert sorted(t.name for t in scatter.data) == ["resnet20"] and scatter.layout.xaxis.type == "log"
+    assert len(scatter.data[0].x) == 3  # completed, unarchived, with params and test accuracy
+    assert list(groups.data[0].x) == ["label_smoothing", "cross_entropy"]
+    live = plots.live_curves(a, store.epochs(ids["a"]))
+    assert [t.name for t in live.data] == ["training", "validation", "train acc", "val acc", "learning rate"]
+    assert live.layout.height == 360 and live.layout.xaxis3.title.text == "epoch"
+    assert len(plots.live_curves(a, []).layout.annotations) == 4  # 3 subplot titles + waiting note
+    assert plots.curves([]).layout.annotations[0].text.startswith("Select runs")
+
+
+def test_refresh_and_empty_state(store, filled, tmp_path):
+    ids, *_ = filled
+    ctx = type("Ctx", (), {"store": store, "queue": _Queue()})()
+    out = rt.make_refresh_fn(ctx)([], [], [], [], False, True, rd.DEFAULT_SORT, [f"{ids['a']}: a", "999: gone"], None)
+    table, summary = out[0]["value"], out[1]
+    assert len(table) == 5 and "4 of 5 run(s) shown, 1 archived hidden" in summary
+    assert out[6]["value"] == [f"{ids['a']}: a"] and f"{ids['d']}: d" in out[6]["choices"]
+    with Store(tmp_path / "empty.db") as empty:
+        ctx.store = empty
+        out = rt.make_refresh_fn(ctx)()
+        assert out[0]["value"] == [] and rd.EMPTY_MESSAGE in out[1]
+
+
+def test_export_csv(store, filled):
+    path = rt.export_csv(store, ["completed"], [], [], [], False, True, "Name")
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == list(rd.COLUMNS) and [r[2] for r in rows[1:]] == ["a", "b", "c"]
+    assert rows[1][9] == "65.0" and rows[1][12] == "baseline"
+    with pytest.raises(UserError, match="empty"):
+        rt.export_csv(store, ["queued"])
+
+
+def test_notes_tags_archive_delete_clone(store, filled):
+    ids, *_ = filled
+    choice = f"{ids['b']}: b"
+    assert "run" in rt.save_notes_tags(store, choice, " lr too high ", "x, y ,x,, z")
+    run = store.get_run(ids["b"])
+    assert run["notes"] == "lr too high" and run["tags"] == ["x", "y", "z"]
+    assert rt.run_details(store, choice)[:3] == ("lr too high", "x, y, z", "Archive")
+    rt.toggle_archive(store, choice)
+    assert store.get_run(ids["b"])["archived"] and rt.run_details(store, choice)[2] == "Unarchive"
+    rt.toggle_archive(store, choice)
+    assert not store.get_run(ids["b"])["archived"]
+
+    values = rt.clone_values(store, choice)
+    assert values == spec_to_form_values(RunSpec.from_dict(run["spec"]))
+    assert len(values) == len(FORM_FIELDS) and values[FORM_FIELDS.index("loss")] == "label_smoothing"
+
+    with pytest.raises(UserError, match="I am sure"):
+        rt.delete_run(store, _Queue(), choice, False)
+    with pytest.raises(UserError, match="cancel it"):
+        rt.delete_run(store, _Queue([ids["b"]]), choice, True)
+    folder = store.run_dir(ids["b"])
+    rt.delete_run(store, _Queue(), choice, True)
+    assert ids["b"] not in [r["id"] for r in store.list_runs(include_archived=True)]
+    assert not folder.exists()
+    with pytest.raises(UserError, match="pick a run"):
+        rt.clone_values(store, None)
+
+
+def test_guard_turns_errors_into_messages():
+    wrapped = rt._guarded(2, status_at=1)(lambda: (_ for _ in ()).throw(UserError("bad input")))
+    with pytest.warns(UserWarning):
+        skip, message = wrapped()
+    assert message == "⚠️ bad input"
+    fig = rt._guarded(1, figure_title="Curves")(lambda: 1 / 0)
+    with pytest.warns(UserWarning):
+        assert "ZeroDivisionError" in fig().layout.annotations[0].text
+
+
+def test_tab_builds(store, filled):
+    import gradio as gr
+
+    from workbench.ui.context import AppContext
+    from workbench.ui.form import build_form
+
+    ctx = AppContext(store=store, queue=_Queue())
+    with gr.Blocks() as demo:
+        with gr.Tabs() as tabs:
+            with gr.Tab("Train", id="train"):
+                form = build_form(RunSpec(), 0)
+            with gr.Tab("Runs", id="runs"):
+                tab = rt.create_runs_tab(ctx, list(form.values()), tabs)
+    assert {"leaderboard", "refresh", "selection", "refresh_fn", "refresh_outputs"} <= set(tab)
+    assert len(tab["refresh_inputs"]) == 9 and len(tab["refresh_outputs"]) == 8
+    assert len(tab["refresh_fn"]()[0]["value"]) == 5
+    assert demo.fns

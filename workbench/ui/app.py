@@ -1,0 +1,39 @@
+"""Assemble the workbench page: a header with the devices and store, then one tab per module."""
+import html
+
+import gradio as gr
+
+from workbench.ui.runs_tab import create_runs_tab
+from workbench.ui.train_tab import create_train_tab
+
+CSS = """
+#live-status p { margin: 0.4em 0; }
+footer { display: none !important; }
+"""
+
+
+def header_markdown(ctx) -> str:
+    lines = [f"## CIFAR Workbench",
+             f"**Devices:** {html.escape(ctx.device_summary)} · **Store:** `{html.escape(str(ctx.store.path))}`"]
+    if ctx.interrupted:
+        ids = ", ".join(str(i) for i in ctx.interrupted)
+        lines.append(f"Runs left running by an earlier process were marked *interrupted*: {ids}. "
+                     "Follow one in the Train tab and press **Resume** to continue it from its last checkpoint.")
+    return "\n\n".join(lines)
+
+
+def build_app(ctx) -> gr.Blocks:
+    with gr.Blocks(title="CIFAR Workbench", fill_width=True) as demo:
+        gr.Markdown(header_markdown(ctx), elem_id="header")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Train", id="train"):
+                train = create_train_tab(ctx)
+            with gr.Tab("Runs", id="runs") as runs_tab:
+                runs = create_runs_tab(ctx, train["form_list"], tabs)
+        # The leaderboard refreshes when the tab is opened (not on a timer: that would undo a user's sort).
+        runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
+        # Re-attach on every page load: the live panel and the leaderboard come from the store.
+        demo.load(train["refresh_fn"], train["refresh_inputs"], train["refresh_outputs"], show_progress="hidden")
+        demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
+    demo.workbench = {"train": train, "runs": runs}
+    return demo

@@ -1,0 +1,163 @@
+"""Plotly figures shared by the tabs: pure functions from store rows and arrays to a Figure.
+
+No Gradio here. Every figure uses `template="plotly_white"`, a fixed height, a title, axis titles
+and a legend; an empty input gives a figure that says what is missing instead of blank axes.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench.ui import runs_data as rd
+
+HEIGHT = 360
+TEMPLATE = "plotly_white"
+
+
+def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, **extra) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0.01), template=TEMPLATE, height=height,
+                      margin=dict(l=60, r=20, t=60, b=50), hovermode="closest",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+                      **extra)
+    return fig
+
+
+def empty_figure(title: str, message: str) -> go.Figure:
+    """A figure that only says `message` (no runs selected, no data yet, ...)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                       font=dict(size=14, color="#666"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+def _clean(values):
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
+
+
+def _label(run: dict) -> str:
+    return f"{run['id']}: {run['name']}"
+
+
+# -- Train tab -----------------------------------------------------------------------------------
+def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
+    """Loss (train/val), accuracy (train/val, %) and learning rate against epoch, side by side."""
+    title = f"Run {run.get('id', '?')}: {run.get('name', '')}"
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Accuracy (%)", "Learning rate"),
+                        horizontal_spacing=0.07)
+    x = [e["epoch"] for e in epochs]
+
+    def col(key, scale=1.0):
+        return _clean([None if e.get(key) is None else scale * e[key] for e in epochs])
+
+    mode = "lines+markers" if len(epochs) <= 30 else "lines"
+    styles = {"train": dict(color="#1f77b4"), "val": dict(color="#ff7f0e")}
+    for key, name, group, c in (("loss", "training", "train", 1), ("val_loss", "validation", "val", 1),
+                                ("accuracy", "train acc", "train", 2),
+                                ("val_accuracy", "val acc", "val", 2)):
+        fig.add_trace(go.Scatter(x=x, y=col(key, 100.0 if c == 2 else 1.0), name=name, mode=mode,
+                                 line=styles[group], legendgroup=group,
+                                 showlegend=c == 1), row=1, col=c)
+    fig.add_trace(go.Scatter(x=x, y=col("lr"), name="learning rate", mode=mode,
+                             line=dict(color="#2ca02c"), showlegend=False), row=1, col=3)
+    for c in (1, 2, 3):
+        fig.update_xaxes(title_text="epoch", row=1, col=c)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
+    fig.update_yaxes(title_text="learning rate", row=1, col=3, exponentformat="e", rangemode="tozero")
+    if not epochs:
+        fig.add_annotation(text="waiting for the first epoch...", showarrow=False, xref="paper",
+                           yref="paper", x=0.5, y=0.5, font=dict(size=14, color="#666"))
+    # Legend under the plots: above them it covers the third subplot's title.
+    return _layout(fig, title).update_layout(
+        legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="center", x=0.5), margin=dict(b=80))
+
+
+# -- Runs tab ------------------------------------------------------------------------------------
+def curves(series: list[tuple[dict, list[dict]]], metric: str = "Validation accuracy",
+           x_axis: str = "Epoch", smoothing: float = 0.0) -> go.Figure:
+    """One line per run of `metric`; with smoothing > 0 the raw line is drawn faint behind the
+    EMA-smoothed one (2 traces per run, the raw one out of the legend)."""
+    title = f"{metric} by {x_axis.lower()}"
+    if not series:
+        return empty_figure(title, "Select runs above to compare their curves")
+    fig = go.Figure()
+    palette = _palette()
+    for i, (run, epochs) in enumerate(series):
+        xs, ys = rd.curve_series(epochs, metric, x_axis)
+        color = palette[i % len(palette)]
+        name = _label(run)
+        if smoothing and smoothing > 0:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} (raw)", opacity=0.25,
+                                     line=dict(color=color, width=1), legendgroup=name,
+                                     showlegend=False, hoverinfo="skip"))
+            ys = rd.ema(ys, smoothing)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) <= 30 else "lines",
+                                 name=name, line=dict(color=color), legendgroup=name))
+    x_title = "epoch" if x_axis == "Epoch" else "wall time (minutes of training)"
+    y_title = metric.lower() + (" (%)" if "accuracy" in metric.lower() else "")
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title, type="log" if metric == "Learning rate" else None)
+    return _layout(fig, title)
+
+
+def per_class(results: list[tuple[dict, list[str], np.ndarray]]) -> go.Figure:
+    """Grouped bars: one trace per run of its test accuracy (%) per class."""
+    title = "Per-class test accuracy"
+    if not results:
+        return empty_figure(title, "Select runs with stored test predictions")
+    fig = go.Figure()
+    for run, names, accuracy in results:
+        values = [None if np.isnan(a) else round(100.0 * float(a), 2) for a in accuracy]
+        fig.add_trace(go.Bar(x=list(names), y=values, name=_label(run)))
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="class")
+    fig.update_yaxes(title_text="test accuracy (%)")
+    return _layout(fig, title)
+
+
+def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure:
+    """Completed runs: parameters (log x) against the accuracy, one trace per model."""
+    title = f"Parameters vs {metric.lower()}"
+    column = rd.accuracy_column(metric)
+    points = [r for r in runs if r["status"] == "completed" and r.get("params")
+              and r.get(column) is not None]
+    if not points:
+        return empty_figure(title, f"No completed runs with a parameter count and {metric.lower()} yet")
+    fig = go.Figure()
+    by_model: dict[str, list] = {}
+    for run in points:
+        by_model.setdefault(rd.run_model(run) or "?", []).append(run)
+    for model, group in sorted(by_model.items()):
+        fig.add_trace(go.Scatter(
+            x=[r["params"] for r in group], y=[100.0 * r[column] for r in group], mode="markers",
+            name=model, marker=dict(size=10, opacity=0.85), text=[_label(r) for r in group],
+            hovertemplate="%{text}<br>%{x:,} parameters<br>%{y:.2f}%<extra>" + model + "</extra>"))
+    fig.update_xaxes(title_text="parameters (log scale)", type="log")
+    fig.update_yaxes(title_text=metric.lower() + " (%)")
+    return _layout(fig, title)
+
+
+def grouped_accuracy(groups: list[dict], by: str = "Loss", metric: str = "Test accuracy") -> go.Figure:
+    """Bars of the mean accuracy per group, std error bars, the run count on each bar."""
+    title = f"{metric} by {by.lower()}"
+    if not groups:
+        return empty_figure(title, f"No runs with {metric.lower()} yet")
+    fig = go.Figure(go.Bar(
+        x=[g["group"] for g in groups], y=[g["mean"] for g in groups], name="mean",
+        error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
+        text=[f"n={g['n']}" for g in groups], textposition="outside",
+        hovertemplate="%{x}<br>mean %{y:.2f}%<br>%{text}<extra></extra>"))
+    fig.update_xaxes(title_text=by.lower())
+    fig.update_yaxes(title_text=f"{metric.lower()} (%), mean ± std")
+    return _layout(fig, title, showlegend=False)
+
+
+def _palette() -> list[str]:
+    import plotly.colors
+
+    return list(plotly.colors.qualitative.Plotly)

@@ -1,0 +1,330 @@
+"""The Runs tab's data, as pure functions of store rows and arrays (no Gradio, no store access).
+
+Leaderboard rows and filters, run choices ("id: name"), tag parsing, per-class accuracy,
+accuracy grouped by loss/augmentation/model, EMA smoothing and curve series for the figures.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import UserError
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+# Leaderboard columns, in display order; accuracies are percentages, training time minutes.
+COLUMNS = ("Kind", "ID", "Name", "Model", "Loss", "Augmentations", "Status", "Best val acc %",
+           "Final val acc %", "Test acc %", "Params", "Train min", "Tags", "Notes")
+NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
+DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
+
+# "sort by" label -> (column, descending)
+SORTS = {
+    "ID (newest first)": ("ID", True),
+    "ID (oldest first)": ("ID", False),
+    "Best val acc": ("Best val acc %", True),
+    "Final val acc": ("Final val acc %", True),
+    "Test acc": ("Test acc %", True),
+    "Params (fewest first)": ("Params", False),
+    "Train time (shortest first)": ("Train min", False),
+    "Name": ("Name", False),
+}
+DEFAULT_SORT = "ID (newest first)"
+
+# accuracy choice -> run column
+ACCURACY_METRICS = {
+    "Test accuracy": "test_accuracy",
+    "Best validation accuracy": "best_val_accuracy",
+    "Final validation accuracy": "final_val_accuracy",
+}
+# curve metric choice -> epochs column
+CURVE_METRICS = {
+    "Validation accuracy": "val_accuracy",
+    "Validation loss": "val_loss",
+    "Training loss": "loss",
+    "Training accuracy": "accuracy",
+    "Learning rate": "lr",
+}
+X_AXES = ("Epoch", "Wall time")
+GROUP_BY = ("Loss", "Augmentation", "Model")
+EMPTY_MESSAGE = "No runs yet: train one in the Train tab."
+
+
+# -- describing a run ----------------------------------------------------------------------------
+def spec_of(run: dict) -> dict:
+    spec = run.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def run_model(run: dict) -> str:
+    return str(spec_of(run).get("model") or "")
+
+
+def run_loss(run: dict) -> str:
+    return str(spec_of(run).get("loss") or "")
+
+
+def run_augment(run: dict) -> str:
+    augment = spec_of(run).get("augment") or []
+    if isinstance(augment, str):
+        augment = [a for a in augment.replace("+", ",").split(",") if a.strip()]
+    return "+".join(str(a).strip() for a in augment) or "none"
+
+
+def run_dataset(run: dict) -> str:
+    return str(spec_of(run).get("dataset") or run.get("dataset") or "")
+
+
+def run_choice(run: dict) -> str:
+    return f"{run['id']}: {run['name']}"
+
+
+def parse_choice(choice) -> int:
+    """The run id of a choice "12: name" (or a bare id)."""
+    if choice is None or (isinstance(choice, str) and not choice.strip()):
+        raise UserError("pick a run first")
+    if isinstance(choice, (int, np.integer)):
+        return int(choice)
+    head = str(choice).split(":", 1)[0].strip()
+    try:
+        return int(head)
+    except ValueError:
+        raise UserError(f"{choice!r} is not a run; pick one from the list") from None
+
+
+def parse_choices(choices) -> list[int]:
+    if choices is None:
+        return []
+    if isinstance(choices, (str, int)):
+        choices = [choices]
+    return [parse_choice(c) for c in choices]
+
+
+def parse_tags(text) -> list[str]:
+    """Comma-separated tags -> a list: stripped, empty ones dropped, duplicates removed in order."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(t) for t in text)
+    tags = []
+    for tag in str(text or "").split(","):
+        tag = tag.strip()
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def class_names(dataset: str, num_classes: int) -> list[str]:
+    if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES):
+        return list(CIFAR10_CLASSES)
+    return [f"class {i}" for i in range(num_classes)]
+
+
+# -- leaderboard ---------------------------------------------------------------------------------
+def _pct(value):
+    return None if value is None else round(100.0 * float(value), 2)
+
+
+def _minutes(seconds):
+    return None if seconds is None else round(float(seconds) / 60.0, 1)
+
+
+def filter_options(runs: list[dict]) -> dict:
+    """The choices of the filter dropdowns: statuses, models, losses and tags found in `runs`."""
+    return {
+        "status": sorted({r["status"] for r in runs}),
+        "model": sorted({m for m in map(run_model, runs) if m}),
+        "loss": sorted({x for x in map(run_loss, runs) if x}),
+        "tag": sorted({t for r in runs for t in (r.get("tags") or [])}),
+    }
+
+
+def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(),
+                show_archived: bool = False) -> list[dict]:
+    """Runs that pass every active filter (an empty filter passes all; tags: any of them)."""
+    status, model, loss, tag = (set(x or ()) for x in (status, model, loss, tag))
+    kept = []
+    for run in runs:
+        if run.get("archived") and not show_archived:
+            continue
+        if status and run["status"] not in status:
+            continue
+        if model and run_model(run) not in model:
+            continue
+        if loss and run_loss(run) not in loss:
+            continue
+        if tag and not tag & set(run.get("tags") or ()):
+            continue
+        kept.append(run)
+    return kept
+
+
+def run_row(run: dict) -> dict:
+    status = run["status"] + (" (archived)" if run.get("archived") else "")
+    return {
+        "Kind": run.get("kind") or "scratch", "ID": run["id"], "Name": run["name"],
+        "Model": run_model(run), "Loss": run_loss(run), "Augmentations": run_augment(run),
+        "Status": status, "Best val acc %": _pct(run.get("best_val_accuracy")),
+        "Final val acc %": _pct(run.get("final_val_accuracy")),
+        "Test acc %": _pct(run.get("test_accuracy")), "Params": run.get("params"),
+        "Train min": _minutes(run.get("train_seconds")),
+        "Tags": ", ".join(run.get("tags") or []), "Notes": run.get("notes") or "",
+    }
+
+
+def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
+    members = [int(m) for m in ensemble.get("members") or []]
+    found = [runs_by_id[m] for m in members if m in runs_by_id]
+    complete = len(found) == len(members) and members
+    params = sum(r.get("params") or 0 for r in found) if complete and all(
+        r.get("params") is not None for r in found) else None
+    seconds = sum(r.get("train_seconds") or 0 for r in found) if complete else None
+    missing = [m for m in members if m not in runs_by_id]
+    note = f"{ensemble.get('method', '')} of runs {', '.join(map(str, members))}"
+    if missing:
+        note += f" (run(s) {', '.join(map(str, missing))} deleted or hidden)"
+    return {
+        "Kind": "ensemble", "ID": ensemble["id"], "Name": ensemble["name"],
+        "Model": f"ensemble of {len(members)}", "Loss": "", "Augmentations": "",
+        "Status": "saved", "Best val acc %": _pct(ensemble.get("val_accuracy")),
+        "Final val acc %": _pct(ensemble.get("val_accuracy")),
+        "Test acc %": _pct(ensemble.get("test_accuracy")), "Params": params,
+        "Train min": _minutes(seconds), "Tags": "", "Notes": note,
+    }
+
+
+def sort_rows(rows: list[dict], sort_by: str = DEFAULT_SORT) -> list[dict]:
+    """Rows sorted by a SORTS choice; missing values last; ensembles after runs on ties (and
+    after all runs when sorting by ID)."""
+    if sort_by not in SORTS:
+        raise UserError(f"unknown sort {sort_by!r}; choose one of: {', '.join(SORTS)}")
+    column, descending = SORTS[sort_by]
+
+    def key(row):
+        if column == "ID":  # run and ensemble ids are separate sequences: runs first
+            return (row["Kind"] == "ensemble", -row["ID"] if descending else row["ID"])
+        value = row[column]
+        if value is None:
+            return (1, 0, row["Kind"] == "ensemble", row["ID"])
+        if isinstance(value, str):
+            value = value.lower()
+            return (0, value, row["Kind"] == "ensemble", row["ID"])
+        return (0, -value if descending else value, row["Kind"] == "ensemble", row["ID"])
+
+    return sorted(rows, key=key)
+
+
+def leaderboard_rows(runs: list[dict], ensembles: list[dict] = (), *, status=(), model=(),
+                     loss=(), tag=(), show_archived=False, show_ensembles=True,
+                     sort_by: str = DEFAULT_SORT) -> list[dict]:
+    """The leaderboard: filtered runs plus (when no run filter is active) the saved ensembles."""
+    kept = filter_runs(runs, status=status, model=model, loss=loss, tag=tag,
+                       show_archived=show_archived)
+    rows = [run_row(r) for r in kept]
+    if show_ensembles and not any((status, model, loss, tag)):
+        by_id = {r["id"]: r for r in runs}
+        rows += [ensemble_row(e, by_id) for e in ensembles]
+    return sort_rows(rows, sort_by)
+
+
+def rows_to_table(rows: list[dict]) -> list[list]:
+    return [[row[c] for c in COLUMNS] for row in rows]
+
+
+def write_csv(header, table, folder=None) -> Path:
+    """Write the table to a new `leaderboard.csv` in a fresh temp folder; return its path."""
+    path = Path(tempfile.mkdtemp(prefix="workbench-leaderboard-", dir=folder)) / "leaderboard.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(header))
+        for row in table:
+            writer.writerow(["" if _missing(v) else v for v in row])
+    return path
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# -- analysis ------------------------------------------------------------------------------------
+def per_class_accuracy(logits, labels, num_classes: int | None = None) -> np.ndarray:
+    """Accuracy of argmax(logits) per true class (NaN for a class with no examples)."""
+    logits = np.asarray(logits)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+        raise UserError(f"logits of shape {list(logits.shape)} do not match {labels.shape[0]} labels")
+    n = int(num_classes or logits.shape[1])
+    correct = logits.argmax(axis=1) == labels
+    totals = np.bincount(labels, minlength=n)[:n].astype(np.float64)
+    hits = np.bincount(labels, weights=correct.astype(np.float64), minlength=n)[:n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
+
+
+def group_key(run: dict, by: str) -> str:
+    if by == "Loss":
+        return run_loss(run) or "?"
+    if by == "Augmentation":
+        return run_augment(run)
+    if by == "Model":
+        return run_model(run) or "?"
+    raise UserError(f"unknown grouping {by!r}; choose one of: {', '.join(GROUP_BY)}")
+
+
+def group_accuracy(runs: list[dict], by: str = "Loss", metric: str = "Test accuracy") -> list[dict]:
+    """Per group: `group`, `n`, `mean` and `std` (sample std, 0 for one run) of the metric in %,
+    and the run ids; runs without the metric are left out. Sorted by mean, best first."""
+    column = accuracy_column(metric)
+    groups: dict[str, list] = {}
+    for run in runs:
+        value = run.get(column)
+        if value is not None:
+            groups.setdefault(group_key(run, by), []).append((run["id"], 100.0 * float(value)))
+    result = []
+    for name, items in groups.items():
+        values = np.array([v for _, v in items])
+        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        result.append({"group": name, "n": len(values), "mean": float(values.mean()), "std": std,
+                       "runs": [i for i, _ in items]})
+    return sorted(result, key=lambda g: (-g["mean"], g["group"]))
+
+
+def accuracy_column(metric: str) -> str:
+    if metric not in ACCURACY_METRICS:
+        raise UserError(f"unknown accuracy {metric!r}; choose one of: {', '.join(ACCURACY_METRICS)}")
+    return ACCURACY_METRICS[metric]
+
+
+def ema(values, alpha: float) -> list:
+    """Exponential moving average `s = alpha * s + (1 - alpha) * x`; None values stay None and
+    do not move the average; alpha 0 returns the values unchanged."""
+    alpha = float(alpha or 0.0)
+    if not 0.0 <= alpha < 1.0:
+        raise UserError(f"smoothing must be in [0, 1), got {alpha}")
+    out, state = [], None
+    for x in values:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            out.append(None)
+            continue
+        state = float(x) if state is None else alpha * state + (1.0 - alpha) * float(x)
+        out.append(state)
+    return out
+
+
+def curve_series(epochs: list[dict], metric: str, x_axis: str = "Epoch") -> tuple[list, list]:
+    """x (epoch, or cumulative wall-clock minutes) and y (the metric; accuracies in %) of a run."""
+    if metric not in CURVE_METRICS:
+        raise UserError(f"unknown metric {metric!r}; choose one of: {', '.join(CURVE_METRICS)}")
+    if x_axis not in X_AXES:
+        raise UserError(f"unknown x axis {x_axis!r}; choose one of: {', '.join(X_AXES)}")
+    column = CURVE_METRICS[metric]
+    xs, ys, elapsed = [], [], 0.0
+    for row in epochs:
+        elapsed += float(row.get("seconds") or 0.0)
+        xs.append(row["epoch"] if x_axis == "Epoch" else elapsed / 60.0)
+        value = row.get(column)
+        ys.append(None if value is None else (100.0 * value if "accuracy" in column else value))
+    return xs, ys
