@@ -1,0 +1,19 @@
+"""The benchmarks still run (tiny sizes): a benchmark that rots unnoticed gives the README stale figures."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("train_overhead.py", ["--images", "256", "--epochs", "2", "--batch-size", "64"], "ratio"),
+    ("ui.py", ["--runs", "4", "--calls", "3"], "worst p95 while training"),
+])
+def test_benchmark_runs_small(script, args, expect):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout
