@@ -77,7 +77,7 @@ def main():
         dataset="synthetic", dataset_options={"n_train": int(args.images * 1.25), "n_test": 500})
     spec = RunSpec.from_dict({**source, "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
                               "augment": ["flip_crop"], "train_subset": args.images if real else 0,
-                              "val_size": 1000, "schedule": "cosine"})
+                              "val_size": 1000 if real else 0, "schedule": "cosine"})
     print(f"model {args.model}, {args.images} training images, batch {args.batch_size}, {args.epochs} epochs, "
           f"{'real CIFAR-10' if real else 'synthetic data'}, {os.cpu_count()} CPU cores, TF {tf.__version__}")
     # Epochs alternate between the two sides, so the machine's noise falls on both alike; each side's

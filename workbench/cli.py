@@ -1,4 +1,4 @@
-"""`python -m workbench`: train, train-all, resume, runs, export, models — headless, into the same store.
+"""`python -m workbench`: train, train-all, resume, runs, export, ensemble, models — headless, one store.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -9,7 +9,7 @@ import time
 from workbench.cli_args import add_spec_arguments, spec_from_args
 from workbench.errors import UserError
 
-COMMANDS = "train, train-all, resume, runs, export, models"
+COMMANDS = "train, train-all, resume, runs, export, ensemble, models"
 
 
 def main(argv=None) -> int:
@@ -59,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "npz"), default="csv")
     export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz)")
     export.set_defaults(handler=_export)
+
+    ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
+    ensemble.add_argument("runs", nargs="+", type=int, metavar="RUN", help="ids of completed runs (at least two)")
+    ensemble.add_argument("--method", choices=("grid", "greedy", "optimize", "vote", "uniform"), default="grid",
+                          help="grid search, greedy selection, NLL-optimal weights, majority vote, or equal weights")
+    ensemble.add_argument("--space", choices=("prob", "logit"), default="prob", help="average probabilities or logits")
+    ensemble.add_argument("--temperature", action="store_true", help="temperature-scale each member first")
+    ensemble.add_argument("--tta", action="store_true", help="average each member with its flipped predictions")
+    ensemble.add_argument("--step", type=float, default=0.1, help="grid step (default 0.1)")
+    ensemble.add_argument("--save", metavar="NAME", help="save the ensemble to the store under NAME")
+    ensemble.set_defaults(handler=_ensemble)
 
     zoo = sub.add_parser("models", help="list the model zoo with parameter counts")
     zoo.set_defaults(handler=lambda args: _print_models())
@@ -164,6 +175,30 @@ def _export(args):
 
     path = export_run(_open_store(args), args.run, args.format, args.output)
     print(f"wrote {path}")
+
+
+def _ensemble(args):
+    from workbench import ensemble_lab as lab
+
+    store = _open_store(args)
+    members = lab.Lab(store).load(args.runs)
+    settings = lab.Settings(method="vote" if args.method == "vote" else "mean", space=args.space,
+                            temperature=args.temperature, tta=args.tta)
+    weights = [1.0] * len(members.ids)
+    if args.method in lab.SEARCHES:
+        weights = lab.search(members, settings, args.method, step=args.step)["weights"]
+    scored = lab.score(members, weights, settings)
+    print(f"{'run':>5}  {'name':32s} {'weight':>7s} {'T':>5s} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
+    for member, weight in zip(scored["members"], scored["weights"]):
+        print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f} {member['temperature']:5.2f} "
+              f"{member['val_accuracy']:8.4f} {member['test_accuracy']:8.4f} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
+    val, test = scored["val"], scored["test"]
+    print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation):")
+    print(f"  validation: accuracy {val['accuracy']:.4f}  NLL {val['nll']:.4f}  ECE {val['ece']:.4f}")
+    print(f"  test:       accuracy {test['accuracy']:.4f}  NLL {test['nll']:.4f}  ECE {test['ece']:.4f}")
+    if args.save:
+        ensemble_id = lab.save(store, members, scored, settings, args.save)
+        print(f"saved as ensemble {ensemble_id}: {args.save}")
 
 
 def _print_models():

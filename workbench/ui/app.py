@@ -3,6 +3,7 @@ import html
 
 import gradio as gr
 
+from workbench.ui.ensemble_tab import create_ensemble_tab
 from workbench.ui.runs_tab import create_runs_tab
 from workbench.ui.train_tab import create_train_tab
 
@@ -30,10 +31,15 @@ def build_app(ctx) -> gr.Blocks:
                 train = create_train_tab(ctx)
             with gr.Tab("Runs", id="runs") as runs_tab:
                 runs = create_runs_tab(ctx, train["form_list"], tabs)
-        # The leaderboard refreshes when the tab is opened (not on a timer: that would undo a user's sort).
+            with gr.Tab("Ensemble", id="ensemble") as ensemble_tab:
+                ensemble = create_ensemble_tab(ctx)
+        # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
+        # user's sort or selection).
         runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
+        ensemble_tab.select(ensemble["refresh_fn"], ensemble["refresh_inputs"], ensemble["refresh_outputs"],
+                            show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         demo.load(train["refresh_fn"], train["refresh_inputs"], train["refresh_outputs"], show_progress="hidden")
         demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
-    demo.workbench = {"train": train, "runs": runs}
+    demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble}
     return demo
