@@ -11,6 +11,8 @@ from conftest import ROOT
 @pytest.mark.parametrize("script, args, expect", [
     ("train_overhead.py", ["--images", "256", "--epochs", "2", "--batch-size", "64"], "ratio"),
     ("ui.py", ["--runs", "4", "--calls", "3"], "worst p95 while training"),
+    ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "worst p95"),
+    ("ensemble.py", ["--members", "3", "--images", "300"], "slider update"),
 ])
 def test_benchmark_runs_small(script, args, expect):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,

@@ -4,6 +4,7 @@ import html
 import gradio as gr
 
 from workbench.ui.ensemble_tab import create_ensemble_tab
+from workbench.ui.errors_tab import create_errors_tab
 from workbench.ui.runs_tab import create_runs_tab
 from workbench.ui.train_tab import create_train_tab
 
@@ -33,13 +34,18 @@ def build_app(ctx) -> gr.Blocks:
                 runs = create_runs_tab(ctx, train["form_list"], tabs)
             with gr.Tab("Ensemble", id="ensemble") as ensemble_tab:
                 ensemble = create_ensemble_tab(ctx)
+            with gr.Tab("Errors", id="errors") as errors_tab:
+                errors = create_errors_tab(ctx)
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
         runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
+        runs_tab.select(runs["overview_fn"], runs["overview_inputs"], runs["overview_outputs"], show_progress="hidden")
         ensemble_tab.select(ensemble["refresh_fn"], ensemble["refresh_inputs"], ensemble["refresh_outputs"],
                             show_progress="hidden")
+        errors_tab.select(errors["refresh_fn"], errors["refresh_inputs"], errors["refresh_outputs"],
+                          show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         demo.load(train["refresh_fn"], train["refresh_inputs"], train["refresh_outputs"], show_progress="hidden")
         demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
-    demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble}
+    demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble, "errors": errors}
     return demo

@@ -221,3 +221,24 @@ def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
                                colorbar=dict(title="agree %")))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Member agreement on test (%): low agreement is what an ensemble can use", height=420)
+
+
+# -- Errors tab ----------------------------------------------------------------------------------------
+def confusion_heatmap(matrix: np.ndarray, class_names: list[str], title: str) -> go.Figure:
+    """Counts per (true, predicted) cell; the diagonal is drawn too, as in every confusion matrix."""
+    matrix = np.asarray(matrix)
+    fig = go.Figure(go.Heatmap(z=matrix, x=class_names, y=class_names, colorscale="Blues",
+                               text=matrix, texttemplate="%{text}", colorbar=dict(title="images"),
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+    fig.update_xaxes(title_text="predicted class", tickangle=-40)
+    fig.update_yaxes(title_text="true class", autorange="reversed")
+    return _layout(fig, title, height=480)
+
+
+def top5_bars(entries: list[tuple[str, list[tuple[str, float]]]], title: str) -> go.Figure:
+    """Grouped bars: the top-5 class probabilities of one image for the source and each member."""
+    fig = go.Figure()
+    for name, pairs in entries:
+        fig.add_trace(go.Bar(x=[c for c, _ in pairs], y=[100 * p for _, p in pairs], name=name))
+    fig.update_yaxes(title_text="probability (%)", range=[0, 100])
+    return _layout(fig, title, barmode="group")

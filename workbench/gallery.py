@@ -1,0 +1,126 @@
+"""Images for the Errors tab: one page of a `gr.Gallery`, and a captioned PNG grid to download.
+
+  page(images, indices, probs, labels, class_names, page=0, per_page=64, scale=3)
+      -> [(PIL.Image, "true: cat · predicted: dog (87%)"), ...]   the `page`-th slice of `indices`
+  page_count(n, per_page)                                          pages needed for n images (at least 1)
+  export_grid(images, indices, probs, labels, class_names, path, columns=8, scale=3) -> path
+      one PNG with the first EXPORT_LIMIT selected images, a caption under each
+
+`images` is the uint8 [N, H, W, 3] array the predictions belong to (`sources_view.split_images`),
+`indices` index into it (e.g. `analysis.misclassified`), `probs` [N, K] and `labels` [N] are the
+source's. Only the page's rows are touched, so a page costs the same for 100 or 10,000 images.
+Images are enlarged by `scale` with nearest-neighbour (32x32 -> 96x96 at scale 3): pixels stay sharp.
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from workbench.errors import UserError
+
+EXPORT_LIMIT = 256  # images in one exported grid; more would make a PNG too large to look at
+
+
+def page_count(n: int, per_page: int) -> int:
+    """Pages needed to show `n` images `per_page` at a time; 1 for no images (an empty first page)."""
+    per_page = _positive(per_page, "per_page")
+    return max(1, math.ceil(int(n) / per_page))
+
+
+def _positive(value, name: str) -> int:
+    if int(value) != value or value < 1:
+        raise UserError(f"{name} must be a whole number >= 1; got {value!r}")
+    return int(value)
+
+
+def _check(images, indices, probs, labels, class_names):
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise UserError(f"images must be uint8 [N, height, width, 3]; got {images.dtype} {list(images.shape)}")
+    probs, labels = np.asarray(probs), np.asarray(labels).reshape(-1)
+    if probs.ndim != 2 or probs.shape[0] != len(images) or len(labels) != len(images):
+        raise UserError(f"{len(images)} images but predictions of shape {list(probs.shape)} and {len(labels)} "
+                        "labels; the predictions must belong to these images")
+    if len(class_names) != probs.shape[1]:
+        raise UserError(f"{len(class_names)} class names for predictions over {probs.shape[1]} classes")
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(images)):
+        raise UserError(f"image indices must be in [0, {len(images) - 1}]")
+    return images, indices, probs, labels
+
+
+def _upscale(batch: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of uint8 [B, H, W, 3] by an integer factor."""
+    if scale == 1:
+        return batch
+    b, h, w, c = batch.shape
+    out = np.broadcast_to(batch[:, :, None, :, None, :], (b, h, scale, w, scale, c))
+    return out.reshape(b, h * scale, w * scale, c)
+
+
+def _labelled(indices, probs, labels, class_names):
+    """(true name, predicted name, probability of the prediction) for each index."""
+    rows = probs[indices]
+    pred = rows.argmax(axis=1)
+    conf = rows[np.arange(len(indices)), pred]
+    return [(str(class_names[t]), str(class_names[p]), float(q)) for t, p, q in zip(labels[indices], pred, conf)]
+
+
+def caption(true_name: str, predicted_name: str, prob: float) -> str:
+    return f"true: {true_name} · predicted: {predicted_name} ({prob:.0%})"
+
+
+def page(images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3) -> list:
+    """[(PIL.Image, caption)] for page `page` (0-based; clamped to the last page) of `indices`."""
+    per_page, scale = _positive(per_page, "per_page"), _positive(scale, "scale")
+    images, indices, probs, labels = _check(images, indices, probs, labels, class_names)
+    number = min(max(0, int(page)), page_count(len(indices), per_page) - 1)
+    chosen = indices[number * per_page:(number + 1) * per_page]
+    if not len(chosen):
+        return []
+    big = np.ascontiguousarray(_upscale(images[chosen], scale))
+    texts = _labelled(chosen, probs, labels, class_names)
+    return [(Image.fromarray(img), caption(*text)) for img, text in zip(big, texts)]
+
+
+def export_grid(images, indices, probs, labels, class_names, path, columns: int = 8, scale: int = 3) -> str:
+    """Write one PNG grid of the selected images (at most EXPORT_LIMIT, in `indices` order) with a
+    caption under each ("#index", "true: ...", "pred: ... (87%)") and a title line saying how many
+    are shown; returns `path` (as text)."""
+    columns, scale = _positive(columns, "columns"), _positive(scale, "scale")
+    images, indices, probs, labels = _check(images, indices, probs, labels, class_names)
+    if not len(indices):
+        raise UserError("no images selected to export; choose a source, split or confusion cell with errors")
+    total = len(indices)
+    chosen = indices[:EXPORT_LIMIT]
+    big = _upscale(images[chosen], scale)
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    labelled = _labelled(chosen, probs, labels, class_names)
+    captions = [(f"#{i}", f"true: {t}", f"pred: {p} ({q:.0%})") for i, (t, p, q) in zip(chosen, labelled)]
+    line_h = int(max(measure.textbbox((0, 0), "Ag#(%)", font=font)[3], 10)) + 2
+    pad = 6
+    text_w = max(measure.textlength(line, font=font) for lines in captions for line in lines)
+    cell_w = int(max(big.shape[2], text_w)) + pad
+    cell_h = big.shape[1] + 3 * line_h + pad
+    columns = min(columns, len(chosen))
+    rows = math.ceil(len(chosen) / columns)
+    title = (f"{total} images" if total <= EXPORT_LIMIT
+             else f"first {EXPORT_LIMIT} of {total} images (an export holds at most {EXPORT_LIMIT})")
+    header = line_h + pad
+    width = max(columns * cell_w + pad, int(measure.textlength(title, font=font)) + 2 * pad)
+    canvas = Image.new("RGB", (width, header + rows * cell_h + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, pad // 2), title, fill="black", font=font)
+    for n, (img, lines, (t, p, _)) in enumerate(zip(big, captions, labelled)):
+        x = pad + (n % columns) * cell_w
+        y = header + (n // columns) * cell_h
+        canvas.paste(Image.fromarray(np.ascontiguousarray(img)), (x, y))
+        for j, line in enumerate(lines):
+            colour = (200, 0, 0) if j == 2 and p != t else "black"  # a wrong prediction in red
+            draw.text((x, y + big.shape[1] + 1 + j * line_h), line, fill=colour, font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, format="PNG")
+    return str(path)
