@@ -1,4 +1,4 @@
-"""The job queue: runs RunSpecs in worker threads, each on its own set of GPUs.
+"""The job queue: runs RunSpecs (and FinetuneSpecs) in worker threads, each on its own set of GPUs.
 
 All state that matters lives in the store (status, epochs, errors), so a reloaded page, a second
 browser or the CLI sees the same jobs, and a dead process leaves runs that `resume` can finish.
@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from workbench import devices as device_utils
 from workbench.errors import UserError
 from workbench.spec import RunSpec
+from workbench.store_lock import StoreLock
 
 
 @dataclass
 class _Job:
     run_id: int
-    spec: RunSpec
+    spec: object  # RunSpec or FinetuneSpec
     gpus: int  # how many GPUs it needs (0: the CPU)
     resume: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
@@ -28,13 +29,32 @@ class _Job:
     devices: list = field(default_factory=list)
 
 
+def spec_class(kind: str):
+    """The spec type of a run kind: RunSpec for "scratch", FinetuneSpec for "finetune"."""
+    if kind == "finetune":
+        from workbench.finetune import FinetuneSpec
+
+        return FinetuneSpec
+    return RunSpec
+
+
+def _runner_for(spec):
+    if type(spec).__name__ == "FinetuneSpec":
+        from workbench.finetune import fit
+    else:
+        from workbench.train import fit
+    return fit
+
+
 class JobQueue:
-    def __init__(self, store, *, devices=None, runner=None):
+    def __init__(self, store, *, devices=None):
         """devices: the GPUs jobs may use (default: all TensorFlow sees; [] for CPU only).
-        runner: the function that trains a job (default workbench.train.fit), e.g. workbench.finetune.fit."""
+
+        Takes the store's job lock (`workbench.store_lock`): a second job-running process on the same
+        store is refused instead of marking this one's runs interrupted. `shutdown()` releases it."""
         self.store = store
+        self._store_lock = StoreLock(store.path).acquire()
         self.gpus = list(device_utils.gpu_names() if devices is None else devices)
-        self._runner = runner
         self._lock = threading.Condition()
         self._pending: list = []
         self._running: dict = {}
@@ -44,10 +64,17 @@ class JobQueue:
 
     # --- public ------------------------------------------------------------------------------
 
-    def submit(self, spec: RunSpec, *, kind="scratch", tags=(), notes="") -> int:
-        """Validate (names, numbers, paths, data, model) and queue; nothing is written if it is invalid."""
+    def submit(self, spec, *, tags=(), notes="") -> int:
+        """Validate a RunSpec or FinetuneSpec (names, numbers, paths, data, model) and queue it;
+        nothing is written if it is invalid."""
+        kind = "finetune" if type(spec).__name__ == "FinetuneSpec" else "scratch"
         spec = spec.validate(available_gpus=len(self.gpus))
-        check_buildable(spec)
+        if kind == "finetune":
+            from workbench.finetune import check_buildable as check_finetune
+
+            check_finetune(spec)
+        else:
+            check_buildable(spec)
         run_id = self.store.create_run(spec.display_name(), spec.to_dict(), kind=kind, dataset=spec.dataset,
                                        tags=tags, notes=notes)
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
@@ -60,7 +87,7 @@ class JobQueue:
             raise UserError(f"run {run_id} is {run['status']}; only a stopped run can be resumed")
         if run["status"] == "completed":
             raise UserError(f"run {run_id} is already completed")
-        spec = RunSpec.from_dict(run["spec"]).validate(available_gpus=len(self.gpus))
+        spec = spec_class(run["kind"]).from_dict(run["spec"]).validate(available_gpus=len(self.gpus))
         self.store.set_status(run_id, "queued")
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec), resume=True))
 
@@ -98,10 +125,11 @@ class JobQueue:
             job.stop.set()
         for job in running:
             job.done.wait(timeout)
+        self._store_lock.release()
 
     # --- scheduling --------------------------------------------------------------------------
 
-    def _gpus_needed(self, spec: RunSpec) -> int:
+    def _gpus_needed(self, spec) -> int:
         if spec.gpus == -1:
             return 1 if self.gpus else 0
         return spec.gpus
@@ -137,9 +165,7 @@ class JobQueue:
 
     def _run(self, job: _Job):
         try:
-            runner = self._runner
-            if runner is None:
-                from workbench.train import fit as runner
+            runner = _runner_for(job.spec)
             runner(job.spec, self.store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
         except BaseException as exc:  # a thread never dies silently: the run carries the reason
             self._mark_failed(job.run_id, exc)

@@ -85,6 +85,7 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
     """Queue every step (the queue runs them as devices allow) and report progress until all end."""
     from workbench.jobs import JobQueue
 
+    own_queue = queue is None
     queue = queue or JobQueue(store)
     run_ids = []
     for step in steps:
@@ -118,6 +119,8 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
         queue.shutdown()
         out("cancelled; run train-all again to resume where it stopped")
         return 130
+    if own_queue:
+        queue.shutdown()  # all jobs ended: release the store's job lock
     finished = [store.get_run(r) for r in run_ids]
     failed = [r for r in finished if r["status"] != "completed"]
     out(f"train-all: {len(finished) - len(failed)} completed, {len(failed)} not completed, "

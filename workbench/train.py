@@ -155,6 +155,16 @@ def save_checkpoint(model, run_dir, epoch: int):
         raise OSError(f"could not write the checkpoint in {run_dir}: {exc.strerror or exc}") from exc
 
 
+def load_checkpoint(run_dir):
+    """The checkpointed model, loaded with Keras' safe_mode (no arbitrary code from the file)."""
+    path = run_dir / CHECKPOINT
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # zip, HDF5 and config errors all mean the same thing to the user
+        raise UserError(f"the checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); it is "
+                        "damaged (a truncated copy or a full disk?). Start the run again (clone it in the Runs tab)") from None
+
+
 def checkpoint_epoch(run_dir) -> int:
     """The epoch of the complete checkpoint in run_dir, 0 if there is none."""
     try:
@@ -176,7 +186,7 @@ def fit(spec: RunSpec, store, run_id: int, *, devices: list, stop: threading.Eve
     initial_epoch = checkpoint_epoch(run_dir) if resume else 0
     with strategy.scope():
         if initial_epoch:
-            model = keras.models.load_model(run_dir / CHECKPOINT, safe_mode=True)
+            model = load_checkpoint(run_dir)
         else:
             model = build_model(spec, data.dataset.num_classes, data.dataset.image_shape)
             compile_model(model, spec, steps)
