@@ -19,6 +19,8 @@ def parse_args(argv=None):
     parser.add_argument("--db", default=None, help="store file (default: $WORKBENCH_DB or runs/workbench.db)")
     parser.add_argument("--data", default=os.environ.get("WORKBENCH_DATA", ""),
                         help="default data path of the Train form (CIFAR archive or image folder)")
+    parser.add_argument("--data-root", action="append", default=[], metavar="FOLDER",
+                        help="another folder the page's data paths may point into (repeatable)")
     parser.add_argument("--share", action="store_true", help="also open a public Gradio share link (needs --auth)")
     parser.add_argument("--auth", default=os.environ.get("WORKBENCH_AUTH"),
                         help="user:password required to open the page (or WORKBENCH_AUTH)")
@@ -43,6 +45,9 @@ def check_args(args):
         raise UserError(f"--port must be between 1 and 65535, not {args.port}")
     if args.data and not Path(args.data).expanduser().exists():
         raise UserError(f"--data {args.data} does not exist; give a CIFAR archive, its folder or an image folder")
+    for root in args.data_root:
+        if not Path(root).expanduser().is_dir():
+            raise UserError(f"--data-root {root} is not a folder")
     return auth
 
 
@@ -52,12 +57,14 @@ def create(args):
     from workbench import devices
     from workbench.jobs import JobQueue
     from workbench.ui.app import build_app
-    from workbench.ui.context import AppContext
+    from workbench.ui.context import AppContext, default_data_roots
 
     store = Store(args.db) if args.db else Store()
     queue = JobQueue(store)
-    ctx = AppContext(store=store, queue=queue, data_path=str(Path(args.data).expanduser()) if args.data else "",
-                     device_summary=devices.describe(), gpu_names=queue.gpus, interrupted=queue.interrupted)
+    data_path = str(Path(args.data).expanduser()) if args.data else ""
+    ctx = AppContext(store=store, queue=queue, data_path=data_path, device_summary=devices.describe(),
+                     gpu_names=queue.gpus, interrupted=queue.interrupted,
+                     data_roots=default_data_roots(data_path, store.path, args.data_root))
     return ctx, build_app(ctx)
 
 

@@ -104,3 +104,37 @@ def test_login_is_required_on_every_route(tmp_path):
     assert "wonderland" not in server.log.read_text()
     with Store(server.db) as store:
         assert "wonderland" not in json.dumps(store.list_runs())
+
+
+def test_form_paths_cannot_leave_the_allowed_folders(app_server):
+    from gradio_client import Client
+
+    from conftest import FIXTURES
+
+    client = Client(app_server.url, verbose=False)
+    outside = [str(FIXTURES / "cifar10-mini.tar.gz"), str(app_server.db.parent / ".." / ".." / "etc"), "../../../etc/passwd"]
+    for path in outside:
+        values = spec_to_form_values(TINY.replace(dataset="cifar10", dataset_options={}, data_path=path))
+        message, _ = client.predict("", *values, api_name="/train")
+        assert "is outside the folders this app may read" in message and "--data-root" in message, message
+    with Store(app_server.db) as store:
+        assert all(run["spec"]["data_path"] == "" for run in store.list_runs())
+
+
+def test_data_roots_allow_the_data_folder_and_extra_roots(tmp_path):
+    from workbench.ui.context import AppContext, default_data_roots
+
+    data = tmp_path / "data" / "cifar.tar.gz"
+    data.parent.mkdir()
+    data.write_bytes(b"x")
+    extra = tmp_path / "more"
+    extra.mkdir()
+    ctx = AppContext(store=None, queue=None, data_roots=default_data_roots(str(data), tmp_path / "runs" / "w.db", [extra]))
+    assert ctx.check_path(str(data)) == str(data.resolve())
+    assert ctx.check_path(str(extra / "set")) == str((extra / "set").resolve())
+    with pytest.raises(UserError, match="outside the folders"):
+        ctx.check_path(str(tmp_path / "data" / ".." / "secret"))
+    link = tmp_path / "data" / "escape"
+    link.symlink_to("/etc")
+    with pytest.raises(UserError, match="outside the folders"):
+        ctx.check_path(str(link / "passwd"))

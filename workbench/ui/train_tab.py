@@ -58,6 +58,7 @@ def create_train_tab(ctx) -> dict:
     def submit(tag_text, *values):
         try:
             spec = form_values_to_spec(*values)
+            spec = spec.replace(data_path=ctx.check_path(spec.data_path))
             tag_list = [t.strip() for t in (tag_text or "").split(",") if t.strip()]
             run_id = ctx.queue.submit(spec, tags=tag_list)
         except UserError as exc:

@@ -1,0 +1,168 @@
+"""Soak: a mixed load for a bounded time, local only, through the app's own server-side code.
+
+A stream of tiny training runs (submitted, some cancelled, some resumed), two UI pollers calling the
+Train tab's live poll and the Runs tab's refresh as a page would, and an ensemble thread scoring the
+finished runs with random weights. At the end: runs completed / cancelled / failed, errors seen by
+clients, peak memory and file handles (start, after warm-up, end), and the store's consistency (no
+run left running, epochs 1..N without gaps or duplicates, logits for every completed run,
+`PRAGMA integrity_check`). Target: zero lost runs, zero client-visible errors, memory flat after warm-up.
+
+    .venv/bin/python bench/soak.py [--seconds 300]
+"""
+import argparse
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from store import Store  # noqa: E402
+from workbench import ensemble_lab as lab  # noqa: E402
+from workbench.errors import UserError  # noqa: E402
+from workbench.jobs import JobQueue  # noqa: E402
+from workbench.spec import RunSpec  # noqa: E402
+from workbench.ui.app import build_app  # noqa: E402
+from workbench.ui.context import AppContext  # noqa: E402
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Soak:
+    def __init__(self, folder: Path, seconds: float, seed: int = 0):
+        self.store = Store(folder / "soak.db")
+        self.queue = JobQueue(self.store, devices=[])
+        ctx = AppContext(store=self.store, queue=self.queue, device_summary="soak")
+        self.app = build_app(ctx).workbench
+        self.deadline = time.monotonic() + seconds
+        self.random = random.Random(seed)
+        self.client_errors = []
+        self.counts = {"submitted": 0, "cancel requests": 0, "resumes": 0, "polls": 0, "ensemble scores": 0}
+        self.memory = []  # (seconds since start, RSS MB, open files)
+        self.lock = threading.Lock()
+
+    def running(self) -> bool:
+        return time.monotonic() < self.deadline
+
+    def client(self, name, fn):
+        """Call a server-side handler as a page would; any exception is an error the user would see."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - counting them is the point
+            with self.lock:
+                self.client_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def jobs(self):
+        while self.running():
+            if len(self.queue.active()) >= 3:  # keep a short backlog: on a CPU jobs run one at a time
+                time.sleep(1)
+                continue
+            spec = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
+                           dataset_options={"n_train": 400, "n_test": 100}, batch_size=50, schedule="cosine",
+                           learning_rate=0.05, epochs=self.random.randint(2, 6), seed=self.random.randint(0, 9))
+            self.queue.submit(spec)
+            self.counts["submitted"] += 1
+            runs = self.store.list_runs()
+            running = [r["id"] for r in runs if r["status"] == "running"]
+            if running and self.random.random() < 0.3:
+                try:
+                    self.queue.cancel(self.random.choice(running))
+                    self.counts["cancel requests"] += 1
+                except UserError:
+                    pass  # it finished in between: fine
+            cancelled = [r["id"] for r in runs if r["status"] == "cancelled"]
+            if cancelled and self.random.random() < 0.5:
+                self.queue.resume(self.random.choice(cancelled))
+                self.counts["resumes"] += 1
+            time.sleep(3)
+
+    def poller(self):
+        train, runs = self.app["train"], self.app["runs"]
+        while self.running():
+            self.client("live poll", lambda: train["refresh_fn"](None, None))
+            self.client("runs refresh", lambda: runs["refresh_fn"]())
+            self.counts["polls"] += 1
+            time.sleep(0.2)
+
+    def ensembles(self):
+        room = lab.Lab(self.store)
+        while self.running():
+            done = [r["id"] for r in self.store.list_runs(status="completed")]
+            if len(done) >= 2:
+                members = self.random.sample(done, min(3, len(done)))
+                self.client("ensemble", lambda: lab.score(room.load(members),
+                                                          [self.random.random() + 0.01 for _ in members], lab.Settings()))
+                self.counts["ensemble scores"] += 1
+            time.sleep(2)
+
+    def sample_memory(self, started):
+        while self.running():
+            self.memory.append((time.monotonic() - started, rss_mb(), open_files()))
+            time.sleep(1)
+
+    def run(self):
+        started = time.monotonic()
+        threads = [threading.Thread(target=t, daemon=True) for t in (self.jobs, self.poller, self.poller, self.ensembles)]
+        threads.append(threading.Thread(target=self.sample_memory, args=(started,), daemon=True))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.queue.shutdown(timeout=120)  # whatever still runs is cancelled (resumable), not lost
+        return self.report(time.monotonic() - started)
+
+    def report(self, seconds) -> int:
+        runs = self.store.list_runs()
+        statuses = {}
+        for run in runs:
+            statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+        problems = [f"run {r['id']} left {r['status']}" for r in runs if r["status"] in ("queued", "running")]
+        problems += [f"run {r['id']} failed: {r['error']}" for r in runs if r["status"] in ("failed", "diverged")]
+        for run in runs:
+            epochs = [e["epoch"] for e in self.store.epochs(run["id"])]
+            if epochs != list(range(1, len(epochs) + 1)):
+                problems.append(f"run {run['id']} has epochs {epochs}")
+            if run["status"] == "completed" and len(self.store.prediction_splits(run["id"])) != 4:
+                problems.append(f"run {run['id']} completed without its logits")
+        integrity = self.store.integrity_check()
+        warm = [m for m in self.memory if m[0] >= min(60, seconds / 3)] or self.memory
+        print(f"soak for {seconds:.0f} s: {self.counts}")
+        print(f"runs by status: {statuses}")
+        print(f"client-visible errors: {len(self.client_errors)}" + "".join(f"\n  {e}" for e in self.client_errors[:5]))
+        print(f"lost or inconsistent runs: {len(problems)}" + "".join(f"\n  {p}" for p in problems[:5]))
+        print(f"store integrity_check: {integrity}")
+        if self.memory:
+            print(f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
+                  f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
+                  f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}")
+            print(f"| soak, {seconds / 60:.0f} min | {statuses.get('completed', 0)} runs completed, "
+                  f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
+                  f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py` |")
+        self.store.close()
+        return 1 if problems or self.client_errors or integrity != "ok" else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        return Soak(Path(folder), args.seconds, args.seed).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
