@@ -86,3 +86,40 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     _wait_text(board, r"completed")
     _screenshot(page, "04-runs-tab")
     page.close()
+
+
+def test_fine_tune_a_backbone_from_its_tab(app_server, browser):
+    """mobilenet_v2 (random weights: no download here) at 32 px on synthetic data, one epoch per phase."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.goto(app_server.url)
+    page.get_by_role("tab", name="Fine-tune").click()
+
+    def fill(name, value):
+        page.locator(f"#ft-{name} input, #ft-{name} textarea").first.fill(str(value))
+
+    def choose(name, option):
+        page.locator(f"#ft-{name} input").click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+    choose("backbone", "inception_v3")
+    fill("image_size", 32)
+    page.locator("#ft-button").click()
+    _wait_text(page.locator("#ft-message"), r"Not queued: image size 32 is below inception_v3's minimum of 75")
+    choose("backbone", "mobilenet_v2")
+    fill("weights", "none")
+    for name, value in (("head_epochs", 1), ("finetune_epochs", 1), ("batch_size", 50),
+                        ("dataset_options", "n_train=300,n_test=60"), ("name", "ft-browser")):
+        fill(name, value)
+    choose("dataset", "synthetic")
+    fill("data_path", "")
+    page.locator("#ft-name textarea, #ft-name input").first.press("Tab")
+    _wait_text(page.locator("#ft-command"), r"python -m workbench finetune --backbone mobilenet_v2 --weights none")
+    page.locator("#ft-button").click()
+    _wait_text(page.locator("#ft-message"), r"Queued run \d+: ft-browser")
+    _wait_text(page.locator("#ft-live-panel"), r"ft-browser .*completed · epoch 2/2", timeout=240)
+    _screenshot(page, "07-finetune-tab")
+    with Store(app_server.db) as store:
+        run = next(r for r in store.list_runs() if r["name"] == "ft-browser")
+        assert run["kind"] == "finetune" and len(store.prediction_splits(run["id"])) == 4
+        assert [e["lr"] for e in store.epochs(run["id"])] == pytest.approx([1e-3, 1e-4])
+    page.close()

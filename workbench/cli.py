@@ -1,4 +1,4 @@
-"""`python -m workbench`: train, train-all, resume, runs, export, ensemble, models — headless, one store.
+"""`python -m workbench`: train, finetune, train-all, resume, runs, export, ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -9,7 +9,7 @@ import time
 from workbench.cli_args import add_spec_arguments, spec_from_args
 from workbench.errors import UserError
 
-COMMANDS = "train, train-all, resume, runs, export, ensemble, models"
+COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
 
 
 def main(argv=None) -> int:
@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_arguments(train)
     train.add_argument("--tags", default="", help="comma-separated tags for the run")
     train.set_defaults(handler=_train)
+
+    finetune = sub.add_parser("finetune", help="fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
+                              description="Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.")
+    from workbench.finetune_spec import add_finetune_arguments
+
+    add_finetune_arguments(finetune)
+    finetune.add_argument("--tags", default="", help="comma-separated tags for the run")
+    finetune.set_defaults(handler=_finetune)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
@@ -90,6 +98,18 @@ def _train(args):
     queue = JobQueue(store)
     tags = [t.strip() for t in args.tags.split(",") if t.strip()]
     run_id = queue.submit(spec, tags=tags)
+    print(f"run {run_id}: {spec.display_name()}  ({store.path})")
+    return _follow(queue, store, [run_id])
+
+
+def _finetune(args):
+    from workbench.finetune_spec import finetune_spec_from_args
+    from workbench.jobs import JobQueue
+
+    spec = finetune_spec_from_args(args)
+    store = _open_store(args)
+    queue = JobQueue(store)
+    run_id = queue.submit(spec, tags=[t.strip() for t in args.tags.split(",") if t.strip()])
     print(f"run {run_id}: {spec.display_name()}  ({store.path})")
     return _follow(queue, store, [run_id])
 

@@ -5,6 +5,7 @@ import gradio as gr
 
 from workbench.ui.ensemble_tab import create_ensemble_tab
 from workbench.ui.errors_tab import create_errors_tab
+from workbench.ui.finetune_tab import create_finetune_tab
 from workbench.ui.runs_tab import create_runs_tab
 from workbench.ui.train_tab import create_train_tab
 
@@ -34,6 +35,8 @@ def build_app(ctx) -> gr.Blocks:
                 runs = create_runs_tab(ctx, train["form_list"], tabs)
             with gr.Tab("Ensemble", id="ensemble") as ensemble_tab:
                 ensemble = create_ensemble_tab(ctx)
+            with gr.Tab("Fine-tune", id="finetune"):
+                finetune = create_finetune_tab(ctx)
             with gr.Tab("Errors", id="errors") as errors_tab:
                 errors = create_errors_tab(ctx)
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
@@ -47,5 +50,5 @@ def build_app(ctx) -> gr.Blocks:
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         demo.load(train["refresh_fn"], train["refresh_inputs"], train["refresh_outputs"], show_progress="hidden")
         demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
-    demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble, "errors": errors}
+    demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble, "finetune": finetune, "errors": errors}
     return demo

@@ -72,6 +72,12 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
     if not epochs:
         fig.add_annotation(text="waiting for the first epoch...", showarrow=False, xref="paper",
                            yref="paper", x=0.5, y=0.5, font=dict(size=14, color="#666"))
+    spec = run.get("spec") or {}
+    if run.get("kind") == "finetune" and spec.get("head_epochs") and spec.get("finetune_epochs"):
+        for c in (1, 2, 3):  # where phase 2 (the unfrozen backbone) starts
+            fig.add_vline(x=spec["head_epochs"] + 0.5, line_dash="dot", line_color="#888", row=1, col=c)
+        fig.add_annotation(text="phase 2: backbone unfrozen", x=spec["head_epochs"] + 0.5, xref="x", yref="paper",
+                           y=1.0, showarrow=False, xanchor="left", font=dict(size=10, color="#666"))
     # Legend under the plots: above them it covers the third subplot's title.
     return _layout(fig, title).update_layout(
         legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="center", x=0.5), margin=dict(b=80))

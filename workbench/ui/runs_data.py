@@ -62,11 +62,13 @@ def spec_of(run: dict) -> dict:
 
 
 def run_model(run: dict) -> str:
-    return str(spec_of(run).get("model") or "")
+    spec = spec_of(run)  # fine-tune runs name a backbone instead of a zoo model
+    return str(spec.get("model") or (f"{spec['backbone']} (fine-tuned)" if spec.get("backbone") else ""))
 
 
 def run_loss(run: dict) -> str:
-    return str(spec_of(run).get("loss") or "")
+    spec = spec_of(run)
+    return str(spec.get("loss") or ("cross_entropy" if spec.get("backbone") else ""))
 
 
 def run_augment(run: dict) -> str:

@@ -1,0 +1,65 @@
+"""The live panel (jobs table, followed run's progress and curves, Cancel / Resume), shared by the
+Train and Fine-tune tabs. It polls the store every 2 s, so every page shows the same jobs."""
+import gradio as gr
+
+from workbench.errors import UserError
+from workbench.ui import live
+from workbench.ui.plots import live_curves
+
+POLL_SECONDS = 2.0
+
+
+def create_live_panel(ctx, prefix: str = "", api_prefix: str = "") -> dict:
+    """Build the panel inside the caller's layout. `prefix` keeps element ids unique per tab."""
+    gr.Markdown("### Jobs")
+    jobs = gr.Dataframe(headers=live.JOB_COLUMNS, value=[], interactive=False, elem_id=f"{prefix}jobs-table",
+                        wrap=True, column_widths=["7%", "33%", "12%", "9%", "9%", "10%", "10%", "10%"])
+    follow = gr.Dropdown(label="Follow run", choices=[], value=None, elem_id=f"{prefix}follow-run")
+    status = gr.HTML(elem_id=f"{prefix}live-panel")
+    curves = gr.Plot(label="Live curves", elem_id=f"{prefix}live-curves")
+    with gr.Row():
+        cancel_button = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}cancel-button")
+        resume_button = gr.Button("Resume", elem_id=f"{prefix}resume-button")
+    action_message = gr.Markdown(elem_id=f"{prefix}action-message")
+    last_drawn = gr.State(None)
+
+    def refresh(followed, drawn):
+        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves."""
+        rows = live.jobs_rows(ctx.store)
+        choices = live.follow_choices(ctx.store)
+        if followed not in {value for _, value in choices}:
+            followed = live.default_follow(ctx.store)
+        if followed is None:
+            empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
+            return rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn
+        run = ctx.store.get_run(followed)
+        epochs = ctx.store.epochs(followed)
+        signature = (followed, len(epochs), run["status"])
+        figure = live_curves(run, epochs) if signature != drawn else gr.skip()
+        return rows, gr.update(choices=choices, value=followed), live.status_html(run, epochs), figure, signature
+
+    outputs = [jobs, follow, status, curves, last_drawn]
+    timer = gr.Timer(POLL_SECONDS)
+    timer.tick(refresh, [follow, last_drawn], outputs, show_progress="hidden", api_name=f"{api_prefix}jobs")
+    follow.input(refresh, [follow, gr.State(None)], outputs, show_progress="hidden")
+
+    def act(action, run_id):
+        if run_id is None:
+            return "Choose a run to follow first."
+        try:
+            if action == "cancel":
+                ctx.queue.cancel(int(run_id))
+                return f"Cancelling run {run_id}: it stops after its current batch (resume continues it)."
+            ctx.queue.resume(int(run_id))
+            return f"Run {run_id} queued to resume from its last checkpoint."
+        except UserError as exc:
+            return f"**{exc}**"
+
+    cancel_button.click(lambda r: act("cancel", r), follow, action_message, api_name=f"{api_prefix}cancel")
+    resume_button.click(lambda r: act("resume", r), follow, action_message, api_name=f"{api_prefix}resume")
+
+    def followed_update(run_id):
+        return gr.update(choices=live.follow_choices(ctx.store), value=run_id)
+
+    return {"jobs": jobs, "follow": follow, "status": status, "curves": curves, "refresh_fn": refresh,
+            "refresh_inputs": [follow, last_drawn], "refresh_outputs": outputs, "followed_update": followed_update}
