@@ -8,9 +8,13 @@ import pytest
 from conftest import ROOT
 
 
+SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs them
+
+
 @pytest.mark.parametrize("script, args, expect", [
-    ("train_overhead.py", ["--images", "256", "--epochs", "2", "--batch-size", "64"], "ratio"),
-    ("ui.py", ["--runs", "4", "--calls", "3"], "worst p95 while training"),
+    pytest.param("train_overhead.py", ["--images", "256", "--epochs", "2", "--batch-size", "64"], "ratio", marks=SLOW),
+    pytest.param("ui.py", ["--runs", "4", "--calls", "3"], "worst p95 while training", marks=SLOW),
+    pytest.param("soak.py", ["--seconds", "20"], "lost or inconsistent runs: 0", marks=SLOW),
     ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "worst p95"),
     ("ensemble.py", ["--members", "3", "--images", "300"], "slider update"),
 ])

@@ -21,7 +21,7 @@ def _choose(page, field, value):
     box = page.locator(f"#field-{field} input")
     box.click()
     box.fill(value)
-    page.keyboard.press("Enter")
+    page.get_by_role("option", name=value, exact=True).click()  # waits for the option to render
 
 
 def _field(page, field):

@@ -29,14 +29,17 @@ def _fill_store(db, skills=(2.0, 1.5, 0.4)):
         store.create_run("still-queued", {"epochs": 3})
 
 
-def _wait(predicate, timeout=60):
+def _wait(predicate, timeout=60, page=None, what=""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.3)
-    raise AssertionError("timed out")
+    if page is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ensemble-timeout.png"), full_page=True)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_metrics_rows_format():
@@ -56,27 +59,31 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         page.goto(server.url)
         page.get_by_role("tab", name="Ensemble").click()
-        _wait(lambda: "still-queued" in page.locator("#ensemble-unavailable").inner_text())
+        _wait(lambda: "still-queued" in page.locator("#ensemble-unavailable").inner_text(), page=page,
+              what="the unavailable list")
         assert "only completed runs" in page.locator("#ensemble-unavailable").inner_text()
         box = page.locator("#ensemble-runs input")
         for name in ("1: member-0", "2: member-1", "3: member-2"):
             box.click()
             box.fill(name)
-            page.keyboard.press("Enter")
-            page.wait_for_timeout(500)
+            page.get_by_role("option", name=name, exact=True).click()  # waits for the option to render
+            page.wait_for_timeout(300)
         metrics = page.locator("#ensemble-metrics")
-        _wait(lambda: "ensemble" in metrics.inner_text() and "3: member-2" in metrics.inner_text())
+        _wait(lambda: "ensemble" in metrics.inner_text() and "3: member-2" in metrics.inner_text(), page=page,
+              what="the metrics of three members")
         assert page.locator("#ensemble-weight-2").is_visible() and not page.locator("#ensemble-weight-3").is_visible()
         page.get_by_role("button", name="Grid search (step 0.1)").click()
         message = _wait(lambda: re.search(r"Grid search over ([\d,]+) combinations: best validation accuracy ([\d.]+)%",
-                                          page.locator("#ensemble-message").inner_text()))
+                                          page.locator("#ensemble-message").inner_text()), page=page,
+                        what="the grid search message")
         assert message.group(1) == "1,330"  # 11^3 - 1
         page.wait_for_timeout(1500)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "05-ensemble-tab.png"), full_page=True)
         page.get_by_label("Ensemble name").fill("trio")
         page.get_by_role("button", name="Save ensemble").click()
-        _wait(lambda: "Saved ensemble 1: trio" in page.locator("#ensemble-message").inner_text())
+        _wait(lambda: "Saved ensemble 1: trio" in page.locator("#ensemble-message").inner_text(), page=page,
+              what="the saved message")
         with Store(server.db) as store:
             saved = store.get_ensemble(1)
         assert saved["members"] == [1, 2, 3] and saved["val_accuracy"] == pytest.approx(

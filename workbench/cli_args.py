@@ -42,54 +42,58 @@ HELP = {
 FLAG_NAMES = {"data_path": "--data"}
 
 
-def flag(field_name: str) -> str:
-    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+def flag(field_name: str, names: dict = FLAG_NAMES) -> str:
+    return names.get(field_name, "--" + field_name.replace("_", "-"))
 
 
-def add_spec_arguments(parser: argparse.ArgumentParser):
-    """One flag per RunSpec field, defaulting to None so we know which ones the user gave."""
-    defaults = RunSpec()
-    for f in dataclasses.fields(RunSpec):
+def add_spec_arguments(parser: argparse.ArgumentParser, cls=RunSpec, help_texts: dict = HELP,
+                       names: dict = FLAG_NAMES):
+    """One flag per field of the spec dataclass `cls`, defaulting to None so we know which ones the user
+    gave (RunSpec here; FinetuneSpec passes its own class, help and flag names)."""
+    defaults = cls()
+    for f in dataclasses.fields(cls):
         default = getattr(defaults, f.name)
         shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = f"{HELP[f.name]} (default: {shown if shown not in ('', {}) else 'none'})"
+        help_text = f"{help_texts[f.name]} (default: {shown if shown not in ('', {}) else 'none'})"
         if f.type is bool:
-            parser.add_argument(flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+            parser.add_argument(flag(f.name, names), dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=None, help=help_text)
         elif f.type in (int, float):
-            parser.add_argument(flag(f.name), dest=f.name, type=_number(f.type, f.name), default=None,
+            parser.add_argument(flag(f.name, names), dest=f.name, type=_number(f.type, f.name), default=None,
                                 metavar=f.name.upper(), help=help_text)
         else:
-            parser.add_argument(flag(f.name), dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+            parser.add_argument(flag(f.name, names), dest=f.name, default=None, metavar=f.name.upper(),
+                                help=help_text)
 
 
-def spec_from_args(namespace, base: RunSpec = None) -> RunSpec:
-    """A RunSpec from parsed flags, on top of `base` (or the defaults)."""
-    values = (base or RunSpec()).to_dict()
-    for f in dataclasses.fields(RunSpec):
+def spec_from_args(namespace, base=None, cls=RunSpec, names: dict = FLAG_NAMES):
+    """A spec of type `cls` from parsed flags, on top of `base` (or the defaults)."""
+    values = (base or cls()).to_dict()
+    for f in dataclasses.fields(cls):
         given = getattr(namespace, f.name, None)
         if given is None:
             continue
-        values[f.name] = parse_key_values(given, flag(f.name)) if f.type is dict else given
-    return RunSpec.from_dict(values)
+        values[f.name] = parse_key_values(given, flag(f.name, names)) if f.type is dict else given
+    return cls.from_dict(values)
 
 
-def spec_to_args(spec: RunSpec) -> list:
-    """The flags that reproduce `spec` (only those that differ from the defaults)."""
-    defaults = RunSpec()
+def spec_to_args(spec, names: dict = FLAG_NAMES) -> list:
+    """The flags that reproduce `spec` (only those that differ from its class's defaults)."""
+    defaults = type(spec)()
     args = []
-    for f in dataclasses.fields(RunSpec):
+    for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
         if value == getattr(defaults, f.name):
             continue
+        name = flag(f.name, names)
         if f.type is bool:
-            args.append(flag(f.name) if value else "--no-" + flag(f.name)[2:])
+            args.append(name if value else "--no-" + name[2:])
         elif f.type is dict:
-            args += [flag(f.name), format_key_values(value)]
+            args += [name, format_key_values(value)]
         elif f.type is tuple:
-            args += [flag(f.name), ",".join(value) or "none"]
+            args += [name, ",".join(value) or "none"]
         else:
-            args += [flag(f.name), str(value)]
+            args += [name, str(value)]
     return args
 
 

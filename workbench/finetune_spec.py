@@ -188,52 +188,24 @@ class FinetuneSpec:
 
 # --- command line -------------------------------------------------------------------------------
 
-def _flag(name: str) -> str:
-    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
-
-
 def add_finetune_arguments(parser):
     """One flag per FinetuneSpec field (default None: we know which ones the user gave), e.g.
     --backbone inception_v3 --size 96 --head-epochs 5 --finetune-epochs 20 --unfreeze-from 249 --weights PATH"""
-    from workbench.cli_args import HELP as RUN_HELP, _number
+    from workbench.cli_args import HELP as RUN_HELP
+    from workbench.cli_args import add_spec_arguments
 
-    defaults = FinetuneSpec()
-    for f in dataclasses.fields(FinetuneSpec):
-        default = getattr(defaults, f.name)
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        text = f"{HELP.get(f.name) or RUN_HELP[f.name]} (default: {shown if shown not in ('', {}) else 'none'})"
-        if f.type in (int, float):
-            parser.add_argument(_flag(f.name), dest=f.name, type=_number(f.type, f.name), default=None,
-                                metavar=f.name.upper(), help=text)
-        else:
-            parser.add_argument(_flag(f.name), dest=f.name, default=None, metavar=f.name.upper(), help=text)
+    add_spec_arguments(parser, FinetuneSpec, {**RUN_HELP, **HELP}, FLAG_NAMES)
 
 
 def finetune_spec_from_args(namespace, base: FinetuneSpec = None) -> FinetuneSpec:
     """A FinetuneSpec from parsed flags, on top of `base` (or the defaults)."""
-    from workbench.cli_args import parse_key_values
+    from workbench.cli_args import spec_from_args
 
-    values = (base or FinetuneSpec()).to_dict()
-    for f in dataclasses.fields(FinetuneSpec):
-        given = getattr(namespace, f.name, None)
-        if given is not None:
-            values[f.name] = parse_key_values(given, _flag(f.name)) if f.type is dict else given
-    return FinetuneSpec.from_dict(values)
+    return spec_from_args(namespace, base, FinetuneSpec, FLAG_NAMES)
 
 
 def finetune_spec_to_args(spec: FinetuneSpec) -> list:
     """The flags that reproduce `spec` (only those that differ from the defaults)."""
-    from workbench.cli_args import format_key_values
+    from workbench.cli_args import spec_to_args
 
-    defaults, args = FinetuneSpec(), []
-    for f in dataclasses.fields(FinetuneSpec):
-        value = getattr(spec, f.name)
-        if value == getattr(defaults, f.name):
-            continue
-        if f.type is dict:
-            args += [_flag(f.name), format_key_values(value)]
-        elif f.type is tuple:
-            args += [_flag(f.name), ",".join(value) or "none"]
-        else:
-            args += [_flag(f.name), str(value)]
-    return args
+    return spec_to_args(spec, FLAG_NAMES)

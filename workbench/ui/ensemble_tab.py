@@ -127,8 +127,10 @@ def create_ensemble_tab(ctx) -> dict:
         return ("", *slider_updates(members, weights), rows, reliability, agreement)
 
     select_outputs = [c["message"], *sliders, c["metrics"], c["reliability"], c["agreement"]]
-    c["runs"].input(select, [c["runs"], *settings_inputs], select_outputs)
-    gr.on([x.input for x in settings_inputs], select, [c["runs"], *settings_inputs], select_outputs)
+    # always_last: picking three runs fires three events; only the last selection may draw the result.
+    c["runs"].input(select, [c["runs"], *settings_inputs], select_outputs, trigger_mode="always_last")
+    gr.on([x.input for x in settings_inputs], select, [c["runs"], *settings_inputs], select_outputs,
+          trigger_mode="always_last")
 
     def move(run_ids, *values):
         """A slider moved: recompute the ensemble's figures for the current weights."""

@@ -29,19 +29,24 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "") -> dict:
         choices = live.follow_choices(ctx.store)
         if followed not in {value for _, value in choices}:
             followed = live.default_follow(ctx.store)
-        if followed is None:
-            empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
-            return rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn
+            if followed is None:
+                empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
+                return rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn
+            follow_update = gr.update(choices=choices, value=followed)
+        else:
+            # Leave the value alone: a poll that started before Train/Fine-tune set the new run must not
+            # put the old one back.
+            follow_update = gr.update(choices=choices)
         run = ctx.store.get_run(followed)
         epochs = ctx.store.epochs(followed)
         signature = (followed, len(epochs), run["status"])
         figure = live_curves(run, epochs) if signature != drawn else gr.skip()
-        return rows, gr.update(choices=choices, value=followed), live.status_html(run, epochs), figure, signature
+        return rows, follow_update, live.status_html(run, epochs), figure, signature
 
     outputs = [jobs, follow, status, curves, last_drawn]
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(refresh, [follow, last_drawn], outputs, show_progress="hidden", api_name=f"{api_prefix}jobs")
-    follow.input(refresh, [follow, gr.State(None)], outputs, show_progress="hidden")
+    follow.input(refresh, [follow, gr.State(None)], outputs, show_progress="hidden", trigger_mode="always_last")
 
     def act(action, run_id):
         if run_id is None:
