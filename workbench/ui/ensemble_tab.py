@@ -144,7 +144,9 @@ def create_ensemble_tab(ctx) -> dict:
             rows, reliability, _ = figures(members, settings, weights, full=False)
         except UserError as exc:
             return f"**{exc}**", gr.skip(), gr.skip()
-        return "", rows, reliability
+        # The message is left alone: a search that pushes new weights into the sliders fires this too,
+        # and its note ("Grid search over ...") must stay visible.
+        return gr.skip(), rows, reliability
 
     gr.on([s.change for s in sliders], move, [c["runs"], *settings_inputs, *sliders],
           [c["message"], c["metrics"], c["reliability"]], trigger_mode="always_last", show_progress="hidden")
