@@ -60,7 +60,7 @@ def main():
     gpus = devices.gpu_names()
     print(f"devices: {devices.describe()}; TF {tf.__version__}, Keras {keras.__version__}", flush=True)
     counts = sorted({1, len(gpus)}) if gpus else [0]
-    print(f"| model | GPUs | precision | XLA | images/s |\n|---|---|---|---|---|", flush=True)
+    print("| model | GPUs | precision | XLA | images/s |\n|---|---|---|---|---|", flush=True)
     baseline = None
     for count in counts:
         for precision in args.precisions.split(","):

@@ -1,5 +1,4 @@
 """Dataset sources, the safe unpickler, the decode cache, the split and normalisation."""
-import io
 import os
 import pickle
 import tarfile

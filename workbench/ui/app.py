@@ -16,7 +16,7 @@ footer { display: none !important; }
 
 
 def header_markdown(ctx) -> str:
-    lines = [f"## CIFAR Workbench",
+    lines = ["## CIFAR Workbench",
              f"**Devices:** {html.escape(ctx.device_summary)} · **Store:** `{html.escape(str(ctx.store.path))}`"]
     if ctx.interrupted:
         ids = ", ".join(str(i) for i in ctx.interrupted)
@@ -29,16 +29,22 @@ def build_app(ctx) -> gr.Blocks:
     with gr.Blocks(title="CIFAR Workbench", fill_width=True) as demo:
         gr.Markdown(header_markdown(ctx), elem_id="header")
         with gr.Tabs() as tabs:
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_tab:
                 train = create_train_tab(ctx)
             with gr.Tab("Runs", id="runs") as runs_tab:
                 runs = create_runs_tab(ctx, train["form_list"], tabs)
             with gr.Tab("Ensemble", id="ensemble") as ensemble_tab:
                 ensemble = create_ensemble_tab(ctx)
-            with gr.Tab("Fine-tune", id="finetune"):
+            with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
                 finetune = create_finetune_tab(ctx)
             with gr.Tab("Errors", id="errors") as errors_tab:
                 errors = create_errors_tab(ctx)
+        # Only the shown tab's live panel polls: both panels read the same jobs, twice the work for nothing.
+        timers = [train["timer"], finetune["timer"]]
+        for tab, shown in ((train_tab, 0), (finetune_tab, 1), (runs_tab, None), (ensemble_tab, None),
+                           (errors_tab, None)):
+            tab.select(lambda shown=shown: [gr.Timer(active=i == shown) for i in range(len(timers))], None, timers,
+                       show_progress="hidden")
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
         runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")

@@ -7,11 +7,12 @@ import gradio as gr
 
 from workbench.augment import AUGMENTATIONS
 from workbench.cli_args import HELP as RUN_HELP
-from workbench.cli_args import format_key_values, parse_key_values
+from workbench.cli_args import format_key_values
 from workbench.data import DATASETS
 from workbench.errors import UserError
 from workbench.spec import PRECISIONS
 from workbench.ui.form import gpu_choices
+from workbench.ui.form import values_to_spec as spec_from_values
 from workbench.ui.live_panel import create_live_panel
 
 LAYOUT = [  # rows of the form, in FinetuneSpec field names
@@ -67,17 +68,8 @@ def build_form(defaults, gpu_count: int) -> dict:
     return c
 
 
-def values_to_spec(names: list, values) -> object:
-    fs = _spec_module()
-    types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
-    data = {}
-    for name, value in zip(names, values):
-        if types[name] is dict:
-            value = parse_key_values(value or "", LABELS.get(name, name))
-        elif value is None and name not in ("name", "data_path"):
-            raise UserError(f"{LABELS.get(name, name)} is empty; enter a value")
-        data[name] = value
-    return fs.FinetuneSpec.from_dict(data)
+def values_to_spec(names: list, values):
+    return spec_from_values(_spec_module().FinetuneSpec, names, values, LABELS)
 
 
 def create_finetune_tab(ctx) -> dict:
@@ -99,7 +91,7 @@ def create_finetune_tab(ctx) -> dict:
                 layers = gr.Dataframe(headers=["index", "name", "type", "trainable params"], value=[],
                                       interactive=False, max_height=360, elem_id="ft-layers")
         with gr.Column(scale=2):
-            panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_")
+            panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
     names = list(form)
     components = [form[n] for n in names]
 
@@ -124,7 +116,8 @@ def create_finetune_tab(ctx) -> dict:
             return f"**Not queued:** {exc}", gr.skip()
         return f"Queued run {run_id}: **{spec.display_name()}**", panel["followed_update"](run_id)
 
-    start.click(submit, components, [message, panel["follow"]], concurrency_limit=1, api_name="finetune")
+    start.click(submit, components, [message, panel["follow"]], concurrency_limit=1, api_name="finetune"
+                ).then(panel["start_polling"], None, panel["timer"], api_visibility="private")
 
     def list_layers(backbone, size):
         from workbench.finetune import layer_table

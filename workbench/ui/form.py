@@ -12,6 +12,7 @@ from models import list_models, model_info
 from workbench.augment import AUGMENTATIONS
 from workbench.cli_args import HELP, format_key_values, parse_key_values
 from workbench.data import DATASETS
+from workbench.errors import UserError
 from workbench.losses import LOSS_PARAMS, LOSSES
 from workbench.schedules import SCHEDULE_PARAMS, SCHEDULES
 from workbench.spec import OPTIMIZERS, PRECISIONS, RunSpec
@@ -108,18 +109,20 @@ def spec_to_form_values(spec: RunSpec) -> list:
 
 
 def form_values_to_spec(*values) -> RunSpec:
-    """A RunSpec from the form's values (raises UserError with the field's problem)."""
+    """A RunSpec from the Train form's values (raises UserError with the field's problem)."""
+    return values_to_spec(RunSpec, FORM_FIELDS, values, LABELS)
+
+
+def values_to_spec(cls, names, values, labels: dict):
+    """A spec of dataclass `cls` from form values by field name: dict fields are parsed from their
+    `key=value,...` text, and an emptied number or choice is refused with the field's label."""
+    dict_fields = {f.name for f in dataclasses.fields(cls) if f.type is dict}
     data = {}
-    for name, value in zip(FORM_FIELDS, values):
-        if name in DICT_FIELDS:
-            value = parse_key_values(value or "", LABELS.get(name, name))
+    for name, value in zip(names, values):
+        label = labels.get(name, name.replace("_", " ").capitalize())
+        if name in dict_fields:
+            value = parse_key_values(value or "", label)
         elif value is None and name not in ("name", "data_path"):
-            raise_missing(name)
+            raise UserError(f"{label} is empty; enter a value")
         data[name] = value
-    return RunSpec.from_dict(data)
-
-
-def raise_missing(name: str):
-    from workbench.errors import UserError
-
-    raise UserError(f"{LABELS.get(name, name.replace('_', ' ').capitalize())} is empty; enter a value")
+    return cls.from_dict(data)

@@ -2,7 +2,7 @@
 so every page (a reload, a second browser) shows the same state."""
 import html
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 ACTIVE = ("queued", "running")
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]

@@ -9,8 +9,9 @@ from workbench.ui.plots import live_curves
 POLL_SECONDS = 2.0
 
 
-def create_live_panel(ctx, prefix: str = "", api_prefix: str = "") -> dict:
-    """Build the panel inside the caller's layout. `prefix` keeps element ids unique per tab."""
+def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool = True) -> dict:
+    """Build the panel inside the caller's layout. `prefix` keeps element ids unique per tab; `active`
+    starts its poll timer running (the app turns each panel's timer on only while its tab is shown)."""
     gr.Markdown("### Jobs")
     jobs = gr.Dataframe(headers=live.JOB_COLUMNS, value=[], interactive=False, elem_id=f"{prefix}jobs-table",
                         wrap=True, column_widths=["7%", "33%", "12%", "9%", "9%", "10%", "10%", "10%"])
@@ -44,7 +45,7 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "") -> dict:
         return rows, follow_update, live.status_html(run, epochs), figure, signature
 
     outputs = [jobs, follow, status, curves, last_drawn]
-    timer = gr.Timer(POLL_SECONDS)
+    timer = gr.Timer(POLL_SECONDS, active=active)
     timer.tick(refresh, [follow, last_drawn], outputs, show_progress="hidden", api_name=f"{api_prefix}jobs")
     follow.input(refresh, [follow, gr.State(None)], outputs, show_progress="hidden", trigger_mode="always_last")
 
@@ -66,5 +67,8 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "") -> dict:
     def followed_update(run_id):
         return gr.update(choices=live.follow_choices(ctx.store), value=run_id)
 
-    return {"jobs": jobs, "follow": follow, "status": status, "curves": curves, "refresh_fn": refresh,
+    def start_polling():  # a tab switched to by code (Runs' "clone") fires no select event
+        return gr.Timer(active=True)
+
+    return {"timer": timer, "start_polling": start_polling, "jobs": jobs, "follow": follow, "status": status, "curves": curves, "refresh_fn": refresh,
             "refresh_inputs": [follow, last_drawn], "refresh_outputs": outputs, "followed_update": followed_update}

@@ -52,6 +52,7 @@ def create_train_tab(ctx) -> dict:
             return f"**Not queued:** {exc}", gr.skip()
         return f"Queued run {run_id}: **{spec.display_name()}**", panel["followed_update"](run_id)
 
-    train_button.click(submit, [tags, *form_list], [message, panel["follow"]], concurrency_limit=1, api_name="train")
+    train_button.click(submit, [tags, *form_list], [message, panel["follow"]], concurrency_limit=1, api_name="train"
+                       ).then(panel["start_polling"], None, panel["timer"], api_visibility="private")
     return {"form": form, "form_list": form_list, "tags": tags, "message": message, "train_button": train_button,
             "command": command, **panel}
