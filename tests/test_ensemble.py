@@ -4,6 +4,9 @@ brute-force references (scipy.stats.mode, the classic nested-loop grid search)."
 import numpy as np
 import pytest
 import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from workbench import calibration as cal
 from workbench import ensemble as ens
@@ -180,7 +183,7 @@ def test_grid_search_matches_classic_nested_loops(space):
     assert cal.accuracy(ens.weighted_mean(probs, result.weights, space=space), y) == result.val_accuracy
     # every grid row against the plain computation
     np.testing.assert_array_equal(result.grid["accuracy"],
-                                  direct_accuracy(result.grid["weights"], ens._scores(probs, space), y))
+                                  direct_accuracy(result.grid["weights"], ens.member_scores(probs, space), y))
     heat = ens.grid_heatmap(result, 0, 2)                    # best over w1 for each (w0, w2)
     w, acc = result.grid["weights"], result.grid["accuracy"]
     assert heat["accuracy"].shape == (11, 11) and np.nanmax(heat["accuracy"]) == result.val_accuracy
@@ -230,6 +233,27 @@ def test_grid_search_exact_ties_follow_argmax_lowest_class(kind):
     result = ens.grid_search(probs, y, step=0.25)
     np.testing.assert_array_equal(result.grid["accuracy"], direct_accuracy(result.grid["weights"], probs, y))
     assert result.val_accuracy == ens.classic_nested_loops(probs, y, step=0.25)["val_accuracy"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_grid_search_counts_every_combination_exactly(data):
+    # Members with probabilities in eighths and weights in quarters: every sum is exact in float64, so
+    # the pruned margin tests must give exactly the plain arg-max's accuracy for every row, ties
+    # included; rows with the label above one half take the "surely right" shortcut.
+    m = data.draw(st.integers(2, 4), label="members")
+    n = data.draw(st.integers(1, 30), label="images")
+    k = data.draw(st.integers(2, 5), label="classes")
+    units = data.draw(hnp.arrays(np.int64, (m, n, 8), elements=st.integers(0, k - 1)), label="units")
+    y = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, k - 1)), label="labels")
+    on_label = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 8)), label="eighths on the label")
+    first = np.arange(8)[None, :] < on_label[:, None]      # at least this many eighths on the label, for
+    units[:, first] = np.broadcast_to(y[:, None], (n, 8))[first]   # every member (5 or more: "surely right")
+    probs = np.eye(k)[units].sum(axis=2) / 8               # each of the 8 units puts 1/8 on its class
+    fixed = data.draw(st.sampled_from([None, {"member": m - 1, "total": 1.0}]), label="fixed")
+    result = ens.grid_search(probs, y, step=0.25, fixed=fixed)
+    np.testing.assert_array_equal(result.grid["accuracy"], direct_accuracy(result.grid["weights"], probs, y))
+    assert result.val_accuracy == ens.classic_nested_loops(probs, y, step=0.25, fixed=fixed)["val_accuracy"]
 
 
 def test_grid_search_gives_a_useless_member_weight_zero():

