@@ -113,3 +113,26 @@ def test_key_value_text_parses_or_is_refused(text):
     except UserError:
         return
     assert isinstance(parsed, dict)
+
+
+def test_finished_runs_release_their_training_graphs(tmp_path):
+    # TensorFlow bug #97697 (see workbench.tf_workarounds): without the queue's clean-up, every
+    # finished run's train-step graph, and the variables it captured, stayed alive for good.
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def train_graphs():
+        gc.collect()
+        return {id(g): g.name for g in gc.get_objects() if isinstance(g, FuncGraph) and "step_on_data" in g.name}
+
+    before = train_graphs()
+    with Store(tmp_path / "w.db") as store:
+        queue = JobQueue(store, devices=[])
+        for seed in (0, 1):
+            run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1, "seed": seed}))
+            queue.wait(run_id, timeout=120)
+            assert store.get_run(run_id)["status"] == "completed"
+        queue.shutdown()
+    left = {key: name for key, name in train_graphs().items() if key not in before}
+    assert not left, f"train-step graphs of finished runs still alive: {sorted(left.values())}"

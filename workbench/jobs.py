@@ -16,6 +16,7 @@ from workbench import devices as device_utils
 from workbench.errors import UserError
 from workbench.spec import RunSpec
 from workbench.store_lock import StoreLock
+from workbench.tf_workarounds import release_custom_gradients
 
 
 @dataclass
@@ -176,6 +177,8 @@ class JobQueue:
                     self._free = sorted(self._free + job.devices)
                 else:
                     self._cpu_busy = False
+                if not self._running:  # nothing is tracing a graph now (see tf_workarounds)
+                    release_custom_gradients()
                 self._start_ready()
             job.done.set()
 
