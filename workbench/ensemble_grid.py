@@ -173,19 +173,21 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, surely_right=None):
         scores, y = np.take(scores, rest, axis=1), y[rest]
     m, n, k = scores.shape
     d = _true_class(scores, y)[:, :, None] - scores                 # [M, N, K]
-    low, high = d[0].copy(), d[0].copy()                            # sign of d over members: a loop over
-    for member in d[1:]:                                            # M beats numpy's axis-0 reduction
-        np.minimum(low, member, out=low)                            # (3-4x on these shapes)
+    low, high = d[0].copy(), d[0].copy()        # d's range over members; a loop over M is 4x faster
+    for member in d[1:]:                        # than numpy's axis-0 reduction on these shapes
+        np.minimum(low, member, out=low)
         np.maximum(high, member, out=high)
     # Pair (n, k) is satisfied iff its margin > threshold: 0 where k < y_n (a tie goes to k), minus the
     # smallest subnormal where k > y_n (a tie goes to y_n; no float lies between it and 0, so '> -tiny'
     # is exactly '>= 0'); k == y_n gets -tiny too, so its zero margin counts as satisfied.
-    threshold = np.where(np.arange(k)[None, :] >= y[:, None], -np.finfo(np.float64).smallest_subnormal, 0.0)
+    threshold = _thresholds(k).take(y, axis=0)                      # [N, K]
     harmless = low > threshold                                      # satisfied for every member
     winning = high <= threshold                                     # failed for every member
-    always_wrong = winning.any(axis=1)
+    # any/sum over the K classes as products with ones: 3x faster than .any/.sum(axis=1) over 10 columns
+    ones = np.ones(k)
+    always_wrong = (winning.astype(np.float64) @ ones) > 0
     contested = ~harmless & ~always_wrong[:, None]
-    n_contested = contested.sum(axis=1)
+    n_contested = (contested.astype(np.float64) @ ones).astype(np.int64)
     always_right = known_right + int(np.count_nonzero(~always_wrong & (n_contested == 0)))
     rows = np.flatnonzero(n_contested > 0)
     if rows.size == 0:
@@ -198,6 +200,14 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, surely_right=None):
     image, cls = rows[pair_row[by_slot]], pair_class[by_slot]
     thresholds = threshold[image, cls]
     return always_right, np.ascontiguousarray(d[:, image, cls]), thresholds, np.bincount(slot).tolist()
+
+
+@functools.lru_cache(maxsize=8)
+def _thresholds(k: int) -> np.ndarray:
+    """[label, class] -> the margin threshold of that pair (see `_prepare_margins`), read-only."""
+    table = np.where(np.arange(k)[None, :] >= np.arange(k)[:, None], -np.finfo(np.float64).smallest_subnormal, 0.0)
+    table.flags.writeable = False
+    return table
 
 
 def _true_class(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
