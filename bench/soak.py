@@ -12,6 +12,7 @@ run left running, epochs 1..N without gaps or duplicates, logits for every compl
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import threading
@@ -145,6 +146,14 @@ class Soak:
         print(f"lost or inconsistent runs: {len(problems)}" + "".join(f"\n  {p}" for p in problems[:5]))
         print(f"store integrity_check: {integrity}")
         if self.memory:
+            minutes = {}
+            for t, rss, _ in self.memory:
+                minutes.setdefault(int(t // 60), []).append(rss)
+            print("RSS median per minute: " + ", ".join(f"min {m + 1}: {statistics.median(v):.0f} MB"
+                                                        for m, v in sorted(minutes.items())))
+            if len(warm) > 2:  # least-squares slope after warm-up: garbage collection makes RSS saw-tooth
+                times, values = [m[0] for m in warm], [m[1] for m in warm]
+                print(f"RSS slope after warm-up: {statistics.linear_regression(times, values).slope * 60:+.1f} MB/min")
             print(f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
                   f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
                   f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}")

@@ -136,3 +136,70 @@ def test_finished_runs_release_their_training_graphs(tmp_path):
         queue.shutdown()
     left = {key: name for key, name in train_graphs().items() if key not in before}
     assert not left, f"train-step graphs of finished runs still alive: {sorted(left.values())}"
+
+
+def test_nan_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path):
+    # The loss turns NaN in epoch 3 (this test's batches turn NaN there): epochs 1-2 are logged and
+    # checkpointed, epoch 3 is logged and stops the run, and the checkpoint on disk is still epoch 2's.
+    import threading
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from workbench.train import StoreCallback, build_model, checkpoint_epoch, compile_model, load_checkpoint
+
+    spec = RunSpec.from_dict({**TINY, "epochs": 5, "schedule": "constant"})
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(300, 32, 32, 3)).astype("float32")
+    images[200:] = np.nan                                   # batches 5-6, i.e. epoch 3 at 2 steps per epoch
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 300), 10)
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(50).repeat()
+    with Store(tmp_path / "w.db") as store:
+        run_id = store.create_run("nan-later", spec.to_dict())
+        run_dir = store.run_dir(run_id)
+        model = build_model(spec, 10, (32, 32, 3))
+        compile_model(model, spec, steps=2)
+        callback = StoreCallback(store, run_id, run_dir, threading.Event(), train_images=100)
+        model.fit(batches, epochs=5, steps_per_epoch=2, callbacks=[callback], verbose=0, shuffle=False)
+        epochs = store.epochs(run_id)
+        assert callback.diverged and [e["epoch"] for e in epochs] == [1, 2, 3]
+        assert all(np.isfinite(e["loss"]) for e in epochs[:2])
+        assert epochs[2]["loss"] is None or not np.isfinite(epochs[2]["loss"])   # SQLite keeps NaN as NULL
+        assert checkpoint_epoch(run_dir) == 2
+        kept = load_checkpoint(run_dir)
+        assert all(np.all(np.isfinite(w)) for w in kept.get_weights())
+        assert not list(run_dir.glob(".*tmp*"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs: a real disk that fills up. Needs mount rights (root with CAP_SYS_ADMIN)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root with mount rights): {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk):
+    with Store(small_disk / "w.db") as store:
+        queue = JobQueue(store, devices=[])
+        stats = os.statvfs(small_disk)
+        # Leave 64 KB: enough for the store's epoch row and status, not for a checkpoint (~170 KB).
+        filler = small_disk / "filler"
+        filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 64 * 1024))
+        run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 2}))
+        assert queue.wait(run_id, timeout=300)
+        run = store.get_run(run_id)
+        assert run["status"] == "failed" and "could not write the checkpoint" in run["error"]
+        assert "No space left on device" in run["error"], run["error"]
+        assert [e["epoch"] for e in store.epochs(run_id)] == [1]      # logged before the checkpoint failed
+        assert not list(store.run_dir(run_id).glob(".*tmp*"))         # the partial checkpoint was removed
+        assert store.integrity_check() == "ok"
+        filler.unlink()                                                # space again: the queue goes on
+        next_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1}))
+        assert queue.wait(next_id, timeout=300) and store.get_run(next_id)["status"] == "completed"
+        queue.shutdown()
