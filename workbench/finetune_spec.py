@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from keras import applications
-
 from workbench.errors import UserError
 from workbench.spec import RunSpec, _check
 
@@ -29,26 +27,41 @@ WEIGHT_CHOICES = ("imagenet", "none")
 
 
 class Backbone(NamedTuple):
-    constructor: object  # keras.applications.X(include_top=False, weights=..., input_shape=...)
-    preprocess_input: object  # the backbone's own function; the model uses `preprocessing` instead
+    application: str  # keras.applications.<application>(include_top=False, weights=..., input_shape=...)
+    module: str  # keras.applications.<module>, home of the backbone's own preprocess_input
     min_size: int
     default_unfreeze: object  # a layer name, or an index into the backbone's layers
     notes: str
     preprocessing: str  # caffe | tf | model (see the module docstring)
 
+    # Looked up when used: importing keras.applications costs seconds, and the CLI's `runs` or
+    # `--help` need only the names above.
+    @property
+    def constructor(self):
+        from keras import applications
+
+        return getattr(applications, self.application)
+
+    @property
+    def preprocess_input(self):
+        """The backbone's own function; the model uses `preprocessing` instead (tests compare them)."""
+        from keras import applications
+
+        return getattr(applications, self.module).preprocess_input
+
 
 BACKBONES = {
-    "vgg19": Backbone(applications.VGG19, applications.vgg19.preprocess_input, 32, "block5_conv1",
+    "vgg19": Backbone("VGG19", "vgg19", 32, "block5_conv1",
                       "20M params; unfreezes the last conv block (block5) by default", "caffe"),
-    "inception_v3": Backbone(applications.InceptionV3, applications.inception_v3.preprocess_input, 75, 249,
+    "inception_v3": Backbone("InceptionV3", "inception_v3", 75, 249,
                              "22M params; 249 = the top two inception blocks (mixed9, mixed10)", "tf"),
-    "resnet50_v2": Backbone(applications.ResNet50V2, applications.resnet_v2.preprocess_input, 32,
+    "resnet50_v2": Backbone("ResNet50V2", "resnet_v2", 32,
                             "conv5_block1_preact_bn", "24M params; unfreezes stage conv5", "tf"),
-    "mobilenet_v2": Backbone(applications.MobileNetV2, applications.mobilenet_v2.preprocess_input, 32,
+    "mobilenet_v2": Backbone("MobileNetV2", "mobilenet_v2", 32,
                              "block_16_expand", "2.3M params; unfreezes the last inverted-residual block", "tf"),
-    "efficientnet_v2_b0": Backbone(applications.EfficientNetV2B0, applications.efficientnet_v2.preprocess_input,
+    "efficientnet_v2_b0": Backbone("EfficientNetV2B0", "efficientnet_v2",
                                    32, "block6a_expand_conv", "5.9M params; unfreezes stage 6", "model"),
-    "convnext_tiny": Backbone(applications.ConvNeXtTiny, applications.convnext.preprocess_input, 32,
+    "convnext_tiny": Backbone("ConvNeXtTiny", "convnext", 32,
                               "convnext_tiny_downsampling_block_2", "28M params; unfreezes the last stage", "model"),
 }
 HUB_MIN_SIZE = 32
