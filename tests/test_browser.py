@@ -122,4 +122,14 @@ def test_fine_tune_a_backbone_from_its_tab(app_server, browser):
         run = next(r for r in store.list_runs() if r["name"] == "ft-browser")
         assert run["kind"] == "finetune" and len(store.prediction_splits(run["id"])) == 4
         assert [e["lr"] for e in store.epochs(run["id"])] == pytest.approx([1e-3, 1e-4])
+    # A fresh page has the default form; Runs' "Clone" brings this run's settings back into it.
+    page.reload()
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-pick input").click()
+    page.get_by_role("option", name=f"{run['id']}: ft-browser", exact=True).click()
+    page.locator("#runs-clone").click()
+    _wait_text(page.locator("#ft-command"), r"--backbone mobilenet_v2 --weights none .*--name ft-browser")
+    assert page.locator("#ft-backbone input").input_value() == "mobilenet_v2"
+    _wait_text(page.locator("#ft-live-panel"), r"ft-browser")        # its live panel polls again
+    _screenshot(page, "08-finetune-cloned")
     page.close()

@@ -184,8 +184,8 @@ def test_notes_tags_archive_delete_clone(store, filled):
     rt.toggle_archive(store, choice)
     assert not store.get_run(ids["b"])["archived"]
 
-    values = rt.clone_values(store, choice)
-    assert values == spec_to_form_values(RunSpec.from_dict(run["spec"]))
+    tab, values = rt.clone_values(store, choice)
+    assert tab == "train" and values == spec_to_form_values(RunSpec.from_dict(run["spec"]))
     assert len(values) == len(FORM_FIELDS) and values[FORM_FIELDS.index("loss")] == "label_smoothing"
 
     with pytest.raises(UserError, match="I am sure"):
@@ -222,8 +222,25 @@ def test_tab_builds(store, filled):
             with gr.Tab("Train", id="train"):
                 form = build_form(RunSpec(), 0)
             with gr.Tab("Runs", id="runs"):
-                tab = rt.create_runs_tab(ctx, list(form.values()), tabs)
+                tab = rt.create_runs_tab(ctx)
+            rt.wire_clone(ctx, tab, tabs, {"train": list(form.values())})
     assert {"leaderboard", "refresh", "selection", "refresh_fn", "refresh_outputs"} <= set(tab)
     assert len(tab["refresh_inputs"]) == 9 and len(tab["refresh_outputs"]) == 8
     assert len(tab["refresh_fn"]()[0]["value"]) == 5
     assert demo.fns
+
+
+def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
+    from workbench.finetune_spec import FinetuneSpec
+    from workbench.ui import finetune_tab as ft
+
+    spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=64, head_epochs=2, finetune_epochs=3,
+                        dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),
+                        name="ft-clone")
+    run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune")
+    tab, values = rt.clone_values(store, f"{run_id}: ft-clone")
+    assert tab == "finetune" and len(values) == len(ft.form_names())
+    assert ft.values_to_spec(ft.form_names(), values) == spec          # the form gives the same spec back
+    store.update_run(run_id, spec={"backbone": "vgg19", "no_such_field": 1})
+    with pytest.raises(UserError, match="stored settings cannot be read"):
+        rt.clone_values(store, f"{run_id}: ft-clone")

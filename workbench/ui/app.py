@@ -6,7 +6,7 @@ import gradio as gr
 from workbench.ui.ensemble_tab import create_ensemble_tab
 from workbench.ui.errors_tab import create_errors_tab
 from workbench.ui.finetune_tab import create_finetune_tab
-from workbench.ui.runs_tab import create_runs_tab
+from workbench.ui.runs_tab import create_runs_tab, wire_clone
 from workbench.ui.train_tab import create_train_tab
 
 CSS = """
@@ -32,13 +32,15 @@ def build_app(ctx) -> gr.Blocks:
             with gr.Tab("Train", id="train") as train_tab:
                 train = create_train_tab(ctx)
             with gr.Tab("Runs", id="runs") as runs_tab:
-                runs = create_runs_tab(ctx, train["form_list"], tabs)
+                runs = create_runs_tab(ctx)
             with gr.Tab("Ensemble", id="ensemble") as ensemble_tab:
                 ensemble = create_ensemble_tab(ctx)
             with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
                 finetune = create_finetune_tab(ctx)
             with gr.Tab("Errors", id="errors") as errors_tab:
                 errors = create_errors_tab(ctx)
+        wire_clone(ctx, runs, tabs, {"train": train["form_list"], "finetune": finetune["form_list"]},
+                   {"train": train["timer"], "finetune": finetune["timer"]})
         # Only the shown tab's live panel polls: both panels read the same jobs, twice the work for nothing.
         timers = [train["timer"], finetune["timer"]]
         for tab, shown in ((train_tab, 0), (finetune_tab, 1), (runs_tab, None), (ensemble_tab, None),

@@ -68,6 +68,24 @@ def build_form(defaults, gpu_count: int) -> dict:
     return c
 
 
+def form_names() -> list:
+    """The form's fields in component order (LAYOUT read row by row)."""
+    return [name for row in LAYOUT for name in row]
+
+
+def spec_to_values(spec) -> list:
+    """The form's values for a FinetuneSpec, in `form_names()` order (Runs' "Clone")."""
+    values = []
+    for name in form_names():
+        value = getattr(spec, name)
+        if isinstance(value, dict):
+            value = format_key_values(value) if value else ""
+        elif name == "augment":
+            value = list(value)
+        values.append(value)
+    return values
+
+
 def values_to_spec(names: list, values):
     return spec_from_values(_spec_module().FinetuneSpec, names, values, LABELS)
 
@@ -92,7 +110,7 @@ def create_finetune_tab(ctx) -> dict:
                                       interactive=False, max_height=360, elem_id="ft-layers")
         with gr.Column(scale=2):
             panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
-    names = list(form)
+    names = form_names()
     components = [form[n] for n in names]
 
     def preview(*values):
@@ -130,4 +148,4 @@ def create_finetune_tab(ctx) -> dict:
             return [], f"**{exc}**"
 
     show_layers.click(list_layers, [form["backbone"], form["image_size"]], [layers, message])
-    return {"form": form, "message": message, "button": start, "command": command, **panel}
+    return {"form": form, "form_list": components, "message": message, "button": start, "command": command, **panel}

@@ -1,8 +1,8 @@
 """The Runs tab: leaderboard with filters, curve/per-class/overview comparisons and per-run actions.
 
-`create_runs_tab(ctx, train_form, tabs)` builds the tab's contents inside the caller's `gr.Tab` and
-returns its components plus `refresh_fn` / `refresh_inputs` / `refresh_outputs` for the app to hook
-to page load and a timer. The store-facing actions (`clone_values`, `save_notes_tags`,
+`create_runs_tab(ctx)` builds the tab's contents inside the caller's `gr.Tab` and returns its
+components plus `refresh_fn` / `refresh_inputs` / `refresh_outputs` for the app to hook to page load
+and a timer; `wire_clone(ctx, runs, tabs, forms)` connects "Clone" once the Train and Fine-tune forms exist. The store-facing actions (`clone_values`, `save_notes_tags`,
 `toggle_archive`, `delete_run`, `export_csv`) are plain functions raising UserError.
 """
 from __future__ import annotations
@@ -42,14 +42,19 @@ def export_csv(store, *filters) -> str:
     return str(rd.write_csv(rd.COLUMNS, rd.rows_to_table(rows)))
 
 
-def clone_values(store, choice) -> list:
-    """The Train form's values (FORM_FIELDS order) for the run's spec."""
+def clone_values(store, choice) -> tuple:
+    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec)."""
     run = store.get_run(rd.parse_choice(choice))
+    finetune = run.get("kind") == "finetune"
     try:
-        spec = RunSpec.from_dict(run["spec"])
-    except TypeError as exc:
+        if finetune:
+            from workbench.finetune_spec import FinetuneSpec
+            from workbench.ui.finetune_tab import spec_to_values
+
+            return "finetune", spec_to_values(FinetuneSpec.from_dict(run["spec"]))
+        return "train", spec_to_form_values(RunSpec.from_dict(run["spec"]))
+    except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
-    return spec_to_form_values(spec)
 
 
 def save_notes_tags(store, choice, notes, tags) -> str:
@@ -201,7 +206,7 @@ def _ids(choices) -> list[int]:
     return ids
 
 
-def create_runs_tab(ctx, train_form: list, tabs) -> dict:
+def create_runs_tab(ctx) -> dict:
     """Build the Runs tab inside the caller's `gr.Tab`; returns its components by name."""
     store = ctx.store
     c = {}
@@ -244,8 +249,8 @@ def create_runs_tab(ctx, train_form: list, tabs) -> dict:
 
     with gr.Accordion("Manage a run", open=True):
         with gr.Row():
-            c["pick"] = gr.Dropdown([], value=None, label="Run", scale=3)
-            c["clone"] = gr.Button("Clone into the Train form", variant="primary", scale=1)
+            c["pick"] = gr.Dropdown([], value=None, label="Run", scale=3, elem_id="runs-pick")
+            c["clone"] = gr.Button("Clone into its form", variant="primary", scale=1, elem_id="runs-clone")
         c["details"] = gr.Markdown()
         with gr.Row():
             c["notes"] = gr.Textbox(label="Notes", lines=2, scale=3)
@@ -311,14 +316,6 @@ def create_runs_tab(ctx, train_form: list, tabs) -> dict:
 
     c["leaderboard"].select(row_selected, None, c["pick"], **private).then(**details, api_visibility="private")
 
-    @_guarded(len(train_form) + 2, status_at=len(train_form) + 1)
-    def clone_fn(choice):
-        values = clone_values(store, choice)
-        return (*values, gr.Tabs(selected="train"),
-                f"Cloned run {rd.parse_choice(choice)} into the Train form: adjust it and start a run.")
-
-    c["clone"].click(clone_fn, [c["pick"]], list(train_form) + [tabs, c["action_status"]], api_name="runs_clone")
-
     @_guarded(1, status_at=0)
     def save_fn(choice, notes, tags):
         return save_notes_tags(store, choice, notes, tags)
@@ -345,3 +342,23 @@ def create_runs_tab(ctx, train_form: list, tabs) -> dict:
              overview_fn=overview_fn, overview_inputs=overview_inputs,
              overview_outputs=[c["scatter"], c["groups"]], filters=filters)
     return c
+
+
+def wire_clone(ctx, runs: dict, tabs, forms: dict, timers: dict | None = None):
+    """Runs' "Clone" fills the form the run came from (`forms`: tab id -> its form's components, in
+    the order `clone_values` gives), switches to that tab and turns on that tab's live-panel timer
+    (`timers`: tab id -> gr.Timer; a tab switched to by code fires no select event); the other
+    form is left as it is."""
+    order, timers = list(forms), timers or {}
+    outputs = [component for tab in order for component in forms[tab]] + list(timers.values())
+    titles = {"train": "Train", "finetune": "Fine-tune"}
+
+    @_guarded(len(outputs) + 2, status_at=len(outputs) + 1)
+    def clone_fn(choice):
+        tab, values = clone_values(ctx.store, choice)
+        filled = [value for name in order for value in (values if name == tab else [gr.skip()] * len(forms[name]))]
+        polling = [gr.Timer(active=name == tab) for name in timers]
+        return (*filled, *polling, gr.Tabs(selected=tab),
+                f"Cloned run {rd.parse_choice(choice)} into the {titles[tab]} form: adjust it and start a run.")
+
+    runs["clone"].click(clone_fn, [runs["pick"]], outputs + [tabs, runs["action_status"]], api_name="runs_clone")
