@@ -73,6 +73,9 @@ def main(argv=None) -> int:
     from workbench.ui.app import CSS
 
     args = parse_args(argv)
+    from workbench.malloc_tuning import limit_arenas
+
+    limit_arenas()  # before TensorFlow starts its threads: see workbench.malloc_tuning
     try:
         auth = check_args(args)
         ctx, demo = create(args)

@@ -203,3 +203,16 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk)
         next_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1}))
         assert queue.wait(next_id, timeout=300) and store.get_run(next_id)["status"] == "completed"
         queue.shutdown()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc tuning is for glibc")
+def test_malloc_arena_limit_is_set_unless_the_user_chose_one():
+    code = ("from workbench.malloc_tuning import limit_arenas, release_free_memory; "
+            "print(limit_arenas(), isinstance(release_free_memory(), bool))")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    env["PYTHONPATH"] = str(ROOT)
+    ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert ours.stdout.split() == ["True", "True"], ours.stderr
+    theirs = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**env, "MALLOC_ARENA_MAX": "8"})
+    assert theirs.stdout.split() == ["False", "True"], theirs.stderr

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from workbench import devices as device_utils
 from workbench.errors import UserError
+from workbench.malloc_tuning import release_free_memory
 from workbench.spec import RunSpec
 from workbench.store_lock import StoreLock
 from workbench.tf_workarounds import release_custom_gradients
@@ -179,6 +180,7 @@ class JobQueue:
                     self._cpu_busy = False
                 if not self._running:  # nothing is tracing a graph now (see tf_workarounds)
                     release_custom_gradients()
+                    release_free_memory()
                 self._start_ready()
             job.done.set()
 
