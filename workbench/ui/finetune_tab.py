@@ -11,7 +11,7 @@ from workbench.cli_args import format_key_values
 from workbench.data import DATASETS
 from workbench.errors import UserError
 from workbench.spec import PRECISIONS
-from workbench.ui.form import gpu_choices
+from workbench.ui.form import gpu_choices, spec_to_values
 from workbench.ui.form import values_to_spec as spec_from_values
 from workbench.ui.live_panel import create_live_panel
 
@@ -73,17 +73,9 @@ def form_names() -> list:
     return [name for row in LAYOUT for name in row]
 
 
-def spec_to_values(spec) -> list:
+def form_values(spec) -> list:
     """The form's values for a FinetuneSpec, in `form_names()` order (Runs' "Clone")."""
-    values = []
-    for name in form_names():
-        value = getattr(spec, name)
-        if isinstance(value, dict):
-            value = format_key_values(value) if value else ""
-        elif name == "augment":
-            value = list(value)
-        values.append(value)
-    return values
+    return spec_to_values(spec, form_names())
 
 
 def values_to_spec(names: list, values):

@@ -97,10 +97,16 @@ def _kv(values: dict) -> str:
 
 def spec_to_form_values(spec: RunSpec) -> list:
     """Values for the form's components, in FORM_FIELDS order."""
+    return spec_to_values(spec, FORM_FIELDS)
+
+
+def spec_to_values(spec, names) -> list:
+    """Form values of any spec dataclass, by field name: dicts as `key=value,...` text, the
+    augmentation tuple as a list (what a CheckboxGroup takes)."""
     values = []
-    for name in FORM_FIELDS:
+    for name in names:
         value = getattr(spec, name)
-        if name in DICT_FIELDS:
+        if isinstance(value, dict):
             value = _kv(value)
         elif name == "augment":
             value = list(value)

@@ -2,7 +2,8 @@
 
 `create_runs_tab(ctx)` builds the tab's contents inside the caller's `gr.Tab` and returns its
 components plus `refresh_fn` / `refresh_inputs` / `refresh_outputs` for the app to hook to page load
-and a timer; `wire_clone(ctx, runs, tabs, forms)` connects "Clone" once the Train and Fine-tune forms exist. The store-facing actions (`clone_values`, `save_notes_tags`,
+and a timer; `wire_clone(ctx, runs, tabs, forms)` connects "Clone" once the Train and Fine-tune forms
+exist. The store-facing actions (`clone_values`, `save_notes_tags`,
 `toggle_archive`, `delete_run`, `export_csv`) are plain functions raising UserError.
 """
 from __future__ import annotations
@@ -49,9 +50,9 @@ def clone_values(store, choice) -> tuple:
     try:
         if finetune:
             from workbench.finetune_spec import FinetuneSpec
-            from workbench.ui.finetune_tab import spec_to_values
+            from workbench.ui.finetune_tab import form_values
 
-            return "finetune", spec_to_values(FinetuneSpec.from_dict(run["spec"]))
+            return "finetune", form_values(FinetuneSpec.from_dict(run["spec"]))
         return "train", spec_to_form_values(RunSpec.from_dict(run["spec"]))
     except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
