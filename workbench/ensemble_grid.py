@@ -149,7 +149,7 @@ def _surely_right(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     return sure
 
 
-def _prepare_margins(scores: np.ndarray, y: np.ndarray, surely_right=None):
+def _prepare_margins(scores: np.ndarray, y: np.ndarray, surely_right: np.ndarray):
     """Reduce the accuracy of sum_m w_m scores_m (w >= 0, not all 0) to sign tests on margins.
 
     Image n is predicted correctly iff for every class k != y_n the margin sum_m w_m d[m, n, k],
@@ -166,11 +166,9 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, surely_right=None):
     0 for '> 0', and minus the smallest subnormal for '>= 0' (no float lies between it and 0, and
     -0.0 == 0.0, so the test is exact).
     """
-    known_right = 0
-    if surely_right is not None:
-        known_right = int(np.count_nonzero(surely_right))
-        rest = np.flatnonzero(~surely_right)
-        scores, y = np.take(scores, rest, axis=1), y[rest]
+    known_right = int(np.count_nonzero(surely_right))
+    rest = np.flatnonzero(~surely_right)
+    scores, y = np.take(scores, rest, axis=1), y[rest]
     m, n, k = scores.shape
     d = _true_class(scores, y)[:, :, None] - scores                 # [M, N, K]
     low, high = d[0].copy(), d[0].copy()        # d's range over members; a loop over M is 4x faster
@@ -216,7 +214,7 @@ def _true_class(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.take(scores.reshape(m, n * k), np.arange(n) * k + y, axis=1)
 
 
-def _count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, surely_right=None) -> np.ndarray:
+def _count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, surely_right: np.ndarray) -> np.ndarray:
     """Correct predictions [C] of argmax_k sum_m weights[c, m] scores[m, n, k], for all rows at once.
 
     Vectorised over combinations: per block of rows, one product [c, M] x [M, Q] of all contested
@@ -224,10 +222,10 @@ def _count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, surel
     and a count; Python loops only over blocks and slots. Agrees with the plain arg-max except where
     two classes' scores differ by float rounding only.
 
-    The product is `np.einsum` (NumPy's own single-threaded loop), not `@`: for these thin products
-    OpenBLAS' `@` took 0.35 s for the benchmark's 161,050 combinations on 2 idle cores but 1-5 s when
-    the cores were shared with other work (its threads wait on each other); einsum took 0.6-0.85 s
-    either way. Scoring every combination with a full [c, N, K] sum and arg-max instead (no pruning)
+    With several blocks the product is `np.einsum` (NumPy's own single-threaded loop), not `@`: for
+    these thin products OpenBLAS' `@` took 0.35 s for the benchmark's 161,050 combinations on 2 idle
+    cores but 1-5 s when the cores were shared with other work (its threads wait on each other);
+    einsum took 0.6-0.85 s either way. A single block (small grids) uses `@`, 3x faster there. Scoring every combination with a full [c, N, K] sum and arg-max instead (no pruning)
     was slower than the classic Python loop (63 s vs 37 s).
     """
     always_right, margins, thresholds, widths = _prepare_margins(scores, y, surely_right)
