@@ -178,10 +178,12 @@ class JobQueue:
                     self._free = sorted(self._free + job.devices)
                 else:
                     self._cpu_busy = False
-                if not self._running:  # nothing is tracing a graph now (see tf_workarounds)
+                idle = not self._running
+                if idle:  # nothing is tracing a graph now, nor can start to (see tf_workarounds)
                     release_custom_gradients()
-                    release_free_memory()
                 self._start_ready()
+            if idle:
+                release_free_memory()  # walks the C heap: outside the lock, the next job need not wait
             job.done.set()
 
     def _mark_failed(self, run_id: int, exc: BaseException):
