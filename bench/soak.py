@@ -162,7 +162,7 @@ class Soak:
                   f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}")
             print(f"| soak, {seconds / 60:.0f} min | {statuses.get('completed', 0)} runs completed, "
                   f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
-                  f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py` |")
+                  f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}` |")
         self.store.close()
         return 1 if problems or self.client_errors or integrity != "ok" else 0
 
