@@ -6,8 +6,9 @@ finished runs with random weights. At the end: runs completed / cancelled / fail
 clients, peak memory and file handles (start, after warm-up, end), and the store's consistency (no
 run left running, epochs 1..N without gaps or duplicates, logits for every completed run,
 `PRAGMA integrity_check`). Target: zero lost runs, zero client-visible errors, memory flat after warm-up.
+Memory is the app process's (each job trains in its own child process, reported apart).
 
-    .venv/bin/python bench/soak.py [--seconds 300]
+    .venv/bin/python bench/soak.py [--seconds 300] [--in-process]
 """
 import argparse
 import os
@@ -34,10 +35,13 @@ from workbench.ui.app import build_app  # noqa: E402
 from workbench.ui.context import AppContext  # noqa: E402
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+def rss_mb(pid="self") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # the process ended between listing and reading
+        pass
     return 0.0
 
 
@@ -46,16 +50,17 @@ def open_files() -> int:
 
 
 class Soak:
-    def __init__(self, folder: Path, seconds: float, seed: int = 0):
+    def __init__(self, folder: Path, seconds: float, seed: int = 0, isolate: bool = True):
         self.store = Store(folder / "soak.db")
-        self.queue = JobQueue(self.store, devices=[])
+        self.queue = JobQueue(self.store, devices=[], isolate=isolate)
         ctx = AppContext(store=self.store, queue=self.queue, device_summary="soak")
         self.app = build_app(ctx).workbench
         self.deadline = time.monotonic() + seconds
         self.random = random.Random(seed)
         self.client_errors = []
         self.counts = {"submitted": 0, "cancel requests": 0, "resumes": 0, "polls": 0, "ensemble scores": 0}
-        self.memory = []  # (seconds since start, RSS MB, open files)
+        self.memory = []  # (seconds since start, app RSS MB, open files)
+        self.job_rss = []  # RSS MB of each job process sampled
         self.lock = threading.Lock()
 
     def running(self) -> bool:
@@ -115,6 +120,7 @@ class Soak:
     def sample_memory(self, started):
         while self.running():
             self.memory.append((time.monotonic() - started, rss_mb(), open_files()))
+            self.job_rss += [rss_mb(pid) for pid in self.queue.process_ids().values()]
             time.sleep(1)
 
     def run(self):
@@ -160,9 +166,13 @@ class Soak:
             print(f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
                   f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
                   f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}")
-            print(f"| soak, {seconds / 60:.0f} min | {statuses.get('completed', 0)} runs completed, "
+            if self.job_rss:
+                print(f"job processes (each run's own, gone when it ends): median {statistics.median(self.job_rss):.0f} MB, "
+                      f"peak {max(self.job_rss):.0f} MB")
+            mode = " --in-process" if not self.queue.isolate else ""
+            print(f"| soak, {seconds / 60:.0f} min{', jobs in-process' if mode else ''} | {statuses.get('completed', 0)} runs completed, "
                   f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
-                  f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}` |")
+                  f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}{mode}` |")
         self.store.close()
         return 1 if problems or self.client_errors or integrity != "ok" else 0
 
@@ -171,9 +181,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="train in threads of this process, not one child process per job (the old way)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        return Soak(Path(folder), args.seconds, args.seed).run()
+        return Soak(Path(folder), args.seconds, args.seed, isolate=not args.in_process).run()
 
 
 if __name__ == "__main__":

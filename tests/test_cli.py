@@ -8,6 +8,7 @@ from store import Store
 from workbench.cli import build_parser, main
 from workbench.cli_args import parse_key_values, spec_from_args
 from workbench.errors import UserError
+from workbench.jobs import JobQueue
 from workbench.presets import load_preset, plan_preset, run_preset
 from workbench.spec import RunSpec
 
@@ -117,9 +118,11 @@ def test_train_all_skips_completed_and_resumes_interrupted(tmp_path):
     preset = load_preset(str(_write_preset(tmp_path / "tiny.toml")))
     lines = []
     with Store(tmp_path / "w.db") as store:
+        # Jobs in threads: the planning and reporting are tested here (the CLI tests run child processes).
+        queue = JobQueue(store, devices=[], isolate=False)
         plan = plan_preset(preset, store)
         assert [s.action for s in plan] == ["new", "new"]
-        assert run_preset(plan, store, poll=0.2, out=lines.append) == 0
+        assert run_preset(plan, store, queue=queue, poll=0.2, out=lines.append) == 0
         assert any(line.startswith("[2/2] run 2 tiny-focal: completed") for line in lines)
         assert any(line.startswith("overall: 2/2 epochs (100%)") for line in lines)
         assert [s.action for s in plan_preset(preset, store)] == ["skip", "skip"]
@@ -127,8 +130,9 @@ def test_train_all_skips_completed_and_resumes_interrupted(tmp_path):
         store.update_run(2, test_accuracy=None)
         second = plan_preset(preset, store)
         assert [(s.action, s.run_id) for s in second] == [("skip", 1), ("resume", 2)]
-        assert run_preset(second, store, poll=0.2, out=lines.append) == 0
+        assert run_preset(second, store, queue=queue, poll=0.2, out=lines.append) == 0
         assert store.get_run(2)["status"] == "completed" and len(store.list_runs()) == 2
+        queue.shutdown()
     # A changed setting under the same name is a new run, not a skip.
     changed = load_preset(str(_write_preset(tmp_path / "tiny2.toml", epochs=2)))
     with Store(tmp_path / "w.db") as store:

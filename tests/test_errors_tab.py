@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 def _train_runs(db, data_path):
     with Store(db) as store:
-        queue = JobQueue(store, devices=[])
+        queue = JobQueue(store, devices=[], isolate=False)
         ids = []
         for seed in (0, 1):
             spec = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 8}, data_path=str(data_path),

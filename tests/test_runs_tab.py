@@ -184,8 +184,9 @@ def test_notes_tags_archive_delete_clone(store, filled):
     rt.toggle_archive(store, choice)
     assert not store.get_run(ids["b"])["archived"]
 
-    tab, values = rt.clone_values(store, choice)
+    tab, values, command = rt.clone_values(store, choice)
     assert tab == "train" and values == spec_to_form_values(RunSpec.from_dict(run["spec"]))
+    assert command == RunSpec.from_dict(run["spec"]).to_cli() and "--loss label_smoothing" in command
     assert len(values) == len(FORM_FIELDS) and values[FORM_FIELDS.index("loss")] == "label_smoothing"
 
     with pytest.raises(UserError, match="I am sure"):
@@ -238,8 +239,9 @@ def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
                         dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),
                         name="ft-clone")
     run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune")
-    tab, values = rt.clone_values(store, f"{run_id}: ft-clone")
+    tab, values, command = rt.clone_values(store, f"{run_id}: ft-clone")
     assert tab == "finetune" and len(values) == len(ft.form_names())
+    assert "--backbone mobilenet_v2 --weights none" in command and "--name ft-clone" in command
     assert ft.values_to_spec(ft.form_names(), values) == spec          # the form gives the same spec back
     store.update_run(run_id, spec={"backbone": "vgg19", "no_such_field": 1})
     with pytest.raises(UserError, match="stored settings cannot be read"):

@@ -34,6 +34,16 @@ def store(tmp_path):
 
 @pytest.fixture
 def queue(store):
+    """Jobs in threads of the test process: what these tests check is the training itself, and a child
+    process per job would add ~5 s to each (the app's child processes: tests/test_job_process.py)."""
+    q = JobQueue(store, devices=[], isolate=False)
+    yield q
+    q.shutdown()
+
+
+@pytest.fixture
+def isolated_queue(store):
+    """Jobs in child processes, as the app and the CLI run them."""
     q = JobQueue(store, devices=[])
     yield q
     q.shutdown()
@@ -42,8 +52,9 @@ def queue(store):
 def wait_for(predicate, timeout=120, every=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        result = predicate()
+        if result:
+            return result
         time.sleep(every)
     raise AssertionError("condition not met in time")
 
@@ -82,7 +93,8 @@ def test_real_cifar_images_train_above_chance(store, queue, cache_dir):
     assert "cifar10-mini" in run["dataset"]
 
 
-def test_cancel_then_resume_finishes_without_duplicate_epochs(store, queue):
+def test_cancel_then_resume_finishes_without_duplicate_epochs(store, isolated_queue):
+    queue = isolated_queue
     run_id = queue.submit(tiny(epochs=12))
     wait_for(lambda: len(store.epochs(run_id)) >= 1)
     queue.cancel(run_id)
@@ -177,8 +189,13 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
     with Store(db) as store:
-        queue = JobQueue(store, devices=[])
+        # The run trained in a child process that holds the store's lock: it must notice its app is
+        # gone and exit at once (no orphan writing on), which frees the lock.
+        queue = wait_for(lambda: _job_queue_or_none(store), timeout=15, every=0.1)
+        epochs_at_restart = len(store.epochs(1))
         assert queue.interrupted == [1] and store.get_run(1)["status"] == "interrupted"
+        time.sleep(1.5)
+        assert len(store.epochs(1)) == epochs_at_restart  # nothing trains on behind the new queue's back
         done = checkpoint_epoch(store.run_dir(1))
         assert done >= 1
         queue.resume(1)
@@ -187,6 +204,13 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
         assert run["status"] == "completed", run["error"]
         assert [e["epoch"] for e in store.epochs(1)] == list(range(1, 21))
         assert store.integrity_check() == "ok"
+
+
+def _job_queue_or_none(store):
+    try:
+        return JobQueue(store, devices=[], isolate=False)  # the resume below is what is tested here
+    except UserError:
+        return None
 
 
 def _epochs_done(db):
@@ -211,7 +235,7 @@ from workbench import devices
 strategy = devices.strategy_for(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2, strategy
 store = Store({str(tmp_path / 'm.db')!r})
-queue = JobQueue(store, devices=["/cpu:0", "/cpu:1"])
+queue = JobQueue(store, devices=["/cpu:0", "/cpu:1"], isolate=False)  # virtual CPUs live in this process
 spec = RunSpec.from_dict({TINY!r} | {{"epochs": 2, "gpus": 2}})
 run_id = queue.submit(spec)
 queue.wait(run_id)

@@ -16,3 +16,13 @@ def choose(kind: str, name: str, allowed) -> str:
     if name in allowed:
         return name
     raise UserError(f"unknown {kind} {name!r}; choose one of: {', '.join(allowed)}")
+
+
+def failure_message(exc: BaseException) -> str:
+    """A failed run's error text: a user's mistake or an OS error as its message, anything else (a bug)
+    with the end of its traceback."""
+    import traceback
+
+    if isinstance(exc, (UserError, OSError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}\n\n{''.join(traceback.format_exception(exc)[-6:])}"

@@ -37,6 +37,10 @@ class StoreLock:
         self._handle = handle
         return self
 
+    def fileno(self) -> int:
+        """The locked file's descriptor: a child process that inherits it holds the lock while it lives."""
+        return self._handle.fileno()
+
     def release(self) -> None:
         if self._handle is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)

@@ -40,7 +40,8 @@ def build_app(ctx) -> gr.Blocks:
             with gr.Tab("Errors", id="errors") as errors_tab:
                 errors = create_errors_tab(ctx)
         wire_clone(ctx, runs, tabs, {"train": train["form_list"], "finetune": finetune["form_list"]},
-                   {"train": train["timer"], "finetune": finetune["timer"]})
+                   {"train": train["timer"], "finetune": finetune["timer"]},
+                   {"train": train["command"], "finetune": finetune["command"]})
         # Only the shown tab's live panel polls: both panels read the same jobs, twice the work for nothing.
         timers = [train["timer"], finetune["timer"]]
         for tab, shown in ((train_tab, 0), (finetune_tab, 1), (runs_tab, None), (ensemble_tab, None),

@@ -44,7 +44,8 @@ def export_csv(store, *filters) -> str:
 
 
 def clone_values(store, choice) -> tuple:
-    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec)."""
+    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec,
+    the spec's equivalent command line)."""
     run = store.get_run(rd.parse_choice(choice))
     finetune = run.get("kind") == "finetune"
     try:
@@ -52,8 +53,10 @@ def clone_values(store, choice) -> tuple:
             from workbench.finetune_spec import FinetuneSpec
             from workbench.ui.finetune_tab import form_values
 
-            return "finetune", form_values(FinetuneSpec.from_dict(run["spec"]))
-        return "train", spec_to_form_values(RunSpec.from_dict(run["spec"]))
+            spec = FinetuneSpec.from_dict(run["spec"])
+            return "finetune", form_values(spec), spec.to_cli()
+        spec = RunSpec.from_dict(run["spec"])
+        return "train", spec_to_form_values(spec), spec.to_cli()
     except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
 
@@ -345,21 +348,24 @@ def create_runs_tab(ctx) -> dict:
     return c
 
 
-def wire_clone(ctx, runs: dict, tabs, forms: dict, timers: dict | None = None):
+def wire_clone(ctx, runs: dict, tabs, forms: dict, timers: dict | None = None, commands: dict | None = None):
     """Runs' "Clone" fills the form the run came from (`forms`: tab id -> its form's components, in
-    the order `clone_values` gives), switches to that tab and turns on that tab's live-panel timer
-    (`timers`: tab id -> gr.Timer; a tab switched to by code fires no select event); the other
-    form is left as it is."""
-    order, timers = list(forms), timers or {}
-    outputs = [component for tab in order for component in forms[tab]] + list(timers.values())
+    the order `clone_values` gives) and its command preview (`commands`: tab id -> gr.Code; written
+    here, not left to the form's change events, which a busy page can run with half-updated values),
+    switches to that tab and turns on that tab's live-panel timer (`timers`: tab id -> gr.Timer; a tab
+    switched to by code fires no select event); the other form is left as it is."""
+    order, timers, commands = list(forms), timers or {}, commands or {}
+    outputs = ([component for tab in order for component in forms[tab]] + list(timers.values())
+               + list(commands.values()))
     titles = {"train": "Train", "finetune": "Fine-tune"}
 
     @_guarded(len(outputs) + 2, status_at=len(outputs) + 1)
     def clone_fn(choice):
-        tab, values = clone_values(ctx.store, choice)
+        tab, values, command = clone_values(ctx.store, choice)
         filled = [value for name in order for value in (values if name == tab else [gr.skip()] * len(forms[name]))]
         polling = [gr.Timer(active=name == tab) for name in timers]
-        return (*filled, *polling, gr.Tabs(selected=tab),
+        previews = [command if name == tab else gr.skip() for name in commands]
+        return (*filled, *polling, *previews, gr.Tabs(selected=tab),
                 f"Cloned run {rd.parse_choice(choice)} into the {titles[tab]} form: adjust it and start a run.")
 
     runs["clone"].click(clone_fn, [runs["pick"]], outputs + [tabs, runs["action_status"]], api_name="runs_clone")
