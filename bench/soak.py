@@ -85,7 +85,8 @@ class Soak:
             self.queue.submit(spec)
             self.counts["submitted"] += 1
             runs = self.store.list_runs()
-            running = [r["id"] for r in runs if r["status"] == "running"]
+            # Training now: status running, or a job process still starting (its run is queued until then).
+            running = sorted({r["id"] for r in runs if r["status"] == "running"} | set(self.queue.process_ids()))
             if running and self.random.random() < 0.3:
                 try:
                     self.queue.cancel(self.random.choice(running))

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workbench.calibration import PROB_TOLERANCE
 from workbench.ensemble_inputs import SPACES, member_scores, probs_and_labels
+from workbench.ensemble_margins import count_correct, surely_right, true_class
 from workbench.errors import UserError, choose
 
 GRID_TIE_BREAKS = ("earliest", "uniform")
 MAX_COMBINATIONS = 2_000_000   # grid_search refuses larger grids
-_CHUNK_ELEMENTS = 1 << 18      # grid_search: combinations x margins per block (2 MB of float64)
 
 
 # --- grid search -------------------------------------------------------------------------------------
@@ -107,6 +106,21 @@ def grid_weights(m: int, step: float = 0.1, max_weight: float = 1.0, fixed=None)
     i * step for i = 0..n; the all-zero row is left out. With `fixed`, member i's weight is
     total - sum(others), and rows where that is negative (below -1e-9) are left out and counted.
     """
+    grid = _checked_grid(m, step, max_weight, fixed)
+    return grid.weights, grid.skipped
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A grid's rows and what the search derives from them alone, read-only: weights [C, M], each row
+    normalised to sum 1, the normalised rows' keys (proportional rows share one), skipped rows."""
+    weights: np.ndarray
+    normalized: np.ndarray
+    keys: list
+    skipped: int
+
+
+def _checked_grid(m: int, step, max_weight, fixed) -> _Grid:
     n = _grid_steps(step, max_weight)
     fixed = _fixed(fixed, m)
     _combination_count(m, n, fixed)
@@ -114,9 +128,9 @@ def grid_weights(m: int, step: float = 0.1, max_weight: float = 1.0, fixed=None)
 
 
 @functools.lru_cache(maxsize=32)
-def _grid(m: int, n: int, step: float, fixed):
-    """grid_weights' checked arguments -> (read-only [C, M] weights, skipped); cached, since a user
-    searches the same few grids again and again (and building one costs as much as a small search)."""
+def _grid(m: int, n: int, step: float, fixed) -> _Grid:
+    """grid_weights' checked arguments -> the grid; cached, since a user searches the same few grids
+    again and again (and building one costs as much as a small search)."""
     free = m - (fixed is not None)
     units = np.indices((n + 1,) * free, dtype=np.int64).reshape(free, -1).T   # product order
     values = units * step
@@ -132,135 +146,18 @@ def _grid(m: int, n: int, step: float, fixed):
         skipped = int(np.count_nonzero(~keep))
         values = np.insert(values[keep], member, np.maximum(last[keep], 0.0), axis=1)
     values = np.ascontiguousarray(values[values.any(axis=1)])
-    values.flags.writeable = False
-    return values, skipped
-
-
-def _surely_right(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Images [N] (bool) on which every member gives the label more than half of its probability.
-
-    Each such member's arg-max is the label, so every non-negative combination's is too (any
-    monotone score space): a cheap first cut that skips most images of a real ensemble before the exact
-    margin tests. The bound allows for rows summing to 1 + PROB_TOLERANCE.
-    """
-    sure = np.ones(len(y), dtype=bool)
-    for member in _true_class(probs, y):
-        sure &= member > (1 + PROB_TOLERANCE) / 2
-    return sure
-
-
-def _prepare_margins(scores: np.ndarray, y: np.ndarray, surely_right: np.ndarray):
-    """Reduce the accuracy of sum_m w_m scores_m (w >= 0, not all 0) to sign tests on margins.
-
-    Image n is predicted correctly iff for every class k != y_n the margin sum_m w_m d[m, n, k],
-    d = scores[:, n, y_n] - scores[:, n, k], is > 0 (k < y_n: arg-max takes the lowest class on a tie)
-    or >= 0 (k > y_n). A class whose d has the required sign for *every* member can never win, and one
-    beating y_n for every member always wins, whatever the weights; such pairs need no evaluation, so
-    only 'contested' (image, class) pairs remain (on real ensembles most images are unanimous).
-    `surely_right` [N] (see `_surely_right`) marks images known to be right; they are skipped.
-
-    Returns (images always right, D [M, Q], thresholds [Q], widths): the Q contested pairs as columns,
-    grouped in slots: slot j holds the j-th contested class of the widths[j] images having more than j
-    of them, images in the same order in every slot (most contested first), so slot j's columns line up
-    with the first widths[j] columns of slot 0. A pair is satisfied iff w @ D[:, q] > thresholds[q]:
-    0 for '> 0', and minus the smallest subnormal for '>= 0' (no float lies between it and 0, and
-    -0.0 == 0.0, so the test is exact).
-    """
-    known_right = int(np.count_nonzero(surely_right))
-    rest = np.flatnonzero(~surely_right)
-    scores, y = np.take(scores, rest, axis=1), y[rest]
-    m, n, k = scores.shape
-    d = _true_class(scores, y)[:, :, None] - scores                 # [M, N, K]
-    low, high = d[0].copy(), d[0].copy()        # d's range over members; a loop over M is 4x faster
-    for member in d[1:]:                        # than numpy's axis-0 reduction on these shapes
-        np.minimum(low, member, out=low)
-        np.maximum(high, member, out=high)
-    # Pair (n, k) is satisfied iff its margin > threshold: 0 where k < y_n (a tie goes to k), minus the
-    # smallest subnormal where k > y_n (a tie goes to y_n; no float lies between it and 0, so '> -tiny'
-    # is exactly '>= 0'); k == y_n gets -tiny too, so its zero margin counts as satisfied.
-    threshold = _thresholds(k).take(y, axis=0)                      # [N, K]
-    harmless = low > threshold                                      # satisfied for every member
-    winning = high <= threshold                                     # failed for every member
-    # any/sum over the K classes as products with ones: 3x faster than .any/.sum(axis=1) over 10 columns
-    ones = np.ones(k)
-    always_wrong = (winning.astype(np.float64) @ ones) > 0
-    contested = ~harmless & ~always_wrong[:, None]
-    n_contested = (contested.astype(np.float64) @ ones).astype(np.int64)
-    always_right = known_right + int(np.count_nonzero(~always_wrong & (n_contested == 0)))
-    rows = np.flatnonzero(n_contested > 0)
-    if rows.size == 0:
-        return always_right, np.zeros((m, 0)), np.zeros(0), []
-    rows = rows[np.argsort(-n_contested[rows], kind="stable")]      # most contested classes first
-    counts = n_contested[rows]
-    pair_row, pair_class = np.nonzero(contested[rows])              # row-major: classes ascending per row
-    slot = np.arange(len(pair_row)) - (np.cumsum(counts) - counts)[pair_row]  # j-th contested class of its row
-    by_slot = np.argsort(slot, kind="stable")                       # slot by slot, rows in the same order
-    flat = rows[pair_row[by_slot]] * k + pair_class[by_slot]       # (image, class) as flat indices: 4x
-    return (always_right, d.reshape(m, n * k).take(flat, axis=1),   # faster than d[:, image, cls]
-            threshold.take(flat), np.bincount(slot).tolist())
-
-
-@functools.lru_cache(maxsize=8)
-def _thresholds(k: int) -> np.ndarray:
-    """[label, class] -> the margin threshold of that pair (see `_prepare_margins`), read-only."""
-    table = np.where(np.arange(k)[None, :] >= np.arange(k)[:, None], -np.finfo(np.float64).smallest_subnormal, 0.0)
-    table.flags.writeable = False
-    return table
-
-
-def _true_class(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """scores[:, n, y_n] as [M, N], through flat indices (3x faster than scores[:, arange(N), y])."""
-    m, n, k = scores.shape
-    return np.take(scores.reshape(m, n * k), np.arange(n) * k + y, axis=1)
-
-
-def _count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, surely_right: np.ndarray) -> np.ndarray:
-    """Correct predictions [C] of argmax_k sum_m weights[c, m] scores[m, n, k], for all rows at once.
-
-    Vectorised over combinations: per block of rows, one product [c, M] x [M, Q] of all contested
-    margins (see `_prepare_margins`), one comparison with the thresholds, an AND of each image's slots
-    and a count; Python loops only over blocks and slots. Agrees with the plain arg-max except where
-    two classes' scores differ by float rounding only.
-
-    With several blocks the product is `np.einsum` (NumPy's own single-threaded loop), not `@`: for
-    these thin products OpenBLAS' `@` took 0.35 s for the benchmark's 161,050 combinations on 2 idle
-    cores but 1-5 s when the cores were shared with other work (its threads wait on each other);
-    einsum took 0.6-0.85 s either way. A single block (small grids) uses `@`, 3x faster there. Scoring every combination with a full [c, N, K] sum and arg-max instead (no pruning)
-    was slower than the classic Python loop (63 s vs 37 s).
-    """
-    always_right, margins, thresholds, widths = _prepare_margins(scores, y, surely_right)
-    correct = np.full(len(weights), always_right, dtype=np.int64)
-    if not widths:
-        return correct
-    weights = np.ascontiguousarray(weights, dtype=np.float64)
-    starts = np.cumsum([0] + widths)
-    block = max(1, _CHUNK_ELEMENTS // margins.shape[1])
-    product = _one_product if len(weights) <= block else _many_products
-    for start in range(0, len(weights), block):
-        ok = product(weights[start:start + block], margins) > thresholds
-        first = ok[:, :widths[0]]
-        for j in range(1, len(widths)):
-            first[:, :widths[j]] &= ok[:, starts[j]:starts[j + 1]]
-        # bits counted 8 at a time: half the time of count_nonzero(axis=1) on these shapes
-        correct[start:start + block] += np.bitwise_count(np.packbits(first, axis=1)).sum(axis=1, dtype=np.int64)
-    return correct
-
-
-def _one_product(weights, margins):
-    """A single block: BLAS, 3x faster than einsum here, and one call cannot pile up thread waits."""
-    return weights @ margins
-
-
-def _many_products(weights, margins):
-    """Block after block: einsum, see `_count_correct`."""
-    return np.einsum("cm,mq->cq", weights, margins)
+    normalized = values / values.sum(axis=1, keepdims=True)
+    keys = [row.tobytes() for row in np.round(normalized, 9)]
+    for array in (values, normalized):
+        array.flags.writeable = False
+    return _Grid(values, normalized, keys, skipped)
 
 
 def grid_search(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fixed=None,
                 space: str = "prob", top: int = 10, tie_break: str = "earliest") -> GridSearchResult:
     """Accuracy of every weight combination on {0, step, ..., max_weight}^M (all-zero left out).
 
-    Evaluated vectorised (no Python loop per combination, see `_count_correct`), in blocks to bound
+    Evaluated vectorised (no Python loop per combination, see `ensemble_margins.count_correct`), in blocks to bound
     memory. `fixed={"member": i, "total": 2.0}` reproduces classic scripts' `w3 = 2 - w1 - w2`:
     member i's weight is total minus the sum of the others, combinations where it would be negative
     are skipped (counted in `skipped`). space="logit" scores the weighted geometric mean (see
@@ -278,13 +175,15 @@ def grid_search(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fi
         raise UserError(f"top must be a whole number >= 1; got {top!r}")
     probs, y = probs_and_labels(val_probs, y_val)
     m = probs.shape[0]
-    weights, skipped = grid_weights(m, step, max_weight, fixed)
+    grid = _checked_grid(m, step, max_weight, fixed)
+    weights, normalized = grid.weights, grid.normalized
     if len(weights) == 0:
         raise UserError("no weight combination is left on this grid (fixed total below every combination?); "
                         "raise fixed['total'] or lower step")
-    correct = _count_correct(weights, member_scores(probs, space), y, _surely_right(probs, y))
+    truth = true_class(probs, y)
+    scores = member_scores(probs, space)
+    correct = count_correct(weights, scores, y, member_scores(truth, space), surely_right(truth))
     n = len(y)
-    normalized = weights / weights.sum(axis=1, keepdims=True)
     if tie_break == "earliest":
         order = np.argsort(-correct, kind="stable")
     else:
@@ -292,20 +191,27 @@ def grid_search(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fi
         order = np.lexsort((np.arange(len(weights)), spread, -correct))
     best = int(order[0])
     rows, seen = [], set()
-    keys = np.round(normalized, 9)                      # proportional rows share a key
-    for i in order:
-        key = keys[i].tobytes()
+    for i in _python_ints(order):
+        key = grid.keys[i]                              # proportional rows share a key
         if key in seen:
             continue
         seen.add(key)
+        count = int(correct[i])
         rows.append({"weights": weights[i].tolist(), "normalized_weights": normalized[i].tolist(),
-                     "accuracy": float(correct[i] / n), "correct": int(correct[i])})
+                     "accuracy": count / n, "correct": count})
         if len(rows) == top:
             break
     return GridSearchResult(weights=weights[best].copy(), normalized_weights=normalized[best].copy(),
                             val_accuracy=float(correct[best] / n),
                             grid={"weights": weights, "accuracy": correct / n}, top=rows,
-                            combinations=len(weights), skipped=skipped, tie_break=tie_break, space=space)
+                            combinations=len(weights), skipped=grid.skipped, tie_break=tie_break, space=space)
+
+
+def _python_ints(indices: np.ndarray, chunk: int = 64):
+    """The indices as Python ints, converted a chunk at a time (a loop that stops early never converts
+    a 2-million-row order; Python ints index the grid's key list faster than NumPy integers)."""
+    for start in range(0, len(indices), chunk):
+        yield from indices[start:start + chunk].tolist()
 
 
 def grid_heatmap(result: GridSearchResult, i: int = 0, j: int = 1) -> dict:
