@@ -83,19 +83,24 @@ class ChildJob:
     def run(self, stop: threading.Event, poll_seconds=0.5, stop_grace=STOP_GRACE_SECONDS) -> None:
         """Wait for the child; pass a stop request on, and kill it if it has not stopped `stop_grace`
         seconds later (stuck in native code); mark the run if the child died without writing its status."""
-        stop_sent = None
-        while self.process.poll() is None:
-            if stop.wait(poll_seconds) and stop_sent is None:
+        stop_sent, killed = None, False
+        while True:
+            try:
+                self.process.wait(timeout=poll_seconds)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if stop.is_set() and stop_sent is None:
                 self._send("stop")
                 stop_sent = time.monotonic()
-            if stop_sent is not None and time.monotonic() - stop_sent > stop_grace:
+            elif stop_sent is not None and not killed and time.monotonic() - stop_sent > stop_grace:
                 self.process.kill()
-                self.process.wait()
+                killed = True
         self.process.stdin.close()
         code = self.process.returncode
         if code in (0, FAILED_EXIT) or self.store.get_run(self.run_id)["status"] not in ("queued", "running"):
             return
-        if stop_sent is not None:
+        if killed:
             self.store.set_status(self.run_id, "cancelled", f"it did not stop within {stop_grace:.0f} s of the "
                                   "request and was killed; resume continues from its last checkpoint")
         else:
@@ -103,7 +108,10 @@ class ChildJob:
 
     def death_message(self, code: int) -> str:
         if code < 0:
-            name = signal.Signals(-code).name
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
             why = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
         else:
             why = f"exited with code {code}"
