@@ -83,3 +83,24 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
     finally:
         queue.shutdown()
     assert _job_children() == []
+
+
+@pytest.mark.parametrize("devices, visible, shown", [
+    ([], None, "CPU:0"),
+    (["/cpu:0", "/cpu:1"], None, "CPU:0, CPU:1"),
+    (["/device:GPU:0"], "3", "GPU:3"),  # a job's process: its leased card, renumbered 0
+    (["/device:GPU:0", "/device:GPU:1"], "3,5", "GPU:3, GPU:5"),
+    (["/device:GPU:1"], None, "GPU:1"),
+])
+def test_runs_name_gpus_by_their_physical_number(devices, visible, shown, monkeypatch):
+    from workbench.train import _describe
+
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert _describe(devices) == shown
+    parent_view, child_devices = gpu_visibility(devices, visible)  # the same names from the child's side
+    if devices and "GPU" in devices[0] and visible is None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", parent_view)
+        assert _describe(child_devices) == shown

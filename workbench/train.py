@@ -233,5 +233,14 @@ def save_predictions(model, store, run_id, data: PreparedData, batches: dict, re
 
 
 def _describe(devices: list) -> str:
-    names = [d.split("device:")[-1].lstrip("/").upper() for d in devices]
+    """The devices as the runs table shows them, GPUs by their physical number: a job's process sees
+    its leased cards renumbered from 0 through CUDA_VISIBLE_DEVICES (`workbench.job_process`)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    physical = [v.strip() for v in visible.split(",")] if visible else []
+    names = []
+    for device in devices:
+        kind, _, index = device.split("device:")[-1].lstrip("/").upper().partition(":")
+        if kind == "GPU" and index.isdigit() and int(index) < len(physical):
+            index = physical[int(index)]
+        names.append(f"{kind}:{index}")
     return ", ".join(names) or "CPU:0"
