@@ -59,7 +59,7 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     _fill(page, "data_path", "")
     _fill(page, "dataset_options", "n_train=600,n_test=100")
     _fill(page, "model_kwargs", "depth=8,base_width=4")
-    _fill(page, "epochs", 25)
+    _fill(page, "epochs", 15)
     _fill(page, "batch_size", 50)
     _fill(page, "learning_rate", 0.05)
     _choose(page, "schedule", "cosine")

@@ -221,6 +221,7 @@ def test_channel_stats_match_numpy():
     np.testing.assert_allclose(std, images.reshape(-1, 3).std(0), rtol=1e-4)
 
 
+@pytest.mark.slow  # decodes all 60,000 JPEGs (~15 s); tests/fixtures' real images run by default
 def test_full_cifar10_copy(shared_cifar10, cache_dir):
     data = load_dataset("cifar10", shared_cifar10)
     assert data.x_train.shape == (50000, 32, 32, 3) and data.x_test.shape == (10000, 32, 32, 3)
