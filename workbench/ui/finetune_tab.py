@@ -7,11 +7,10 @@ import gradio as gr
 
 from workbench.augment import AUGMENTATIONS
 from workbench.cli_args import HELP as RUN_HELP
-from workbench.cli_args import format_key_values
 from workbench.data import DATASETS
 from workbench.errors import UserError
 from workbench.spec import PRECISIONS
-from workbench.ui.form import gpu_choices, spec_to_values
+from workbench.ui.form import gpu_choices, key_value_text, spec_to_values
 from workbench.ui.form import values_to_spec as spec_from_values
 from workbench.ui.live_panel import create_live_panel
 
@@ -58,7 +57,7 @@ def build_form(defaults, gpu_count: int) -> dict:
                     elif name == "dataset":
                         c[name] = gr.Dropdown(list(DATASETS), value=value, **kwargs)
                     elif types[name] is dict:
-                        c[name] = gr.Textbox(format_key_values(value) if value else "", **kwargs)
+                        c[name] = gr.Textbox(key_value_text(value), **kwargs)
                     elif types[name] in (int, float):
                         c[name] = gr.Number(value, precision=0 if types[name] is int else None, **kwargs)
                     else:

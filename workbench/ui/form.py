@@ -42,20 +42,21 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
     with gr.Group():
         with gr.Row():
             c["model"] = gr.Dropdown(list_models(), value=d.model, label="Model", info="from the model zoo")
-            c["model_kwargs"] = gr.Textbox(_kv(d.model_kwargs), label=LABELS["model_kwargs"],
+            c["model_kwargs"] = gr.Textbox(key_value_text(d.model_kwargs), label=LABELS["model_kwargs"],
                                            placeholder=option_hint(d.model), info="key=value,... (blank: the variant's own)")
         with gr.Row():
             c["loss"] = gr.Dropdown(list(LOSSES), value=d.loss, label="Loss")
-            c["loss_params"] = gr.Textbox(_kv(d.loss_params), label=LABELS["loss_params"],
-                                          placeholder=_kv(LOSS_PARAMS[d.loss]), info=info("loss_params"))
+            c["loss_params"] = gr.Textbox(key_value_text(d.loss_params), label=LABELS["loss_params"],
+                                          placeholder=key_value_text(LOSS_PARAMS[d.loss]), info=info("loss_params"))
         with gr.Row():
             c["augment"] = gr.CheckboxGroup(list(AUGMENTATIONS), value=list(d.augment), label="Augmentations")
-            c["augment_params"] = gr.Textbox(_kv(d.augment_params), label=LABELS["augment_params"],
+            c["augment_params"] = gr.Textbox(key_value_text(d.augment_params), label=LABELS["augment_params"],
                                              placeholder="cutout_size=16,pad=4,mixup_alpha=0.2", info=info("augment_params"))
         with gr.Row():
             c["schedule"] = gr.Dropdown(list(SCHEDULES), value=d.schedule, label="Schedule")
-            c["schedule_params"] = gr.Textbox(_kv(d.schedule_params), label=LABELS["schedule_params"],
-                                              placeholder=_kv(SCHEDULE_PARAMS[d.schedule]), info=info("schedule_params"))
+            c["schedule_params"] = gr.Textbox(key_value_text(d.schedule_params), label=LABELS["schedule_params"],
+                                              placeholder=key_value_text(SCHEDULE_PARAMS[d.schedule]),
+                                              info=info("schedule_params"))
             c["warmup_epochs"] = gr.Number(d.warmup_epochs, label=LABELS["warmup_epochs"])
         with gr.Row():
             c["optimizer"] = gr.Dropdown(list(OPTIMIZERS), value=d.optimizer, label="Optimizer")
@@ -73,7 +74,7 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
         with gr.Row():
             c["dataset"] = gr.Dropdown(list(DATASETS), value=d.dataset, label="Dataset")
             c["data_path"] = gr.Textbox(d.data_path, label=LABELS["data_path"], info=info("data_path"))
-            c["dataset_options"] = gr.Textbox(_kv(d.dataset_options), label=LABELS["dataset_options"],
+            c["dataset_options"] = gr.Textbox(key_value_text(d.dataset_options), label=LABELS["dataset_options"],
                                               placeholder="n_train=2000,n_test=500")
         with gr.Row():
             c["val_size"] = gr.Number(d.val_size, label=LABELS["val_size"], precision=0)
@@ -88,10 +89,11 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
 
 def option_hint(model: str) -> str:
     options = {k: v for k, v in model_info(model)["options"].items() if k != "weight_decay"}
-    return _kv(options)
+    return key_value_text(options)
 
 
-def _kv(values: dict) -> str:
+def key_value_text(values: dict) -> str:
+    """A dict option as the form shows it: `key=value,...`, or empty for none."""
     return format_key_values(values) if values else ""
 
 
@@ -107,7 +109,7 @@ def spec_to_values(spec, names) -> list:
     for name in names:
         value = getattr(spec, name)
         if isinstance(value, dict):
-            value = _kv(value)
+            value = key_value_text(value)
         elif name == "augment":
             value = list(value)
         values.append(value)
