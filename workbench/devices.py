@@ -21,6 +21,12 @@ def configure():
         _done = True
 
 
+def cuda_visible_ids(value: str | None) -> list:
+    """The physical GPU ids a CUDA_VISIBLE_DEVICES value lists, in order ([] when unset or empty):
+    a process's GPU i is physical GPU ids[i]."""
+    return [v.strip() for v in value.split(",")] if value else []
+
+
 def gpu_names() -> list:
     """Logical GPU device names, e.g. ['/device:GPU:0', '/device:GPU:1']."""
     configure()

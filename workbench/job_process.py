@@ -42,10 +42,12 @@ def gpu_visibility(devices: list, visible: str | None) -> tuple[str | None, list
     reserves memory on cards other jobs hold); `visible` is the app's own CUDA_VISIBLE_DEVICES, which
     maps the app's GPU numbers to physical ones. A CPU job sees no GPU. Other device names (virtual
     CPUs) pass unchanged with the app's visibility."""
+    from workbench.devices import cuda_visible_ids  # imports TensorFlow: not before the child's own setup
+
     gpu_numbers = [int(name.rsplit(":", 1)[1]) for name in devices if "GPU" in name.upper()]
     if not gpu_numbers:
         return ("" if not devices else visible), list(devices)
-    physical = [v.strip() for v in visible.split(",")] if visible else None
+    physical = cuda_visible_ids(visible)
     ids = [physical[n] if physical else str(n) for n in gpu_numbers]
     return ",".join(ids), [f"/device:GPU:{i}" for i in range(len(ids))]
 

@@ -235,8 +235,7 @@ def save_predictions(model, store, run_id, data: PreparedData, batches: dict, re
 def _describe(devices: list) -> str:
     """The devices as the runs table shows them, GPUs by their physical number: a job's process sees
     its leased cards renumbered from 0 through CUDA_VISIBLE_DEVICES (`workbench.job_process`)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    physical = [v.strip() for v in visible.split(",")] if visible else []
+    physical = device_utils.cuda_visible_ids(os.environ.get("CUDA_VISIBLE_DEVICES"))
     names = []
     for device in devices:
         kind, _, index = device.split("device:")[-1].lstrip("/").upper().partition(":")
