@@ -34,7 +34,7 @@ def surely_right(truth_probs: np.ndarray) -> np.ndarray:
     return sure
 
 
-def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, surely_right: np.ndarray):
+def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, sure: np.ndarray):
     """Reduce the accuracy of sum_m w_m scores_m (w >= 0, not all 0) to sign tests on margins.
 
     Image n is predicted correctly iff for every class k != y_n the margin sum_m w_m d[m, n, k],
@@ -42,7 +42,7 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, surel
     arg-max takes the lowest class on a tie) or >= 0 (k > y_n). A class whose d has the required sign
     for *every* member can never win, and one beating y_n for every member always wins, whatever the
     weights; such pairs need no evaluation, so only 'contested' (image, class) pairs remain (on real
-    ensembles most images are unanimous). `surely_right` [N] (see `surely_right`) marks images known
+    ensembles most images are unanimous). `sure` [N] (from `surely_right`) marks images known
     to be right; they are skipped.
 
     Returns (images always right, D [M, Q], flipped [Q], widths): the Q contested pairs as columns, grouped in
@@ -53,8 +53,8 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, surel
     (-x > 0 is exactly not x >= 0: negation is exact, and -0.0 > 0 is false). So one comparison with the
     scalar 0 tests every pair, and the '>= 0' columns (the mask `flipped` [Q]) are flipped after it.
     """
-    known_right = int(np.count_nonzero(surely_right))
-    rest = np.flatnonzero(~surely_right)
+    known_right = int(np.count_nonzero(sure))
+    rest = np.flatnonzero(~sure)
     y = y[rest]
     scores = np.take(scores, rest, axis=1)                          # [M, R, K]
     m, n, k = scores.shape
@@ -122,8 +122,9 @@ def _row_starts(m: int, n: int, k: int) -> np.ndarray:
 
 
 def count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, truth: np.ndarray,
-                   surely_right: np.ndarray) -> np.ndarray:
-    """Correct predictions [C] of argmax_k sum_m weights[c, m] scores[m, n, k], for all rows at once.
+                   sure: np.ndarray) -> np.ndarray:
+    """Correct predictions [C] of argmax_k sum_m weights[c, m] scores[m, n, k], for all rows at once
+    (`truth` [M, N]: `true_class(scores, y)`; `sure` [N]: images known right, from `surely_right`).
 
     Vectorised over combinations: per block of rows, one product [c, M] x [M, Q] of all contested
     margins (see `_prepare_margins`), one comparison with 0 and a flip of the '>= 0' pairs, an AND of
@@ -138,7 +139,7 @@ def count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, truth:
     classic Python loop (63 s vs 37 s). Comparing with the scalar 0 and flipping is 2.5x faster than
     comparing with a row of thresholds; counting with a float32 product 2x faster than counting bits.
     """
-    always_right, margins, flipped, widths = _prepare_margins(scores, y, truth, surely_right)
+    always_right, margins, flipped, widths = _prepare_margins(scores, y, truth, sure)
     correct = np.full(len(weights), always_right, dtype=np.int64)
     if not widths:
         return correct
