@@ -54,8 +54,8 @@ def check_args(args):
 def create(args):
     """Open the store, start the job queue and build the page (no server yet)."""
     from store import Store
-    from workbench import devices
-    from workbench.jobs import JobQueue
+    from workbench.training import devices
+    from workbench.jobs.queue import JobQueue
     from workbench.ui.app import build_app
     from workbench.ui.context import AppContext, default_data_roots
 
@@ -73,9 +73,9 @@ def main(argv=None) -> int:
     from workbench.ui.app import CSS
 
     args = parse_args(argv)
-    from workbench.malloc_tuning import limit_arenas
+    from workbench.jobs.malloc_tuning import limit_arenas
 
-    limit_arenas()  # before TensorFlow starts its threads: see workbench.malloc_tuning
+    limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
     try:
         auth = check_args(args)
         ctx, demo = create(args)

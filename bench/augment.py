@@ -72,7 +72,7 @@ def ours(x, y, batch_size, names, fill):
     """A function that runs one epoch of our tf.data pipeline to exhaustion and returns images/s."""
     import tensorflow as tf
 
-    from workbench.augment import build_augmenter
+    from workbench.data.augment.ops import build_augmenter
 
     augment = build_augmenter(names, fill=fill) or (lambda images, labels, seed: (images, labels))
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)

@@ -7,7 +7,7 @@ Data: synthetic logits shaped like CIFAR-10 validation predictions of M trained 
 quality (accuracy about 80-90 %, correlated errors through a shared per-image difficulty, members agree
 on most images, over-confident logits), seed 0; the same probabilities go to every method.
 Both grid searches run in this one process on the same grid ({0, step, ..., 1}^M without all-zero);
-the classic loop is `workbench.ensemble.classic_nested_loops` (one Python iteration per combination:
+the classic loop is `workbench.ensemble.combine.classic_nested_loops` (one Python iteration per combination:
 weighted sum of the members' [N, K] probabilities, arg-max, compare, `if acc > best`). The script checks
 that both find the same best accuracy and weights. Times are wall-clock, best of `--repeats` for the
 fast methods (the classic loop runs once); in the 3-member cases, best of 300 grid searches and 15
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from workbench import ensemble  # noqa: E402
-from workbench.calibration import softmax  # noqa: E402
+from workbench.ensemble import combine as ensemble  # noqa: E402
+from workbench.ensemble.calibration import softmax  # noqa: E402
 
 
 def synthetic_members(members: int, images: int, classes: int, seed: int = 0):
@@ -46,7 +46,7 @@ def slider_update_ms(images: int, classes: int, calls: int = 40) -> np.ndarray:
     """Server time of one slider move in the Ensemble tab: `ensemble_lab.score` of 5 members on stored-size
     validation and test logits (members' probabilities cached, as the tab's Lab does) and the redrawn
     reliability diagram."""
-    from workbench import ensemble_lab as lab
+    from workbench.ensemble import lab
     from workbench.ui import plots
 
     rng = np.random.default_rng(1)

@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from store import Store  # noqa: E402
-from workbench import analysis, gallery, sources_view  # noqa: E402
-from workbench.calibration import softmax  # noqa: E402
-from workbench.data import load_dataset  # noqa: E402
-from workbench.ensemble_lab import Lab  # noqa: E402
-from workbench.spec import RunSpec  # noqa: E402
+from workbench.inspect import analysis, gallery, sources as sources_view  # noqa: E402
+from workbench.ensemble.calibration import softmax  # noqa: E402
+from workbench.data.datasets import load_dataset  # noqa: E402
+from workbench.ensemble.lab import Lab  # noqa: E402
+from workbench.specs.run import RunSpec  # noqa: E402
 
 SHARED_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 TARGET_MS = 300

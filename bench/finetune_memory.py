@@ -48,8 +48,8 @@ def child(args) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from workbench import finetune
-    from workbench.pipeline import make_dataset
+    from workbench.training import backbones as finetune
+    from workbench.data.pipeline import make_dataset
 
     after_imports = vm_rss()
     result = {"side": args.child, "after_imports": after_imports}
@@ -100,7 +100,7 @@ def load_images(n: int):
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from workbench.data import load_dataset
+    from workbench.data.datasets import load_dataset
 
     if SHARED.exists():
         dataset, what = load_dataset("cifar10", str(SHARED)), "real CIFAR-10"

@@ -23,14 +23,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.malloc_tuning import limit_arenas  # noqa: E402
+from workbench.jobs.malloc_tuning import limit_arenas  # noqa: E402
 
 limit_arenas()  # as app.py does, before TensorFlow starts its threads
 from store import Store  # noqa: E402
-from workbench import ensemble_lab as lab  # noqa: E402
+from workbench.ensemble import lab  # noqa: E402
 from workbench.errors import UserError  # noqa: E402
-from workbench.jobs import JobQueue  # noqa: E402
-from workbench.spec import RunSpec  # noqa: E402
+from workbench.jobs.queue import JobQueue  # noqa: E402
+from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.ui.app import build_app  # noqa: E402
 from workbench.ui.context import AppContext  # noqa: E402
 

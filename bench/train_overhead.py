@@ -1,4 +1,4 @@
-"""What the workbench path costs: training images/s through `workbench.train.fit` (tf.data with
+"""What the workbench path costs: training images/s through `workbench.training.fit.fit` (tf.data with
 flip_crop, store callbacks writing every epoch, a .keras checkpoint every epoch) against plain
 `model.fit` on the same model, batch and validation data, fed already-augmented in-memory tensors.
 
@@ -23,10 +23,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from store import Store  # noqa: E402
-from workbench.augment import build_augmenter  # noqa: E402
-from workbench.spec import RunSpec  # noqa: E402
-from workbench.pipeline import make_dataset  # noqa: E402
-from workbench.train import StoreCallback, build_model, compile_model, prepare_data  # noqa: E402
+from workbench.data.augment.ops import build_augmenter  # noqa: E402
+from workbench.specs.run import RunSpec  # noqa: E402
+from workbench.data.pipeline import make_dataset  # noqa: E402
+from workbench.training.fit import StoreCallback, build_model, compile_model, prepare_data  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 

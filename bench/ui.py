@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from store import Store  # noqa: E402
-from workbench.jobs import JobQueue  # noqa: E402
-from workbench.spec import RunSpec  # noqa: E402
+from workbench.jobs.queue import JobQueue  # noqa: E402
+from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.ui.app import build_app  # noqa: E402
 from workbench.ui.context import AppContext  # noqa: E402
 

@@ -5,12 +5,12 @@ import pytest
 from PIL import Image
 
 from store import Store
-from workbench import analysis, gallery, sources_view
-from workbench.calibration import softmax
-from workbench.data import load_dataset, make_split
-from workbench.ensemble_lab import Lab
+from workbench.inspect import analysis, gallery, sources as sources_view
+from workbench.ensemble.calibration import softmax
+from workbench.data.datasets import load_dataset, make_split
+from workbench.ensemble.lab import Lab
 from workbench.errors import UserError
-from workbench.spec import RunSpec
+from workbench.specs.run import RunSpec
 
 # Seven images, three classes. Predictions (arg-max, ties to the lower class): [0, 1, 1, 2, 0, 1, 0].
 PROBS = np.array([

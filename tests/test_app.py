@@ -11,8 +11,8 @@ import pytest
 from conftest import ROOT, AppServer
 from store import Store
 from workbench.errors import UserError
-from workbench.spec import RunSpec
-from workbench.ui.form import spec_to_form_values
+from workbench.specs.run import RunSpec
+from workbench.ui.forms import spec_to_form_values
 
 TINY = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
                dataset_options={"n_train": 300, "n_test": 60}, batch_size=50, epochs=2, learning_rate=0.05,

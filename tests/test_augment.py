@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from workbench import augment as aug
-from workbench import autoaugment as aa
-from workbench.augment import AUGMENTATIONS, build_augmenter, parse_augmentations
+from workbench.data.augment import ops as aug
+from workbench.data.augment import autoaugment as aa
+from workbench.data.augment.ops import AUGMENTATIONS, build_augmenter, parse_augmentations
 from workbench.errors import UserError
 
 FULL = "autoaugment,flip_crop,cutout,mixup,cutmix"
@@ -394,7 +394,7 @@ def test_benchmark_script_runs_small(capsys):
 
 
 def test_unknown_augmentation_parameter_is_a_user_error():
-    from workbench.spec import RunSpec
+    from workbench.specs.run import RunSpec
 
     with pytest.raises(UserError, match="unknown augmentation parameter cutout; allowed: pad"):
         RunSpec(augment=("cutout",), augment_params={"cutout": 8}).validate()

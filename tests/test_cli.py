@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from store import Store
-from workbench.cli import build_parser, main
-from workbench.cli_args import parse_key_values, spec_from_args
+from workbench.cli.main import build_parser, main
+from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.errors import UserError
-from workbench.jobs import JobQueue
-from workbench.presets import load_preset, plan_preset, run_preset
-from workbench.spec import RunSpec
+from workbench.jobs.queue import JobQueue
+from workbench.cli.presets import load_preset, plan_preset, run_preset
+from workbench.specs.run import RunSpec
 
 TINY_FLAGS = ["--model", "resnet20", "--model-kwargs", "depth=8,base_width=4", "--dataset", "synthetic",
               "--dataset-options", "n_train=300,n_test=60", "--batch-size", "50", "--schedule", "cosine",

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from workbench import calibration as cal
-from workbench import ensemble as ens
+from workbench.ensemble import calibration as cal
+from workbench.ensemble import combine as ens
 from workbench.errors import UserError
 
 

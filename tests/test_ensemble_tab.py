@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ARTIFACTS, AppServer
 from store import Store
-from workbench.ui.ensemble_tab import metrics_rows
+from workbench.ui.tabs.ensemble import metrics_rows
 
 pytestmark = pytest.mark.browser
 

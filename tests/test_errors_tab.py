@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ARTIFACTS, FIXTURES, AppServer
 from store import Store
-from workbench import ensemble_lab as lab
-from workbench.jobs import JobQueue
-from workbench.spec import RunSpec
+from workbench.ensemble import lab
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
 
 pytestmark = pytest.mark.browser
 

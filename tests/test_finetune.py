@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from store import Store
-from workbench import finetune
+from workbench.training import backbones as finetune
 from workbench.errors import UserError
-from workbench.finetune import (BACKBONES, FinetuneSpec, add_finetune_arguments, build_model, check_buildable,
+from workbench.training.backbones import (BACKBONES, FinetuneSpec, add_finetune_arguments, build_model, check_buildable,
                                 finetune_spec_from_args, layer_table)
 
 SYNTHETIC = dict(dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60})

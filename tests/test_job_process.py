@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from store import Store
-from workbench.job_process import LOG_NAME, gpu_visibility
-from workbench.jobs import JobQueue
+from workbench.jobs.child import LOG_NAME, gpu_visibility
+from workbench.jobs.queue import JobQueue
 
 from test_train import tiny, wait_for
 
@@ -32,7 +32,7 @@ def _job_children() -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and b"workbench.job_process" in cmdline:
+        if int(fields[1]) == os.getpid() and b"workbench.jobs.child" in cmdline:
             pids.append(int(stat.parent.name))
     return pids
 
@@ -93,7 +93,7 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
     (["/device:GPU:1"], None, "GPU:1"),
 ])
 def test_runs_name_gpus_by_their_physical_number(devices, visible, shown, monkeypatch):
-    from workbench.train import _describe
+    from workbench.training.fit import _describe
 
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

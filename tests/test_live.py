@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from store import Store
-from workbench.ui import live
+from workbench.ui.views import live
 
 
 @pytest.fixture

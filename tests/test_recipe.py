@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import UserError
-from workbench.losses import LOSSES, build_loss
-from workbench.schedules import SCHEDULES, build_schedule, learning_rates
+from workbench.training.losses import LOSSES, build_loss
+from workbench.training.schedules import SCHEDULES, build_schedule, learning_rates
 
 LABELS = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]
 LOGITS = np.array([[3, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, 2], [1, 1, 1, 1], [5, 0, 0, 0]], np.float32)

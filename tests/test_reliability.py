@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from store import Store
-from workbench.cli import build_parser
-from workbench.cli_args import parse_key_values, spec_from_args
+from workbench.cli.main import build_parser
+from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.errors import UserError
-from workbench.jobs import JobQueue
-from workbench.spec import RunSpec
-from workbench.train import CHECKPOINT
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.training.fit import CHECKPOINT
 
 TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
             dataset_options={"n_train": 300, "n_test": 60}, batch_size=50, learning_rate=0.05, schedule="cosine")
@@ -116,7 +116,7 @@ def test_key_value_text_parses_or_is_refused(text):
 
 
 def test_finished_runs_release_their_training_graphs(tmp_path):
-    # TensorFlow bug #97697 (see workbench.tf_workarounds): without the queue's clean-up, every
+    # TensorFlow bug #97697 (see workbench.jobs.tf_workarounds): without the queue's clean-up, every
     # finished run's train-step graph, and the variables it captured, stayed alive for good.
     import gc
 
@@ -147,7 +147,7 @@ def test_nan_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path):
     import numpy as np
     import tensorflow as tf
 
-    from workbench.train import StoreCallback, build_model, checkpoint_epoch, compile_model, load_checkpoint
+    from workbench.training.fit import StoreCallback, build_model, checkpoint_epoch, compile_model, load_checkpoint
 
     spec = RunSpec.from_dict({**TINY, "epochs": 5, "schedule": "constant"})
     rng = np.random.default_rng(0)
@@ -207,7 +207,7 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc tuning is for glibc")
 def test_malloc_arena_limit_is_set_unless_the_user_chose_one():
-    code = ("from workbench.malloc_tuning import limit_arenas, release_free_memory; "
+    code = ("from workbench.jobs.malloc_tuning import limit_arenas, release_free_memory; "
             "print(limit_arenas(), isinstance(release_free_memory(), bool))")
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     env["PYTHONPATH"] = str(ROOT)

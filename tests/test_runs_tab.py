@@ -6,11 +6,11 @@ import pytest
 
 from store import Store
 from workbench.errors import UserError
-from workbench.spec import RunSpec
+from workbench.specs.run import RunSpec
 from workbench.ui import plots
-from workbench.ui import runs_data as rd
-from workbench.ui import runs_tab as rt
-from workbench.ui.form import FORM_FIELDS, spec_to_form_values
+from workbench.ui.views import runs as rd
+from workbench.ui.tabs import runs as rt
+from workbench.ui.forms import FORM_FIELDS, spec_to_form_values
 
 
 class _Queue:
@@ -215,7 +215,7 @@ def test_tab_builds(store, filled):
     import gradio as gr
 
     from workbench.ui.context import AppContext
-    from workbench.ui.form import build_form
+    from workbench.ui.forms import build_form
 
     ctx = AppContext(store=store, queue=_Queue())
     with gr.Blocks() as demo:
@@ -232,8 +232,8 @@ def test_tab_builds(store, filled):
 
 
 def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
-    from workbench.finetune_spec import FinetuneSpec
-    from workbench.ui import finetune_tab as ft
+    from workbench.specs.finetune import FinetuneSpec
+    from workbench.ui.tabs import finetune as ft
 
     spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=64, head_epochs=2, finetune_epochs=3,
                         dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),

@@ -13,9 +13,9 @@ import pytest
 from conftest import FIXTURES, ROOT
 from store import Store
 from workbench.errors import UserError
-from workbench.jobs import JobQueue
-from workbench.spec import RunSpec
-from workbench.train import CHECKPOINT, checkpoint_epoch
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.training.fit import CHECKPOINT, checkpoint_epoch
 
 TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
             dataset_options={"n_train": 600, "n_test": 100}, batch_size=50, learning_rate=0.05,
@@ -227,9 +227,9 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from store import Store
-from workbench.jobs import JobQueue
-from workbench.spec import RunSpec
-from workbench import devices
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.training import devices
 strategy = devices.strategy_for(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2, strategy
 store = Store({str(tmp_path / 'm.db')!r})

@@ -1,8 +1,8 @@
 import sys
 
-from workbench.malloc_tuning import limit_arenas
+from workbench.jobs.malloc_tuning import limit_arenas
 
-limit_arenas()  # before TensorFlow starts its threads: see workbench.malloc_tuning
-from workbench.cli import main  # noqa: E402
+limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
+from workbench.cli.main import main  # noqa: E402
 
 sys.exit(main())

@@ -3,11 +3,11 @@ import html
 
 import gradio as gr
 
-from workbench.ui.ensemble_tab import create_ensemble_tab
-from workbench.ui.errors_tab import create_errors_tab
-from workbench.ui.finetune_tab import create_finetune_tab
-from workbench.ui.runs_tab import create_runs_tab, wire_clone
-from workbench.ui.train_tab import create_train_tab
+from workbench.ui.tabs.ensemble import create_ensemble_tab
+from workbench.ui.tabs.errors import create_errors_tab
+from workbench.ui.tabs.finetune import create_finetune_tab
+from workbench.ui.tabs.runs import create_runs_tab, wire_clone
+from workbench.ui.tabs.train import create_train_tab
 
 CSS = """
 #live-status p { margin: 0.4em 0; }

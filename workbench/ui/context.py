@@ -8,7 +8,7 @@ from workbench.errors import UserError
 @dataclass
 class AppContext:
     store: object  # store.Store
-    queue: object  # workbench.jobs.JobQueue
+    queue: object  # workbench.jobs.queue.JobQueue
     data_path: str = ""  # --data: the default data path of the Train form
     device_summary: str = ""  # e.g. "CPU only (1 logical CPU device)" or "2 GPU(s): NVIDIA H100, ..."
     gpu_names: list = field(default_factory=list)
@@ -35,7 +35,7 @@ def default_data_roots(data_path: str, store_path, extra=()) -> list:
     if data_path:
         path = Path(data_path).expanduser().resolve()
         roots.append(path if path.is_dir() else path.parent)
-    from workbench.data import keras_cache_dir
+    from workbench.data.datasets import keras_cache_dir
 
     roots += [Path(store_path).resolve().parent, keras_cache_dir(), *[Path(r) for r in extra]]
     return [str(r) for r in dict.fromkeys(roots)]

@@ -3,7 +3,7 @@ Train and Fine-tune tabs. It polls the store every 2 s, so every page shows the 
 import gradio as gr
 
 from workbench.errors import UserError
-from workbench.ui import live
+from workbench.ui.views import live
 from workbench.ui.plots import live_curves
 
 POLL_SECONDS = 2.0

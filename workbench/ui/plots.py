@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.ui import runs_data as rd
+from workbench.ui.views import runs as rd
 
 HEIGHT = 360
 TEMPLATE = "plotly_white"

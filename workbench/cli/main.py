@@ -1,0 +1,231 @@
+"""`python -m workbench`: train, finetune, train-all, resume, runs, export, ensemble, models — headless.
+
+Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
+"""
+import argparse
+import sys
+import time
+
+from workbench.specs.flags import add_spec_arguments, spec_from_args
+from workbench.errors import UserError
+
+COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workbench", description="CIFAR Workbench, headless.")
+    parser.add_argument("--db", help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)")
+    sub = parser.add_subparsers(dest="command", metavar="{" + COMMANDS.replace(" ", "") + "}")
+
+    train = sub.add_parser("train", help="train one run (Ctrl-C cancels it; `resume` continues it)",
+                           description="Train one run. Every setting has a flag; defaults are the classic recipe.")
+    add_spec_arguments(train)
+    train.add_argument("--tags", default="", help="comma-separated tags for the run")
+    train.set_defaults(handler=_train)
+
+    finetune = sub.add_parser("finetune", help="fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
+                              description="Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.")
+    from workbench.specs.finetune import add_finetune_arguments
+
+    add_finetune_arguments(finetune)
+    finetune.add_argument("--tags", default="", help="comma-separated tags for the run")
+    finetune.set_defaults(handler=_finetune)
+
+    train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
+    train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
+    train_all.add_argument("--data", dest="data_path", default=None, help="data path for runs that name none")
+    train_all.add_argument("--dry-run", action="store_true", help="list what would run, train nothing")
+    train_all.set_defaults(handler=_train_all)
+
+    resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
+    resume.add_argument("run", type=int)
+    resume.set_defaults(handler=_resume)
+
+    runs = sub.add_parser("runs", help="table of the runs in the store")
+    runs.add_argument("--status", default=None, help="only runs with this status")
+    runs.add_argument("--all", action="store_true", help="include archived runs")
+    runs.set_defaults(handler=_runs)
+
+    export = sub.add_parser("export", help="export a run's epochs (csv) or logits and labels (npz)")
+    export.add_argument("run", type=int)
+    export.add_argument("--format", choices=("csv", "npz"), default="csv")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz)")
+    export.set_defaults(handler=_export)
+
+    ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
+    ensemble.add_argument("runs", nargs="+", type=int, metavar="RUN", help="ids of completed runs (at least two)")
+    ensemble.add_argument("--method", choices=("grid", "greedy", "optimize", "vote", "uniform"), default="grid",
+                          help="grid search, greedy selection, NLL-optimal weights, majority vote, or equal weights")
+    ensemble.add_argument("--space", choices=("prob", "logit"), default="prob", help="average probabilities or logits")
+    ensemble.add_argument("--temperature", action="store_true", help="temperature-scale each member first")
+    ensemble.add_argument("--tta", action="store_true", help="average each member with its flipped predictions")
+    ensemble.add_argument("--step", type=float, default=0.1, help="grid step (default 0.1)")
+    ensemble.add_argument("--save", metavar="NAME", help="save the ensemble to the store under NAME")
+    ensemble.set_defaults(handler=_ensemble)
+
+    zoo = sub.add_parser("models", help="list the model zoo with parameter counts")
+    zoo.set_defaults(handler=lambda args: _print_models())
+    return parser
+
+
+def _open_store(args):
+    from store import Store
+
+    return Store(args.db) if args.db else Store()
+
+
+def _train(args):
+    from workbench.jobs.queue import JobQueue
+
+    spec = spec_from_args(args)
+    store = _open_store(args)
+    queue = JobQueue(store)
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()]
+    run_id = queue.submit(spec, tags=tags)
+    print(f"run {run_id}: {spec.display_name()}  ({store.path})")
+    return _follow(queue, store, [run_id])
+
+
+def _finetune(args):
+    from workbench.specs.finetune import finetune_spec_from_args
+    from workbench.jobs.queue import JobQueue
+
+    spec = finetune_spec_from_args(args)
+    store = _open_store(args)
+    queue = JobQueue(store)
+    run_id = queue.submit(spec, tags=[t.strip() for t in args.tags.split(",") if t.strip()])
+    print(f"run {run_id}: {spec.display_name()}  ({store.path})")
+    return _follow(queue, store, [run_id])
+
+
+def _resume(args):
+    from workbench.jobs.queue import JobQueue
+
+    store = _open_store(args)
+    queue = JobQueue(store)
+    queue.resume(args.run)
+    return _follow(queue, store, [args.run])
+
+
+def _follow(queue, store, run_ids, prefix=""):
+    """Print each new epoch until the runs end; Ctrl-C cancels them (resumable later)."""
+    shown = {run_id: 0 for run_id in run_ids}
+    try:
+        while True:
+            for run_id in run_ids:
+                for row in store.epochs(run_id)[shown[run_id]:]:
+                    shown[run_id] = row["epoch"]
+                    total = store.get_run(run_id)["spec"]["epochs"]
+                    print(f"{prefix}run {run_id} epoch {row['epoch']}/{total}: loss {_f(row['loss'])} "
+                          f"acc {_f(row['accuracy'])} val_acc {_f(row['val_accuracy'])} "
+                          f"lr {_f(row['lr'], 5)} ({row['seconds']:.1f}s)", flush=True)
+            if all(queue.wait(r, timeout=0) for r in run_ids):
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for run_id in run_ids:
+            if run_id in queue.active():
+                queue.cancel(run_id)
+        queue.shutdown()
+        print(f"cancelled; continue with: python -m workbench resume {' '.join(map(str, run_ids))}", file=sys.stderr)
+        return 130
+    failed = 0
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        line = f"{prefix}run {run_id} {run['status']}"
+        if run["status"] == "completed":
+            line += f": best val {_f(run['best_val_accuracy'])} (epoch {run['best_epoch']}), test {_f(run['test_accuracy'])}"
+        elif run["error"]:
+            line += f": {run['error'].splitlines()[0]}"
+            failed += 1
+        print(line, flush=True)
+    return 1 if failed else 0
+
+
+def _f(value, digits=4):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _train_all(args):
+    from workbench.cli.presets import load_preset, plan_preset, run_preset
+
+    preset = load_preset(args.preset)
+    store = _open_store(args)
+    plan = plan_preset(preset, store, data_path=args.data_path)
+    for step in plan:
+        print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
+    if args.dry_run:
+        return 0
+    return run_preset(plan, store)
+
+
+def _runs(args):
+    store = _open_store(args)
+    runs = store.list_runs(status=args.status, include_archived=args.all)
+    header = f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'params':>8s}"
+    print(header)
+    print("-" * len(header))
+    for run in runs:
+        epochs = f"{run['epochs_done'] or 0}/{run['spec'].get('epochs', '?')}"
+        params = f"{run['params'] / 1e6:.2f}M" if run["params"] else "-"
+        print(f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
+              f"{_f(run['best_val_accuracy']):>8s} {_f(run['test_accuracy']):>7s} {params:>8s}")
+    if not runs:
+        print("(no runs yet: python -m workbench train --help)")
+
+
+def _export(args):
+    from workbench.cli.export import export_run
+
+    path = export_run(_open_store(args), args.run, args.format, args.output)
+    print(f"wrote {path}")
+
+
+def _ensemble(args):
+    from workbench.ensemble import lab
+
+    store = _open_store(args)
+    members = lab.Lab(store).load(args.runs)
+    settings = lab.Settings(method="vote" if args.method == "vote" else "mean", space=args.space,
+                            temperature=args.temperature, tta=args.tta)
+    weights = [1.0] * len(members.ids)
+    if args.method in lab.SEARCHES:
+        weights = lab.search(members, settings, args.method, step=args.step)["weights"]
+    scored = lab.score(members, weights, settings)
+    print(f"{'run':>5}  {'name':32s} {'weight':>7s} {'T':>5s} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
+    for member, weight in zip(scored["members"], scored["weights"]):
+        print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f} {member['temperature']:5.2f} "
+              f"{member['val_accuracy']:8.4f} {member['test_accuracy']:8.4f} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
+    val, test = scored["val"], scored["test"]
+    print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation):")
+    print(f"  validation: accuracy {val['accuracy']:.4f}  NLL {val['nll']:.4f}  ECE {val['ece']:.4f}")
+    print(f"  test:       accuracy {test['accuracy']:.4f}  NLL {test['nll']:.4f}  ECE {test['ece']:.4f}")
+    if args.save:
+        ensemble_id = lab.save(store, members, scored, settings, args.save)
+        print(f"saved as ensemble {ensemble_id}: {args.save}")
+
+
+def _print_models():
+    from models.__main__ import main as print_table
+
+    print_table([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Presets: lists of runs in `presets/*.toml`, trained by `train-all` (and `make train-all`).
+
+Running a preset twice is safe: a run whose name and settings match a completed run is skipped,
+an interrupted or cancelled one is resumed from its checkpoint, and only the rest start anew.
+"""
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import UserError
+from workbench.specs.run import RunSpec
+
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
+RESUMABLE = ("interrupted", "cancelled", "failed", "queued", "running")
+
+
+@dataclass
+class Step:
+    action: str  # "new", "resume" or "skip"
+    spec: RunSpec
+    run_id: int = 0
+    reason: str = ""
+
+
+def list_presets() -> list:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: str) -> list:
+    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, each validated."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESETS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise UserError(f"no preset {name_or_path!r}; choose one of: {', '.join(list_presets())} or a .toml path")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    runs = data.get("runs") or []
+    if not runs:
+        raise UserError(f"preset {path} lists no [[runs]]")
+    specs = []
+    for index, entry in enumerate(runs, 1):
+        try:
+            spec = RunSpec.from_dict({**data.get("defaults", {}), **entry})
+        except UserError as exc:
+            raise UserError(f"preset {path.name}, run {index}: {exc}") from None
+        if not spec.name:
+            raise UserError(f"preset {path.name}, run {index}: every run needs a name (it is how reruns find it)")
+        specs.append(spec)
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"preset {path.name} names runs twice: {', '.join(duplicates)}")
+    return specs
+
+
+def _comparable(spec_dict: dict) -> dict:
+    return {k: v for k, v in spec_dict.items() if k not in ("name", "data_path")}
+
+
+def plan_preset(specs: list, store, *, data_path=None) -> list:
+    """What train-all will do for each run, given what the store already holds."""
+    steps = []
+    existing = store.list_runs(include_archived=True)
+    for spec in specs:
+        if data_path and not spec.data_path:
+            spec = spec.replace(data_path=str(data_path))
+        same = [r for r in existing if r["name"] == spec.name and _comparable(r["spec"]) == _comparable(spec.to_dict())]
+        latest = same[-1] if same else None
+        if latest is None:
+            steps.append(Step("new", spec))
+        elif latest["status"] == "completed":
+            steps.append(Step("skip", spec, latest["id"], "completed"))
+        elif latest["status"] == "diverged":
+            steps.append(Step("skip", spec, latest["id"], "diverged: change its learning rate to rerun"))
+        else:
+            steps.append(Step("resume", spec, latest["id"]))
+    return steps
+
+
+def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
+    """Queue every step (the queue runs them as devices allow) and report progress until all end."""
+    from workbench.jobs.queue import JobQueue
+
+    own_queue = queue is None
+    queue = queue or JobQueue(store)
+    run_ids = []
+    for step in steps:
+        if step.action == "new":
+            step.run_id = queue.submit(step.spec)
+        elif step.action == "resume":
+            queue.resume(step.run_id)
+        if step.action != "skip":
+            run_ids.append(step.run_id)
+    total_epochs = sum(s.spec.epochs for s in steps if s.action != "skip")
+    shown = {}
+    try:
+        while run_ids:
+            done_epochs, changed = 0, False
+            for position, run_id in enumerate(run_ids, 1):
+                run = store.get_run(run_id)
+                done_epochs += run["epochs_done"] or 0
+                if shown.get(run_id) != (run["epochs_done"], run["status"]):
+                    changed = True
+                    shown[run_id] = (run["epochs_done"], run["status"])
+                    out(f"[{position}/{len(run_ids)}] run {run_id} {run['name']}: {run['status']}, "
+                        f"epoch {run['epochs_done'] or 0}/{run['spec']['epochs']}, "
+                        f"best val {_pct(run['best_val_accuracy'])}"
+                        + (f", test {_pct(run['test_accuracy'])}" if run["test_accuracy"] is not None else ""))
+            if changed:
+                out(f"overall: {done_epochs}/{total_epochs} epochs ({100 * done_epochs / max(1, total_epochs):.0f}%)")
+            if all(queue.wait(r, timeout=0) for r in run_ids):
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        queue.shutdown()
+        out("cancelled; run train-all again to resume where it stopped")
+        return 130
+    if own_queue:
+        queue.shutdown()  # all jobs ended: release the store's job lock
+    finished = [store.get_run(r) for r in run_ids]
+    failed = [r for r in finished if r["status"] != "completed"]
+    out(f"train-all: {len(finished) - len(failed)} completed, {len(failed)} not completed, "
+        f"{sum(s.action == 'skip' for s in steps)} skipped")
+    for run in failed:
+        out(f"  run {run['id']} {run['name']}: {run['status']} {run['error'] or ''}".rstrip())
+    return 1 if failed else 0
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.2f}%"

@@ -1,0 +1,58 @@
+"""tf.data pipelines over uint8 images held once in memory.
+
+The images stay uint8 in one tensor; the pipeline shuffles and batches *indices*, gathers a batch,
+augments it with batched ops (`workbench.data.augment.ops`), normalises, and prefetches, as cifar10-airbench
+does, so there is no per-image Python and no float copy of the dataset.
+"""
+import numpy as np
+import tensorflow as tf
+
+from workbench.data.augment.ops import build_augmenter
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, batch_size: int,
+                 mean, std, training: bool = False, augment=(), augment_options=None, seed: int = 0,
+                 resize_to=None, flip: bool = False, drop_remainder=None) -> tf.data.Dataset:
+    """Batches of (normalised float32 images, one-hot float32 labels).
+
+    training: shuffle each epoch (seeded) and apply the augmentations; evaluation keeps the order.
+    resize_to: a size to resize each batch to on the fly (fine-tuning at 96x96) instead of
+    materialising a resized copy of the dataset. flip: mirror every image (test-time augmentation).
+    """
+    n = len(images)
+    images = tf.constant(images)
+    labels_1hot = tf.one_hot(tf.constant(labels, tf.int64), num_classes, dtype=tf.float32)
+    mean = tf.constant(np.asarray(mean, np.float32))
+    std = tf.constant(np.asarray(std, np.float32))
+    augmenter = build_augmenter(augment, images.shape[1], **(augment_options or {}), fill=tuple(float(m) for m in np.asarray(mean))) if training else None
+
+    indices = tf.data.Dataset.range(n)
+    if training:
+        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    drop = training if drop_remainder is None else drop_remainder
+    batches = indices.batch(batch_size, drop_remainder=drop)
+    if augmenter is not None:
+        # One stateless seed pair per batch, different every epoch but fixed by `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        batches = tf.data.Dataset.zip((batches, seeds))
+    else:
+        batches = batches.map(lambda idx: (idx, tf.zeros([2], tf.int64)))
+
+    def load(idx, batch_seed):
+        x = tf.cast(tf.gather(images, idx), tf.float32)
+        y = tf.gather(labels_1hot, idx)
+        if augmenter is not None:
+            x, y = augmenter(x, y, batch_seed)
+        if flip:
+            x = tf.image.flip_left_right(x)
+        x = (x - mean) / std
+        if resize_to:
+            x = tf.image.resize(x, (resize_to, resize_to), method="bilinear")
+        return x, y
+
+    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Training drops the last partial batch so every step has the global batch size."""
+    return max(1, n // batch_size)

@@ -1,0 +1,216 @@
+"""What a source (a completed run, or a saved ensemble of runs) predicts, and on which images.
+
+    cache = {}                                            # one per session: datasets and split images
+    source = load_source(store, lab, "run:7", "test", cache)   # or "ensemble:2"
+    images = split_images(store, source.image_run, "test", cache)   # uint8 [N, 32, 32, 3], row i <-> probs[i]
+
+Stored logits carry no images, only the fingerprint of the labels they were computed against. The images
+are rebuilt from the run's stored spec exactly as `workbench.training.fit.prepare_data` chose them (validation:
+`dataset.x_train[make_split(y_train, val_size, split_seed).val_idx]`; test: `dataset.x_test`), and the
+labels of the rebuilt images must hash to the stored fingerprint: otherwise the dataset file changed (or
+the split code did) and showing the images would put wrong pictures beside the predictions, so
+`split_images` refuses with a UserError saying so.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.ensemble import lab as ensemble_lab
+from workbench.ensemble.calibration import softmax
+from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset, make_split
+from workbench.errors import UserError, choose
+from workbench.specs.run import RunSpec
+
+SPLITS = ("val", "test")
+KINDS = ("run", "ensemble")
+DATASETS_KEPT = 2  # whole datasets held in a cache (CIFAR: 180 MB each); older ones are dropped
+IMAGES_KEPT = 8    # split image arrays held in a cache (CIFAR test: 30 MB)
+
+
+@dataclass
+class Source:
+    kind: str  # "run" or "ensemble"
+    id: int
+    name: str
+    probs: np.ndarray  # float64 [N, K]: softmax of the run's logits, or the ensemble's combination
+    labels: np.ndarray  # int64 [N]
+    class_names: list
+    split: str  # "val" or "test"
+    members: dict = field(default_factory=dict)  # ensembles: {run_id: member probs [N, K]} (as combined)
+    member_names: dict = field(default_factory=dict)  # ensembles: {run_id: run name}
+    image_run: int = 0  # the run whose spec gives the images (an ensemble's first member)
+    images_error: str | None = None  # why the images cannot be shown, when they cannot
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def num_classes(self) -> int:
+        return self.probs.shape[1]
+
+
+def parse_key(key: str) -> tuple:
+    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID"."""
+    kind, _, number = str(key or "").strip().partition(":")
+    if kind not in KINDS or not number.strip().isdigit():
+        raise UserError(f"unknown source {key!r}; choose a run (run:ID) or a saved ensemble (ensemble:ID)")
+    return kind, int(number)
+
+
+def _check_split(split: str) -> str:
+    return choose("split", split, SPLITS)
+
+
+def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> Source:
+    """The source's probabilities and labels on `split`, its class names (from its dataset) and,
+    in `images_error`, why its images cannot be shown (None when they can: they are then in `cache`)."""
+    kind, number = parse_key(key)
+    split = _check_split(split)
+    cache = {} if cache is None else cache
+    if kind == "run":
+        run = store.get_run(number)
+        if split not in store.prediction_splits(number):
+            raise UserError(f"run {number} ({run['status']}) has no stored predictions for the {split} split; "
+                            "only completed runs can be browsed")
+        probs = softmax(store.load_logits(number, split)).astype(np.float64)
+        source = Source("run", number, run["name"], probs, store.load_labels(number, split), [], split,
+                        image_run=number)
+    else:
+        ensemble = store.get_ensemble(number)
+        if not ensemble["members"]:
+            raise UserError(f"ensemble {number} ({ensemble['name']}) has no members")
+        for run_id in ensemble["members"]:
+            try:
+                store.get_run(run_id)
+            except UserError:
+                raise UserError(f"ensemble {number} ({ensemble['name']}) uses run {run_id}, which was deleted; "
+                                "it can no longer be browsed") from None
+        probs, labels = ensemble_lab.ensemble_probs(lab, ensemble, split)
+        members = lab.load(ensemble["members"])
+        member_probs = ensemble_lab.member_probs(members, split, ensemble_lab.settings_of(ensemble))
+        source = Source("ensemble", number, ensemble["name"], np.asarray(probs, np.float64), labels, [], split,
+                        members={r: member_probs[i] for i, r in enumerate(members.ids)},
+                        member_names=dict(zip(members.ids, members.names)), image_run=members.ids[0])
+    source.labels = np.asarray(source.labels, np.int64)
+    try:
+        split_images(store, source.image_run, split, cache)
+    except UserError as exc:
+        source.images_error = str(exc)
+    source.class_names = _class_names(store, source.image_run, cache, source.num_classes)
+    return source
+
+
+def source_choices(store) -> list:
+    """[(label, key)] of completed runs with stored val or test predictions, then saved ensembles."""
+    choices = []
+    for run in store.list_runs(status="completed"):
+        if not set(store.prediction_splits(run["id"])) & set(SPLITS):
+            continue
+        accuracy = run.get("test_accuracy")
+        label = f"run {run['id']} · {run['name']}" + (f" (test {accuracy:.1%})" if accuracy is not None else "")
+        choices.append((label, f"run:{run['id']}"))
+    for ensemble in store.list_ensembles():
+        accuracy = ensemble.get("test_accuracy")
+        label = f"ensemble {ensemble['id']} · {ensemble['name']} ({len(ensemble['members'])} runs"
+        label += f", test {accuracy:.1%})" if accuracy is not None else ")"
+        choices.append((label, f"ensemble:{ensemble['id']}"))
+    return choices
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+def _data_spec(run: dict) -> dict:
+    """The run's data settings, with RunSpec's defaults for those an older spec lacks."""
+    spec, defaults = run.get("spec") or {}, RunSpec()
+    return {name: spec.get(name, getattr(defaults, name))
+            for name in ("dataset", "data_path", "dataset_options", "val_size", "split_seed")}
+
+
+def _where(data: dict) -> str:
+    if data["dataset"] == "synthetic":
+        return f"synthetic data {json.dumps(data['dataset_options'] or {}, sort_keys=True)}"
+    if data["data_path"]:
+        return str(data["data_path"])
+    return f"{keras_cache_dir()} ({data['dataset']}, Keras' cache)"
+
+
+def _data_key(data: dict) -> tuple:
+    """Identifies the dataset files' content as far as cheaply possible: a changed file is a new key."""
+    stamp = None
+    if data["data_path"]:
+        try:
+            stat = Path(data["data_path"]).expanduser().stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            stamp = "missing"
+    return (data["dataset"], str(data["data_path"] or ""), json.dumps(data["dataset_options"] or {}, sort_keys=True),
+            stamp)
+
+
+def _remember(cache: dict, key: tuple, value, limit: int):
+    same_kind = [k for k in cache if isinstance(k, tuple) and k[:1] == key[:1]]
+    for old in same_kind[: max(0, len(same_kind) - limit + 1)]:
+        cache.pop(old, None)
+    cache[key] = value
+    return value
+
+
+def _dataset(data: dict, cache: dict, run_id: int, split: str) -> Dataset:
+    key = ("dataset", *_data_key(data))
+    if key not in cache:
+        try:
+            dataset = load_dataset(data["dataset"], data["data_path"] or None, image_size=32,
+                                   **(data["dataset_options"] or {}))
+        except (UserError, OSError, TypeError) as exc:
+            raise UserError(f"the images for run {run_id}'s {split} split are not available: the dataset at "
+                            f"{_where(data)} changed or is missing ({exc})") from None
+        _remember(cache, key, dataset, DATASETS_KEPT)
+    return cache[key]
+
+
+def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
+    """uint8 [N, H, W, 3]: the images run `run_id`'s stored `split` predictions belong to, row for row.
+
+    Rebuilt from the run's spec (dataset, data_path, dataset_options, val_size, split_seed) as training
+    chose them, checked against the stored labels fingerprint, and kept in `cache` (keyed by the dataset
+    settings, the data file's size and time, and the split), so later pages cost nothing.
+    """
+    split = _check_split(split)
+    run_id = int(run_id)
+    run = store.get_run(run_id)
+    expected = store.prediction_info(run_id, split)["labels_hash"]
+    data = _data_spec(run)
+    split_key = ("test",) if split == "test" else ("val", int(data["val_size"] or 0), int(data["split_seed"]))
+    key = ("images", *_data_key(data), *split_key)
+    if key not in cache:
+        dataset = _dataset(data, cache, run_id, split)
+        if split == "test":
+            images, labels = dataset.x_test, dataset.y_test
+        else:
+            try:
+                chosen = make_split(dataset.y_train, val_size=data["val_size"] or None, seed=data["split_seed"])
+            except UserError as exc:
+                raise UserError(f"the images for run {run_id}'s val split are not available: the dataset at "
+                                f"{_where(data)} changed ({exc})") from None
+            images, labels = dataset.x_train[chosen.val_idx], dataset.y_train[chosen.val_idx]
+        _remember(cache, key, (images, store.labels_hash(labels)), IMAGES_KEPT)
+    images, found = cache[key]
+    if found != expected:
+        raise UserError(f"the images for run {run_id}'s {split} split do not match its stored predictions: the "
+                        f"dataset at {_where(data)} changed or is missing (its labels differ from those the "
+                        "run was evaluated on); restore the original data to browse the images")
+    return images
+
+
+def _class_names(store, run_id: int, cache: dict, num_classes: int) -> list:
+    """The dataset's class names when it loads and has `num_classes` classes, else "class 0", ..."""
+    try:
+        data = _data_spec(store.get_run(run_id))
+        key = ("dataset", *_data_key(data))
+        names = list(cache[key].class_names) if key in cache else []
+    except UserError:
+        names = []
+    return [str(n) for n in names] if len(names) == num_classes else [f"class {i}" for i in range(num_classes)]

@@ -1,0 +1,234 @@
+"""The job queue: runs RunSpecs (and FinetuneSpecs), each on its own set of GPUs, each in a child
+process (`workbench.jobs.child`) watched by a thread of this one (or in the thread itself: isolate=False).
+
+All state that matters lives in the store (status, epochs, errors), so a reloaded page, a second
+browser or the CLI sees the same jobs, and a dead process leaves runs that `resume` can finish.
+The in-memory part is only what cannot be stored: the pending queue, stop flags and GPU leases.
+
+    queue = JobQueue(store)            # marks runs a dead process left running as interrupted
+    run_id = queue.submit(spec)        # validated here; returns at once with status "queued"
+    queue.cancel(run_id); queue.resume(run_id); queue.wait(run_id)
+"""
+import threading
+import traceback
+from dataclasses import dataclass, field
+
+from workbench.training import devices as device_utils
+from workbench.errors import UserError, failure_message
+from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
+from workbench.jobs.malloc_tuning import release_free_memory
+from workbench.specs.run import RunSpec
+from store.lock import StoreLock
+from workbench.jobs.tf_workarounds import release_custom_gradients
+
+
+@dataclass
+class _Job:
+    run_id: int
+    spec: object  # RunSpec or FinetuneSpec
+    gpus: int  # how many GPUs it needs (0: the CPU)
+    resume: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    devices: list = field(default_factory=list)
+    process: object = None  # the ChildJob training it, when isolated
+
+
+def spec_class(kind: str):
+    """The spec type of a run kind: RunSpec for "scratch", FinetuneSpec for "finetune"."""
+    if kind == "finetune":
+        from workbench.training.backbones import FinetuneSpec
+
+        return FinetuneSpec
+    return RunSpec
+
+
+def spec_kind(spec) -> str:
+    """The run kind a spec is stored under: "finetune" or "scratch"."""
+    return "finetune" if type(spec).__name__ == "FinetuneSpec" else "scratch"
+
+
+def runner_for(spec):
+    """The function that trains a spec: `train.fit` or `finetune.fit`."""
+    if spec_kind(spec) == "finetune":
+        from workbench.training.backbones import fit
+    else:
+        from workbench.training.fit import fit
+    return fit
+
+
+class JobQueue:
+    def __init__(self, store, *, devices=None, isolate=True, stop_grace=STOP_GRACE_SECONDS):
+        """devices: the GPUs jobs may use (default: all TensorFlow sees; [] for CPU only).
+        isolate: train each job in its own child process (`workbench.jobs.child`: memory returned
+        after every run, a native crash fails one run); False trains in a thread of this process
+        (no process start, ~4 s less per job; tests of the training code itself use it).
+        stop_grace: seconds an isolated job may take to honour a cancel before its process is killed.
+
+        Takes the store's job lock (`store.lock`): a second job-running process on the same
+        store is refused instead of marking this one's runs interrupted. `shutdown()` releases it."""
+        self.store = store
+        self.isolate, self.stop_grace = isolate, stop_grace
+        self._store_lock = StoreLock(store.path).acquire()
+        self.gpus = list(device_utils.gpu_names() if devices is None else devices)
+        self._lock = threading.Condition()
+        self._pending: list = []
+        self._running: dict = {}
+        self._free = list(self.gpus)
+        self._cpu_busy = False
+        self.interrupted = store.mark_interrupted()
+
+    # --- public ------------------------------------------------------------------------------
+
+    def submit(self, spec, *, tags=(), notes="") -> int:
+        """Validate a RunSpec or FinetuneSpec (names, numbers, paths, data, model) and queue it;
+        nothing is written if it is invalid."""
+        kind = spec_kind(spec)
+        spec = spec.validate(available_gpus=len(self.gpus))
+        if kind == "finetune":
+            from workbench.training.backbones import check_buildable as check_finetune
+
+            check_finetune(spec)
+        else:
+            check_buildable(spec)
+        run_id = self.store.create_run(spec.display_name(), spec.to_dict(), kind=kind, dataset=spec.dataset,
+                                       tags=tags, notes=notes)
+        self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
+        return run_id
+
+    def resume(self, run_id: int) -> None:
+        """Continue an interrupted, cancelled, failed or diverged run from its last checkpoint."""
+        run = self.store.get_run(run_id)
+        if run["status"] in ("queued", "running"):
+            raise UserError(f"run {run_id} is {run['status']}; only a stopped run can be resumed")
+        if run["status"] == "completed":
+            raise UserError(f"run {run_id} is already completed")
+        spec = spec_class(run["kind"]).from_dict(run["spec"]).validate(available_gpus=len(self.gpus))
+        self.store.set_status(run_id, "queued")
+        self._enqueue(_Job(run_id, spec, self._gpus_needed(spec), resume=True))
+
+    def cancel(self, run_id: int) -> None:
+        """Stop a queued job at once, or a running one after its current batch."""
+        with self._lock:
+            for job in self._pending:
+                if job.run_id == run_id:
+                    self._pending.remove(job)
+                    self.store.set_status(run_id, "cancelled")
+                    job.done.set()
+                    return
+            job = self._running.get(run_id)
+        if job is None:
+            raise UserError(f"run {run_id} is not queued or running here")
+        job.stop.set()
+
+    def wait(self, run_id: int, timeout=None) -> bool:
+        job = self._job(run_id)
+        return True if job is None else job.done.wait(timeout)
+
+    def active(self) -> list:
+        with self._lock:
+            return [j.run_id for j in self._pending] + list(self._running)
+
+    def process_ids(self) -> dict:
+        """{run id: pid} of the child processes training right now (isolated jobs only)."""
+        with self._lock:
+            return {run_id: job.process.process.pid for run_id, job in self._running.items()
+                    if job.process is not None and job.process.process.poll() is None}
+
+    def shutdown(self, timeout=30.0) -> None:
+        """Stop every job (status cancelled) and wait for the threads to end."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            running = list(self._running.values())
+        for job in pending:
+            self.store.set_status(job.run_id, "cancelled")
+            job.done.set()
+        for job in running:
+            job.stop.set()
+        for job in running:
+            job.done.wait(timeout)
+        self._store_lock.release()
+
+    # --- scheduling --------------------------------------------------------------------------
+
+    def _gpus_needed(self, spec) -> int:
+        if spec.gpus == -1:
+            return 1 if self.gpus else 0
+        return spec.gpus
+
+    def _job(self, run_id):
+        with self._lock:
+            for job in self._pending:
+                if job.run_id == run_id:
+                    return job
+            return self._running.get(run_id)
+
+    def _enqueue(self, job: _Job):
+        with self._lock:
+            self._pending.append(job)
+            self._start_ready()
+
+    def _start_ready(self):
+        """Start every pending job whose devices are free, oldest first. Called with the lock held."""
+        for job in list(self._pending):
+            if job.gpus == 0:
+                # With no GPU, one job at a time: two would only share the same cores more slowly.
+                if self._cpu_busy:
+                    continue
+                self._cpu_busy = True
+                job.devices = []
+            elif len(self._free) >= job.gpus:
+                job.devices, self._free = self._free[: job.gpus], self._free[job.gpus:]
+            else:
+                continue
+            self._pending.remove(job)
+            self._running[job.run_id] = job
+            threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
+
+    def _run(self, job: _Job):
+        try:
+            if self.isolate:
+                job.process = ChildJob(self.store, job.run_id, job.spec, spec_kind(job.spec), job.devices,
+                                       job.resume, inherit_fds=[self._store_lock.fileno()])
+                job.process.run(job.stop, stop_grace=self.stop_grace)
+            else:
+                runner_for(job.spec)(job.spec, self.store, job.run_id, devices=job.devices, stop=job.stop,
+                                     resume=job.resume)
+        except BaseException as exc:  # a thread never dies silently: the run carries the reason
+            self._mark_failed(job.run_id, exc)
+        finally:
+            with self._lock:
+                self._running.pop(job.run_id, None)
+                if job.devices:
+                    self._free = sorted(self._free + job.devices)
+                else:
+                    self._cpu_busy = False
+                idle = not self._running
+                if idle:  # nothing is tracing a graph now, nor can start to (see tf_workarounds)
+                    release_custom_gradients()
+                self._start_ready()
+            if idle:
+                release_free_memory()  # walks the C heap: outside the lock, the next job need not wait
+            job.done.set()
+
+    def _mark_failed(self, run_id: int, exc: BaseException):
+        try:
+            self.store.set_status(run_id, "failed", failure_message(exc))
+        except Exception:  # the store itself is what failed (disk full, unwritable): say so where we can
+            traceback.print_exc()
+
+
+def check_buildable(spec: RunSpec) -> None:
+    """The checks that need the data or a model: batch size vs. the split, model options' values.
+    Registered variants are known to build, so the model is built only when options change it."""
+    from workbench.training.fit import build_model, prepare_data
+
+    data = prepare_data(spec, stats=False)
+    if not spec.model_kwargs:
+        return
+    try:
+        build_model(spec, data.dataset.num_classes, data.dataset.image_shape)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"model {spec.model!r} cannot be built with {spec.model_kwargs}: {exc}") from None

@@ -1,0 +1,136 @@
+"""The Train form <-> RunSpec: one component per RunSpec field, in `FORM_FIELDS` order.
+
+The Train tab builds the components with `build_form`; the Runs tab's "clone" fills them with
+`spec_to_form_values(spec)`; Train reads them back with `form_values_to_spec(*values)`.
+Dict-valued fields are edited as `key=value,...` text, the same syntax as the CLI flags.
+"""
+import dataclasses
+
+import gradio as gr
+
+from models import list_models, model_info
+from workbench.data.augment.ops import AUGMENTATIONS
+from workbench.specs.flags import HELP, format_key_values, parse_key_values
+from workbench.data.datasets import DATASETS
+from workbench.errors import UserError
+from workbench.training.losses import LOSS_PARAMS, LOSSES
+from workbench.training.schedules import SCHEDULE_PARAMS, SCHEDULES
+from workbench.specs.run import OPTIMIZERS, PRECISIONS, RunSpec
+
+FORM_FIELDS = [f.name for f in dataclasses.fields(RunSpec)]
+DICT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type is dict}
+LABELS = {
+    "model_kwargs": "Model options", "loss_params": "Loss parameters", "augment": "Augmentations",
+    "augment_params": "Augmentation parameters", "schedule_params": "Schedule parameters",
+    "warmup_epochs": "Warm-up epochs", "learning_rate": "Learning rate", "weight_decay": "Weight decay",
+    "batch_size": "Batch size", "gpus": "GPUs", "xla": "XLA", "data_path": "Data path",
+    "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
+    "split_seed": "Split seed", "train_subset": "Training subset (0 = all)", "name": "Run name (optional)",
+}
+
+
+def gpu_choices(gpu_count: int) -> list:
+    choices = [("auto", -1), ("CPU", 0)]
+    return choices + [(f"{n} GPU{'s' if n > 1 else ''}", n) for n in range(1, gpu_count + 1)]
+
+
+def build_form(defaults: RunSpec, gpu_count: int) -> dict:
+    """Create the form's components (inside the caller's layout) and return them by field name."""
+    d = defaults
+    c = {}
+    info = lambda name: HELP[name]  # noqa: E731
+    with gr.Group():
+        with gr.Row():
+            c["model"] = gr.Dropdown(list_models(), value=d.model, label="Model", info="from the model zoo")
+            c["model_kwargs"] = gr.Textbox(key_value_text(d.model_kwargs), label=LABELS["model_kwargs"],
+                                           placeholder=option_hint(d.model), info="key=value,... (blank: the variant's own)")
+        with gr.Row():
+            c["loss"] = gr.Dropdown(list(LOSSES), value=d.loss, label="Loss")
+            c["loss_params"] = gr.Textbox(key_value_text(d.loss_params), label=LABELS["loss_params"],
+                                          placeholder=key_value_text(LOSS_PARAMS[d.loss]), info=info("loss_params"))
+        with gr.Row():
+            c["augment"] = gr.CheckboxGroup(list(AUGMENTATIONS), value=list(d.augment), label="Augmentations")
+            c["augment_params"] = gr.Textbox(key_value_text(d.augment_params), label=LABELS["augment_params"],
+                                             placeholder="cutout_size=16,pad=4,mixup_alpha=0.2", info=info("augment_params"))
+        with gr.Row():
+            c["schedule"] = gr.Dropdown(list(SCHEDULES), value=d.schedule, label="Schedule")
+            c["schedule_params"] = gr.Textbox(key_value_text(d.schedule_params), label=LABELS["schedule_params"],
+                                              placeholder=key_value_text(SCHEDULE_PARAMS[d.schedule]),
+                                              info=info("schedule_params"))
+            c["warmup_epochs"] = gr.Number(d.warmup_epochs, label=LABELS["warmup_epochs"])
+        with gr.Row():
+            c["optimizer"] = gr.Dropdown(list(OPTIMIZERS), value=d.optimizer, label="Optimizer")
+            c["learning_rate"] = gr.Number(d.learning_rate, label=LABELS["learning_rate"])
+            c["momentum"] = gr.Number(d.momentum, label="Momentum")
+            c["weight_decay"] = gr.Number(d.weight_decay, label=LABELS["weight_decay"])
+        with gr.Row():
+            c["epochs"] = gr.Number(d.epochs, label="Epochs", precision=0)
+            c["batch_size"] = gr.Number(d.batch_size, label=LABELS["batch_size"], precision=0)
+            c["gpus"] = gr.Dropdown(gpu_choices(gpu_count), value=d.gpus, label=LABELS["gpus"],
+                                    info=f"{gpu_count} detected; auto: one if any")
+            c["precision"] = gr.Dropdown(list(PRECISIONS), value=d.precision, label="Precision")
+            c["xla"] = gr.Checkbox(d.xla, label=LABELS["xla"])
+            c["seed"] = gr.Number(d.seed, label="Seed", precision=0)
+        with gr.Row():
+            c["dataset"] = gr.Dropdown(list(DATASETS), value=d.dataset, label="Dataset")
+            c["data_path"] = gr.Textbox(d.data_path, label=LABELS["data_path"], info=info("data_path"))
+            c["dataset_options"] = gr.Textbox(key_value_text(d.dataset_options), label=LABELS["dataset_options"],
+                                              placeholder="n_train=2000,n_test=500")
+        with gr.Row():
+            c["val_size"] = gr.Number(d.val_size, label=LABELS["val_size"], precision=0)
+            c["split_seed"] = gr.Number(d.split_seed, label=LABELS["split_seed"], precision=0)
+            c["train_subset"] = gr.Number(d.train_subset, label=LABELS["train_subset"], precision=0)
+            c["name"] = gr.Textbox(d.name, label=LABELS["name"])
+    assert list(c) == FORM_FIELDS, "the form must cover every RunSpec field, in order"
+    for name, component in c.items():
+        component.elem_id = f"field-{name}"  # stable handles for browser tests
+    return c
+
+
+def option_hint(model: str) -> str:
+    options = {k: v for k, v in model_info(model)["options"].items() if k != "weight_decay"}
+    return key_value_text(options)
+
+
+def key_value_text(values: dict) -> str:
+    """A dict option as the form shows it: `key=value,...`, or empty for none."""
+    return format_key_values(values) if values else ""
+
+
+def spec_to_form_values(spec: RunSpec) -> list:
+    """Values for the form's components, in FORM_FIELDS order."""
+    return spec_to_values(spec, FORM_FIELDS)
+
+
+def spec_to_values(spec, names) -> list:
+    """Form values of any spec dataclass, by field name: dicts as `key=value,...` text, the
+    augmentation tuple as a list (what a CheckboxGroup takes)."""
+    values = []
+    for name in names:
+        value = getattr(spec, name)
+        if isinstance(value, dict):
+            value = key_value_text(value)
+        elif name == "augment":
+            value = list(value)
+        values.append(value)
+    return values
+
+
+def form_values_to_spec(*values) -> RunSpec:
+    """A RunSpec from the Train form's values (raises UserError with the field's problem)."""
+    return values_to_spec(RunSpec, FORM_FIELDS, values, LABELS)
+
+
+def values_to_spec(cls, names, values, labels: dict):
+    """A spec of dataclass `cls` from form values by field name: dict fields are parsed from their
+    `key=value,...` text, and an emptied number or choice is refused with the field's label."""
+    dict_fields = {f.name for f in dataclasses.fields(cls) if f.type is dict}
+    data = {}
+    for name, value in zip(names, values):
+        label = labels.get(name, name.replace("_", " ").capitalize())
+        if name in dict_fields:
+            value = parse_key_values(value or "", label)
+        elif value is None and name not in ("name", "data_path"):
+            raise UserError(f"{label} is empty; enter a value")
+        data[name] = value
+    return cls.from_dict(data)

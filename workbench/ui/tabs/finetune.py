@@ -1,0 +1,142 @@
+"""Fine-tune tab: an ImageNet backbone (Keras applications or a TF Hub / SavedModel handle) on CIFAR
+resized to 96x96, in two phases (head on the frozen backbone, then the top layers unfrozen), with the
+same live panel, cancel and resume as the Train tab. Its runs are ordinary runs of kind "finetune"."""
+import dataclasses
+
+import gradio as gr
+
+from workbench.data.augment.ops import AUGMENTATIONS
+from workbench.specs.flags import HELP as RUN_HELP
+from workbench.data.datasets import DATASETS
+from workbench.errors import UserError
+from workbench.specs.run import PRECISIONS
+from workbench.ui.forms import gpu_choices, key_value_text, spec_to_values
+from workbench.ui.forms import values_to_spec as spec_from_values
+from workbench.ui.live_panel import create_live_panel
+
+LAYOUT = [  # rows of the form, in FinetuneSpec field names
+    ("backbone", "weights", "image_size"),
+    ("head_epochs", "head_lr", "finetune_epochs", "finetune_lr", "unfreeze_from"),
+    ("dense_units", "dropout", "batch_size", "augment"),
+    ("gpus", "precision", "seed", "name"),
+    ("dataset", "data_path", "dataset_options"),
+    ("val_size", "split_seed", "train_subset"),
+]
+LABELS = {"image_size": "Input size (pixels)", "head_epochs": "Phase 1 epochs (head)", "head_lr": "Phase 1 lr (RMSprop)",
+          "finetune_epochs": "Phase 2 epochs (fine-tune)", "finetune_lr": "Phase 2 lr (SGD, Nesterov)",
+          "unfreeze_from": "Unfreeze from layer (-1: default)", "dense_units": "Head units", "data_path": "Data path",
+          "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
+          "train_subset": "Training subset (0 = all)", "name": "Run name (optional)", "gpus": "GPUs"}
+
+
+def _spec_module():
+    from workbench.specs import finetune as finetune_spec
+
+    return finetune_spec
+
+
+def build_form(defaults, gpu_count: int) -> dict:
+    fs = _spec_module()
+    types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
+    help_text = {**RUN_HELP, **fs.HELP}
+    c = {}
+    with gr.Group():
+        for row in LAYOUT:
+            with gr.Row():
+                for name in row:
+                    value, label = getattr(defaults, name), LABELS.get(name, name.replace("_", " ").capitalize())
+                    kwargs = dict(label=label, info=help_text.get(name), elem_id=f"ft-{name}")
+                    if name == "backbone":
+                        c[name] = gr.Dropdown(list(fs.BACKBONES), value=value, allow_custom_value=True, **kwargs)
+                    elif name == "augment":
+                        c[name] = gr.CheckboxGroup(list(AUGMENTATIONS), value=list(value), **kwargs)
+                    elif name == "gpus":
+                        c[name] = gr.Dropdown(gpu_choices(gpu_count), value=value, **kwargs)
+                    elif name == "precision":
+                        c[name] = gr.Dropdown(list(PRECISIONS), value=value, **kwargs)
+                    elif name == "dataset":
+                        c[name] = gr.Dropdown(list(DATASETS), value=value, **kwargs)
+                    elif types[name] is dict:
+                        c[name] = gr.Textbox(key_value_text(value), **kwargs)
+                    elif types[name] in (int, float):
+                        c[name] = gr.Number(value, precision=0 if types[name] is int else None, **kwargs)
+                    else:
+                        c[name] = gr.Textbox(value, **kwargs)
+    missing = [f.name for f in dataclasses.fields(fs.FinetuneSpec) if f.name not in c]
+    assert not missing, f"the fine-tune form lacks {missing}"
+    return c
+
+
+def form_names() -> list:
+    """The form's fields in component order (LAYOUT read row by row)."""
+    return [name for row in LAYOUT for name in row]
+
+
+def form_values(spec) -> list:
+    """The form's values for a FinetuneSpec, in `form_names()` order (Runs' "Clone")."""
+    return spec_to_values(spec, form_names())
+
+
+def values_to_spec(names: list, values):
+    return spec_from_values(_spec_module().FinetuneSpec, names, values, LABELS)
+
+
+def create_finetune_tab(ctx) -> dict:
+    fs = _spec_module()
+    defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gr.Markdown("Phase 1 trains a new head (pooling, Dense, logits) on the frozen backbone; phase 2 "
+                        "unfreezes the backbone from the chosen layer (BatchNorm stays frozen) and trains on with a "
+                        "small learning rate. Images are resized on the fly; nothing is materialised. "
+                        "ImageNet weights download on first use; offline, give a weights file's path.")
+            form = build_form(defaults, len(ctx.gpu_names))
+            message = gr.Markdown(elem_id="ft-message")
+            start = gr.Button("Fine-tune", variant="primary", elem_id="ft-button")
+            command = gr.Code(defaults.to_cli(), label="Equivalent command", language="shell", interactive=False,
+                              wrap_lines=True, elem_id="ft-command")
+            with gr.Accordion("Backbone layers (to choose the unfreeze point)", open=False):
+                show_layers = gr.Button("Show the backbone's layers", size="sm")
+                layers = gr.Dataframe(headers=["index", "name", "type", "trainable params"], value=[],
+                                      interactive=False, max_height=360, elem_id="ft-layers")
+        with gr.Column(scale=2):
+            panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
+    names = form_names()
+    components = [form[n] for n in names]
+
+    def preview(*values):
+        try:
+            return values_to_spec(names, values).validate(available_gpus=len(ctx.gpu_names)).to_cli()
+        except UserError as exc:
+            return f"# fix the form first: {exc}"
+
+    gr.on([c.change for c in components], preview, components, command, show_progress="hidden")
+
+    def submit(*values):
+        try:
+            spec = values_to_spec(names, values)
+            spec = spec.replace(data_path=ctx.check_path(spec.data_path))
+            if spec.weights not in fs.WEIGHT_CHOICES:
+                spec = spec.replace(weights=ctx.check_path(spec.weights, "weights file"))
+            if spec.is_hub and not spec.hub_handle.startswith(("http://", "https://")):
+                ctx.check_path(spec.hub_handle, "SavedModel folder")
+            run_id = ctx.queue.submit(spec)
+        except UserError as exc:
+            return f"**Not queued:** {exc}", gr.skip()
+        return f"Queued run {run_id}: **{spec.display_name()}**", panel["followed_update"](run_id)
+
+    start.click(submit, components, [message, panel["follow"]], concurrency_limit=1, api_name="finetune"
+                ).then(panel["start_polling"], None, panel["timer"], api_visibility="private")
+
+    def list_layers(backbone, size):
+        from workbench.training.backbones import layer_table
+
+        try:
+            if str(backbone).startswith(fs.HUB_PREFIX):
+                raise UserError("a hub SavedModel is one layer to Keras: it is fine-tuned whole in phase 2")
+            return [list(row) for row in layer_table(backbone, int(size or 96))], ""
+        except UserError as exc:
+            return [], f"**{exc}**"
+
+    show_layers.click(list_layers, [form["backbone"], form["image_size"]], [layers, message])
+    return {"form": form, "form_list": components, "message": message, "button": start, "command": command, **panel}
