@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 
 from workbench.training import devices  # noqa: E402
 from workbench.specs.run import RunSpec  # noqa: E402
-from workbench.training.fit import build_model, compile_model  # noqa: E402
+from workbench.training.runners import build_model, compile_model  # noqa: E402
 
 
 class StepClock(keras.callbacks.Callback):

@@ -26,7 +26,9 @@ from store import Store  # noqa: E402
 from workbench.data.augment.ops import build_augmenter  # noqa: E402
 from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.data.pipeline import make_dataset  # noqa: E402
-from workbench.training.fit import StoreCallback, build_model, compile_model, prepare_data  # noqa: E402
+from workbench.data.split import prepare_data  # noqa: E402
+from workbench.training.checkpoint import StoreCallback  # noqa: E402
+from workbench.training.runners import build_model, compile_model  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -52,7 +54,7 @@ def build_sides(spec: RunSpec, store: Store):
     train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment, seed=spec.seed, **batches)
     val_ds = make_dataset(data.x_val, data.y_val, **batches)
     run_id = store.create_run("bench", spec.to_dict())
-    callback = StoreCallback(store, run_id, store.run_dir(run_id), threading.Event(), steps * spec.batch_size)
+    callback = StoreCallback(store, run_id, store.run_dir(run_id), threading.Event())
 
     def plain_epoch(epoch):
         models[0].fit(plain_x, plain_y, batch_size=spec.batch_size, epochs=epoch + 1, initial_epoch=epoch,

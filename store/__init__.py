@@ -6,7 +6,6 @@
 
 See `store.store.Store` for the API and its threading model, `store.schema` for the tables.
 """
-from .schema import RUN_KINDS, RUN_STATUSES, TERMINAL_STATUSES
 from .store import Store, default_db_path, utc_now
 
-__all__ = ["Store", "RUN_STATUSES", "RUN_KINDS", "TERMINAL_STATUSES", "default_db_path", "utc_now"]
+__all__ = ["Store", "default_db_path", "utc_now"]

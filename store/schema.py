@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlite_utils.migrations import Migrations
 
+from workbench.constants import RUN_KINDS, RUN_STATUSES
 from workbench.errors import UserError, choose
 
 from . import blobs
@@ -29,9 +30,6 @@ MIGRATION_SET = "workbench"
 MIGRATIONS = Migrations(MIGRATION_SET)
 MIGRATION_NAMES: list[str] = []
 
-RUN_KINDS = ("scratch", "finetune")
-RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted", "diverged")
-TERMINAL_STATUSES = ("completed", "failed", "cancelled", "interrupted", "diverged")
 
 RUN_COLUMNS = (
     "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
+from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES
 from workbench.errors import UserError, choose
 
 from . import blobs, schema
-from .schema import RUN_COLUMNS, RUN_KINDS, RUN_STATUSES, TERMINAL_STATUSES
+from .schema import RUN_COLUMNS
 
 _ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
 
@@ -171,7 +172,7 @@ class Store:
             fields = {"status": status, "error": error}
             if status == "running" and not row["started_at"]:
                 fields["started_at"] = utc_now()
-            fields["finished_at"] = utc_now() if status in TERMINAL_STATUSES else None
+            fields["finished_at"] = utc_now() if status in FINISHED_STATUSES else None
             self.db["runs"].update(int(run_id), fields)
 
     def archive_run(self, run_id: int, archived: bool = True) -> None:
@@ -187,7 +188,7 @@ class Store:
             db.execute("DELETE FROM labels WHERE hash NOT IN (SELECT labels_hash FROM predictions)")
         shutil.rmtree(self.files_root / f"run-{int(run_id)}", ignore_errors=True)
 
-    def mark_interrupted(self, statuses=("running", "queued")) -> list[int]:
+    def mark_interrupted(self, statuses=ACTIVE_STATUSES) -> list[int]:
         """Mark runs left `running`/`queued` by a process that is gone as `interrupted`.
 
         Call it once at startup, before this process queues or starts anything.

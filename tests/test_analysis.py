@@ -7,7 +7,8 @@ from PIL import Image
 from store import Store
 from workbench.inspect import analysis, gallery, sources as sources_view
 from workbench.ensemble.calibration import softmax
-from workbench.data.datasets import load_dataset, make_split
+from workbench.data.datasets import load_dataset
+from workbench.data.split import make_split
 from workbench.ensemble.lab import Lab
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
@@ -163,7 +164,7 @@ def logits_for(labels, rng, skill=2.0):
 
 
 def stored_run(store, rng, *, name="syn", spec=None, labels=None, skill=2.0):
-    """A completed run with val/test logits, its images chosen exactly as train.prepare_data does."""
+    """A completed run with val/test logits, its images chosen exactly as workbench.data.split.prepare_data does."""
     spec = spec or RunSpec(dataset="synthetic", dataset_options=SYNTHETIC, epochs=1).to_dict()
     dataset = load_dataset("synthetic", None, **SYNTHETIC)
     split = make_split(dataset.y_train, val_size=spec["val_size"] or None, seed=spec["split_seed"])

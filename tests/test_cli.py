@@ -42,7 +42,7 @@ def test_spec_round_trips_through_its_cli_command():
     import shlex
 
     args = build_parser().parse_args(shlex.split(command)[3:])
-    assert spec_from_args(args) == spec
+    assert spec_from_args(args, RunSpec) == spec
     assert RunSpec().to_cli() == "python -m workbench train"
 
 

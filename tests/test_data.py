@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES
-from workbench.data.datasets import channel_stats, load_dataset, make_split
+from workbench.data.datasets import load_dataset
+from workbench.data.split import channel_stats, make_split
 from workbench.errors import UserError
 
 MINI = FIXTURES / "cifar10-mini.tar.gz"

@@ -12,8 +12,11 @@ import pytest
 from store import Store
 from workbench.training import backbones as finetune
 from workbench.errors import UserError
-from workbench.training.backbones import (BACKBONES, FinetuneSpec, add_finetune_arguments, build_model, check_buildable,
-                                finetune_spec_from_args, layer_table)
+from workbench.specs import FinetuneSpec
+from workbench.specs.finetune import BACKBONES
+from workbench.specs.flags import add_spec_arguments, spec_from_args
+from workbench.training.backbones import build_model, layer_table
+from workbench.training.fit import fit
 
 SYNTHETIC = dict(dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60})
 
@@ -41,9 +44,15 @@ def hub_spec(path, **changes) -> FinetuneSpec:
                                    **changes})
 
 
-def message(spec: FinetuneSpec) -> str:
-    with pytest.raises(UserError) as info:
-        check_buildable(spec.validate())
+def message(spec: FinetuneSpec, tmp_path) -> str:
+    """What the job says when it fails on a check that needs the data or the backbone (they run in the
+    job's process, not when the spec is queued): the training loop raises it, the runner stores it."""
+    with Store(tmp_path / "checks.db") as store:
+        spec = spec.validate()
+        run_id = store.create_run(spec.display_name(), spec.to_dict(), kind=spec.kind)
+        with pytest.raises(UserError) as info:
+            fit(spec, store, run_id, devices=[], stop=threading.Event())
+        assert store.epochs(run_id) == []
     return str(info.value)
 
 
@@ -58,11 +67,11 @@ def test_spec_round_trips_through_dict_and_cli():
     with pytest.raises(UserError, match="unknown fine-tune setting.*learning_rate"):
         FinetuneSpec.from_dict({**data, "learning_rate": 0.1})
     parser = argparse.ArgumentParser()
-    add_finetune_arguments(parser)
+    add_spec_arguments(parser, FinetuneSpec)
     args = parser.parse_args(["--backbone", "inception_v3", "--size", "96", "--head-epochs", "5",
                               "--finetune-epochs", "20", "--unfreeze-from", "249", "--weights", "none",
                               "--train-subset", "500"])
-    assert finetune_spec_from_args(args) == spec
+    assert spec_from_args(args, FinetuneSpec) == spec
     assert spec.to_cli() == ("python -m workbench finetune --weights none --unfreeze-from 249 "
                              "--train-subset 500")
     assert FinetuneSpec(head_epochs="3", dropout="0.5").normalized().head_epochs == 3
@@ -87,24 +96,24 @@ def test_cheap_validation_messages():
     assert FinetuneSpec(backbone="VGG19", weights="ImageNet").validate().backbone == "vgg19"
 
 
-# --- checks that build the backbone --------------------------------------------------------------
+# --- checks in the job, which build the backbone --------------------------------------------------------------
 
-def test_unfreeze_index_out_of_range_and_batch_too_large():
+def test_unfreeze_index_out_of_range_and_batch_too_large(tmp_path):
     spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=32, unfreeze_from=500, **SYNTHETIC)
-    assert "unfreeze-from 500 is out of range: mobilenet_v2 at 32px has layers 0..153" in message(spec)
-    assert "batch size 400 is larger than the training split" in message(spec.replace(batch_size=400))
+    assert "unfreeze-from 500 is out of range: mobilenet_v2 at 32px has layers 0..153" in message(spec, tmp_path)
+    assert "batch size 400 is larger than the training split" in message(spec.replace(batch_size=400), tmp_path)
 
 
 def test_bad_weights_files_name_the_file_and_the_backbone(tmp_path):
     garbage = tmp_path / "garbage.weights.h5"
     garbage.write_bytes(b"not an hdf5 file" * 10)
     spec = FinetuneSpec(backbone="mobilenet_v2", weights=str(garbage), image_size=32, **SYNTHETIC)
-    assert f"weights file {garbage} does not fit backbone mobilenet_v2" in message(spec)
+    assert f"weights file {garbage} does not fit backbone mobilenet_v2" in message(spec, tmp_path)
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     mismatched = tmp_path / "other.weights.h5"
     other.save_weights(mismatched)
     assert f"weights file {mismatched} does not fit backbone mobilenet_v2 at 32x32" in message(
-        spec.replace(weights=str(mismatched)))
+        spec.replace(weights=str(mismatched)), tmp_path)
 
 
 def test_imagenet_weights_offline_say_which_file_to_fetch(tmp_path, monkeypatch):
@@ -115,7 +124,7 @@ def test_imagenet_weights_offline_say_which_file_to_fetch(tmp_path, monkeypatch)
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty cache
     monkeypatch.setattr(file_utils, "urlretrieve", offline)
-    text = message(FinetuneSpec(backbone="mobilenet_v2", image_size=96, **SYNTHETIC))
+    text = message(FinetuneSpec(backbone="mobilenet_v2", image_size=96, **SYNTHETIC), tmp_path)
     fname = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
     assert "ImageNet weights of mobilenet_v2 are not in Keras' cache" in text
     assert f"{tmp_path / 'keras' / 'models' / fname}" in text and f"~/.keras/models/{fname}" in text
@@ -123,14 +132,14 @@ def test_imagenet_weights_offline_say_which_file_to_fetch(tmp_path, monkeypatch)
 
 
 def test_unresolvable_hub_handles(tmp_path, monkeypatch):
-    assert "cannot resolve the hub backbone" in message(hub_spec(tmp_path / "missing"))
+    assert "cannot resolve the hub backbone" in message(hub_spec(tmp_path / "missing"), tmp_path)
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("offline")
 
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub-cache"))
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    text = message(hub_spec("https://tfhub.dev/google/imagenet/mobilenet_v2_100_96/feature_vector/5"))
+    text = message(hub_spec("https://tfhub.dev/google/imagenet/mobilenet_v2_100_96/feature_vector/5"), tmp_path)
     assert "cannot resolve the hub backbone" in text and "hub:/path/to/folder" in text
 
 
@@ -156,9 +165,8 @@ def test_preprocessing_layers_match_preprocess_input():
 
 def test_hub_backbone_fine_tunes_through_both_phases(store, hub_backbone):
     spec = hub_spec(hub_backbone).validate()
-    check_buildable(spec)
     run_id = store.create_run(spec.display_name(), spec.to_dict(), kind="finetune", dataset=spec.dataset)
-    assert finetune.fit(spec, store, run_id, devices=[], stop=threading.Event()) == "completed"
+    assert fit(spec, store, run_id, devices=[], stop=threading.Event()) == "completed"
     run = store.get_run(run_id)
     assert run["status"] == "completed" and run["kind"] == "finetune" and run["spec"]["epochs"] == 2
     epochs = store.epochs(run_id)
@@ -173,7 +181,7 @@ def test_hub_backbone_fine_tunes_through_both_phases(store, hub_backbone):
     # ... so resume rebuilds the model from the spec and loads the checkpoint's weights: same logits.
     test_logits = store.load_logits(run_id, "test")
     store.set_status(run_id, "interrupted")
-    assert finetune.fit(spec, store, run_id, devices=[], stop=threading.Event(), resume=True) == "completed"
+    assert fit(spec, store, run_id, devices=[], stop=threading.Event(), resume=True) == "completed"
     np.testing.assert_allclose(store.load_logits(run_id, "test"), test_logits, atol=1e-4)
     assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]
 
@@ -189,12 +197,12 @@ def test_cancel_between_phases(store, hub_backbone):
         stop.set()
 
     store.log_epoch = log_and_cancel
-    assert finetune.fit(spec, store, run_id, devices=[], stop=stop) == "cancelled"
+    assert fit(spec, store, run_id, devices=[], stop=stop) == "cancelled"
     assert [e["epoch"] for e in store.epochs(run_id)] == [1]
     assert store.get_run(run_id)["status"] == "cancelled" and store.prediction_splits(run_id) == []
     # Resume from the checkpoint at the phase boundary: straight into phase 2, numbering continues.
     store.log_epoch = log_epoch
-    assert finetune.fit(spec, store, run_id, devices=[], stop=threading.Event(), resume=True) == "completed"
+    assert fit(spec, store, run_id, devices=[], stop=threading.Event(), resume=True) == "completed"
     assert [(e["epoch"], e["lr"]) for e in store.epochs(run_id)] == [
         (1, pytest.approx(1e-3)), (2, pytest.approx(1e-4)), (3, pytest.approx(1e-4)), (4, pytest.approx(1e-4))]
 
@@ -203,7 +211,7 @@ def test_mobilenet_v2_phase_two_trains_exactly_the_layers_from_the_unfreeze_inde
     spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=32, head_epochs=1, finetune_epochs=1,
                         train_subset=100, batch_size=50, dense_units=32, **SYNTHETIC).validate()
     run_id = store.create_run(spec.display_name(), spec.to_dict(), kind="finetune")
-    assert finetune.fit(spec, store, run_id, devices=[], stop=threading.Event()) == "completed"
+    assert fit(spec, store, run_id, devices=[], stop=threading.Event()) == "completed"
     run = store.get_run(run_id)
     assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]
     assert sorted(store.prediction_splits(run_id)) == ["test", "test_flip", "val", "val_flip"]

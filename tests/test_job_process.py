@@ -93,14 +93,14 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
     (["/device:GPU:1"], None, "GPU:1"),
 ])
 def test_runs_name_gpus_by_their_physical_number(devices, visible, shown, monkeypatch):
-    from workbench.training.fit import _describe
+    from workbench.training.fit import describe_devices
 
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    assert _describe(devices) == shown
+    assert describe_devices(devices) == shown
     parent_view, child_devices = gpu_visibility(devices, visible)  # the same names from the child's side
     if devices and "GPU" in devices[0] and visible is None:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", parent_view)
-        assert _describe(child_devices) == shown
+        assert describe_devices(child_devices) == shown

@@ -16,7 +16,7 @@ from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
 from workbench.specs.run import RunSpec
-from workbench.training.fit import CHECKPOINT
+from workbench.training.checkpoint import CHECKPOINT
 
 TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
             dataset_options={"n_train": 300, "n_test": 60}, batch_size=50, learning_rate=0.05, schedule="cosine")
@@ -102,7 +102,7 @@ def test_every_spec_is_valid_or_refused_with_a_clear_error(values):
         return
     # Whatever validates also survives its own CLI command unchanged.
     args = build_parser().parse_args(shlex.split(spec.to_cli())[3:])
-    assert spec_from_args(args) == spec
+    assert spec_from_args(args, RunSpec) == spec
 
 
 @settings(max_examples=200, deadline=None)
@@ -147,7 +147,8 @@ def test_nan_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path):
     import numpy as np
     import tensorflow as tf
 
-    from workbench.training.fit import StoreCallback, build_model, checkpoint_epoch, compile_model, load_checkpoint
+    from workbench.training.checkpoint import StoreCallback, checkpoint_epoch, load_checkpoint
+    from workbench.training.runners import build_model, compile_model
 
     spec = RunSpec.from_dict({**TINY, "epochs": 5, "schedule": "constant"})
     rng = np.random.default_rng(0)
@@ -160,7 +161,7 @@ def test_nan_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path):
         run_dir = store.run_dir(run_id)
         model = build_model(spec, 10, (32, 32, 3))
         compile_model(model, spec, steps=2)
-        callback = StoreCallback(store, run_id, run_dir, threading.Event(), train_images=100)
+        callback = StoreCallback(store, run_id, run_dir, threading.Event())
         model.fit(batches, epochs=5, steps_per_epoch=2, callbacks=[callback], verbose=0, shuffle=False)
         epochs = store.epochs(run_id)
         assert callback.diverged and [e["epoch"] for e in epochs] == [1, 2, 3]

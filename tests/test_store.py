@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from store import RUN_STATUSES, Store, default_db_path
+from store import Store, default_db_path
+from workbench.constants import RUN_STATUSES
 from store.schema import MIGRATION_NAMES, MIGRATION_SET
 from workbench.errors import UserError
 

@@ -15,7 +15,7 @@ from store import Store
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
 from workbench.specs.run import RunSpec
-from workbench.training.fit import CHECKPOINT, checkpoint_epoch
+from workbench.training.checkpoint import CHECKPOINT, checkpoint_epoch
 
 TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
             dataset_options={"n_train": 600, "n_test": 100}, batch_size=50, learning_rate=0.05,
@@ -156,11 +156,9 @@ def test_bfloat16_mixed_precision_run(store, queue):
 @pytest.mark.parametrize("changes, message", [
     ({"model": "resnet21"}, "unknown model 'resnet21'; choose one of"),
     ({"epochs": 0}, "epochs must be at least 1"),
-    ({"batch_size": 100000}, "larger than the training split"),
     ({"gpus": 2}, "asks for 2 GPU.* this machine has 0"),
     ({"loss": "hinge"}, "unknown loss 'hinge'"),
     ({"augment": "flip_crop,jitter"}, "jitter"),
-    ({"model_kwargs": {"depth": 9}}, "6n\\+2|6n \\+ 2"),
     ({"model_kwargs": {"widen": 2}}, "has no option widen"),
     ({"dataset": "cifar10", "dataset_options": {}, "data_path": "/nonexistent/cifar.tar.gz"}, "does not exist"),
     ({"learning_rate": -1}, "learning rate must be > 0"),
@@ -171,6 +169,21 @@ def test_invalid_specs_are_refused_before_anything_is_queued(store, queue, chang
         queue.submit(tiny(**changes) if "epochs" not in changes or changes["epochs"] != "ten"
                      else RunSpec.from_dict({**TINY, **changes}))
     assert store.list_runs() == [] and queue.active() == []
+
+
+def test_checks_that_need_data_or_a_model_fail_the_run_in_its_process(store, isolated_queue):
+    """Submitting loads no data and builds no model (the app stays responsive); the job does, and a
+    value that only the data or the model family can judge fails the run with the family's message."""
+    too_big = isolated_queue.submit(tiny(batch_size=100000, name="too-big"))
+    bad_depth = isolated_queue.submit(tiny(model_kwargs={"depth": 9}, name="bad-depth"))
+    for run_id in (too_big, bad_depth):
+        assert isolated_queue.wait(run_id, timeout=300)
+    assert store.get_run(too_big)["status"] == "failed"
+    assert "batch size 100000 is larger than the training split (540 images)" in store.get_run(too_big)["error"]
+    failed = store.get_run(bad_depth)
+    assert failed["status"] == "failed" and "Traceback" not in failed["error"], failed["error"]
+    assert "6n+2" in failed["error"] or "6n + 2" in failed["error"], failed["error"]
+    assert store.epochs(too_big) == [] and store.epochs(bad_depth) == []
 
 
 def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):

@@ -6,8 +6,9 @@ import argparse
 import sys
 import time
 
-from workbench.specs.flags import add_spec_arguments, spec_from_args
 from workbench.errors import UserError
+from workbench.specs import FinetuneSpec, RunSpec
+from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 
 COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
 
@@ -35,17 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one run (Ctrl-C cancels it; `resume` continues it)",
                            description="Train one run. Every setting has a flag; defaults are the classic recipe.")
-    add_spec_arguments(train)
+    add_spec_arguments(train, RunSpec)
     train.add_argument("--tags", default="", help="comma-separated tags for the run")
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, spec_class=RunSpec)
 
     finetune = sub.add_parser("finetune", help="fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
                               description="Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.")
-    from workbench.specs.finetune import add_finetune_arguments
-
-    add_finetune_arguments(finetune)
+    add_spec_arguments(finetune, FinetuneSpec)
     finetune.add_argument("--tags", default="", help="comma-separated tags for the run")
-    finetune.set_defaults(handler=_finetune)
+    finetune.set_defaults(handler=_train, spec_class=FinetuneSpec)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
@@ -91,25 +90,13 @@ def _open_store(args):
 
 
 def _train(args):
+    """`train` and `finetune`: one run of the subcommand's spec class, followed until it ends."""
     from workbench.jobs.queue import JobQueue
 
-    spec = spec_from_args(args)
+    spec = spec_from_args(args, args.spec_class)
     store = _open_store(args)
     queue = JobQueue(store)
-    tags = [t.strip() for t in args.tags.split(",") if t.strip()]
-    run_id = queue.submit(spec, tags=tags)
-    print(f"run {run_id}: {spec.display_name()}  ({store.path})")
-    return _follow(queue, store, [run_id])
-
-
-def _finetune(args):
-    from workbench.specs.finetune import finetune_spec_from_args
-    from workbench.jobs.queue import JobQueue
-
-    spec = finetune_spec_from_args(args)
-    store = _open_store(args)
-    queue = JobQueue(store)
-    run_id = queue.submit(spec, tags=[t.strip() for t in args.tags.split(",") if t.strip()])
+    run_id = queue.submit(spec, tags=parse_tags(args.tags))
     print(f"run {run_id}: {spec.display_name()}  ({store.path})")
     return _follow(queue, store, [run_id])
 

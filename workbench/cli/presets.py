@@ -12,7 +12,6 @@ from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
-RESUMABLE = ("interrupted", "cancelled", "failed", "queued", "running")
 
 
 @dataclass

@@ -1,20 +1,21 @@
 """Datasets for the workbench: where they come from, the decode cache, the split and normalisation.
 
     dataset = load_dataset("cifar10", path="cifar10-jpeg.tar.gz")   # or the official archive, or None
-    split = make_split(dataset.y_train, seed=0)                      # 45,000 / 5,000, stratified
-    mean, std = channel_stats(dataset.x_train[split.train_idx])
 
-Images stay uint8 in memory; `workbench.data.pipeline` normalises them batch by batch.
+Sources, in order: a path the user gives, then Keras' cache folder, then Keras' loader (download).
+The split lives in `workbench.data.split`; images stay uint8 in memory and `workbench.data.pipeline`
+normalises them batch by batch.
 """
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from workbench.data import sources
 from workbench.errors import UserError, choose
+from workbench.paths import decode_cache, keras_home
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 OFFICIAL_URLS = {
@@ -45,20 +46,8 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
 
-@dataclass(frozen=True)
-class Split:
-    train_idx: np.ndarray = field(repr=False)
-    val_idx: np.ndarray = field(repr=False)
-    seed: int
-    identity: str  # "seed0-<hash of the validation indices>": runs record it; ensembles require equal ones
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "cifar-workbench")
-
-
 def keras_cache_dir() -> Path:
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
+    return keras_home() / "datasets"
 
 
 def load_dataset(name="cifar10", path=None, *, image_size=32, **synthetic_options) -> Dataset:
@@ -131,7 +120,7 @@ def _dataset(name: str, raw: sources.RawData, synthetic=False) -> Dataset:
 # --- the decode cache: decoded uint8 arrays in an uncompressed .npz, so a second load is a memory copy ---
 
 def _cache_file(key: str) -> Path:
-    return cache_dir() / f"decoded-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    return decode_cache() / f"decoded-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
 def _read_cache(key: str):
@@ -156,49 +145,3 @@ def _write_cache(key: str, raw: sources.RawData):
         os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
     except OSError:
         pass  # an unwritable cache only costs time on the next load
-
-
-# --- split and normalisation ----------------------------------------------------------------------
-
-def default_val_size(n_train: int) -> int:
-    """5,000 for CIFAR's 50,000 training images; a tenth of smaller sets."""
-    return 5000 if n_train >= 50000 else max(1, round(n_train / 10))
-
-
-def make_split(y_train: np.ndarray, *, val_size=None, seed=0) -> Split:
-    """Stratified train/validation split of the official training set; the test set is never touched."""
-    y_train = np.asarray(y_train)
-    n = len(y_train)
-    val_size = default_val_size(n) if val_size is None else int(val_size)
-    if not 0 < val_size < n:
-        raise UserError(f"validation size must be between 1 and {n - 1} (the training set has {n} images)")
-    classes, counts = np.unique(y_train, return_counts=True)
-    # Largest-remainder allocation keeps each class's share of the validation set proportional.
-    exact = counts * val_size / n
-    take = np.floor(exact).astype(int)
-    take[np.argsort(-(exact - take), kind="stable")[: val_size - take.sum()]] += 1
-    rng = np.random.default_rng(seed)
-    val_parts = []
-    for cls, k in zip(classes, take):
-        members = np.flatnonzero(y_train == cls)
-        val_parts.append(rng.permutation(members)[:k])
-    val_idx = np.sort(np.concatenate(val_parts)).astype(np.int64)
-    train_idx = np.setdiff1d(np.arange(n, dtype=np.int64), val_idx)
-    digest = hashlib.sha256(val_idx.tobytes()).hexdigest()[:12]
-    return Split(train_idx, val_idx, int(seed), f"seed{seed}-{digest}")
-
-
-def channel_stats(images: np.ndarray):
-    """Per-channel mean and std (in 0..255) of uint8 images.
-
-    Exact and fast: a 256-bin histogram per channel instead of a float copy of the whole array.
-    """
-    flat = images.reshape(-1, images.shape[-1])
-    values = np.arange(256, dtype=np.float64)
-    mean, std = [], []
-    for channel in range(flat.shape[1]):
-        hist = np.bincount(flat[:, channel], minlength=256).astype(np.float64)
-        m = (hist * values).sum() / hist.sum()
-        mean.append(m)
-        std.append(np.sqrt(max((hist * (values - m) ** 2).sum() / hist.sum(), 1e-12)))
-    return np.array(mean, np.float32), np.array(std, np.float32)

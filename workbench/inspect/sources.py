@@ -5,8 +5,8 @@
     images = split_images(store, source.image_run, "test", cache)   # uint8 [N, 32, 32, 3], row i <-> probs[i]
 
 Stored logits carry no images, only the fingerprint of the labels they were computed against. The images
-are rebuilt from the run's stored spec exactly as `workbench.training.fit.prepare_data` chose them (validation:
-`dataset.x_train[make_split(y_train, val_size, split_seed).val_idx]`; test: `dataset.x_test`), and the
+are rebuilt from the run's stored spec by the function training chose them with (validation:
+`workbench.data.split.split_arrays(dataset, val_size, split_seed)`; test: `dataset.x_test`), and the
 labels of the rebuilt images must hash to the stored fingerprint: otherwise the dataset file changed (or
 the split code did) and showing the images would put wrong pictures beside the predictions, so
 `split_images` refuses with a UserError saying so.
@@ -19,7 +19,8 @@ import numpy as np
 
 from workbench.ensemble import lab as ensemble_lab
 from workbench.ensemble.calibration import softmax
-from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset, make_split
+from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
+from workbench.data.split import split_arrays
 from workbench.errors import UserError, choose
 from workbench.specs.run import RunSpec
 
@@ -191,11 +192,10 @@ def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
             images, labels = dataset.x_test, dataset.y_test
         else:
             try:
-                chosen = make_split(dataset.y_train, val_size=data["val_size"] or None, seed=data["split_seed"])
+                images, labels = split_arrays(dataset, val_size=data["val_size"], split_seed=data["split_seed"]).validation
             except UserError as exc:
                 raise UserError(f"the images for run {run_id}'s val split are not available: the dataset at "
                                 f"{_where(data)} changed ({exc})") from None
-            images, labels = dataset.x_train[chosen.val_idx], dataset.y_train[chosen.val_idx]
         _remember(cache, key, (images, store.labels_hash(labels)), IMAGES_KEPT)
     images, found = cache[key]
     if found != expected:

@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from workbench.constants import ACTIVE_STATUSES
+
 LOG_NAME = "process.log"
 FAILED_EXIT = 3  # the child caught the error and marked the run failed itself
 PARENT_GONE_EXIT = 4
@@ -55,7 +57,7 @@ def gpu_visibility(devices: list, visible: str | None) -> tuple[str | None, list
 class ChildJob:
     """The app's handle on one job's child process."""
 
-    def __init__(self, store, run_id: int, spec, kind: str, devices: list, resume: bool, inherit_fds=()):
+    def __init__(self, store, run_id: int, spec, devices: list, resume: bool, inherit_fds=()):
         """Start the child at once; `run` then waits for it."""
         visible, child_devices = gpu_visibility(devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
         env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
@@ -71,7 +73,7 @@ class ChildJob:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "workbench.jobs.child"], stdin=subprocess.PIPE, stdout=log,
                 stderr=subprocess.STDOUT, env=env, pass_fds=tuple(inherit_fds), start_new_session=True)
-        header = dict(store=str(store.path), run_id=run_id, kind=kind, spec=spec.to_dict(), devices=child_devices,
+        header = dict(store=str(store.path), run_id=run_id, kind=spec.kind, spec=spec.to_dict(), devices=child_devices,
                       resume=resume)
         self._send(json.dumps(header))
 
@@ -100,7 +102,7 @@ class ChildJob:
                 killed = True
         self.process.stdin.close()
         code = self.process.returncode
-        if code in (0, FAILED_EXIT) or self.store.get_run(self.run_id)["status"] not in ("queued", "running"):
+        if code in (0, FAILED_EXIT) or self.store.get_run(self.run_id)["status"] not in ACTIVE_STATUSES:
             return
         if killed:
             self.store.set_status(self.run_id, "cancelled", f"it did not stop within {stop_grace:.0f} s of the "
@@ -147,13 +149,14 @@ def main() -> int:
     threading.Thread(target=_watch_parent, args=(stop,), daemon=True, name="parent-watch").start()
     from store import Store
     from workbench.errors import failure_message
-    from workbench.jobs.queue import runner_for, spec_class
+    from workbench.specs import spec_class
+    from workbench.training.fit import fit
 
     with Store(header["store"]) as store:
         run_id = header["run_id"]
         try:
             spec = spec_class(header["kind"]).from_dict(header["spec"])
-            runner_for(spec)(spec, store, run_id, devices=header["devices"], stop=stop, resume=header["resume"])
+            fit(spec, store, run_id, devices=header["devices"], stop=stop, resume=header["resume"])
         except BaseException as exc:  # the run carries the reason; the app reads the exit code
             store.set_status(run_id, "failed", failure_message(exc))
             return FAILED_EXIT

@@ -17,7 +17,8 @@ from workbench.training import devices as device_utils
 from workbench.errors import UserError, failure_message
 from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
 from workbench.jobs.malloc_tuning import release_free_memory
-from workbench.specs.run import RunSpec
+from workbench.constants import ACTIVE_STATUSES
+from workbench.specs import spec_class
 from store.lock import StoreLock
 from workbench.jobs.tf_workarounds import release_custom_gradients
 
@@ -25,36 +26,13 @@ from workbench.jobs.tf_workarounds import release_custom_gradients
 @dataclass
 class _Job:
     run_id: int
-    spec: object  # RunSpec or FinetuneSpec
+    spec: object  # a workbench.specs spec (RunSpec, FinetuneSpec)
     gpus: int  # how many GPUs it needs (0: the CPU)
     resume: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     devices: list = field(default_factory=list)
     process: object = None  # the ChildJob training it, when isolated
-
-
-def spec_class(kind: str):
-    """The spec type of a run kind: RunSpec for "scratch", FinetuneSpec for "finetune"."""
-    if kind == "finetune":
-        from workbench.training.backbones import FinetuneSpec
-
-        return FinetuneSpec
-    return RunSpec
-
-
-def spec_kind(spec) -> str:
-    """The run kind a spec is stored under: "finetune" or "scratch"."""
-    return "finetune" if type(spec).__name__ == "FinetuneSpec" else "scratch"
-
-
-def runner_for(spec):
-    """The function that trains a spec: `train.fit` or `finetune.fit`."""
-    if spec_kind(spec) == "finetune":
-        from workbench.training.backbones import fit
-    else:
-        from workbench.training.fit import fit
-    return fit
 
 
 class JobQueue:
@@ -81,17 +59,11 @@ class JobQueue:
     # --- public ------------------------------------------------------------------------------
 
     def submit(self, spec, *, tags=(), notes="") -> int:
-        """Validate a RunSpec or FinetuneSpec (names, numbers, paths, data, model) and queue it;
-        nothing is written if it is invalid."""
-        kind = spec_kind(spec)
+        """Validate a spec's names, numbers and paths (instant; nothing is written if it is invalid) and
+        queue it. What needs the data or a model (the batch against the split, model option values, a
+        backbone's weights) is checked by the job itself, which fails the run with the reason."""
         spec = spec.validate(available_gpus=len(self.gpus))
-        if kind == "finetune":
-            from workbench.training.backbones import check_buildable as check_finetune
-
-            check_finetune(spec)
-        else:
-            check_buildable(spec)
-        run_id = self.store.create_run(spec.display_name(), spec.to_dict(), kind=kind, dataset=spec.dataset,
+        run_id = self.store.create_run(spec.display_name(), spec.to_dict(), kind=spec.kind, dataset=spec.dataset,
                                        tags=tags, notes=notes)
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
         return run_id
@@ -99,7 +71,7 @@ class JobQueue:
     def resume(self, run_id: int) -> None:
         """Continue an interrupted, cancelled, failed or diverged run from its last checkpoint."""
         run = self.store.get_run(run_id)
-        if run["status"] in ("queued", "running"):
+        if run["status"] in ACTIVE_STATUSES:
             raise UserError(f"run {run_id} is {run['status']}; only a stopped run can be resumed")
         if run["status"] == "completed":
             raise UserError(f"run {run_id} is already completed")
@@ -188,12 +160,13 @@ class JobQueue:
     def _run(self, job: _Job):
         try:
             if self.isolate:
-                job.process = ChildJob(self.store, job.run_id, job.spec, spec_kind(job.spec), job.devices,
-                                       job.resume, inherit_fds=[self._store_lock.fileno()])
+                job.process = ChildJob(self.store, job.run_id, job.spec, job.devices, job.resume,
+                                       inherit_fds=[self._store_lock.fileno()])
                 job.process.run(job.stop, stop_grace=self.stop_grace)
             else:
-                runner_for(job.spec)(job.spec, self.store, job.run_id, devices=job.devices, stop=job.stop,
-                                     resume=job.resume)
+                from workbench.training.fit import fit
+
+                fit(job.spec, self.store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
         except BaseException as exc:  # a thread never dies silently: the run carries the reason
             self._mark_failed(job.run_id, exc)
         finally:
@@ -216,19 +189,3 @@ class JobQueue:
             self.store.set_status(run_id, "failed", failure_message(exc))
         except Exception:  # the store itself is what failed (disk full, unwritable): say so where we can
             traceback.print_exc()
-
-
-def check_buildable(spec: RunSpec) -> None:
-    """The checks that need the data or a model: batch size vs. the split, model options' values.
-    Registered variants are known to build, so the model is built only when options change it."""
-    from workbench.training.fit import build_model, prepare_data
-
-    data = prepare_data(spec, stats=False)
-    if not spec.model_kwargs:
-        return
-    try:
-        build_model(spec, data.dataset.num_classes, data.dataset.image_shape)
-    except UserError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"model {spec.model!r} cannot be built with {spec.model_kwargs}: {exc}") from None

@@ -1,6 +1,6 @@
 """FinetuneSpec: a transfer-learning run (an ImageNet backbone with a new head on CIFAR at 96x96),
-with the same protocol as RunSpec (to_dict/from_dict/normalized/replace/validate/display_name/to_cli)
-so the job queue, the store and the UI treat both alike. The run's kind in the store is "finetune".
+with the spec protocol of `workbench.specs.base`, so the job queue, the store and the UI treat it like a
+RunSpec. The run's kind in the store is "finetune"; it trains through the same loop (`workbench.training.fit`).
 
 Backbones (`BACKBONES`) and how their `preprocess_input` is expressed inside the model with built-in
 layers, so a `.keras` checkpoint loads with safe_mode=True (the pipeline delivers 0..255 RGB pixels):
@@ -14,13 +14,13 @@ layers, so a `.keras` checkpoint loads with safe_mode=True (the pipeline deliver
 """
 import dataclasses
 import os
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
+from workbench.constants import FINETUNE
 from workbench.errors import UserError
-from workbench.specs.run import RunSpec, _check
+from workbench.specs.base import SHARED_HELP, Spec, check
 
 HUB_PREFIX = "hub:"
 WEIGHT_CHOICES = ("imagenet", "none")
@@ -67,6 +67,7 @@ BACKBONES = {
 HUB_MIN_SIZE = 32
 
 HELP = {
+    **SHARED_HELP,
     "backbone": f"{', '.join(BACKBONES)}, or hub:<TF Hub handle or local SavedModel folder>",
     "weights": "imagenet, none (random init), or a path to a weights file for the backbone (.weights.h5/.h5/.keras)",
     "image_size": "the size CIFAR images are resized to, on the fly (InceptionV3 needs >= 75)",
@@ -77,14 +78,21 @@ HELP = {
     "finetune_lr": "phase-2 SGD learning rate",
     "dense_units": "units of the head's hidden Dense layer",
     "dropout": "dropout rate before the logits (0: none)",
+    "augment": SHARED_HELP["augment"] + " (applied at 32x32, before the resize)",
 }
-FLAG_NAMES = {"data_path": "--data", "image_size": "--size"}
 
 
 @dataclass
-class FinetuneSpec:
+class FinetuneSpec(Spec):
     """Fine-tune an ImageNet backbone on CIFAR: phase 1 trains a new head on the frozen backbone,
     phase 2 unfreezes its top layers; one run, one continuous epoch numbering."""
+
+    kind: ClassVar[str] = FINETUNE
+    label: ClassVar[str] = "fine-tune"
+    command: ClassVar[str] = "finetune"
+    help: ClassVar[dict] = HELP
+    flag_names: ClassVar[dict] = {"data_path": "--data", "image_size": "--size"}
+    derived: ClassVar[tuple] = ("epochs",)  # head_epochs + finetune_epochs, for readers of the store
 
     backbone: str = "inception_v3"
     weights: str = "imagenet"
@@ -122,103 +130,43 @@ class FinetuneSpec:
     def hub_handle(self) -> str:
         return self.backbone[len(HUB_PREFIX):].strip()
 
-    # --- conversion ---------------------------------------------------------------------------
+    def _normalize_names(self) -> "FinetuneSpec":
+        """Backbone names and weight keywords are case-insensitive; empty weights mean imagenet."""
+        backbone = self.backbone if self.backbone.startswith(HUB_PREFIX) else self.backbone.lower()
+        weights = self.weights.lower() if self.weights.lower() in WEIGHT_CHOICES + ("",) else self.weights
+        return dataclasses.replace(self, backbone=backbone, weights=weights or "imagenet")
 
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["augment"] = list(self.augment)
-        data["epochs"] = self.epochs
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FinetuneSpec":
-        data = {k: v for k, v in data.items() if k != "epochs"}  # derived: head_epochs + finetune_epochs
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"unknown fine-tune setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data).normalized()
-
-    def normalized(self) -> "FinetuneSpec":
-        """Coerce loose types as RunSpec does; backbone names and weight keywords are case-insensitive."""
-        spec = RunSpec.normalized(self)
-        backbone = spec.backbone if spec.backbone.startswith(HUB_PREFIX) else spec.backbone.lower()
-        weights = spec.weights.lower() if spec.weights.lower() in WEIGHT_CHOICES + ("",) else spec.weights
-        return dataclasses.replace(spec, backbone=backbone, weights=weights or "imagenet")
-
-    def replace(self, **changes) -> "FinetuneSpec":
-        return dataclasses.replace(self, **changes).normalized()
-
-    def display_name(self) -> str:
-        if self.name:
-            return self.name
+    def default_name(self) -> str:
         backbone = f"hub:{Path(self.hub_handle.rstrip('/')).name}" if self.is_hub else self.backbone
         weights = "" if self.is_hub else f"-{'imagenet' if self.weights == 'imagenet' else 'scratch' if self.weights == 'none' else Path(self.weights).stem}"
         return f"{backbone}{weights}-{self.image_size}px-{self.head_epochs}+{self.finetune_epochs}ep"
 
-    def to_cli(self) -> str:
-        """The equivalent `python -m workbench finetune` command (settings that differ from defaults)."""
-        return shlex.join(["python", "-m", "workbench", "finetune", *finetune_spec_to_args(self)])
-
     # --- validation -----------------------------------------------------------------------------
 
-    def validate(self, *, available_gpus: int = 0) -> "FinetuneSpec":
-        """Check every field without building anything; raise UserError saying what is allowed.
-
-        Loading the weights, resolving a hub handle, the unfreeze index's range and the batch size
-        against the data are checked by `workbench.training.backbones.check_buildable` (costs seconds)."""
-        spec = self.normalized()
-        if spec.is_hub:
-            _check(bool(spec.hub_handle), "hub: needs a handle or a SavedModel folder, e.g. hub:/models/my_backbone")
-            _check(spec.weights == "imagenet", "a hub backbone brings its own weights: leave --weights at its default")
+    def check_own(self) -> None:
+        """The fine-tune settings, without building anything. Loading the weights, resolving a hub handle,
+        the unfreeze index's range and the batch size against the data are checked in the job's process
+        (`workbench.training`), which fails the run with the reason."""
+        if self.is_hub:
+            check(bool(self.hub_handle), "hub: needs a handle or a SavedModel folder, e.g. hub:/models/my_backbone")
+            check(self.weights == "imagenet", "a hub backbone brings its own weights: leave --weights at its default")
             min_size, label = HUB_MIN_SIZE, "a hub backbone"
-        elif spec.backbone in BACKBONES:
-            min_size, label = BACKBONES[spec.backbone].min_size, spec.backbone
+        elif self.backbone in BACKBONES:
+            min_size, label = BACKBONES[self.backbone].min_size, self.backbone
         else:
-            raise UserError(f"unknown backbone {spec.backbone!r}; choose one of: {', '.join(BACKBONES)}, "
+            raise UserError(f"unknown backbone {self.backbone!r}; choose one of: {', '.join(BACKBONES)}, "
                             "or hub:<TF Hub handle or local SavedModel folder>")
-        _check(spec.image_size >= min_size, f"image size {spec.image_size} is below {label}'s minimum of "
-               f"{min_size} pixels; use --size {min_size} or more (the default is 96)")
-        _check(spec.image_size <= 512, "image size must be at most 512 (CIFAR images are 32x32; 96 is the default)")
-        if spec.weights not in WEIGHT_CHOICES:
-            path = Path(spec.weights).expanduser()
-            _check(path.is_file(), f"weights file {spec.weights} does not exist; give imagenet, none, "
+        check(self.image_size >= min_size, f"image size {self.image_size} is below {label}'s minimum of "
+              f"{min_size} pixels; use --size {min_size} or more (the default is 96)")
+        check(self.image_size <= 512, "image size must be at most 512 (CIFAR images are 32x32; 96 is the default)")
+        if self.weights not in WEIGHT_CHOICES:
+            path = Path(self.weights).expanduser()
+            check(path.is_file(), f"weights file {self.weights} does not exist; give imagenet, none, "
                    "or the path of a weights file (.weights.h5, .h5 or .keras)")
-            _check(os.access(path, os.R_OK), f"weights file {spec.weights} cannot be read")
-        _check(spec.head_epochs >= 0 and spec.finetune_epochs >= 0, "head and fine-tune epochs must be >= 0")
-        _check(spec.epochs >= 1, "head epochs and fine-tune epochs are both 0: nothing to train")
-        _check(spec.unfreeze_from >= -1, "unfreeze-from must be a backbone layer index, or -1 for the default")
-        _check(spec.head_lr > 0 and spec.finetune_lr > 0, "learning rates must be > 0 (defaults: head 1e-3, fine-tune 1e-4)")
-        _check(spec.dense_units >= 1, "dense units must be at least 1 (default 1024)")
-        _check(0 <= spec.dropout < 1, "dropout must be in [0, 1) (0: none)")
-        # Shared settings (batch size, augmentations, precision, GPUs, dataset and data path): RunSpec's checks.
-        RunSpec(epochs=spec.epochs, batch_size=spec.batch_size, augment=spec.augment, gpus=spec.gpus,
-                precision=spec.precision, seed=spec.seed, dataset=spec.dataset, data_path=spec.data_path,
-                dataset_options=spec.dataset_options, val_size=spec.val_size, split_seed=spec.split_seed,
-                train_subset=spec.train_subset).validate(available_gpus=available_gpus)
-        return spec
-
-
-# --- command line -------------------------------------------------------------------------------
-
-def add_finetune_arguments(parser):
-    """One flag per FinetuneSpec field (default None: we know which ones the user gave), e.g.
-    --backbone inception_v3 --size 96 --head-epochs 5 --finetune-epochs 20 --unfreeze-from 249 --weights PATH"""
-    from workbench.specs.flags import HELP as RUN_HELP
-    from workbench.specs.flags import add_spec_arguments
-
-    add_spec_arguments(parser, FinetuneSpec, {**RUN_HELP, **HELP}, FLAG_NAMES)
-
-
-def finetune_spec_from_args(namespace, base: FinetuneSpec = None) -> FinetuneSpec:
-    """A FinetuneSpec from parsed flags, on top of `base` (or the defaults)."""
-    from workbench.specs.flags import spec_from_args
-
-    return spec_from_args(namespace, base, FinetuneSpec, FLAG_NAMES)
-
-
-def finetune_spec_to_args(spec: FinetuneSpec) -> list:
-    """The flags that reproduce `spec` (only those that differ from the defaults)."""
-    from workbench.specs.flags import spec_to_args
-
-    return spec_to_args(spec, FLAG_NAMES)
+            check(os.access(path, os.R_OK), f"weights file {self.weights} cannot be read")
+        check(self.head_epochs >= 0 and self.finetune_epochs >= 0, "head and fine-tune epochs must be >= 0")
+        check(self.epochs >= 1, "head epochs and fine-tune epochs are both 0: nothing to train")
+        check(self.unfreeze_from >= -1, "unfreeze-from must be a backbone layer index, or -1 for the default")
+        check(self.head_lr > 0 and self.finetune_lr > 0, "learning rates must be > 0 (defaults: head 1e-3, fine-tune 1e-4)")
+        check(self.dense_units >= 1, "dense units must be at least 1 (default 1024)")
+        check(0 <= self.dropout < 1, "dropout must be in [0, 1) (0: none)")

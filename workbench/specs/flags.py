@@ -1,5 +1,5 @@
-"""RunSpec <-> command-line flags: one flag per field, so the CLI, the presets and the UI's
-"equivalent command" all speak the same language.
+"""Spec <-> command-line flags: one flag per field of any spec class (`workbench.specs.base`), so the
+CLI, the presets and the UI's "equivalent command" all speak the same language.
 
     --model wrn_28_10 --model-kwargs depth=16,widen_factor=4 --loss focal --loss-params gamma=2
     --augment flip_crop,cutout --schedule-params milestones=[0.5,0.75],gamma=0.1
@@ -9,83 +9,51 @@ import dataclasses
 import json
 
 from workbench.errors import UserError
-from workbench.specs.run import OPTIMIZERS, PRECISIONS, RunSpec
-
-HELP = {
-    "model": "architecture from the model zoo (python -m workbench models lists them)",
-    "model_kwargs": "the model family's options as key=value,... (e.g. depth=16,widen_factor=4)",
-    "loss": "cross_entropy, focal or label_smoothing",
-    "loss_params": "loss parameters as key=value,... (focal: gamma=2,alpha=0.25; label_smoothing=0.1)",
-    "augment": "comma-separated: flip_crop, cutout, autoaugment, mixup, cutmix; 'none' for none",
-    "augment_params": "augmentation parameters as key=value,... (cutout_size=16, pad=4, mixup_alpha=0.2)",
-    "schedule": "learning-rate schedule: step, cosine, htd or constant",
-    "schedule_params": "schedule parameters as key=value,... (step: milestones=[0.3,0.6,0.8],gamma=0.2)",
-    "warmup_epochs": "linear learning-rate warm-up, in epochs",
-    "optimizer": f"one of {', '.join(OPTIMIZERS)} (sgd uses Nesterov momentum)",
-    "learning_rate": "peak learning rate",
-    "momentum": "SGD/RMSprop momentum",
-    "weight_decay": "weight decay (L2 on conv/dense kernels; decoupled for adamw)",
-    "epochs": "number of epochs",
-    "batch_size": "global batch size, split over the GPUs",
-    "gpus": "-1: one GPU if present else CPU; 0: CPU; N: N GPUs with MirroredStrategy",
-    "precision": f"one of {', '.join(PRECISIONS)}",
-    "xla": "compile the training step with XLA",
-    "seed": "seed for initialisation, shuffling and augmentation",
-    "dataset": "cifar10, cifar100, folder (an image folder at --data) or synthetic",
-    "data_path": "CIFAR archive (official .tar.gz or JPEG tree/tar) or image folder; default: Keras' cache/download",
-    "dataset_options": "synthetic only: n_train=..,n_test=..,num_classes=..,seed=..",
-    "val_size": "validation images held out of the training set (0: 5,000 for CIFAR)",
-    "split_seed": "seed of the stratified train/validation split",
-    "train_subset": "train on a random (seeded) N images of the training split only (0: all)",
-    "name": "run name (default: model-loss-augment-epochs)",
-}
-FLAG_NAMES = {"data_path": "--data"}
 
 
-def flag(field_name: str, names: dict = FLAG_NAMES) -> str:
-    return names.get(field_name, "--" + field_name.replace("_", "-"))
+def flag(spec_class, field_name: str) -> str:
+    return spec_class.flag_names.get(field_name, "--" + field_name.replace("_", "-"))
 
 
-def add_spec_arguments(parser: argparse.ArgumentParser, cls=RunSpec, help_texts: dict = HELP,
-                       names: dict = FLAG_NAMES):
-    """One flag per field of the spec dataclass `cls`, defaulting to None so we know which ones the user
-    gave (RunSpec here; FinetuneSpec passes its own class, help and flag names)."""
-    defaults = cls()
-    for f in dataclasses.fields(cls):
+def add_spec_arguments(parser: argparse.ArgumentParser, spec_class) -> None:
+    """One flag per field of `spec_class` (a `workbench.specs.base.Spec`), defaulting to None so we
+    know which ones the user gave."""
+    defaults = spec_class()
+    for f in dataclasses.fields(spec_class):
         default = getattr(defaults, f.name)
         shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = f"{help_texts[f.name]} (default: {shown if shown not in ('', {}) else 'none'})"
+        help_text = f"{spec_class.help[f.name]} (default: {shown if shown not in ('', {}) else 'none'})"
+        name = flag(spec_class, f.name)
         if f.type is bool:
-            parser.add_argument(flag(f.name, names), dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=help_text)
+            parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.type in (int, float):
-            parser.add_argument(flag(f.name, names), dest=f.name, type=_number(f.type, f.name), default=None,
+            parser.add_argument(name, dest=f.name, type=_number(f.type, f.name), default=None,
                                 metavar=f.name.upper(), help=help_text)
         else:
-            parser.add_argument(flag(f.name, names), dest=f.name, default=None, metavar=f.name.upper(),
-                                help=help_text)
+            parser.add_argument(name, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
 
-def spec_from_args(namespace, base=None, cls=RunSpec, names: dict = FLAG_NAMES):
-    """A spec of type `cls` from parsed flags, on top of `base` (or the defaults)."""
-    values = (base or cls()).to_dict()
-    for f in dataclasses.fields(cls):
+def spec_from_args(namespace, spec_class, base=None):
+    """A `spec_class` spec from parsed flags, on top of `base` (or the defaults)."""
+    values = (base or spec_class()).to_dict()
+    for f in dataclasses.fields(spec_class):
         given = getattr(namespace, f.name, None)
         if given is None:
             continue
-        values[f.name] = parse_key_values(given, flag(f.name, names)) if f.type is dict else given
-    return cls.from_dict(values)
+        values[f.name] = parse_key_values(given, flag(spec_class, f.name)) if f.type is dict else given
+    return spec_class.from_dict(values)
 
 
-def spec_to_args(spec, names: dict = FLAG_NAMES) -> list:
+def spec_to_args(spec) -> list:
     """The flags that reproduce `spec` (only those that differ from its class's defaults)."""
-    defaults = type(spec)()
+    spec_class = type(spec)
+    defaults = spec_class()
     args = []
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
         if value == getattr(defaults, f.name):
             continue
-        name = flag(f.name, names)
+        name = flag(spec_class, f.name)
         if f.type is bool:
             args.append(name if value else "--no-" + name[2:])
         elif f.type is dict:
@@ -120,6 +88,11 @@ def parse_key_values(text: str, where: str = "value") -> dict:
         except json.JSONDecodeError:
             result[key.strip()] = raw.strip()  # a bare word such as a layer name
     return result
+
+
+def parse_tags(text) -> list:
+    """'a, b,,c' -> ["a", "b", "c"] (duplicates dropped): tags as the CLI's --tags and the forms' tag boxes take them."""
+    return list(dict.fromkeys(tag.strip() for tag in str(text or "").split(",") if tag.strip()))
 
 
 def format_key_values(values: dict) -> str:

@@ -1,7 +1,8 @@
-"""Fine-tune an ImageNet backbone on CIFAR: one FinetuneSpec, one run of kind "finetune".
+"""The fine-tune model: an ImageNet backbone with a new head, and its two phases (a FinetuneSpec's run,
+trained by the one loop in `workbench.training.fit` through `runners.FinetuneRunner`).
 
     model, backbone = build_model(spec, num_classes)     # 0..255 RGB in, float32 logits out
-    fit(spec, store, run_id, devices=[], stop=Event())   # phase 1 head, phase 2 top of the backbone
+    set_phase(backbone, 2, unfreeze_index(spec, backbone)); compile_phase(model, spec, 2)
 
 Phase 1 (epochs 1..head_epochs): the backbone is frozen and called with training=False (BatchNorm in
 inference mode), RMSprop(head_lr) trains the head. Phase 2 (head_epochs+1..epochs): the backbone's
@@ -10,36 +11,26 @@ guide recommends), SGD(finetune_lr, momentum 0.9, Nesterov). The pipeline delive
 (make_dataset with mean 0, std 1), augmented at 32x32 and resized per batch inside tf.data; the
 backbone's preprocessing is built-in layers in the model (see workbench/finetune_spec.py).
 
-Checkpoints: `train.StoreCallback` writes the whole model as model.keras each epoch. For keras.applications
+Checkpoints: `checkpoint.StoreCallback` writes the whole model as model.keras each epoch. For keras.applications
 backbones it loads with keras.models.load_model(..., safe_mode=True). A hub backbone is a TFSMLayer,
 which Keras refuses to deserialise in safe mode (it loads an external SavedModel), so its model.keras
 needs safe_mode=False to load standalone. Resume never deserialises: it rebuilds the model from the
 spec and loads the checkpoint's weights (and optimizer state when the phase's optimizer matches).
 """
 import re
-import threading
-import time
 
 import keras
 import numpy as np
 
-from workbench.training import devices as device_utils
-from workbench.training import fit as train
 from workbench.errors import UserError
-from workbench.specs.finetune import (BACKBONES, HUB_PREFIX, Backbone, FinetuneSpec,  # noqa: F401 (re-exported)
-                                     add_finetune_arguments, finetune_spec_from_args, finetune_spec_to_args)
-from workbench.data.pipeline import make_dataset, steps_per_epoch
+from workbench.paths import keras_home
+from workbench.specs.finetune import BACKBONES, HUB_PREFIX, FinetuneSpec
+from workbench.training.precision import under_policy
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 # --- model ------------------------------------------------------------------------------------
-
-def keras_cache_models() -> str:
-    import os
-
-    return os.path.join(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "models")
-
 
 def resolve_hub(handle: str) -> str:
     """A hub handle's local SavedModel folder (local paths pass through); UserError if unresolvable."""
@@ -83,7 +74,7 @@ def _weights_error(spec, weights, exc) -> UserError:
             fname = url.group(1).rsplit("/", 1)[-1]
             return UserError(f"the ImageNet weights of {spec.backbone} are not in Keras' cache and could not be "
                              f"downloaded ({str(exc).split(' -- ')[-1]}). Fetch {url.group(1)} and put it at "
-                             f"{keras_cache_models()}/{fname} (~/.keras/models/{fname}), or pass --weights PATH "
+                             f"{keras_home() / 'models' / fname} (~/.keras/models/{fname}), or pass --weights PATH "
                              "to a weights file, or --weights none")
         return UserError(f"the ImageNet weights of {spec.backbone} could not be loaded: {exc}")
     if weights != "none":
@@ -117,41 +108,40 @@ def build_model(spec: FinetuneSpec, num_classes: int, *, weights=None):
     """(model, backbone): 0..255 RGB [image_size, image_size, 3] -> preprocessing -> backbone (training=False)
     -> GlobalAveragePooling2D -> Dense(dense_units, relu) -> Dropout -> Dense(num_classes) float32 logits.
     Built under the spec's precision policy. The backbone is frozen (phase 1)."""
-    size = spec.image_size
-    with train._policy_lock:
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(spec.precision)
-        try:
-            backbone = build_backbone(spec, weights)
-            inputs = keras.Input((size, size, 3), name="image")
-            preprocess = preprocessing_layer(spec)
-            x = preprocess(inputs) if preprocess is not None else inputs
-            try:
-                x = backbone(x, training=False)
-            except Exception as exc:
-                if not spec.is_hub:
-                    raise
-                raise UserError(f"hub backbone {spec.hub_handle} cannot take {size}x{size}x3 images: "
-                                f"{str(exc).splitlines()[0]}") from None
-            if isinstance(x, dict):  # a SavedModel signature returns a dict of named outputs
-                if len(x) != 1:
-                    raise UserError(f"hub backbone {spec.hub_handle} has outputs {sorted(x)}; it needs exactly one")
-                x = next(iter(x.values()))
-            if len(x.shape) == 4:
-                x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-            elif len(x.shape) != 2:
-                raise UserError(f"backbone output has shape {tuple(x.shape)}; expected feature maps or a vector")
-            x = keras.layers.Dense(spec.dense_units, activation="relu", name="head_dense")(x)
-            if spec.dropout:
-                x = keras.layers.Dropout(spec.dropout, name="head_dropout")(x)
-            outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
-            model = keras.Model(inputs, outputs, name="finetune_hub" if spec.is_hub else f"finetune_{spec.backbone}")
-        finally:
-            keras.config.set_dtype_policy(previous)
+    model, backbone, preprocess = under_policy(spec.precision, lambda: _assemble(spec, num_classes, weights))
     if preprocess is not None and preprocess.name == "preprocess_caffe":
         preprocess.set_weights(_caffe_weights())
     backbone.trainable = False
     return model, backbone
+
+
+def _assemble(spec: FinetuneSpec, num_classes: int, weights):
+    size = spec.image_size
+    backbone = build_backbone(spec, weights)
+    inputs = keras.Input((size, size, 3), name="image")
+    preprocess = preprocessing_layer(spec)
+    x = preprocess(inputs) if preprocess is not None else inputs
+    try:
+        x = backbone(x, training=False)
+    except Exception as exc:
+        if not spec.is_hub:
+            raise
+        raise UserError(f"hub backbone {spec.hub_handle} cannot take {size}x{size}x3 images: "
+                        f"{str(exc).splitlines()[0]}") from None
+    if isinstance(x, dict):  # a SavedModel signature returns a dict of named outputs
+        if len(x) != 1:
+            raise UserError(f"hub backbone {spec.hub_handle} has outputs {sorted(x)}; it needs exactly one")
+        x = next(iter(x.values()))
+    if len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif len(x.shape) != 2:
+        raise UserError(f"backbone output has shape {tuple(x.shape)}; expected feature maps or a vector")
+    x = keras.layers.Dense(spec.dense_units, activation="relu", name="head_dense")(x)
+    if spec.dropout:
+        x = keras.layers.Dropout(spec.dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    model = keras.Model(inputs, outputs, name="finetune_hub" if spec.is_hub else f"finetune_{spec.backbone}")
+    return model, backbone, preprocess
 
 
 def backbone_layers(backbone) -> list:
@@ -210,15 +200,7 @@ def compile_phase(model, spec: FinetuneSpec, phase: int):
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=False)
 
 
-# --- checks and the layer table ----------------------------------------------------------------
-
-def check_buildable(spec: FinetuneSpec) -> None:
-    """The checks that need the data or the backbone (seconds): the batch size against the training
-    split, the weights (file fits, ImageNet file cached or downloadable), the hub handle, the unfreeze index."""
-    train.prepare_data(spec, stats=False)
-    backbone = build_backbone(spec)
-    unfreeze_index(spec, backbone)
-
+# --- the layer table ---------------------------------------------------------------------------
 
 def layer_table(backbone_name: str, image_size: int = 96) -> list:
     """[(index, name, type, trainable params)] of a backbone built with weights=None, for choosing the
@@ -232,66 +214,3 @@ def layer_table(backbone_name: str, image_size: int = 96) -> list:
         params = 0 if frozen else sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
         rows.append((index, layer.name, type(layer).__name__, params))
     return rows
-
-
-# --- training ----------------------------------------------------------------------------------
-
-def fit(spec: FinetuneSpec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False) -> str:
-    """Train (or resume) fine-tune run `run_id` through both phases; returns the final status
-    (completed, cancelled or diverged). Exceptions propagate to the job runner, as in train.fit."""
-    started = time.perf_counter()
-    keras.utils.set_random_seed(spec.seed)
-    data = train.prepare_data(spec, stats=False)
-    run_dir = store.run_dir(run_id)
-    strategy = device_utils.strategy_for(devices)
-    steps = steps_per_epoch(len(data.x_train), spec.batch_size)
-    done = min(train.checkpoint_epoch(run_dir), spec.epochs) if resume else 0
-    phase = 1 if done < spec.head_epochs else 2
-    checkpoint = run_dir / train.CHECKPOINT
-    with strategy.scope():
-        # On resume the checkpoint's weights replace the backbone's: skip loading the ImageNet file.
-        model, backbone = build_model(spec, data.dataset.num_classes, weights="none" if done else None)
-        start = unfreeze_index(spec, backbone)
-        if done and done == spec.head_epochs:
-            model.load_weights(checkpoint)  # the phase's first epoch: a new optimizer, weights only
-        set_phase(backbone, phase, start)
-        compile_phase(model, spec, phase)
-        if done and done != spec.head_epochs:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(checkpoint)  # weights and the phase's optimizer state
-    store.truncate_epochs(run_id, done)
-    store.update_run(run_id, params=int(model.count_params()), split_id=data.split_id,
-                     dataset=data.dataset.source, device=train._describe(devices), step=0,
-                     checkpoint_path=str(checkpoint), train_images=steps * spec.batch_size, steps_per_epoch=steps)
-    store.set_status(run_id, "running")
-    # mean 0 / std 1: the pipeline's normalisation is the identity, the model gets 0..255 pixels.
-    batches = dict(num_classes=data.dataset.num_classes, batch_size=spec.batch_size,
-                   mean=np.zeros(3, np.float32), std=np.ones(3, np.float32))
-    train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment,
-                            seed=spec.seed + 7919 * done, resize_to=spec.image_size, **batches)
-    val_ds = make_dataset(data.x_val, data.y_val, resize_to=spec.image_size, **batches)
-    callback = train.StoreCallback(store, run_id, run_dir, stop, len(data.x_train))
-    for this_phase, last in ((1, spec.head_epochs), (2, spec.epochs)):
-        if done >= last or stop.is_set() or callback.diverged:
-            continue
-        if this_phase != phase:  # phase 1 just ended: unfreeze and switch optimizers
-            with strategy.scope():
-                set_phase(backbone, this_phase, start)
-                compile_phase(model, spec, this_phase)
-            phase = this_phase
-        model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=done, callbacks=[callback],
-                  verbose=0, shuffle=False)  # the pipeline shuffles
-        done = last
-    seconds = (store.get_run(run_id).get("train_seconds") or 0) + time.perf_counter() - started
-    if callback.diverged:
-        status, error = "diverged", ("the loss became NaN or infinite; lower the learning rate "
-                                     "(the last good checkpoint is kept)")
-    elif stop.is_set():
-        status, error = "cancelled", None
-    else:
-        test_accuracy = train.save_predictions(model, store, run_id, data, batches, resize_to=spec.image_size)
-        store.update_run(run_id, test_accuracy=test_accuracy)
-        status, error = "completed", None
-    store.update_run(run_id, train_seconds=seconds)
-    store.set_status(run_id, status, error)
-    return status

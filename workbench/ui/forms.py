@@ -10,7 +10,8 @@ import gradio as gr
 
 from models import list_models, model_info
 from workbench.data.augment.ops import AUGMENTATIONS
-from workbench.specs.flags import HELP, format_key_values, parse_key_values
+from workbench.specs.flags import format_key_values, parse_key_values
+from workbench.specs.run import HELP
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
 from workbench.training.losses import LOSS_PARAMS, LOSSES

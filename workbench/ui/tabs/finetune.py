@@ -6,7 +6,6 @@ import dataclasses
 import gradio as gr
 
 from workbench.data.augment.ops import AUGMENTATIONS
-from workbench.specs.flags import HELP as RUN_HELP
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
 from workbench.specs.run import PRECISIONS
@@ -38,7 +37,7 @@ def _spec_module():
 def build_form(defaults, gpu_count: int) -> dict:
     fs = _spec_module()
     types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
-    help_text = {**RUN_HELP, **fs.HELP}
+    help_text = fs.HELP
     c = {}
     with gr.Group():
         for row in LAYOUT:

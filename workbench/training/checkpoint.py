@@ -1,0 +1,109 @@
+"""Checkpoints and the callback that writes a run's progress to the store as it trains.
+
+Order matters for crash safety: the epoch row is written before the checkpoint, and the checkpoint's
+epoch is recorded beside it only once the file is complete. A crash between the two leaves the
+checkpoint one epoch behind; resume deletes the rows after the checkpoint's epoch and redoes them.
+"""
+import json
+import math
+import os
+import threading
+import time
+
+import keras
+
+from workbench.errors import UserError
+
+CHECKPOINT = "model.keras"
+CHECKPOINT_INFO = "checkpoint.json"
+PROGRESS_EVERY = 2.0  # seconds between in-epoch progress writes
+
+
+class StoreCallback(keras.callbacks.Callback):
+    """Writes each epoch to the store, checkpoints it, honours the stop flag, and stops on NaN."""
+
+    def __init__(self, store, run_id: int, run_dir, stop: threading.Event):
+        super().__init__()
+        self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
+        self.diverged = False
+        self._started = 0.0
+        self._progress_written = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop.is_set():  # checked every step: a cancel takes effect within one batch
+            self.model.stop_training = True
+        now = time.perf_counter()
+        if now - self._progress_written >= PROGRESS_EVERY:  # a few writes a minute, not one per step
+            self._progress_written = now
+            self.store.update_run(self.run_id, step=batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.stop.is_set() and self.model.stop_training:
+            return  # cancelled mid-epoch: the partial epoch is neither logged nor checkpointed
+        seconds = time.perf_counter() - self._started
+        loss = float(logs.get("loss", float("nan")))
+        self.store.log_epoch(self.run_id, epoch + 1, lr=float(self.model.optimizer.learning_rate), loss=loss,
+                             accuracy=_get(logs, "accuracy"), val_loss=_get(logs, "val_loss"),
+                             val_accuracy=_get(logs, "val_accuracy"), seconds=seconds)
+        if not math.isfinite(loss):
+            self.diverged = True  # keep the last good checkpoint: do not overwrite it with NaN weights
+            self.model.stop_training = True
+            return
+        save_checkpoint(self.model, self.run_dir, epoch + 1)
+        self.store.update_run(self.run_id, step=0)
+
+
+def _get(logs, key):
+    value = logs.get(key)
+    return None if value is None else float(value)
+
+
+def save_checkpoint(model, run_dir, epoch: int):
+    path = run_dir / CHECKPOINT
+    tmp = run_dir / f".{CHECKPOINT}.tmp.keras"
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint whole
+        info_tmp = run_dir / f".{CHECKPOINT_INFO}.tmp"
+        info_tmp.write_text(json.dumps({"epoch": epoch}))
+        os.replace(info_tmp, run_dir / CHECKPOINT_INFO)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write the checkpoint in {run_dir}: {exc.strerror or exc}") from exc
+
+
+def _damaged(path, exc) -> UserError:
+    return UserError(f"the checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); it is "
+                     "damaged (a truncated copy or a full disk?). Start the run again (clone it in the Runs tab)")
+
+
+def load_checkpoint(run_dir):
+    """The checkpointed model, loaded with Keras' safe_mode (no arbitrary code from the file)."""
+    path = run_dir / CHECKPOINT
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # zip, HDF5 and config errors all mean the same thing to the user
+        raise _damaged(path, exc) from None
+
+
+def restore_weights(model, run_dir) -> None:
+    """Load the checkpoint's weights into a model rebuilt from its spec; with the optimizer's state too
+    when the model is compiled and its optimizer built (the schedule then goes on from its step)."""
+    path = run_dir / CHECKPOINT
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise _damaged(path, exc) from None
+
+
+def checkpoint_epoch(run_dir) -> int:
+    """The epoch of the complete checkpoint in run_dir, 0 if there is none."""
+    try:
+        info = json.loads((run_dir / CHECKPOINT_INFO).read_text())
+        return int(info["epoch"]) if (run_dir / CHECKPOINT).exists() else 0
+    except (OSError, ValueError, KeyError):
+        return 0

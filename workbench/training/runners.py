@@ -1,0 +1,116 @@
+"""What differs between the kinds of run, as data for the one training loop (`workbench.training.fit`).
+
+A runner says how a spec's model is built, how its pixels reach the model, and its phases: each phase
+runs up to an epoch and first gets the model ready (which layers train, which optimizer). A scratch run
+is one phase; a fine-tune run is two (the new head on the frozen backbone, then the backbone's top).
+
+    runner = runner_for(spec)            # by the spec's kind
+    model = runner.build(num_classes, image_shape, restoring=False)
+    for phase in runner.phases(steps_per_epoch): phase.prepare(model); model.fit(..., epochs=phase.until)
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+
+import models
+from workbench.constants import FINETUNE, SCRATCH
+from workbench.errors import UserError
+from workbench.training import backbones
+from workbench.training.precision import under_policy
+from workbench.training.losses import build_loss
+from workbench.training.schedules import build_schedule
+
+@dataclass
+class Phase:
+    until: int  # the phase's last epoch (1-based, inclusive)
+    prepare: Callable  # prepare(model): trainable layers and compile, under the job's strategy
+
+
+def accuracy_metric():
+    return keras.metrics.CategoricalAccuracy(name="accuracy")
+
+
+# --- scratch -----------------------------------------------------------------------------------
+
+def build_model(spec, num_classes: int, input_shape) -> keras.Model:
+    """A zoo model under the spec's precision, with L2 weight decay unless the optimizer decouples it.
+    A model option with a value the family refuses is a UserError (the job fails with its message)."""
+    weight_decay = 0.0 if spec.optimizer == "adamw" else spec.weight_decay
+    try:
+        return under_policy(spec.precision, lambda: models.create_model(
+            spec.model, num_classes=num_classes, input_shape=tuple(input_shape), weight_decay=weight_decay,
+            **spec.model_kwargs))
+    except UserError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"model {spec.model!r} cannot be built with {spec.model_kwargs}: {exc}") from None
+
+
+def build_optimizer(spec, schedule) -> keras.optimizers.Optimizer:
+    if spec.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=spec.momentum, nesterov=spec.momentum > 0)
+    if spec.optimizer == "adam":
+        return keras.optimizers.Adam(schedule)
+    if spec.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=spec.weight_decay)
+    return keras.optimizers.RMSprop(schedule, momentum=spec.momentum)
+
+
+def compile_model(model, spec, steps: int) -> None:
+    schedule = build_schedule(spec.schedule, base_lr=spec.learning_rate, epochs=spec.epochs,
+                              steps_per_epoch=steps, warmup_epochs=spec.warmup_epochs, params=spec.schedule_params)
+    # Keras wraps the optimizer in a LossScaleOptimizer itself when the model's policy is mixed_float16.
+    model.compile(optimizer=build_optimizer(spec, schedule), loss=build_loss(spec.loss, spec.loss_params),
+                  metrics=[accuracy_metric()], jit_compile=spec.xla)
+
+
+class ScratchRunner:
+    """A zoo model, trained in one phase; the pipeline normalises with the training split's statistics."""
+
+    normalizes = True  # the pipeline standardises pixels; False: the model gets 0..255
+    resize_to = None
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def build(self, num_classes: int, image_shape, *, restoring: bool) -> keras.Model:
+        return build_model(self.spec, num_classes, image_shape)
+
+    def phases(self, steps: int) -> list:
+        return [Phase(self.spec.epochs, lambda model: compile_model(model, self.spec, steps))]
+
+
+class FinetuneRunner:
+    """An ImageNet backbone with a new head (`workbench.training.backbones`), in two phases; the model
+    takes 0..255 pixels at the spec's size and preprocesses them itself."""
+
+    normalizes = False
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.resize_to = spec.image_size
+        self.backbone, self.start = None, 0
+
+    def build(self, num_classes: int, image_shape, *, restoring: bool) -> keras.Model:
+        # Restoring: the checkpoint's weights replace the backbone's, so skip loading the ImageNet file.
+        model, self.backbone = backbones.build_model(self.spec, num_classes, weights="none" if restoring else None)
+        self.start = backbones.unfreeze_index(self.spec, self.backbone)
+        return model
+
+    def phases(self, steps: int) -> list:
+        def phase(number):
+            def prepare(model):
+                backbones.set_phase(self.backbone, number, self.start)
+                backbones.compile_phase(model, self.spec, number)
+            return prepare
+
+        return [Phase(self.spec.head_epochs, phase(1)), Phase(self.spec.epochs, phase(2))]
+
+
+RUNNERS = {SCRATCH: ScratchRunner, FINETUNE: FinetuneRunner}
+
+
+def runner_for(spec):
+    """The runner of a spec's kind (the spec protocol's `kind`, `workbench.specs.base`)."""
+    return RUNNERS[spec.kind](spec)
