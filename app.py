@@ -54,8 +54,8 @@ def check_args(args):
 def create(args):
     """Open the store, start the job queue and build the page (no server yet)."""
     from store import Store
-    from workbench.training import devices
     from workbench.jobs.queue import JobQueue
+    from workbench.training import devices
     from workbench.ui.app import build_app
     from workbench.ui.context import AppContext, default_data_roots
 

@@ -23,9 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 import numpy as np  # noqa: E402
+
+from workbench.constants import CIFAR10_CLASSES as CLASSES  # noqa: E402
 
 
 def load_images(count: int, seed: int = 0):

@@ -30,10 +30,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from store import Store  # noqa: E402
-from workbench.inspect import analysis, gallery, sources as sources_view  # noqa: E402
-from workbench.ensemble.calibration import softmax  # noqa: E402
 from workbench.data.datasets import load_dataset  # noqa: E402
+from workbench.ensemble.calibration import softmax  # noqa: E402
 from workbench.ensemble.lab import Lab  # noqa: E402
+from workbench.inspect import analysis, gallery  # noqa: E402
+from workbench.inspect import sources as sources_view
 from workbench.specs.run import RunSpec  # noqa: E402
 
 SHARED_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"

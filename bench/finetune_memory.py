@@ -48,8 +48,8 @@ def child(args) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from workbench.training import backbones as finetune
     from workbench.data.pipeline import make_dataset
+    from workbench.training import backbones as finetune
 
     after_imports = vm_rss()
     result = {"side": args.child, "after_imports": after_imports}

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from workbench.training import devices  # noqa: E402
 from workbench.specs.run import RunSpec  # noqa: E402
+from workbench.training import devices  # noqa: E402
 from workbench.training.runners import build_model, compile_model  # noqa: E402
 
 

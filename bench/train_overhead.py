@@ -24,9 +24,9 @@ import tensorflow as tf  # noqa: E402
 
 from store import Store  # noqa: E402
 from workbench.data.augment.ops import build_augmenter  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.data.pipeline import make_dataset  # noqa: E402
 from workbench.data.split import prepare_data  # noqa: E402
+from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.training.checkpoint import StoreCallback  # noqa: E402
 from workbench.training.runners import build_model, compile_model  # noqa: E402
 

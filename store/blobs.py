@@ -1,10 +1,10 @@
-"""Values as bytes/text for the store: logits as float32 `.npy` blobs, labels as a sha256
-fingerprint, specs and lists as JSON text.
+"""Values as bytes/text for the store: logits and labels as `.npy` blobs, labels' sha256 fingerprint,
+specs and lists as JSON text.
 
 `.npy` (numpy.save, never pickled) keeps dtype and shape inside the blob, so a blob read back
-without the `shape` column still round-trips exactly. Labels are not stored, only hashed: the hash
-lets an ensemble or a report check that two runs' logits were computed on the same examples in the
-same order.
+without the `shape` column still round-trips exactly. Each label vector is stored once (the `labels`
+table, keyed by its hash); predictions point to it by hash, which also lets an ensemble or a report
+check that two runs' logits were computed on the same examples in the same order.
 """
 from __future__ import annotations
 

@@ -21,6 +21,15 @@ def shared_cifar10() -> Path:
 
 
 @pytest.fixture
+def store(tmp_path):
+    """A fresh store in a temporary folder (`runs/workbench.db`, as the app lays it out)."""
+    from store import Store
+
+    with Store(tmp_path / "runs" / "workbench.db") as s:
+        yield s
+
+
+@pytest.fixture
 def cache_dir(tmp_path, monkeypatch) -> Path:
     """A private decode cache so tests never touch the user's ~/.cache."""
     path = tmp_path / "cache"

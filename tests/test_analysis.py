@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from store import Store
-from workbench.inspect import analysis, gallery, sources as sources_view
-from workbench.ensemble.calibration import softmax
 from workbench.data.datasets import load_dataset
 from workbench.data.split import make_split
+from workbench.ensemble.calibration import softmax
 from workbench.ensemble.lab import Lab
 from workbench.errors import UserError
+from workbench.inspect import analysis, gallery
+from workbench.inspect import sources as sources_view
 from workbench.specs.run import RunSpec
 
 # Seven images, three classes. Predictions (arg-max, ties to the lower class): [0, 1, 1, 2, 0, 1, 0].
@@ -177,12 +177,6 @@ def stored_run(store, rng, *, name="syn", spec=None, labels=None, skill=2.0):
     store.set_status(run_id, "running")
     store.set_status(run_id, "completed")
     return run_id, dataset, split
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "w.db") as s:
-        yield s
 
 
 def test_split_images_rebuild_a_runs_images_and_check_them(store):

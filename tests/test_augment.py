@@ -1,12 +1,12 @@
-"""Augmentations (workbench/augment.py, workbench/autoaugment.py) on real tensors."""
+"""Augmentations (workbench/data/augment/) on real tensors."""
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from workbench.data.augment import ops as aug
 from workbench.data.augment import autoaugment as aa
+from workbench.data.augment import ops as aug
 from workbench.data.augment.ops import AUGMENTATIONS, build_augmenter, parse_augmentations
 from workbench.errors import UserError
 

@@ -6,10 +6,10 @@ import pytest
 
 from store import Store
 from workbench.cli.main import build_parser, main
-from workbench.specs.flags import parse_key_values, spec_from_args
+from workbench.cli.presets import load_preset, plan_preset, run_preset
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
-from workbench.cli.presets import load_preset, plan_preset, run_preset
+from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.specs.run import RunSpec
 
 TINY_FLAGS = ["--model", "resnet20", "--model-kwargs", "depth=8,base_width=4", "--dataset", "synthetic",

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
 from workbench.data.datasets import load_dataset
 from workbench.data.split import channel_stats, make_split
 from workbench.errors import UserError

@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 
 from store import Store
-from workbench.ensemble import lab
 from workbench.cli.main import main
+from workbench.ensemble import lab
 from workbench.errors import UserError
 
 N_VAL, N_TEST, K = 400, 600, 10

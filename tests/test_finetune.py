@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from store import Store
-from workbench.training import backbones as finetune
 from workbench.errors import UserError
 from workbench.specs import FinetuneSpec
 from workbench.specs.finetune import BACKBONES
 from workbench.specs.flags import add_spec_arguments, spec_from_args
+from workbench.training import backbones as finetune
 from workbench.training.backbones import build_model, layer_table
 from workbench.training.fit import fit
 
@@ -30,12 +30,6 @@ def hub_backbone(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("hub") / "tiny_backbone"
     keras.Model(inputs, x).export(str(path), verbose=False)
     return str(path)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "runs" / "workbench.db") as s:
-        yield s
 
 
 def hub_spec(path, **changes) -> FinetuneSpec:

@@ -4,12 +4,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from test_train import tiny, wait_for
 
-from store import Store
 from workbench.jobs.child import LOG_NAME, gpu_visibility
 from workbench.jobs.queue import JobQueue
-
-from test_train import tiny, wait_for
 
 
 @pytest.mark.parametrize("devices, visible, expected", [
@@ -35,12 +33,6 @@ def _job_children() -> list[int]:
         if int(fields[1]) == os.getpid() and b"workbench.jobs.child" in cmdline:
             pids.append(int(stat.parent.name))
     return pids
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "runs" / "workbench.db") as s:
-        yield s
 
 
 def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store, monkeypatch):

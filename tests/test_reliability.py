@@ -6,15 +6,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from store import Store
 from workbench.cli.main import build_parser
-from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
+from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.specs.run import RunSpec
 from workbench.training.checkpoint import CHECKPOINT
 

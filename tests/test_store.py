@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from store import Store, default_db_path
-from workbench.constants import RUN_STATUSES
 from store.schema import MIGRATION_NAMES, MIGRATION_SET
+from workbench.constants import RUN_STATUSES
 from workbench.errors import UserError
 
 SPEC = {"model": "resnet20", "epochs": 30, "lr": 0.1, "augment": ["flip", "crop"]}

@@ -9,8 +9,8 @@ import time
 import keras
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, ROOT
+
 from store import Store
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
@@ -24,12 +24,6 @@ TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, datase
 
 def tiny(**changes) -> RunSpec:
     return RunSpec.from_dict({**TINY, "epochs": 2, **changes})
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "runs" / "workbench.db") as s:
-        yield s
 
 
 @pytest.fixture

@@ -34,17 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)")
     sub = parser.add_subparsers(dest="command", metavar="{" + COMMANDS.replace(" ", "") + "}")
 
-    train = sub.add_parser("train", help="train one run (Ctrl-C cancels it; `resume` continues it)",
-                           description="Train one run. Every setting has a flag; defaults are the classic recipe.")
-    add_spec_arguments(train, RunSpec)
-    train.add_argument("--tags", default="", help="comma-separated tags for the run")
-    train.set_defaults(handler=_train, spec_class=RunSpec)
-
-    finetune = sub.add_parser("finetune", help="fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
-                              description="Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.")
-    add_spec_arguments(finetune, FinetuneSpec)
-    finetune.add_argument("--tags", default="", help="comma-separated tags for the run")
-    finetune.set_defaults(handler=_train, spec_class=FinetuneSpec)
+    for spec_class, help_text, description in (
+            (RunSpec, "train one run (Ctrl-C cancels it; `resume` continues it)",
+             "Train one run. Every setting has a flag; defaults are the classic recipe."),
+            (FinetuneSpec, "fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
+             "Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.")):
+        command = sub.add_parser(spec_class.command, help=help_text, description=description)
+        add_spec_arguments(command, spec_class)
+        command.add_argument("--tags", default="", help="comma-separated tags for the run")
+        command.set_defaults(handler=_train, spec_class=spec_class)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")

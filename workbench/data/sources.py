@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from workbench.errors import UserError
 from workbench.data.safe_pickle import load_batch
+from workbench.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 CIFAR10_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]

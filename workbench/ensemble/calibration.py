@@ -20,6 +20,7 @@ expected, a non-positive temperature) raise `workbench.errors.UserError` saying 
 import math
 
 import numpy as np
+import scipy.special
 from scipy.optimize import minimize_scalar
 
 from workbench.errors import UserError
@@ -109,7 +110,7 @@ def check_labels(y, n: int, k: int, name: str = "y") -> np.ndarray:
     return y
 
 
-def _check_temperature(temperature, name: str = "temperature") -> float:
+def check_temperature(temperature, name: str = "temperature") -> float:
     try:
         t = float(temperature)
     except (TypeError, ValueError):
@@ -119,25 +120,21 @@ def _check_temperature(temperature, name: str = "temperature") -> float:
     return t
 
 
-# --- softmax ----------------------------------------------------------------------------------------
+# --- softmax (scipy.special's, stable: the max is subtracted; our part is the checks and the dtype) --
 
 def log_softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """log softmax(logits / temperature) over the last axis, stable, float64 inside (dtype: module doc)."""
-    logits = _numeric(logits, "logits")
-    t = _check_temperature(temperature)
-    z = np.asarray(logits, dtype=np.float64) / t
-    z = z - z.max(axis=-1, keepdims=True)
-    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    return z.astype(_out_dtype(logits.dtype), copy=False)
+    return _scaled(scipy.special.log_softmax, logits, temperature)
 
 
 def softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / temperature) over the last axis, stable, float64 inside (dtype: module doc)."""
+    return _scaled(scipy.special.softmax, logits, temperature)
+
+
+def _scaled(function, logits, temperature):
     logits = _numeric(logits, "logits")
-    t = _check_temperature(temperature)
-    z = np.asarray(logits, dtype=np.float64) / t
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    z /= z.sum(axis=-1, keepdims=True)
+    z = function(np.asarray(logits, dtype=np.float64) / check_temperature(temperature), axis=-1)
     return z.astype(_out_dtype(logits.dtype), copy=False)
 
 
@@ -219,7 +216,7 @@ def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
     """
     logits = check_logits(val_logits, "val_logits")
     y = check_labels(y_val, *logits.shape, name="y_val")
-    lo, hi = (_check_temperature(b, "temperature bound") for b in bounds)
+    lo, hi = (check_temperature(b, "temperature bound") for b in bounds)
     if not lo < hi:
         raise UserError(f"temperature bounds must be (low, high) with 0 < low < high; got {bounds!r}")
     z = np.asarray(logits, dtype=np.float64)

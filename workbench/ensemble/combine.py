@@ -30,12 +30,33 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
-from workbench.ensemble.calibration import (EPS, _check_temperature, check_labels, check_logits, check_probs,
-                                   expected_calibration_error, fit_temperature, softmax)
-from workbench.ensemble.grid import (GRID_TIE_BREAKS, MAX_COMBINATIONS, GridSearchResult,  # noqa: F401 (API)
-                                     classic_nested_loops, grid_heatmap, grid_search, grid_weights)
-from workbench.ensemble.inputs import (LOG_FLOOR, SPACES, member_scores, normalized_weights,  # noqa: F401
-                                       probs_and_labels, stacked_probs)
+from workbench.ensemble.calibration import (
+    EPS,
+    check_labels,
+    check_logits,
+    check_probs,
+    check_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
+from workbench.ensemble.grid import (  # noqa: F401 (API)
+    GRID_TIE_BREAKS,
+    MAX_COMBINATIONS,
+    GridSearchResult,
+    classic_nested_loops,
+    grid_heatmap,
+    grid_search,
+    grid_weights,
+)
+from workbench.ensemble.inputs import (  # noqa: F401
+    LOG_FLOOR,
+    SPACES,
+    member_scores,
+    normalized_weights,
+    probs_and_labels,
+    stacked_probs,
+)
 from workbench.errors import UserError, choose
 
 VOTE_TIE_BREAKS = ("lowest", "confidence")
@@ -65,7 +86,7 @@ def member_probs(logits_list, temperatures=None, dtype=np.float64) -> np.ndarray
     if len(temperatures) != len(members):
         raise UserError(f"got {len(temperatures)} temperatures for {len(members)} members; "
                         f"pass one positive temperature per member (or None for all 1)")
-    temperatures = [_check_temperature(t, f"temperature of member {i}") for i, t in enumerate(temperatures)]
+    temperatures = [check_temperature(t, f"temperature of member {i}") for i, t in enumerate(temperatures)]
     return np.stack([softmax(np.asarray(z, np.float64), t) for z, t in zip(members, temperatures)]).astype(
         dtype, copy=False)
 

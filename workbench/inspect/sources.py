@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.ensemble import lab as ensemble_lab
-from workbench.ensemble.calibration import softmax
 from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
 from workbench.data.split import split_arrays
+from workbench.ensemble import lab as ensemble_lab
+from workbench.ensemble.calibration import softmax
 from workbench.errors import UserError, choose
 from workbench.specs.run import RunSpec
 

@@ -13,14 +13,14 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 
-from workbench.training import devices as device_utils
+from store.lock import StoreLock
+from workbench.constants import ACTIVE_STATUSES
 from workbench.errors import UserError, failure_message
 from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
 from workbench.jobs.malloc_tuning import release_free_memory
-from workbench.constants import ACTIVE_STATUSES
-from workbench.specs import spec_class
-from store.lock import StoreLock
 from workbench.jobs.tf_workarounds import release_custom_gradients
+from workbench.specs import spec_class
+from workbench.training import devices as device_utils
 
 
 @dataclass

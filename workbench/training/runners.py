@@ -17,9 +17,10 @@ import models
 from workbench.constants import FINETUNE, SCRATCH
 from workbench.errors import UserError
 from workbench.training import backbones
-from workbench.training.precision import under_policy
 from workbench.training.losses import build_loss
+from workbench.training.precision import under_policy
 from workbench.training.schedules import build_schedule
+
 
 @dataclass
 class Phase:

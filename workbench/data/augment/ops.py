@@ -30,8 +30,8 @@ import os
 
 import tensorflow as tf
 
-from workbench.errors import UserError, choose
 from workbench.data.augment.autoaugment import autoaugment
+from workbench.errors import UserError, choose
 
 AUGMENTATIONS = ("flip_crop", "cutout", "autoaugment", "mixup", "cutmix")
 ORDER = ("autoaugment", "flip_crop", "cutout", "mixup", "cutmix")
