@@ -104,6 +104,10 @@ def test_cancel_then_resume_finishes_without_duplicate_epochs(store, isolated_qu
     run = store.get_run(run_id)
     assert run["status"] == "completed", run["error"]
     assert [e["epoch"] for e in store.epochs(run_id)] == list(range(1, 9))
+    # The optimizer's step came back with the weights: the cosine schedule goes on falling after the
+    # resume instead of starting again from the peak learning rate.
+    lrs = [e["lr"] for e in store.epochs(run_id)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
 
 
 def test_cancel_a_queued_job_and_one_job_at_a_time_on_cpu(store, queue):
