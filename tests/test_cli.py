@@ -61,9 +61,12 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["--db", db, "train", *TINY_FLAGS, "--epochs", "2", "--tags", "smoke,cli"]) == 0
     out = capsys.readouterr().out
     assert "run 1 epoch 2/2" in out and "run 1 completed: best val" in out
-    assert main(["--db", db, "runs"]) == 0
+    with Store(db) as store:
+        test_accuracy = store.get_run(1)["test_accuracy"]
+    assert f"test {100 * test_accuracy:.2f}%" in out  # percentages, as the page shows them
+    assert main(["runs", "--db", db]) == 0  # the global flag after the subcommand works too
     table = capsys.readouterr().out
-    assert "completed" in table and "2/2" in table
+    assert "completed" in table and "2/2" in table and f"{100 * test_accuracy:.2f}%" in table
     assert main(["--db", db, "export", "1", "--format", "csv"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "run-1.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["val_accuracy"]) >= 0

@@ -3,9 +3,11 @@
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
 import argparse
+import functools
 import sys
 import time
 
+from workbench.cli.presets import percent
 from workbench.errors import UserError
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
@@ -16,6 +18,7 @@ COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.db = getattr(args, "db", None)  # neither before nor after the subcommand: the default store
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -30,9 +33,15 @@ def main(argv=None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m workbench", description="CIFAR Workbench, headless.")
-    parser.add_argument("--db", help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)")
+    # The global flags are accepted before or after the subcommand (`runs --db X` as well as `--db X runs`):
+    # every subcommand gets them with SUPPRESS as default, so one given before is not overwritten.
+    global_flags = argparse.ArgumentParser(add_help=False)
+    global_flags.add_argument("--db", default=argparse.SUPPRESS,
+                              help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)")
+    parser = argparse.ArgumentParser(prog="python -m workbench", description="CIFAR Workbench, headless.",
+                                     parents=[global_flags])
     sub = parser.add_subparsers(dest="command", metavar="{" + COMMANDS.replace(" ", "") + "}")
+    sub.add_parser = functools.partial(sub.add_parser, parents=[global_flags])
 
     for spec_class, help_text, description in (
             (RunSpec, "train one run (Ctrl-C cancels it; `resume` continues it)",
@@ -118,7 +127,7 @@ def _follow(queue, store, run_ids, prefix=""):
                     shown[run_id] = row["epoch"]
                     total = store.get_run(run_id)["spec"]["epochs"]
                     print(f"{prefix}run {run_id} epoch {row['epoch']}/{total}: loss {_f(row['loss'])} "
-                          f"acc {_f(row['accuracy'])} val_acc {_f(row['val_accuracy'])} "
+                          f"acc {percent(row['accuracy'])} val_acc {percent(row['val_accuracy'])} "
                           f"lr {_f(row['lr'], 5)} ({row['seconds']:.1f}s)", flush=True)
             if all(queue.wait(r, timeout=0) for r in run_ids):
                 break
@@ -135,7 +144,7 @@ def _follow(queue, store, run_ids, prefix=""):
         run = store.get_run(run_id)
         line = f"{prefix}run {run_id} {run['status']}"
         if run["status"] == "completed":
-            line += f": best val {_f(run['best_val_accuracy'])} (epoch {run['best_epoch']}), test {_f(run['test_accuracy'])}"
+            line += f": best val {percent(run['best_val_accuracy'])} (epoch {run['best_epoch']}), test {percent(run['test_accuracy'])}"
         elif run["error"]:
             line += f": {run['error'].splitlines()[0]}"
             failed += 1
@@ -145,6 +154,7 @@ def _follow(queue, store, run_ids, prefix=""):
 
 def _f(value, digits=4):
     return "-" if value is None else f"{value:.{digits}f}"
+
 
 
 def _train_all(args):
@@ -170,7 +180,7 @@ def _runs(args):
         epochs = f"{run['epochs_done'] or 0}/{run['spec'].get('epochs', '?')}"
         params = f"{run['params'] / 1e6:.2f}M" if run["params"] else "-"
         print(f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
-              f"{_f(run['best_val_accuracy']):>8s} {_f(run['test_accuracy']):>7s} {params:>8s}")
+              f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} {params:>8s}")
     if not runs:
         print("(no runs yet: python -m workbench train --help)")
 
@@ -196,11 +206,11 @@ def _ensemble(args):
     print(f"{'run':>5}  {'name':32s} {'weight':>7s} {'T':>5s} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
     for member, weight in zip(scored["members"], scored["weights"]):
         print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f} {member['temperature']:5.2f} "
-              f"{member['val_accuracy']:8.4f} {member['test_accuracy']:8.4f} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
+              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
     val, test = scored["val"], scored["test"]
     print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation):")
-    print(f"  validation: accuracy {val['accuracy']:.4f}  NLL {val['nll']:.4f}  ECE {val['ece']:.4f}")
-    print(f"  test:       accuracy {test['accuracy']:.4f}  NLL {test['nll']:.4f}  ECE {test['ece']:.4f}")
+    print(f"  validation: accuracy {percent(val['accuracy'])}  NLL {val['nll']:.4f}  ECE {val['ece']:.4f}")
+    print(f"  test:       accuracy {percent(test['accuracy'])}  NLL {test['nll']:.4f}  ECE {test['ece']:.4f}")
     if args.save:
         ensemble_id = lab.save(store, members, scored, settings, args.save)
         print(f"saved as ensemble {ensemble_id}: {args.save}")

@@ -107,8 +107,8 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
                     shown[run_id] = (run["epochs_done"], run["status"])
                     out(f"[{position}/{len(run_ids)}] run {run_id} {run['name']}: {run['status']}, "
                         f"epoch {run['epochs_done'] or 0}/{run['spec']['epochs']}, "
-                        f"best val {_pct(run['best_val_accuracy'])}"
-                        + (f", test {_pct(run['test_accuracy'])}" if run["test_accuracy"] is not None else ""))
+                        f"best val {percent(run['best_val_accuracy'])}"
+                        + (f", test {percent(run['test_accuracy'])}" if run["test_accuracy"] is not None else ""))
             if changed:
                 out(f"overall: {done_epochs}/{total_epochs} epochs ({100 * done_epochs / max(1, total_epochs):.0f}%)")
             if all(queue.wait(r, timeout=0) for r in run_ids):
@@ -129,5 +129,6 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
     return 1 if failed else 0
 
 
-def _pct(value):
+def percent(value) -> str:
+    """An accuracy as the page shows it (a percentage, two decimals), '-' for none; the CLI's one format."""
     return "-" if value is None else f"{100 * value:.2f}%"
