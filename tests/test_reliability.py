@@ -41,6 +41,8 @@ def test_a_second_job_runner_on_the_same_store_is_refused(tmp_path):
 
 def test_a_damaged_checkpoint_fails_the_resume_with_a_reason(tmp_path):
     with Store(tmp_path / "w.db") as store:
+        # In a thread: the message comes from the training loop's restore, the same code a job's process
+        # runs (tests/test_job_process.py covers how a child's failure reaches the run).
         queue = JobQueue(store, devices=[], isolate=False)
         run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 30}))
         import time
@@ -128,6 +130,7 @@ def test_finished_runs_release_their_training_graphs(tmp_path):
 
     before = train_graphs()
     with Store(tmp_path / "w.db") as store:
+        # In a thread on purpose: what is measured is this process's graph registry.
         queue = JobQueue(store, devices=[], isolate=False)
         for seed in (0, 1):
             run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1, "seed": seed}))
@@ -187,6 +190,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk):
     with Store(small_disk / "w.db") as store:
+        # In a thread: a child would need the 4 MB disk for its log too, and the OSError path is the loop's.
         queue = JobQueue(store, devices=[], isolate=False)
         stats = os.statvfs(small_disk)
         # Leave 64 KB: enough for the store's epoch row and status, not for a checkpoint (~170 KB).
