@@ -9,8 +9,8 @@ import keras
 from keras import layers
 
 from .blocks import apply_conv_bn_relu, conv2d, model_input
-from .registry import (check_bool, check_fraction, check_input_shape, check_num_classes, check_positive,
-                       check_weight_decay, register_family, register_model)
+from .checks import check_positive
+from .registry import register_family, register_model
 
 PAPER = "Lin, Chen & Yan, 'Network In Network', ICLR 2014"
 
@@ -26,7 +26,7 @@ def apply_mlpconv_block(x, filters, kernel_size: int, *, batch_norm: bool, weigh
     return x
 
 
-@register_family("nin", paper=PAPER, tiny={"width": 0.1})
+@register_family("nin", paper=PAPER, tiny={"width": 0.1}, checks={"width": check_positive})
 def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, batch_norm: bool = True,
         dropout: float = 0.5, weight_decay: float = 0.0, name: str = "nin") -> keras.Model:
     """Network in Network (Lin et al. 2014) for CIFAR-10.
@@ -45,13 +45,6 @@ def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, b
         weight_decay: SGD-style coefficient, applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "nin".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    width = check_positive("width", width)
-    batch_norm = check_bool("batch_norm", batch_norm)
-    dropout = check_fraction("dropout", dropout)
-    weight_decay = check_weight_decay(weight_decay)
-
     def scaled(*units):
         return [max(1, round(u * width)) for u in units]
 

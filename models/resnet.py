@@ -9,14 +9,14 @@ Papers:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 from keras import layers
 
-from workbench.errors import choose
-
 from .blocks import apply_bn_relu, apply_classifier, apply_pad_shortcut, apply_se_block, conv2d, model_input
-from .registry import (check_bool, check_depth, check_fraction, check_input_shape, check_num_classes,
-                       check_positive_int, check_weight_decay, register_family, register_model)
+from .checks import check_choice, check_depth
+from .registry import register_family, register_model
 
 SHORTCUTS = ("identity", "projection")
 
@@ -74,7 +74,9 @@ def apply_preact_stages(x, blocks_per_stage: int, widths, *, shortcut: str, drop
     return apply_bn_relu(x, name="final")
 
 
-@register_family("resnet", paper=PAPER, tiny={"depth": 8, "base_width": 4})
+@register_family("resnet", paper=PAPER, tiny={"depth": 8, "base_width": 4}, checks={
+    "depth": partial(check_depth, step=6, offset=2, family="ResNet", examples=(3, 5, 7, 9, 18)),
+    "shortcut": partial(check_choice, choices=SHORTCUTS)})
 def resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 20, base_width: int = 16,
            shortcut: str = "identity", se: bool = False, se_reduction: int = 16, dropout: float = 0.0,
            weight_decay: float = 0.0, name: str = "resnet") -> keras.Model:
@@ -97,17 +99,7 @@ def resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 20, b
         weight_decay: SGD-style coefficient (the paper's 1e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "resnet".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    n = check_depth("depth", depth, step=6, offset=2, family="ResNet",
-                    examples=(3, 5, 7, 9, 18))
-    base_width = check_positive_int("base_width", base_width)
-    shortcut = choose("shortcut", shortcut, SHORTCUTS)
-    se = check_bool("se", se)
-    se_reduction = check_positive_int("se_reduction", se_reduction)
-    dropout = check_fraction("dropout", dropout)
-    weight_decay = check_weight_decay(weight_decay)
-
+    n = (depth - 2) // 6
     inputs = model_input(input_shape)
     x = conv2d(base_width, 3, weight_decay=weight_decay, name="stem_conv")(inputs)
     x = apply_preact_stages(x, n, [base_width, 2 * base_width, 4 * base_width], shortcut=shortcut,
