@@ -12,7 +12,7 @@ from keras import layers
 
 from workbench.errors import UserError
 
-from .blocks import apply_bn_relu, apply_classifier, conv2d, model_input
+from .blocks import apply_bn_relu, apply_classifier, apply_dropout, conv2d, model_input
 from .checks import check_bool, check_fraction, check_positive_int
 from .registry import register_family, register_model
 
@@ -35,12 +35,10 @@ def apply_dense_layer(x, growth_rate: int, *, bottleneck: bool = True, dropout: 
     if bottleneck:
         y = apply_bn_relu(y, name=f"{name}_bottleneck")
         y = conv2d(4 * growth_rate, 1, weight_decay=weight_decay, name=f"{name}_bottleneck_conv")(y)
-        if dropout > 0:
-            y = layers.Dropout(dropout, name=f"{name}_bottleneck_dropout")(y)
+        y = apply_dropout(y, dropout, name=f"{name}_bottleneck_dropout")
     y = apply_bn_relu(y, name=f"{name}_preact")
     y = conv2d(growth_rate, 3, weight_decay=weight_decay, name=f"{name}_conv")(y)
-    if dropout > 0:
-        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = apply_dropout(y, dropout, name=f"{name}_dropout")
     return layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
@@ -49,8 +47,7 @@ def apply_transition(x, compression: float, *, dropout: float = 0.0, weight_deca
     filters = max(1, int(math.floor(compression * x.shape[-1])))
     x = apply_bn_relu(x, name=name)
     x = conv2d(filters, 1, weight_decay=weight_decay, name=f"{name}_conv")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = apply_dropout(x, dropout, name=f"{name}_dropout")
     return layers.AveragePooling2D(2, name=f"{name}_pool")(x)
 
 

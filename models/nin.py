@@ -8,21 +8,20 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .blocks import apply_conv_bn_relu, conv2d, model_input
+from .blocks import apply_conv_bn_relu, apply_dropout, conv2d, model_input
 from .checks import check_positive
 from .registry import register_family, register_model
 
 PAPER = "Lin, Chen & Yan, 'Network In Network', ICLR 2014"
+# The three mlpconv blocks: hidden widths, first kernel size, pooling after (the third ends in the classifier).
+BLOCKS = (((192, 160, 96), 5, layers.MaxPooling2D), ((192, 192, 192), 5, layers.AveragePooling2D),
+          ((192, 192), 3, None))
 
 
 def apply_mlpconv_block(x, filters, kernel_size: int, *, batch_norm: bool, weight_decay: float, name: str):
     """An mlpconv block: a kxk conv then 1x1 convs (the "micro network"), each followed by [BN-]ReLU."""
     for i, (f, k) in enumerate(zip(filters, (kernel_size, 1, 1)), start=1):
-        if batch_norm:
-            x = apply_conv_bn_relu(x, f, k, weight_decay=weight_decay, name=f"{name}_mlp{i}")
-        else:
-            x = conv2d(f, k, use_bias=True, weight_decay=weight_decay, name=f"{name}_mlp{i}_conv")(x)
-            x = layers.ReLU(name=f"{name}_mlp{i}_relu")(x)
+        x = apply_conv_bn_relu(x, f, k, batch_norm=batch_norm, weight_decay=weight_decay, name=f"{name}_mlp{i}")
     return x
 
 
@@ -49,18 +48,12 @@ def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, b
         return [max(1, round(u * width)) for u in units]
 
     x = inputs = model_input(input_shape)
-    x = apply_mlpconv_block(x, scaled(192, 160, 96), 5, batch_norm=batch_norm, weight_decay=weight_decay,
-                            name="block1")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name="block1_dropout")(x)
-    x = apply_mlpconv_block(x, scaled(192, 192, 192), 5, batch_norm=batch_norm, weight_decay=weight_decay,
-                            name="block2")
-    x = layers.AveragePooling2D(3, strides=2, padding="same", name="block2_pool")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name="block2_dropout")(x)
-    x = apply_mlpconv_block(x, scaled(192, 192), 3, batch_norm=batch_norm, weight_decay=weight_decay,
-                            name="block3")
+    for i, (widths, kernel_size, pool) in enumerate(BLOCKS, start=1):
+        x = apply_mlpconv_block(x, scaled(*widths), kernel_size, batch_norm=batch_norm, weight_decay=weight_decay,
+                                name=f"block{i}")
+        if pool:
+            x = pool(3, strides=2, padding="same", name=f"block{i}_pool")(x)
+            x = apply_dropout(x, dropout, name=f"block{i}_dropout")
     # The classifier is the last 1x1 conv of the third mlpconv block: linear, float32 (mixed precision).
     x = conv2d(num_classes, 1, use_bias=True, weight_decay=weight_decay, dtype="float32", name="logits_conv")(x)
     outputs = layers.GlobalAveragePooling2D(dtype="float32", name="logits")(x)

@@ -14,7 +14,8 @@ from functools import partial
 import keras
 from keras import layers
 
-from .blocks import apply_bn_relu, apply_classifier, apply_pad_shortcut, apply_se_block, conv2d, model_input
+from .blocks import (apply_bn_relu, apply_classifier, apply_dropout, apply_pad_shortcut, apply_se_block, conv2d,
+                     model_input)
 from .checks import check_choice, check_depth
 from .registry import register_family, register_model
 
@@ -54,8 +55,7 @@ def apply_preact_basic_block(x, filters: int, *, strides: int = 1, shortcut: str
         residual = preact if shortcut_from_preact else x
     y = conv2d(filters, 3, strides=strides, weight_decay=weight_decay, name=f"{name}_conv1")(preact)
     y = apply_bn_relu(y, name=f"{name}_mid")
-    if dropout > 0:
-        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = apply_dropout(y, dropout, name=f"{name}_dropout")
     y = conv2d(filters, 3, weight_decay=weight_decay, name=f"{name}_conv2")(y)
     if se:
         y = apply_se_block(y, reduction=se_reduction, weight_decay=weight_decay, name=f"{name}_se")

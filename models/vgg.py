@@ -11,7 +11,7 @@ from keras import layers
 
 from workbench.errors import UserError
 
-from .blocks import apply_classifier, apply_conv_bn_relu, conv2d, model_input
+from .blocks import apply_classifier, apply_conv_bn_relu, model_input
 from .checks import check_positive_int
 from .registry import register_family, register_model
 
@@ -53,12 +53,8 @@ def vgg(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 19, widt
     x = inputs = model_input(input_shape)
     for stage, (convs, multiplier) in enumerate(zip(CONVS_PER_STAGE[depth], (1, 2, 4, 8, 8)), start=1):
         for i in range(1, convs + 1):
-            block = f"stage{stage}_conv{i}"
-            if batch_norm:
-                x = apply_conv_bn_relu(x, width * multiplier, 3, weight_decay=weight_decay, name=block)
-            else:
-                x = conv2d(width * multiplier, 3, use_bias=True, weight_decay=weight_decay, name=f"{block}_conv")(x)
-                x = layers.ReLU(name=f"{block}_relu")(x)
+            x = apply_conv_bn_relu(x, width * multiplier, 3, batch_norm=batch_norm, weight_decay=weight_decay,
+                                   name=f"stage{stage}_conv{i}")
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     outputs = apply_classifier(x, num_classes, dropout=dropout, weight_decay=weight_decay)
     return keras.Model(inputs, outputs, name=name)
