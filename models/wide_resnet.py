@@ -8,10 +8,9 @@ from functools import partial
 
 import keras
 
-from .blocks import apply_classifier, conv2d, model_input
 from .checks import check_depth, check_positive
 from .registry import register_family, register_model
-from .resnet import apply_preact_stages
+from .resnet import build_preact_resnet
 
 PAPER = "Zagoruyko & Komodakis, 'Wide Residual Networks', BMVC 2016"
 
@@ -41,14 +40,10 @@ def wide_resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 
         weight_decay: SGD-style coefficient (the paper's 5e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "wide_resnet".
     """
-    n = (depth - 4) // 6
     widths = [max(1, round(base_width * widen_factor * m)) for m in (1, 2, 4)]
-    inputs = model_input(input_shape)
-    x = conv2d(base_width, 3, weight_decay=weight_decay, name="stem_conv")(inputs)
-    x = apply_preact_stages(x, n, widths, shortcut="projection", dropout=dropout, se=se,
-                            se_reduction=se_reduction, weight_decay=weight_decay)
-    outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
-    return keras.Model(inputs, outputs, name=name)
+    return build_preact_resnet(num_classes, input_shape, (depth - 4) // 6, widths, stem_width=base_width,
+                               shortcut="projection", dropout=dropout, se=se, se_reduction=se_reduction,
+                               weight_decay=weight_decay, name=name)
 
 
 _TABLE = PAPER + ", Tables 4-5"
