@@ -62,8 +62,9 @@ def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 
     """Decorator: register `builder` as the one builder of family `name`, its arguments checked.
 
     Returns the builder wrapped so that each argument (but `name`) passes its checker first and the
-    builder gets the checked values: `input_shape` against `min_input_size`, the options of
-    `checks.SHARED_CHECKS` with their shared checker, the family's own options with `checks`.
+    builder gets the checked values: `input_shape` against `min_input_size`, the options listed in
+    `SHARED_CHECKS` (checks.py) with their shared checker, the family's own options with `checks`.
+    A family's options with no checker, or its own checker of a shared option, fail at import.
 
     Args:
         name: the family's name, e.g. "resnet".
