@@ -36,23 +36,27 @@ def dense(units: int, *, activation=None, weight_decay: float = 0.0, dtype=None,
                         dtype=dtype, name=name)
 
 
-def batch_norm(name: str) -> layers.BatchNormalization:
+def batch_norm_layer(name: str) -> layers.BatchNormalization:
     """`BatchNormalization` with the momentum/epsilon of the CIFAR reference implementations."""
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def apply_bn_relu(x, *, name: str):
     """BN then ReLU (layers `{name}_bn`, `{name}_relu`)."""
-    x = batch_norm(f"{name}_bn")(x)
+    x = batch_norm_layer(f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def apply_conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1, groups: int = 1,
-                       activation: bool = True, weight_decay: float = 0.0, name: str):
-    """Conv (no bias) then BN, then ReLU unless `activation=False` (layers `{name}_conv/_bn/_relu`)."""
-    x = conv2d(filters, kernel_size, strides=strides, groups=groups, weight_decay=weight_decay,
-               name=f"{name}_conv")(x)
-    x = batch_norm(f"{name}_bn")(x)
+                       batch_norm: bool = True, activation: bool = True, weight_decay: float = 0.0, name: str):
+    """Conv then BN, then ReLU unless `activation=False` (layers `{name}_conv/_bn/_relu`).
+
+    `batch_norm=False` (VGG and NIN without BN) leaves out the BN and gives the conv a bias instead.
+    """
+    x = conv2d(filters, kernel_size, strides=strides, groups=groups, use_bias=not batch_norm,
+               weight_decay=weight_decay, name=f"{name}_conv")(x)
+    if batch_norm:
+        x = batch_norm_layer(f"{name}_bn")(x)
     if activation:
         x = layers.ReLU(name=f"{name}_relu")(x)
     return x
@@ -94,11 +98,15 @@ def apply_pad_shortcut(x, filters: int, strides: int, *, name: str):
     return x
 
 
+def apply_dropout(x, rate: float, *, name: str):
+    """`Dropout(rate)` named `name`, or `x` itself when `rate` is 0 (no layer at all)."""
+    return layers.Dropout(rate, name=name)(x) if rate > 0 else x
+
+
 def apply_classifier(x, num_classes: int, *, dropout: float = 0.0, weight_decay: float = 0.0):
     """Global average pool, optional dropout, then the float32 `logits` Dense (no activation)."""
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = apply_dropout(x, dropout, name="head_dropout")
     return dense(num_classes, weight_decay=weight_decay, dtype="float32", name="logits")(x)
 
 

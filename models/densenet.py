@@ -5,15 +5,16 @@ Paper: Huang, Liu, van der Maaten, Weinberger. "Densely Connected Convolutional 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import keras
 from keras import layers
 
 from workbench.errors import UserError
 
-from .blocks import apply_bn_relu, apply_classifier, conv2d, model_input
-from .registry import (check_bool, check_fraction, check_input_shape, check_num_classes, check_positive_int,
-                       check_weight_decay, register_family, register_model)
+from .blocks import apply_bn_relu, apply_classifier, apply_dropout, conv2d, model_input
+from .checks import check_bool, check_fraction, check_positive_int
+from .registry import register_family, register_model
 
 PAPER = "Huang et al., 'Densely Connected Convolutional Networks', CVPR 2017"
 
@@ -34,12 +35,10 @@ def apply_dense_layer(x, growth_rate: int, *, bottleneck: bool = True, dropout: 
     if bottleneck:
         y = apply_bn_relu(y, name=f"{name}_bottleneck")
         y = conv2d(4 * growth_rate, 1, weight_decay=weight_decay, name=f"{name}_bottleneck_conv")(y)
-        if dropout > 0:
-            y = layers.Dropout(dropout, name=f"{name}_bottleneck_dropout")(y)
+        y = apply_dropout(y, dropout, name=f"{name}_bottleneck_dropout")
     y = apply_bn_relu(y, name=f"{name}_preact")
     y = conv2d(growth_rate, 3, weight_decay=weight_decay, name=f"{name}_conv")(y)
-    if dropout > 0:
-        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = apply_dropout(y, dropout, name=f"{name}_dropout")
     return layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
@@ -48,12 +47,13 @@ def apply_transition(x, compression: float, *, dropout: float = 0.0, weight_deca
     filters = max(1, int(math.floor(compression * x.shape[-1])))
     x = apply_bn_relu(x, name=name)
     x = conv2d(filters, 1, weight_decay=weight_decay, name=f"{name}_conv")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = apply_dropout(x, dropout, name=f"{name}_dropout")
     return layers.AveragePooling2D(2, name=f"{name}_pool")(x)
 
 
-@register_family("densenet_bc", paper=PAPER, tiny={"depth": 10, "growth_rate": 4})
+@register_family("densenet_bc", paper=PAPER, tiny={"depth": 10, "growth_rate": 4}, checks={
+    "depth": check_positive_int, "growth_rate": check_positive_int, "bottleneck": check_bool,
+    "compression": partial(check_fraction, low_open=True, high_closed=True)})
 def densenet_bc(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 100, growth_rate: int = 12,
                 compression: float = 0.5, bottleneck: bool = True, dropout: float = 0.0,
                 weight_decay: float = 0.0, name: str = "densenet_bc") -> keras.Model:
@@ -76,22 +76,14 @@ def densenet_bc(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 
         weight_decay: SGD-style coefficient (the paper's 1e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "densenet_bc".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    bottleneck = check_bool("bottleneck", bottleneck)
-    per_layer = 2 if bottleneck else 1
-    step = 3 * per_layer
-    depth = check_positive_int("depth", depth)
+    # The form of depth depends on bottleneck, so it is checked here, not by depth's own checker.
+    step = 6 if bottleneck else 3
     if depth < 4 + step or (depth - 4) % step:
         kind = "with bottleneck=True" if bottleneck else "with bottleneck=False"
         examples = ", ".join(str(4 + step * n) for n in (1, 6, 16, 26, 31, 41))
         raise UserError(f"DenseNet depth {kind} must be 4 + {step}n with n >= 1, i.e. (depth - 4) "
                         f"divisible by {step} ({examples}, ...), got {depth!r}")
     n = (depth - 4) // step
-    growth_rate = check_positive_int("growth_rate", growth_rate)
-    compression = check_fraction("compression", compression, low_open=True, high_closed=True)
-    dropout = check_fraction("dropout", dropout)
-    weight_decay = check_weight_decay(weight_decay)
 
     inputs = model_input(input_shape)
     stem_filters = 2 * growth_rate if bottleneck and compression < 1 else 16

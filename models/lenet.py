@@ -6,20 +6,21 @@ instead of scaled tanh and max instead of trainable subsampling: 62,006 paramete
 """
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 from keras import layers
 
-from workbench.errors import choose
-
 from .blocks import conv2d, dense, model_input
-from .registry import (check_input_shape, check_num_classes, check_positive, check_weight_decay,
-                       register_family, register_model)
+from .checks import check_choice, check_positive
+from .registry import register_family, register_model
 
 PAPER = "LeCun et al., 'Gradient-Based Learning Applied to Document Recognition', Proc. IEEE 1998"
 ACTIVATIONS = ("relu", "tanh")
 
 
-@register_family("lenet", paper=PAPER, tiny={"width": 0.5}, min_input_size=16)
+@register_family("lenet", paper=PAPER, tiny={"width": 0.5}, min_input_size=16,
+                 checks={"width": check_positive, "activation": partial(check_choice, choices=ACTIVATIONS)})
 def lenet(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, activation: str = "relu",
           weight_decay: float = 0.0, name: str = "lenet") -> keras.Model:
     """LeNet-5 (LeCun et al. 1998): conv5x5(6)-pool-conv5x5(16)-pool-dense(120)-dense(84)-logits.
@@ -34,12 +35,6 @@ def lenet(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0,
         weight_decay: SGD-style coefficient, applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "lenet".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 16)
-    width = check_positive("width", width)
-    activation = choose("activation", activation, ACTIVATIONS)
-    weight_decay = check_weight_decay(weight_decay)
-
     def scaled(units: int) -> int:
         return max(1, round(units * width))
 

@@ -8,25 +8,24 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .blocks import apply_conv_bn_relu, conv2d, model_input
-from .registry import (check_bool, check_fraction, check_input_shape, check_num_classes, check_positive,
-                       check_weight_decay, register_family, register_model)
+from .blocks import apply_conv_bn_relu, apply_dropout, conv2d, model_input
+from .checks import check_positive
+from .registry import register_family, register_model
 
 PAPER = "Lin, Chen & Yan, 'Network In Network', ICLR 2014"
+# The three mlpconv blocks: hidden widths, first kernel size, pooling after (the third ends in the classifier).
+BLOCKS = (((192, 160, 96), 5, layers.MaxPooling2D), ((192, 192, 192), 5, layers.AveragePooling2D),
+          ((192, 192), 3, None))
 
 
 def apply_mlpconv_block(x, filters, kernel_size: int, *, batch_norm: bool, weight_decay: float, name: str):
     """An mlpconv block: a kxk conv then 1x1 convs (the "micro network"), each followed by [BN-]ReLU."""
     for i, (f, k) in enumerate(zip(filters, (kernel_size, 1, 1)), start=1):
-        if batch_norm:
-            x = apply_conv_bn_relu(x, f, k, weight_decay=weight_decay, name=f"{name}_mlp{i}")
-        else:
-            x = conv2d(f, k, use_bias=True, weight_decay=weight_decay, name=f"{name}_mlp{i}_conv")(x)
-            x = layers.ReLU(name=f"{name}_mlp{i}_relu")(x)
+        x = apply_conv_bn_relu(x, f, k, batch_norm=batch_norm, weight_decay=weight_decay, name=f"{name}_mlp{i}")
     return x
 
 
-@register_family("nin", paper=PAPER, tiny={"width": 0.1})
+@register_family("nin", paper=PAPER, tiny={"width": 0.1}, checks={"width": check_positive})
 def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, batch_norm: bool = True,
         dropout: float = 0.5, weight_decay: float = 0.0, name: str = "nin") -> keras.Model:
     """Network in Network (Lin et al. 2014) for CIFAR-10.
@@ -45,29 +44,16 @@ def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, b
         weight_decay: SGD-style coefficient, applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "nin".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    width = check_positive("width", width)
-    batch_norm = check_bool("batch_norm", batch_norm)
-    dropout = check_fraction("dropout", dropout)
-    weight_decay = check_weight_decay(weight_decay)
-
     def scaled(*units):
         return [max(1, round(u * width)) for u in units]
 
     x = inputs = model_input(input_shape)
-    x = apply_mlpconv_block(x, scaled(192, 160, 96), 5, batch_norm=batch_norm, weight_decay=weight_decay,
-                            name="block1")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name="block1_dropout")(x)
-    x = apply_mlpconv_block(x, scaled(192, 192, 192), 5, batch_norm=batch_norm, weight_decay=weight_decay,
-                            name="block2")
-    x = layers.AveragePooling2D(3, strides=2, padding="same", name="block2_pool")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name="block2_dropout")(x)
-    x = apply_mlpconv_block(x, scaled(192, 192), 3, batch_norm=batch_norm, weight_decay=weight_decay,
-                            name="block3")
+    for i, (widths, kernel_size, pool) in enumerate(BLOCKS, start=1):
+        x = apply_mlpconv_block(x, scaled(*widths), kernel_size, batch_norm=batch_norm, weight_decay=weight_decay,
+                                name=f"block{i}")
+        if pool:
+            x = pool(3, strides=2, padding="same", name=f"block{i}_pool")(x)
+            x = apply_dropout(x, dropout, name=f"block{i}_dropout")
     # The classifier is the last 1x1 conv of the third mlpconv block: linear, float32 (mixed precision).
     x = conv2d(num_classes, 1, use_bias=True, weight_decay=weight_decay, dtype="float32", name="logits_conv")(x)
     outputs = layers.GlobalAveragePooling2D(dtype="float32", name="logits")(x)

@@ -6,18 +6,20 @@ timm style (`timm/models/_registry.py`): a family module decorates its builder w
 the code. `create_model(name, **overrides)` merges the overrides over the variant's defaults.
 
 Bad input (unknown names or keywords, impossible depths, bad shapes) raises
-`workbench.errors.UserError` with a message that says what is allowed.
+`workbench.errors.UserError` with a message that says what is allowed. `register_family` wraps each
+builder so that every argument passes its checker (checks.py) before the builder runs, whoever calls it.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from workbench.errors import UserError, choose
+
+from .checks import SHARED_CHECKS, Checker, check_input_shape
 
 # Builder arguments that are not family options (create_model sets them itself).
 _COMMON_ARGS = ("num_classes", "input_shape", "name")
@@ -55,28 +57,60 @@ _FAMILIES: dict[str, Family] = {}
 _MODELS: dict[str, Variant] = {}
 
 
-def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 8):
-    """Decorator: register `builder` as the one builder of family `name`.
+def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 8,
+                    checks: dict[str, Checker] | None = None):
+    """Decorator: register `builder` as the one builder of family `name`, its arguments checked.
+
+    Returns the builder wrapped so that each argument (but `name`) passes its checker first and the
+    builder gets the checked values: `input_shape` against `min_input_size`, the options listed in
+    `SHARED_CHECKS` (checks.py) with their shared checker, the family's own options with `checks`.
+    A family's options with no checker, or its own checker of a shared option, fail at import.
 
     Args:
         name: the family's name, e.g. "resnet".
         paper: citation string shown by `model_info`.
         tiny: keyword overrides that make any variant of the family tiny (tests, demos).
         min_input_size: smallest allowed input height/width for the family.
+        checks: a checker for each option of the builder that `SHARED_CHECKS` has not.
     """
+    checks = dict(checks or {})
 
     def decorator(builder: Callable) -> Callable:
         if name in _FAMILIES:
             raise RuntimeError(f"model family {name!r} registered twice")
-        family = Family(name, builder, paper, dict(tiny), min_input_size)
+        checked = _checked(name, builder, {
+            "input_shape": functools.partial(check_input_shape, min_size=min_input_size),
+            **SHARED_CHECKS, **checks})
+        family = Family(name, checked, paper, dict(tiny), min_input_size)
         unknown = set(tiny) - set(family.options)
         if unknown:
             raise RuntimeError(f"tiny config of {name!r} has unknown options {sorted(unknown)}")
+        # A family's own checker for a shared option would give that option two meanings.
+        for problem, names in (("checkers of options it does not have", set(checks) - set(family.options)),
+                               ("its own checkers of shared options", set(checks) & set(SHARED_CHECKS))):
+            if names:
+                raise RuntimeError(f"model family {name!r} has {problem}: {sorted(names)}")
         _FAMILIES[name] = family
-        builder.family = name
-        return builder
+        checked.family = name
+        return checked
 
     return decorator
+
+
+def _checked(family: str, builder: Callable, checks: dict[str, Checker]) -> Callable:
+    """`builder`, calling each argument's checker first; every argument but `name` must have one."""
+    signature = inspect.signature(builder)
+    unchecked = [p for p in signature.parameters if p != "name" and p not in checks]
+    if unchecked:  # caught at import: no option reaches a builder unchecked
+        raise RuntimeError(f"model family {family!r}: no checker for {unchecked}")
+
+    @functools.wraps(builder)
+    def checked_builder(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return builder(**{k: checks[k](k, v) if k in checks else v for k, v in bound.arguments.items()})
+
+    return checked_builder
 
 
 def register_model(name: str, family: str, *, paper_params: float | None = None,
@@ -173,84 +207,3 @@ def paper_match(params: int, paper_params: float, tolerance: float = 0.02) -> tu
     decimals = next((d for d in range(4) if abs(round(millions, d) - millions) < 1e-9), 4)
     half_unit = 0.5 * 10 ** -decimals * 1e6
     return 100 * diff, abs(diff) <= tolerance or abs(params - paper_params) <= half_unit + 1e-6
-
-
-# ---------------------------------------------------------------- argument checks for the builders
-
-
-def check_num_classes(num_classes) -> int:
-    """Return `num_classes` as int; it must be an integer >= 2."""
-    if isinstance(num_classes, bool) or not _is_int(num_classes) or num_classes < 2:
-        raise UserError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    return int(num_classes)
-
-
-def check_input_shape(input_shape, min_size: int = 8) -> tuple[int, int, int]:
-    """Return `input_shape` as an (H, W, C) tuple; H and W must be >= `min_size` and C >= 1."""
-    message = (f"input_shape must be (height, width, channels) with height and width >= {min_size} "
-               f"and channels >= 1, got {input_shape!r}")
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise UserError(message) from None
-    if len(shape) != 3 or not all(_is_int(v) and not isinstance(v, bool) for v in shape):
-        raise UserError(message)
-    h, w, c = (int(v) for v in shape)
-    if h < min_size or w < min_size or c < 1:
-        raise UserError(message)
-    return h, w, c
-
-
-def check_positive_int(name: str, value) -> int:
-    """Return `value` as int; it must be an integer >= 1."""
-    if isinstance(value, bool) or not _is_int(value) or value < 1:
-        raise UserError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_positive(name: str, value) -> float:
-    """Return `value` as float; it must be a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise UserError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def check_fraction(name: str, value, *, low_open: bool = False, high_closed: bool = False) -> float:
-    """Return `value` as float within [0, 1) (or (0, 1] / [0, 1] as asked)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (value > 0 if low_open else value >= 0) and (value <= 1 if high_closed else value < 1)
-    if not ok:
-        interval = f"{'(' if low_open else '['}0, 1{']' if high_closed else ')'}"
-        raise UserError(f"{name} must be a number in {interval}, got {value!r}")
-    return float(value)
-
-
-def check_weight_decay(value) -> float:
-    """Return `value` as float; it must be a number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise UserError(f"weight_decay must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def check_bool(name: str, value) -> bool:
-    """Return `value`; it must be True or False."""
-    if not isinstance(value, bool):
-        raise UserError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def check_depth(name: str, depth, *, step: int, offset: int, family: str, examples=(1, 2, 3)) -> int:
-    """Return the number of units n for a `depth` of the form step*n + offset with n >= 1.
-
-    `examples`: the values of n whose depths the error message lists.
-    """
-    if isinstance(depth, bool) or not _is_int(depth) or depth < step + offset or (depth - offset) % step:
-        examples = ", ".join(str(step * n + offset) for n in examples)
-        raise UserError(f"{family} {name} must be {step}n+{offset} with n >= 1 ({examples}, ...), "
-                        f"got {depth!r}")
-    return (int(depth) - offset) // step
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer))

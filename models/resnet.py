@@ -9,14 +9,15 @@ Papers:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 from keras import layers
 
-from workbench.errors import choose
-
-from .blocks import apply_bn_relu, apply_classifier, apply_pad_shortcut, apply_se_block, conv2d, model_input
-from .registry import (check_bool, check_depth, check_fraction, check_input_shape, check_num_classes,
-                       check_positive_int, check_weight_decay, register_family, register_model)
+from .blocks import (apply_bn_relu, apply_classifier, apply_dropout, apply_pad_shortcut, apply_se_block, conv2d,
+                     model_input)
+from .checks import check_choice, check_depth
+from .registry import register_family, register_model
 
 SHORTCUTS = ("identity", "projection")
 
@@ -54,27 +55,37 @@ def apply_preact_basic_block(x, filters: int, *, strides: int = 1, shortcut: str
         residual = preact if shortcut_from_preact else x
     y = conv2d(filters, 3, strides=strides, weight_decay=weight_decay, name=f"{name}_conv1")(preact)
     y = apply_bn_relu(y, name=f"{name}_mid")
-    if dropout > 0:
-        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    y = apply_dropout(y, dropout, name=f"{name}_dropout")
     y = conv2d(filters, 3, weight_decay=weight_decay, name=f"{name}_conv2")(y)
     if se:
         y = apply_se_block(y, reduction=se_reduction, weight_decay=weight_decay, name=f"{name}_se")
     return layers.Add(name=f"{name}_add")([residual, y])
 
 
-def apply_preact_stages(x, blocks_per_stage: int, widths, *, shortcut: str, dropout: float, se: bool,
-                        se_reduction: int, weight_decay: float):
-    """The three stages (strides 1, 2, 2) of a CIFAR pre-activation ResNet, then the final BN-ReLU."""
+def build_preact_resnet(num_classes: int, input_shape, blocks_per_stage: int, widths, *, stem_width: int,
+                        shortcut: str, dropout: float, se: bool, se_reduction: int, weight_decay: float,
+                        name: str) -> keras.Model:
+    """The CIFAR pre-activation ResNet that `resnet` and `wide_resnet` configure (arguments checked).
+
+    A 3x3 stem conv, three stages (strides 1, 2, 2) of `blocks_per_stage` basic units with `widths`
+    filters, the final BN-ReLU, global average pooling and the logits layer.
+    """
+    inputs = model_input(input_shape)
+    x = conv2d(stem_width, 3, weight_decay=weight_decay, name="stem_conv")(inputs)
     for stage, filters in enumerate(widths, start=1):
         for block in range(1, blocks_per_stage + 1):
             x = apply_preact_basic_block(
                 x, filters, strides=2 if stage > 1 and block == 1 else 1, shortcut=shortcut,
                 shortcut_from_preact=stage == 1 and block == 1, dropout=dropout, se=se,
                 se_reduction=se_reduction, weight_decay=weight_decay, name=f"stage{stage}_block{block}")
-    return apply_bn_relu(x, name="final")
+    x = apply_bn_relu(x, name="final")
+    outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
+    return keras.Model(inputs, outputs, name=name)
 
 
-@register_family("resnet", paper=PAPER, tiny={"depth": 8, "base_width": 4})
+@register_family("resnet", paper=PAPER, tiny={"depth": 8, "base_width": 4}, checks={
+    "depth": partial(check_depth, step=6, offset=2, family="ResNet", examples=(3, 5, 7, 9, 18)),
+    "shortcut": partial(check_choice, choices=SHORTCUTS)})
 def resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 20, base_width: int = 16,
            shortcut: str = "identity", se: bool = False, se_reduction: int = 16, dropout: float = 0.0,
            weight_decay: float = 0.0, name: str = "resnet") -> keras.Model:
@@ -97,23 +108,9 @@ def resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 20, b
         weight_decay: SGD-style coefficient (the paper's 1e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "resnet".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    n = check_depth("depth", depth, step=6, offset=2, family="ResNet",
-                    examples=(3, 5, 7, 9, 18))
-    base_width = check_positive_int("base_width", base_width)
-    shortcut = choose("shortcut", shortcut, SHORTCUTS)
-    se = check_bool("se", se)
-    se_reduction = check_positive_int("se_reduction", se_reduction)
-    dropout = check_fraction("dropout", dropout)
-    weight_decay = check_weight_decay(weight_decay)
-
-    inputs = model_input(input_shape)
-    x = conv2d(base_width, 3, weight_decay=weight_decay, name="stem_conv")(inputs)
-    x = apply_preact_stages(x, n, [base_width, 2 * base_width, 4 * base_width], shortcut=shortcut,
-                            dropout=dropout, se=se, se_reduction=se_reduction, weight_decay=weight_decay)
-    outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
-    return keras.Model(inputs, outputs, name=name)
+    return build_preact_resnet(num_classes, input_shape, (depth - 2) // 6, [base_width * m for m in (1, 2, 4)],
+                               stem_width=base_width, shortcut=shortcut, dropout=dropout, se=se,
+                               se_reduction=se_reduction, weight_decay=weight_decay, name=name)
 
 
 _TABLE6 = "He et al., 'Deep Residual Learning for Image Recognition', CVPR 2016, Table 6"

@@ -7,12 +7,14 @@ Papers:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 from keras import layers
 
 from .blocks import apply_classifier, apply_conv_bn_relu, apply_se_block, model_input
-from .registry import (check_bool, check_depth, check_input_shape, check_num_classes, check_positive_int,
-                       check_weight_decay, register_family, register_model)
+from .checks import check_depth, check_positive_int
+from .registry import register_family, register_model
 
 PAPER = "Xie et al., 'Aggregated Residual Transformations for Deep Neural Networks', CVPR 2017"
 SE_PAPER = PAPER + "; Hu et al., 'Squeeze-and-Excitation Networks', CVPR 2018"
@@ -49,7 +51,9 @@ def apply_resnext_block(x, filters: int, group_width: int, cardinality: int, *, 
 
 
 @register_family("resnext", paper=PAPER, tiny={"depth": 11, "cardinality": 2, "base_width": 4,
-                                                "stem_width": 8, "widen_factor": 2})
+                                                "stem_width": 8, "widen_factor": 2}, checks={
+    "depth": partial(check_depth, step=9, offset=2, family="ResNeXt"),
+    "cardinality": check_positive_int, "stem_width": check_positive_int, "widen_factor": check_positive_int})
 def resnext(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 29, cardinality: int = 8,
             base_width: int = 64, stem_width: int = 64, widen_factor: int = 4, se: bool = False,
             se_reduction: int = 16, weight_decay: float = 0.0, name: str = "resnext") -> keras.Model:
@@ -73,17 +77,7 @@ def resnext(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 29, 
         weight_decay: SGD-style coefficient (the paper's 5e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "resnext".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    n = check_depth("depth", depth, step=9, offset=2, family="ResNeXt", examples=(1, 2, 3))
-    cardinality = check_positive_int("cardinality", cardinality)
-    base_width = check_positive_int("base_width", base_width)
-    stem_width = check_positive_int("stem_width", stem_width)
-    widen_factor = check_positive_int("widen_factor", widen_factor)
-    se = check_bool("se", se)
-    se_reduction = check_positive_int("se_reduction", se_reduction)
-    weight_decay = check_weight_decay(weight_decay)
-
+    n = (depth - 2) // 9
     inputs = model_input(input_shape)
     x = apply_conv_bn_relu(inputs, stem_width, 3, weight_decay=weight_decay, name="stem")
     for stage, multiplier in enumerate((1, 2, 4), start=1):

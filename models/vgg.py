@@ -11,9 +11,9 @@ from keras import layers
 
 from workbench.errors import UserError
 
-from .blocks import apply_classifier, apply_conv_bn_relu, conv2d, model_input
-from .registry import (check_bool, check_fraction, check_input_shape, check_num_classes, check_positive_int,
-                       check_weight_decay, register_family, register_model)
+from .blocks import apply_classifier, apply_conv_bn_relu, model_input
+from .checks import check_positive_int
+from .registry import register_family, register_model
 
 PAPER = ("Simonyan & Zisserman, 'Very Deep Convolutional Networks for Large-Scale Image Recognition', "
          "ICLR 2015 (CIFAR variant with batch norm and a single linear classifier)")
@@ -22,7 +22,15 @@ PAPER = ("Simonyan & Zisserman, 'Very Deep Convolutional Networks for Large-Scal
 CONVS_PER_STAGE = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 
 
-@register_family("vgg", paper=PAPER, tiny={"depth": 11, "width": 4}, min_input_size=32)
+def check_vgg_depth(name: str, value) -> int:
+    """Return `value`; it must be one of the depths of `CONVS_PER_STAGE`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in CONVS_PER_STAGE:
+        raise UserError(f"VGG {name} must be one of {', '.join(map(str, CONVS_PER_STAGE))}, got {value!r}")
+    return value
+
+
+@register_family("vgg", paper=PAPER, tiny={"depth": 11, "width": 4}, min_input_size=32,
+                 checks={"depth": check_vgg_depth, "width": check_positive_int})
 def vgg(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 19, width: int = 64,
         batch_norm: bool = True, dropout: float = 0.0, weight_decay: float = 0.0,
         name: str = "vgg") -> keras.Model:
@@ -42,24 +50,11 @@ def vgg(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 19, widt
         weight_decay: SGD-style coefficient (typically 5e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "vgg".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 32)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in CONVS_PER_STAGE:
-        raise UserError(f"VGG depth must be one of {', '.join(map(str, CONVS_PER_STAGE))}, got {depth!r}")
-    width = check_positive_int("width", width)
-    batch_norm = check_bool("batch_norm", batch_norm)
-    dropout = check_fraction("dropout", dropout)
-    weight_decay = check_weight_decay(weight_decay)
-
     x = inputs = model_input(input_shape)
     for stage, (convs, multiplier) in enumerate(zip(CONVS_PER_STAGE[depth], (1, 2, 4, 8, 8)), start=1):
         for i in range(1, convs + 1):
-            block = f"stage{stage}_conv{i}"
-            if batch_norm:
-                x = apply_conv_bn_relu(x, width * multiplier, 3, weight_decay=weight_decay, name=block)
-            else:
-                x = conv2d(width * multiplier, 3, use_bias=True, weight_decay=weight_decay, name=f"{block}_conv")(x)
-                x = layers.ReLU(name=f"{block}_relu")(x)
+            x = apply_conv_bn_relu(x, width * multiplier, 3, batch_norm=batch_norm, weight_decay=weight_decay,
+                                   name=f"stage{stage}_conv{i}")
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     outputs = apply_classifier(x, num_classes, dropout=dropout, weight_decay=weight_decay)
     return keras.Model(inputs, outputs, name=name)

@@ -4,18 +4,20 @@ Paper: Zagoruyko, Komodakis. "Wide Residual Networks." BMVC 2016.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 
-from .blocks import apply_classifier, conv2d, model_input
-from .registry import (check_bool, check_depth, check_fraction, check_input_shape, check_num_classes,
-                       check_positive, check_positive_int, check_weight_decay, register_family,
-                       register_model)
-from .resnet import apply_preact_stages
+from .checks import check_depth, check_positive
+from .registry import register_family, register_model
+from .resnet import build_preact_resnet
 
 PAPER = "Zagoruyko & Komodakis, 'Wide Residual Networks', BMVC 2016"
 
 
-@register_family("wide_resnet", paper=PAPER, tiny={"depth": 10, "widen_factor": 1, "base_width": 4})
+@register_family("wide_resnet", paper=PAPER, tiny={"depth": 10, "widen_factor": 1, "base_width": 4}, checks={
+    "depth": partial(check_depth, step=6, offset=4, family="Wide ResNet", examples=(1, 2, 4, 6)),
+    "widen_factor": check_positive})
 def wide_resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 28, widen_factor: float = 10,
                 base_width: int = 16, dropout: float = 0.0, se: bool = False, se_reduction: int = 16,
                 weight_decay: float = 0.0, name: str = "wide_resnet") -> keras.Model:
@@ -38,24 +40,10 @@ def wide_resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 
         weight_decay: SGD-style coefficient (the paper's 5e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "wide_resnet".
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, 8)
-    n = check_depth("depth", depth, step=6, offset=4, family="Wide ResNet",
-                    examples=(1, 2, 4, 6))
-    widen_factor = check_positive("widen_factor", widen_factor)
-    base_width = check_positive_int("base_width", base_width)
-    dropout = check_fraction("dropout", dropout)
-    se = check_bool("se", se)
-    se_reduction = check_positive_int("se_reduction", se_reduction)
-    weight_decay = check_weight_decay(weight_decay)
-
     widths = [max(1, round(base_width * widen_factor * m)) for m in (1, 2, 4)]
-    inputs = model_input(input_shape)
-    x = conv2d(base_width, 3, weight_decay=weight_decay, name="stem_conv")(inputs)
-    x = apply_preact_stages(x, n, widths, shortcut="projection", dropout=dropout, se=se,
-                            se_reduction=se_reduction, weight_decay=weight_decay)
-    outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
-    return keras.Model(inputs, outputs, name=name)
+    return build_preact_resnet(num_classes, input_shape, (depth - 4) // 6, widths, stem_width=base_width,
+                               shortcut="projection", dropout=dropout, se=se, se_reduction=se_reduction,
+                               weight_decay=weight_decay, name=name)
 
 
 _TABLE = PAPER + ", Tables 4-5"

@@ -5,6 +5,9 @@ import pytest
 import tensorflow as tf
 
 from models import count_params, create_model, list_families, list_models, model_info, paper_match
+from models.registry import register_family
+from models.resnet import resnet
+from models.vgg import vgg
 from workbench.errors import UserError
 
 REQUIRED = [
@@ -174,6 +177,7 @@ def test_option_knobs_change_the_model():
     assert count_params(tiny("densenet_bc_100_12", depth=7, bottleneck=False)) > 0
     assert any(isinstance(layer, keras.layers.Dropout) for layer in tiny("wrn_28_10", dropout=0.3).layers)
     assert create_model("resnet20").name == "resnet20"
+    assert count_params(tiny("resnet20", depth=np.int64(8), base_width=np.int64(4))) == base  # numpy ints pass
 
 
 # ----------------------------------------------------------------------------------------------- bad input
@@ -210,12 +214,36 @@ def test_option_knobs_change_the_model():
     ("resnet20", {"input_shape": (4, 4, 3)}, ["height and width >= 8", "(4, 4, 3)"]),
     ("resnet20", {"input_shape": (32, 32, 0)}, ["channels >= 1"]),
     ("resnet20", {"input_shape": "32x32"}, ["(height, width, channels)"]),
+    ("lenet", {"activation": "sigmoid"}, ["unknown activation 'sigmoid'", "relu, tanh"]),
+    ("vgg19_bn", {"dropout": 1.0}, ["dropout must be a number in [0, 1)"]),
+    ("vgg19_bn", {"width": 2.5}, ["width must be a positive integer"]),
+    ("resnext29_8x64d", {"se": 1}, ["se must be true or false"]),
+    ("se_resnext29_4x64d", {"se_reduction": 0}, ["se_reduction must be a positive integer"]),
+    ("densenet_bc_100_12", {"bottleneck": False, "depth": 101}, ["bottleneck=False", "divisible by 3"]),
 ])
 def test_bad_input_raises_user_error(name, kwargs, expected):
     with pytest.raises(UserError) as excinfo:
         create_model(name, **kwargs)
     for text in expected:
         assert text in str(excinfo.value), f"{text!r} not in {str(excinfo.value)!r}"
+
+
+def test_builders_check_their_arguments_when_called_directly():
+    with pytest.raises(UserError, match=r"ResNet depth must be 6n\+2"):
+        resnet(depth=21)
+    with pytest.raises(UserError, match="height and width >= 32"):  # the family's min_input_size
+        vgg(input_shape=(16, 16, 3))
+
+
+def test_every_builder_argument_has_one_checker():
+    def builder(num_classes=10, input_shape=(32, 32, 3), *, knob=1, dropout=0.0, weight_decay=0.0, name="x"):
+        raise AssertionError("never built")
+
+    with pytest.raises(RuntimeError, match=r"no checker for \['knob'\]"):
+        register_family("unchecked", paper="-", tiny={})(builder)
+    with pytest.raises(RuntimeError, match=r"own checkers of shared options: \['dropout'\]"):
+        register_family("twice_checked", paper="-", tiny={}, checks={"knob": int, "dropout": float})(builder)
+    assert not {"unchecked", "twice_checked"} & set(list_families())
 
 
 def test_unknown_model_name_in_model_info():
