@@ -11,9 +11,9 @@ optional), wide_resnet, resnext (SE optional), densenet_bc. Named variants such 
 import math
 
 from . import densenet, lenet, nin, resnet, resnext, vgg, wide_resnet  # noqa: F401  (registers the models)
-from .registry import create_model, list_families, list_models, model_info, paper_match
+from .registry import check_options, create_model, list_families, list_models, model_info, paper_match
 
-__all__ = ["count_params", "create_model", "list_families", "list_models", "model_info", "paper_match"]
+__all__ = ["check_options", "count_params", "create_model", "list_families", "list_models", "model_info", "paper_match"]
 
 
 def count_params(model) -> int:

@@ -34,6 +34,7 @@ class Family:
     paper: str
     tiny: dict
     min_input_size: int = 8
+    checks: dict = field(default_factory=dict)  # option -> checker (shared and the family's own)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -78,10 +79,10 @@ def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 
     def decorator(builder: Callable) -> Callable:
         if name in _FAMILIES:
             raise RuntimeError(f"model family {name!r} registered twice")
-        checked = _checked(name, builder, {
-            "input_shape": functools.partial(check_input_shape, min_size=min_input_size),
-            **SHARED_CHECKS, **checks})
-        family = Family(name, checked, paper, dict(tiny), min_input_size)
+        all_checks = {"input_shape": functools.partial(check_input_shape, min_size=min_input_size),
+                      **SHARED_CHECKS, **checks}
+        checked = _checked(name, builder, all_checks)
+        family = Family(name, checked, paper, dict(tiny), min_input_size, all_checks)
         unknown = set(tiny) - set(family.options)
         if unknown:
             raise RuntimeError(f"tiny config of {name!r} has unknown options {sorted(unknown)}")
@@ -172,6 +173,26 @@ def model_info(name: str) -> dict:
     }
 
 
+def check_options(name: str, **kwargs) -> None:
+    """Check option names and values for model `name` without building anything (instant: what a
+    spec's validation runs before queueing). Rules that tie options together are the builder's own
+    (DenseNet's depth against `bottleneck`) and are checked when the model is built."""
+    variant = _variant(name)
+    family = _FAMILIES[variant.family]
+    _check_known(name, family, kwargs)
+    for key, value in kwargs.items():
+        family.checks[key](key, value)
+
+
+def _check_known(name: str, family: Family, kwargs: dict) -> None:
+    options = family.options
+    unknown = [k for k in kwargs if k not in options]
+    if unknown:
+        raise UserError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for model "
+            f"{name!r} (family {family.name!r}); allowed options: {', '.join(options)}")
+
+
 def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **kwargs):
     """Build the registered model `name`; `kwargs` override the variant's default options.
 
@@ -186,12 +207,7 @@ def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **kw
     """
     variant = _variant(name)
     family = _FAMILIES[variant.family]
-    options = family.options
-    unknown = [k for k in kwargs if k not in options]
-    if unknown:
-        raise UserError(
-            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for model "
-            f"{name!r} (family {family.name!r}); allowed options: {', '.join(options)}")
+    _check_known(name, family, kwargs)
     config = {**variant.defaults, **kwargs}
     return family.builder(num_classes=num_classes, input_shape=input_shape, name=name, **config)
 

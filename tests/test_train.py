@@ -157,6 +157,7 @@ def test_bfloat16_mixed_precision_run(store, queue):
     ({"gpus": 2}, "asks for 2 GPU.* this machine has 0"),
     ({"loss": "hinge"}, "unknown loss 'hinge'"),
     ({"augment": "flip_crop,jitter"}, "jitter"),
+    ({"model_kwargs": {"depth": 9}}, "6n\\+2|6n \\+ 2"),
     ({"model_kwargs": {"widen": 2}}, "has no option widen"),
     ({"dataset": "cifar10", "dataset_options": {}, "data_path": "/nonexistent/cifar.tar.gz"}, "does not exist"),
     ({"learning_rate": -1}, "learning rate must be > 0"),
@@ -170,17 +171,19 @@ def test_invalid_specs_are_refused_before_anything_is_queued(store, queue, chang
 
 
 def test_checks_that_need_data_or_a_model_fail_the_run_in_its_process(store, isolated_queue):
-    """Submitting loads no data and builds no model (the app stays responsive); the job does, and a
-    value that only the data or the model family can judge fails the run with the family's message."""
+    """Submitting loads no data and builds no model (the app stays responsive); the job does, and what
+    only the data or the built model can judge fails the run with the reason: the batch against the
+    training split, and DenseNet's depth, whose form depends on another option (bottleneck)."""
     too_big = isolated_queue.submit(tiny(batch_size=100000, name="too-big"))
-    bad_depth = isolated_queue.submit(tiny(model_kwargs={"depth": 9}, name="bad-depth"))
+    bad_depth = isolated_queue.submit(tiny(model="densenet_bc_100_12", model_kwargs={"depth": 13, "growth_rate": 2},
+                                           name="bad-depth"))
     for run_id in (too_big, bad_depth):
         assert isolated_queue.wait(run_id, timeout=300)
     assert store.get_run(too_big)["status"] == "failed"
     assert "batch size 100000 is larger than the training split (540 images)" in store.get_run(too_big)["error"]
     failed = store.get_run(bad_depth)
     assert failed["status"] == "failed" and "Traceback" not in failed["error"], failed["error"]
-    assert "6n+2" in failed["error"] or "6n + 2" in failed["error"], failed["error"]
+    assert "DenseNet depth with bottleneck=True must be 4 + 6n" in failed["error"], failed["error"]
     assert store.epochs(too_big) == [] and store.epochs(bad_depth) == []
 
 

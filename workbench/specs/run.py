@@ -76,9 +76,9 @@ class RunSpec(Spec):
         return f"{model}-{self.loss}-{augment}-{self.epochs}ep"
 
     def check_own(self) -> None:
-        """Names, numbers and the model's option names. The option values are checked where the model
-        is built, in the job's process (a bad one fails the run with the family's message)."""
-        from models import list_models, model_info
+        """Names, numbers and the model's options (by the family's own checkers, without building it;
+        rules that tie options together are checked when the job builds the model)."""
+        from models import check_options, list_models, model_info
         from workbench.training.losses import loss_params
         from workbench.training.schedules import schedule_params
 
@@ -90,6 +90,7 @@ class RunSpec(Spec):
         if unknown:
             raise UserError(f"model {self.model!r} has no option {', '.join(unknown)}; "
                             f"it takes: {', '.join(sorted(set(options) - {'weight_decay'})) or 'none'}")
+        check_options(self.model, **self.model_kwargs)
         loss_params(self.loss, self.loss_params)
         schedule_params(self.schedule, self.schedule_params)
         choose("optimizer", self.optimizer, OPTIMIZERS)
