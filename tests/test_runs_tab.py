@@ -184,10 +184,11 @@ def test_notes_tags_archive_delete_clone(store, filled):
     rt.toggle_archive(store, choice)
     assert not store.get_run(ids["b"])["archived"]
 
-    tab, values, command = rt.clone_values(store, choice)
-    assert tab == "train" and values == spec_to_form_values(RunSpec.from_dict(run["spec"]))
-    assert command == RunSpec.from_dict(run["spec"]).to_cli() and "--loss label_smoothing" in command
-    assert len(values) == len(FORM_FIELDS) and values[FORM_FIELDS.index("loss")] == "label_smoothing"
+    tab, fields, command = rt.clone_values(store, choice)
+    spec = RunSpec.from_dict(run["spec"])
+    assert tab == "train" and list(fields) == FORM_FIELDS and list(fields.values()) == spec_to_form_values(spec)
+    assert command == spec.to_cli() and "--loss label_smoothing" in command
+    assert fields["loss"] == "label_smoothing"
 
     with pytest.raises(UserError, match="I am sure"):
         rt.delete_run(store, _Queue(), choice, False)
@@ -211,24 +212,37 @@ def test_guard_turns_errors_into_messages():
         assert "ZeroDivisionError" in fig().layout.annotations[0].text
 
 
-def test_tab_builds(store, filled):
+def _tabs(store):
+    """The Runs tab built on `store`, beside the Train tab its "Clone" fills."""
     import gradio as gr
 
     from workbench.ui.context import AppContext
-    from workbench.ui.forms import build_form
+    from workbench.ui.tabs.train import create_train_tab
 
     ctx = AppContext(store=store, queue=_Queue())
     with gr.Blocks() as demo:
         with gr.Tabs() as tabs:
             with gr.Tab("Train", id="train"):
-                form = build_form(RunSpec(), 0)
+                train = create_train_tab(ctx)
             with gr.Tab("Runs", id="runs"):
-                tab = rt.create_runs_tab(ctx)
-            rt.wire_clone(ctx, tab, tabs, {"train": list(form.values())})
+                runs = rt.create_runs_tab(ctx)
+        rt.wire_clone(ctx, runs, tabs, {"train": train})
+    return demo, train, runs
+
+
+def test_tab_builds_and_clones_into_the_train_form(store, filled):
+    ids, *_ = filled
+    demo, train, tab = _tabs(store)
     assert {"leaderboard", "refresh", "selection", "refresh_fn", "refresh_outputs"} <= set(tab)
     assert len(tab["refresh_inputs"]) == 9 and len(tab["refresh_outputs"]) == 8
     assert len(tab["refresh_fn"]()[0]["value"]) == 5
-    assert demo.fns
+    clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")
+    out = clone(f"{ids['b']}: b")
+    assert out[train.form["loss"]] == "label_smoothing" and out[train.form["name"]] == "b"
+    assert "--loss label_smoothing" in out[train.command] and out[train.timer].active
+    assert out[tab["action_status"]].startswith(f"Cloned run {ids['b']} into the Train form")
+    with pytest.warns(UserWarning):
+        assert clone(None)[-1] == "⚠️ pick a run first"
 
 
 def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
@@ -239,10 +253,10 @@ def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
                         dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),
                         name="ft-clone")
     run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune")
-    tab, values, command = rt.clone_values(store, f"{run_id}: ft-clone")
-    assert tab == "finetune" and len(values) == len(ft.form_names())
+    tab, fields, command = rt.clone_values(store, f"{run_id}: ft-clone")
+    assert tab == "finetune" and list(fields) == ft.form_names()
     assert "--backbone mobilenet_v2 --weights none" in command and "--name ft-clone" in command
-    assert ft.values_to_spec(ft.form_names(), values) == spec          # the form gives the same spec back
+    assert ft.values_to_spec(list(fields), list(fields.values())) == spec          # the form gives the same spec back
     store.update_run(run_id, spec={"backbone": "vgg19", "no_such_field": 1})
     with pytest.raises(UserError, match="stored settings cannot be read"):
         rt.clone_values(store, f"{run_id}: ft-clone")

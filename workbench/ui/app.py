@@ -25,6 +25,11 @@ def header_markdown(ctx) -> str:
     return "\n\n".join(lines)
 
 
+def _polling_only(shown, forms: dict) -> dict:
+    """The live panels' timers, only that of the tab `shown` (if it has one) running."""
+    return {form.timer: gr.Timer(active=name == shown) for name, form in forms.items()}
+
+
 def build_app(ctx) -> gr.Blocks:
     with gr.Blocks(title="CIFAR Workbench", fill_width=True) as demo:
         gr.Markdown(header_markdown(ctx), elem_id="header")
@@ -39,15 +44,13 @@ def build_app(ctx) -> gr.Blocks:
                 finetune = create_finetune_tab(ctx)
             with gr.Tab("Errors", id="errors") as errors_tab:
                 errors = create_errors_tab(ctx)
-        wire_clone(ctx, runs, tabs, {"train": train["form_list"], "finetune": finetune["form_list"]},
-                   {"train": train["timer"], "finetune": finetune["timer"]},
-                   {"train": train["command"], "finetune": finetune["command"]})
+        forms = {"train": train, "finetune": finetune}
+        wire_clone(ctx, runs, tabs, forms)
         # Only the shown tab's live panel polls: both panels read the same jobs, twice the work for nothing.
-        timers = [train["timer"], finetune["timer"]]
-        for tab, shown in ((train_tab, 0), (finetune_tab, 1), (runs_tab, None), (ensemble_tab, None),
+        timers = [form.timer for form in forms.values()]
+        for tab, shown in ((train_tab, "train"), (finetune_tab, "finetune"), (runs_tab, None), (ensemble_tab, None),
                            (errors_tab, None)):
-            tab.select(lambda shown=shown: [gr.Timer(active=i == shown) for i in range(len(timers))], None, timers,
-                       show_progress="hidden")
+            tab.select(lambda shown=shown: _polling_only(shown, forms), None, timers, show_progress="hidden")
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
         runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
@@ -57,7 +60,7 @@ def build_app(ctx) -> gr.Blocks:
         errors_tab.select(errors["refresh_fn"], errors["refresh_inputs"], errors["refresh_outputs"],
                           show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
-        demo.load(train["refresh_fn"], train["refresh_inputs"], train["refresh_outputs"], show_progress="hidden")
+        train.refresh.wire(demo.load, show_progress="hidden")
         demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
     demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble, "finetune": finetune, "errors": errors}
     return demo

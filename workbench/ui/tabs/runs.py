@@ -2,8 +2,8 @@
 
 `create_runs_tab(ctx)` builds the tab's contents inside the caller's `gr.Tab` and returns its
 components plus `refresh_fn` / `refresh_inputs` / `refresh_outputs` for the app to hook to page load
-and a timer; `wire_clone(ctx, runs, tabs, forms)` connects "Clone" once the Train and Fine-tune forms
-exist. The store-facing actions (`clone_values`, `save_notes_tags`,
+and the tab's opening; `wire_clone(ctx, runs, tabs, targets)` connects "Clone" once the Train and
+Fine-tune tabs exist. The store-facing actions (`clone_values`, `save_notes_tags`,
 `toggle_archive`, `delete_run`, `export_csv`) are plain functions raising UserError.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.views import runs as rd
-from workbench.ui.forms import spec_to_form_values
+from workbench.ui.forms import FORM_FIELDS, spec_to_fields
 
 log = logging.getLogger(__name__)
 ACTIVE = ("running", "queued")
@@ -44,19 +44,19 @@ def export_csv(store, *filters) -> str:
 
 
 def clone_values(store, choice) -> tuple:
-    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec,
-    the spec's equivalent command line)."""
+    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec
+    by field name, the spec's equivalent command line)."""
     run = store.get_run(rd.parse_choice(choice))
     finetune = run.get("kind") == "finetune"
     try:
         if finetune:
             from workbench.specs.finetune import FinetuneSpec
-            from workbench.ui.tabs.finetune import form_values
+            from workbench.ui.tabs.finetune import form_fields
 
             spec = FinetuneSpec.from_dict(run["spec"])
-            return "finetune", form_values(spec), spec.to_cli()
+            return "finetune", form_fields(spec), spec.to_cli()
         spec = RunSpec.from_dict(run["spec"])
-        return "train", spec_to_form_values(spec), spec.to_cli()
+        return "train", spec_to_fields(spec, FORM_FIELDS), spec.to_cli()
     except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
 
@@ -348,24 +348,26 @@ def create_runs_tab(ctx) -> dict:
     return c
 
 
-def wire_clone(ctx, runs: dict, tabs, forms: dict, timers: dict | None = None, commands: dict | None = None):
-    """Runs' "Clone" fills the form the run came from (`forms`: tab id -> its form's components, in
-    the order `clone_values` gives) and its command preview (`commands`: tab id -> gr.Code; written
-    here, not left to the form's change events, which a busy page can run with half-updated values),
-    switches to that tab and turns on that tab's live-panel timer (`timers`: tab id -> gr.Timer; a tab
-    switched to by code fires no select event); the other form is left as it is."""
-    order, timers, commands = list(forms), timers or {}, commands or {}
-    outputs = ([component for tab in order for component in forms[tab]] + list(timers.values())
-               + list(commands.values()))
-    titles = {"train": "Train", "finetune": "Fine-tune"}
+TITLES = {"train": "Train", "finetune": "Fine-tune"}  # the tabs "Clone" fills, as the page names them
 
-    @_guarded(len(outputs) + 2, status_at=len(outputs) + 1)
+
+def wire_clone(ctx, runs: dict, tabs, targets: dict):
+    """Runs' "Clone" fills the form the run came from (`targets`: tab id -> its FormTab) and its command
+    preview (written here, not left to the form's change events, which a busy page can run with
+    half-updated values), switches to that tab and turns on that tab's live-panel timer (a tab switched
+    to by code fires no select event); the other form is left as it is."""
+    status = runs["action_status"]
+    outputs = [*(component for target in targets.values() for component in target.form.values()),
+               *(target.timer for target in targets.values()), *(target.command for target in targets.values()),
+               tabs, status]
+
+    @_guarded(len(outputs), status_at=outputs.index(status))
     def clone_fn(choice):
-        tab, values, command = clone_values(ctx.store, choice)
-        filled = [value for name in order for value in (values if name == tab else [gr.skip()] * len(forms[name]))]
-        polling = [gr.Timer(active=name == tab) for name in timers]
-        previews = [command if name == tab else gr.skip() for name in commands]
-        return (*filled, *polling, *previews, gr.Tabs(selected=tab),
-                f"Cloned run {rd.parse_choice(choice)} into the {titles[tab]} form: adjust it and start a run.")
+        tab, fields, command = clone_values(ctx.store, choice)
+        form = targets[tab].form
+        return {**{form[name]: value for name, value in fields.items()},
+                **{target.timer: gr.Timer(active=name == tab) for name, target in targets.items()},
+                targets[tab].command: command, tabs: gr.Tabs(selected=tab),
+                status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[tab]} form: adjust it and start a run."}
 
-    runs["clone"].click(clone_fn, [runs["pick"]], outputs + [tabs, runs["action_status"]], api_name="runs_clone")
+    runs["clone"].click(clone_fn, [runs["pick"]], outputs, api_name="runs_clone")
