@@ -103,7 +103,7 @@ class Soak:
         train, runs = self.app["train"], self.app["runs"]
         while self.running():
             self.client("live poll", lambda: train.refresh.fn(None, None))
-            self.client("runs refresh", lambda: runs["refresh_fn"]())
+            self.client("runs refresh", lambda: runs.refresh.fn())
             self.counts["polls"] += 1
             time.sleep(0.2)
 

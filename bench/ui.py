@@ -71,7 +71,7 @@ def main():
         demo = build_app(ctx)
         train, runs = demo.workbench["train"], demo.workbench["runs"]
         polls = {
-            "Runs tab refresh": lambda: runs["refresh_fn"](),
+            "Runs tab refresh": lambda: runs.refresh.fn(),
             "live panel poll": lambda: train.refresh.fn(None, None),
         }
         results = {name: {"idle": timed(fn, args.calls)} for name, fn in polls.items()}

@@ -53,14 +53,14 @@ def build_app(ctx) -> gr.Blocks:
             tab.select(lambda shown=shown: _polling_only(shown, forms), None, timers, show_progress="hidden")
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
-        runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
-        runs_tab.select(runs["overview_fn"], runs["overview_inputs"], runs["overview_outputs"], show_progress="hidden")
+        runs.refresh.wire(runs_tab.select, show_progress="hidden")
+        runs.overview.wire(runs_tab.select, show_progress="hidden")
         ensemble_tab.select(ensemble["refresh_fn"], ensemble["refresh_inputs"], ensemble["refresh_outputs"],
                             show_progress="hidden")
         errors_tab.select(errors["refresh_fn"], errors["refresh_inputs"], errors["refresh_outputs"],
                           show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         train.refresh.wire(demo.load, show_progress="hidden")
-        demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
+        runs.refresh.wire(demo.load, show_progress="hidden")
     demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble, "finetune": finetune, "errors": errors}
     return demo
