@@ -55,8 +55,7 @@ def build_app(ctx) -> gr.Blocks:
         # user's sort or selection).
         runs.refresh.wire(runs_tab.select, show_progress="hidden")
         runs.overview.wire(runs_tab.select, show_progress="hidden")
-        ensemble_tab.select(ensemble["refresh_fn"], ensemble["refresh_inputs"], ensemble["refresh_outputs"],
-                            show_progress="hidden")
+        ensemble.refresh.wire(ensemble_tab.select, show_progress="hidden")
         errors_tab.select(errors["refresh_fn"], errors["refresh_inputs"], errors["refresh_outputs"],
                           show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
