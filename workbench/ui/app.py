@@ -56,8 +56,7 @@ def build_app(ctx) -> gr.Blocks:
         runs.refresh.wire(runs_tab.select, show_progress="hidden")
         runs.overview.wire(runs_tab.select, show_progress="hidden")
         ensemble.refresh.wire(ensemble_tab.select, show_progress="hidden")
-        errors_tab.select(errors["refresh_fn"], errors["refresh_inputs"], errors["refresh_outputs"],
-                          show_progress="hidden")
+        errors.refresh.wire(errors_tab.select, show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         train.refresh.wire(demo.load, show_progress="hidden")
         runs.refresh.wire(demo.load, show_progress="hidden")
