@@ -100,7 +100,7 @@ class Soak:
             time.sleep(3)
 
     def poller(self):
-        train, runs = self.app["train"], self.app["runs"]
+        train, runs = self.app.train, self.app.runs
         while self.running():
             self.client("live poll", lambda: train.refresh.fn(None, None))
             self.client("runs refresh", lambda: runs.refresh.fn())

@@ -69,7 +69,7 @@ def main():
         queue = JobQueue(store, devices=[])
         ctx = AppContext(store=store, queue=queue, device_summary="bench")
         demo = build_app(ctx)
-        train, runs = demo.workbench["train"], demo.workbench["runs"]
+        train, runs = demo.workbench.train, demo.workbench.runs
         polls = {
             "Runs tab refresh": lambda: runs.refresh.fn(),
             "live panel poll": lambda: train.refresh.fn(None, None),
