@@ -64,8 +64,7 @@ def test_api_queues_a_run_and_lists_it(app_server):
     leaderboard = client.predict(api_name="/runs_refresh")[0]
     rows = leaderboard.get("value", leaderboard)["data"]
     assert any(row[1] == 1 and "api-run" in row[2] and "completed" in row for row in rows), rows
-    bad = spec_to_form_values(TINY)
-    bad[list(RunSpec.__dataclass_fields__).index("batch_size")] = 100000
+    bad = spec_to_form_values(TINY.replace(batch_size=100000))
     message, _ = client.predict("", *bad, api_name="/train")
     assert message.startswith("**Not queued:** batch size 100000 is larger than the training split")
     with Store(app_server.db) as store:

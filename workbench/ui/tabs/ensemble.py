@@ -280,8 +280,8 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     # always_last: picking three runs fires three events; only the last selection may draw the result.
     v.runs.input(h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last")
     gr.on([x.input for x in v.settings], h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last")
-    gr.on([s.change for s in v.sliders], h.move, [v.runs, *v.settings, *v.sliders], [v.message, v.metrics, v.reliability],
-          trigger_mode="always_last", show_progress="hidden")
+    gr.on([s.change for s in v.sliders], h.move, [v.runs, *v.settings, *v.sliders],
+          [v.message, v.metrics, v.reliability], trigger_mode="always_last", show_progress="hidden")
     for how in ("grid", "greedy", "optimize"):
         getattr(v, how).click(lambda *values, how=how: h.run_search(how, *values), [v.runs, *v.settings],
                               [v.message, *v.sliders, v.search_plot, v.top], api_name=f"ensemble_{how}")

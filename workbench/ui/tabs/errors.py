@@ -133,8 +133,8 @@ class _Handlers:
                                  per_page=PER_PAGE)
         except UserError as exc:
             return {v.gallery: [], v.count: "", v.message: f"**{exc}**"}
-        return {v.gallery: items, v.page: page_number, v.count: f"{len(indices):,} images · page {page_number} of {pages}",
-                v.message: ""}
+        return {v.gallery: items, v.page: page_number,
+                v.count: f"{len(indices):,} images · page {page_number} of {pages}", v.message: ""}
 
     def change_source(self, key, split, *rest):
         """A new source or split: confusion matrix, per-class table, class filters, then the gallery."""
@@ -150,7 +150,8 @@ class _Handlers:
                                          f"accuracy {100 * accuracy:.2f}%")
         names = [ANY, *a.class_names]
         return {v.confusion: figure, v.per_class: per_class_rows(a), v.true_class: gr.update(choices=names, value=ANY),
-                v.predicted_class: gr.update(choices=names, value=ANY), **self.show(1, key, split, ANY, ANY, *rest)}
+                v.predicted_class: gr.update(choices=names, value=ANY),
+                **self.show(1, key, split, ANY, ANY, *rest)}
 
     def pick(self, page_number, key, split, true_name, predicted_name, sort, seed, mode, key_b, evt: gr.SelectData):
         # Gradio injects the event by annotation on named parameters only, hence no *values here.
@@ -162,7 +163,8 @@ class _Handlers:
             return gr.skip(), f"**{exc}**"
         entries = [(f"{a.name}", analysis.top5(a.probs[image], a.class_names))]
         for run_id, probs in a.members.items():
-            entries.append((f"member {run_id}: {a.member_names.get(run_id, '')}", analysis.top5(probs[image], a.class_names)))
+            entries.append((f"member {run_id}: {a.member_names.get(run_id, '')}",
+                            analysis.top5(probs[image], a.class_names)))
         true_name = a.class_names[a.labels[image]]
         return plots.top5_bars(entries, f"Image #{image} (true: {true_name})"), ""
 

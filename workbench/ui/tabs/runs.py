@@ -170,10 +170,10 @@ class _Handlers:
 
     @staticmethod
     def row_selected(evt: gr.SelectData):
-        row = evt.row_value or []
-        if len(row) < 3 or row[0] == "ensemble" or row[1] is None:
+        row = dict(zip(rd.COLUMNS, evt.row_value or []))
+        if "Name" not in row or row["Kind"] == "ensemble" or row["ID"] is None:
             return gr.skip()
-        return f"{int(row[1])}: {row[2]}"
+        return f"{int(row['ID'])}: {row['Name']}"
 
     def save_fn(self, choice, notes, tags):
         return save_notes_tags(self.store, choice, notes, tags)
@@ -273,8 +273,7 @@ def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh)
 
     details = Refresh(_guarded()(h.details_fn), [v.pick], [v.notes, v.tags, v.archive, v.details])
     details.wire(v.pick.input, show_progress="hidden", api_name="runs_details")
-    details.wire(v.leaderboard.select(h.row_selected, None, v.pick, **private).then, api_visibility="private",
-                 **quiet)
+    details.wire(v.leaderboard.select(h.row_selected, None, v.pick, **private).then, **private)
 
     # After an action: the leaderboard again, and (archive, delete) the picked run's details.
     saved = v.save.click(_guarded(status=v.action_status)(h.save_fn), [v.pick, v.notes, v.tags],
