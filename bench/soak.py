@@ -100,10 +100,10 @@ class Soak:
             time.sleep(3)
 
     def poller(self):
-        train, runs = self.app["train"], self.app["runs"]
+        train, runs = self.app.train, self.app.runs
         while self.running():
-            self.client("live poll", lambda: train["refresh_fn"](None, None))
-            self.client("runs refresh", lambda: runs["refresh_fn"]())
+            self.client("live poll", lambda: train.refresh.fn(None, None))
+            self.client("runs refresh", lambda: runs.refresh.fn())
             self.counts["polls"] += 1
             time.sleep(0.2)
 

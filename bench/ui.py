@@ -69,10 +69,10 @@ def main():
         queue = JobQueue(store, devices=[])
         ctx = AppContext(store=store, queue=queue, device_summary="bench")
         demo = build_app(ctx)
-        train, runs = demo.workbench["train"], demo.workbench["runs"]
+        train, runs = demo.workbench.train, demo.workbench.runs
         polls = {
-            "Runs tab refresh": lambda: runs["refresh_fn"](),
-            "live panel poll": lambda: train["refresh_fn"](None, None),
+            "Runs tab refresh": lambda: runs.refresh.fn(),
+            "live panel poll": lambda: train.refresh.fn(None, None),
         }
         results = {name: {"idle": timed(fn, args.calls)} for name, fn in polls.items()}
         spec = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",

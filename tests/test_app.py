@@ -64,8 +64,7 @@ def test_api_queues_a_run_and_lists_it(app_server):
     leaderboard = client.predict(api_name="/runs_refresh")[0]
     rows = leaderboard.get("value", leaderboard)["data"]
     assert any(row[1] == 1 and "api-run" in row[2] and "completed" in row for row in rows), rows
-    bad = spec_to_form_values(TINY)
-    bad[list(RunSpec.__dataclass_fields__).index("learning_rate")] = -1
+    bad = spec_to_form_values(TINY.replace(learning_rate=-1))
     message, _ = client.predict("", *bad, api_name="/train")
     assert message.startswith("**Not queued:** learning rate must be > 0")
     with Store(app_server.db) as store:

@@ -1,4 +1,4 @@
-"""The Runs tab: leaderboard data, analysis helpers, figures and store actions on a real Store."""
+"""The Runs tab: leaderboard data, analysis helpers, figures, store actions and handlers on a real Store."""
 import csv
 
 import numpy as np
@@ -10,6 +10,7 @@ from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.views import runs as rd
 from workbench.ui.tabs import runs as rt
+from workbench.ui.tabs import runs_actions as ra
 from workbench.ui.forms import FORM_FIELDS, spec_to_form_values
 
 
@@ -64,6 +65,24 @@ def filled(store):
 
 def _table(store, **kw):
     return rd.leaderboard_rows(store.list_runs(include_archived=True), store.list_ensembles(), **kw)
+
+
+def _tabs(store):
+    """The Runs tab built on `store`, beside the Train tab its "Clone" fills."""
+    import gradio as gr
+
+    from workbench.ui.context import AppContext
+    from workbench.ui.tabs.train import create_train_tab
+
+    ctx = AppContext(store=store, queue=_Queue())
+    with gr.Blocks() as demo:
+        with gr.Tabs() as tabs:
+            with gr.Tab("Train", id="train"):
+                train = create_train_tab(ctx)
+            with gr.Tab("Runs", id="runs"):
+                runs = rt.create_runs_tab(ctx)
+        rt.wire_clone(ctx, runs, tabs, {"train": train})
+    return demo, train, runs
 
 
 def test_leaderboard_rows_filters_and_ensembles(store, filled):
@@ -132,13 +151,13 @@ def test_figures(store, filled):
     fig = plots.curves([(a, store.epochs(ids["a"])), (b, store.epochs(ids["b"]))], "Validation loss", "Epoch", 0)
     assert [t.name for t in fig.data] == [f"{ids['a']}: a", f"{ids['b']}: b"]
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.height == 360 and fig.layout.title.text
-    smooth = rt.curves_figure(store, [f"{ids['a']}: a"], "Validation accuracy", "Wall time", 0.6)
+    smooth = ra.curves_figure(store, [f"{ids['a']}: a"], "Validation accuracy", "Wall time", 0.6)
     assert len(smooth.data) == 2 and smooth.data[1].y[1] == pytest.approx(0.6 * 50 + 0.4 * 60)
     assert "wall time" in smooth.layout.xaxis.title.text
-    pc = rt.per_class_figure(store, [f"{ids['a']}: a", f"{ids['b']}: b"])
+    pc = ra.per_class_figure(store, [f"{ids['a']}: a", f"{ids['b']}: b"])
     assert len(pc.data) == 1 and list(pc.data[0].x)[:2] == ["airplane", "automobile"]
     assert "no test predictions" in pc.layout.annotations[0].text
-    scatter, groups = rt.overview_figures(store, "Test accuracy", "Loss")
+    scatter, groups = ra.overview_figures(store, "Test accuracy", "Loss")
     assert sorted(t.name for t in scatter.data) == ["resnet20"] and scatter.layout.xaxis.type == "log"
     assert len(scatter.data[0].x) == 3  # completed, unarchived, with params and test accuracy
     assert list(groups.data[0].x) == ["label_smoothing", "cross_entropy"]
@@ -151,84 +170,86 @@ def test_figures(store, filled):
 
 def test_refresh_and_empty_state(store, filled, tmp_path):
     ids, *_ = filled
-    ctx = type("Ctx", (), {"store": store, "queue": _Queue()})()
-    out = rt.make_refresh_fn(ctx)([], [], [], [], False, True, rd.DEFAULT_SORT, [f"{ids['a']}: a", "999: gone"], None)
-    table, summary = out[0]["value"], out[1]
+    _, _, tab = _tabs(store)
+    v = tab.view
+    out = tab.refresh.fn([], [], [], [], False, True, rd.DEFAULT_SORT, [f"{ids['a']}: a", "999: gone"], None)
+    table, summary = out[v.leaderboard]["value"], out[v.summary]
     assert len(table) == 5 and "4 of 5 run(s) shown, 1 archived hidden" in summary
-    assert out[6]["value"] == [f"{ids['a']}: a"] and f"{ids['d']}: d" in out[6]["choices"]
+    assert out[v.selection]["value"] == [f"{ids['a']}: a"] and f"{ids['d']}: d" in out[v.selection]["choices"]
     with Store(tmp_path / "empty.db") as empty:
-        ctx.store = empty
-        out = rt.make_refresh_fn(ctx)()
-        assert out[0]["value"] == [] and rd.EMPTY_MESSAGE in out[1]
+        _, _, tab = _tabs(empty)
+        out = tab.refresh.fn()
+        assert out[tab.view.leaderboard]["value"] == [] and rd.EMPTY_MESSAGE in out[tab.view.summary]
 
 
 def test_export_csv(store, filled):
-    path = rt.export_csv(store, ["completed"], [], [], [], False, True, "Name")
+    path = ra.export_csv(store, ["completed"], [], [], [], False, True, "Name")
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == list(rd.COLUMNS) and [r[2] for r in rows[1:]] == ["a", "b", "c"]
     assert rows[1][9] == "65.0" and rows[1][12] == "baseline"
     with pytest.raises(UserError, match="empty"):
-        rt.export_csv(store, ["queued"])
+        ra.export_csv(store, ["queued"])
 
 
 def test_notes_tags_archive_delete_clone(store, filled):
     ids, *_ = filled
     choice = f"{ids['b']}: b"
-    assert "run" in rt.save_notes_tags(store, choice, " lr too high ", "x, y ,x,, z")
+    assert "run" in ra.save_notes_tags(store, choice, " lr too high ", "x, y ,x,, z")
     run = store.get_run(ids["b"])
     assert run["notes"] == "lr too high" and run["tags"] == ["x", "y", "z"]
-    assert rt.run_details(store, choice)[:3] == ("lr too high", "x, y, z", "Archive")
-    rt.toggle_archive(store, choice)
-    assert store.get_run(ids["b"])["archived"] and rt.run_details(store, choice)[2] == "Unarchive"
-    rt.toggle_archive(store, choice)
+    assert ra.run_details(store, choice)[:3] == ("lr too high", "x, y, z", "Archive")
+    ra.toggle_archive(store, choice)
+    assert store.get_run(ids["b"])["archived"] and ra.run_details(store, choice)[2] == "Unarchive"
+    ra.toggle_archive(store, choice)
     assert not store.get_run(ids["b"])["archived"]
 
-    tab, values, command = rt.clone_values(store, choice)
-    assert tab == "train" and values == spec_to_form_values(RunSpec.from_dict(run["spec"]))
-    assert command == RunSpec.from_dict(run["spec"]).to_cli() and "--loss label_smoothing" in command
-    assert len(values) == len(FORM_FIELDS) and values[FORM_FIELDS.index("loss")] == "label_smoothing"
+    tab, fields, command = ra.clone_values(store, choice)
+    spec = RunSpec.from_dict(run["spec"])
+    assert tab == "train" and list(fields) == FORM_FIELDS and list(fields.values()) == spec_to_form_values(spec)
+    assert command == spec.to_cli() and "--loss label_smoothing" in command
+    assert fields["loss"] == "label_smoothing"
 
     with pytest.raises(UserError, match="I am sure"):
-        rt.delete_run(store, _Queue(), choice, False)
+        ra.delete_run(store, _Queue(), choice, False)
     with pytest.raises(UserError, match="cancel it"):
-        rt.delete_run(store, _Queue([ids["b"]]), choice, True)
+        ra.delete_run(store, _Queue([ids["b"]]), choice, True)
     folder = store.run_dir(ids["b"])
-    rt.delete_run(store, _Queue(), choice, True)
+    ra.delete_run(store, _Queue(), choice, True)
     assert ids["b"] not in [r["id"] for r in store.list_runs(include_archived=True)]
     assert not folder.exists()
     with pytest.raises(UserError, match="pick a run"):
-        rt.clone_values(store, None)
+        ra.clone_values(store, None)
 
 
 def test_guard_turns_errors_into_messages():
-    wrapped = rt._guarded(2, status_at=1)(lambda: (_ for _ in ()).throw(UserError("bad input")))
+    import gradio as gr
+
+    status = gr.Markdown()
+    wrapped = rt._guarded(status=status)(lambda: (_ for _ in ()).throw(UserError("bad input")))
     with pytest.warns(UserWarning):
-        skip, message = wrapped()
-    assert message == "⚠️ bad input"
-    fig = rt._guarded(1, figure_title="Curves")(lambda: 1 / 0)
+        assert wrapped() == {status: "⚠️ bad input"}
+    quiet = rt._guarded()(lambda: 1 / 0)
+    with pytest.warns(UserWarning):
+        assert quiet() == gr.skip()
+    fig = rt._guarded(figure_title="Curves")(lambda: 1 / 0)
     with pytest.warns(UserWarning):
         assert "ZeroDivisionError" in fig().layout.annotations[0].text
 
 
-def test_tab_builds(store, filled):
-    import gradio as gr
-
-    from workbench.ui.context import AppContext
-    from workbench.ui.forms import build_form
-
-    ctx = AppContext(store=store, queue=_Queue())
-    with gr.Blocks() as demo:
-        with gr.Tabs() as tabs:
-            with gr.Tab("Train", id="train"):
-                form = build_form(RunSpec(), 0)
-            with gr.Tab("Runs", id="runs"):
-                tab = rt.create_runs_tab(ctx)
-            rt.wire_clone(ctx, tab, tabs, {"train": list(form.values())})
-    assert {"leaderboard", "refresh", "selection", "refresh_fn", "refresh_outputs"} <= set(tab)
-    assert len(tab["refresh_inputs"]) == 9 and len(tab["refresh_outputs"]) == 8
-    assert len(tab["refresh_fn"]()[0]["value"]) == 5
-    assert demo.fns
+def test_tab_builds_and_clones_into_the_train_form(store, filled):
+    ids, *_ = filled
+    demo, train, tab = _tabs(store)
+    assert len(tab.refresh.inputs) == 9 and len(tab.refresh.outputs) == 8
+    assert len(tab.refresh.fn()[tab.view.leaderboard]["value"]) == 5
+    assert tab.overview.outputs == [tab.view.scatter, tab.view.groups]
+    clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")
+    out = clone(f"{ids['b']}: b")
+    assert out[train.form["loss"]] == "label_smoothing" and out[train.form["name"]] == "b"
+    assert "--loss label_smoothing" in out[train.command] and out[train.timer].active
+    assert out[tab.view.action_status].startswith(f"Cloned run {ids['b']} into the Train form")
+    with pytest.warns(UserWarning):
+        assert clone(None) == {tab.view.action_status: "⚠️ pick a run first"}
 
 
 def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
@@ -239,10 +260,10 @@ def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
                         dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),
                         name="ft-clone")
     run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune")
-    tab, values, command = rt.clone_values(store, f"{run_id}: ft-clone")
-    assert tab == "finetune" and len(values) == len(ft.form_names())
+    tab, fields, command = ra.clone_values(store, f"{run_id}: ft-clone")
+    assert tab == "finetune" and list(fields) == ft.form_names()
     assert "--backbone mobilenet_v2 --weights none" in command and "--name ft-clone" in command
-    assert ft.values_to_spec(ft.form_names(), values) == spec          # the form gives the same spec back
+    assert ft.values_to_spec(list(fields), list(fields.values())) == spec          # the form gives the same spec back
     store.update_run(run_id, spec={"backbone": "vgg19", "no_such_field": 1})
     with pytest.raises(UserError, match="stored settings cannot be read"):
-        rt.clone_values(store, f"{run_id}: ft-clone")
+        ra.clone_values(store, f"{run_id}: ft-clone")

@@ -1,18 +1,35 @@
 """Assemble the workbench page: a header with the devices and store, then one tab per module."""
 import html
+from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench.ui.tabs.ensemble import create_ensemble_tab
-from workbench.ui.tabs.errors import create_errors_tab
+from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
+from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.finetune import create_finetune_tab
-from workbench.ui.tabs.runs import create_runs_tab, wire_clone
+from workbench.ui.tabs.runs import RunsTab, create_runs_tab, wire_clone
+from workbench.ui.tabs.spec_form import FormTab
 from workbench.ui.tabs.train import create_train_tab
 
 CSS = """
 #live-status p { margin: 0.4em 0; }
 footer { display: none !important; }
 """
+
+# tab id -> (title, builder), in page order
+TABS = {"train": ("Train", create_train_tab), "runs": ("Runs", create_runs_tab),
+        "ensemble": ("Ensemble", create_ensemble_tab), "finetune": ("Fine-tune", create_finetune_tab),
+        "errors": ("Errors", create_errors_tab)}
+
+
+@dataclass(eq=False)
+class Page:
+    """The page's tabs as their builders returned them (`demo.workbench`)."""
+    train: FormTab
+    runs: RunsTab
+    ensemble: EnsembleTab
+    finetune: FormTab
+    errors: ErrorsTab
 
 
 def header_markdown(ctx) -> str:
@@ -25,39 +42,33 @@ def header_markdown(ctx) -> str:
     return "\n\n".join(lines)
 
 
+def _polling_only(shown: str, forms: dict) -> dict:
+    """The live panels' timers, only that of the tab `shown` (if it has one) running."""
+    return {form.timer: gr.Timer(active=name == shown) for name, form in forms.items()}
+
+
 def build_app(ctx) -> gr.Blocks:
     with gr.Blocks(title="CIFAR Workbench", fill_width=True) as demo:
         gr.Markdown(header_markdown(ctx), elem_id="header")
+        tab_items, contents = {}, {}
         with gr.Tabs() as tabs:
-            with gr.Tab("Train", id="train") as train_tab:
-                train = create_train_tab(ctx)
-            with gr.Tab("Runs", id="runs") as runs_tab:
-                runs = create_runs_tab(ctx)
-            with gr.Tab("Ensemble", id="ensemble") as ensemble_tab:
-                ensemble = create_ensemble_tab(ctx)
-            with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
-                finetune = create_finetune_tab(ctx)
-            with gr.Tab("Errors", id="errors") as errors_tab:
-                errors = create_errors_tab(ctx)
-        wire_clone(ctx, runs, tabs, {"train": train["form_list"], "finetune": finetune["form_list"]},
-                   {"train": train["timer"], "finetune": finetune["timer"]},
-                   {"train": train["command"], "finetune": finetune["command"]})
+            for tab_id, (title, create) in TABS.items():
+                with gr.Tab(title, id=tab_id) as tab_items[tab_id]:
+                    contents[tab_id] = create(ctx)
+        page = Page(**contents)
+        forms = {"train": page.train, "finetune": page.finetune}
+        wire_clone(ctx, page.runs, tabs, forms)
         # Only the shown tab's live panel polls: both panels read the same jobs, twice the work for nothing.
-        timers = [train["timer"], finetune["timer"]]
-        for tab, shown in ((train_tab, 0), (finetune_tab, 1), (runs_tab, None), (ensemble_tab, None),
-                           (errors_tab, None)):
-            tab.select(lambda shown=shown: [gr.Timer(active=i == shown) for i in range(len(timers))], None, timers,
-                       show_progress="hidden")
+        timers = [form.timer for form in forms.values()]
+        for tab_id, tab_item in tab_items.items():
+            tab_item.select(lambda shown=tab_id: _polling_only(shown, forms), None, timers, show_progress="hidden")
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
-        runs_tab.select(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
-        runs_tab.select(runs["overview_fn"], runs["overview_inputs"], runs["overview_outputs"], show_progress="hidden")
-        ensemble_tab.select(ensemble["refresh_fn"], ensemble["refresh_inputs"], ensemble["refresh_outputs"],
-                            show_progress="hidden")
-        errors_tab.select(errors["refresh_fn"], errors["refresh_inputs"], errors["refresh_outputs"],
-                          show_progress="hidden")
+        for tab_id, refresh in (("runs", page.runs.refresh), ("runs", page.runs.overview),
+                                ("ensemble", page.ensemble.refresh), ("errors", page.errors.refresh)):
+            refresh.wire(tab_items[tab_id].select, show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
-        demo.load(train["refresh_fn"], train["refresh_inputs"], train["refresh_outputs"], show_progress="hidden")
-        demo.load(runs["refresh_fn"], runs["refresh_inputs"], runs["refresh_outputs"], show_progress="hidden")
-    demo.workbench = {"train": train, "runs": runs, "ensemble": ensemble, "finetune": finetune, "errors": errors}
+        for refresh in (page.train.refresh, page.runs.refresh):
+            refresh.wire(demo.load, show_progress="hidden")
+    demo.workbench = page
     return demo

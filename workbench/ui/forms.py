@@ -1,7 +1,8 @@
 """The Train form <-> RunSpec: one component per RunSpec field, in `FORM_FIELDS` order.
 
-The Train tab builds the components with `build_form`; the Runs tab's "clone" fills them with
-`spec_to_form_values(spec)`; Train reads them back with `form_values_to_spec(*values)`.
+The Train tab builds the components with `build_form`; the Runs tab's "clone" fills them by name
+with `spec_to_fields(spec, FORM_FIELDS)`; Train reads them back with `form_values_to_spec(*values)`
+(`spec_to_form_values(spec)` gives the same values as a list, in the order of the `/train` API).
 Dict-valued fields are edited as `key=value,...` text, the same syntax as the CLI flags.
 """
 import dataclasses
@@ -100,21 +101,21 @@ def key_value_text(values: dict) -> str:
 
 def spec_to_form_values(spec: RunSpec) -> list:
     """Values for the form's components, in FORM_FIELDS order."""
-    return spec_to_values(spec, FORM_FIELDS)
+    return list(spec_to_fields(spec, FORM_FIELDS).values())
 
 
-def spec_to_values(spec, names) -> list:
-    """Form values of any spec dataclass, by field name: dicts as `key=value,...` text, the
+def spec_to_fields(spec, names) -> dict:
+    """Form values of any spec dataclass by field name: dicts as `key=value,...` text, the
     augmentation tuple as a list (what a CheckboxGroup takes)."""
-    values = []
+    fields = {}
     for name in names:
         value = getattr(spec, name)
         if isinstance(value, dict):
             value = key_value_text(value)
         elif name == "augment":
             value = list(value)
-        values.append(value)
-    return values
+        fields[name] = value
+    return fields
 
 
 def form_values_to_spec(*values) -> RunSpec:

@@ -1,15 +1,75 @@
 """The live panel (jobs table, followed run's progress and curves, Cancel / Resume), shared by the
 Train and Fine-tune tabs. It polls the store every 2 s, so every page shows the same jobs."""
+from dataclasses import dataclass
+
 import gradio as gr
 
 from workbench.errors import UserError
-from workbench.ui.views import live
 from workbench.ui.plots import live_curves
+from workbench.ui.refresh import Refresh
+from workbench.ui.views import live
 
 POLL_SECONDS = 2.0
 
 
-def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool = True) -> dict:
+@dataclass(eq=False)
+class LivePanel:
+    """The panel as its tab and the page use it: `refresh` is one poll, which `timer` runs."""
+    store: object  # store.Store
+    follow: gr.Dropdown
+    timer: gr.Timer
+    refresh: Refresh
+
+    def followed_update(self, run_id):
+        """The follow dropdown set to a run just queued."""
+        return gr.update(choices=live.follow_choices(self.store), value=run_id)
+
+
+def start_polling():  # a tab switched to by code (Runs' "clone") fires no select event
+    return gr.Timer(active=True)
+
+
+class _Poll:
+    """The panel's handlers, over the store and the job queue."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def refresh(self, followed, drawn):
+        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves."""
+        store = self.ctx.store
+        rows = live.jobs_rows(store)
+        choices = live.follow_choices(store)
+        if followed not in {value for _, value in choices}:
+            followed = live.default_follow(store)
+            if followed is None:
+                empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
+                return rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn
+            follow_update = gr.update(choices=choices, value=followed)
+        else:
+            # Leave the value alone: a poll that started before Train/Fine-tune set the new run must not
+            # put the old one back.
+            follow_update = gr.update(choices=choices)
+        run = store.get_run(followed)
+        epochs = store.epochs(followed)
+        signature = (followed, len(epochs), run["status"])
+        figure = live_curves(run, epochs) if signature != drawn else gr.skip()
+        return rows, follow_update, live.status_html(run, epochs), figure, signature
+
+    def act(self, action, run_id):
+        if run_id is None:
+            return "Choose a run to follow first."
+        try:
+            if action == "cancel":
+                self.ctx.queue.cancel(int(run_id))
+                return f"Cancelling run {run_id}: it stops after its current batch (resume continues it)."
+            self.ctx.queue.resume(int(run_id))
+            return f"Run {run_id} queued to resume from its last checkpoint."
+        except UserError as exc:
+            return f"**{exc}**"
+
+
+def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool = True) -> LivePanel:
     """Build the panel inside the caller's layout. `prefix` keeps element ids unique per tab; `active`
     starts its poll timer running (the app turns each panel's timer on only while its tab is shown)."""
     gr.Markdown("### Jobs")
@@ -24,51 +84,12 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
     action_message = gr.Markdown(elem_id=f"{prefix}action-message")
     last_drawn = gr.State(None)
 
-    def refresh(followed, drawn):
-        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves."""
-        rows = live.jobs_rows(ctx.store)
-        choices = live.follow_choices(ctx.store)
-        if followed not in {value for _, value in choices}:
-            followed = live.default_follow(ctx.store)
-            if followed is None:
-                empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
-                return rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn
-            follow_update = gr.update(choices=choices, value=followed)
-        else:
-            # Leave the value alone: a poll that started before Train/Fine-tune set the new run must not
-            # put the old one back.
-            follow_update = gr.update(choices=choices)
-        run = ctx.store.get_run(followed)
-        epochs = ctx.store.epochs(followed)
-        signature = (followed, len(epochs), run["status"])
-        figure = live_curves(run, epochs) if signature != drawn else gr.skip()
-        return rows, follow_update, live.status_html(run, epochs), figure, signature
-
-    outputs = [jobs, follow, status, curves, last_drawn]
+    poll = _Poll(ctx)
+    refresh = Refresh(poll.refresh, [follow, last_drawn], [jobs, follow, status, curves, last_drawn])
     timer = gr.Timer(POLL_SECONDS, active=active)
-    timer.tick(refresh, [follow, last_drawn], outputs, show_progress="hidden", api_name=f"{api_prefix}jobs")
-    follow.input(refresh, [follow, gr.State(None)], outputs, show_progress="hidden", trigger_mode="always_last")
-
-    def act(action, run_id):
-        if run_id is None:
-            return "Choose a run to follow first."
-        try:
-            if action == "cancel":
-                ctx.queue.cancel(int(run_id))
-                return f"Cancelling run {run_id}: it stops after its current batch (resume continues it)."
-            ctx.queue.resume(int(run_id))
-            return f"Run {run_id} queued to resume from its last checkpoint."
-        except UserError as exc:
-            return f"**{exc}**"
-
-    cancel_button.click(lambda r: act("cancel", r), follow, action_message, api_name=f"{api_prefix}cancel")
-    resume_button.click(lambda r: act("resume", r), follow, action_message, api_name=f"{api_prefix}resume")
-
-    def followed_update(run_id):
-        return gr.update(choices=live.follow_choices(ctx.store), value=run_id)
-
-    def start_polling():  # a tab switched to by code (Runs' "clone") fires no select event
-        return gr.Timer(active=True)
-
-    return {"timer": timer, "start_polling": start_polling, "jobs": jobs, "follow": follow, "status": status, "curves": curves, "refresh_fn": refresh,
-            "refresh_inputs": [follow, last_drawn], "refresh_outputs": outputs, "followed_update": followed_update}
+    refresh.wire(timer.tick, show_progress="hidden", api_name=f"{api_prefix}jobs")
+    follow.input(poll.refresh, [follow, gr.State(None)], refresh.outputs, show_progress="hidden",
+                 trigger_mode="always_last")
+    cancel_button.click(lambda r: poll.act("cancel", r), follow, action_message, api_name=f"{api_prefix}cancel")
+    resume_button.click(lambda r: poll.act("resume", r), follow, action_message, api_name=f"{api_prefix}resume")
+    return LivePanel(store=ctx.store, follow=follow, timer=timer, refresh=refresh)

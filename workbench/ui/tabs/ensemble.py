@@ -3,6 +3,8 @@ and see validation and test accuracy, NLL and ECE, reliability and member agreem
 
 Everything is computed from stored logits (`workbench.ensemble.lab`); no model is re-run.
 """
+from dataclasses import dataclass
+
 import gradio as gr
 import numpy as np
 
@@ -10,11 +12,51 @@ from workbench.ensemble import combine as ens
 from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.ui import plots
+from workbench.ui.refresh import Refresh
 
 MAX_SLIDERS = 8
 METRIC_COLUMNS = ["source", "weight", "T", "val acc %", "val NLL", "val ECE %", "test acc %", "test NLL", "test ECE %"]
 METHOD_CHOICES = [("weighted mean", "mean"), ("majority vote", "vote")]
 SPACE_CHOICES = [("probabilities", "prob"), ("logits", "logit")]
+
+
+@dataclass(eq=False)
+class EnsembleView:
+    """The tab's components."""
+    runs: gr.Dropdown  # the members
+    refresh: gr.Button
+    unavailable: gr.Markdown
+    method: gr.Radio
+    space: gr.Radio
+    temperature: gr.Checkbox
+    tta: gr.Checkbox
+    sliders: list  # MAX_SLIDERS gr.Slider, one weight per member; the unused ones hidden
+    equal: gr.Button
+    grid: gr.Button
+    greedy: gr.Button
+    optimize: gr.Button
+    message: gr.Markdown
+    metrics: gr.Dataframe
+    search_plot: gr.Plot
+    top: gr.Dataframe
+    reliability: gr.Plot
+    agreement: gr.Plot
+    name: gr.Textbox
+    save: gr.Button
+    saved: gr.Dropdown
+    load: gr.Button
+    delete: gr.Button
+
+    @property
+    def settings(self) -> list:
+        """The components of `lab.Settings`, in `settings_of`'s argument order."""
+        return [self.method, self.space, self.temperature, self.tta]
+
+
+@dataclass(eq=False)
+class EnsembleTab:
+    view: EnsembleView
+    refresh: Refresh  # the member choices, the runs that cannot be combined, the saved ensembles
 
 
 def _choices(candidates):
@@ -38,8 +80,156 @@ def metrics_rows(scored: dict) -> list:
     return rows
 
 
-def create_ensemble_tab(ctx) -> dict:
-    room = lab.Lab(ctx.store)
+def settings_of(method, space, temperature, tta):
+    return lab.Settings(method=method or "mean", space=space or "prob", temperature=bool(temperature), tta=bool(tta))
+
+
+def _settings_and_weights(method, space, temperature, tta, *weights):
+    """The values of `EnsembleView.settings` and then of the sliders, read into Settings and weights."""
+    return settings_of(method, space, temperature, tta), list(weights)
+
+
+def _chosen_id(ensemble_id) -> int:
+    if ensemble_id is None:
+        raise UserError("choose a saved ensemble first")
+    return int(ensemble_id)
+
+
+class _Handlers:
+    """The tab's event handlers over the store's logits; each returns its outputs by component."""
+
+    def __init__(self, ctx, view: EnsembleView):
+        self.store, self.room, self.v = ctx.store, lab.Lab(ctx.store), view
+
+    def saved_choices(self):
+        return [(f"{e['id']}: {e['name']} (val {100 * (e['val_accuracy'] or 0):.2f}%, test "
+                 f"{100 * (e['test_accuracy'] or 0):.2f}%)", e["id"]) for e in self.store.list_ensembles()]
+
+    def refresh(self, selected):
+        candidates = lab.compatible_with(lab.candidates(self.store), selected or [])
+        keep = [r for r in (selected or []) if r in {v for _, v in _choices(candidates)}]
+        return (gr.update(choices=_choices(candidates), value=keep), _unavailable(candidates),
+                gr.update(choices=self.saved_choices()))
+
+    def slider_updates(self, members, weights) -> dict:
+        """One slider per member, labelled with its run and showing its weight; the rest hidden."""
+        updates = {}
+        for i, slider in enumerate(self.v.sliders):
+            if members is not None and i < len(members.ids):
+                updates[slider] = gr.update(visible=True, value=round(float(weights[i]), 3),
+                                            label=f"{members.ids[i]}: {members.names[i]}")
+            else:
+                updates[slider] = gr.update(visible=False)
+        return updates
+
+    def figures(self, members, settings, weights, full=True) -> dict:
+        """The metrics table and reliability diagram, and with `full` the agreement heatmap."""
+        scored = lab.score(members, weights, settings)
+        figures = {self.v.metrics: metrics_rows(scored),
+                   self.v.reliability: plots.reliability_diagram(lab.reliability(members, scored, settings))}
+        if full:
+            figures[self.v.agreement] = plots.agreement_heatmap(ens.agreement_matrix(scored["test_member_probs"]),
+                                                                [f"{i}" for i in members.ids])
+        return figures
+
+    def select(self, run_ids, *settings_values):
+        """New selection or settings: equal weights, everything recomputed."""
+        run_ids = run_ids or []
+        cleared = {**self.slider_updates(None, []), self.v.metrics: []}
+        if len(run_ids) > MAX_SLIDERS:
+            raise_message = f"**Select at most {MAX_SLIDERS} runs** (greedy selection handles more in the CLI)."
+            return {self.v.message: raise_message, **cleared}
+        try:
+            members = self.room.load(run_ids)
+            weights = [1.0] * len(members.ids)
+            figures = self.figures(members, settings_of(*settings_values), weights)
+        except UserError as exc:
+            return {self.v.message: f"**{exc}**", **cleared}
+        return {self.v.message: "", **self.slider_updates(members, weights), **figures}
+
+    def move(self, run_ids, *values):
+        """A slider moved: recompute the ensemble's figures for the current weights."""
+        settings, weights = _settings_and_weights(*values)
+        try:
+            members = self.room.load(run_ids)
+        except UserError:
+            return gr.skip()
+        try:
+            figures = self.figures(members, settings, weights[:len(members.ids)], full=False)
+        except UserError as exc:
+            return {self.v.message: f"**{exc}**"}
+        # The message is left alone: a search that pushes new weights into the sliders fires this too,
+        # and its note ("Grid search over ...") must stay visible.
+        return figures
+
+    def run_search(self, how, run_ids, *settings_values):
+        settings = settings_of(*settings_values)
+        try:
+            members = self.room.load(run_ids)
+            found = lab.search(members, settings, how)
+        except UserError as exc:
+            return {self.v.message: f"**{exc}**"}
+        weights = np.asarray(found["weights"], float)
+        weights = weights / weights.max()  # sliders show relative weights; the largest at 1
+        shown = self.slider_updates(members, weights)
+        if how == "grid":
+            top = [[*[round(w, 3) for w in row["normalized_weights"]], round(100 * row["accuracy"], 2)]
+                   for row in found["top"]]
+            note = f"Grid search over {found['combinations']:,} combinations: best validation accuracy " \
+                   f"{100 * found['val_accuracy']:.2f}%."
+            return {self.v.message: note, **shown, self.v.search_plot: plots.grid_heatmap(found["grid"], members.names),
+                    self.v.top: gr.update(value=top, headers=[*(f"w{i}" for i in members.ids), "val acc %"])}
+        if how == "greedy":
+            note = f"Greedy selection: best validation NLL after {found['best_step']} selections."
+            return {self.v.message: note, **shown,
+                    self.v.search_plot: plots.greedy_trajectory(found["trajectory"], found["best_step"])}
+        note = f"Optimised weights: validation NLL {found['val_nll']:.4f} (equal weights: {found['uniform_nll']:.4f})."
+        return {self.v.message: note, **shown}
+
+    def equal(self, run_ids):
+        try:
+            members = self.room.load(run_ids)
+        except UserError as exc:
+            return {self.v.message: f"**{exc}**"}
+        return {self.v.message: "", **self.slider_updates(members, [1.0] * len(members.ids))}
+
+    def save(self, name, run_ids, *values):
+        settings, weights = _settings_and_weights(*values)
+        try:
+            members = self.room.load(run_ids)
+            scored = lab.score(members, weights[:len(members.ids)], settings, with_members=False)
+            ensemble_id = lab.save(self.store, members, scored, settings, name)
+        except UserError as exc:
+            return f"**{exc}**", gr.skip()
+        return (f"Saved ensemble {ensemble_id}: **{name}** (val {100 * scored['val']['accuracy']:.2f}%, "
+                f"test {100 * scored['test']['accuracy']:.2f}%)",
+                gr.update(choices=self.saved_choices(), value=ensemble_id))
+
+    def load_saved(self, ensemble_id):
+        v = self.v
+        try:
+            saved = self.store.get_ensemble(_chosen_id(ensemble_id))
+            settings = lab.settings_of(saved)
+            members = self.room.load(saved["members"])
+            weights = np.asarray(saved["weights"], float)
+            figures = self.figures(members, settings, list(weights))
+        except UserError as exc:
+            return {v.message: f"**{exc}**"}
+        candidates = lab.compatible_with(lab.candidates(self.store), members.ids)
+        return {v.message: f"Loaded ensemble {saved['id']}: **{saved['name']}**",
+                v.runs: gr.update(choices=_choices(candidates), value=members.ids), v.method: settings.method,
+                v.space: settings.space, v.temperature: settings.temperature, v.tta: settings.tta,
+                v.name: saved["name"], **self.slider_updates(members, weights / weights.max()), **figures}
+
+    def delete(self, ensemble_id):
+        try:
+            self.store.delete_ensemble(_chosen_id(ensemble_id))
+        except UserError as exc:
+            return f"**{exc}**", gr.skip()
+        return f"Deleted ensemble {ensemble_id}.", gr.update(choices=self.saved_choices(), value=None)
+
+
+def _layout() -> EnsembleView:
     c = {}
     gr.Markdown("Combine completed runs trained on the same split. Weights and temperatures are chosen on the "
                 "**validation** split; **test** figures are reported for the chosen weights, never used to choose.")
@@ -54,8 +244,8 @@ def create_ensemble_tab(ctx) -> dict:
         c["temperature"] = gr.Checkbox(False, label="Temperature scaling (fitted per member on validation)")
         c["tta"] = gr.Checkbox(False, label="Flip test-time augmentation")
     with gr.Row():
-        sliders = [gr.Slider(0, 1, value=1, step=0.01, label=f"member {i + 1}", visible=False,
-                             elem_id=f"ensemble-weight-{i}") for i in range(MAX_SLIDERS)]
+        c["sliders"] = [gr.Slider(0, 1, value=1, step=0.01, label=f"member {i + 1}", visible=False,
+                                  elem_id=f"ensemble-weight-{i}") for i in range(MAX_SLIDERS)]
     with gr.Row():
         c["equal"] = gr.Button("Equal weights")
         c["grid"] = gr.Button("Grid search (step 0.1)", variant="primary")
@@ -77,161 +267,26 @@ def create_ensemble_tab(ctx) -> dict:
         c["saved"] = gr.Dropdown([], label="Saved ensembles", scale=3, elem_id="ensemble-saved")
         c["load"] = gr.Button("Load into sliders", scale=1)
         c["delete"] = gr.Button("Delete", variant="stop", scale=1)
-    settings_inputs = [c["method"], c["space"], c["temperature"], c["tta"]]
+    return EnsembleView(**c)
 
-    def settings_of(method, space, temperature, tta):
-        return lab.Settings(method=method or "mean", space=space or "prob", temperature=bool(temperature), tta=bool(tta))
 
-    def saved_choices():
-        return [(f"{e['id']}: {e['name']} (val {100 * (e['val_accuracy'] or 0):.2f}%, test "
-                 f"{100 * (e['test_accuracy'] or 0):.2f}%)", e["id"]) for e in ctx.store.list_ensembles()]
-
-    def refresh(selected):
-        candidates = lab.compatible_with(lab.candidates(ctx.store), selected or [])
-        keep = [r for r in (selected or []) if r in {v for _, v in _choices(candidates)}]
-        return (gr.update(choices=_choices(candidates), value=keep), _unavailable(candidates),
-                gr.update(choices=saved_choices()))
-
-    refresh_outputs = [c["runs"], c["unavailable"], c["saved"]]
-    c["refresh"].click(refresh, c["runs"], refresh_outputs)
-
-    def slider_updates(members, weights):
-        updates = []
-        for i in range(MAX_SLIDERS):
-            if members is not None and i < len(members.ids):
-                updates.append(gr.update(visible=True, value=round(float(weights[i]), 3),
-                                         label=f"{members.ids[i]}: {members.names[i]}"))
-            else:
-                updates.append(gr.update(visible=False))
-        return updates
-
-    def figures(members, settings, weights, full=True):
-        scored = lab.score(members, weights, settings)
-        reliability = plots.reliability_diagram(lab.reliability(members, scored, settings))
-        agreement = plots.agreement_heatmap(ens.agreement_matrix(scored["test_member_probs"]),
-                                            [f"{i}" for i in members.ids]) if full else gr.skip()
-        return metrics_rows(scored), reliability, agreement
-
-    def select(run_ids, *settings_values):
-        """New selection or settings: equal weights, everything recomputed."""
-        run_ids = run_ids or []
-        if len(run_ids) > MAX_SLIDERS:
-            raise_message = f"**Select at most {MAX_SLIDERS} runs** (greedy selection handles more in the CLI)."
-            return (raise_message, *slider_updates(None, []), [], gr.skip(), gr.skip())
-        try:
-            members = room.load(run_ids)
-            weights = [1.0] * len(members.ids)
-            rows, reliability, agreement = figures(members, settings_of(*settings_values), weights)
-        except UserError as exc:
-            return (f"**{exc}**", *slider_updates(None, []), [], gr.skip(), gr.skip())
-        return ("", *slider_updates(members, weights), rows, reliability, agreement)
-
-    select_outputs = [c["message"], *sliders, c["metrics"], c["reliability"], c["agreement"]]
+def create_ensemble_tab(ctx) -> EnsembleTab:
+    v = _layout()
+    h = _Handlers(ctx, v)
+    refresh = Refresh(h.refresh, [v.runs], [v.runs, v.unavailable, v.saved])
+    refresh.wire(v.refresh.click)
+    figures = [v.metrics, v.reliability, v.agreement]
+    select_outputs = [v.message, *v.sliders, *figures]
     # always_last: picking three runs fires three events; only the last selection may draw the result.
-    c["runs"].input(select, [c["runs"], *settings_inputs], select_outputs, trigger_mode="always_last")
-    gr.on([x.input for x in settings_inputs], select, [c["runs"], *settings_inputs], select_outputs,
-          trigger_mode="always_last")
-
-    def move(run_ids, *values):
-        """A slider moved: recompute the ensemble's figures for the current weights."""
-        settings = settings_of(*values[:4])
-        try:
-            members = room.load(run_ids)
-        except UserError:
-            return gr.skip(), gr.skip(), gr.skip()
-        weights = list(values[4:4 + len(members.ids)])
-        try:
-            rows, reliability, _ = figures(members, settings, weights, full=False)
-        except UserError as exc:
-            return f"**{exc}**", gr.skip(), gr.skip()
-        # The message is left alone: a search that pushes new weights into the sliders fires this too,
-        # and its note ("Grid search over ...") must stay visible.
-        return gr.skip(), rows, reliability
-
-    gr.on([s.change for s in sliders], move, [c["runs"], *settings_inputs, *sliders],
-          [c["message"], c["metrics"], c["reliability"]], trigger_mode="always_last", show_progress="hidden")
-
-    def run_search(how, run_ids, *settings_values):
-        settings = settings_of(*settings_values)
-        try:
-            members = room.load(run_ids)
-            found = lab.search(members, settings, how)
-        except UserError as exc:
-            return (f"**{exc}**", *[gr.skip()] * MAX_SLIDERS, gr.skip(), gr.skip())
-        weights = np.asarray(found["weights"], float)
-        weights = weights / weights.max()  # sliders show relative weights; the largest at 1
-        if how == "grid":
-            plot = plots.grid_heatmap(found["grid"], members.names)
-            top = [[*[round(w, 3) for w in row["normalized_weights"]], round(100 * row["accuracy"], 2)]
-                   for row in found["top"]]
-            top = gr.update(value=top, headers=[*(f"w{i}" for i in members.ids), "val acc %"])
-            note = f"Grid search over {found['combinations']:,} combinations: best validation accuracy " \
-                   f"{100 * found['val_accuracy']:.2f}%."
-        elif how == "greedy":
-            plot = plots.greedy_trajectory(found["trajectory"], found["best_step"])
-            top, note = gr.skip(), f"Greedy selection: best validation NLL after {found['best_step']} selections."
-        else:
-            plot, top = gr.skip(), gr.skip()
-            note = f"Optimised weights: validation NLL {found['val_nll']:.4f} (equal weights: {found['uniform_nll']:.4f})."
-        return (note, *slider_updates(members, weights), plot, top)
-
-    search_outputs = [c["message"], *sliders, c["search_plot"], c["top"]]
+    v.runs.input(h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last")
+    gr.on([x.input for x in v.settings], h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last")
+    gr.on([s.change for s in v.sliders], h.move, [v.runs, *v.settings, *v.sliders],
+          [v.message, v.metrics, v.reliability], trigger_mode="always_last", show_progress="hidden")
     for how in ("grid", "greedy", "optimize"):
-        c[how].click(lambda *v, how=how: run_search(how, *v), [c["runs"], *settings_inputs], search_outputs,
-                     api_name=f"ensemble_{how}")
-
-    def equal(run_ids):
-        try:
-            members = room.load(run_ids)
-        except UserError as exc:
-            return (f"**{exc}**", *[gr.skip()] * MAX_SLIDERS)
-        return ("", *slider_updates(members, [1.0] * len(members.ids)))
-
-    c["equal"].click(equal, c["runs"], [c["message"], *sliders])
-
-    def save(name, run_ids, *values):
-        settings = settings_of(*values[:4])
-        try:
-            members = room.load(run_ids)
-            scored = lab.score(members, list(values[4:4 + len(members.ids)]), settings, with_members=False)
-            ensemble_id = lab.save(ctx.store, members, scored, settings, name)
-        except UserError as exc:
-            return f"**{exc}**", gr.skip()
-        return (f"Saved ensemble {ensemble_id}: **{name}** (val {100 * scored['val']['accuracy']:.2f}%, "
-                f"test {100 * scored['test']['accuracy']:.2f}%)", gr.update(choices=saved_choices(), value=ensemble_id))
-
-    c["save"].click(save, [c["name"], c["runs"], *settings_inputs, *sliders], [c["message"], c["saved"]],
-                    api_name="ensemble_save")
-
-    def load_saved(ensemble_id):
-        try:
-            if ensemble_id is None:
-                raise UserError("choose a saved ensemble first")
-            saved = ctx.store.get_ensemble(int(ensemble_id))
-            settings = lab.settings_of(saved)
-            members = room.load(saved["members"])
-            weights = np.asarray(saved["weights"], float)
-            rows, reliability, agreement = figures(members, settings, list(weights))
-        except UserError as exc:
-            return (f"**{exc}**", *[gr.skip()] * (6 + MAX_SLIDERS + 3))
-        candidates = lab.compatible_with(lab.candidates(ctx.store), members.ids)
-        return (f"Loaded ensemble {saved['id']}: **{saved['name']}**", gr.update(choices=_choices(candidates),
-                value=members.ids), settings.method, settings.space, settings.temperature, settings.tta, saved["name"],
-                *slider_updates(members, weights / weights.max()), rows, reliability, agreement)
-
-    c["load"].click(load_saved, c["saved"], [c["message"], c["runs"], *settings_inputs, c["name"], *sliders,
-                                             c["metrics"], c["reliability"], c["agreement"]])
-
-    def delete(ensemble_id):
-        try:
-            if ensemble_id is None:
-                raise UserError("choose a saved ensemble first")
-            ctx.store.delete_ensemble(int(ensemble_id))
-        except UserError as exc:
-            return f"**{exc}**", gr.skip()
-        return f"Deleted ensemble {ensemble_id}.", gr.update(choices=saved_choices(), value=None)
-
-    c["delete"].click(delete, c["saved"], [c["message"], c["saved"]])
-    c.update(sliders=sliders, refresh_fn=refresh, refresh_inputs=[c["runs"]], refresh_outputs=refresh_outputs,
-             move_fn=move, select_fn=select)
-    return c
+        getattr(v, how).click(lambda *values, how=how: h.run_search(how, *values), [v.runs, *v.settings],
+                              [v.message, *v.sliders, v.search_plot, v.top], api_name=f"ensemble_{how}")
+    v.equal.click(h.equal, v.runs, [v.message, *v.sliders])
+    v.save.click(h.save, [v.name, v.runs, *v.settings, *v.sliders], [v.message, v.saved], api_name="ensemble_save")
+    v.load.click(h.load_saved, v.saved, [v.message, v.runs, *v.settings, v.name, *v.sliders, *figures])
+    v.delete.click(h.delete, v.saved, [v.message, v.saved])
+    return EnsembleTab(view=v, refresh=refresh)

@@ -2,6 +2,7 @@
 and where two sources disagree. Predictions come from stored logits; images are rebuilt from the
 run's dataset and checked against the stored labels' fingerprint (`workbench.inspect.sources`)."""
 import tempfile
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -11,6 +12,7 @@ from workbench.ensemble import lab
 from workbench.inspect import sources as sv
 from workbench.errors import UserError
 from workbench.ui import plots
+from workbench.ui.refresh import Refresh
 
 PER_PAGE = 64
 ANY = "any"
@@ -19,6 +21,43 @@ SORTS = [("confidently wrong first", "confident"), ("lowest true-class probabili
 COMPARE = [("off", "off"), ("A right, B wrong", "a_right_b_wrong"), ("B right, A wrong", "b_right_a_wrong"),
            ("both wrong", "both_wrong")]
 PER_CLASS_COLUMNS = ["class", "images", "errors", "precision %", "recall %"]
+
+
+@dataclass(eq=False)
+class ErrorsView:
+    """The tab's components."""
+    source: gr.Dropdown  # source A: a run or a saved ensemble
+    split: gr.Radio
+    refresh: gr.Button
+    message: gr.Markdown
+    confusion: gr.Plot
+    per_class: gr.Dataframe
+    true_class: gr.Dropdown
+    predicted_class: gr.Dropdown
+    sort: gr.Dropdown
+    seed: gr.Number
+    compare: gr.Radio
+    source_b: gr.Dropdown
+    previous: gr.Button
+    page: gr.Number
+    next: gr.Button
+    count: gr.Markdown
+    gallery: gr.Gallery
+    top5: gr.Plot
+    export: gr.Button
+    export_file: gr.File
+
+    @property
+    def filters(self) -> list:
+        """What chooses the images, in the order the handlers take them (`_Handlers.selection`)."""
+        return [self.source, self.split, self.true_class, self.predicted_class, self.sort, self.seed, self.compare,
+                self.source_b]
+
+
+@dataclass(eq=False)
+class ErrorsTab:
+    view: ErrorsView
+    refresh: Refresh  # the choices of sources A and B
 
 
 def select_indices(a, b, true_class, predicted_class, sort, seed, mode) -> np.ndarray:
@@ -48,9 +87,105 @@ def per_class_rows(source) -> list:
     return rows
 
 
-def create_errors_tab(ctx) -> dict:
-    room = lab.Lab(ctx.store)
-    cache = {}
+def _class_value(value, names):
+    return None if value in (None, ANY) else names.index(value)
+
+
+class _Handlers:
+    """The tab's event handlers; sources are loaded once per (source, split) and kept in `cache`."""
+
+    def __init__(self, ctx, view: ErrorsView):
+        self.store, self.room, self.cache, self.v = ctx.store, lab.Lab(ctx.store), {}, view
+
+    def load(self, key, split):
+        if not key:
+            raise UserError("choose a source: a completed run or a saved ensemble")
+        return sv.load_source(self.store, self.room, key, split, self.cache)
+
+    def selection(self, key, split, true_name, predicted_name, sort, seed, mode, key_b):
+        a = self.load(key, split)
+        b = self.load(key_b, split) if mode != "off" and key_b else None
+        indices = select_indices(a, b, _class_value(true_name, a.class_names),
+                                 _class_value(predicted_name, a.class_names), sort, seed, mode)
+        return a, indices
+
+    def with_images(self, values):
+        """`selection(*values)`, refused when the source's images cannot be rebuilt."""
+        a, indices = self.selection(*values)
+        if a.images_error:
+            raise UserError(a.images_error)
+        return a, indices
+
+    def images(self, a):
+        return sv.split_images(self.store, a.image_run, a.split, self.cache)
+
+    def show(self, page_number, *values):
+        """The gallery page and its count line for the current filters."""
+        v = self.v
+        try:
+            a, indices = self.with_images(values)
+            pages = gallery.page_count(len(indices), PER_PAGE)
+            page_number = min(max(1, int(page_number or 1)), pages)
+            if len(indices) == 0:
+                return {v.gallery: [], v.page: page_number,
+                        v.count: "No images match: every image of this selection is right.", v.message: ""}
+            items = gallery.page(self.images(a), indices, a.probs, a.labels, a.class_names, page=page_number - 1,
+                                 per_page=PER_PAGE)
+        except UserError as exc:
+            return {v.gallery: [], v.count: "", v.message: f"**{exc}**"}
+        return {v.gallery: items, v.page: page_number,
+                v.count: f"{len(indices):,} images · page {page_number} of {pages}", v.message: ""}
+
+    def change_source(self, key, split, *rest):
+        """A new source or split: confusion matrix, per-class table, class filters, then the gallery."""
+        v = self.v
+        try:
+            a = self.load(key, split)
+        except UserError as exc:
+            return {v.message: f"**{exc}**", v.gallery: [], v.page: 1, v.count: ""}
+        matrix = analysis.confusion_matrix(a.labels, analysis.predictions(a.probs), a.num_classes)
+        accuracy = np.trace(matrix) / max(1, matrix.sum())
+        figure = plots.confusion_heatmap(matrix, a.class_names,
+                                         f"{a.name} on {'test' if split == 'test' else 'validation'}: "
+                                         f"accuracy {100 * accuracy:.2f}%")
+        names = [ANY, *a.class_names]
+        return {v.confusion: figure, v.per_class: per_class_rows(a), v.true_class: gr.update(choices=names, value=ANY),
+                v.predicted_class: gr.update(choices=names, value=ANY),
+                **self.show(1, key, split, ANY, ANY, *rest)}
+
+    def pick(self, page_number, key, split, true_name, predicted_name, sort, seed, mode, key_b, evt: gr.SelectData):
+        # Gradio injects the event by annotation on named parameters only, hence no *values here.
+        try:
+            a, indices = self.selection(key, split, true_name, predicted_name, sort, seed, mode, key_b)
+            position = (int(page_number or 1) - 1) * PER_PAGE + evt.index
+            image = int(indices[position])
+        except (UserError, IndexError) as exc:
+            return gr.skip(), f"**{exc}**"
+        entries = [(f"{a.name}", analysis.top5(a.probs[image], a.class_names))]
+        for run_id, probs in a.members.items():
+            entries.append((f"member {run_id}: {a.member_names.get(run_id, '')}",
+                            analysis.top5(probs[image], a.class_names)))
+        true_name = a.class_names[a.labels[image]]
+        return plots.top5_bars(entries, f"Image #{image} (true: {true_name})"), ""
+
+    def export(self, *values):
+        try:
+            a, indices = self.with_images(values)
+            images = self.images(a)
+            path = tempfile.NamedTemporaryFile(prefix="errors-", suffix=".png", delete=False).name
+            gallery.export_grid(images, indices, a.probs, a.labels, a.class_names, path)
+        except UserError as exc:
+            return gr.update(visible=False), f"**{exc}**"
+        return gr.update(value=path, visible=True), f"Exported {min(len(indices), gallery.EXPORT_LIMIT)} images."
+
+    def refresh(self, key, key_b):
+        choices = sv.source_choices(self.store)
+        values = {v for _, v in choices}
+        return (gr.update(choices=choices, value=key if key in values else None),
+                gr.update(choices=choices, value=key_b if key_b in values else None))
+
+
+def _layout() -> ErrorsView:
     c = {}
     with gr.Row():
         c["source"] = gr.Dropdown([], label="Source A (run or saved ensemble)", elem_id="errors-source", scale=3)
@@ -79,107 +214,26 @@ def create_errors_tab(ctx) -> dict:
     with gr.Row():
         c["export"] = gr.Button("Export the selection as one PNG")
         c["export_file"] = gr.File(label="Exported grid", visible=False, interactive=False)
-    filters = [c["source"], c["split"], c["true_class"], c["predicted_class"], c["sort"], c["seed"],
-               c["compare"], c["source_b"]]
+    return ErrorsView(**c)
 
-    def load(key, split):
-        if not key:
-            raise UserError("choose a source: a completed run or a saved ensemble")
-        return sv.load_source(ctx.store, room, key, split, cache)
 
-    def class_value(value, names):
-        return None if value in (None, ANY) else names.index(value)
-
-    def selection(key, split, true_name, predicted_name, sort, seed, mode, key_b):
-        a = load(key, split)
-        b = load(key_b, split) if mode != "off" and key_b else None
-        indices = select_indices(a, b, class_value(true_name, a.class_names),
-                                 class_value(predicted_name, a.class_names), sort, seed, mode)
-        return a, indices
-
-    def show(page_number, *values):
-        """The gallery page and its count line for the current filters."""
-        try:
-            a, indices = selection(*values)
-            if a.images_error:
-                raise UserError(a.images_error)
-            pages = gallery.page_count(len(indices), PER_PAGE)
-            page_number = min(max(1, int(page_number or 1)), pages)
-            if len(indices) == 0:
-                return [], page_number, "No images match: every image of this selection is right.", ""
-            images = sv.split_images(ctx.store, a.image_run, a.split, cache)
-            items = gallery.page(images, indices, a.probs, a.labels, a.class_names, page=page_number - 1,
-                                 per_page=PER_PAGE)
-        except UserError as exc:
-            return [], gr.skip(), "", f"**{exc}**"
-        return items, page_number, f"{len(indices):,} images · page {page_number} of {pages}", ""
-
-    show_outputs = [c["gallery"], c["page"], c["count"], c["message"]]
-
-    def change_source(key, split, *rest):
-        """A new source or split: confusion matrix, per-class table, class filters, then the gallery."""
-        try:
-            a = load(key, split)
-        except UserError as exc:
-            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**{exc}**", [], 1, "")
-        matrix = analysis.confusion_matrix(a.labels, analysis.predictions(a.probs), a.num_classes)
-        accuracy = np.trace(matrix) / max(1, matrix.sum())
-        figure = plots.confusion_heatmap(matrix, a.class_names,
-                                         f"{a.name} on {'test' if split == 'test' else 'validation'}: "
-                                         f"accuracy {100 * accuracy:.2f}%")
-        names = [ANY, *a.class_names]
-        items, page, count, message = show(1, key, split, ANY, ANY, *rest)
-        return (figure, per_class_rows(a), gr.update(choices=names, value=ANY), gr.update(choices=names, value=ANY),
-                message, items, page, count)
-
-    source_outputs = [c["confusion"], c["per_class"], c["true_class"], c["predicted_class"], c["message"],
-                      c["gallery"], c["page"], c["count"]]
-    rest = [c["sort"], c["seed"], c["compare"], c["source_b"]]
-    c["source"].input(change_source, [c["source"], c["split"], *rest], source_outputs, api_name="errors_source")
-    c["split"].input(change_source, [c["source"], c["split"], *rest], source_outputs)
-    gr.on([c["true_class"].input, c["predicted_class"].input, c["sort"].input, c["seed"].submit, c["compare"].input,
-           c["source_b"].input], lambda *v: show(1, *v), filters, show_outputs, api_name="errors_page")
-    c["page"].submit(show, [c["page"], *filters], show_outputs)
-    c["previous"].click(lambda p, *v: show((p or 1) - 1, *v), [c["page"], *filters], show_outputs)
-    c["next"].click(lambda p, *v: show((p or 1) + 1, *v), [c["page"], *filters], show_outputs)
-
-    def pick(page_number, key, split, true_name, predicted_name, sort, seed, mode, key_b, evt: gr.SelectData):
-        # Gradio injects the event by annotation on named parameters only, hence no *values here.
-        try:
-            a, indices = selection(key, split, true_name, predicted_name, sort, seed, mode, key_b)
-            position = (int(page_number or 1) - 1) * PER_PAGE + evt.index
-            image = int(indices[position])
-        except (UserError, IndexError) as exc:
-            return gr.skip(), f"**{exc}**"
-        entries = [(f"{a.name}", analysis.top5(a.probs[image], a.class_names))]
-        for run_id, probs in a.members.items():
-            entries.append((f"member {run_id}: {a.member_names.get(run_id, '')}", analysis.top5(probs[image], a.class_names)))
-        true_name = a.class_names[a.labels[image]]
-        return plots.top5_bars(entries, f"Image #{image} (true: {true_name})"), ""
-
-    c["gallery"].select(pick, [c["page"], *filters], [c["top5"], c["message"]])
-
-    def export(*values):
-        try:
-            a, indices = selection(*values)
-            if a.images_error:
-                raise UserError(a.images_error)
-            images = sv.split_images(ctx.store, a.image_run, a.split, cache)
-            path = tempfile.NamedTemporaryFile(prefix="errors-", suffix=".png", delete=False).name
-            gallery.export_grid(images, indices, a.probs, a.labels, a.class_names, path)
-        except UserError as exc:
-            return gr.update(visible=False), f"**{exc}**"
-        return gr.update(value=path, visible=True), f"Exported {min(len(indices), gallery.EXPORT_LIMIT)} images."
-
-    c["export"].click(export, filters, [c["export_file"], c["message"]])
-
-    def refresh(key, key_b):
-        choices = sv.source_choices(ctx.store)
-        values = {v for _, v in choices}
-        return (gr.update(choices=choices, value=key if key in values else None),
-                gr.update(choices=choices, value=key_b if key_b in values else None))
-
-    c["refresh"].click(refresh, [c["source"], c["source_b"]], [c["source"], c["source_b"]])
-    c.update(refresh_fn=refresh, refresh_inputs=[c["source"], c["source_b"]],
-             refresh_outputs=[c["source"], c["source_b"]], show_fn=show, change_source_fn=change_source)
-    return c
+def create_errors_tab(ctx) -> ErrorsTab:
+    v = _layout()
+    h = _Handlers(ctx, v)
+    filters = v.filters
+    show_outputs = [v.gallery, v.page, v.count, v.message]
+    source_outputs = [v.confusion, v.per_class, v.true_class, v.predicted_class, v.message, v.gallery, v.page,
+                      v.count]
+    source_inputs = [v.source, v.split, v.sort, v.seed, v.compare, v.source_b]
+    v.source.input(h.change_source, source_inputs, source_outputs, api_name="errors_source")
+    v.split.input(h.change_source, source_inputs, source_outputs)
+    gr.on([v.true_class.input, v.predicted_class.input, v.sort.input, v.seed.submit, v.compare.input,
+           v.source_b.input], lambda *values: h.show(1, *values), filters, show_outputs, api_name="errors_page")
+    v.page.submit(h.show, [v.page, *filters], show_outputs)
+    v.previous.click(lambda p, *values: h.show((p or 1) - 1, *values), [v.page, *filters], show_outputs)
+    v.next.click(lambda p, *values: h.show((p or 1) + 1, *values), [v.page, *filters], show_outputs)
+    v.gallery.select(h.pick, [v.page, *filters], [v.top5, v.message])
+    v.export.click(h.export, filters, [v.export_file, v.message])
+    refresh = Refresh(h.refresh, [v.source, v.source_b], [v.source, v.source_b])
+    refresh.wire(v.refresh.click)
+    return ErrorsTab(view=v, refresh=refresh)

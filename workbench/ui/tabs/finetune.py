@@ -9,9 +9,10 @@ from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
 from workbench.specs.run import PRECISIONS
-from workbench.ui.forms import gpu_choices, key_value_text, spec_to_values
+from workbench.ui.forms import gpu_choices, key_value_text, spec_to_fields
 from workbench.ui.forms import values_to_spec as spec_from_values
 from workbench.ui.live_panel import create_live_panel
+from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
 
 LAYOUT = [  # rows of the form, in FinetuneSpec field names
     ("backbone", "weights", "image_size"),
@@ -71,16 +72,27 @@ def form_names() -> list:
     return [name for row in LAYOUT for name in row]
 
 
-def form_values(spec) -> list:
-    """The form's values for a FinetuneSpec, in `form_names()` order (Runs' "Clone")."""
-    return spec_to_values(spec, form_names())
+def form_fields(spec) -> dict:
+    """The form's values for a FinetuneSpec by field name, in `form_names()` order (Runs' "Clone")."""
+    return spec_to_fields(spec, form_names())
 
 
 def values_to_spec(names: list, values):
     return spec_from_values(_spec_module().FinetuneSpec, names, values, LABELS)
 
 
-def create_finetune_tab(ctx) -> dict:
+def list_layers(backbone, size):
+    from workbench.training.backbones import layer_table
+
+    try:
+        if str(backbone).startswith(_spec_module().HUB_PREFIX):
+            raise UserError("a hub SavedModel is one layer to Keras: it is fine-tuned whole in phase 2")
+        return [list(row) for row in layer_table(backbone, int(size or 96))], ""
+    except UserError as exc:
+        return [], f"**{exc}**"
+
+
+def create_finetune_tab(ctx) -> FormTab:
     fs = _spec_module()
     defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
     with gr.Row(equal_height=False):
@@ -100,42 +112,19 @@ def create_finetune_tab(ctx) -> dict:
                                       interactive=False, max_height=360, elem_id="ft-layers")
         with gr.Column(scale=2):
             panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
-    names = form_names()
-    components = [form[n] for n in names]
+    names = list(form)
 
-    def preview(*values):
-        try:
-            return values_to_spec(names, values).validate(available_gpus=len(ctx.gpu_names)).to_cli()
-        except UserError as exc:
-            return f"# fix the form first: {exc}"
-
-    gr.on([c.change for c in components], preview, components, command, show_progress="hidden")
+    wire_preview(form, command, lambda values: values_to_spec(names, values), len(ctx.gpu_names))
 
     def submit(*values):
-        try:
-            spec = values_to_spec(names, values)
-            spec = spec.replace(data_path=ctx.check_path(spec.data_path))
-            if spec.weights not in fs.WEIGHT_CHOICES:
-                spec = spec.replace(weights=ctx.check_path(spec.weights, "weights file"))
-            if spec.is_hub and not spec.hub_handle.startswith(("http://", "https://")):
-                ctx.check_path(spec.hub_handle, "SavedModel folder")
-            run_id = ctx.queue.submit(spec)
-        except UserError as exc:
-            return f"**Not queued:** {exc}", gr.skip()
-        return f"Queued run {run_id}: **{spec.display_name()}**", panel["followed_update"](run_id)
+        spec = values_to_spec(names, values)
+        spec = spec.replace(data_path=ctx.check_path(spec.data_path))
+        if spec.weights not in fs.WEIGHT_CHOICES:
+            spec = spec.replace(weights=ctx.check_path(spec.weights, "weights file"))
+        if spec.is_hub and not spec.hub_handle.startswith(("http://", "https://")):
+            ctx.check_path(spec.hub_handle, "SavedModel folder")
+        return spec, ctx.queue.submit(spec)
 
-    start.click(submit, components, [message, panel["follow"]], concurrency_limit=1, api_name="finetune"
-                ).then(panel["start_polling"], None, panel["timer"], api_visibility="private")
-
-    def list_layers(backbone, size):
-        from workbench.training.backbones import layer_table
-
-        try:
-            if str(backbone).startswith(fs.HUB_PREFIX):
-                raise UserError("a hub SavedModel is one layer to Keras: it is fine-tuned whole in phase 2")
-            return [list(row) for row in layer_table(backbone, int(size or 96))], ""
-        except UserError as exc:
-            return [], f"**{exc}**"
-
+    wire_submit(panel, start, submit, list(form.values()), message, api_name="finetune")
     show_layers.click(list_layers, [form["backbone"], form["image_size"]], [layers, message])
-    return {"form": form, "form_list": components, "message": message, "button": start, "command": command, **panel}
+    return FormTab(form=form, command=command, panel=panel)

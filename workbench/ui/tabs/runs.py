@@ -1,135 +1,80 @@
 """The Runs tab: leaderboard with filters, curve/per-class/overview comparisons and per-run actions.
 
-`create_runs_tab(ctx)` builds the tab's contents inside the caller's `gr.Tab` and returns its
-components plus `refresh_fn` / `refresh_inputs` / `refresh_outputs` for the app to hook to page load
-and a timer; `wire_clone(ctx, runs, tabs, forms)` connects "Clone" once the Train and Fine-tune forms
-exist. The store-facing actions (`clone_values`, `save_notes_tags`,
-`toggle_archive`, `delete_run`, `export_csv`) are plain functions raising UserError.
+`create_runs_tab(ctx)` builds the tab's contents inside the caller's `gr.Tab` and returns a
+`RunsTab`: its components (`view`) and the two refreshes the page also runs when the tab is opened
+(`refresh`: leaderboard, filters and run choices; `overview`: the overview figures).
+`wire_clone(ctx, runs, tabs, targets)` connects "Clone" once the Train and Fine-tune tabs exist.
+What the buttons do to the store is in `workbench.ui.tabs.runs_actions`, plain functions raising
+UserError; the handlers here turn their answers into component updates.
 """
 from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import gradio as gr
 
 from workbench.errors import UserError
-from workbench.specs.run import RunSpec
 from workbench.ui import plots
+from workbench.ui.refresh import Refresh
+from workbench.ui.tabs.runs_actions import (clone_values, curves_figure, delete_run, export_csv, leaderboard,
+                                           load_runs, overview_figures, per_class_figure, run_details,
+                                           save_notes_tags, toggle_archive)
 from workbench.ui.views import runs as rd
-from workbench.ui.forms import spec_to_form_values
 
 log = logging.getLogger(__name__)
-ACTIVE = ("running", "queued")
+TITLES = {"train": "Train", "finetune": "Fine-tune"}  # the tabs "Clone" fills, as the page names them
 
 
-# -- store-facing actions (no Gradio) ------------------------------------------------------------
-def load_runs(store) -> list[dict]:
-    return store.list_runs(include_archived=True)
+@dataclass(eq=False)
+class RunsView:
+    """The tab's components."""
+    summary: gr.Markdown
+    status_filter: gr.Dropdown
+    model_filter: gr.Dropdown
+    loss_filter: gr.Dropdown
+    tag_filter: gr.Dropdown
+    show_archived: gr.Checkbox
+    show_ensembles: gr.Checkbox
+    sort_by: gr.Dropdown
+    refresh: gr.Button
+    leaderboard: gr.Dataframe
+    export: gr.Button
+    export_file: gr.File
+    selection: gr.Dropdown  # runs to compare
+    metric: gr.Dropdown
+    x_axis: gr.Radio
+    smoothing: gr.Slider
+    curves: gr.Plot
+    per_class: gr.Plot
+    accuracy_metric: gr.Dropdown
+    group_by: gr.Radio
+    scatter: gr.Plot
+    groups: gr.Plot
+    pick: gr.Dropdown  # the run to manage
+    clone: gr.Button
+    details: gr.Markdown
+    notes: gr.Textbox
+    tags: gr.Textbox
+    save: gr.Button
+    archive: gr.Button
+    sure: gr.Checkbox
+    delete: gr.Button
+    action_status: gr.Markdown
+
+    @property
+    def filters(self) -> list:
+        """The leaderboard's filters, in the order `leaderboard()` takes them."""
+        return [self.status_filter, self.model_filter, self.loss_filter, self.tag_filter, self.show_archived,
+                self.show_ensembles, self.sort_by]
 
 
-def leaderboard(store, status=(), model=(), loss=(), tag=(), show_archived=False,
-                show_ensembles=True, sort_by=rd.DEFAULT_SORT, runs=None) -> list[dict]:
-    runs = load_runs(store) if runs is None else runs
-    return rd.leaderboard_rows(runs, store.list_ensembles(), status=status, model=model, loss=loss,
-                               tag=tag, show_archived=bool(show_archived),
-                               show_ensembles=bool(show_ensembles), sort_by=sort_by or rd.DEFAULT_SORT)
-
-
-def export_csv(store, *filters) -> str:
-    rows = leaderboard(store, *filters)
-    if not rows:
-        raise UserError("the leaderboard is empty: nothing to export (check the filters)")
-    return str(rd.write_csv(rd.COLUMNS, rd.rows_to_table(rows)))
-
-
-def clone_values(store, choice) -> tuple:
-    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec,
-    the spec's equivalent command line)."""
-    run = store.get_run(rd.parse_choice(choice))
-    finetune = run.get("kind") == "finetune"
-    try:
-        if finetune:
-            from workbench.specs.finetune import FinetuneSpec
-            from workbench.ui.tabs.finetune import form_values
-
-            spec = FinetuneSpec.from_dict(run["spec"])
-            return "finetune", form_values(spec), spec.to_cli()
-        spec = RunSpec.from_dict(run["spec"])
-        return "train", spec_to_form_values(spec), spec.to_cli()
-    except (TypeError, UserError) as exc:
-        raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
-
-
-def save_notes_tags(store, choice, notes, tags) -> str:
-    run_id = rd.parse_choice(choice)
-    tag_list = rd.parse_tags(tags)
-    store.update_run(run_id, notes=str(notes or "").strip(), tags=tag_list)
-    return f"Saved the notes and tags ({', '.join(tag_list) or 'none'}) of run {run_id}."
-
-
-def toggle_archive(store, choice) -> str:
-    run = store.get_run(rd.parse_choice(choice))
-    store.archive_run(run["id"], not run["archived"])
-    if run["archived"]:
-        return f"Run {run['id']} is back on the leaderboard."
-    return f"Archived run {run['id']} (tick \"show archived\" to see it)."
-
-
-def delete_run(store, queue, choice, sure: bool) -> str:
-    run = store.get_run(rd.parse_choice(choice))
-    active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
-    if run["status"] in ACTIVE or run["id"] in active:
-        raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
-    if not sure:
-        raise UserError(f"tick \"I am sure\" to delete run {run['id']} ({run['name']}) and its files")
-    store.delete_run(run["id"])
-    return f"Deleted run {run['id']} ({run['name']}) and its files."
-
-
-def run_details(store, choice) -> tuple[str, str, str, str]:
-    """Notes, tags text, archive button label and a Markdown summary of the picked run."""
-    if not choice:
-        return "", "", "Archive", ""
-    run = store.get_run(rd.parse_choice(choice))
-    lines = [f"**Run {run['id']}: {run['name']}** · {run['status']}"
-             f"{' · archived' if run['archived'] else ''} · {run['epochs_done']} epoch(s)"]
-    try:
-        lines.append(f"`{RunSpec.from_dict(run['spec']).to_cli()}`")
-    except (UserError, TypeError, ValueError):
-        pass
-    if run.get("error"):
-        lines.append(f"Error: {str(run['error']).strip().splitlines()[-1][:300]}")
-    return (run.get("notes") or "", ", ".join(run.get("tags") or []),
-            "Unarchive" if run["archived"] else "Archive", "\n\n".join(lines))
-
-
-def curves_figure(store, selection, metric, x_axis, smoothing):
-    series = [(store.get_run(i), store.epochs(i)) for i in rd.parse_choices(selection)]
-    return plots.curves(series, metric, x_axis, float(smoothing or 0))
-
-
-def per_class_figure(store, selection):
-    results, missing = [], []
-    for run_id in rd.parse_choices(selection):
-        run = store.get_run(run_id)
-        if "test" not in store.prediction_splits(run_id):
-            missing.append(str(run_id))
-            continue
-        logits = store.load_logits(run_id, "test")
-        accuracy = rd.per_class_accuracy(logits, store.load_labels(run_id, "test"), logits.shape[1])
-        results.append((run, rd.class_names(rd.run_dataset(run), logits.shape[1]), accuracy))
-    fig = plots.per_class(results)
-    if missing and results:
-        fig.add_annotation(text=f"no test predictions stored for run(s) {', '.join(missing)}",
-                           showarrow=False, xref="paper", yref="paper", x=0, y=-0.25, xanchor="left")
-    return fig
-
-
-def overview_figures(store, metric, group_by, show_archived=False):
-    runs = rd.filter_runs(load_runs(store), status=("completed",), show_archived=bool(show_archived))
-    return (plots.params_scatter(runs, metric),
-            plots.grouped_accuracy(rd.group_accuracy(runs, group_by, metric), group_by, metric))
+@dataclass(eq=False)
+class RunsTab:
+    view: RunsView
+    refresh: Refresh  # leaderboard, summary, filter choices and run choices
+    overview: Refresh  # the parameters-vs-accuracy and by-group figures
 
 
 # -- Gradio plumbing -----------------------------------------------------------------------------
@@ -140,8 +85,9 @@ def _message(exc: Exception) -> str:
     return f"Something went wrong ({type(exc).__name__}: {exc}); see the server log."
 
 
-def _guarded(n_outputs: int, status_at: int | None = None, figure_title: str | None = None):
-    """Turn any exception into a warning toast plus a status line (or an explanatory figure)."""
+def _guarded(status=None, figure_title: str | None = None):
+    """Turn any exception into a warning toast plus the message in the `status` component (the other
+    outputs are left as they are), or into a figure titled `figure_title` that explains it."""
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args):
@@ -152,10 +98,7 @@ def _guarded(n_outputs: int, status_at: int | None = None, figure_title: str | N
                 gr.Warning(text)
                 if figure_title is not None:
                     return plots.empty_figure(figure_title, text)
-                out = [gr.skip()] * n_outputs
-                if status_at is not None:
-                    out[status_at] = f"⚠️ {text}"
-                return out[0] if n_outputs == 1 else tuple(out)
+                return gr.skip() if status is None else {status: f"⚠️ {text}"}
         return wrapper
     return decorate
 
@@ -165,13 +108,25 @@ def _choices_update(options, current):
     return gr.update(choices=sorted(set(options) | set(current or [])))
 
 
-def make_refresh_fn(ctx):
-    """`refresh_fn(status, model, loss, tag, show_archived, show_ensembles, sort_by, selection,
-    pick)` -> (table, summary, status, model, loss, tag, selection, pick) updates."""
-    store = ctx.store
+def _ids(choices) -> list[int]:
+    ids = []
+    for choice in choices or []:
+        try:
+            ids.append(rd.parse_choice(choice))
+        except UserError:
+            pass
+    return ids
 
-    def refresh_fn(status=(), model=(), loss=(), tag=(), show_archived=False, show_ensembles=True,
+
+class _Handlers:
+    """The tab's event handlers: store actions in, component updates out (by component)."""
+
+    def __init__(self, ctx, view: RunsView):
+        self.ctx, self.store, self.v = ctx, ctx.store, view
+
+    def refresh_fn(self, status=(), model=(), loss=(), tag=(), show_archived=False, show_ensembles=True,
                    sort_by=rd.DEFAULT_SORT, selection=(), pick=None):
+        v, store = self.v, self.store
         runs = load_runs(store)
         rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles,
                            sort_by, runs=runs)
@@ -193,26 +148,44 @@ def make_refresh_fn(ctx):
             summary = (f"{n_runs} of {len(runs)} run(s) shown"
                        f"{f', {hidden} archived hidden' if hidden else ''}"
                        f" · {len(rows) - n_runs} ensemble(s)")
-        return (gr.update(value=rd.rows_to_table(rows)), summary,
-                _choices_update(options["status"], status), _choices_update(options["model"], model),
-                _choices_update(options["loss"], loss), _choices_update(options["tag"], tag),
-                selection_update, pick_update)
-    return refresh_fn
+        return {v.leaderboard: gr.update(value=rd.rows_to_table(rows)), v.summary: summary,
+                v.status_filter: _choices_update(options["status"], status),
+                v.model_filter: _choices_update(options["model"], model),
+                v.loss_filter: _choices_update(options["loss"], loss),
+                v.tag_filter: _choices_update(options["tag"], tag),
+                v.selection: selection_update, v.pick: pick_update}
+
+    def overview_fn(self, metric, group_by, show_archived):
+        scatter, groups = overview_figures(self.store, metric, group_by, show_archived)
+        return {self.v.scatter: scatter, self.v.groups: groups}
+
+    def export_fn(self, *values):
+        return {self.v.export_file: gr.update(value=export_csv(self.store, *values), visible=True),
+                self.v.action_status: ""}
+
+    def details_fn(self, choice):
+        notes, tags, label, details = run_details(self.store, choice)
+        return {self.v.notes: notes, self.v.tags: tags, self.v.archive: gr.update(value=label),
+                self.v.details: details}
+
+    @staticmethod
+    def row_selected(evt: gr.SelectData):
+        row = dict(zip(rd.COLUMNS, evt.row_value or []))
+        if "Name" not in row or row["Kind"] == "ensemble" or row["ID"] is None:
+            return gr.skip()
+        return f"{int(row['ID'])}: {row['Name']}"
+
+    def save_fn(self, choice, notes, tags):
+        return save_notes_tags(self.store, choice, notes, tags)
+
+    def archive_fn(self, choice):
+        return toggle_archive(self.store, choice)
+
+    def delete_fn(self, choice, sure):
+        return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure), self.v.sure: False}
 
 
-def _ids(choices) -> list[int]:
-    ids = []
-    for choice in choices or []:
-        try:
-            ids.append(rd.parse_choice(choice))
-        except UserError:
-            pass
-    return ids
-
-
-def create_runs_tab(ctx) -> dict:
-    """Build the Runs tab inside the caller's `gr.Tab`; returns its components by name."""
-    store = ctx.store
+def _layout() -> RunsView:
     c = {}
     c["summary"] = gr.Markdown("Loading runs... (press Refresh if this stays)")
     with gr.Row():
@@ -266,106 +239,71 @@ def create_runs_tab(ctx) -> dict:
             c["sure"] = gr.Checkbox(False, label="I am sure")
             c["delete"] = gr.Button("Delete run and files", variant="stop")
         c["action_status"] = gr.Markdown()
+    return RunsView(**c)
 
-    filters = [c[k] for k in ("status_filter", "model_filter", "loss_filter", "tag_filter",
-                              "show_archived", "show_ensembles", "sort_by")]
-    refresh_inputs = filters + [c["selection"], c["pick"]]
-    refresh_outputs = [c["leaderboard"], c["summary"], c["status_filter"], c["model_filter"],
-                       c["loss_filter"], c["tag_filter"], c["selection"], c["pick"]]
-    raw_refresh = make_refresh_fn(ctx)
-    refresh_fn = _guarded(len(refresh_outputs), status_at=1)(raw_refresh)
-    curve_inputs = [c["selection"], c["metric"], c["x_axis"], c["smoothing"]]
-    overview_inputs = [c["accuracy_metric"], c["group_by"], c["show_archived"]]
 
-    curves_fn = _guarded(1, figure_title="Curves")(functools.partial(curves_figure, store))
-    per_class_fn = _guarded(1, figure_title="Per-class test accuracy")(functools.partial(per_class_figure, store))
+def create_runs_tab(ctx) -> RunsTab:
+    """Build the Runs tab inside the caller's `gr.Tab`."""
+    v = _layout()
+    h = _Handlers(ctx, v)
+    refresh = Refresh(_guarded(status=v.summary)(h.refresh_fn), [*v.filters, v.selection, v.pick],
+                      [v.leaderboard, v.summary, v.status_filter, v.model_filter, v.loss_filter, v.tag_filter,
+                       v.selection, v.pick])
+    overview = Refresh(_guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived],
+                       [v.scatter, v.groups])
+    _wire(ctx.store, v, h, refresh, overview)
+    return RunsTab(view=v, refresh=refresh, overview=overview)
 
-    @_guarded(2)
-    def overview_fn(metric, group_by, show_archived):
-        return overview_figures(store, metric, group_by, show_archived)
 
+def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):
     quiet = dict(show_progress="hidden")
     private = dict(show_progress="hidden", api_visibility="private")
-    gr.on([c["refresh"].click, c["sort_by"].input, c["show_archived"].input,
-           c["show_ensembles"].input, c["status_filter"].input, c["model_filter"].input,
-           c["loss_filter"].input, c["tag_filter"].input],
-          refresh_fn, refresh_inputs, refresh_outputs, api_name="runs_refresh", **quiet)
-    gr.on([c["refresh"].click, c["accuracy_metric"].input, c["group_by"].input,
-           c["show_archived"].input], overview_fn, overview_inputs, [c["scatter"], c["groups"]],
-          api_name="runs_overview", **quiet)
-    gr.on([c["refresh"].click, c["selection"].input, c["metric"].input, c["x_axis"].input,
-           c["smoothing"].input], curves_fn, curve_inputs, c["curves"], api_name="runs_curves", **quiet)
-    c["selection"].input(per_class_fn, [c["selection"]], c["per_class"], api_name="runs_per_class", **quiet)
+    refresh.on([v.refresh.click, v.sort_by.input, v.show_archived.input, v.show_ensembles.input,
+                v.status_filter.input, v.model_filter.input, v.loss_filter.input, v.tag_filter.input],
+               api_name="runs_refresh", **quiet)
+    overview.on([v.refresh.click, v.accuracy_metric.input, v.group_by.input, v.show_archived.input],
+                api_name="runs_overview", **quiet)
+    curves_fn = _guarded(figure_title="Curves")(functools.partial(curves_figure, store))
+    per_class_fn = _guarded(figure_title="Per-class test accuracy")(functools.partial(per_class_figure, store))
+    gr.on([v.refresh.click, v.selection.input, v.metric.input, v.x_axis.input, v.smoothing.input], curves_fn,
+          [v.selection, v.metric, v.x_axis, v.smoothing], v.curves, api_name="runs_curves", **quiet)
+    v.selection.input(per_class_fn, [v.selection], v.per_class, api_name="runs_per_class", **quiet)
+    v.export.click(_guarded(status=v.action_status)(h.export_fn), v.filters, [v.export_file, v.action_status],
+                   api_name="runs_export")
 
-    @_guarded(2, status_at=1)
-    def export_fn(*values):
-        return gr.update(value=export_csv(store, *values), visible=True), ""
+    details = Refresh(_guarded()(h.details_fn), [v.pick], [v.notes, v.tags, v.archive, v.details])
+    details.wire(v.pick.input, show_progress="hidden", api_name="runs_details")
+    details.wire(v.leaderboard.select(h.row_selected, None, v.pick, **private).then, **private)
 
-    c["export"].click(export_fn, filters, [c["export_file"], c["action_status"]], api_name="runs_export")
-
-    @_guarded(4)
-    def details_fn(choice):
-        notes, tags, label, details = run_details(store, choice)
-        return notes, tags, gr.update(value=label), details
-
-    details = dict(fn=details_fn, inputs=[c["pick"]], show_progress="hidden",
-                   outputs=[c["notes"], c["tags"], c["archive"], c["details"]])
-    c["pick"].input(**details, api_name="runs_details")
-
-    def row_selected(evt: gr.SelectData):
-        row = evt.row_value or []
-        if len(row) < 3 or row[0] == "ensemble" or row[1] is None:
-            return gr.skip()
-        return f"{int(row[1])}: {row[2]}"
-
-    c["leaderboard"].select(row_selected, None, c["pick"], **private).then(**details, api_visibility="private")
-
-    @_guarded(1, status_at=0)
-    def save_fn(choice, notes, tags):
-        return save_notes_tags(store, choice, notes, tags)
-
-    @_guarded(1, status_at=0)
-    def archive_fn(choice):
-        return toggle_archive(store, choice)
-
-    @_guarded(2, status_at=0)
-    def delete_fn(choice, sure):
-        return delete_run(store, ctx.queue, choice, sure), False
-
-    after = dict(fn=refresh_fn, inputs=refresh_inputs, outputs=refresh_outputs, **private)
-    details.update(api_visibility="private")
-    c["save"].click(save_fn, [c["pick"], c["notes"], c["tags"]], c["action_status"],
-                    api_name="runs_save").then(**after)
-    c["archive"].click(archive_fn, [c["pick"]], c["action_status"], api_name="runs_archive").then(
-        **after).then(**details)
-    c["delete"].click(delete_fn, [c["pick"], c["sure"]], [c["action_status"], c["sure"]],
-                      api_name="runs_delete").then(**after).then(**details)
-
-    c.update(refresh_fn=refresh_fn, refresh_inputs=refresh_inputs, refresh_outputs=refresh_outputs,
-             curves_fn=curves_fn, curves_inputs=curve_inputs, per_class_fn=per_class_fn,
-             overview_fn=overview_fn, overview_inputs=overview_inputs,
-             overview_outputs=[c["scatter"], c["groups"]], filters=filters)
-    return c
+    # After an action: the leaderboard again, and (archive, delete) the picked run's details.
+    saved = v.save.click(_guarded(status=v.action_status)(h.save_fn), [v.pick, v.notes, v.tags],
+                         v.action_status, api_name="runs_save")
+    refresh.wire(saved.then, **private)
+    archived = v.archive.click(_guarded(status=v.action_status)(h.archive_fn), [v.pick], v.action_status,
+                               api_name="runs_archive")
+    details.wire(refresh.wire(archived.then, **private).then, **private)
+    deleted = v.delete.click(_guarded(status=v.action_status)(h.delete_fn), [v.pick, v.sure],
+                             [v.action_status, v.sure], api_name="runs_delete")
+    details.wire(refresh.wire(deleted.then, **private).then, **private)
 
 
-def wire_clone(ctx, runs: dict, tabs, forms: dict, timers: dict | None = None, commands: dict | None = None):
-    """Runs' "Clone" fills the form the run came from (`forms`: tab id -> its form's components, in
-    the order `clone_values` gives) and its command preview (`commands`: tab id -> gr.Code; written
-    here, not left to the form's change events, which a busy page can run with half-updated values),
-    switches to that tab and turns on that tab's live-panel timer (`timers`: tab id -> gr.Timer; a tab
-    switched to by code fires no select event); the other form is left as it is."""
-    order, timers, commands = list(forms), timers or {}, commands or {}
-    outputs = ([component for tab in order for component in forms[tab]] + list(timers.values())
-               + list(commands.values()))
-    titles = {"train": "Train", "finetune": "Fine-tune"}
+def wire_clone(ctx, runs: RunsTab, tabs, targets: dict):
+    """Runs' "Clone" fills the form the run came from (`targets`: tab id -> its FormTab) and its command
+    preview (written here, not left to the form's change events, which a busy page can run with
+    half-updated values), switches to that tab and turns on that tab's live-panel timer (a tab switched
+    to by code fires no select event); the other form is left as it is."""
+    status = runs.view.action_status
+    outputs = [*(component for target in targets.values() for component in target.form.values()),
+               *(target.timer for target in targets.values()), *(target.command for target in targets.values()),
+               tabs, status]
 
-    @_guarded(len(outputs) + 2, status_at=len(outputs) + 1)
+    @_guarded(status=status)
     def clone_fn(choice):
-        tab, values, command = clone_values(ctx.store, choice)
-        filled = [value for name in order for value in (values if name == tab else [gr.skip()] * len(forms[name]))]
-        polling = [gr.Timer(active=name == tab) for name in timers]
-        previews = [command if name == tab else gr.skip() for name in commands]
-        return (*filled, *polling, *previews, gr.Tabs(selected=tab),
-                f"Cloned run {rd.parse_choice(choice)} into the {titles[tab]} form: adjust it and start a run.")
+        tab, fields, command = clone_values(ctx.store, choice)
+        form = targets[tab].form
+        return {**{form[name]: value for name, value in fields.items()},
+                **{target.timer: gr.Timer(active=name == tab) for name, target in targets.items()},
+                targets[tab].command: command, tabs: gr.Tabs(selected=tab),
+                status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[tab]} form: adjust it and start a run."}
 
-    runs["clone"].click(clone_fn, [runs["pick"]], outputs + [tabs, runs["action_status"]], api_name="runs_clone")
+    runs.view.clone.click(clone_fn, [runs.view.pick], outputs, api_name="runs_clone")

@@ -7,15 +7,15 @@ second browser, and the same jobs are there.
 import gradio as gr
 
 from workbench.specs.flags import format_key_values
-from workbench.errors import UserError
 from workbench.training.losses import LOSS_PARAMS
 from workbench.training.schedules import SCHEDULE_PARAMS
 from workbench.specs.run import RunSpec
-from workbench.ui.forms import FORM_FIELDS, build_form, form_values_to_spec, option_hint
+from workbench.ui.forms import build_form, form_values_to_spec, option_hint
 from workbench.ui.live_panel import create_live_panel
+from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
 
 
-def create_train_tab(ctx) -> dict:
+def create_train_tab(ctx) -> FormTab:
     defaults = RunSpec(data_path=ctx.data_path or "", gpus=-1)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -27,15 +27,8 @@ def create_train_tab(ctx) -> dict:
                               language="shell", interactive=False, elem_id="train-command", wrap_lines=True)
         with gr.Column(scale=2):
             panel = create_live_panel(ctx)
-    form_list = [form[name] for name in FORM_FIELDS]
 
-    def preview(*values):
-        try:
-            return form_values_to_spec(*values).validate(available_gpus=len(ctx.gpu_names)).to_cli()
-        except UserError as exc:
-            return f"# fix the form first: {exc}"
-
-    gr.on([c.change for c in form_list], preview, inputs=form_list, outputs=command, show_progress="hidden")
+    wire_preview(form, command, lambda values: form_values_to_spec(*values), len(ctx.gpu_names))
     form["model"].change(lambda m: gr.update(placeholder=option_hint(m)), form["model"], form["model_kwargs"])
     form["loss"].change(lambda n: gr.update(placeholder=format_key_values(LOSS_PARAMS[n])), form["loss"],
                         form["loss_params"])
@@ -43,16 +36,10 @@ def create_train_tab(ctx) -> dict:
                             form["schedule"], form["schedule_params"])
 
     def submit(tag_text, *values):
-        try:
-            spec = form_values_to_spec(*values)
-            spec = spec.replace(data_path=ctx.check_path(spec.data_path))
-            tag_list = [t.strip() for t in (tag_text or "").split(",") if t.strip()]
-            run_id = ctx.queue.submit(spec, tags=tag_list)
-        except UserError as exc:
-            return f"**Not queued:** {exc}", gr.skip()
-        return f"Queued run {run_id}: **{spec.display_name()}**", panel["followed_update"](run_id)
+        spec = form_values_to_spec(*values)
+        spec = spec.replace(data_path=ctx.check_path(spec.data_path))
+        tag_list = [t.strip() for t in (tag_text or "").split(",") if t.strip()]
+        return spec, ctx.queue.submit(spec, tags=tag_list)
 
-    train_button.click(submit, [tags, *form_list], [message, panel["follow"]], concurrency_limit=1, api_name="train"
-                       ).then(panel["start_polling"], None, panel["timer"], api_visibility="private")
-    return {"form": form, "form_list": form_list, "tags": tags, "message": message, "train_button": train_button,
-            "command": command, **panel}
+    wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train")
+    return FormTab(form=form, command=command, panel=panel)

@@ -1,0 +1,120 @@
+"""The Runs tab's actions on the store, without Gradio: the leaderboard and its CSV, a run's details,
+notes, tags, archiving, deletion and cloning, and the comparison figures. Each raises UserError
+with what the user should do; `workbench.ui.tabs.runs` wires them to the tab."""
+from __future__ import annotations
+
+from workbench.errors import UserError
+from workbench.specs.run import RunSpec
+from workbench.ui import plots
+from workbench.ui.forms import FORM_FIELDS, spec_to_fields
+from workbench.ui.views import runs as rd
+
+ACTIVE = ("running", "queued")
+
+
+def load_runs(store) -> list[dict]:
+    return store.list_runs(include_archived=True)
+
+
+def leaderboard(store, status=(), model=(), loss=(), tag=(), show_archived=False,
+                show_ensembles=True, sort_by=rd.DEFAULT_SORT, runs=None) -> list[dict]:
+    runs = load_runs(store) if runs is None else runs
+    return rd.leaderboard_rows(runs, store.list_ensembles(), status=status, model=model, loss=loss,
+                               tag=tag, show_archived=bool(show_archived),
+                               show_ensembles=bool(show_ensembles), sort_by=sort_by or rd.DEFAULT_SORT)
+
+
+def export_csv(store, *filters) -> str:
+    rows = leaderboard(store, *filters)
+    if not rows:
+        raise UserError("the leaderboard is empty: nothing to export (check the filters)")
+    return str(rd.write_csv(rd.COLUMNS, rd.rows_to_table(rows)))
+
+
+def clone_values(store, choice) -> tuple:
+    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec
+    by field name, the spec's equivalent command line)."""
+    run = store.get_run(rd.parse_choice(choice))
+    finetune = run.get("kind") == "finetune"
+    try:
+        if finetune:
+            from workbench.specs.finetune import FinetuneSpec
+            from workbench.ui.tabs.finetune import form_fields
+
+            spec = FinetuneSpec.from_dict(run["spec"])
+            return "finetune", form_fields(spec), spec.to_cli()
+        spec = RunSpec.from_dict(run["spec"])
+        return "train", spec_to_fields(spec, FORM_FIELDS), spec.to_cli()
+    except (TypeError, UserError) as exc:
+        raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
+
+
+def save_notes_tags(store, choice, notes, tags) -> str:
+    run_id = rd.parse_choice(choice)
+    tag_list = rd.parse_tags(tags)
+    store.update_run(run_id, notes=str(notes or "").strip(), tags=tag_list)
+    return f"Saved the notes and tags ({', '.join(tag_list) or 'none'}) of run {run_id}."
+
+
+def toggle_archive(store, choice) -> str:
+    run = store.get_run(rd.parse_choice(choice))
+    store.archive_run(run["id"], not run["archived"])
+    if run["archived"]:
+        return f"Run {run['id']} is back on the leaderboard."
+    return f"Archived run {run['id']} (tick \"show archived\" to see it)."
+
+
+def delete_run(store, queue, choice, sure: bool) -> str:
+    run = store.get_run(rd.parse_choice(choice))
+    active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
+    if run["status"] in ACTIVE or run["id"] in active:
+        raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
+    if not sure:
+        raise UserError(f"tick \"I am sure\" to delete run {run['id']} ({run['name']}) and its files")
+    store.delete_run(run["id"])
+    return f"Deleted run {run['id']} ({run['name']}) and its files."
+
+
+def run_details(store, choice) -> tuple[str, str, str, str]:
+    """Notes, tags text, archive button label and a Markdown summary of the picked run."""
+    if not choice:
+        return "", "", "Archive", ""
+    run = store.get_run(rd.parse_choice(choice))
+    lines = [f"**Run {run['id']}: {run['name']}** · {run['status']}"
+             f"{' · archived' if run['archived'] else ''} · {run['epochs_done']} epoch(s)"]
+    try:
+        lines.append(f"`{RunSpec.from_dict(run['spec']).to_cli()}`")
+    except (UserError, TypeError, ValueError):
+        pass
+    if run.get("error"):
+        lines.append(f"Error: {str(run['error']).strip().splitlines()[-1][:300]}")
+    return (run.get("notes") or "", ", ".join(run.get("tags") or []),
+            "Unarchive" if run["archived"] else "Archive", "\n\n".join(lines))
+
+
+def curves_figure(store, selection, metric, x_axis, smoothing):
+    series = [(store.get_run(i), store.epochs(i)) for i in rd.parse_choices(selection)]
+    return plots.curves(series, metric, x_axis, float(smoothing or 0))
+
+
+def per_class_figure(store, selection):
+    results, missing = [], []
+    for run_id in rd.parse_choices(selection):
+        run = store.get_run(run_id)
+        if "test" not in store.prediction_splits(run_id):
+            missing.append(str(run_id))
+            continue
+        logits = store.load_logits(run_id, "test")
+        accuracy = rd.per_class_accuracy(logits, store.load_labels(run_id, "test"), logits.shape[1])
+        results.append((run, rd.class_names(rd.run_dataset(run), logits.shape[1]), accuracy))
+    fig = plots.per_class(results)
+    if missing and results:
+        fig.add_annotation(text=f"no test predictions stored for run(s) {', '.join(missing)}",
+                           showarrow=False, xref="paper", yref="paper", x=0, y=-0.25, xanchor="left")
+    return fig
+
+
+def overview_figures(store, metric, group_by, show_archived=False):
+    runs = rd.filter_runs(load_runs(store), status=("completed",), show_archived=bool(show_archived))
+    return (plots.params_scatter(runs, metric),
+            plots.grouped_accuracy(rd.group_accuracy(runs, group_by, metric), group_by, metric))

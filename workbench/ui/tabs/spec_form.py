@@ -1,0 +1,53 @@
+"""What the Train and Fine-tune tabs share: the `FormTab` they return (a spec's form, its equivalent
+command and the live panel), the command kept up to date as the form changes, and queueing a run."""
+import functools
+from dataclasses import dataclass
+
+import gradio as gr
+
+from workbench.errors import UserError
+from workbench.ui.live_panel import LivePanel, start_polling
+
+
+@dataclass(eq=False)
+class FormTab:
+    """A tab that queues runs from a spec's form, as the page and Runs' "Clone" use it."""
+    form: dict  # spec field name -> its component, in the order of the spec's fields
+    command: gr.Code  # the form's equivalent command line
+    panel: LivePanel
+
+    @property
+    def timer(self) -> gr.Timer:
+        return self.panel.timer
+
+    @property
+    def refresh(self):
+        return self.panel.refresh
+
+
+def wire_preview(form: dict, command, values_to_spec, gpu_count: int):
+    """Show the form's command line in `command` whenever a field changes (or why the form cannot run
+    yet); `values_to_spec(values)` reads the fields' values, in `form`'s order, into a spec."""
+    def preview(*values):
+        try:
+            return values_to_spec(values).validate(available_gpus=gpu_count).to_cli()
+        except UserError as exc:
+            return f"# fix the form first: {exc}"
+
+    components = list(form.values())
+    gr.on([c.change for c in components], preview, inputs=components, outputs=command, show_progress="hidden")
+
+
+def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_name: str):
+    """`button` queues a run: `submit(*inputs)` queues it and returns its spec and run id, or raises
+    UserError; `message` says which, and the panel follows the new run and polls."""
+    @functools.wraps(submit)
+    def queue(*values):
+        try:
+            spec, run_id = submit(*values)
+        except UserError as exc:
+            return f"**Not queued:** {exc}", gr.skip()
+        return f"Queued run {run_id}: **{spec.display_name()}**", panel.followed_update(run_id)
+
+    button.click(queue, inputs, [message, panel.follow], concurrency_limit=1, api_name=api_name
+                 ).then(start_polling, None, panel.timer, api_visibility="private")
