@@ -14,8 +14,15 @@ from functools import partial
 import keras
 from keras import layers
 
-from .blocks import (apply_bn_relu, apply_classifier, apply_dropout, apply_pad_shortcut, apply_se_block, conv2d,
-                     model_input)
+from .blocks import (
+    apply_bn_relu,
+    apply_classifier,
+    apply_dropout,
+    apply_pad_shortcut,
+    apply_se_block,
+    conv2d,
+    model_input,
+)
 from .checks import check_choice, check_depth
 from .registry import register_family, register_model
 

@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import ROOT, AppServer
+
 from store import Store
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
@@ -106,9 +106,8 @@ def test_login_is_required_on_every_route(tmp_path):
 
 
 def test_form_paths_cannot_leave_the_allowed_folders(app_server):
-    from gradio_client import Client
-
     from conftest import FIXTURES
+    from gradio_client import Client
 
     client = Client(app_server.url, verbose=False)
     outside = [str(FIXTURES / "cifar10-mini.tar.gz"), str(app_server.db.parent / ".." / ".." / "etc"), "../../../etc/passwd"]

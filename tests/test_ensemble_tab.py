@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ARTIFACTS, AppServer
+
 from store import Store
 from workbench.ui.tabs.ensemble import metrics_rows
 

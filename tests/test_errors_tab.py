@@ -5,8 +5,8 @@ import shutil
 import time
 
 import pytest
-
 from conftest import ARTIFACTS, FIXTURES, AppServer
+
 from store import Store
 from workbench.ensemble import lab
 from workbench.jobs.queue import JobQueue

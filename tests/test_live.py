@@ -3,14 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store import Store
 from workbench.ui.views import live
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "w.db") as s:
-        yield s
 
 
 def _iso(seconds_ago):

@@ -8,10 +8,10 @@ from store import Store
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
-from workbench.ui.views import runs as rd
+from workbench.ui.forms import FORM_FIELDS, spec_to_form_values
 from workbench.ui.tabs import runs as rt
 from workbench.ui.tabs import runs_actions as ra
-from workbench.ui.forms import FORM_FIELDS, spec_to_form_values
+from workbench.ui.views import runs as rd
 
 
 class _Queue:
@@ -36,12 +36,6 @@ def _add(store, name, *, model="resnet20", loss="cross_entropy", augment=("flip_
     if logits is not None:
         store.save_logits(run_id, "test", *logits)
     return run_id
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "wb.db") as s:
-        yield s
 
 
 @pytest.fixture

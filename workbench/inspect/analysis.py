@@ -44,6 +44,14 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k).astype(np.int64, copy=False)
 
 
+def class_accuracy(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """float64 [K]: the share of each true class's images predicted right (NaN for a class with none).
+    The one per-class accuracy: the Runs tab's bars and `per_class`'s accuracy column are this figure."""
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    counts = matrix.sum(axis=1)
+    return np.where(counts > 0, np.diag(matrix) / np.maximum(counts, 1), np.nan)
+
+
 def per_class(y_true, probs, class_names=None) -> list:
     """One row per class c, in class order:
 

@@ -91,7 +91,10 @@ def parse_key_values(text: str, where: str = "value") -> dict:
 
 
 def parse_tags(text) -> list:
-    """'a, b,,c' -> ["a", "b", "c"] (duplicates dropped): tags as the CLI's --tags and the forms' tag boxes take them."""
+    """'a, b,,a' (or a list) -> ["a", "b"]: stripped, empty ones and repeats dropped; the one reading of
+    tags, for the CLI's --tags, the forms' tag boxes and the Runs tab's filter."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(tag) for tag in text)
     return list(dict.fromkeys(tag.strip() for tag in str(text or "").split(",") if tag.strip()))
 
 

@@ -7,7 +7,7 @@ import gradio as gr
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.finetune import create_finetune_tab
-from workbench.ui.tabs.runs import RunsTab, create_runs_tab, wire_clone
+from workbench.ui.tabs.runs import TITLES, RunsTab, create_runs_tab, wire_clone
 from workbench.ui.tabs.spec_form import FormTab
 from workbench.ui.tabs.train import create_train_tab
 
@@ -17,8 +17,8 @@ footer { display: none !important; }
 """
 
 # tab id -> (title, builder), in page order
-TABS = {"train": ("Train", create_train_tab), "runs": ("Runs", create_runs_tab),
-        "ensemble": ("Ensemble", create_ensemble_tab), "finetune": ("Fine-tune", create_finetune_tab),
+TABS = {"train": (TITLES["train"], create_train_tab), "runs": ("Runs", create_runs_tab),
+        "ensemble": ("Ensemble", create_ensemble_tab), "finetune": (TITLES["finetune"], create_finetune_tab),
         "errors": ("Errors", create_errors_tab)}
 
 

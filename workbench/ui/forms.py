@@ -11,13 +11,12 @@ import gradio as gr
 
 from models import list_models, model_info
 from workbench.data.augment.ops import AUGMENTATIONS
-from workbench.specs.flags import format_key_values, parse_key_values
-from workbench.specs.run import HELP
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
+from workbench.specs.flags import format_key_values, parse_key_values
+from workbench.specs.run import HELP, OPTIMIZERS, PRECISIONS, RunSpec
 from workbench.training.losses import LOSS_PARAMS, LOSSES
 from workbench.training.schedules import SCHEDULE_PARAMS, SCHEDULES
-from workbench.specs.run import OPTIMIZERS, PRECISIONS, RunSpec
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(RunSpec)]
 DICT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type is dict}

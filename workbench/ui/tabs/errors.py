@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from workbench.inspect import analysis, gallery
 from workbench.ensemble import lab
-from workbench.inspect import sources as sv
 from workbench.errors import UserError
+from workbench.inspect import analysis, gallery
+from workbench.inspect import sources as sv
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
 

@@ -18,9 +18,19 @@ import gradio as gr
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
-from workbench.ui.tabs.runs_actions import (clone_values, curves_figure, delete_run, export_csv, leaderboard,
-                                           load_runs, overview_figures, per_class_figure, run_details,
-                                           save_notes_tags, toggle_archive)
+from workbench.ui.tabs.runs_actions import (
+    clone_values,
+    curves_figure,
+    delete_run,
+    export_csv,
+    leaderboard,
+    load_runs,
+    overview_figures,
+    per_class_figure,
+    run_details,
+    save_notes_tags,
+    toggle_archive,
+)
 from workbench.ui.views import runs as rd
 
 log = logging.getLogger(__name__)

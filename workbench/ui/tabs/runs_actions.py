@@ -3,13 +3,12 @@ notes, tags, archiving, deletion and cloning, and the comparison figures. Each r
 with what the user should do; `workbench.ui.tabs.runs` wires them to the tab."""
 from __future__ import annotations
 
+from workbench.constants import ACTIVE_STATUSES
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
 from workbench.ui.views import runs as rd
-
-ACTIVE = ("running", "queued")
 
 
 def load_runs(store) -> list[dict]:
@@ -67,7 +66,7 @@ def toggle_archive(store, choice) -> str:
 def delete_run(store, queue, choice, sure: bool) -> str:
     run = store.get_run(rd.parse_choice(choice))
     active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
-    if run["status"] in ACTIVE or run["id"] in active:
+    if run["status"] in ACTIVE_STATUSES or run["id"] in active:
         raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
     if not sure:
         raise UserError(f"tick \"I am sure\" to delete run {run['id']} ({run['name']}) and its files")

@@ -6,10 +6,10 @@ second browser, and the same jobs are there.
 """
 import gradio as gr
 
-from workbench.specs.flags import format_key_values
+from workbench.specs.flags import format_key_values, parse_tags
+from workbench.specs.run import RunSpec
 from workbench.training.losses import LOSS_PARAMS
 from workbench.training.schedules import SCHEDULE_PARAMS
-from workbench.specs.run import RunSpec
 from workbench.ui.forms import build_form, form_values_to_spec, option_hint
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
@@ -38,8 +38,7 @@ def create_train_tab(ctx) -> FormTab:
     def submit(tag_text, *values):
         spec = form_values_to_spec(*values)
         spec = spec.replace(data_path=ctx.check_path(spec.data_path))
-        tag_list = [t.strip() for t in (tag_text or "").split(",") if t.strip()]
-        return spec, ctx.queue.submit(spec, tags=tag_list)
+        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
 
     wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train")
     return FormTab(form=form, command=command, panel=panel)

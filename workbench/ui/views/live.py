@@ -4,7 +4,8 @@ import html
 import time
 from datetime import datetime
 
-ACTIVE = ("queued", "running")
+from workbench.constants import ACTIVE_STATUSES
+
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
 
 
@@ -20,7 +21,7 @@ def progress(run: dict, epochs: list) -> dict:
     images = run.get("train_images")
     rate = images / per_epoch if images and per_epoch else None
     elapsed = _elapsed(run)
-    remaining = per_epoch * (total - done - (step / steps if steps else 0)) if per_epoch and run["status"] in ACTIVE else None
+    remaining = per_epoch * (total - done - (step / steps if steps else 0)) if per_epoch and run["status"] in ACTIVE_STATUSES else None
     return {"epoch": f"{min(done + (run['status'] == 'running'), total)}/{total}", "fraction": fraction,
             "images_per_second": rate, "elapsed": elapsed, "remaining": remaining}
 
@@ -29,7 +30,7 @@ def _elapsed(run: dict):
     start = run.get("started_at")
     if not start:
         return None
-    end = run.get("finished_at") if run["status"] not in ACTIVE else None
+    end = run.get("finished_at") if run["status"] not in ACTIVE_STATUSES else None
     end_time = datetime.fromisoformat(end).timestamp() if end else time.time()
     return max(0.0, end_time - datetime.fromisoformat(start).timestamp())
 
@@ -46,8 +47,8 @@ def duration(seconds) -> str:
 def jobs_rows(store, recent: int = 5) -> list:
     """Queued and running jobs, then the most recently finished ones."""
     runs = store.list_runs(include_archived=False)
-    active = [r for r in runs if r["status"] in ACTIVE]
-    finished = sorted((r for r in runs if r["status"] not in ACTIVE), key=lambda r: r["id"], reverse=True)[:recent]
+    active = [r for r in runs if r["status"] in ACTIVE_STATUSES]
+    finished = sorted((r for r in runs if r["status"] not in ACTIVE_STATUSES), key=lambda r: r["id"], reverse=True)[:recent]
     rows = []
     for run in active + finished:
         p = progress(run, store.epochs(run["id"]))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.constants import CIFAR10_CLASSES
 from workbench.errors import UserError
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+from workbench.inspect.analysis import class_accuracy
+from workbench.specs.flags import parse_tags  # noqa: F401 (the tab's filters parse tags as the CLI does)
 
 # Leaderboard columns, in display order; accuracies are percentages, training time minutes.
 COLUMNS = ("Kind", "ID", "Name", "Model", "Loss", "Augmentations", "Status", "Best val acc %",
@@ -105,18 +105,6 @@ def parse_choices(choices) -> list[int]:
     if isinstance(choices, (str, int)):
         choices = [choices]
     return [parse_choice(c) for c in choices]
-
-
-def parse_tags(text) -> list[str]:
-    """Comma-separated tags -> a list: stripped, empty ones dropped, duplicates removed in order."""
-    if isinstance(text, (list, tuple)):
-        text = ",".join(str(t) for t in text)
-    tags = []
-    for tag in str(text or "").split(","):
-        tag = tag.strip()
-        if tag and tag not in tags:
-            tags.append(tag)
-    return tags
 
 
 def class_names(dataset: str, num_classes: int) -> list[str]:
@@ -258,12 +246,7 @@ def per_class_accuracy(logits, labels, num_classes: int | None = None) -> np.nda
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
         raise UserError(f"logits of shape {list(logits.shape)} do not match {labels.shape[0]} labels")
-    n = int(num_classes or logits.shape[1])
-    correct = logits.argmax(axis=1) == labels
-    totals = np.bincount(labels, minlength=n)[:n].astype(np.float64)
-    hits = np.bincount(labels, weights=correct.astype(np.float64), minlength=n)[:n]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
+    return class_accuracy(labels, logits.argmax(axis=1), int(num_classes or logits.shape[1]))
 
 
 def group_key(run: dict, by: str) -> str:
