@@ -148,16 +148,19 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     return _layout(fig, title)
 
 
-def grouped_accuracy(groups: list[dict], by: str = "Loss", metric: str = "Test accuracy") -> go.Figure:
-    """Bars of the mean accuracy per group, std error bars, the run count on each bar."""
-    title = f"{metric} by {by.lower()}"
+def grouped_accuracy(groups: list[dict], by: str = "Setting", metric: str = "Test accuracy") -> go.Figure:
+    """Bars of the mean accuracy per group, std error bars, the run count on each bar; the title says
+    what the spread is over (a setting's seeds, or everything a coarser group pools), each bar's hover
+    what it pools."""
+    spread = "over seeds" if by == "Setting" else f"over runs: each bar pools every setting with that {by.lower()}"
+    title = f"{metric} by {by.lower()} (mean ± std {spread})"
     if not groups:
         return empty_figure(title, f"No runs with {metric.lower()} yet")
     fig = go.Figure(go.Bar(
         x=[g["group"] for g in groups], y=[g["mean"] for g in groups], name="mean",
         error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
-        text=[f"n={g['n']}" for g in groups], textposition="outside",
-        hovertemplate="%{x}<br>mean %{y:.2f}%<br>%{text}<extra></extra>"))
+        text=[f"n={g['n']}" for g in groups], textposition="outside", customdata=[g["pools"] for g in groups],
+        hovertemplate="%{x}<br>mean %{y:.2f}%<br>%{text}: %{customdata}<extra></extra>"))
     fig.update_xaxes(title_text=by.lower())
     fig.update_yaxes(title_text=f"{metric.lower()} (%), mean ± std")
     return _layout(fig, title, showlegend=False)
