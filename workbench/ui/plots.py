@@ -233,15 +233,32 @@ def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
 
 
 # -- Errors tab ----------------------------------------------------------------------------------------
-def confusion_heatmap(matrix: np.ndarray, class_names: list[str], title: str) -> go.Figure:
-    """Counts per (true, predicted) cell; the diagonal is drawn too, as in every confusion matrix."""
+CONFUSION_CORNER = "true \\ predicted"  # the header of the confusion table's first column
+
+
+def confusion_table(matrix: np.ndarray, class_names: list[str]):
+    """The confusion matrix as a table (a pandas Styler) rather than a heatmap, because a table's cell
+    click reaches the server with its row and column and a Plotly click does not. Column 0 names the
+    true class, then one column of counts per predicted class; mistakes are shaded red by their count,
+    the diagonal green."""
+    import pandas as pd
+
     matrix = np.asarray(matrix)
-    fig = go.Figure(go.Heatmap(z=matrix, x=class_names, y=class_names, colorscale="Blues",
-                               text=matrix, texttemplate="%{text}", colorbar=dict(title="images"),
-                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
-    fig.update_xaxes(title_text="predicted class", tickangle=-40)
-    fig.update_yaxes(title_text="true class", autorange="reversed")
-    return _layout(fig, title, height=480)
+    names = [str(n) for n in class_names]
+    table = pd.DataFrame(matrix, columns=names)
+    table.insert(0, CONFUSION_CORNER, names)
+    diagonal = np.eye(len(names), dtype=bool)
+    most = {True: max(1, int(matrix[diagonal].max(initial=0))), False: max(1, int(matrix[~diagonal].max(initial=0)))}
+
+    def shade(count: int, on_diagonal: bool) -> str:
+        if count <= 0:
+            return ""
+        alpha = 0.12 + 0.6 * count / most[on_diagonal]
+        rgb = "22, 163, 74" if on_diagonal else "220, 38, 38"
+        return f"background-color: rgba({rgb}, {alpha:.2f})"
+
+    styles = [[""] + [shade(int(matrix[i, j]), i == j) for j in range(len(names))] for i in range(len(names))]
+    return table.style.apply(lambda frame: pd.DataFrame(styles, index=frame.index, columns=frame.columns), axis=None)
 
 
 def top5_bars(entries: list[tuple[str, list[tuple[str, float]]]], title: str) -> go.Figure:
