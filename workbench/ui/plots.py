@@ -1,4 +1,5 @@
-"""Plotly figures shared by the tabs: pure functions from store rows and arrays to a Figure.
+"""Plotly figures shared by the tabs: pure functions from store rows and arrays to a Figure (and the
+confusion matrix as a styled table, whose cells Gradio can report clicks on).
 
 No Gradio here. Every figure uses `template="plotly_white"`, a fixed height, a title, axis titles
 and a legend; an empty input gives a figure that says what is missing instead of blank axes.
