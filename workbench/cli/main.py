@@ -208,11 +208,11 @@ def _ensemble(args):
     for member, weight in zip(scored["members"], scored["weights"]):
         temperature = f" {member['temperature']:5.2f}" if settings.temperature else ""
         print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f}{temperature} "
-              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
+              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {percent(member['test_ece']):>8s}")
     print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation, the largest at 1):")
     for label, split in (("validation", scored["val"]), ("test", scored["test"])):
         nll = "n/a (vote)" if split["nll"] is None else f"{split['nll']:.4f}"
-        print(f"  {label + ':':11s} accuracy {percent(split['accuracy'])}  NLL {nll}  ECE {split['ece']:.4f}")
+        print(f"  {label + ':':11s} accuracy {percent(split['accuracy'])}  NLL {nll}  ECE {percent(split['ece'])}")
     if args.save:
         ensemble_id = lab.save(store, members, scored, settings, args.save)
         print(f"saved as ensemble {ensemble_id}: {args.save}")
