@@ -133,6 +133,11 @@ def test_gallery_page_sizes_captions_and_upscaling(pictures):
     assert gallery.page(images, order, probs, labels, NAMES, scale=1)[0][0].size == (32, 32)
     with pytest.raises(UserError, match="class names"):
         gallery.page(images, order, probs, labels, NAMES[:2])
+    right = np.eye(3)[labels]  # a second source, right on every image: compared, captions give both
+    assert gallery.page(images, order, probs, labels, NAMES, probs_b=right)[0][1] == \
+        "true: cat · A: dog (87%) · B: cat (100%)"
+    with pytest.raises(UserError, match="same images"):
+        gallery.page(images, order, probs, labels, NAMES, probs_b=right[:5])
 
 
 def test_export_grid_png(pictures, tmp_path):
@@ -150,6 +155,12 @@ def test_export_grid_png(pictures, tmp_path):
         assert a.size == b.size and a.size[1] > 32 * 96
     with pytest.raises(UserError, match="no images selected"):
         gallery.export_grid(images, [], probs, labels, NAMES, tmp_path / "none.png")
+    # Named (two title lines) and compared (a caption line for B): taller than the plain grid.
+    named = gallery.export_grid(images, np.arange(10), probs, labels, NAMES, tmp_path / "named.png", columns=4,
+                                title="A: run 1 (a) · B: run 2 (b)\ntest split · true class: any", probs_b=np.eye(3)[labels])
+    with Image.open(named) as grid:
+        taller = grid.size[1] - height
+    assert taller > 0 and taller % 5 == 0  # five lines more: two title lines, a caption line for B in 3 rows
 
 
 # --- sources and their images, on a real store ----------------------------------------------------

@@ -54,6 +54,8 @@ def test_candidates_say_why_a_run_cannot_join(filled):
     annotated = {c["id"]: c for c in lab.compatible_with(list(rows.values()), [ids[0]])}
     assert not annotated[other]["eligible"] and "split seed1-def" in annotated[other]["reason"]
     assert annotated[ids[1]]["eligible"]
+    first_pick = {c["id"]: c for c in lab.compatible_with(list(rows.values()), [other, ids[0]])}
+    assert not first_pick[ids[0]]["eligible"] and first_pick[other]["eligible"]  # the first pick sets the split
 
 
 def test_loading_refuses_what_cannot_be_combined(filled):
@@ -81,6 +83,7 @@ def test_scores_match_hand_computation_and_scipy_mode(filled):
     vote = lab.score(members, [1, 1, 1], lab.Settings(method="vote"))
     mode = stats.mode(np.stack([p.argmax(1) for p in probs]), axis=0).mode
     assert vote["test"]["accuracy"] == pytest.approx((mode == y_test).mean())
+    assert vote["val"]["nll"] is None and vote["test"]["nll"] is None  # unvoted classes: probability 0
     with pytest.raises(UserError, match="not all zero"):
         lab.score(members, [0, 0, 0], lab.Settings())
     tta = lab.score(members, [1, 1, 1], lab.Settings(tta=True))
@@ -93,7 +96,9 @@ def test_weights_are_chosen_on_validation_only(filled):
     found = {how: lab.search(members, lab.Settings(), how)["weights"] for how in lab.SEARCHES}
     for how, weights in found.items():
         assert weights[2] <= min(weights[:2]) + 1e-9, (how, weights)  # the weak member counts least
+        assert max(weights) == 1.0, (how, weights)  # one scale: the largest weight is 1
     grid = lab.search(members, lab.Settings(), "grid")
+    assert all(max(row["weights"]) == 1.0 for row in grid["top"]) and grid["top"][0]["weights"] == grid["weights"]
     assert lab.score(members, grid["weights"], lab.Settings())["val"]["accuracy"] == pytest.approx(grid["val_accuracy"])
     # Scrambling the test labels changes no choice: nothing is fitted on test.
     members.labels["test"] = np.random.default_rng(9).permutation(members.labels["test"])
@@ -115,6 +120,7 @@ def test_save_and_reload_an_ensemble(filled):
     ensemble_id = lab.save(store, members, scored, settings, "trio")
     saved = store.get_ensemble(ensemble_id)
     assert saved["members"] == ids and saved["method"] == "mean-logit" and saved["temperatures"]
+    assert saved["weights"] == pytest.approx([1.0, 0.6, 0.4])  # saved on the sliders' scale
     assert lab.settings_of(saved) == settings
     probs, labels = lab.ensemble_probs(room, saved, "test")
     assert (probs.argmax(1) == labels).mean() == pytest.approx(saved["test_accuracy"])
@@ -127,6 +133,10 @@ def test_ensemble_command(filled, capsys):
     out = capsys.readouterr().out
     assert "weights chosen by grid on validation" in out and "test:       accuracy" in out
     assert "saved as ensemble" in out and store.list_ensembles()[0]["name"] == "cli-trio"
+    assert " T " not in out.splitlines()[0]  # no temperature column without temperature scaling
+    assert main(["--db", db, "ensemble", *map(str, ids), "--method", "vote", "--temperature"]) == 0
+    out = capsys.readouterr().out
+    assert " T " in out.splitlines()[0] and "NLL n/a (vote)" in out
     assert main(["--db", db, "ensemble", str(ids[0]), str(other)]) == 2
     assert "different validation splits" in capsys.readouterr().err
     assert main(["--db", db, "ensemble", str(ids[0])]) == 2

@@ -1,4 +1,5 @@
-"""The Ensemble tab in a real browser against a real server whose store holds three finished runs."""
+"""The Ensemble tab: its handlers on a real store, and in a real browser against a real server whose store
+holds three finished runs on one split and one on another."""
 import re
 import time
 
@@ -7,18 +8,21 @@ import pytest
 from conftest import ARTIFACTS, AppServer
 
 from store import Store
-from workbench.ui.tabs.ensemble import metrics_rows
+from workbench.ensemble import lab
+from workbench.ui.tabs.ensemble import metrics_table
 
 pytestmark = pytest.mark.browser
 
 
 def _fill_store(db, skills=(2.0, 1.5, 0.4)):
+    """Runs 1-3 on split "seed0-test", run 4 ("other-split") on another, and a queued run."""
     rng = np.random.default_rng(1)
     y_val, y_test = rng.integers(0, 10, 500), rng.integers(0, 10, 1000)
     with Store(db) as store:
-        for i, skill in enumerate(skills):
-            run_id = store.create_run(f"member-{i}", {"model": "resnet20", "loss": "cross_entropy", "epochs": 3})
-            store.update_run(run_id, split_id="seed0-test", test_accuracy=0.5)
+        for i, skill in enumerate((*skills, 1.0)):
+            name = f"member-{i}" if i < len(skills) else "other-split"
+            run_id = store.create_run(name, {"model": "resnet20", "loss": "cross_entropy", "epochs": 3})
+            store.update_run(run_id, split_id="seed0-test" if i < len(skills) else "seed1-other", test_accuracy=0.5)
             for split, y in (("val", y_val), ("test", y_test)):
                 for name in (split, f"{split}_flip"):
                     z = rng.normal(0, 1, (len(y), 10)).astype(np.float32)
@@ -42,13 +46,52 @@ def _wait(predicate, timeout=60, page=None, what=""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_metrics_rows_format():
-    scored = {"val": {"accuracy": 0.9, "nll": 0.3, "ece": 0.02}, "test": {"accuracy": 0.8, "nll": 0.5, "ece": 0.03},
+def test_metrics_table_shows_what_the_settings_define():
+    scored = {"val": {"accuracy": 0.9, "nll": 0.3, "ece": 0.02}, "test": {"accuracy": 0.8, "nll": None, "ece": 0.03},
               "weights": [1.0], "members": [{"id": 4, "name": "a", "temperature": 1.2, "val_accuracy": 0.7,
                                              "val_nll": 0.9, "val_ece": 0.1, "test_accuracy": 0.6, "test_nll": 1.0,
                                              "test_ece": 0.2}]}
-    rows = metrics_rows(scored)
-    assert rows[0][:4] == ["ensemble", "", "", 90.0] and rows[1][0] == "4: a" and rows[1][6] == 60.0
+    plain = metrics_table(scored, lab.Settings())
+    assert "T" not in plain.columns and plain.iloc[0]["val acc %"] == 90.0 and plain.iloc[1]["test acc %"] == 60.0
+    scaled = metrics_table(scored, lab.Settings(temperature=True))
+    assert list(scaled.columns[:3]) == ["source", "weight", "T"] and scaled.iloc[1]["T"] == 1.2
+    assert plain.iloc[0]["test NLL"] == "n/a" and plain.iloc[1]["test NLL"] == 1.0  # a vote has no NLL
+
+
+def _handlers(db):
+    """The tab built on the store at `db`: its events' handlers by api name, and its components."""
+    import gradio as gr
+
+    from workbench.ui.context import AppContext
+    from workbench.ui.tabs.ensemble import create_ensemble_tab
+
+    store = Store(db)
+    with gr.Blocks() as demo:
+        tab = create_ensemble_tab(AppContext(store=store, queue=None))
+    return {block.api_name: block.fn for block in demo.fns.values() if block.api_name}, tab.view, store
+
+
+def test_settings_keep_the_weights_and_a_search_replaces_the_last(tmp_path):
+    _fill_store(tmp_path / "w.db")
+    fns, v, store = _handlers(tmp_path / "w.db")
+    mean, vote = ("mean", "prob", False, False), ("vote", "prob", False, False)
+    picked = fns["ensemble_select"]([1], *mean)  # one run picked: the other split's run is out before it is picked
+    assert [value for _, value in picked[v.runs]["choices"]] == [1, 2, 3]
+    assert "run 4 other-split: trained on split seed1-other" in picked[v.unavailable]
+    grid = fns["ensemble_grid"]([1, 2, 3], *mean)
+    weights = [grid[s]["value"] for s in v.sliders[:3]]
+    assert max(weights) == 1.0 and list(grid[v.top].columns) == ["w1", "w2", "w3", "val acc %"]
+    assert grid[v.top].iloc[0, :3].max() == 1.0  # the table's weights on the sliders' scale
+    voted = fns["ensemble_settings"]([1, 2, 3], *vote, *weights, *[1.0] * 5)
+    assert not set(v.sliders) & set(voted)  # the weights stay
+    table = voted[v.metrics]
+    assert list(table["weight"][1:]) == [round(w, 3) for w in weights] and "T" not in table.columns
+    assert table.iloc[0]["val NLL"] == "n/a" and "Majority vote" in voted[v.message]
+    assert voted[v.search_plot] is None and voted[v.top].empty  # a search for other settings is gone
+    optimised = fns["ensemble_optimize"]([1, 2, 3], *mean)
+    assert optimised[v.search_plot] is None and optimised[v.top].empty
+    assert max(optimised[s]["value"] for s in v.sliders[:3]) == 1.0
+    store.close()
 
 
 def test_mix_search_and_save_in_the_browser(tmp_path, browser):
@@ -63,11 +106,18 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
               what="the unavailable list")
         assert "only completed runs" in page.locator("#ensemble-unavailable").inner_text()
         box = page.locator("#ensemble-runs input")
+        box.click()  # two splits in the store: each choice names its split before anything is picked
+        page.get_by_role("option", name="4: other-split (split seed1-other)", exact=True).wait_for()
         for name in ("1: member-0", "2: member-1", "3: member-2"):
             box.click()
             box.fill(name)
-            page.get_by_role("option", name=name, exact=True).click()  # waits for the option to render
+            page.get_by_role("option", name=f"{name} (split seed0-test)", exact=True).click()
             page.wait_for_timeout(300)
+            if name == "1: member-0":  # the first pick rules the other split's run out before it is picked
+                _wait(lambda: "other-split: trained on split seed1-other" in
+                      page.locator("#ensemble-unavailable").inner_text(), page=page, what="the other split ruled out")
+                box.fill("other")
+                assert page.get_by_role("option", name=re.compile("other-split")).count() == 0
         metrics = page.locator("#ensemble-metrics")
         _wait(lambda: "ensemble" in metrics.inner_text() and "3: member-2" in metrics.inner_text(), page=page,
               what="the metrics of three members")
@@ -80,6 +130,14 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
         page.wait_for_timeout(1500)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "05-ensemble-tab.png"), full_page=True)
+        weights = [page.locator(f"#ensemble-weight-{i} input[type=number]").input_value() for i in range(3)]
+        assert max(map(float, weights)) == 1.0
+        page.get_by_label("majority vote").check()  # a vote keeps the weights and shows no NLL
+        _wait(lambda: "Majority vote" in page.locator("#ensemble-message").inner_text(), page=page, what="the vote")
+        assert [page.locator(f"#ensemble-weight-{i} input[type=number]").input_value() for i in range(3)] == weights
+        assert "n/a" in metrics.inner_text()
+        page.get_by_label("weighted mean").check()
+        _wait(lambda: "n/a" not in metrics.inner_text(), page=page, what="the mean's NLL back")
         page.get_by_label("Ensemble name").fill("trio")
         page.get_by_role("button", name="Save ensemble").click()
         _wait(lambda: "Saved ensemble 1: trio" in page.locator("#ensemble-message").inner_text(), page=page,

@@ -1,36 +1,46 @@
-"""The Errors tab against a real server: two runs really trained on real CIFAR images (the committed
-fixture) and a saved ensemble of them; browse mistakes, filter, compare, inspect and export."""
+"""The Errors tab against a real server: two runs whose logits are stored for the real CIFAR images of the
+committed fixture (as training would store them, without training) and a saved ensemble of them; browse
+mistakes, filter by a confusion-matrix click, compare, inspect and export."""
 import re
 import shutil
 import time
 
+import numpy as np
 import pytest
 from conftest import ARTIFACTS, FIXTURES, AppServer
+from test_analysis import logits_for
 
 from store import Store
+from workbench.constants import CIFAR10_CLASSES
+from workbench.data.datasets import load_dataset
+from workbench.data.split import split_arrays
 from workbench.ensemble import lab
-from workbench.jobs.queue import JobQueue
+from workbench.inspect import analysis
 from workbench.specs.run import RunSpec
 
 pytestmark = pytest.mark.browser
 
 
-def _train_runs(db, data_path):
+def _stored_runs(db, data_path) -> np.ndarray:
+    """Runs 1 and 2 (mini-0, mini-1) with val/test logits for the fixture's images, and ensemble 1 ("pair")
+    of them; returns run 1's test confusion matrix."""
+    dataset = load_dataset("cifar10", str(data_path))
+    rng = np.random.default_rng(0)
     with Store(db) as store:
-        queue = JobQueue(store, devices=[], isolate=False)
-        ids = []
-        for seed in (0, 1):
-            spec = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 8}, data_path=str(data_path),
-                           val_size=100, epochs=2, batch_size=50, schedule="cosine", learning_rate=0.05, seed=seed,
+        for seed, skill in ((0, 2.0), (1, 1.0)):
+            spec = RunSpec(model="resnet20", data_path=str(data_path), val_size=100, epochs=2, seed=seed,
                            name=f"mini-{seed}")
-            ids.append(queue.submit(spec))
-        for run_id in ids:
-            queue.wait(run_id, timeout=300)
-            assert store.get_run(run_id)["status"] == "completed", store.get_run(run_id)["error"]
-        members = lab.Lab(store).load(ids)
+            arrays = split_arrays(dataset, val_size=spec.val_size, split_seed=spec.split_seed)
+            run_id = store.create_run(spec.name, spec.to_dict(), split_id=arrays.split_id)
+            store.update_run(run_id, split_id=arrays.split_id)
+            for split, y in (("val", arrays.y_val), ("test", dataset.y_test)):
+                store.save_logits(run_id, split, logits_for(y, rng, skill), y)
+            store.set_status(run_id, "running")
+            store.set_status(run_id, "completed")
+        members = lab.Lab(store).load([1, 2])
         lab.save(store, members, lab.score(members, [1, 1], lab.Settings()), lab.Settings(), "pair")
-        queue.shutdown()
-    return ids
+        z = store.load_logits(1, "test")
+    return analysis.confusion_matrix(dataset.y_test, z.argmax(1), 10)
 
 
 def _wait_text(locator, pattern, timeout=60):
@@ -76,32 +86,41 @@ def test_browse_filter_compare_and_export(tmp_path, browser, cache_dir):
     data = tmp_path / "cifar10-mini.tar.gz"
     shutil.copy(FIXTURES / "cifar10-mini.tar.gz", data)
     (tmp_path / "runs").mkdir()
-    _train_runs(tmp_path / "runs" / "workbench.db", data)
+    matrix = _stored_runs(tmp_path / "runs" / "workbench.db", data)
+    errors = int(matrix.sum() - np.trace(matrix))
     server = AppServer(tmp_path)
     try:
         page = _errors_tab(browser, server, r"mini-0")
-        match = _wait_text(page.locator("#errors-count"), r"([\d,]+) images · page 1 of (\d+)")
-        errors = int(match.group(1).replace(",", ""))
-        assert 0 < errors <= 200
+        _wait_text(page.locator("#errors-count"), rf"{errors} images · page 1 of (\d+)")
         assert page.locator("#errors-gallery img").count() == min(64, errors)
         page.locator("#errors-gallery img").first.click()
         page.wait_for_timeout(1500)
         assert "Image #" in page.locator(".js-plotly-plot").last.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "06-errors-tab.png"), full_page=True)
-        # A confusion-matrix row: only images whose true class is cat.
-        _choose(page, "errors-true", r"^cat$")
-        cats = _count_when(page, lambda n: n <= 20)  # the fixture's test split has 20 cats
-        assert cats > 0
-        # The saved ensemble is a source too, and two sources can be compared.
-        _choose(page, "errors-source-b", r"ensemble")
+        # A click on a confusion cell shows that cell's images; on a class name, its row's mistakes.
+        off = matrix - np.diag(np.diag(matrix))
+        t, p = np.unravel_index(off.argmax(), off.shape)
+        cell = lambda row, column: page.locator(f'#errors-confusion [data-testid="cell-{row}-{column}"]')  # noqa: E731
+        cell(t, p + 1).click()
+        _count_when(page, lambda n: n == off[t, p])
+        assert page.locator("#errors-predicted input").input_value() == CIFAR10_CLASSES[p]
+        cell(t, 0).click()
+        _count_when(page, lambda n: n == off[t].sum())
+        assert page.locator("#errors-predicted input").input_value() == "any"
+        _choose(page, "errors-true", r"^any$")
+        _count_when(page, lambda n: n == errors)
+        # A comparison without B says so beside B; with B, both sources' predictions are shown.
         page.get_by_text("both wrong").click()
-        _wait_text(page.locator("#errors-count"), r"images|No images")
-        page.wait_for_timeout(1500)
-        if "images ·" in page.locator("#errors-count").inner_text():  # else: no image is wrong for both
-            _count_when(page, lambda n: n <= cats)  # both wrong is a subset of A's wrong cats
+        _wait_text(page.locator("#errors-compare-note"), r"Choose source B")
+        _choose(page, "errors-source-b", r"ensemble")
+        _count_when(page, lambda n: 0 < n <= errors)
+        assert page.locator("#errors-compare-note").inner_text().strip() == ""
+        assert re.search(r"A: \w+ \(\d+%\) · B: \w+", page.locator("#errors-gallery").inner_text())
+        page.locator("#errors-gallery img").first.click()
+        _wait_text(page.locator(".js-plotly-plot").last, r"A: mini-0[\s\S]*B: pair")
         page.get_by_role("button", name="Export the selection as one PNG").click()
-        _wait_text(page.locator("#errors-message"), r"Exported \d+ images")
+        _wait_text(page.locator("#errors-message"), r"Exported \d+ images to errors-run1-test-vs-ensemble1-both_wrong")
         page.close()
     finally:
         server.stop()
@@ -115,3 +134,20 @@ def test_browse_filter_compare_and_export(tmp_path, browser, cache_dir):
         page.close()
     finally:
         server.stop()
+
+
+def test_an_export_names_its_sources_split_and_filter():
+    from workbench.inspect.sources import Source
+    from workbench.ui.tabs.errors import Selection
+
+    probs, labels = np.full((4, 10), 0.1), np.arange(4)
+    a = Source("run", 3, "mini-0", probs, labels, list(CIFAR10_CLASSES), "val")
+    b = Source("ensemble", 1, "pair", probs, labels, list(CIFAR10_CLASSES), "val")
+    alone = Selection(a, None, np.arange(2), "cat", "any", "random", 7, "off")
+    assert alone.describe() == ["A: run 3 (mini-0)", "validation split · true class: cat · predicted by A: any · "
+                                                    "random, seed 7"]
+    assert alone.file_name() == "errors-run3-val-true-cat.png"
+    compared = Selection(a, b, np.arange(2), "any", "dog", "confident", 0, "a_right_b_wrong")
+    assert compared.describe()[0] == "A: run 3 (mini-0) · B: ensemble 1 (pair)"
+    assert compared.describe()[1].endswith("predicted by A: dog · A right, B wrong")
+    assert compared.file_name() == "errors-run3-val-vs-ensemble1-a_right_b_wrong-pred-dog.png"

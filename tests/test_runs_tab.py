@@ -132,7 +132,9 @@ def test_grouping_and_smoothing(store, filled):
     assert ls["n"] == 2 and ls["mean"] == pytest.approx(80.0) and ls["std"] == pytest.approx(np.std([75, 85], ddof=1))
     assert groups["cross_entropy"]["n"] == 2 and groups["cross_entropy"]["mean"] == pytest.approx(47.5)
     aug = {g["group"]: g for g in rd.group_accuracy(runs, "Augmentation", "Best validation accuracy")}
-    assert aug["none"] == {"group": "none", "n": 1, "mean": pytest.approx(30.0), "std": 0.0, "runs": [filled[0]["e"]]}
+    assert aug["none"] == {"group": "none", "n": 1, "mean": pytest.approx(30.0), "std": 0.0, "runs": [filled[0]["e"]],
+                           "pools": "1 setting: models resnet20; losses cross_entropy"}
+    assert groups["label_smoothing"]["pools"] == "1 setting: models resnet20; augmentations flip_crop"
     assert rd.ema([1.0, None, 3.0], 0.5) == [1.0, None, 2.0]
     assert rd.ema([1.0, 2.0], 0) == [1.0, 2.0]
     xs, ys = rd.curve_series(store.epochs(filled[0]["a"]), "Validation accuracy", "Wall time")
@@ -198,11 +200,11 @@ def test_notes_tags_archive_delete_clone(store, filled):
     ra.toggle_archive(store, choice)
     assert not store.get_run(ids["b"])["archived"]
 
-    tab, fields, command = ra.clone_values(store, choice)
-    spec = RunSpec.from_dict(run["spec"])
-    assert tab == "train" and list(fields) == FORM_FIELDS and list(fields.values()) == spec_to_form_values(spec)
-    assert command == spec.to_cli() and "--loss label_smoothing" in command
-    assert fields["loss"] == "label_smoothing"
+    clone = ra.clone_values(store, choice)
+    spec = RunSpec.from_dict(run["spec"]).replace(name="b-2")  # a name no run has; the settings as they were
+    assert clone.tab == "train" and list(clone.fields) == FORM_FIELDS
+    assert list(clone.fields.values()) == spec_to_form_values(spec) and clone.tags == "x, y, z"
+    assert clone.command == spec.to_cli() and "--loss label_smoothing" in clone.command
 
     with pytest.raises(UserError, match="I am sure"):
         ra.delete_run(store, _Queue(), choice, False)
@@ -239,9 +241,10 @@ def test_tab_builds_and_clones_into_the_train_form(store, filled):
     assert tab.overview.outputs == [tab.view.scatter, tab.view.groups]
     clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")
     out = clone(f"{ids['b']}: b")
-    assert out[train.form["loss"]] == "label_smoothing" and out[train.form["name"]] == "b"
-    assert "--loss label_smoothing" in out[train.command] and out[train.timer].active
-    assert out[tab.view.action_status].startswith(f"Cloned run {ids['b']} into the Train form")
+    assert out[train.form["loss"]] == "label_smoothing" and out[train.form["name"]] == "b-2"
+    assert out[train.tags] == "baseline, ls" and "--name b-2" in out[train.command]
+    assert "--loss label_smoothing" in out[train.command] and out[train.timer].active and not out[tab.timer].active
+    assert out[tab.view.action_status].startswith(f"Cloned run {ids['b']} into the Train form as **b-2** with its tags")
     with pytest.warns(UserWarning):
         assert clone(None) == {tab.view.action_status: "⚠️ pick a run first"}
 
@@ -253,11 +256,59 @@ def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
     spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=64, head_epochs=2, finetune_epochs=3,
                         dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),
                         name="ft-clone")
-    run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune")
-    tab, fields, command = ra.clone_values(store, f"{run_id}: ft-clone")
-    assert tab == "finetune" and list(fields) == ft.form_names()
-    assert "--backbone mobilenet_v2 --weights none" in command and "--name ft-clone" in command
-    assert ft.values_to_spec(list(fields), list(fields.values())) == spec          # the form gives the same spec back
+    run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune", tags=["ft"])
+    clone = ra.clone_values(store, f"{run_id}: ft-clone")
+    assert clone.tab == "finetune" and list(clone.fields) == ft.form_names() and clone.tags == "ft"
+    assert "--backbone mobilenet_v2 --weights none" in clone.command and "--name ft-clone-2" in clone.command
+    fields = clone.fields  # the form gives the same spec back, under the new name
+    assert ft.values_to_spec(list(fields), list(fields.values())) == spec.replace(name="ft-clone-2")
     store.update_run(run_id, spec={"backbone": "vgg19", "no_such_field": 1})
     with pytest.raises(UserError, match="stored settings cannot be read"):
         ra.clone_values(store, f"{run_id}: ft-clone")
+
+
+def test_accuracy_by_setting_spreads_over_seeds(store):
+    def add(seed, lr, test):
+        spec = RunSpec(model="resnet20", learning_rate=lr, seed=seed, epochs=2, name=f"s{seed}-{lr}").to_dict()
+        run_id = store.create_run(spec["name"], spec)
+        store.update_run(run_id, test_accuracy=test)
+        return run_id
+
+    same = [add(0, 0.1, 0.70), add(1, 0.1, 0.74)]
+    other = add(0, 0.05, 0.60)
+    groups = rd.group_accuracy(store.list_runs(), "Setting")
+    assert [g["runs"] for g in groups] == [same, [other]]
+    assert groups[0]["mean"] == pytest.approx(72.0) and groups[0]["std"] == pytest.approx(np.std([70, 74], ddof=1))
+    assert groups[0]["pools"] == "seeds 0, 1"
+    # Two settings alike in model, loss and augmentation are told apart by what differs.
+    assert groups[0]["group"] == "resnet20 · cross_entropy · flip_crop · learning_rate=0.1"
+    assert groups[1]["group"].endswith("learning_rate=0.05")
+    figure = plots.grouped_accuracy(groups, "Setting")
+    assert "over seeds" in figure.layout.title.text and list(figure.data[0].customdata) == ["seeds 0, 1", "seeds 0"]
+    assert "pools every setting with that loss" in plots.grouped_accuracy(groups, "Loss").layout.title.text
+
+
+def test_a_clone_gets_a_name_no_run_has():
+    assert rd.fresh_name("b", {"b"}) == "b-2"
+    assert rd.fresh_name("b", {"b", "b-2", "b-3"}) == "b-4"
+    assert rd.fresh_name("b-2", {"b", "b-2"}) == "b-3"  # a clone of a clone counts on
+    assert rd.fresh_name("lr-5", {"lr-5"}) == "lr-5-2"  # "-5" is part of this name: no run "lr"
+
+
+def test_training_minutes_of_a_running_run_are_live(store):
+    from datetime import datetime
+
+    import gradio as gr
+
+    demo, _, tab = _tabs(store)
+    tick = next(block.fn for block in demo.fns.values() if block.fn.__name__ == "live_fn")
+    values = ([], [], [], [], False, True, rd.DEFAULT_SORT, [], None)  # the refresh's inputs on a fresh page
+    assert tick(*values) == gr.skip()  # nothing running: nothing redrawn
+    run_id = store.create_run("busy", RunSpec(epochs=3).to_dict())
+    store.set_status(run_id, "running")
+    store.log_epoch(run_id, 1, seconds=60.0)
+    logged = datetime.fromisoformat(store.epochs(run_id)[-1]["logged_at"]).timestamp()
+    minutes = lambda now: rd.run_row(ra.with_live_time(store, store.list_runs(), now)[0])["Train min"]  # noqa: E731
+    assert minutes(logged + 30) == 1.5 and minutes(logged + 90) == 2.5  # the epoch's minute, then the clock's
+    row = dict(zip(rd.COLUMNS, tick(*values)[tab.view.leaderboard]["value"][0]))
+    assert row["Name"] == "busy" and row["Train min"] >= 1.0

@@ -202,15 +202,17 @@ def _ensemble(args):
     weights = [1.0] * len(members.ids)
     if args.method in lab.SEARCHES:
         weights = lab.search(members, settings, args.method, step=args.step)["weights"]
-    scored = lab.score(members, weights, settings)
-    print(f"{'run':>5}  {'name':32s} {'weight':>7s} {'T':>5s} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
+    scored = lab.score(members, lab.relative_weights(weights), settings)
+    temperature = f" {'T':>5s}" if settings.temperature else ""  # a column only when it is applied
+    print(f"{'run':>5}  {'name':32s} {'weight':>7s}{temperature} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
     for member, weight in zip(scored["members"], scored["weights"]):
-        print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f} {member['temperature']:5.2f} "
-              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
-    val, test = scored["val"], scored["test"]
-    print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation):")
-    print(f"  validation: accuracy {percent(val['accuracy'])}  NLL {val['nll']:.4f}  ECE {val['ece']:.4f}")
-    print(f"  test:       accuracy {percent(test['accuracy'])}  NLL {test['nll']:.4f}  ECE {test['ece']:.4f}")
+        temperature = f" {member['temperature']:5.2f}" if settings.temperature else ""
+        print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f}{temperature} "
+              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {percent(member['test_ece']):>8s}")
+    print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation, the largest at 1):")
+    for label, split in (("validation", scored["val"]), ("test", scored["test"])):
+        nll = "n/a (vote)" if split["nll"] is None else f"{split['nll']:.4f}"
+        print(f"  {label + ':':11s} accuracy {percent(split['accuracy'])}  NLL {nll}  ECE {percent(split['ece'])}")
     if args.save:
         ensemble_id = lab.save(store, members, scored, settings, args.save)
         print(f"saved as ensemble {ensemble_id}: {args.save}")

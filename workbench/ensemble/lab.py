@@ -3,6 +3,9 @@
 The glue between the store and `workbench.ensemble.combine` (the mathematics), shared by the Ensemble tab and
 `python -m workbench ensemble`. Weights and temperatures are only ever chosen on the validation split;
 test figures are computed for the chosen weights and reported, never used to choose.
+
+Weights are shown, searched and saved on one scale, `relative_weights`: the largest is 1 (only their
+ratios matter to a weighted mean; a vote only asks which are above 0).
 """
 from dataclasses import dataclass, field
 
@@ -45,6 +48,15 @@ class Members:
         return self.logits["val"][0].shape[1]
 
 
+def relative_weights(weights) -> list:
+    """Weights scaled so that the largest is 1: the one scale the tab's sliders, tables, the CLI and
+    saved ensembles use."""
+    w = np.asarray(weights, np.float64).reshape(-1)
+    if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise UserError(f"weights must be >= 0 and not all zero; got {w.tolist()}")
+    return (w / w.max()).tolist()
+
+
 def candidates(store) -> list:
     """Every non-archived run with its eligibility: [{"id", "name", "split_id", "eligible", "reason"}]."""
     rows = []
@@ -62,9 +74,10 @@ def candidates(store) -> list:
 
 
 def compatible_with(candidate_rows: list, selected_ids) -> list:
-    """Candidates annotated with why they cannot join the current selection (split, classes)."""
-    selected = [c for c in candidate_rows if c["id"] in set(selected_ids)]
-    anchor = selected[0] if selected else None
+    """Candidates annotated with why they cannot join the current selection: a split other than that of
+    the first selected run (picked first, so every later pick is checked against it)."""
+    by_id = {c["id"]: c for c in candidate_rows}
+    anchor = next((by_id[int(r)] for r in selected_ids or [] if int(r) in by_id), None)
     out = []
     for c in candidate_rows:
         reason = c["reason"]
@@ -168,13 +181,16 @@ def combine(probs: np.ndarray, weights, settings: Settings) -> np.ndarray:
 
 
 def score(members: Members, weights, settings: Settings, *, with_members: bool = True) -> dict:
-    """Validation and test accuracy, NLL and ECE of the ensemble for `weights` (and each member's)."""
+    """Validation and test accuracy, NLL and ECE of the ensemble for `weights` (and each member's).
+    A vote's NLL is None: a class no member voted for has probability 0, so its NLL is undefined."""
     choose("method", settings.method, METHODS)
     result = {"weights": [float(w) for w in weights], "members": []}
     for split in ("val", "test"):
         probs = member_probs(members, split, settings)
         combined = combine(probs, weights, settings)
         result[split] = ens.evaluate(combined, members.labels[split])
+        if settings.method == "vote":
+            result[split]["nll"] = None
         result[f"{split}_probs"] = combined
         result[f"{split}_member_probs"] = probs
     if with_members:
@@ -199,7 +215,8 @@ def member_summary(members: Members, settings: Settings, bins: int = 15) -> dict
 
 
 def search(members: Members, settings: Settings, how: str, *, step: float = 0.1, size: int = 50) -> dict:
-    """Choose weights on the validation split: grid search, greedy selection or NLL optimisation."""
+    """Choose weights on the validation split: grid search, greedy selection or NLL optimisation.
+    Weights (and the grid's top rows) come back as `relative_weights`."""
     choose("weight search", how, SEARCHES)
     if settings.method == "vote":
         raise UserError("weight searches apply to the weighted mean; a vote counts every member equally")
@@ -211,14 +228,15 @@ def search(members: Members, settings: Settings, how: str, *, step: float = 0.1,
                             f"combinations at step 0.1); use greedy selection or optimise weights, or select at "
                             f"most {MAX_GRID_MEMBERS} runs")
         found = ens.grid_search(val_probs, y_val, step=step, space=settings.space, tie_break="uniform")
-        return {"weights": found.normalized_weights.tolist(), "val_accuracy": found.val_accuracy,
-                "grid": found.grid, "top": found.top, "combinations": found.combinations}
+        top = [{"weights": relative_weights(row["weights"]), "accuracy": row["accuracy"]} for row in found.top]
+        return {"weights": relative_weights(found.weights), "val_accuracy": found.val_accuracy,
+                "grid": found.grid, "top": top, "combinations": found.combinations}
     if how == "greedy":
         found = ens.greedy_selection(val_probs, y_val, size=size)
-        return {"weights": found.best_weights.tolist(), "trajectory": found.trajectory,
+        return {"weights": relative_weights(found.best_weights), "trajectory": found.trajectory,
                 "selected": found.selected, "best_step": found.best_step}
     found = ens.optimize_weights(val_probs, y_val, space=settings.space)
-    return {"weights": np.asarray(found.weights).tolist(), "val_nll": found.val_nll,
+    return {"weights": relative_weights(found.weights), "val_nll": found.val_nll,
             "val_accuracy": found.val_accuracy, "uniform_nll": found.uniform_nll}
 
 
@@ -233,7 +251,7 @@ def save(store, members: Members, scored: dict, settings: Settings, name: str) -
     if not name:
         raise UserError("give the ensemble a name before saving it")
     method = "vote" if settings.method == "vote" else f"mean-{settings.space}"
-    return store.save_ensemble(name, method, members.ids, scored["weights"],
+    return store.save_ensemble(name, method, members.ids, relative_weights(scored["weights"]),
                                temperatures=members.temperatures if settings.temperature else None,
                                val_accuracy=scored["val"]["accuracy"], test_accuracy=scored["test"]["accuracy"],
                                options={"space": settings.space, "temperature": settings.temperature,

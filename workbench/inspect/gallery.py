@@ -1,10 +1,13 @@
 """Images for the Errors tab: one page of a `gr.Gallery`, and a captioned PNG grid to download.
 
-  page(images, indices, probs, labels, class_names, page=0, per_page=64, scale=3)
+  page(images, indices, probs, labels, class_names, page=0, per_page=64, scale=3, probs_b=None)
       -> [(PIL.Image, "true: cat · predicted: dog (87%)"), ...]   the `page`-th slice of `indices`
   page_count(n, per_page)                                          pages needed for n images (at least 1)
-  export_grid(images, indices, probs, labels, class_names, path, columns=8, scale=3) -> path
-      one PNG with the first EXPORT_LIMIT selected images, a caption under each
+  export_grid(images, indices, probs, labels, class_names, path, columns=8, scale=3, title="", probs_b=None)
+      -> path   one PNG with the first EXPORT_LIMIT selected images, a caption under each, `title` on top
+
+With `probs_b` (a second source's predictions on the same images, when two are compared) every caption
+gives both predictions: "true: cat · A: dog (87%) · B: cat (91%)".
 
 `images` is the uint8 [N, H, W, 3] array the predictions belong to (`sources_view.split_images`),
 `indices` index into it (e.g. `analysis.misclassified`), `probs` [N, K] and `labels` [N] are the
@@ -34,7 +37,10 @@ def _positive(value, name: str) -> int:
     return int(value)
 
 
-def _check(images, indices, probs, labels, class_names):
+def _check(images, indices, probs, labels, class_names, probs_b=None):
+    if probs_b is not None and np.shape(probs_b) != np.shape(probs):
+        raise UserError(f"the second source's predictions have shape {list(np.shape(probs_b))}, the first's "
+                        f"{list(np.shape(probs))}; compare sources on the same images")
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise UserError(f"images must be uint8 [N, height, width, 3]; got {images.dtype} {list(images.shape)}")
@@ -59,37 +65,49 @@ def _upscale(batch: np.ndarray, scale: int) -> np.ndarray:
     return out.reshape(b, h * scale, w * scale, c)
 
 
-def _labelled(indices, probs, labels, class_names):
-    """(true name, predicted name, probability of the prediction) for each index."""
+def _predicted(indices, probs, class_names) -> list:
+    """(predicted name, probability of the prediction) for each index."""
     rows = probs[indices]
     pred = rows.argmax(axis=1)
     conf = rows[np.arange(len(indices)), pred]
-    return [(str(class_names[t]), str(class_names[p]), float(q)) for t, p, q in zip(labels[indices], pred, conf)]
+    return [(str(class_names[p]), float(q)) for p, q in zip(pred, conf)]
 
 
-def caption(true_name: str, predicted_name: str, prob: float) -> str:
-    return f"true: {true_name} · predicted: {predicted_name} ({prob:.0%})"
+def _labelled(indices, probs, labels, class_names, probs_b=None) -> list:
+    """(true name, [(predicted name, probability)] of A, then of B when given) for each index."""
+    sources = [_predicted(indices, p, class_names) for p in (probs, probs_b) if p is not None]
+    return [(str(class_names[t]), list(found)) for t, *found in zip(labels[indices], *sources)]
 
 
-def page(images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3) -> list:
+def caption(true_name: str, predicted_name: str, prob: float, second: tuple | None = None) -> str:
+    """The gallery's caption; with `second` (B's predicted name and probability) both sources' predictions."""
+    if second is None:
+        return f"true: {true_name} · predicted: {predicted_name} ({prob:.0%})"
+    return f"true: {true_name} · A: {predicted_name} ({prob:.0%}) · B: {second[0]} ({second[1]:.0%})"
+
+
+def page(images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3,
+         probs_b=None) -> list:
     """[(PIL.Image, caption)] for page `page` (0-based; clamped to the last page) of `indices`."""
     per_page, scale = _positive(per_page, "per_page"), _positive(scale, "scale")
-    images, indices, probs, labels = _check(images, indices, probs, labels, class_names)
+    images, indices, probs, labels = _check(images, indices, probs, labels, class_names, probs_b)
     number = min(max(0, int(page)), page_count(len(indices), per_page) - 1)
     chosen = indices[number * per_page:(number + 1) * per_page]
     if not len(chosen):
         return []
     big = np.ascontiguousarray(_upscale(images[chosen], scale))
-    texts = _labelled(chosen, probs, labels, class_names)
-    return [(Image.fromarray(img), caption(*text)) for img, text in zip(big, texts)]
+    texts = [caption(t, *found[0], *found[1:]) for t, found in _labelled(chosen, probs, labels, class_names, probs_b)]
+    return [(Image.fromarray(img), text) for img, text in zip(big, texts)]
 
 
-def export_grid(images, indices, probs, labels, class_names, path, columns: int = 8, scale: int = 3) -> str:
+def export_grid(images, indices, probs, labels, class_names, path, columns: int = 8, scale: int = 3,
+                title: str = "", probs_b=None) -> str:
     """Write one PNG grid of the selected images (at most EXPORT_LIMIT, in `indices` order) with a
-    caption under each ("#index", "true: ...", "pred: ... (87%)") and a title line saying how many
-    are shown; returns `path` (as text)."""
+    caption under each ("#index", "true: ...", "pred: ... (87%)", or "A: ..." and "B: ..." with
+    `probs_b`), `title`'s lines on top (what was selected: sources, split, filter) and a line saying
+    how many are shown; returns `path` (as text)."""
     columns, scale = _positive(columns, "columns"), _positive(scale, "scale")
-    images, indices, probs, labels = _check(images, indices, probs, labels, class_names)
+    images, indices, probs, labels = _check(images, indices, probs, labels, class_names, probs_b)
     if not len(indices):
         raise UserError("no images selected to export; choose a source, split or confusion cell with errors")
     total = len(indices)
@@ -97,28 +115,33 @@ def export_grid(images, indices, probs, labels, class_names, path, columns: int 
     big = _upscale(images[chosen], scale)
     font = ImageFont.load_default()
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    labelled = _labelled(chosen, probs, labels, class_names)
-    captions = [(f"#{i}", f"true: {t}", f"pred: {p} ({q:.0%})") for i, (t, p, q) in zip(chosen, labelled)]
+    labelled = _labelled(chosen, probs, labels, class_names, probs_b)
+    names = ["pred"] if probs_b is None else ["A", "B"]
+    captions = [(f"#{i}", f"true: {t}", *(f"{n}: {p} ({q:.0%})" for n, (p, q) in zip(names, found)))
+                for i, (t, found) in zip(chosen, labelled)]
     line_h = int(max(measure.textbbox((0, 0), "Ag#(%)", font=font)[3], 10)) + 2
     pad = 6
     text_w = max(measure.textlength(line, font=font) for lines in captions for line in lines)
     cell_w = int(max(big.shape[2], text_w)) + pad
-    cell_h = big.shape[1] + 3 * line_h + pad
+    cell_h = big.shape[1] + len(captions[0]) * line_h + pad
     columns = min(columns, len(chosen))
     rows = math.ceil(len(chosen) / columns)
-    title = (f"{total} images" if total <= EXPORT_LIMIT
+    count = (f"{total} images" if total <= EXPORT_LIMIT
              else f"first {EXPORT_LIMIT} of {total} images (an export holds at most {EXPORT_LIMIT})")
-    header = line_h + pad
-    width = max(columns * cell_w + pad, int(measure.textlength(title, font=font)) + 2 * pad)
+    heading = [*str(title or "").splitlines(), count]
+    header = len(heading) * line_h + pad
+    width = max(columns * cell_w + pad, *(int(measure.textlength(line, font=font)) + 2 * pad for line in heading))
     canvas = Image.new("RGB", (width, header + rows * cell_h + pad), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((pad, pad // 2), title, fill="black", font=font)
-    for n, (img, lines, (t, p, _)) in enumerate(zip(big, captions, labelled)):
+    for j, line in enumerate(heading):
+        draw.text((pad, pad // 2 + j * line_h), line, fill="black", font=font)
+    for n, (img, lines, (t, found)) in enumerate(zip(big, captions, labelled)):
         x = pad + (n % columns) * cell_w
         y = header + (n // columns) * cell_h
         canvas.paste(Image.fromarray(np.ascontiguousarray(img)), (x, y))
         for j, line in enumerate(lines):
-            colour = (200, 0, 0) if j == 2 and p != t else "black"  # a wrong prediction in red
+            wrong = j >= 2 and found[j - 2][0] != t
+            colour = (200, 0, 0) if wrong else "black"  # a wrong prediction in red
             draw.text((x, y + big.shape[1] + 1 + j * line_h), line, fill=colour, font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,9 +42,9 @@ def header_markdown(ctx) -> str:
     return "\n\n".join(lines)
 
 
-def _polling_only(shown: str, forms: dict) -> dict:
-    """The live panels' timers, only that of the tab `shown` (if it has one) running."""
-    return {form.timer: gr.Timer(active=name == shown) for name, form in forms.items()}
+def _polling_only(shown: str, timers: dict) -> dict:
+    """The tabs' timers (tab id -> timer), only that of the tab `shown` (if it has one) running."""
+    return {timer: gr.Timer(active=name == shown) for name, timer in timers.items()}
 
 
 def build_app(ctx) -> gr.Blocks:
@@ -58,10 +58,12 @@ def build_app(ctx) -> gr.Blocks:
         page = Page(**contents)
         forms = {"train": page.train, "finetune": page.finetune}
         wire_clone(ctx, page.runs, tabs, forms)
-        # Only the shown tab's live panel polls: both panels read the same jobs, twice the work for nothing.
-        timers = [form.timer for form in forms.values()]
+        # Only the shown tab polls: both live panels read the same jobs (twice the work for nothing), and
+        # the leaderboard's live minutes matter only where they are seen.
+        timers = {name: form.timer for name, form in forms.items()} | {"runs": page.runs.timer}
         for tab_id, tab_item in tab_items.items():
-            tab_item.select(lambda shown=tab_id: _polling_only(shown, forms), None, timers, show_progress="hidden")
+            tab_item.select(lambda shown=tab_id: _polling_only(shown, timers), None, list(timers.values()),
+                            show_progress="hidden")
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
         for tab_id, refresh in (("runs", page.runs.refresh), ("runs", page.runs.overview),

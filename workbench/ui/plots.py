@@ -1,4 +1,5 @@
-"""Plotly figures shared by the tabs: pure functions from store rows and arrays to a Figure.
+"""Plotly figures shared by the tabs: pure functions from store rows and arrays to a Figure (and the
+confusion matrix as a styled table, whose cells Gradio can report clicks on).
 
 No Gradio here. Every figure uses `template="plotly_white"`, a fixed height, a title, axis titles
 and a legend; an empty input gives a figure that says what is missing instead of blank axes.
@@ -148,16 +149,19 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     return _layout(fig, title)
 
 
-def grouped_accuracy(groups: list[dict], by: str = "Loss", metric: str = "Test accuracy") -> go.Figure:
-    """Bars of the mean accuracy per group, std error bars, the run count on each bar."""
-    title = f"{metric} by {by.lower()}"
+def grouped_accuracy(groups: list[dict], by: str = "Setting", metric: str = "Test accuracy") -> go.Figure:
+    """Bars of the mean accuracy per group, std error bars, the run count on each bar; the title says
+    what the spread is over (a setting's seeds, or everything a coarser group pools), each bar's hover
+    what it pools."""
+    spread = "over seeds" if by == "Setting" else f"over runs: each bar pools every setting with that {by.lower()}"
+    title = f"{metric} by {by.lower()} (mean ± std {spread})"
     if not groups:
         return empty_figure(title, f"No runs with {metric.lower()} yet")
     fig = go.Figure(go.Bar(
         x=[g["group"] for g in groups], y=[g["mean"] for g in groups], name="mean",
         error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
-        text=[f"n={g['n']}" for g in groups], textposition="outside",
-        hovertemplate="%{x}<br>mean %{y:.2f}%<br>%{text}<extra></extra>"))
+        text=[f"n={g['n']}" for g in groups], textposition="outside", customdata=[g["pools"] for g in groups],
+        hovertemplate="%{x}<br>mean %{y:.2f}%<br>%{text}: %{customdata}<extra></extra>"))
     fig.update_xaxes(title_text=by.lower())
     fig.update_yaxes(title_text=f"{metric.lower()} (%), mean ± std")
     return _layout(fig, title, showlegend=False)
@@ -230,15 +234,32 @@ def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
 
 
 # -- Errors tab ----------------------------------------------------------------------------------------
-def confusion_heatmap(matrix: np.ndarray, class_names: list[str], title: str) -> go.Figure:
-    """Counts per (true, predicted) cell; the diagonal is drawn too, as in every confusion matrix."""
+CONFUSION_CORNER = "true \\ predicted"  # the header of the confusion table's first column
+
+
+def confusion_table(matrix: np.ndarray, class_names: list[str]):
+    """The confusion matrix as a table (a pandas Styler) rather than a heatmap, because a table's cell
+    click reaches the server with its row and column and a Plotly click does not. Column 0 names the
+    true class, then one column of counts per predicted class; mistakes are shaded red by their count,
+    the diagonal green."""
+    import pandas as pd
+
     matrix = np.asarray(matrix)
-    fig = go.Figure(go.Heatmap(z=matrix, x=class_names, y=class_names, colorscale="Blues",
-                               text=matrix, texttemplate="%{text}", colorbar=dict(title="images"),
-                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
-    fig.update_xaxes(title_text="predicted class", tickangle=-40)
-    fig.update_yaxes(title_text="true class", autorange="reversed")
-    return _layout(fig, title, height=480)
+    names = [str(n) for n in class_names]
+    table = pd.DataFrame(matrix, columns=names)
+    table.insert(0, CONFUSION_CORNER, names)
+    diagonal = np.eye(len(names), dtype=bool)
+    most = {True: max(1, int(matrix[diagonal].max(initial=0))), False: max(1, int(matrix[~diagonal].max(initial=0)))}
+
+    def shade(count: int, on_diagonal: bool) -> str:
+        if count <= 0:
+            return ""
+        alpha = 0.12 + 0.6 * count / most[on_diagonal]
+        rgb = "22, 163, 74" if on_diagonal else "220, 38, 38"
+        return f"background-color: rgba({rgb}, {alpha:.2f})"
+
+    styles = [[""] + [shade(int(matrix[i, j]), i == j) for j in range(len(names))] for i in range(len(names))]
+    return table.style.apply(lambda frame: pd.DataFrame(styles, index=frame.index, columns=frame.columns), axis=None)
 
 
 def top5_bars(entries: list[tuple[str, list[tuple[str, float]]]], title: str) -> go.Figure:

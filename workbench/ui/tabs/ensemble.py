@@ -6,7 +6,7 @@ Everything is computed from stored logits (`workbench.ensemble.lab`); no model i
 from dataclasses import dataclass
 
 import gradio as gr
-import numpy as np
+import pandas as pd
 
 from workbench.ensemble import combine as ens
 from workbench.ensemble import lab
@@ -16,6 +16,8 @@ from workbench.ui.refresh import Refresh
 
 MAX_SLIDERS = 8
 METRIC_COLUMNS = ["source", "weight", "T", "val acc %", "val NLL", "val ECE %", "test acc %", "test NLL", "test ECE %"]
+VOTE_NOTE = ("Majority vote: every member whose weight is above 0 casts one vote (the weights' sizes do not "
+             "count); a vote gives unvoted classes probability 0, so it has no NLL.")
 METHOD_CHOICES = [("weighted mean", "mean"), ("majority vote", "vote")]
 SPACE_CHOICES = [("probabilities", "prob"), ("logits", "logit")]
 
@@ -59,25 +61,42 @@ class EnsembleTab:
     refresh: Refresh  # the member choices, the runs that cannot be combined, the saved ensembles
 
 
-def _choices(candidates):
-    return [(f"{c['id']}: {c['name']}", c["id"]) for c in candidates if c["eligible"]]
+def member_choices(store, selected) -> tuple:
+    """(the runs that can join `selected`, as dropdown choices; Markdown listing those that cannot and
+    why). Runs on another validation split than the first pick leave the choices as soon as it is made;
+    while the store holds several splits, every choice names its split before anything is picked."""
+    everything = lab.candidates(store)
+    several = len({c["split_id"] for c in everything if c["eligible"]}) > 1
+    rows = lab.compatible_with(everything, selected or [])
+    keep = {int(r) for r in selected or []}  # a selection stays valid until the handler reports on it
+    choices = [(f"{c['id']}: {c['name']}" + (f" (split {c['split_id']})" if several else ""), c["id"])
+               for c in rows if c["eligible"] or c["id"] in keep]
+    lines = [f"- run {c['id']} {c['name']}: {c['reason']}" for c in rows if not c["eligible"]]
+    return choices, ("**Not available to combine:**\n" + "\n".join(lines)) if lines else ""
 
 
-def _unavailable(candidates) -> str:
-    lines = [f"- run {c['id']} {c['name']}: {c['reason']}" for c in candidates if not c["eligible"]]
-    return ("**Not available to combine:**\n" + "\n".join(lines)) if lines else ""
-
-
-def metrics_rows(scored: dict) -> list:
+def metrics_table(scored: dict, settings: lab.Settings) -> pd.DataFrame:
+    """The ensemble's and members' figures; the weights as the sliders show them, the temperature column
+    only when temperatures are applied, and a vote's NLL as "n/a" (it has none)."""
     pct = lambda v: round(100 * v, 2)  # noqa: E731
+    nll = lambda v: "n/a" if v is None else round(v, 4)  # noqa: E731
     val, test = scored["val"], scored["test"]
-    rows = [["ensemble", "", "", pct(val["accuracy"]), round(val["nll"], 4), pct(val["ece"]),
-             pct(test["accuracy"]), round(test["nll"], 4), pct(test["ece"])]]
+    rows = [["ensemble", "", "", pct(val["accuracy"]), nll(val["nll"]), pct(val["ece"]),
+             pct(test["accuracy"]), nll(test["nll"]), pct(test["ece"])]]
     for m, w in zip(scored["members"], scored["weights"]):
         rows.append([f"{m['id']}: {m['name']}", round(w, 3), round(m["temperature"], 2), pct(m["val_accuracy"]),
                      round(m["val_nll"], 4), pct(m["val_ece"]), pct(m["test_accuracy"]), round(m["test_nll"], 4),
                      pct(m["test_ece"])])
-    return rows
+    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    return table if settings.temperature else table.drop(columns="T")
+
+
+def empty_metrics(settings: lab.Settings) -> pd.DataFrame:
+    return pd.DataFrame(columns=[c for c in METRIC_COLUMNS if c != "T" or settings.temperature])
+
+
+def method_note(settings: lab.Settings) -> str:
+    return VOTE_NOTE if settings.method == "vote" else ""
 
 
 def settings_of(method, space, temperature, tta):
@@ -106,10 +125,17 @@ class _Handlers:
                  f"{100 * (e['test_accuracy'] or 0):.2f}%)", e["id"]) for e in self.store.list_ensembles()]
 
     def refresh(self, selected):
-        candidates = lab.compatible_with(lab.candidates(self.store), selected or [])
-        keep = [r for r in (selected or []) if r in {v for _, v in _choices(candidates)}]
-        return (gr.update(choices=_choices(candidates), value=keep), _unavailable(candidates),
-                gr.update(choices=self.saved_choices()))
+        choices, unavailable = member_choices(self.store, selected)
+        keep = [r for r in (selected or []) if r in {v for _, v in choices}]
+        return gr.update(choices=choices, value=keep), unavailable, gr.update(choices=self.saved_choices())
+
+    def narrowed(self, selected) -> dict:
+        """The member choices for this selection, the value left alone (the user may be picking)."""
+        choices, unavailable = member_choices(self.store, selected)
+        return {self.v.runs: gr.update(choices=choices), self.v.unavailable: unavailable}
+
+    def search_cleared(self) -> dict:
+        return {self.v.search_plot: None, self.v.top: pd.DataFrame()}
 
     def slider_updates(self, members, weights) -> dict:
         """One slider per member, labelled with its run and showing its weight; the rest hidden."""
@@ -125,7 +151,7 @@ class _Handlers:
     def figures(self, members, settings, weights, full=True) -> dict:
         """The metrics table and reliability diagram, and with `full` the agreement heatmap."""
         scored = lab.score(members, weights, settings)
-        figures = {self.v.metrics: metrics_rows(scored),
+        figures = {self.v.metrics: metrics_table(scored, settings),
                    self.v.reliability: plots.reliability_diagram(lab.reliability(members, scored, settings))}
         if full:
             figures[self.v.agreement] = plots.agreement_heatmap(ens.agreement_matrix(scored["test_member_probs"]),
@@ -133,19 +159,33 @@ class _Handlers:
         return figures
 
     def select(self, run_ids, *settings_values):
-        """New selection or settings: equal weights, everything recomputed."""
-        run_ids = run_ids or []
-        cleared = {**self.slider_updates(None, []), self.v.metrics: []}
+        """A new selection: equal weights, everything recomputed, the previous search's results cleared."""
+        run_ids, settings = run_ids or [], settings_of(*settings_values)
+        cleared = {**self.slider_updates(None, []), self.v.metrics: empty_metrics(settings),
+                   **self.search_cleared(), **self.narrowed(run_ids)}
         if len(run_ids) > MAX_SLIDERS:
             raise_message = f"**Select at most {MAX_SLIDERS} runs** (greedy selection handles more in the CLI)."
-            return {self.v.message: raise_message, **cleared}
+            return {**cleared, self.v.message: raise_message}
         try:
             members = self.room.load(run_ids)
             weights = [1.0] * len(members.ids)
-            figures = self.figures(members, settings_of(*settings_values), weights)
+            figures = self.figures(members, settings, weights)
         except UserError as exc:
-            return {self.v.message: f"**{exc}**", **cleared}
-        return {self.v.message: "", **self.slider_updates(members, weights), **figures}
+            return {**cleared, self.v.message: f"**{exc}**"}
+        return {**cleared, self.v.message: method_note(settings), **self.slider_updates(members, weights),
+                **figures}
+
+    def resettle(self, run_ids, *values):
+        """New settings (method, averaging, temperature, TTA): the weights stay as they are, the figures
+        follow, and a search made under the old settings is cleared."""
+        settings, weights = _settings_and_weights(*values)
+        cleared = {**self.search_cleared(), self.v.metrics: empty_metrics(settings)}
+        try:
+            members = self.room.load(run_ids)
+            figures = self.figures(members, settings, weights[:len(members.ids)])
+        except UserError as exc:
+            return {**cleared, self.v.message: f"**{exc}**"}
+        return {**cleared, self.v.message: method_note(settings), **figures}
 
     def move(self, run_ids, *values):
         """A slider moved: recompute the ensemble's figures for the current weights."""
@@ -163,28 +203,28 @@ class _Handlers:
         return figures
 
     def run_search(self, how, run_ids, *settings_values):
+        """A weight search on validation: its weights into the sliders (largest at 1, like every weight
+        shown), and its plot and table in place of the previous search's (a search without one clears it)."""
         settings = settings_of(*settings_values)
         try:
             members = self.room.load(run_ids)
             found = lab.search(members, settings, how)
         except UserError as exc:
-            return {self.v.message: f"**{exc}**"}
-        weights = np.asarray(found["weights"], float)
-        weights = weights / weights.max()  # sliders show relative weights; the largest at 1
-        shown = self.slider_updates(members, weights)
+            return {self.v.message: f"**{exc}**", **self.search_cleared()}
+        shown = {**self.search_cleared(), **self.slider_updates(members, found["weights"])}
         if how == "grid":
-            top = [[*[round(w, 3) for w in row["normalized_weights"]], round(100 * row["accuracy"], 2)]
-                   for row in found["top"]]
+            top = pd.DataFrame([[*[round(w, 3) for w in row["weights"]], round(100 * row["accuracy"], 2)]
+                                for row in found["top"]], columns=[*(f"w{i}" for i in members.ids), "val acc %"])
             note = f"Grid search over {found['combinations']:,} combinations: best validation accuracy " \
                    f"{100 * found['val_accuracy']:.2f}%."
-            return {self.v.message: note, **shown, self.v.search_plot: plots.grid_heatmap(found["grid"], members.names),
-                    self.v.top: gr.update(value=top, headers=[*(f"w{i}" for i in members.ids), "val acc %"])}
+            return {**shown, self.v.message: note, self.v.top: top,
+                    self.v.search_plot: plots.grid_heatmap(found["grid"], members.names)}
         if how == "greedy":
             note = f"Greedy selection: best validation NLL after {found['best_step']} selections."
-            return {self.v.message: note, **shown,
+            return {**shown, self.v.message: note,
                     self.v.search_plot: plots.greedy_trajectory(found["trajectory"], found["best_step"])}
         note = f"Optimised weights: validation NLL {found['val_nll']:.4f} (equal weights: {found['uniform_nll']:.4f})."
-        return {self.v.message: note, **shown}
+        return {**shown, self.v.message: note}
 
     def equal(self, run_ids):
         try:
@@ -211,15 +251,16 @@ class _Handlers:
             saved = self.store.get_ensemble(_chosen_id(ensemble_id))
             settings = lab.settings_of(saved)
             members = self.room.load(saved["members"])
-            weights = np.asarray(saved["weights"], float)
-            figures = self.figures(members, settings, list(weights))
+            weights = lab.relative_weights(saved["weights"])  # ensembles saved before one scale was kept
+            figures = self.figures(members, settings, weights)
         except UserError as exc:
             return {v.message: f"**{exc}**"}
-        candidates = lab.compatible_with(lab.candidates(self.store), members.ids)
+        choices, unavailable = member_choices(self.store, members.ids)
         return {v.message: f"Loaded ensemble {saved['id']}: **{saved['name']}**",
-                v.runs: gr.update(choices=_choices(candidates), value=members.ids), v.method: settings.method,
-                v.space: settings.space, v.temperature: settings.temperature, v.tta: settings.tta,
-                v.name: saved["name"], **self.slider_updates(members, weights / weights.max()), **figures}
+                v.runs: gr.update(choices=choices, value=members.ids), v.unavailable: unavailable,
+                v.method: settings.method, v.space: settings.space, v.temperature: settings.temperature,
+                v.tta: settings.tta, v.name: saved["name"], **self.slider_updates(members, weights), **figures,
+                **self.search_cleared()}
 
     def delete(self, ensemble_id):
         try:
@@ -232,7 +273,8 @@ class _Handlers:
 def _layout() -> EnsembleView:
     c = {}
     gr.Markdown("Combine completed runs trained on the same split. Weights and temperatures are chosen on the "
-                "**validation** split; **test** figures are reported for the chosen weights, never used to choose.")
+                "**validation** split; **test** figures are reported for the chosen weights, never used to choose. "
+                "Weights are relative: the largest is 1, and only their ratios matter.")
     with gr.Row():
         c["runs"] = gr.Dropdown([], value=[], multiselect=True, label=f"Members (up to {MAX_SLIDERS})",
                                 elem_id="ensemble-runs", scale=4)
@@ -276,17 +318,21 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     refresh = Refresh(h.refresh, [v.runs], [v.runs, v.unavailable, v.saved])
     refresh.wire(v.refresh.click)
     figures = [v.metrics, v.reliability, v.agreement]
-    select_outputs = [v.message, *v.sliders, *figures]
+    searched = [v.search_plot, v.top]
+    select_outputs = [v.message, v.runs, v.unavailable, *v.sliders, *figures, *searched]
     # always_last: picking three runs fires three events; only the last selection may draw the result.
-    v.runs.input(h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last")
-    gr.on([x.input for x in v.settings], h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last")
+    v.runs.input(h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last",
+                 api_name="ensemble_select")
+    gr.on([x.input for x in v.settings], h.resettle, [v.runs, *v.settings, *v.sliders],
+          [v.message, *figures, *searched], trigger_mode="always_last", api_name="ensemble_settings")
     gr.on([s.change for s in v.sliders], h.move, [v.runs, *v.settings, *v.sliders],
           [v.message, v.metrics, v.reliability], trigger_mode="always_last", show_progress="hidden")
     for how in ("grid", "greedy", "optimize"):
         getattr(v, how).click(lambda *values, how=how: h.run_search(how, *values), [v.runs, *v.settings],
-                              [v.message, *v.sliders, v.search_plot, v.top], api_name=f"ensemble_{how}")
+                              [v.message, *v.sliders, *searched], api_name=f"ensemble_{how}")
     v.equal.click(h.equal, v.runs, [v.message, *v.sliders])
     v.save.click(h.save, [v.name, v.runs, *v.settings, *v.sliders], [v.message, v.saved], api_name="ensemble_save")
-    v.load.click(h.load_saved, v.saved, [v.message, v.runs, *v.settings, v.name, *v.sliders, *figures])
+    v.load.click(h.load_saved, v.saved,
+                 [v.message, v.runs, v.unavailable, *v.settings, v.name, *v.sliders, *figures, *searched])
     v.delete.click(h.delete, v.saved, [v.message, v.saved])
     return EnsembleTab(view=v, refresh=refresh)

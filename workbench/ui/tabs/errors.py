@@ -1,8 +1,10 @@
 """Errors tab: which images a run or a saved ensemble gets wrong, by confusion cell and confidence,
 and where two sources disagree. Predictions come from stored logits; images are rebuilt from the
 run's dataset and checked against the stored labels' fingerprint (`workbench.inspect.sources`)."""
+import re
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -21,6 +23,8 @@ SORTS = [("confidently wrong first", "confident"), ("lowest true-class probabili
 COMPARE = [("off", "off"), ("A right, B wrong", "a_right_b_wrong"), ("B right, A wrong", "b_right_a_wrong"),
            ("both wrong", "both_wrong")]
 PER_CLASS_COLUMNS = ["class", "images", "errors", "precision %", "recall %"]
+SPLIT_NAMES = {"test": "test", "val": "validation"}
+NO_B = "⚠️ **Choose source B** to compare with A, or set the comparison to off."
 
 
 @dataclass(eq=False)
@@ -30,7 +34,7 @@ class ErrorsView:
     split: gr.Radio
     refresh: gr.Button
     message: gr.Markdown
-    confusion: gr.Plot
+    confusion: gr.Dataframe  # a table, not a heatmap: its cell clicks reach the server (`pick_cell`)
     per_class: gr.Dataframe
     true_class: gr.Dropdown
     predicted_class: gr.Dropdown
@@ -38,6 +42,7 @@ class ErrorsView:
     seed: gr.Number
     compare: gr.Radio
     source_b: gr.Dropdown
+    compare_note: gr.Markdown  # beside B: why a comparison shows nothing
     previous: gr.Button
     page: gr.Number
     next: gr.Button
@@ -58,6 +63,42 @@ class ErrorsView:
 class ErrorsTab:
     view: ErrorsView
     refresh: Refresh  # the choices of sources A and B
+
+
+@dataclass
+class Selection:
+    """What the filters chose: source A, source B when comparing, and the images (indices into the split)."""
+    a: sv.Source
+    b: sv.Source | None
+    indices: np.ndarray
+    true_name: str
+    predicted_name: str
+    sort: str
+    seed: int
+    mode: str
+
+    def describe(self) -> list:
+        """Two lines naming the sources, the split and the filter (the exported PNG's title)."""
+        a, b = self.a, self.b
+        sources = f"A: {a.kind} {a.id} ({a.name})" + (f" · B: {b.kind} {b.id} ({b.name})" if b else "")
+        order = dict((value, label) for label, value in (COMPARE if b else SORTS))[self.mode if b else self.sort]
+        if not b and self.sort == "random":
+            order += f", seed {self.seed}"
+        return [sources, f"{SPLIT_NAMES[a.split]} split · true class: {self.true_name} · predicted by A: "
+                         f"{self.predicted_name} · {order}"]
+
+    def file_name(self) -> str:
+        parts = ["errors", f"{self.a.kind}{self.a.id}", self.a.split]
+        if self.b:
+            parts += ["vs", f"{self.b.kind}{self.b.id}", self.mode]
+        parts += ["true", self.true_name] * (self.true_name != ANY) + ["pred", self.predicted_name] * (
+            self.predicted_name != ANY)
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts)) + ".png"
+
+
+def compare_note(mode, key_b) -> str:
+    """What the field beside B says: a comparison without B has nothing to show."""
+    return NO_B if mode != "off" and not key_b else ""
 
 
 def select_indices(a, b, true_class, predicted_class, sort, seed, mode) -> np.ndarray:
@@ -102,38 +143,42 @@ class _Handlers:
             raise UserError("choose a source: a completed run or a saved ensemble")
         return sv.load_source(self.store, self.room, key, split, self.cache)
 
-    def selection(self, key, split, true_name, predicted_name, sort, seed, mode, key_b):
+    def selection(self, key, split, true_name, predicted_name, sort, seed, mode, key_b) -> Selection:
         a = self.load(key, split)
         b = self.load(key_b, split) if mode != "off" and key_b else None
         indices = select_indices(a, b, _class_value(true_name, a.class_names),
                                  _class_value(predicted_name, a.class_names), sort, seed, mode)
-        return a, indices
+        return Selection(a, b, indices, true_name or ANY, predicted_name or ANY, sort, int(seed or 0), mode)
 
-    def with_images(self, values):
+    def with_images(self, values) -> Selection:
         """`selection(*values)`, refused when the source's images cannot be rebuilt."""
-        a, indices = self.selection(*values)
-        if a.images_error:
-            raise UserError(a.images_error)
-        return a, indices
+        chosen = self.selection(*values)
+        if chosen.a.images_error:
+            raise UserError(chosen.a.images_error)
+        return chosen
 
     def images(self, a):
         return sv.split_images(self.store, a.image_run, a.split, self.cache)
 
     def show(self, page_number, *values):
-        """The gallery page and its count line for the current filters."""
+        """The gallery page and its count line for the current filters (`ErrorsView.filters`)."""
         v = self.v
+        note = compare_note(*values[-2:])  # the filters end with the comparison mode and source B
+        if note:
+            return {v.gallery: [], v.count: "", v.message: "", v.compare_note: note}
         try:
-            a, indices = self.with_images(values)
+            chosen = self.with_images(values)
+            a, indices = chosen.a, chosen.indices
             pages = gallery.page_count(len(indices), PER_PAGE)
             page_number = min(max(1, int(page_number or 1)), pages)
             if len(indices) == 0:
-                return {v.gallery: [], v.page: page_number,
+                return {v.gallery: [], v.page: page_number, v.compare_note: "",
                         v.count: "No images match: every image of this selection is right.", v.message: ""}
             items = gallery.page(self.images(a), indices, a.probs, a.labels, a.class_names, page=page_number - 1,
-                                 per_page=PER_PAGE)
+                                 per_page=PER_PAGE, probs_b=chosen.b.probs if chosen.b else None)
         except UserError as exc:
-            return {v.gallery: [], v.count: "", v.message: f"**{exc}**"}
-        return {v.gallery: items, v.page: page_number,
+            return {v.gallery: [], v.count: "", v.message: f"**{exc}**", v.compare_note: ""}
+        return {v.gallery: items, v.page: page_number, v.compare_note: "",
                 v.count: f"{len(indices):,} images · page {page_number} of {pages}", v.message: ""}
 
     def change_source(self, key, split, *rest):
@@ -145,38 +190,59 @@ class _Handlers:
             return {v.message: f"**{exc}**", v.gallery: [], v.page: 1, v.count: ""}
         matrix = analysis.confusion_matrix(a.labels, analysis.predictions(a.probs), a.num_classes)
         accuracy = np.trace(matrix) / max(1, matrix.sum())
-        figure = plots.confusion_heatmap(matrix, a.class_names,
-                                         f"{a.name} on {'test' if split == 'test' else 'validation'}: "
-                                         f"accuracy {100 * accuracy:.2f}%")
+        title = (f"Confusion matrix: {a.name} on {SPLIT_NAMES[a.split]}, accuracy {100 * accuracy:.2f}% "
+                 "(click a cell to show its images, a class name for its row)")
         names = [ANY, *a.class_names]
-        return {v.confusion: figure, v.per_class: per_class_rows(a), v.true_class: gr.update(choices=names, value=ANY),
-                v.predicted_class: gr.update(choices=names, value=ANY),
-                **self.show(1, key, split, ANY, ANY, *rest)}
+        return {v.confusion: gr.update(value=plots.confusion_table(matrix, a.class_names), label=title),
+                v.per_class: per_class_rows(a), v.true_class: gr.update(choices=names, value=ANY),
+                v.predicted_class: gr.update(choices=names, value=ANY), **self.show(1, key, split, ANY, ANY, *rest)}
+
+    def pick_cell(self, key, split, sort, seed, mode, key_b, evt: gr.SelectData):
+        """A confusion-table click: the row's true class and the column's predicted class filter the
+        gallery (a click on the class-name column: the whole row)."""
+        try:
+            a = self.load(key, split)
+        except UserError as exc:
+            return {self.v.message: f"**{exc}**"}
+        true_name = str((evt.row_value or [""])[0])  # the row's own name: right even in a re-sorted table
+        if true_name not in a.class_names:
+            return gr.skip()
+        column = evt.index[1]
+        predicted = ANY if column == 0 else a.class_names[column - 1]
+        return {self.v.true_class: true_name, self.v.predicted_class: predicted,
+                **self.show(1, key, split, true_name, predicted, sort, seed, mode, key_b)}
 
     def pick(self, page_number, key, split, true_name, predicted_name, sort, seed, mode, key_b, evt: gr.SelectData):
         # Gradio injects the event by annotation on named parameters only, hence no *values here.
         try:
-            a, indices = self.selection(key, split, true_name, predicted_name, sort, seed, mode, key_b)
+            chosen = self.selection(key, split, true_name, predicted_name, sort, seed, mode, key_b)
             position = (int(page_number or 1) - 1) * PER_PAGE + evt.index
-            image = int(indices[position])
+            image = int(chosen.indices[position])
         except (UserError, IndexError) as exc:
             return gr.skip(), f"**{exc}**"
-        entries = [(f"{a.name}", analysis.top5(a.probs[image], a.class_names))]
-        for run_id, probs in a.members.items():
-            entries.append((f"member {run_id}: {a.member_names.get(run_id, '')}",
-                            analysis.top5(probs[image], a.class_names)))
-        true_name = a.class_names[a.labels[image]]
+        entries = []
+        for letter, source in (("A", chosen.a), ("B", chosen.b)):
+            if source is None:
+                continue
+            prefix = f"{letter}: " if chosen.b else ""  # compared: both sources' probabilities, told apart
+            entries.append((f"{prefix}{source.name}", analysis.top5(source.probs[image], source.class_names)))
+            for run_id, probs in source.members.items():
+                entries.append((f"{prefix}member {run_id}: {source.member_names.get(run_id, '')}",
+                                analysis.top5(probs[image], source.class_names)))
+        true_name = chosen.a.class_names[chosen.a.labels[image]]
         return plots.top5_bars(entries, f"Image #{image} (true: {true_name})"), ""
 
     def export(self, *values):
         try:
-            a, indices = self.with_images(values)
-            images = self.images(a)
-            path = tempfile.NamedTemporaryFile(prefix="errors-", suffix=".png", delete=False).name
-            gallery.export_grid(images, indices, a.probs, a.labels, a.class_names, path)
+            chosen = self.with_images(values)
+            a, b = chosen.a, chosen.b
+            path = Path(tempfile.mkdtemp(prefix="workbench-errors-")) / chosen.file_name()
+            gallery.export_grid(self.images(a), chosen.indices, a.probs, a.labels, a.class_names, path,
+                                title="\n".join(chosen.describe()), probs_b=b.probs if b else None)
         except UserError as exc:
             return gr.update(visible=False), f"**{exc}**"
-        return gr.update(value=path, visible=True), f"Exported {min(len(indices), gallery.EXPORT_LIMIT)} images."
+        shown = min(len(chosen.indices), gallery.EXPORT_LIMIT)
+        return gr.update(value=str(path), visible=True), f"Exported {shown} images to {path.name}."
 
     def refresh(self, key, key_b):
         choices = sv.source_choices(self.store)
@@ -193,7 +259,8 @@ def _layout() -> ErrorsView:
         c["refresh"] = gr.Button("Refresh sources", scale=1)
     c["message"] = gr.Markdown(elem_id="errors-message")
     with gr.Row():
-        c["confusion"] = gr.Plot(label="Confusion matrix (pick a cell with the two class filters below)")
+        c["confusion"] = gr.Dataframe(value=[], interactive=False, label="Confusion matrix (click a cell to show "
+                                      "its images)", elem_id="errors-confusion")
         c["per_class"] = gr.Dataframe(headers=PER_CLASS_COLUMNS, value=[], interactive=False, label="Per class")
     with gr.Row():
         c["true_class"] = gr.Dropdown([ANY], value=ANY, label="True class", elem_id="errors-true")
@@ -203,6 +270,7 @@ def _layout() -> ErrorsView:
     with gr.Row():
         c["compare"] = gr.Radio(COMPARE, value="off", label="Compare A with B")
         c["source_b"] = gr.Dropdown([], label="Source B", elem_id="errors-source-b")
+        c["compare_note"] = gr.Markdown(elem_id="errors-compare-note")
     with gr.Row():
         c["previous"] = gr.Button("◀ Previous page", size="sm")
         c["page"] = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="errors-page")
@@ -221,9 +289,8 @@ def create_errors_tab(ctx) -> ErrorsTab:
     v = _layout()
     h = _Handlers(ctx, v)
     filters = v.filters
-    show_outputs = [v.gallery, v.page, v.count, v.message]
-    source_outputs = [v.confusion, v.per_class, v.true_class, v.predicted_class, v.message, v.gallery, v.page,
-                      v.count]
+    show_outputs = [v.gallery, v.page, v.count, v.message, v.compare_note]
+    source_outputs = [v.confusion, v.per_class, v.true_class, v.predicted_class, *show_outputs]
     source_inputs = [v.source, v.split, v.sort, v.seed, v.compare, v.source_b]
     v.source.input(h.change_source, source_inputs, source_outputs, api_name="errors_source")
     v.split.input(h.change_source, source_inputs, source_outputs)
@@ -232,6 +299,8 @@ def create_errors_tab(ctx) -> ErrorsTab:
     v.page.submit(h.show, [v.page, *filters], show_outputs)
     v.previous.click(lambda p, *values: h.show((p or 1) - 1, *values), [v.page, *filters], show_outputs)
     v.next.click(lambda p, *values: h.show((p or 1) + 1, *values), [v.page, *filters], show_outputs)
+    v.confusion.select(h.pick_cell, source_inputs, [v.true_class, v.predicted_class, *show_outputs],
+                       api_visibility="private")
     v.gallery.select(h.pick, [v.page, *filters], [v.top5, v.message])
     v.export.click(h.export, filters, [v.export_file, v.message])
     refresh = Refresh(h.refresh, [v.source, v.source_b], [v.source, v.source_b])

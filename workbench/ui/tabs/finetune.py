@@ -8,6 +8,7 @@ import gradio as gr
 from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
+from workbench.specs.flags import parse_tags
 from workbench.specs.run import PRECISIONS
 from workbench.ui.forms import gpu_choices, key_value_text, spec_to_fields
 from workbench.ui.forms import values_to_spec as spec_from_values
@@ -102,6 +103,7 @@ def create_finetune_tab(ctx) -> FormTab:
                         "small learning rate. Images are resized on the fly; nothing is materialised. "
                         "ImageNet weights download on first use; offline, give a weights file's path.")
             form = build_form(defaults, len(ctx.gpu_names))
+            tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0", elem_id="ft-tags")
             message = gr.Markdown(elem_id="ft-message")
             start = gr.Button("Fine-tune", variant="primary", elem_id="ft-button")
             command = gr.Code(defaults.to_cli(), label="Equivalent command", language="shell", interactive=False,
@@ -116,15 +118,15 @@ def create_finetune_tab(ctx) -> FormTab:
 
     wire_preview(form, command, lambda values: values_to_spec(names, values), len(ctx.gpu_names))
 
-    def submit(*values):
+    def submit(tag_text, *values):
         spec = values_to_spec(names, values)
         spec = spec.replace(data_path=ctx.check_path(spec.data_path))
         if spec.weights not in fs.WEIGHT_CHOICES:
             spec = spec.replace(weights=ctx.check_path(spec.weights, "weights file"))
         if spec.is_hub and not spec.hub_handle.startswith(("http://", "https://")):
             ctx.check_path(spec.hub_handle, "SavedModel folder")
-        return spec, ctx.queue.submit(spec)
+        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
 
-    wire_submit(panel, start, submit, list(form.values()), message, api_name="finetune")
+    wire_submit(panel, start, submit, [tags, *form.values()], message, api_name="finetune")
     show_layers.click(list_layers, [form["backbone"], form["image_size"]], [layers, message])
-    return FormTab(form=form, command=command, panel=panel)
+    return FormTab(form=form, command=command, panel=panel, tags=tags)

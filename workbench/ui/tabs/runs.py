@@ -4,6 +4,7 @@
 `RunsTab`: its components (`view`) and the two refreshes the page also runs when the tab is opened
 (`refresh`: leaderboard, filters and run choices; `overview`: the overview figures).
 `wire_clone(ctx, runs, tabs, targets)` connects "Clone" once the Train and Fine-tune tabs exist.
+While a run is running, `timer` redraws the leaderboard so its training minutes stay live.
 What the buttons do to the store is in `workbench.ui.tabs.runs_actions`, plain functions raising
 UserError; the handlers here turn their answers into component updates.
 """
@@ -35,6 +36,7 @@ from workbench.ui.views import runs as rd
 
 log = logging.getLogger(__name__)
 TITLES = {"train": "Train", "finetune": "Fine-tune"}  # the tabs "Clone" fills, as the page names them
+LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
 
 
 @dataclass(eq=False)
@@ -72,6 +74,7 @@ class RunsView:
     sure: gr.Checkbox
     delete: gr.Button
     action_status: gr.Markdown
+    timer: gr.Timer  # ticks while the tab is shown; redraws the leaderboard only while a run is running
 
     @property
     def filters(self) -> list:
@@ -85,6 +88,10 @@ class RunsTab:
     view: RunsView
     refresh: Refresh  # leaderboard, summary, filter choices and run choices
     overview: Refresh  # the parameters-vs-accuracy and by-group figures
+
+    @property
+    def timer(self) -> gr.Timer:
+        return self.view.timer
 
 
 # -- Gradio plumbing -----------------------------------------------------------------------------
@@ -165,6 +172,12 @@ class _Handlers:
                 v.tag_filter: _choices_update(options["tag"], tag),
                 v.selection: selection_update, v.pick: pick_update}
 
+    def live_fn(self, *values):
+        """A timer tick: the leaderboard again while some run is running (its minutes move), else nothing."""
+        if not self.store.runs_with_status("running"):
+            return gr.skip()
+        return self.refresh_fn(*values)
+
     def overview_fn(self, metric, group_by, show_archived):
         scatter, groups = overview_figures(self.store, metric, group_by, show_archived)
         return {self.v.scatter: scatter, self.v.groups: groups}
@@ -229,7 +242,8 @@ def _layout() -> RunsView:
         with gr.Row():
             c["accuracy_metric"] = gr.Dropdown(list(rd.ACCURACY_METRICS), value="Test accuracy",
                                                label="Accuracy for the overview")
-            c["group_by"] = gr.Radio(list(rd.GROUP_BY), value="Loss", label="Group by")
+            c["group_by"] = gr.Radio(list(rd.GROUP_BY), value="Setting", label="Group by",
+                                     info="Setting: runs that differ only in their seed, the seeds as the spread")
         with gr.Row():
             c["scatter"] = gr.Plot(label="Parameters vs accuracy")
             c["groups"] = gr.Plot(label="Accuracy by group")
@@ -249,6 +263,7 @@ def _layout() -> RunsView:
             c["sure"] = gr.Checkbox(False, label="I am sure")
             c["delete"] = gr.Button("Delete run and files", variant="stop")
         c["action_status"] = gr.Markdown()
+    c["timer"] = gr.Timer(LIVE_SECONDS, active=False)
     return RunsView(**c)
 
 
@@ -262,6 +277,8 @@ def create_runs_tab(ctx) -> RunsTab:
     overview = Refresh(_guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived],
                        [v.scatter, v.groups])
     _wire(ctx.store, v, h, refresh, overview)
+    v.timer.tick(_guarded(status=v.summary)(h.live_fn), refresh.inputs, refresh.outputs, show_progress="hidden",
+                 api_visibility="private")
     return RunsTab(view=v, refresh=refresh, overview=overview)
 
 
@@ -305,15 +322,18 @@ def wire_clone(ctx, runs: RunsTab, tabs, targets: dict):
     status = runs.view.action_status
     outputs = [*(component for target in targets.values() for component in target.form.values()),
                *(target.timer for target in targets.values()), *(target.command for target in targets.values()),
-               tabs, status]
+               *(target.tags for target in targets.values()), runs.timer, tabs, status]
 
     @_guarded(status=status)
     def clone_fn(choice):
-        tab, fields, command = clone_values(ctx.store, choice)
-        form = targets[tab].form
-        return {**{form[name]: value for name, value in fields.items()},
-                **{target.timer: gr.Timer(active=name == tab) for name, target in targets.items()},
-                targets[tab].command: command, tabs: gr.Tabs(selected=tab),
-                status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[tab]} form: adjust it and start a run."}
+        clone = clone_values(ctx.store, choice)
+        target = targets[clone.tab]
+        return {**{target.form[name]: value for name, value in clone.fields.items()},
+                **{other.timer: gr.Timer(active=name == clone.tab) for name, other in targets.items()},
+                runs.timer: gr.Timer(active=False), target.command: clone.command, target.tags: clone.tags,
+                tabs: gr.Tabs(selected=clone.tab),
+                status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[clone.tab]} form as "
+                        f"**{clone.fields['name']}**{f' with its tags ({clone.tags})' if clone.tags else ''}: "
+                        "change what you want to try and start it."}
 
     runs.view.clone.click(clone_fn, [runs.view.pick], outputs, api_name="runs_clone")

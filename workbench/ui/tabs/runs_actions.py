@@ -3,6 +3,9 @@ notes, tags, archiving, deletion and cloning, and the comparison figures. Each r
 with what the user should do; `workbench.ui.tabs.runs` wires them to the tab."""
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from workbench.constants import ACTIVE_STATUSES
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
@@ -15,9 +18,16 @@ def load_runs(store) -> list[dict]:
     return store.list_runs(include_archived=True)
 
 
+def with_live_time(store, runs: list[dict], now: float | None = None) -> list[dict]:
+    """The runs, a running one with its training time so far in `train_seconds`."""
+    now = time.time() if now is None else now
+    return [{**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)} if r["status"] == "running"
+            else r for r in runs]
+
+
 def leaderboard(store, status=(), model=(), loss=(), tag=(), show_archived=False,
                 show_ensembles=True, sort_by=rd.DEFAULT_SORT, runs=None) -> list[dict]:
-    runs = load_runs(store) if runs is None else runs
+    runs = with_live_time(store, load_runs(store) if runs is None else runs)
     return rd.leaderboard_rows(runs, store.list_ensembles(), status=status, model=model, loss=loss,
                                tag=tag, show_archived=bool(show_archived),
                                show_ensembles=bool(show_ensembles), sort_by=sort_by or rd.DEFAULT_SORT)
@@ -30,20 +40,28 @@ def export_csv(store, *filters) -> str:
     return str(rd.write_csv(rd.COLUMNS, rd.rows_to_table(rows)))
 
 
-def clone_values(store, choice) -> tuple:
-    """(the tab whose form the run came from: "train" or "finetune", that form's values for its spec
-    by field name, the spec's equivalent command line)."""
+@dataclass
+class Clone:
+    """What "Clone" puts into a form: the run's settings under a new name, and its tags."""
+    tab: str  # the form the run came from: "train" or "finetune"
+    fields: dict  # that form's values by field name
+    tags: str  # the run's tags, as the form's tag box takes them
+    command: str  # the spec's equivalent command line
+
+
+def clone_values(store, choice) -> Clone:
     run = store.get_run(rd.parse_choice(choice))
-    finetune = run.get("kind") == "finetune"
+    name = rd.fresh_name(run["name"], (r["name"] for r in load_runs(store)))
+    tags = ", ".join(run.get("tags") or [])
     try:
-        if finetune:
+        if run.get("kind") == "finetune":
             from workbench.specs.finetune import FinetuneSpec
             from workbench.ui.tabs.finetune import form_fields
 
-            spec = FinetuneSpec.from_dict(run["spec"])
-            return "finetune", form_fields(spec), spec.to_cli()
-        spec = RunSpec.from_dict(run["spec"])
-        return "train", spec_to_fields(spec, FORM_FIELDS), spec.to_cli()
+            spec = FinetuneSpec.from_dict(run["spec"]).replace(name=name)
+            return Clone("finetune", form_fields(spec), tags, spec.to_cli())
+        spec = RunSpec.from_dict(run["spec"]).replace(name=name)
+        return Clone("train", spec_to_fields(spec, FORM_FIELDS), tags, spec.to_cli())
     except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
 

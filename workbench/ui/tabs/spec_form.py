@@ -15,6 +15,7 @@ class FormTab:
     form: dict  # spec field name -> its component, in the order of the spec's fields
     command: gr.Code  # the form's equivalent command line
     panel: LivePanel
+    tags: gr.Textbox  # the new run's tags (not part of the spec: the store keeps them beside it)
 
     @property
     def timer(self) -> gr.Timer:

@@ -41,4 +41,4 @@ def create_train_tab(ctx) -> FormTab:
         return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
 
     wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train")
-    return FormTab(form=form, command=command, panel=panel)
+    return FormTab(form=form, command=command, panel=panel, tags=tags)

@@ -1,13 +1,17 @@
 """The Runs tab's data, as pure functions of store rows and arrays (no Gradio, no store access).
 
 Leaderboard rows and filters, run choices ("id: name"), tag parsing, per-class accuracy,
-accuracy grouped by loss/augmentation/model, EMA smoothing and curve series for the figures.
+accuracy grouped by setting (seeds as the spread) or by loss/augmentation/model (saying what each
+group pools), a running run's training time, a clone's new name, EMA smoothing and curve series.
 """
 from __future__ import annotations
 
 import csv
+import json
 import math
+import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +55,9 @@ CURVE_METRICS = {
     "Learning rate": "lr",
 }
 X_AXES = ("Epoch", "Wall time")
-GROUP_BY = ("Loss", "Augmentation", "Model")
+GROUP_BY = ("Setting", "Loss", "Augmentation", "Model")
+NOT_SETTINGS = ("seed", "name", "gpus")  # spec fields that do not make another setting: runs differing
+# only in them are repeats of one setting, and their spread is the seeds' spread
 EMPTY_MESSAGE = "No runs yet: train one in the Train tab."
 
 
@@ -105,6 +111,27 @@ def parse_choices(choices) -> list[int]:
     if isinstance(choices, (str, int)):
         choices = [choices]
     return [parse_choice(c) for c in choices]
+
+
+def fresh_name(name: str, taken) -> str:
+    """A name for a clone of run `name` that no run in `taken` has: "name-2", "name-3", ... (a clone of
+    "name-2" is "name-3", not "name-2-2")."""
+    taken = set(taken)
+    base = re.sub(r"-\d+$", "", name) if re.sub(r"-\d+$", "", name) in taken else name
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+def running_seconds(run: dict, epochs: list[dict], now: float):
+    """A running run's training time so far (the store writes `train_seconds` only when a run stops):
+    its logged epochs' seconds plus the time since the last one was logged, or since it started."""
+    done = sum(float(e.get("seconds") or 0.0) for e in epochs)
+    since = epochs[-1].get("logged_at") if epochs else run.get("started_at")
+    if not since:
+        return done or None
+    return done + max(0.0, now - datetime.fromisoformat(since).timestamp())
 
 
 def class_names(dataset: str, num_classes: int) -> list[str]:
@@ -249,7 +276,28 @@ def per_class_accuracy(logits, labels, num_classes: int | None = None) -> np.nda
     return class_accuracy(labels, logits.argmax(axis=1), int(num_classes or logits.shape[1]))
 
 
+def setting_key(run: dict) -> str:
+    """The run's setting: its spec but the fields in NOT_SETTINGS (what seeds repeat)."""
+    return json.dumps({k: v for k, v in spec_of(run).items() if k not in NOT_SETTINGS}, sort_keys=True, default=str)
+
+
+def setting_labels(runs: list[dict]) -> dict:
+    """{setting_key: label}: "model · loss · augmentations", and where settings share that, the spec
+    fields in which they differ ("... · learning_rate=0.05")."""
+    settings = {setting_key(r): r for r in runs}
+    short = {key: f"{run_model(r) or '?'} · {run_loss(r) or '?'} · {run_augment(r)}" for key, r in settings.items()}
+    labels = {}
+    for key, label in short.items():
+        alike = [json.loads(k) for k, other in short.items() if other == label]
+        mine = json.loads(key)
+        differ = sorted(f for f in set().union(*alike) if len({json.dumps(s.get(f), default=str) for s in alike}) > 1)
+        labels[key] = " · ".join([label, *(f"{f}={mine.get(f)}" for f in differ)])
+    return labels
+
+
 def group_key(run: dict, by: str) -> str:
+    if by == "Setting":
+        return setting_key(run)
     if by == "Loss":
         return run_loss(run) or "?"
     if by == "Augmentation":
@@ -259,21 +307,34 @@ def group_key(run: dict, by: str) -> str:
     raise UserError(f"unknown grouping {by!r}; choose one of: {', '.join(GROUP_BY)}")
 
 
-def group_accuracy(runs: list[dict], by: str = "Loss", metric: str = "Test accuracy") -> list[dict]:
-    """Per group: `group`, `n`, `mean` and `std` (sample std, 0 for one run) of the metric in %,
-    and the run ids; runs without the metric are left out. Sorted by mean, best first."""
+def pooled(runs: list[dict], by: str) -> str:
+    """What one group's spread is over: the seeds of one setting, or the settings a coarser group pools
+    (e.g. every architecture trained with one loss)."""
+    if by == "Setting":
+        return "seeds " + ", ".join(sorted({str(spec_of(r).get("seed", "?")) for r in runs}))
+    others = {"models": run_model, "losses": run_loss, "augmentations": run_augment}
+    others.pop({"Loss": "losses", "Augmentation": "augmentations", "Model": "models"}[by])
+    parts = [f"{what} " + ", ".join(sorted({describe(r) or "?" for r in runs})) for what, describe in others.items()]
+    n = len({setting_key(r) for r in runs})
+    return f"{n} setting{'s' * (n != 1)}: " + "; ".join(parts)
+
+
+def group_accuracy(runs: list[dict], by: str = "Setting", metric: str = "Test accuracy") -> list[dict]:
+    """Per group: `group` (its label), `n`, `mean` and `std` (sample std, 0 for one run) of the metric in
+    %, the run ids and `pools` (what the spread is over); runs without the metric are left out. Sorted by
+    mean, best first."""
     column = accuracy_column(metric)
     groups: dict[str, list] = {}
     for run in runs:
-        value = run.get(column)
-        if value is not None:
-            groups.setdefault(group_key(run, by), []).append((run["id"], 100.0 * float(value)))
+        if run.get(column) is not None:
+            groups.setdefault(group_key(run, by), []).append(run)
+    labels = setting_labels(runs) if by == "Setting" else {}
     result = []
-    for name, items in groups.items():
-        values = np.array([v for _, v in items])
+    for name, members in groups.items():
+        values = np.array([100.0 * float(r[column]) for r in members])
         std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        result.append({"group": name, "n": len(values), "mean": float(values.mean()), "std": std,
-                       "runs": [i for i, _ in items]})
+        result.append({"group": labels.get(name, name), "n": len(values), "mean": float(values.mean()), "std": std,
+                       "runs": [r["id"] for r in members], "pools": pooled(members, by)})
     return sorted(result, key=lambda g: (-g["mean"], g["group"]))
 
 
