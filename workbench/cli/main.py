@@ -172,7 +172,7 @@ def _train_all(args):
 
 def _runs(args):
     store = _open_store(args)
-    runs = store.list_runs(status=args.status, include_archived=args.all)
+    runs = store.seen_runs(status=args.status, include_archived=args.all)  # a dead runner's runs: interrupted
     header = f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'params':>8s}"
     print(header)
     print("-" * len(header))

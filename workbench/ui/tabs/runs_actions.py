@@ -12,7 +12,7 @@ from workbench.ui.views import runs as rd
 
 
 def load_runs(store) -> list[dict]:
-    return store.list_runs(include_archived=True)
+    return store.seen_runs(include_archived=True)  # runs a killed runner left running read as interrupted
 
 
 def leaderboard(store, status=(), model=(), loss=(), tag=(), show_archived=False,
