@@ -89,7 +89,7 @@ def test_a_cancel_in_the_final_evaluation_keeps_the_epochs_and_resume_only_evalu
 
 def test_a_cancel_in_the_first_epoch_keeps_nothing_and_resume_starts_over(store, queue):
     stop_cancelling = cancel_when(store, queue, "new.phase = 'training' AND new.step > 0 AND new.attempt = 1")
-    run_id = queue.submit(tiny(epochs=2))
+    run_id = queue.submit(tiny(epochs=1))
     assert queue.wait(run_id, timeout=300)
     run = store.get_run(run_id)
     assert run["status"] == "cancelled" and run["epochs_done"] == 0
@@ -97,7 +97,7 @@ def test_a_cancel_in_the_first_epoch_keeps_nothing_and_resume_starts_over(store,
     assert queue.resume(run_id) == 0  # no checkpoint: it starts over, and says so
     assert queue.wait(run_id, timeout=300)
     assert store.get_run(run_id)["status"] == "completed"
-    assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]
+    assert [e["epoch"] for e in store.epochs(run_id)] == [1]
 
 
 def test_a_cancel_skips_the_unfinished_epochs_validation(store):

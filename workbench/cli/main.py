@@ -111,9 +111,12 @@ def _train(args):
 def _resume(args):
     from workbench.jobs.queue import JobQueue
 
+    from workbench.ui.views.live import resume_message
+
     store = _open_store(args)
     queue = JobQueue(store)
-    queue.resume(args.run)
+    epoch = queue.resume(args.run)
+    print(resume_message(store.get_run(args.run), epoch, store.seen_runs()), flush=True)  # where it starts
     return _follow(queue, store, [args.run])
 
 
