@@ -165,7 +165,10 @@ class JobQueue:
                 continue
             self._pending.remove(job)
             self._running[job.run_id] = job
-            self.store.update_run(job.run_id, phase=PREPARING)
+            try:  # readers tell a started job from a waiting one by it; the job itself does not need it
+                self.store.update_run(job.run_id, phase=PREPARING)
+            except Exception:
+                traceback.print_exc()
             threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
 
     def _run(self, job: _Job):

@@ -36,15 +36,13 @@ def _in_pass(run: dict):
     return (step, seconds / step) if step and seconds else (step, None)
 
 
-def _epoch_seconds(run: dict, epochs: list):
-    """Seconds per epoch: the mean of the last five logged, else the current epoch's pace so far."""
+def _epoch_seconds(run: dict, epochs: list, training: bool):
+    """Seconds per epoch: the mean of the last five logged, else (`training`) the current epoch's pace."""
     seconds = [e["seconds"] for e in epochs if e.get("seconds")][-5:]
     if seconds:
         return sum(seconds) / len(seconds)
     _, per_batch = _in_pass(run)
-    if per_batch and run.get("phase") not in EVALUATING and run.get("steps_per_epoch"):
-        return per_batch * run["steps_per_epoch"]
-    return None
+    return per_batch * run["steps_per_epoch"] if training and per_batch and run.get("steps_per_epoch") else None
 
 
 def _eval_remaining(run: dict, per_epoch):
@@ -65,12 +63,13 @@ def elapsed(run: dict, now=None) -> tuple:
     now = time.time() if now is None else now
     active = run["status"] in ACTIVE_STATUSES
     total = run.get("train_seconds")
-    if run.get("attempt_started_at") is None:  # a run from before attempts were recorded, or still waiting
+    if run.get("attempt_started_at") is None:  # from before attempts were recorded, or never started
         start = _timestamp(run.get("started_at"))
-        if start is None or (active and run["status"] == "queued"):
+        if start is None or run["status"] == "queued":
             return None, total
-        end = _timestamp(run.get("finished_at")) if not active else now
-        return None, total if total is not None and not active else max(0.0, (end or now) - start)
+        if active or total is None:
+            return None, max(0.0, (now if active else _timestamp(run.get("finished_at")) or now) - start)
+        return None, total
     if active and phase_of(run):
         attempt = max(0.0, now - _timestamp(run["attempt_started_at"]))
         return attempt, (total or 0.0) - (run.get("attempt_seconds") or 0.0) + attempt
@@ -95,7 +94,7 @@ def progress(run: dict, epochs: list, now=None) -> dict:
     step, _ = _in_pass(run)
     steps = run.get("steps_per_epoch") or 0
     in_epoch = min(step, steps) / steps if steps and phase == TRAINING else 0.0
-    per_epoch = _epoch_seconds(run if phase == TRAINING else {}, epochs)
+    per_epoch = _epoch_seconds(run, epochs, training=phase == TRAINING)
     images = run.get("train_images")
     rate = images / per_epoch if images and per_epoch else None
     remaining = evaluation = None
@@ -155,11 +154,12 @@ def status_word(run: dict, runs: list) -> str:
 
 def jobs_rows(store, runs: list, recent: int = 5) -> list:
     """Running jobs, then waiting ones in queue order, then the most recently finished ones."""
-    active = [r for r in runs if r["status"] in ACTIVE_STATUSES]
-    started = sorted((r for r in active if r not in waiting(runs)), key=lambda r: r["id"])
+    line = waiting(runs)
+    waiting_ids = {r["id"] for r in line}
+    started = [r for r in runs if r["status"] in ACTIVE_STATUSES and r["id"] not in waiting_ids]
     finished = sorted((r for r in runs if r["status"] not in ACTIVE_STATUSES), key=lambda r: r["id"], reverse=True)
     rows = []
-    for run in started + waiting(runs) + finished[:recent]:
+    for run in sorted(started, key=lambda r: r["id"]) + line + finished[:recent]:
         p = progress(run, store.epochs(run["id"]))
         rate = f"{p['images_per_second']:,.0f}" if p["images_per_second"] else "-"
         rows.append([run["id"], run["name"], status_word(run, runs), p["epoch"], f"{100 * p['fraction']:.0f}%", rate,
@@ -175,7 +175,7 @@ def follow_choices(runs: list) -> list:
 
 def default_follow(runs: list):
     """The run a fresh page follows: the newest whose job works, else the next to start, else the newest."""
-    working = [r["id"] for r in runs if r["status"] in ACTIVE_STATUSES and r not in waiting(runs)]
+    working = [r["id"] for r in runs if phase_of(r)]
     if working:
         return max(working)
     line = waiting(runs)
