@@ -5,11 +5,15 @@ Two processes that both run jobs on one store would each mark the other's runnin
 (the app, `python -m workbench train`/`resume`/`train-all`) holds an exclusive lock on
 `<store>.lock`; a second one is refused with a message naming the holder. Readers (`runs`, `export`)
 need no lock: SQLite's WAL mode lets them read while the holder writes. The operating system drops
-the lock when the holder dies, even by SIGKILL, so a crash never leaves the store locked.
+the lock when the holder dies, even by SIGKILL, so a crash never leaves the store locked; so a reader
+can tell whether anyone is still running the store's jobs (`held`).
 """
 import fcntl
 import os
+import time
 from pathlib import Path
+
+ACQUIRE_PATIENCE = 0.5  # seconds: a reader's probe (`held`) holds the lock for microseconds
 
 from workbench.errors import UserError
 
@@ -21,9 +25,7 @@ class StoreLock:
 
     def acquire(self) -> "StoreLock":
         handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(handle, fcntl.LOCK_EX, patience=ACQUIRE_PATIENCE):
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
@@ -46,3 +48,32 @@ class StoreLock:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+
+def held(store_path) -> bool:
+    """Whether a process holds `<store>.lock`, i.e. runs this store's jobs (an app, a training command,
+    or a job process one of them left behind). Probed with a shared lock taken and dropped at once;
+    True where it cannot tell, so runs then read as stored."""
+    try:
+        handle = open(f"{store_path}.lock")
+    except FileNotFoundError:  # no job runner ever opened this store
+        return False
+    except OSError:
+        return True
+    with handle:
+        if not _try_lock(handle, fcntl.LOCK_SH):
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _try_lock(handle, mode: int, patience: float = 0.0) -> bool:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)

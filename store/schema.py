@@ -35,7 +35,8 @@ RUN_COLUMNS = (
     "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",
     "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
     "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
-    "archived", "train_images", "steps_per_epoch", "step",
+    "archived", "train_images", "steps_per_epoch", "step", "phase", "step_seconds", "eval_steps",
+    "eval_seconds", "attempt", "attempt_started_at", "attempt_seconds", "queued_at",
 )
 EPOCH_COLUMNS = (
     "run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "logged_at",
@@ -217,3 +218,18 @@ def m002_live_progress(db):
     db["runs"].add_column("train_images", int)
     db["runs"].add_column("steps_per_epoch", int)
     db["runs"].add_column("step", int, not_null_default=0)
+
+
+@migration
+def m003_phases_and_attempts(db):
+    # Progress that tells the truth: what the job is doing (`phase`: preparing, training, evaluating
+    # validation/test), how far the pass it is in has got (`step` of `steps_per_epoch`, or of
+    # `eval_steps` while evaluating) and how long that pass has taken (`step_seconds`), so rates and
+    # remaining times exist from the first batch; each attempt's own clock beside the total
+    # (`train_seconds`); when the run joined the queue (its place in line); the final evaluation's
+    # time, so estimates of later runs include it.
+    for name, kind in (("phase", str), ("step_seconds", float), ("eval_steps", int), ("eval_seconds", float),
+                       ("attempt_started_at", str), ("attempt_seconds", float), ("queued_at", str)):
+        db["runs"].add_column(name, kind)
+    db["runs"].add_column("attempt", int, not_null_default=0)
+    db.execute("UPDATE runs SET queued_at = created_at")

@@ -16,10 +16,12 @@ from sqlite_utils import Database
 from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES
 from workbench.errors import UserError, choose
 
-from . import blobs, schema
+from . import blobs, lock, schema
 from .schema import RUN_COLUMNS
 
 _ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
+NOBODY_RUNNING = ("no process is running this store's jobs: the one that ran this run stopped (killed or "
+                  "crashed). The next app or train command marks it interrupted for good; Resume continues it")
 
 
 def default_db_path() -> Path:
@@ -120,10 +122,11 @@ class Store:
         """Add a `queued` run and return its id."""
         if not isinstance(spec, dict):
             raise ValueError(f"spec must be a dict, not {type(spec).__name__}")
+        now = utc_now()
         row = {"name": str(name), "kind": choose("run kind", kind, RUN_KINDS),
-               "spec": blobs.dumps(spec), "status": "queued", "dataset": dataset,
+               "spec": blobs.dumps(spec), "status": "queued", "queued_at": now, "dataset": dataset,
                "split_id": split_id, "params": None if params is None else int(params),
-               "created_at": utc_now(), "tags": blobs.dumps(list(tags)), "notes": notes or "",
+               "created_at": now, "tags": blobs.dumps(list(tags)), "notes": notes or "",
                "archived": 0, "epochs_done": 0}
         with self._write() as db:
             return int(db["runs"].insert(row).last_pk)
@@ -165,13 +168,18 @@ class Store:
         return self.list_runs(status=list(statuses), include_archived=True)
 
     def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
-        """Set status and error; stamps started_at on first `running`, finished_at when terminal."""
+        """Set status and error; stamps started_at on first `running`, finished_at when terminal,
+        queued_at (its place in line) when queued; a finished or newly queued run has no phase."""
         choose("run status", status, RUN_STATUSES)
         with self._write():
             row = self._run_row(run_id)
             fields = {"status": status, "error": error}
             if status == "running" and not row["started_at"]:
                 fields["started_at"] = utc_now()
+            if status == "queued":
+                fields.update(queued_at=utc_now(), phase=None)
+            if status in FINISHED_STATUSES:
+                fields["phase"] = None
             fields["finished_at"] = utc_now() if status in FINISHED_STATUSES else None
             self.db["runs"].update(int(run_id), fields)
 
@@ -196,10 +204,28 @@ class Store:
         with self._write() as db:
             rows = self.runs_with_status(*statuses)
             for row in rows:
-                db.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, error = "
+                db.execute("UPDATE runs SET status = 'interrupted', phase = NULL, finished_at = ?, error = "
                            "coalesce(error, ?) WHERE id = ?", [utc_now(), "the process stopped "
                            f"while this run was {row['status']}", row["id"]])
         return [row["id"] for row in rows]
+
+    def runner_alive(self) -> bool:
+        """Whether a process runs this store's jobs (holds its job lock: `store.lock.held`)."""
+        return lock.held(self.path)
+
+    def seen_runs(self, *, status=None, include_archived: bool = False) -> list[dict]:
+        """`list_runs` as a reader shows them: while no process holds the store's job lock, a run still
+        marked queued or running has nobody working on it and reads as interrupted, saying why (the store
+        is left as it is: the next job runner marks it for good, `mark_interrupted`). `status` filters on
+        the status shown."""
+        runs = self.list_runs(include_archived=include_archived)
+        if any(r["status"] in ACTIVE_STATUSES for r in runs) and not self.runner_alive():
+            runs = [{**r, "status": "interrupted", "phase": None, "error": r["error"] or NOBODY_RUNNING}
+                    if r["status"] in ACTIVE_STATUSES else r for r in runs]
+        if status is None:
+            return runs
+        wanted = [choose("run status", s, RUN_STATUSES) for s in ([status] if isinstance(status, str) else status)]
+        return [r for r in runs if r["status"] in wanted]
 
     # -- epochs -----------------------------------------------------------------------------
     def log_epoch(self, run_id: int, epoch: int, *, lr=None, loss=None, accuracy=None,

@@ -47,7 +47,15 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 1300})
     page.goto(app_server.url)
     page.locator("#train-button").wait_for()
+    # On this CPU the form starts with the quick recipe and says how long it will take, and where from.
+    assert _field(page, "epochs").input_value() == "5"
+    _wait_text(page.locator("#train-estimate"), r"Time on this CPU: ~\d+m \d+s \(rough\)\*?\*? — 5 epochs")
     _screenshot(page, "01-train-tab-empty")
+    page.locator("#recipe-classic").click()
+    _wait_text(page.locator("#train-estimate"), r"200 epochs .*long for a CPU")
+    assert _field(page, "epochs").input_value() == "200"
+    page.locator("#recipe-quick").click()
+    _wait_text(page.locator("#train-estimate"), r"— 5 epochs of 14,976 images")
     # A bad value is explained next to the form and nothing is queued.
     _fill(page, "epochs", 0)
     page.locator("#train-button").click()
@@ -78,6 +86,8 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     assert "running" in status or "completed" in status
     _wait_text(page.locator("#live-panel"), r"completed", timeout=240)
     assert page.locator("#live-curves .js-plotly-plot").count() == 1
+    page.locator("#cancel-button:disabled").wait_for()  # nothing to cancel; nothing to resume
+    assert page.locator("#resume-button").is_disabled()
     _screenshot(page, "03-train-tab-completed")
 
     page.get_by_role("tab", name="Runs").click()

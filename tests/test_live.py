@@ -1,8 +1,11 @@
-"""The live panel's numbers, from store rows."""
+"""The live panel's numbers and words, from store rows: rates and remaining times from the first batch,
+the final evaluation's own progress, elapsed time per attempt and in all, the queue, and what Cancel
+and Resume say they will do."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from store.lock import StoreLock
 from workbench.ui.views import live
 
 
@@ -10,33 +13,118 @@ def _iso(seconds_ago):
     return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).isoformat()
 
 
-def test_progress_of_a_running_job(store):
-    run_id = store.create_run("a", {"epochs": 10})
+@pytest.fixture
+def runner(store):
+    """This test holds the store's job lock, as the app does: active runs read as they are stored."""
+    lock = StoreLock(store.path).acquire()
+    yield lock
+    lock.release()
+
+
+def _running(store, epochs=10, **fields):
+    run_id = store.create_run("a", {"epochs": epochs})
     store.set_status(run_id, "running")
-    store.update_run(run_id, started_at=_iso(100), train_images=5000, steps_per_epoch=50, step=25)
+    store.update_run(run_id, **{"phase": "training", "train_images": 5000, "steps_per_epoch": 50, **fields})
+    return run_id
+
+
+def _view(store, run_id):
+    run = next(r for r in store.seen_runs() if r["id"] == run_id)
+    return live.progress(run, store.epochs(run_id)), live.status_html(run, store.epochs(run_id), store.seen_runs())
+
+
+def test_progress_of_a_running_job(store, runner):
+    run_id = _running(store, started_at=_iso(100), step=25, step_seconds=20.0)
     for epoch in (1, 2):
         store.log_epoch(run_id, epoch, lr=0.1, loss=1.0, accuracy=0.5, val_loss=1.0, val_accuracy=0.5, seconds=40.0)
-    p = live.progress(store.get_run(run_id), store.epochs(run_id))
+    p, html = _view(store, run_id)
     assert p["epoch"] == "3/10" and p["fraction"] == pytest.approx(0.25)
     assert p["images_per_second"] == pytest.approx(125.0)
     assert p["remaining"] == pytest.approx(40.0 * 7.5)
     assert 99 <= p["elapsed"] <= 110
-    html = live.status_html(store.get_run(run_id), store.epochs(run_id))
     assert "epoch 3/10" in html and "125 images/s" in html and "remaining ~5m 00s" in html
 
 
-def test_jobs_rows_follow_and_finished_runs(store):
+def test_the_first_epoch_has_a_rate_and_a_remaining_time_with_the_final_evaluation(store, runner):
+    # 25 of 50 batches in 10 s: 0.4 s a batch, 20 s an epoch; the evaluation's 40 batches at a third of that.
+    run_id = _running(store, step=25, step_seconds=10.0, eval_steps=40, attempt=1, attempt_started_at=_iso(30),
+                      attempt_seconds=25.0, train_seconds=25.0)
+    p, html = _view(store, run_id)
+    assert p["epoch"] == "1/10" and p["fraction"] == pytest.approx(0.05)
+    assert p["images_per_second"] == pytest.approx(250.0)
+    assert p["evaluation_remaining"] == pytest.approx(0.4 / 3 * 40)
+    assert p["remaining"] == pytest.approx(20.0 * 9.5 + 0.4 / 3 * 40)
+    assert "250 images/s" in html and "remaining ~3m 15s (incl. ~0m 05s final evaluation)" in html
+    assert "after the first" not in html
+
+
+def test_the_final_evaluation_has_its_own_progress_and_estimate(store, runner):
+    run_id = _running(store, epochs=2, phase="evaluating test", step=30, step_seconds=15.0, eval_steps=40)
+    for epoch in (1, 2):
+        store.log_epoch(run_id, epoch, loss=1.0, val_accuracy=0.5, seconds=40.0)
+    p, html = _view(store, run_id)
+    assert p["epoch"] == "2/2" and p["fraction"] == pytest.approx(0.75) and p["remaining"] == pytest.approx(5.0)
+    assert "evaluating test (30 of 40 batches)" in html and "remaining ~0m 05s" in html
+    row = next(r for r in live.jobs_rows(store, store.seen_runs()) if r[0] == run_id)
+    assert row[2:5] == ["evaluating", "2/2", "75%"] and row[-1] == "0m 05s"
+
+
+def test_elapsed_time_is_per_attempt_and_in_all(store, runner):
+    # A second attempt that started a minute ago, after attempts that took 100 s.
+    run_id = _running(store, attempt=2, attempt_started_at=_iso(60), attempt_seconds=30.0, train_seconds=130.0)
+    p, html = _view(store, run_id)
+    assert 59 <= p["attempt_seconds"] <= 65 and 159 <= p["elapsed"] <= 165
+    assert "elapsed 1m 0" in html and "this attempt (#2), 2m 4" in html
+    store.set_status(run_id, "cancelled")
+    p, html = _view(store, run_id)
+    assert (p["attempt_seconds"], p["elapsed"]) == (30.0, 130.0) and p["remaining"] is None
+    assert "elapsed 0m 30s this attempt (#2), 2m 10s in all" in html
+
+
+def test_the_queue_in_line_and_what_the_panel_follows(store, runner):
     done = store.create_run("done", {"epochs": 2})
-    store.set_status(done, "running")
     store.set_status(done, "completed")
-    queued = store.create_run("waiting", {"epochs": 5})
-    running = store.create_run("busy", {"epochs": 5})
-    store.set_status(running, "running")
-    rows = live.jobs_rows(store)
-    assert [r[0] for r in rows] == [queued, running, done]
-    assert rows[2][2] == "completed" and rows[2][-1] == "-"
-    assert live.default_follow(store) == running
-    store.set_status(running, "failed", "boom")
-    assert live.default_follow(store) == queued
-    assert "boom" in live.status_html(store.get_run(running), [])
+    first = store.create_run("first", {"epochs": 5})
+    busy = _running(store, epochs=5)
+    second = store.create_run("second", {"epochs": 5})
+    runs = store.seen_runs()
+    rows = live.jobs_rows(store, runs)
+    assert [r[0] for r in rows] == [busy, first, second, done]
+    assert [r[2] for r in rows] == ["running", "queued #1", "queued #2", "completed"]
+    assert rows[3][-1] == "-"
+    assert live.default_follow(runs) == busy
+    second_run = next(r for r in runs if r["id"] == second)
+    assert live.queue_note(second_run, runs) == f"2nd in the queue, behind run {busy}"
+    assert f"waiting: 2nd in the queue, behind run {busy}" in live.status_html(second_run, [], runs)
+    store.set_status(busy, "failed", "boom")
+    runs = store.seen_runs()
+    assert live.default_follow(runs) == first
+    assert "boom" in live.status_html(next(r for r in runs if r["id"] == busy), [], runs)
+    store.update_run(first, phase="preparing")  # its job started: the process loads data
+    runs = store.seen_runs()
+    assert live.default_follow(runs) == first
+    assert "starting: loading the data" in live.status_html(next(r for r in runs if r["id"] == first), [], runs)
     assert live.duration(3725) == "1h 02m" and live.duration(65) == "1m 05s" and live.duration(None) == "-"
+
+
+def test_cancel_and_resume_say_what_will_happen(store, runner):
+    run_id = _running(store, step=10, step_seconds=12.0)
+    run = store.get_run(run_id)
+    assert live.can_cancel(run) and not live.can_resume(run)
+    said = live.cancel_message(run, started=True)
+    assert "stops after its current batch (about 1.2 s each here)" in said
+    assert "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1" in said
+    store.log_epoch(run_id, 1, loss=1.0, seconds=10.0)
+    assert "Epochs 1-1 are kept (its checkpoint): Resume would continue from epoch 2 of 10" in live.cancel_message(
+        store.get_run(run_id), True)
+    store.update_run(run_id, phase="evaluating validation")
+    assert "final evaluation" in live.cancel_message(store.get_run(run_id), True)
+    assert live.cancel_message(run, started=False).endswith("was waiting in the queue and had not started.")
+    store.set_status(run_id, "cancelled")
+    run = store.get_run(run_id)
+    assert live.can_resume(run) and not live.can_cancel(run)
+    assert "starts over from epoch 1 of 10" in live.resume_message(run, 0, [run])
+    assert "resume from its checkpoint after epoch 1: epochs 2-10 to go" in live.resume_message(run, 1, [run])
+    assert "runs the final evaluation only" in live.resume_message(run, 10, [run])
+    store.set_status(run_id, "completed")
+    assert not live.can_cancel(store.get_run(run_id)) and not live.can_resume(store.get_run(run_id))

@@ -70,7 +70,8 @@ def test_schema_wal_and_indexes(fresh_store):
         "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",
         "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
         "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
-        "archived", "train_images", "steps_per_epoch", "step"]
+        "archived", "train_images", "steps_per_epoch", "step", "phase", "step_seconds", "eval_steps",
+        "eval_seconds", "attempt_started_at", "attempt_seconds", "queued_at", "attempt"]
     assert columns["epochs"] == ["run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
                                  "seconds", "logged_at"]
     assert columns["predictions"] == ["run", "split", "logits", "shape", "labels_hash", "created_at"]
@@ -529,3 +530,70 @@ def test_labels_are_stored_once_and_cleaned_up_with_their_last_run(fresh_store):
     assert count() == 1
     fresh_store.delete_run(second)
     assert count() == 0
+
+
+# -- readers and the job lock ------------------------------------------------------------------
+HOLDER_SCRIPT = """
+import sys, time
+from store.lock import StoreLock
+lock = StoreLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_readers_show_the_runs_of_a_killed_runner_as_interrupted(tmp_path):
+    from store.lock import StoreLock
+
+    path = tmp_path / "w.db"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with Store(path) as s:
+        busy, waiting, done = (s.create_run(name, {}) for name in ("busy", "waiting", "done"))
+        s.set_status(busy, "running")
+        s.set_status(done, "completed")
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER_SCRIPT, str(path)], cwd=root, env=env,
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        assert s.runner_alive()
+        assert [r["status"] for r in s.seen_runs()] == ["running", "queued", "completed"]
+        holder.kill()  # SIGKILL: nothing of it runs any more, the OS drops its lock
+        holder.wait()
+        holder.stdout.close()
+        assert not s.runner_alive()
+        seen = {r["id"]: r for r in s.seen_runs()}
+        assert [seen[i]["status"] for i in (busy, waiting, done)] == ["interrupted", "interrupted", "completed"]
+        assert "no process is running this store's jobs" in seen[busy]["error"] and seen[done]["error"] is None
+        assert [r["id"] for r in s.seen_runs(status="interrupted")] == [busy, waiting]
+        assert s.seen_runs(status="running") == []
+        assert s.get_run(busy)["status"] == "running"  # the store is left for the next runner to mark
+        table = subprocess.run([sys.executable, "-m", "workbench", "--db", str(path), "runs"], capture_output=True,
+                               text=True, timeout=120, env=env).stdout
+        assert any("busy" in line and "interrupted" in line for line in table.splitlines()), table
+        lock = StoreLock(path).acquire()  # the next runner
+        assert s.mark_interrupted() == [busy, waiting]
+        lock.release()
+
+
+def test_probing_the_lock_never_keeps_a_runner_from_taking_it(tmp_path):
+    from store.lock import StoreLock, held
+
+    path = tmp_path / "w.db"
+    assert not held(path)  # no runner ever opened this store: no lock file
+    stop = threading.Event()
+    probes = []
+
+    def probe():
+        while not stop.is_set():
+            probes.append(held(path))
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    try:
+        for _ in range(30):
+            lock = StoreLock(path).acquire()
+            lock.release()
+    finally:
+        stop.set()
+        thread.join()
+    assert len(probes) > 30 and True in probes and False in probes

@@ -115,9 +115,9 @@ def test_cancel_a_queued_job_and_one_job_at_a_time_on_cpu(store, queue):
     second = queue.submit(tiny(epochs=2))
     wait_for(lambda: store.get_run(first)["status"] == "running")
     assert store.get_run(second)["status"] == "queued"
-    queue.cancel(second)
+    assert queue.cancel(second) is False  # it was waiting: cancelled at once, nothing was running
     assert store.get_run(second)["status"] == "cancelled"
-    queue.cancel(first)
+    assert queue.cancel(first) is True
     assert queue.wait(first, timeout=60) and store.get_run(first)["status"] == "cancelled"
     with pytest.raises(UserError, match="not queued or running"):
         queue.cancel(first)

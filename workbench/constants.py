@@ -10,6 +10,12 @@ RUN_STATUSES = ACTIVE_STATUSES + FINISHED_STATUSES
 # What `resume` (and a preset's rerun) may continue from the last checkpoint.
 RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed", "diverged")
 
+# --- what an active run's job is doing (runs.phase; none while it waits in the queue) -------------
+PREPARING = "preparing"  # the job's process started: importing TensorFlow, loading data, building the model
+TRAINING = "training"
+EVAL_VALIDATION, EVAL_TEST = "evaluating validation", "evaluating test"  # the final predictions
+PHASES = (PREPARING, TRAINING, EVAL_VALIDATION, EVAL_TEST)
+
 # --- run kinds: which spec a run's stored JSON is ------------------------------------------------
 SCRATCH = "scratch"  # a model from the zoo trained from random initialisation (RunSpec)
 FINETUNE = "finetune"  # an ImageNet backbone with a new head (FinetuneSpec)

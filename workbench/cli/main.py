@@ -111,9 +111,12 @@ def _train(args):
 def _resume(args):
     from workbench.jobs.queue import JobQueue
 
+    from workbench.ui.views.live import resume_message
+
     store = _open_store(args)
     queue = JobQueue(store)
-    queue.resume(args.run)
+    epoch = queue.resume(args.run)
+    print(resume_message(store.get_run(args.run), epoch, store.seen_runs()), flush=True)  # where it starts
     return _follow(queue, store, [args.run])
 
 
@@ -172,7 +175,7 @@ def _train_all(args):
 
 def _runs(args):
     store = _open_store(args)
-    runs = store.list_runs(status=args.status, include_archived=args.all)
+    runs = store.seen_runs(status=args.status, include_archived=args.all)  # a dead runner's runs: interrupted
     header = f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'params':>8s}"
     print(header)
     print("-" * len(header))

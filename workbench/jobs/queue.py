@@ -8,19 +8,23 @@ The in-memory part is only what cannot be stored: the pending queue, stop flags 
     queue = JobQueue(store)            # marks runs a dead process left running as interrupted
     run_id = queue.submit(spec)        # validated here; returns at once with status "queued"
     queue.cancel(run_id); queue.resume(run_id); queue.wait(run_id)
+
+A job that starts gets the phase "preparing" at once (`runs.phase`), so a reader of the store tells a
+job that works from one that waits in line.
 """
 import threading
 import traceback
 from dataclasses import dataclass, field
 
 from store.lock import StoreLock
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, PREPARING
 from workbench.errors import UserError, failure_message
 from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
 from workbench.jobs.malloc_tuning import release_free_memory
 from workbench.jobs.tf_workarounds import release_custom_gradients
 from workbench.specs import spec_class
 from workbench.training import devices as device_utils
+from workbench.training.checkpoint import checkpoint_epoch
 
 
 @dataclass
@@ -68,30 +72,36 @@ class JobQueue:
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
         return run_id
 
-    def resume(self, run_id: int) -> None:
-        """Continue an interrupted, cancelled, failed or diverged run from its last checkpoint."""
+    def resume(self, run_id: int) -> int:
+        """Continue an interrupted, cancelled, failed or diverged run from its last checkpoint; returns the
+        checkpoint's epoch (0: there is none, the run starts over)."""
+
         run = self.store.get_run(run_id)
         if run["status"] in ACTIVE_STATUSES:
             raise UserError(f"run {run_id} is {run['status']}; only a stopped run can be resumed")
         if run["status"] == "completed":
             raise UserError(f"run {run_id} is already completed")
         spec = spec_class(run["kind"]).from_dict(run["spec"]).validate(available_gpus=len(self.gpus))
+        epoch = checkpoint_epoch(self.store.run_dir(run_id))
         self.store.set_status(run_id, "queued")
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec), resume=True))
+        return epoch
 
-    def cancel(self, run_id: int) -> None:
-        """Stop a queued job at once, or a running one after its current batch."""
+    def cancel(self, run_id: int) -> bool:
+        """Stop a job that waits in the queue at once (returns False), or one that has started after its
+        current batch (returns True: it becomes cancelled when its process has stopped)."""
         with self._lock:
             for job in self._pending:
                 if job.run_id == run_id:
                     self._pending.remove(job)
                     self.store.set_status(run_id, "cancelled")
                     job.done.set()
-                    return
+                    return False
             job = self._running.get(run_id)
         if job is None:
             raise UserError(f"run {run_id} is not queued or running here")
         job.stop.set()
+        return True
 
     def wait(self, run_id: int, timeout=None) -> bool:
         job = self._job(run_id)
@@ -155,6 +165,10 @@ class JobQueue:
                 continue
             self._pending.remove(job)
             self._running[job.run_id] = job
+            try:  # readers tell a started job from a waiting one by it; the job itself does not need it
+                self.store.update_run(job.run_id, phase=PREPARING)
+            except Exception:
+                traceback.print_exc()
             threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
 
     def _run(self, job: _Job):

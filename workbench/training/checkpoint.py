@@ -8,43 +8,44 @@ import json
 import math
 import os
 import threading
-import time
 
 import keras
 
 from workbench.errors import UserError
+from workbench.training.progress import ProgressWriter
 
 CHECKPOINT = "model.keras"
 CHECKPOINT_INFO = "checkpoint.json"
-PROGRESS_EVERY = 2.0  # seconds between in-epoch progress writes
 
 
 class StoreCallback(keras.callbacks.Callback):
     """Writes each epoch to the store, checkpoints it, honours the stop flag, and stops on NaN."""
 
-    def __init__(self, store, run_id: int, run_dir, stop: threading.Event):
+    def __init__(self, store, run_id: int, run_dir, stop: threading.Event, progress: ProgressWriter = None):
         super().__init__()
         self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
+        self.progress = progress or ProgressWriter(store, run_id)
         self.diverged = False
-        self._started = 0.0
-        self._progress_written = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
+        self.progress.begin_pass()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.stop.is_set():  # checked every step: a cancel takes effect within one batch
             self.model.stop_training = True
-        now = time.perf_counter()
-        if now - self._progress_written >= PROGRESS_EVERY:  # a few writes a minute, not one per step
-            self._progress_written = now
-            self.store.update_run(self.run_id, step=batch + 1)
+        self.progress.step(batch + 1)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        # Keras validates even an epoch cut short by stop_training (5,000 images: the slow part of a
+        # cancel); the partial epoch is dropped anyway, so skip it.
+        if self.stop.is_set():
+            self.model.stop_evaluating = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.stop.is_set() and self.model.stop_training:
             return  # cancelled mid-epoch: the partial epoch is neither logged nor checkpointed
-        seconds = time.perf_counter() - self._started
+        seconds = self.progress.pass_seconds()
         loss = float(logs.get("loss", float("nan")))
         self.store.log_epoch(self.run_id, epoch + 1, lr=float(self.model.optimizer.learning_rate), loss=loss,
                              accuracy=_get(logs, "accuracy"), val_loss=_get(logs, "val_loss"),
@@ -54,7 +55,7 @@ class StoreCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         save_checkpoint(self.model, self.run_dir, epoch + 1)
-        self.store.update_run(self.run_id, step=0)
+        self.progress.write(step=0, step_seconds=0.0)
 
 
 def _get(logs, key):

@@ -9,6 +9,7 @@ Lifecycle (run by `workbench.jobs`, in the job's own child process):
     -> or cancelled (stop flag), or diverged (non-finite loss; the last good checkpoint is kept).
 What differs between kinds of run (the model, the pixels it takes, its phases) is `workbench.training.runners`.
 """
+import math
 import os
 import threading
 import time
@@ -16,10 +17,13 @@ import time
 import keras
 import numpy as np
 
+from store.store import utc_now
+from workbench.constants import EVAL_TEST, EVAL_VALIDATION, PREPARING, TRAINING
 from workbench.data.pipeline import make_dataset, steps_per_epoch
 from workbench.data.split import PreparedData, prepare_data
 from workbench.training import devices as device_utils
 from workbench.training.checkpoint import CHECKPOINT, StoreCallback, checkpoint_epoch, restore_weights
+from workbench.training.progress import EvaluationProgress, ProgressWriter
 from workbench.training.runners import runner_for
 
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
@@ -28,7 +32,10 @@ DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last g
 def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False) -> str:
     """Train (or resume) run `run_id`; returns the final status. Exceptions propagate to the job runner,
     which marks the run failed with the message."""
-    started = time.perf_counter()
+    run = store.get_run(run_id)
+    progress = ProgressWriter(store, run_id, prior_seconds=run.get("train_seconds") or 0.0)
+    progress.write(phase=PREPARING, attempt=(run.get("attempt") or 0) + 1, attempt_started_at=utc_now(),
+                   step=0, step_seconds=None)
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes)
@@ -45,14 +52,14 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
     store.update_run(run_id, params=int(model.count_params()), split_id=data.split_id,
                      dataset=data.dataset.source, device=describe_devices(devices), step=0,
                      checkpoint_path=str(run_dir / CHECKPOINT), train_images=steps * spec.batch_size,
-                     steps_per_epoch=steps)
+                     steps_per_epoch=steps, phase=TRAINING)
     store.set_status(run_id, "running")
     batches = _batch_options(spec, data, runner)
     train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment,
                             augment_options=getattr(spec, "augment_params", None),
                             seed=spec.seed + 7919 * done, **batches)
     val_ds = make_dataset(data.x_val, data.y_val, **batches)
-    callback = StoreCallback(store, run_id, run_dir, stop)
+    callback = StoreCallback(store, run_id, run_dir, stop, progress)
     for index in range(current, len(phases)):
         phase = phases[index]
         if done >= phase.until or stop.is_set() or callback.diverged:
@@ -63,15 +70,13 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
         model.fit(train_ds, validation_data=val_ds, epochs=phase.until, initial_epoch=done, callbacks=[callback],
                   verbose=0, shuffle=False)  # the pipeline shuffles
         done = phase.until
-    seconds = (store.get_run(run_id).get("train_seconds") or 0) + time.perf_counter() - started
     if callback.diverged:
         status, error = "diverged", DIVERGED
-    elif stop.is_set():
-        status, error = "cancelled", None
-    else:
-        store.update_run(run_id, test_accuracy=save_predictions(model, store, run_id, data, batches))
+    elif not stop.is_set() and save_predictions(model, store, run_id, data, batches, progress, stop):
         status, error = "completed", None
-    store.update_run(run_id, train_seconds=seconds)
+    else:
+        status, error = "cancelled", None
+    progress.write()
     store.set_status(run_id, status, error)
     return status
 
@@ -98,19 +103,32 @@ def _batch_options(spec, data: PreparedData, runner) -> dict:
                 resize_to=runner.resize_to)
 
 
-def save_predictions(model, store, run_id, data: PreparedData, batches: dict) -> float:
-    """Logits of validation and test, plain and mirrored (for flip test-time augmentation); returns the
-    test accuracy."""
-    splits = {"val": (data.x_val, data.y_val), "test": (data.dataset.x_test, data.dataset.y_test)}
-    test_accuracy = None
-    for split, (x, y) in splits.items():
+def save_predictions(model, store, run_id, data: PreparedData, batches: dict, progress: ProgressWriter,
+                     stop: threading.Event) -> bool:
+    """Logits of validation and test, plain and mirrored (for flip test-time augmentation), and the test
+    accuracy; its batches are progress steps of one pass (phase "evaluating validation", then "... test").
+    A stop request ends it after the current batch with nothing stored: returns False."""
+    splits = {EVAL_VALIDATION: ("val", data.x_val, data.y_val),
+              EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test)}
+    per_pass = {phase: math.ceil(len(y) / batches["batch_size"]) for phase, (_, _, y) in splits.items()}
+    callback = EvaluationProgress(progress, stop)
+    progress.begin_pass(eval_steps=2 * sum(per_pass.values()))
+    results = []
+    for phase, (split, x, y) in splits.items():
+        progress.write(phase=phase, step=callback.offset, step_seconds=progress.pass_seconds())
         for flip in (False, True):
             ds = make_dataset(x, y, flip=flip, **batches)
-            logits = np.asarray(model.predict(ds, verbose=0), dtype=np.float32)
-            store.save_logits(run_id, f"{split}_flip" if flip else split, logits, y)
-            if split == "test" and not flip:
-                test_accuracy = float((logits.argmax(1) == y).mean())
-    return test_accuracy
+            logits = np.asarray(model.predict(ds, verbose=0, callbacks=[callback]), dtype=np.float32)
+            if stop.is_set():
+                return False
+            results.append((f"{split}_flip" if flip else split, logits, y))
+            callback.offset += per_pass[phase]
+    for split, logits, y in results:
+        store.save_logits(run_id, split, logits, y)
+    _, test_logits, test_labels = results[2]
+    store.update_run(run_id, test_accuracy=float((test_logits.argmax(1) == test_labels).mean()),
+                     eval_seconds=progress.pass_seconds())
+    return True
 
 
 def describe_devices(devices: list) -> str:

@@ -20,9 +20,15 @@ class LivePanel:
     timer: gr.Timer
     refresh: Refresh
 
-    def followed_update(self, run_id):
-        """The follow dropdown set to a run just queued."""
-        return gr.update(choices=live.follow_choices(self.store), value=run_id)
+    def followed_update(self, run_id) -> tuple:
+        """(the follow dropdown's update, a note) for a run just queued: followed if its job started; if it
+        waits behind another job, the panel follows that one and the note says where the new run stands."""
+        runs = live.read_runs(self.store)
+        run = next(r for r in runs if r["id"] == run_id)
+        note = live.queue_note(run, runs)
+        if "behind" not in note:
+            return gr.update(choices=live.follow_choices(runs), value=run_id), ""
+        return gr.update(choices=live.follow_choices(runs), value=live.default_follow(runs)), f"It waits: {note}."
 
 
 def start_polling():  # a tab switched to by code (Runs' "clone") fires no select event
@@ -36,37 +42,47 @@ class _Poll:
         self.ctx = ctx
 
     def refresh(self, followed, drawn):
-        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves."""
+        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves, and
+        Cancel / Resume enabled only where they can act on the followed run."""
         store = self.ctx.store
-        rows = live.jobs_rows(store)
-        choices = live.follow_choices(store)
+        runs = live.read_runs(store)
+        rows = live.jobs_rows(store, runs)
+        choices = live.follow_choices(runs)
         if followed not in {value for _, value in choices}:
-            followed = live.default_follow(store)
+            followed = live.default_follow(runs)
             if followed is None:
                 empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
-                return rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn
+                return (rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn,
+                        *_buttons(None))
             follow_update = gr.update(choices=choices, value=followed)
         else:
             # Leave the value alone: a poll that started before Train/Fine-tune set the new run must not
             # put the old one back.
             follow_update = gr.update(choices=choices)
-        run = store.get_run(followed)
+        run = next(r for r in runs if r["id"] == followed)
         epochs = store.epochs(followed)
         signature = (followed, len(epochs), run["status"])
         figure = live_curves(run, epochs) if signature != drawn else gr.skip()
-        return rows, follow_update, live.status_html(run, epochs), figure, signature
+        return rows, follow_update, live.status_html(run, epochs, runs), figure, signature, *_buttons(run)
 
     def act(self, action, run_id):
         if run_id is None:
             return "Choose a run to follow first."
         try:
+            run = self.ctx.store.get_run(int(run_id))
             if action == "cancel":
-                self.ctx.queue.cancel(int(run_id))
-                return f"Cancelling run {run_id}: it stops after its current batch (resume continues it)."
-            self.ctx.queue.resume(int(run_id))
-            return f"Run {run_id} queued to resume from its last checkpoint."
+                return live.cancel_message(run, self.ctx.queue.cancel(int(run_id)))
+            epoch = self.ctx.queue.resume(int(run_id))
+            return live.resume_message(run, epoch, live.read_runs(self.ctx.store))
         except UserError as exc:
             return f"**{exc}**"
+
+
+def _buttons(run) -> tuple:
+    """Cancel (red) only while the run's job is queued or working; Resume only for a stopped run."""
+    cancel = live.can_cancel(run)
+    return (gr.update(interactive=cancel, variant="stop" if cancel else "secondary"),
+            gr.update(interactive=live.can_resume(run)))
 
 
 def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool = True) -> LivePanel:
@@ -79,13 +95,14 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
     status = gr.HTML(elem_id=f"{prefix}live-panel")
     curves = gr.Plot(label="Live curves", elem_id=f"{prefix}live-curves")
     with gr.Row():
-        cancel_button = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}cancel-button")
-        resume_button = gr.Button("Resume", elem_id=f"{prefix}resume-button")
+        cancel_button = gr.Button("Cancel", variant="secondary", interactive=False, elem_id=f"{prefix}cancel-button")
+        resume_button = gr.Button("Resume", interactive=False, elem_id=f"{prefix}resume-button")
     action_message = gr.Markdown(elem_id=f"{prefix}action-message")
     last_drawn = gr.State(None)
 
     poll = _Poll(ctx)
-    refresh = Refresh(poll.refresh, [follow, last_drawn], [jobs, follow, status, curves, last_drawn])
+    refresh = Refresh(poll.refresh, [follow, last_drawn],
+                      [jobs, follow, status, curves, last_drawn, cancel_button, resume_button])
     timer = gr.Timer(POLL_SECONDS, active=active)
     refresh.wire(timer.tick, show_progress="hidden", api_name=f"{api_prefix}jobs")
     follow.input(poll.refresh, [follow, gr.State(None)], refresh.outputs, show_progress="hidden",

@@ -13,7 +13,7 @@ from workbench.specs.run import PRECISIONS
 from workbench.ui.forms import gpu_choices, key_value_text, spec_to_fields
 from workbench.ui.forms import values_to_spec as spec_from_values
 from workbench.ui.live_panel import create_live_panel
-from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
+from workbench.ui.tabs.spec_form import FormTab, estimate_box, wire_preview, wire_submit
 
 LAYOUT = [  # rows of the form, in FinetuneSpec field names
     ("backbone", "weights", "image_size"),
@@ -104,6 +104,7 @@ def create_finetune_tab(ctx) -> FormTab:
                         "ImageNet weights download on first use; offline, give a weights file's path.")
             form = build_form(defaults, len(ctx.gpu_names))
             tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0", elem_id="ft-tags")
+            estimate_box(ctx, form, lambda values: values_to_spec(list(form), values), defaults, "ft-estimate")
             message = gr.Markdown(elem_id="ft-message")
             start = gr.Button("Fine-tune", variant="primary", elem_id="ft-button")
             command = gr.Code(defaults.to_cli(), label="Equivalent command", language="shell", interactive=False,

@@ -15,7 +15,7 @@ from workbench.ui.views import runs as rd
 
 
 def load_runs(store) -> list[dict]:
-    return store.list_runs(include_archived=True)
+    return store.seen_runs(include_archived=True)  # runs a killed runner left running read as interrupted
 
 
 def with_live_time(store, runs: list[dict], now: float | None = None) -> list[dict]:

@@ -1,38 +1,116 @@
 """The live panel's data: which jobs to show and how far each has got, read from the store only,
-so every page (a reload, a second browser) shows the same state."""
+so every page (a reload, a second browser) shows the same state.
+
+What a job is doing comes from `runs.phase` (none while it waits in the queue): rates and remaining
+times from its finished epochs, else from the current pass's `step` and `step_seconds` (so they exist
+from the first batches), and the final evaluation (validation and test, plain and mirrored) has its
+own progress and estimate. Elapsed time is per attempt (a resume starts a new one) and in total.
+"""
 import html
 import time
 from datetime import datetime
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import (ACTIVE_STATUSES, EVAL_TEST, EVAL_VALIDATION, PREPARING, RESUMABLE_STATUSES,
+                                 TRAINING)
 
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
+# Forward passes only: an evaluation batch costs about a third of a training batch (forward + backward).
+EVAL_SPEEDUP = 3.0
+EVALUATING = (EVAL_VALIDATION, EVAL_TEST)
+COLOURS = {"completed": "#16a34a", "failed": "#dc2626", "diverged": "#dc2626", "cancelled": "#a16207",
+           "interrupted": "#a16207"}
 
 
-def progress(run: dict, epochs: list) -> dict:
-    """Epoch x of y, fraction done, images/s, elapsed and remaining seconds for one run."""
+def read_runs(store) -> list:
+    """The store's runs as a reader shows them (runs nobody is running any more read as interrupted)."""
+    return store.seen_runs()
+
+
+def _timestamp(text):
+    return datetime.fromisoformat(text).timestamp() if text else None
+
+
+def _in_pass(run: dict):
+    """(batches done, seconds per batch) of the current pass, from the last progress write."""
+    step, seconds = run.get("step") or 0, run.get("step_seconds")
+    return (step, seconds / step) if step and seconds else (step, None)
+
+
+def _epoch_seconds(run: dict, epochs: list, training: bool):
+    """Seconds per epoch: the mean of the last five logged, else (`training`) the current epoch's pace."""
+    seconds = [e["seconds"] for e in epochs if e.get("seconds")][-5:]
+    if seconds:
+        return sum(seconds) / len(seconds)
+    _, per_batch = _in_pass(run)
+    return per_batch * run["steps_per_epoch"] if training and per_batch and run.get("steps_per_epoch") else None
+
+
+def _eval_remaining(run: dict, per_epoch):
+    """Seconds the final evaluation still needs: its own pace once it runs, else a third of a training
+    batch's time for each of its batches."""
+    total = run.get("eval_steps")
+    if not total:
+        return None
+    step, per_batch = _in_pass(run)
+    if run.get("phase") in EVALUATING and per_batch:
+        return per_batch * max(total - step, 0)
+    steps = run.get("steps_per_epoch")
+    return per_epoch / steps / EVAL_SPEEDUP * total if per_epoch and steps else None
+
+
+def elapsed(run: dict, now=None) -> tuple:
+    """(this attempt's seconds, all attempts' seconds); None where there is nothing to count yet."""
+    now = time.time() if now is None else now
+    active = run["status"] in ACTIVE_STATUSES
+    total = run.get("train_seconds")
+    if run.get("attempt_started_at") is None:  # from before attempts were recorded, or never started
+        start = _timestamp(run.get("started_at"))
+        if start is None or run["status"] == "queued":
+            return None, total
+        if active or total is None:
+            return None, max(0.0, (now if active else _timestamp(run.get("finished_at")) or now) - start)
+        return None, total
+    if active and phase_of(run):
+        attempt = max(0.0, now - _timestamp(run["attempt_started_at"]))
+        return attempt, (total or 0.0) - (run.get("attempt_seconds") or 0.0) + attempt
+    if active:  # queued again, not started yet: the attempts so far
+        return None, total
+    return run.get("attempt_seconds"), total
+
+
+def phase_of(run: dict):
+    """What the run's job is doing; None while it waits in the queue or once it has finished."""
+    if run["status"] not in ACTIVE_STATUSES:
+        return None
+    return run.get("phase") or (TRAINING if run["status"] == "running" else None)
+
+
+def progress(run: dict, epochs: list, now=None) -> dict:
+    """What the panel shows of one run: phase, epoch x of y, fraction of the current stage (training, or
+    the final evaluation), images/s, elapsed (attempt, total) and remaining seconds."""
     total = int(run["spec"].get("epochs") or 1)
     done = int(run["epochs_done"] or 0)
+    phase = phase_of(run)
+    step, _ = _in_pass(run)
     steps = run.get("steps_per_epoch") or 0
-    step = min(run.get("step") or 0, steps) if run["status"] == "running" else 0
-    fraction = min(1.0, (done + (step / steps if steps else 0)) / total)
-    seconds = [e["seconds"] for e in epochs if e.get("seconds")]
-    per_epoch = sum(seconds[-5:]) / len(seconds[-5:]) if seconds else None
+    in_epoch = min(step, steps) / steps if steps and phase == TRAINING else 0.0
+    per_epoch = _epoch_seconds(run, epochs, training=phase == TRAINING)
     images = run.get("train_images")
     rate = images / per_epoch if images and per_epoch else None
-    elapsed = _elapsed(run)
-    remaining = per_epoch * (total - done - (step / steps if steps else 0)) if per_epoch and run["status"] in ACTIVE_STATUSES else None
-    return {"epoch": f"{min(done + (run['status'] == 'running'), total)}/{total}", "fraction": fraction,
-            "images_per_second": rate, "elapsed": elapsed, "remaining": remaining}
-
-
-def _elapsed(run: dict):
-    start = run.get("started_at")
-    if not start:
-        return None
-    end = run.get("finished_at") if run["status"] not in ACTIVE_STATUSES else None
-    end_time = datetime.fromisoformat(end).timestamp() if end else time.time()
-    return max(0.0, end_time - datetime.fromisoformat(start).timestamp())
+    remaining = evaluation = None
+    if phase in EVALUATING:
+        remaining = evaluation = _eval_remaining(run, per_epoch)
+    elif phase == TRAINING and per_epoch:
+        evaluation = _eval_remaining(run, per_epoch)
+        remaining = per_epoch * max(total - done - in_epoch, 0) + (evaluation or 0.0)
+    if phase in EVALUATING and run.get("eval_steps"):
+        fraction = min(1.0, step / run["eval_steps"])
+    else:
+        fraction = min(1.0, (done + in_epoch) / total)
+    attempt, total_seconds = elapsed(run, now)
+    return {"epoch": f"{min(done + (phase == TRAINING), total)}/{total}", "phase": phase, "fraction": fraction,
+            "images_per_second": rate, "attempt_seconds": attempt, "elapsed": total_seconds,
+            "remaining": remaining, "evaluation_remaining": evaluation}
 
 
 def duration(seconds) -> str:
@@ -44,46 +122,98 @@ def duration(seconds) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s"
 
 
-def jobs_rows(store, recent: int = 5) -> list:
-    """Queued and running jobs, then the most recently finished ones."""
-    runs = store.list_runs(include_archived=False)
-    active = [r for r in runs if r["status"] in ACTIVE_STATUSES]
-    finished = sorted((r for r in runs if r["status"] not in ACTIVE_STATUSES), key=lambda r: r["id"], reverse=True)[:recent]
+def waiting(runs: list) -> list:
+    """Queued runs whose job has not started, in queue order (when each was queued)."""
+    queued = [r for r in runs if r["status"] == "queued" and not phase_of(r)]
+    return sorted(queued, key=lambda r: (r.get("queued_at") or r["created_at"], r["id"]))
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def queue_note(run: dict, runs: list) -> str:
+    """Where a waiting run stands: its place in the queue and what it waits for."""
+    line = [r["id"] for r in waiting(runs)]
+    if run["id"] not in line:
+        return ""
+    busy = [f"run {r['id']}" for r in runs if phase_of(r)]
+    behind = f"behind {', '.join(busy)}" if busy else "next to start"
+    return f"{_ordinal(line.index(run['id']) + 1)} in the queue, {behind}"
+
+
+def status_word(run: dict, runs: list) -> str:
+    """The jobs table's status: the phase while a job works, the queue place while it waits."""
+    if run["status"] == "queued" and not phase_of(run):
+        line = [r["id"] for r in waiting(runs)]
+        return f"queued #{line.index(run['id']) + 1}" if run["id"] in line else "queued"
+    if phase_of(run) == PREPARING:
+        return "starting"
+    return "evaluating" if phase_of(run) in EVALUATING else run["status"]
+
+
+def jobs_rows(store, runs: list, recent: int = 5) -> list:
+    """Running jobs, then waiting ones in queue order, then the most recently finished ones."""
+    line = waiting(runs)
+    waiting_ids = {r["id"] for r in line}
+    started = [r for r in runs if r["status"] in ACTIVE_STATUSES and r["id"] not in waiting_ids]
+    finished = sorted((r for r in runs if r["status"] not in ACTIVE_STATUSES), key=lambda r: r["id"], reverse=True)
     rows = []
-    for run in active + finished:
+    for run in sorted(started, key=lambda r: r["id"]) + line + finished[:recent]:
         p = progress(run, store.epochs(run["id"]))
         rate = f"{p['images_per_second']:,.0f}" if p["images_per_second"] else "-"
-        rows.append([run["id"], run["name"], run["status"], p["epoch"], f"{100 * p['fraction']:.0f}%", rate,
+        rows.append([run["id"], run["name"], status_word(run, runs), p["epoch"], f"{100 * p['fraction']:.0f}%", rate,
                      duration(p["elapsed"]), duration(p["remaining"])])
     return rows
 
 
-def follow_choices(store) -> list:
+def follow_choices(runs: list) -> list:
     """(label, run id) choices for the run the live panel follows, newest first."""
-    runs = sorted(store.list_runs(include_archived=False), key=lambda r: r["id"], reverse=True)
-    return [(f"{r['id']}: {r['name']} ({r['status']})", r["id"]) for r in runs[:50]]
+    newest = sorted(runs, key=lambda r: r["id"], reverse=True)
+    return [(f"{r['id']}: {r['name']} ({r['status']})", r["id"]) for r in newest[:50]]
 
 
-def default_follow(store):
-    """The run a fresh page follows: the newest running one, else the newest queued, else the newest."""
-    runs = store.list_runs(include_archived=False)
-    for status in ("running", "queued"):
-        matching = [r["id"] for r in runs if r["status"] == status]
-        if matching:
-            return max(matching)
-    return max((r["id"] for r in runs), default=None)
+def default_follow(runs: list):
+    """The run a fresh page follows: the newest whose job works, else the next to start, else the newest."""
+    working = [r["id"] for r in runs if phase_of(r)]
+    if working:
+        return max(working)
+    line = waiting(runs)
+    return line[0]["id"] if line else max((r["id"] for r in runs), default=None)
 
 
-def status_html(run: dict, epochs: list) -> str:
-    """A progress bar and one line of facts for the followed run."""
+def _rate_text(p: dict) -> str:
+    if p["images_per_second"]:
+        return f"{p['images_per_second']:,.0f} images/s"
+    return "images/s: after the first batches" if p["phase"] == TRAINING else ""
+
+
+def _phase_text(run: dict, p: dict, runs: list) -> str:
+    if p["phase"] == PREPARING:
+        return "starting: loading the data and building the model"
+    if p["phase"] in EVALUATING:
+        step = min(run.get("step") or 0, run.get("eval_steps") or 0)
+        return f"{p['phase']} ({step:,} of {run['eval_steps']:,} batches)"
+    note = queue_note(run, runs) if run["status"] == "queued" else ""
+    return f"waiting: {note}" if note else f"epoch {p['epoch']}"
+
+
+def status_html(run: dict, epochs: list, runs: list = ()) -> str:
+    """A progress bar and one line of facts for the followed run (`runs`: all of them, to place a
+    waiting one in the queue)."""
     p = progress(run, epochs)
-    rate = f"{p['images_per_second']:,.0f} images/s" if p["images_per_second"] else "images/s: after the first epoch"
-    colour = {"completed": "#16a34a", "failed": "#dc2626", "diverged": "#dc2626", "cancelled": "#a16207",
-              "interrupted": "#a16207"}.get(run["status"], "#2563eb")
+    colour = COLOURS.get(run["status"], "#2563eb")
     facts = [f"<b>{html.escape(run['name'])}</b> (run {run['id']})", f"<b style='color:{colour}'>{run['status']}</b>",
-             f"epoch {p['epoch']}", rate, f"elapsed {duration(p['elapsed'])}"]
+             _phase_text(run, p, runs or [run]), _rate_text(p)]
+    if p["attempt_seconds"] is not None and (run.get("attempt") or 0) > 1:
+        facts.append(f"elapsed {duration(p['attempt_seconds'])} this attempt (#{run['attempt']}), "
+                     f"{duration(p['elapsed'])} in all")
+    elif p["elapsed"] is not None:
+        facts.append(f"elapsed {duration(p['elapsed'])}")
     if p["remaining"] is not None:
-        facts.append(f"remaining ~{duration(p['remaining'])}")
+        after = p["evaluation_remaining"] if p["phase"] not in EVALUATING else None
+        facts.append(f"remaining ~{duration(p['remaining'])}" + (
+            f" (incl. ~{duration(after)} final evaluation)" if after else ""))
     if run.get("best_val_accuracy") is not None:
         facts.append(f"best val {100 * run['best_val_accuracy']:.2f}%")
     if run.get("test_accuracy") is not None:
@@ -92,4 +222,62 @@ def status_html(run: dict, epochs: list) -> str:
            f"<div style='background:{colour};width:{100 * p['fraction']:.1f}%;height:14px;border-radius:6px'></div></div>")
     error = (f"<pre style='white-space:pre-wrap;color:#b91c1c'>{html.escape(run['error'])}</pre>"
              if run.get("error") else "")
-    return f"<div id='live-status'>{bar}<p>{' · '.join(facts)}</p>{error}</div>"
+    return f"<div id='live-status'>{bar}<p>{' · '.join(f for f in facts if f)}</p>{error}</div>"
+
+
+def can_cancel(run) -> bool:
+    return bool(run) and run["status"] in ACTIVE_STATUSES
+
+
+def can_resume(run) -> bool:
+    return bool(run) and run["status"] in RESUMABLE_STATUSES
+
+
+def _kept(run: dict) -> str:
+    done, total = int(run["epochs_done"] or 0), int(run["spec"].get("epochs") or 1)
+    if not done:
+        return "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1."
+    if done >= total:
+        return f"All {total} epochs are kept: Resume would run the final evaluation only."
+    return f"Epochs 1-{done} are kept (its checkpoint): Resume would continue from epoch {done + 1} of {total}."
+
+
+def cancel_message(run: dict, started: bool) -> str:
+    """What a cancel does to `run` (as it was when cancelled): `started` False if it was waiting."""
+    if not started:
+        return f"Run {run['id']} cancelled: it was waiting in the queue and had not started."
+    phase = phase_of(run)
+    if phase == PREPARING:
+        how = "it is still loading its data and building its model, and stops before its first batch"
+    elif phase in EVALUATING:
+        how = "it is in its final evaluation, stops after the current batch and stores no predictions"
+    else:
+        _, per_batch = _in_pass(run)
+        pace = f" (about {per_batch:.1f} s each here)" if per_batch else ""
+        how = f"it stops after its current batch{pace}, without validating the unfinished epoch"
+    return f"Cancelling run {run['id']}: {how}. {_kept(run)}"
+
+
+def resume_message(run: dict, epoch: int, runs: list) -> str:
+    """What a resume of `run` from its checkpoint after `epoch` (0: none) will do, and where it waits."""
+    total = int(run["spec"].get("epochs") or 1)
+    if not epoch:
+        what = f"queued again: it has no checkpoint (no epoch finished), so it starts over from epoch 1 of {total}"
+    elif epoch >= total:
+        what = f"queued to finish: all {total} epochs are done, so it runs the final evaluation only"
+    else:
+        what = f"queued to resume from its checkpoint after epoch {epoch}: epochs {epoch + 1}-{total} to go"
+    note = queue_note(run, runs)
+    return f"Run {run['id']} {what}." + (f" It waits: {note}." if "behind" in note else "")
+
+
+def estimate_text(est) -> str:
+    """A `workbench.jobs.estimate.Estimate` as the form shows it, with where its figure comes from."""
+    if est.seconds is None:
+        return f"**Estimated time:** unknown — {est.source}."
+    text = (f"**Time on this {est.device}: ~{duration(est.seconds)}{' (rough)' if est.rough else ''}** — "
+            f"{est.epochs} epoch{'s' if est.epochs != 1 else ''} of {est.images:,} images at "
+            f"~{1 / est.per_image:,.0f} images/s, then ~{duration(est.evaluation)} of final evaluation. {est.source}.")
+    if est.device == "CPU" and est.seconds > 3600:
+        text += " That is long for a CPU: **Quick CPU recipe** fills one that finishes in minutes."
+    return text

@@ -1,0 +1,130 @@
+"""Progress that tells the truth, on real training of tiny models into a real store: the phases a job
+goes through, in-epoch progress from the first batches, the final evaluation's own progress, what a
+cancel keeps and a resume does, and attempts.
+
+Every progress write is recorded by SQLite itself (a trigger on the store's runs table), and a cancel
+lands at an exact moment through a SQL function the trigger calls: nothing of ours is replaced."""
+import math
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_train import TINY, tiny
+
+from workbench.jobs.estimate import estimate
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.training import progress as progress_module
+from workbench.training.checkpoint import StoreCallback, checkpoint_epoch
+
+
+@pytest.fixture
+def queue(store, monkeypatch):
+    monkeypatch.setattr(progress_module, "PROGRESS_EVERY", 0.0)  # every batch written: the log sees all
+    q = JobQueue(store, devices=[], isolate=False)
+    yield q
+    q.shutdown()
+
+
+def record_progress(store):
+    """Log every write of a run's phase or step; returns a function reading the log of one run."""
+    store.db.execute("CREATE TABLE progress_log (run INTEGER, phase TEXT, step INTEGER, step_seconds REAL, "
+                     "eval_steps INTEGER, epochs_done INTEGER, attempt INTEGER)")
+    store.db.execute("CREATE TRIGGER log_progress AFTER UPDATE OF phase, step ON runs BEGIN INSERT INTO "
+                     "progress_log VALUES (new.id, new.phase, new.step, new.step_seconds, new.eval_steps, "
+                     "new.epochs_done, new.attempt); END")
+    return lambda run_id: list(store.db.query("SELECT * FROM progress_log WHERE run = ? ORDER BY rowid", [run_id]))
+
+
+def cancel_when(store, queue, condition: str):
+    """Cancel a run (through the queue, as the page does) the moment a write of it meets `condition`."""
+    store.db.conn.create_function("cancel_run", 1, lambda run_id: queue.cancel(run_id))
+    store.db.execute(f"CREATE TRIGGER cancel_at AFTER UPDATE ON runs WHEN {condition} BEGIN "
+                     "SELECT cancel_run(new.id); END")
+    return lambda: store.db.execute("DROP TRIGGER cancel_at")
+
+
+def _phases(log) -> list:
+    return [phase for i, phase in enumerate(r["phase"] for r in log) if i == 0 or phase != log[i - 1]["phase"]]
+
+
+def test_a_cancel_in_the_final_evaluation_keeps_the_epochs_and_resume_only_evaluates(store, queue):
+    log = record_progress(store)
+    stop_cancelling = cancel_when(store, queue, "new.phase = 'evaluating validation' AND new.attempt = 1")
+    run_id = queue.submit(tiny(epochs=2))
+    assert queue.wait(run_id, timeout=300)
+    run = store.get_run(run_id)
+    assert run["status"] == "cancelled" and run["phase"] is None, run["error"]
+    assert store.prediction_splits(run_id) == [] and run["test_accuracy"] is None  # nothing half-stored
+    assert run["epochs_done"] == 2 and checkpoint_epoch(store.run_dir(run_id)) == 2
+    first = log(run_id)
+    assert _phases(first)[:3] == ["preparing", "training", "evaluating validation"]
+    # In-epoch progress exists before the first epoch ends: what the panel's rate and remaining time use.
+    assert any(r["phase"] == "training" and r["epochs_done"] == 0 and r["step"] > 0 and r["step_seconds"] > 0
+               for r in first)
+    attempt_one = run["attempt_seconds"]
+    assert run["attempt"] == 1 and attempt_one > 0 and run["train_seconds"] == pytest.approx(attempt_one)
+
+    stop_cancelling()
+    assert queue.resume(run_id) == 2  # the checkpoint's epoch: the panel says "final evaluation only"
+    assert queue.wait(run_id, timeout=300)
+    run = store.get_run(run_id)
+    assert run["status"] == "completed", run["error"]
+    assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]
+    assert sorted(store.prediction_splits(run_id)) == ["test", "test_flip", "val", "val_flip"]
+    second = log(run_id)[len(first):]
+    assert not any(r["phase"] == "training" and r["step"] for r in second)  # no epoch trained again
+    evaluation = [r for r in second if r["phase"] in ("evaluating validation", "evaluating test")]
+    eval_steps = 2 * (math.ceil(60 / 50) + math.ceil(100 / 50))  # val and test, plain and mirrored
+    assert {r["eval_steps"] for r in evaluation} == {eval_steps}
+    assert max(r["step"] for r in evaluation if r["phase"] == "evaluating test") == eval_steps
+    assert run["attempt"] == 2 and run["eval_seconds"] > 0
+    assert run["train_seconds"] == pytest.approx(attempt_one + run["attempt_seconds"])
+    # What the job wrote is what the next estimate of a run like it is measured by.
+    est = estimate(tiny(epochs=2), store, gpu_count=0)
+    assert not est.rough and est.evaluation == pytest.approx(run["eval_seconds"])
+
+
+def test_a_cancel_in_the_first_epoch_keeps_nothing_and_resume_starts_over(store, queue):
+    stop_cancelling = cancel_when(store, queue, "new.phase = 'training' AND new.step > 0 AND new.attempt = 1")
+    run_id = queue.submit(tiny(epochs=1))
+    assert queue.wait(run_id, timeout=300)
+    run = store.get_run(run_id)
+    assert run["status"] == "cancelled" and run["epochs_done"] == 0
+    stop_cancelling()
+    assert queue.resume(run_id) == 0  # no checkpoint: it starts over, and says so
+    assert queue.wait(run_id, timeout=300)
+    assert store.get_run(run_id)["status"] == "completed"
+    assert [e["epoch"] for e in store.epochs(run_id)] == [1]
+
+
+def test_a_cancel_skips_the_unfinished_epochs_validation(store):
+    """Keras validates even an epoch cut short; 5,000 validation images made a cancel take seconds."""
+    spec = RunSpec.from_dict({**TINY, "epochs": 1})
+    from workbench.training.runners import build_model, compile_model
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(200, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 200), 10)
+    train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(50)
+    validation = tf.data.Dataset.from_tensor_slices((images, labels)).batch(10)  # 20 batches
+    stop = threading.Event()
+
+    class CancelAtTheSecondBatch(keras.callbacks.Callback):  # the user presses Cancel
+        validated = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                stop.set()
+
+        def on_test_batch_end(self, batch, logs=None):
+            CancelAtTheSecondBatch.validated += 1
+
+    run_id = store.create_run("cancel", spec.to_dict())
+    model = build_model(spec, 10, (32, 32, 3))
+    compile_model(model, spec, steps=4)
+    model.fit(train, validation_data=validation, epochs=1, verbose=0, shuffle=False,
+              callbacks=[CancelAtTheSecondBatch(), StoreCallback(store, run_id, store.run_dir(run_id), stop)])
+    assert CancelAtTheSecondBatch.validated <= 1 and store.epochs(run_id) == []

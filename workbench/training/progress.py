@@ -1,0 +1,56 @@
+"""A job's progress as the store shows it, written by the training and evaluation callbacks.
+
+The live panel derives rates and remaining times from these columns alone, so they must exist from the
+first batch: `step` (batches done in the current pass: an epoch, or the final evaluation) and
+`step_seconds` (that pass's seconds at that step), this attempt's seconds and all attempts' total
+(`attempt_seconds`, `train_seconds`: written as it goes, so a killed attempt keeps its time).
+"""
+import time
+
+import keras
+
+PROGRESS_EVERY = 2.0  # seconds between in-pass writes: a few a minute, not one per step
+
+
+class ProgressWriter:
+    """One attempt's clock and its throttled writes to the run's row."""
+
+    def __init__(self, store, run_id: int, prior_seconds: float = 0.0):
+        self.store, self.run_id, self.prior_seconds = store, run_id, prior_seconds
+        self.started = self._pass_started = self._written = time.perf_counter()
+
+    def attempt_seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def begin_pass(self, **fields) -> None:
+        """A new epoch or evaluation starts: step 0 (with any other run fields, e.g. the phase)."""
+        self._pass_started = time.perf_counter()
+        self.write(step=0, step_seconds=0.0, **fields)
+
+    def step(self, step: int) -> None:
+        """`step` batches of the current pass are done; written if the last write is old enough."""
+        if time.perf_counter() - self._written >= PROGRESS_EVERY:
+            self.write(step=step, step_seconds=time.perf_counter() - self._pass_started)
+
+    def pass_seconds(self) -> float:
+        return time.perf_counter() - self._pass_started
+
+    def write(self, **fields) -> None:
+        self._written = time.perf_counter()
+        seconds = self.attempt_seconds()
+        self.store.update_run(self.run_id, attempt_seconds=seconds, train_seconds=self.prior_seconds + seconds,
+                              **fields)
+
+
+class EvaluationProgress(keras.callbacks.Callback):
+    """The final evaluation's batches as steps of one pass (`eval_steps` in all, over its predictions),
+    and a cancel honoured after the current batch."""
+
+    def __init__(self, progress: ProgressWriter, stop):
+        super().__init__()
+        self.progress, self.stop, self.offset = progress, stop, 0
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self.stop.is_set():
+            self.model.stop_predicting = True
+        self.progress.step(self.offset + batch + 1)
