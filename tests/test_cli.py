@@ -78,6 +78,29 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
         assert store.get_run(1)["tags"] == ["smoke", "cli"]
 
 
+def test_ensemble_output_uses_percentages_like_the_page(tmp_path, capsys):
+    """Accuracy and ECE as the Ensemble tab shows them (percent, two decimals); NLL stays a number."""
+    from workbench.ensemble import lab
+
+    rng = np.random.default_rng(0)
+    labels = {split: rng.integers(0, 10, 200) for split in ("val", "test")}
+    with Store(tmp_path / "w.db") as store:
+        for skill in (2.0, 1.0):
+            run_id = store.create_run(f"skill-{skill}", {"model": "resnet20"}, split_id="seed0-abc")
+            for split, y in labels.items():
+                logits = rng.normal(0, 1, (len(y), 10)).astype(np.float32)
+                logits[np.arange(len(y)), y] += skill
+                store.save_logits(run_id, split, logits, y)
+            store.set_status(run_id, "running")
+            store.set_status(run_id, "completed")
+        scored = lab.score(lab.Lab(store).load([1, 2]), [1.0, 1.0], lab.Settings())
+    assert main(["ensemble", "1", "2", "--method", "uniform", "--db", str(tmp_path / "w.db")]) == 0
+    out = capsys.readouterr().out
+    test, member = scored["test"], scored["members"][0]
+    assert f"test:       accuracy {100 * test['accuracy']:.2f}%  NLL {test['nll']:.4f}  ECE {100 * test['ece']:.2f}%" in out
+    assert f"{100 * member['test_ece']:.2f}%" in out.splitlines()[1]
+
+
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     db = str(tmp_path / "w.db")
     assert main(["--db", db, "train", "--model", "resnet7"]) == 2

@@ -206,11 +206,11 @@ def _ensemble(args):
     print(f"{'run':>5}  {'name':32s} {'weight':>7s} {'T':>5s} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
     for member, weight in zip(scored["members"], scored["weights"]):
         print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f} {member['temperature']:5.2f} "
-              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {member['test_ece']:8.4f}")
+              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {percent(member['test_ece']):>8s}")
     val, test = scored["val"], scored["test"]
     print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation):")
-    print(f"  validation: accuracy {percent(val['accuracy'])}  NLL {val['nll']:.4f}  ECE {val['ece']:.4f}")
-    print(f"  test:       accuracy {percent(test['accuracy'])}  NLL {test['nll']:.4f}  ECE {test['ece']:.4f}")
+    print(f"  validation: accuracy {percent(val['accuracy'])}  NLL {val['nll']:.4f}  ECE {percent(val['ece'])}")
+    print(f"  test:       accuracy {percent(test['accuracy'])}  NLL {test['nll']:.4f}  ECE {percent(test['ece'])}")
     if args.save:
         ensemble_id = lab.save(store, members, scored, settings, args.save)
         print(f"saved as ensemble {ensemble_id}: {args.save}")
