@@ -1,6 +1,7 @@
 # CIFAR Workbench. `make run` and `make test` are all a newcomer needs: both create .venv on first use.
+#   make install         .venv with the pinned requirements and this checkout (editable): .venv/bin/workbench
 #   make install GPU=1   also installs TensorFlow's CUDA libraries (tensorflow[and-cuda])
-#   make test ARGS="-m slow"   opt-in long tests;  make bench   the benchmarks in bench/
+#   make test ARGS="-m slow"   opt-in long tests;  make bench   every benchmark in bench/, fails if one misses
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,10 +12,13 @@ DATA ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
 
 .PHONY: install install-dev run test bench train-all params clean
 
-$(VENV)/.installed: requirements.txt
+# Last, the checkout itself, editable, for the `workbench` command: its dependencies are the pinned
+# requirements just installed, and without build isolation the venv's setuptools builds it (no download).
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt $(if $(GPU),"tensorflow[and-cuda]==2.21.0")
+	$(PY) -m pip install -q -r requirements.txt "setuptools>=64" $(if $(GPU),"tensorflow[and-cuda]==2.21.0")
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt

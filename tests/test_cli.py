@@ -1,8 +1,16 @@
 """The headless CLI and presets: flags <-> RunSpec, train/runs/export end to end, train-all reruns."""
 import csv
+import os
+import subprocess
+import sys
+import tomllib
+from importlib import import_module
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import ROOT
 
 from store import Store
 from workbench.cli.main import build_parser, main
@@ -191,3 +199,31 @@ def test_bad_presets(tmp_path, content, message):
         load_preset(str(path))
     with pytest.raises(UserError, match="no preset 'nope'; choose one of: classic"):
         load_preset("nope")
+
+
+def test_project_declares_the_workbench_command_and_its_packages():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module, function = project["project"]["scripts"]["workbench"].split(":")
+    assert callable(getattr(import_module(module), function))
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    tops = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    assert {"workbench", "store", "models"} <= tops and all(f"{top}*" in packages for top in tops - {"tests"})
+
+
+def test_workbench_command_works_from_any_folder(tmp_path):
+    """`make install` installs this checkout editable: its `workbench` command runs outside the checkout."""
+    bin_dir = Path(sys.executable).parent
+    command = bin_dir / "workbench"
+    if not command.exists():
+        pytest.skip(f"no workbench command in {bin_dir}: `make install` installs it (pip install -e .)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
+    where = subprocess.run([sys.executable, "-c", "import workbench; print(workbench.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env)
+    if Path(where.stdout.strip()).parents[1] != ROOT:
+        pytest.skip(f"{command} runs another checkout ({where.stdout.strip() or where.stderr[-200:]})")
+    usage = subprocess.run([str(command), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: workbench"), usage.stderr[-2000:]
+    runs = subprocess.run([str(command), "runs", "--db", "here.db"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env)
+    assert runs.returncode == 0 and "(no runs yet: workbench train --help)" in runs.stdout, runs.stderr[-2000:]
+    assert (tmp_path / "here.db").exists()
