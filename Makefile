@@ -34,8 +34,17 @@ run: install
 test: install-dev
 	$(PY) -m pytest $(ARGS)
 
+# Every benchmark at its full size, one after another (tens of minutes on 2 cores; BENCH=... picks some),
+# then the GPU check where there is a GPU; each exits 1 when it misses a target, and bench fails at the
+# end naming those that did.
+BENCH ?= augment ensemble errors ui train_overhead finetune_memory soak
 bench: install-dev
-	$(PY) bench/augment.py
+	@failed=""; for name in $(BENCH); do \
+	    echo "== bench/$$name.py"; $(PY) bench/$$name.py || failed="$$failed $$name"; done; \
+	if nvidia-smi -L >/dev/null 2>&1; then echo "== bench/gpu_check.sh"; \
+	    PY=$(PY) bash bench/gpu_check.sh || failed="$$failed gpu_check"; \
+	else echo "== bench/gpu_check.sh: skipped (no NVIDIA GPU)"; fi; \
+	if [ -n "$$failed" ]; then echo "make bench: missed targets or failed:$$failed"; exit 1; fi
 
 params: install
 	$(PY) -m models

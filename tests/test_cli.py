@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 from store import Store
@@ -218,12 +217,12 @@ def test_workbench_command_works_from_any_folder(tmp_path):
         pytest.skip(f"no workbench command in {bin_dir}: `make install` installs it (pip install -e .)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
     where = subprocess.run([sys.executable, "-c", "import workbench; print(workbench.__file__)"], cwd=tmp_path,
-                           capture_output=True, text=True, env=env)
+                           capture_output=True, text=True, env=env, check=False)
     if Path(where.stdout.strip()).parents[1] != ROOT:
         pytest.skip(f"{command} runs another checkout ({where.stdout.strip() or where.stderr[-200:]})")
-    usage = subprocess.run([str(command), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    usage = subprocess.run([str(command), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: workbench"), usage.stderr[-2000:]
     runs = subprocess.run([str(command), "runs", "--db", "here.db"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env)
+                          env=env, check=False)
     assert runs.returncode == 0 and "(no runs yet: workbench train --help)" in runs.stdout, runs.stderr[-2000:]
     assert (tmp_path / "here.db").exists()
