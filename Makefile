@@ -1,6 +1,7 @@
 # CIFAR Workbench. `make run` and `make test` are all a newcomer needs: both create .venv on first use.
+#   make install         .venv with the pinned requirements and this checkout (editable): .venv/bin/workbench
 #   make install GPU=1   also installs TensorFlow's CUDA libraries (tensorflow[and-cuda])
-#   make test ARGS="-m slow"   opt-in long tests;  make bench   the benchmarks in bench/
+#   make test ARGS="-m slow"   opt-in long tests;  make bench   every benchmark in bench/, fails if one misses
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,10 +12,13 @@ DATA ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
 
 .PHONY: install install-dev run test bench train-all params clean
 
-$(VENV)/.installed: requirements.txt
+# Last, the checkout itself, editable, for the `workbench` command: its dependencies are the pinned
+# requirements just installed, and without build isolation the venv's setuptools builds it (no download).
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt $(if $(GPU),"tensorflow[and-cuda]==2.21.0")
+	$(PY) -m pip install -q -r requirements.txt "setuptools>=64" $(if $(GPU),"tensorflow[and-cuda]==2.21.0")
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
@@ -30,8 +34,17 @@ run: install
 test: install-dev
 	$(PY) -m pytest $(ARGS)
 
+# Every benchmark at its full size, one after another (tens of minutes on 2 cores; BENCH=... picks some),
+# then the GPU check where there is a GPU; each exits 1 when it misses a target, and bench fails at the
+# end naming those that did.
+BENCH ?= augment ensemble errors ui train_overhead finetune_memory soak
 bench: install-dev
-	$(PY) bench/augment.py
+	@failed=""; for name in $(BENCH); do \
+	    echo "== bench/$$name.py"; $(PY) bench/$$name.py || failed="$$failed $$name"; done; \
+	if nvidia-smi -L >/dev/null 2>&1; then echo "== bench/gpu_check.sh"; \
+	    PY=$(PY) bash bench/gpu_check.sh || failed="$$failed gpu_check"; \
+	else echo "== bench/gpu_check.sh: skipped (no NVIDIA GPU)"; fi; \
+	if [ -n "$$failed" ]; then echo "make bench: missed targets or failed:$$failed"; exit 1; fi
 
 params: install
 	$(PY) -m models

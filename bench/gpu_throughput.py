@@ -2,6 +2,8 @@
 
 Data are random tensors already on the device's side of the pipeline (repeat of one batch), so the
 figure is the model's training step, as a GPU shopping list would quote it. Run by bench/gpu_check.sh.
+No speed target (it depends on the GPU): the script exits 1 when a setting fails to train. On a machine
+without a GPU it measures the CPU (one row per setting), which is what its smoke test does.
 
     python bench/gpu_throughput.py --model wrn_28_10 --steps 30 --batch-size 128
 """
@@ -17,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.targets import Targets  # noqa: E402
 from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.training import devices  # noqa: E402
 from workbench.training.runners import build_model, compile_model  # noqa: E402
@@ -61,7 +64,7 @@ def main():
     print(f"devices: {devices.describe()}; TF {tf.__version__}, Keras {keras.__version__}", flush=True)
     counts = sorted({1, len(gpus)}) if gpus else [0]
     print("| model | GPUs | precision | XLA | images/s |\n|---|---|---|---|---|", flush=True)
-    baseline = None
+    baseline, failed = None, []
     for count in counts:
         for precision in args.precisions.split(","):
             for xla in args.xla.split(","):
@@ -71,6 +74,7 @@ def main():
                 try:
                     rate = measure(spec, gpus[:count], args.steps, args.warmup)
                 except Exception as exc:  # report and go on: one bad setting must not hide the others
+                    failed.append(f"{count} GPUs {precision} XLA {xla}")
                     print(f"| {args.model} | {count} | {precision} | {xla} | failed: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:120]} |", flush=True)
                     continue
@@ -78,7 +82,10 @@ def main():
                 print(f"| {args.model} | {count} | {precision} | {xla} | {rate:,.0f} ({rate / baseline:.2f}x) |"
                       f" <!-- {time.perf_counter() - started:.0f}s incl. build/compile -->", flush=True)
                 keras.backend.clear_session()
+    targets = Targets()
+    targets.holds("every GPU count, precision and XLA setting trains", not failed, "; ".join(failed) or "all did")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

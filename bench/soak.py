@@ -5,8 +5,10 @@ Train tab's live poll and the Runs tab's refresh as a page would, and an ensembl
 finished runs with random weights. At the end: runs completed / cancelled / failed, errors seen by
 clients, peak memory and file handles (start, after warm-up, end), and the store's consistency (no
 run left running, epochs 1..N without gaps or duplicates, logits for every completed run,
-`PRAGMA integrity_check`). Target: zero lost runs, zero client-visible errors, memory flat after warm-up.
-Memory is the app process's (each job trains in its own child process, reported apart).
+`PRAGMA integrity_check`). Targets: zero lost runs, zero client-visible errors, an intact store, and
+memory flat after warm-up (a least-squares slope under 2 MB/min, judged from 5 minutes on: shorter
+soaks are too short to tell); the script exits 1 when one is missed. Memory is the app process's (each
+job trains in its own child process, reported apart).
 
     .venv/bin/python bench/soak.py [--seconds 300] [--in-process]
 """
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workbench.jobs.malloc_tuning import limit_arenas  # noqa: E402
 
 limit_arenas()  # as app.py does, before TensorFlow starts its threads
+from bench.targets import Targets  # noqa: E402
 from store import Store  # noqa: E402
 from workbench.ensemble import lab  # noqa: E402
 from workbench.errors import UserError  # noqa: E402
@@ -33,6 +36,9 @@ from workbench.jobs.queue import JobQueue  # noqa: E402
 from workbench.specs.run import RunSpec  # noqa: E402
 from workbench.ui.app import build_app  # noqa: E402
 from workbench.ui.context import AppContext  # noqa: E402
+
+SLOPE_TARGET = 2.0  # MB/min after warm-up
+SLOPE_JUDGED_FROM = 300  # seconds of soak
 
 
 def rss_mb(pid="self") -> float:
@@ -150,6 +156,7 @@ class Soak:
                 problems.append(f"run {run['id']} completed without its logits")
         integrity = self.store.integrity_check()
         warm = [m for m in self.memory if m[0] >= min(60, seconds / 3)] or self.memory
+        slope = None
         print(f"soak for {seconds:.0f} s: {self.counts}")
         print(f"runs by status: {statuses}")
         print(f"client-visible errors: {len(self.client_errors)}" + "".join(f"\n  {e}" for e in self.client_errors[:5]))
@@ -163,7 +170,8 @@ class Soak:
                                                         for m, v in sorted(minutes.items())))
             if len(warm) > 2:  # least-squares slope after warm-up: garbage collection makes RSS saw-tooth
                 times, values = [m[0] for m in warm], [m[1] for m in warm]
-                print(f"RSS slope after warm-up: {statistics.linear_regression(times, values).slope * 60:+.1f} MB/min")
+                slope = statistics.linear_regression(times, values).slope * 60
+                print(f"RSS slope after warm-up: {slope:+.1f} MB/min")
             print(f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
                   f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
                   f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}")
@@ -175,7 +183,13 @@ class Soak:
                   f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
                   f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}{mode}` |")
         self.store.close()
-        return 1 if problems or self.client_errors or integrity != "ok" else 0
+        targets = Targets()
+        targets.holds("no lost or inconsistent runs", not problems, f"{len(problems)} found")
+        targets.holds("no client-visible errors", not self.client_errors, f"{len(self.client_errors)} seen")
+        targets.holds("store integrity_check ok", integrity == "ok", integrity)
+        if slope is not None and seconds >= SLOPE_JUDGED_FROM:
+            targets.below("app RSS slope after warm-up", slope, SLOPE_TARGET, " MB/min")
+        return targets.exit_code()
 
 
 def main():

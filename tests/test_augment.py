@@ -1,5 +1,4 @@
 """Augmentations (workbench/data/augment/) on real tensors."""
-import math
 
 import numpy as np
 import pytest
@@ -375,26 +374,3 @@ def test_autoaugment_policy_on_a_batch():
     changed = np.mean([not np.array_equal(o, i) for o, i in zip(out, x.numpy())])
     assert 0.5 < changed < 1.0  # most images change; sub-policies with low probabilities leave some as they are
     np.testing.assert_array_equal(out, aa.autoaugment(x, seed(8), MEAN).numpy())
-
-
-# ------------------------------------------------------------------------------------------- bench
-
-def test_benchmark_script_runs_small(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "augment.py"
-    spec = importlib.util.spec_from_file_location("bench_augment", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    assert bench.main(["--images", "384", "--baseline-images", "256", "--repeats", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "| ours: flip_crop,cutout | 384 |" in out and "ImageDataGenerator" in out
-    assert math.isfinite(float(out.split("flip_crop+cutout vs ImageDataGenerator: ")[1].split("x")[0]))
-
-
-def test_unknown_augmentation_parameter_is_a_user_error():
-    from workbench.specs.run import RunSpec
-
-    with pytest.raises(UserError, match="unknown augmentation parameter cutout; allowed: pad"):
-        RunSpec(augment=("cutout",), augment_params={"cutout": 8}).validate()

@@ -1,8 +1,15 @@
 """The headless CLI and presets: flags <-> RunSpec, train/runs/export end to end, train-all reruns."""
 import csv
+import os
+import subprocess
+import sys
+import tomllib
+from importlib import import_module
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from store import Store
 from workbench.cli.main import build_parser, main
@@ -76,6 +83,29 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
         assert set(archive.files) >= {"logits_val", "logits_val_flip", "labels_val"}
     with Store(db) as store:
         assert store.get_run(1)["tags"] == ["smoke", "cli"]
+
+
+def test_ensemble_output_uses_percentages_like_the_page(tmp_path, capsys):
+    """Accuracy and ECE as the Ensemble tab shows them (percent, two decimals); NLL stays a number."""
+    from workbench.ensemble import lab
+
+    rng = np.random.default_rng(0)
+    labels = {split: rng.integers(0, 10, 200) for split in ("val", "test")}
+    with Store(tmp_path / "w.db") as store:
+        for skill in (2.0, 1.0):
+            run_id = store.create_run(f"skill-{skill}", {"model": "resnet20"}, split_id="seed0-abc")
+            for split, y in labels.items():
+                logits = rng.normal(0, 1, (len(y), 10)).astype(np.float32)
+                logits[np.arange(len(y)), y] += skill
+                store.save_logits(run_id, split, logits, y)
+            store.set_status(run_id, "running")
+            store.set_status(run_id, "completed")
+        scored = lab.score(lab.Lab(store).load([1, 2]), [1.0, 1.0], lab.Settings())
+    assert main(["ensemble", "1", "2", "--method", "uniform", "--db", str(tmp_path / "w.db")]) == 0
+    out = capsys.readouterr().out
+    test, member = scored["test"], scored["members"][0]
+    assert f"test:       accuracy {100 * test['accuracy']:.2f}%  NLL {test['nll']:.4f}  ECE {100 * test['ece']:.2f}%" in out
+    assert f"{100 * member['test_ece']:.2f}%" in out.splitlines()[1]
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
@@ -168,3 +198,31 @@ def test_bad_presets(tmp_path, content, message):
         load_preset(str(path))
     with pytest.raises(UserError, match="no preset 'nope'; choose one of: classic"):
         load_preset("nope")
+
+
+def test_project_declares_the_workbench_command_and_its_packages():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module, function = project["project"]["scripts"]["workbench"].split(":")
+    assert callable(getattr(import_module(module), function))
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    tops = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    assert {"workbench", "store", "models"} <= tops and all(f"{top}*" in packages for top in tops - {"tests"})
+
+
+def test_workbench_command_works_from_any_folder(tmp_path):
+    """`make install` installs this checkout editable: its `workbench` command runs outside the checkout."""
+    bin_dir = Path(sys.executable).parent
+    command = bin_dir / "workbench"
+    if not command.exists():
+        pytest.skip(f"no workbench command in {bin_dir}: `make install` installs it (pip install -e .)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
+    where = subprocess.run([sys.executable, "-c", "import workbench; print(workbench.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env, check=False)
+    if Path(where.stdout.strip()).parents[1] != ROOT:
+        pytest.skip(f"{command} runs another checkout ({where.stdout.strip() or where.stderr[-200:]})")
+    usage = subprocess.run([str(command), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: workbench"), usage.stderr[-2000:]
+    runs = subprocess.run([str(command), "runs", "--db", "here.db"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, check=False)
+    assert runs.returncode == 0 and "(no runs yet: workbench train --help)" in runs.stdout, runs.stderr[-2000:]
+    assert (tmp_path / "here.db").exists()

@@ -3,12 +3,14 @@ import os
 import pickle
 import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import FIXTURES
 from PIL import Image
 
+from workbench.constants import CIFAR10_CLASSES
 from workbench.data.datasets import load_dataset
 from workbench.data.split import channel_stats, make_split
 from workbench.errors import UserError
@@ -28,8 +30,7 @@ def write_official_cifar10(folder, n=20, seed=0):
     folder.mkdir(parents=True)
     batches = {f"data_batch_{i}": _batch(rng, n) for i in range(1, 6)}
     batches["test_batch"] = _batch(rng, n)
-    batches["batches.meta"] = {b"label_names": [c.encode() for c in
-                                                "airplane automobile bird cat deer dog frog horse ship truck".split()]}
+    batches["batches.meta"] = {b"label_names": [c.encode() for c in CIFAR10_CLASSES]}
     for name, batch in batches.items():
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     return batches
@@ -169,25 +170,73 @@ def test_decode_cache_makes_the_second_load_fast(tmp_path, cache_dir):
     np.testing.assert_array_equal(load_dataset("cifar10", MINI).x_train, first.x_train)
 
 
+def _fake_network(monkeypatch, deliver):
+    """Keras' download (the network, not our code) replaced by `deliver(fname, cache_dir)`, which returns
+    the folder Keras' get_file would have extracted; no test downloads 170 MB."""
+    import keras
+
+    calls = []
+
+    def get_file(fname, origin, cache_dir=None, **kwargs):
+        calls.append(fname)
+        return str(deliver(fname, Path(cache_dir)))
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    return calls
+
+
 def test_offline_without_local_copy_names_the_file_to_fetch(tmp_path, monkeypatch, cache_dir):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    from keras.src.datasets import cifar10 as keras_cifar10
 
-    def offline(*args, **kwargs):  # the network, not our code, is what is faked: no test downloads 170 MB
+    def offline(fname, cache_dir):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(keras_cifar10, "get_file", offline)
+    _fake_network(monkeypatch, offline)
     with pytest.raises(UserError) as error:
         load_dataset("cifar10")
     message = str(error.value)
     assert "cifar-10-python.tar.gz" in message and "--data" in message and str(tmp_path / "keras") in message
+    assert "Name or service not known" in message
 
 
-def test_keras_cache_folder_is_used_without_download(tmp_path, monkeypatch, cache_dir):
+@pytest.mark.parametrize("layout", ["cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"])
+def test_keras_cache_folder_is_used_without_download(tmp_path, monkeypatch, cache_dir, layout):
+    """Keras 3 extracts into cifar-10-batches-py-target/, older Keras (and people) at the top: both are
+    read by our reader, with the real class names from batches.meta."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    write_official_cifar10(tmp_path / "keras" / "datasets" / "cifar-10-batches-py", n=10)
+    write_official_cifar10(tmp_path / "keras" / "datasets" / layout, n=10)
+    downloads = _fake_network(monkeypatch, lambda *_: pytest.fail("downloaded although the cache has it"))
     data = load_dataset("cifar10")
-    assert len(data.x_train) == 50 and "official archive" in data.source
+    assert len(data.x_train) == 50 and "official archive" in data.source and not downloads
+    assert data.class_names == list(CIFAR10_CLASSES)
+
+
+@pytest.mark.parametrize("read_only_home", [False, True])
+def test_keras_download_is_read_with_real_class_names(tmp_path, monkeypatch, cache_dir, read_only_home):
+    """Where Keras 3's get_file extracts (datasets/<fname>/cifar-10-batches-py under $KERAS_HOME, or
+    under /tmp/.keras when that is read-only) is where the workbench reads, with batches.meta's names."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+    def deliver(fname, cache_dir):
+        assert cache_dir == tmp_path / "keras"
+        folder = (tmp_path / "tmp-keras" if read_only_home else cache_dir) / "datasets" / fname
+        if not folder.exists():  # Keras downloads once, then finds its archive in its cache
+            write_official_cifar10(folder / "cifar-10-batches-py", n=10)
+        return folder
+
+    calls = _fake_network(monkeypatch, deliver)
+    data = load_dataset("cifar10")
+    assert calls == ["cifar-10-batches-py-target"]
+    assert data.class_names == list(CIFAR10_CLASSES) and "official archive" in data.source
+    assert load_dataset("cifar10").class_names == list(CIFAR10_CLASSES)
+    assert len(calls) == 1 + read_only_home  # in $KERAS_HOME the workbench finds it without asking Keras
+
+
+def test_official_folder_without_meta_gets_the_official_names(tmp_path, cache_dir):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_official_cifar10(folder, n=10)
+    (folder / "batches.meta").unlink()
+    assert load_dataset("cifar10", folder).class_names == list(CIFAR10_CLASSES)
 
 
 def test_synthetic_is_labelled_and_deterministic():

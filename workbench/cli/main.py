@@ -1,4 +1,5 @@
-"""`python -m workbench`: train, finetune, train-all, resume, runs, export, ensemble, models — headless.
+"""`python -m workbench` or `workbench`: train, finetune, train-all, resume, runs, export, ensemble,
+models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -6,13 +7,21 @@ import argparse
 import functools
 import sys
 import time
+from pathlib import Path
 
 from workbench.cli.presets import percent
 from workbench.errors import UserError
+from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 
 COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
+
+
+def console() -> int:
+    """The `workbench` command (pyproject's [project.scripts]) and `python -m workbench`."""
+    limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
+    return main()
 
 
 def main(argv=None) -> int:
@@ -32,14 +41,18 @@ def main(argv=None) -> int:
         return 130
 
 
+def _prog() -> str:
+    """The command as the user typed it, for usage lines and hints."""
+    return "workbench" if Path(sys.argv[0]).name == "workbench" else "python -m workbench"
+
+
 def build_parser() -> argparse.ArgumentParser:
     # The global flags are accepted before or after the subcommand (`runs --db X` as well as `--db X runs`):
     # every subcommand gets them with SUPPRESS as default, so one given before is not overwritten.
     global_flags = argparse.ArgumentParser(add_help=False)
     global_flags.add_argument("--db", default=argparse.SUPPRESS,
                               help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)")
-    parser = argparse.ArgumentParser(prog="python -m workbench", description="CIFAR Workbench, headless.",
-                                     parents=[global_flags])
+    parser = argparse.ArgumentParser(prog=_prog(), description="CIFAR Workbench, headless.", parents=[global_flags])
     sub = parser.add_subparsers(dest="command", metavar="{" + COMMANDS.replace(" ", "") + "}")
     sub.add_parser = functools.partial(sub.add_parser, parents=[global_flags])
 
@@ -140,7 +153,7 @@ def _follow(queue, store, run_ids, prefix=""):
             if run_id in queue.active():
                 queue.cancel(run_id)
         queue.shutdown()
-        print(f"cancelled; continue with: python -m workbench resume {' '.join(map(str, run_ids))}", file=sys.stderr)
+        print(f"cancelled; continue with: {_prog()} resume {' '.join(map(str, run_ids))}", file=sys.stderr)
         return 130
     failed = 0
     for run_id in run_ids:
@@ -185,7 +198,7 @@ def _runs(args):
         print(f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
               f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} {params:>8s}")
     if not runs:
-        print("(no runs yet: python -m workbench train --help)")
+        print(f"(no runs yet: {_prog()} train --help)")
 
 
 def _export(args):
@@ -228,4 +241,4 @@ def _print_models():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -2,7 +2,8 @@
 
     dataset = load_dataset("cifar10", path="cifar10-jpeg.tar.gz")   # or the official archive, or None
 
-Sources, in order: a path the user gives, then Keras' cache folder, then Keras' loader (download).
+Sources, in order: a path the user gives, then Keras' cache folder (Keras 3's layout or the older one),
+then Keras' download.
 The split lives in `workbench.data.split`; images stay uint8 in memory and `workbench.data.pipeline`
 normalises them batch by batch.
 """
@@ -22,7 +23,14 @@ OFFICIAL_URLS = {
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
 }
-_KERAS_CACHE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+# Keras' download of each archive: get_file's arguments as keras.datasets' loaders pass them, so both
+# share one copy. Keras 3 extracts into datasets/<fname>/<inner>; Keras 2 (and people) into datasets/<inner>.
+_KERAS_DOWNLOADS = {
+    "cifar10": ("cifar-10-batches-py-target", "cifar-10-batches-py",
+                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),
+    "cifar100": ("cifar-100-python-target", "cifar-100-python",
+                 "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"),
+}
 _CACHE_VERSION = 1
 
 
@@ -90,26 +98,40 @@ def _load_path(name: str, path: Path, image_size) -> Dataset:
     return _dataset(name, raw)
 
 
-def _load_keras(name: str) -> Dataset:
-    """Keras' cache folder first (read with our safe reader), then Keras' own loader, which downloads."""
-    cached = keras_cache_dir() / _KERAS_CACHE_FOLDERS[name]
-    if cached.is_dir():
-        return _load_path(name, cached, 32)
-    import keras  # deferred: importing Keras costs seconds and is only needed for the download
+def keras_layouts(name: str) -> list:
+    """Where Keras' cache may hold the extracted official folder of `name`: Keras 3's layout, the older one."""
+    fname, inner, _ = _KERAS_DOWNLOADS[name]
+    return [keras_cache_dir() / fname / inner, keras_cache_dir() / inner]
 
-    loader = keras.datasets.cifar10 if name == "cifar10" else keras.datasets.cifar100
+
+def _load_keras(name: str) -> Dataset:
+    """Keras' cache folder in either layout, else Keras' download; always read with our safe reader,
+    so the class names come from the archive's meta file."""
+    folder = next((path for path in keras_layouts(name) if path.is_dir()), None) or _keras_download(name)
+    return _load_path(name, folder, 32)
+
+
+def _keras_download(name: str) -> Path:
+    """Download and extract through keras.utils.get_file (hash-checked); the extracted folder."""
+    # Imported here: importing Keras costs seconds and only a download needs it.
+    from keras.utils import get_file
+
+    fname, inner, file_hash = _KERAS_DOWNLOADS[name]
     try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
+        # cache_dir: Keras reads $KERAS_HOME once, at import; it still falls back to /tmp/.keras where
+        # that folder is read-only, so the returned path is the one to read.
+        folder = Path(get_file(fname=fname, origin=OFFICIAL_URLS[name], extract=True, file_hash=file_hash,
+                               cache_dir=str(keras_home()))) / inner
+        reason = None if folder.is_dir() else f"{folder} is missing after the download"
     except Exception as exc:  # URLError, HTTP errors, a partial download: all mean "not available here"
+        reason = f"{type(exc).__name__}: {exc}"
+    if reason:
         archive = OFFICIAL_URLS[name].rsplit("/", 1)[1]
         raise UserError(
-            f"{name} is not on this machine and could not be downloaded ({type(exc).__name__}: {exc}). "
-            f"Fetch {OFFICIAL_URLS[name]} and either pass its path as --data {archive} or extract it into "
-            f"{keras_cache_dir()} (giving {keras_cache_dir() / _KERAS_CACHE_FOLDERS[name]})"
-        ) from None
-    return _load_path(name, cached, 32) if cached.is_dir() else _dataset(name, sources.RawData(
-        x_train, y_train.reshape(-1).astype(np.int64), x_test, y_test.reshape(-1).astype(np.int64),
-        [f"class_{i}" for i in range(int(y_train.max()) + 1)], f"{name} (Keras loader)"))
+            f"{name} is not on this machine and could not be downloaded ({reason}). Fetch {OFFICIAL_URLS[name]} "
+            f"and either pass its path as --data {archive} or extract it into {keras_cache_dir()} (giving "
+            f"{keras_layouts(name)[-1]})")
+    return folder
 
 
 def _dataset(name: str, raw: sources.RawData, synthetic=False) -> Dataset:

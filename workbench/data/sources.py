@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from workbench.constants import CIFAR10_CLASSES
 from workbench.data.safe_pickle import load_batch
 from workbench.errors import UserError
 
@@ -114,6 +115,7 @@ def read_official(files: _Files, fmt: str) -> RawData:
         test = load_batch(files.read(files.find("test_batch")), "test_batch")
         meta_name = files.find("batches.meta")
         names = _names(load_batch(files.read(meta_name), "batches.meta"), "label_names") if meta_name else None
+        names = names or list(CIFAR10_CLASSES)  # a copy without batches.meta: the official order
         label_key = "labels"
     else:
         train = [load_batch(files.read(files.find("train")), "train")]
