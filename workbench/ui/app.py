@@ -14,6 +14,11 @@ from workbench.ui.tabs.train import create_train_tab
 CSS = """
 #live-status p { margin: 0.4em 0; }
 footer { display: none !important; }
+/* Tables in the page's own font, snug cells; a header never splits a word (cells get widths that fit theirs). */
+.table-wrap table, .table-wrap .virtual-row { font-family: var(--font); font-size: 13px; font-variant-numeric: tabular-nums; }
+.table-wrap .cell-wrap { padding: 4px 6px; }
+.table-wrap th { font-size: 12px; }
+.table-wrap th span.text { word-break: normal; overflow-wrap: normal; }
 """
 
 # tab id -> (title, builder), in page order

@@ -11,6 +11,7 @@ from workbench.errors import UserError
 from workbench.specs.run import PRECISIONS
 from workbench.ui.forms import gpu_choices, key_value_text, spec_to_fields
 from workbench.ui.forms import values_to_spec as spec_from_values
+from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
 
@@ -96,7 +97,7 @@ def create_finetune_tab(ctx) -> FormTab:
     fs = _spec_module()
     defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
             gr.Markdown("Phase 1 trains a new head (pooling, Dense, logits) on the frozen backbone; phase 2 "
                         "unfreezes the backbone from the chosen layer (BatchNorm stays frozen) and trains on with a "
                         "small learning rate. Images are resized on the fly; nothing is materialised. "
@@ -110,7 +111,7 @@ def create_finetune_tab(ctx) -> FormTab:
                 show_layers = gr.Button("Show the backbone's layers", size="sm")
                 layers = gr.Dataframe(headers=["index", "name", "type", "trainable params"], value=[],
                                       interactive=False, max_height=360, elem_id="ft-layers")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
     names = list(form)
 

@@ -11,6 +11,7 @@ from workbench.specs.run import RunSpec
 from workbench.training.losses import LOSS_PARAMS
 from workbench.training.schedules import SCHEDULE_PARAMS
 from workbench.ui.forms import build_form, form_values_to_spec, option_hint
+from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
 
@@ -18,14 +19,14 @@ from workbench.ui.tabs.spec_form import FormTab, wire_preview, wire_submit
 def create_train_tab(ctx) -> FormTab:
     defaults = RunSpec(data_path=ctx.data_path or "", gpus=-1)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
             form = build_form(defaults, len(ctx.gpu_names))
             tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0")
             message = gr.Markdown(elem_id="train-message")
             train_button = gr.Button("Train", variant="primary", elem_id="train-button")
             command = gr.Code(defaults.to_cli(), label="Equivalent command (copy to run it headless)",
                               language="shell", interactive=False, elem_id="train-command", wrap_lines=True)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx)
 
     wire_preview(form, command, lambda values: form_values_to_spec(*values), len(ctx.gpu_names))
