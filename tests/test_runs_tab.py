@@ -164,11 +164,14 @@ def test_figures(store, filled):
     scatter, groups = ra.overview_figures(store, "Test accuracy", "Loss")
     assert sorted(t.name for t in scatter.data) == ["resnet20"] and scatter.layout.xaxis.type == "log"
     assert len(scatter.data[0].x) == 3  # completed, unarchived, with params and test accuracy
-    assert list(groups.data[0].x) == ["label_smoothing", "cross_entropy"]
+    assert list(groups.data[0].x) == ["label_smoothing<br>n=2", "cross_entropy<br>n=1"]  # counts clear of the bars
     live = plots.live_curves(a, store.epochs(ids["a"]))
     assert [t.name for t in live.data] == ["training", "validation", "train acc", "val acc", "learning rate"]
     assert live.layout.height == 360 and live.layout.xaxis3.title.text == "epoch"
-    assert len(plots.live_curves(a, []).layout.annotations) == 4  # 3 subplot titles + waiting note
+    assert live.layout.xaxis.dtick == 1 and live.layout.xaxis.tickformat == "d"  # epochs: whole numbers
+    assert plots.whole_steps(200)["dtick"] == 25 and plots.whole_steps(8)["dtick"] == 1
+    waiting = plots.live_curves(a, [])  # a message alone, not on top of three empty plots' axis titles
+    assert [n.text for n in waiting.layout.annotations] == ["waiting for the first epoch..."]
     assert plots.curves([]).layout.annotations[0].text.startswith("Select runs")
 
 
