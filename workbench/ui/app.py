@@ -19,6 +19,10 @@ footer { display: none !important; }
 .table-wrap .cell-wrap { padding: 4px 6px; }
 .table-wrap th { font-size: 12px; }
 .table-wrap th span.text { word-break: normal; overflow-wrap: normal; }
+/* A refused value: its field outlined, the reason as its info line; the form's message above its button alike. */
+.block.refused { border: 1px solid var(--error-border-color) !important; background: var(--error-background-fill) !important; }
+.block.refused .info-text, .prose.refused { color: var(--error-text-color); }
+.block.refused:has(> [data-testid="markdown-wrapper"]) { padding: 6px 12px !important; }
 """
 
 # tab id -> (title, builder), in page order
