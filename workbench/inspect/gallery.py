@@ -1,7 +1,7 @@
 """Images for the Errors tab: one page of a `gr.Gallery`, and a captioned PNG grid to download.
 
   page(images, indices, probs, labels, class_names, page=0, per_page=64, scale=3)
-      -> [(PIL.Image, "true: cat · predicted: dog (87%)"), ...]   the `page`-th slice of `indices`
+      -> [(PIL.Image, "predicted: dog (87%) · true: cat"), ...]   the `page`-th slice of `indices`
   page_count(n, per_page)                                          pages needed for n images (at least 1)
   export_grid(images, indices, probs, labels, class_names, path, columns=8, scale=3) -> path
       one PNG with the first EXPORT_LIMIT selected images, a caption under each
@@ -68,7 +68,8 @@ def _labelled(indices, probs, labels, class_names):
 
 
 def caption(true_name: str, predicted_name: str, prob: float) -> str:
-    return f"true: {true_name} · predicted: {predicted_name} ({prob:.0%})"
+    """The prediction and its confidence first: a caption cut short still says what went wrong."""
+    return f"predicted: {predicted_name} ({prob:.0%}) · true: {true_name}"
 
 
 def page(images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3) -> list:

@@ -23,6 +23,13 @@ footer { display: none !important; }
 .block.refused { border: 1px solid var(--error-border-color) !important; background: var(--error-background-fill) !important; }
 .block.refused .info-text, .prose.refused { color: var(--error-text-color); }
 .block.refused:has(> [data-testid="markdown-wrapper"]) { padding: 6px 12px !important; }
+/* Errors gallery: pixels stay sharp when enlarged; the whole caption (prediction, confidence, true class) under
+   its image, wrapped, instead of one line cut short over it. */
+#errors-gallery img, #errors-picked img { image-rendering: pixelated; }
+#errors-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+#errors-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
+#errors-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
+  text-overflow: clip; text-align: left; }
 """
 
 # tab id -> (title, builder), in page order
