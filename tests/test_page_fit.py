@@ -6,11 +6,11 @@ Each tab is first put in the state worth looking at (a value refused, curves dra
 clicked), at 1400 px, and then looked at in every width."""
 import re
 import shutil
-import time
 
 import numpy as np
 import pytest
 from conftest import ARTIFACTS, FIXTURES, AppServer
+from conftest import wait_until as _wait
 from page_checks import PLOT_OVERLAPS, problems
 
 from store import Store
@@ -70,16 +70,6 @@ def server(tmp_path_factory):
         app = AppServer(folder)
         yield app
     app.stop()
-
-
-def _wait(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _choose(page, elem_id, option):

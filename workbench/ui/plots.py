@@ -47,7 +47,7 @@ def _label(run: dict) -> str:
 
 def whole_steps(last) -> dict:
     """Axis settings for a count (epochs, selection steps): ticks on whole numbers only, at most ~8."""
-    last = max(1, int(math.ceil(last or 1)))
+    last = max(1, math.ceil(last or 1))
     step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if last / s <= 8 or s == 1000)
     return dict(tick0=0 if step > 1 else 1, dtick=step, tickformat="d")
 

@@ -9,7 +9,13 @@ from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
 from workbench.specs.run import PRECISIONS
-from workbench.ui.forms import FormWords, gpu_choices, gpu_info, key_value_text, spec_to_fields
+from workbench.ui.forms import (
+    FormWords,
+    gpu_choices,
+    gpu_info,
+    key_value_text,
+    spec_to_fields,
+)
 from workbench.ui.forms import values_to_spec as spec_from_values
 from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel

@@ -12,7 +12,14 @@ from workbench.specs.flags import format_key_values, parse_tags
 from workbench.specs.run import RunSpec
 from workbench.training.losses import LOSS_PARAMS
 from workbench.training.schedules import SCHEDULE_PARAMS
-from workbench.ui.forms import FORM_FIELDS, LABELS, FormWords, build_form, form_values_to_spec, option_hint
+from workbench.ui.forms import (
+    FORM_FIELDS,
+    LABELS,
+    FormWords,
+    build_form,
+    form_values_to_spec,
+    option_hint,
+)
 from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, command_box, wire_preview, wire_submit
