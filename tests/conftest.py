@@ -49,6 +49,21 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def wait_until(predicate, what: str = "", timeout: float = 60, page=None):
+    """`predicate()`'s first true value, polled (a page's events finish on their own time); on a timeout
+    the `page`, if given, is saved as test-artifacts/wait-timeout.png to show what was there instead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    if page is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wait-timeout.png"), full_page=True)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

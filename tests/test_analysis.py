@@ -123,8 +123,8 @@ def test_gallery_page_sizes_captions_and_upscaling(pictures):
     assert len(gallery.page(images, order, probs, labels, NAMES, page=99, per_page=4)) == 2  # clamped
     assert gallery.page(images, order[:0], probs, labels, NAMES) == []
     image, caption = first[0]  # image 9: true class 0 (cat), predicted dog
-    assert caption == "true: cat · predicted: dog (87%)"
-    assert last[0][1] == "true: dog · predicted: ship (87%)"  # image 1
+    assert caption == "predicted: dog (87%) · true: cat"
+    assert last[0][1] == "predicted: ship (87%) · true: dog"  # image 1
     assert isinstance(image, Image.Image) and image.size == (96, 96)
     pixels = np.asarray(image)
     assert (pixels[:3, :3] == images[9][0, 0]).all()
@@ -135,7 +135,7 @@ def test_gallery_page_sizes_captions_and_upscaling(pictures):
         gallery.page(images, order, probs, labels, NAMES[:2])
     right = np.eye(3)[labels]  # a second source, right on every image: compared, captions give both
     assert gallery.page(images, order, probs, labels, NAMES, probs_b=right)[0][1] == \
-        "true: cat · A: dog (87%) · B: cat (100%)"
+        "A: dog (87%) · B: cat (100%) · true: cat"
     with pytest.raises(UserError, match="same images"):
         gallery.page(images, order, probs, labels, NAMES, probs_b=right[:5])
 

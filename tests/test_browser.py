@@ -5,8 +5,8 @@ import re
 import time
 
 import pytest
-
 from conftest import ARTIFACTS
+
 from store import Store
 
 pytestmark = pytest.mark.browser

@@ -1,11 +1,11 @@
 """The Ensemble tab: its handlers on a real store, and in a real browser against a real server whose store
 holds three finished runs on one split and one on another."""
 import re
-import time
 
 import numpy as np
 import pytest
 from conftest import ARTIFACTS, AppServer
+from conftest import wait_until as _wait
 
 from store import Store
 from workbench.ensemble import lab
@@ -31,19 +31,6 @@ def _fill_store(db, skills=(2.0, 1.5, 0.4)):
             store.set_status(run_id, "running")
             store.set_status(run_id, "completed")
         store.create_run("still-queued", {"epochs": 3})
-
-
-def _wait(predicate, timeout=60, page=None, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    if page is not None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "ensemble-timeout.png"), full_page=True)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_metrics_table_shows_what_the_settings_define():

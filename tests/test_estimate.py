@@ -7,7 +7,6 @@ from models import create_model, list_models
 from workbench.jobs.costs import BACKBONE_MMACS, MODEL_MMACS, count_mmacs
 from workbench.jobs.estimate import estimate
 from workbench.specs.finetune import BACKBONES, FinetuneSpec
-from workbench.specs.run import RunSpec
 from workbench.ui.tabs.train import recipes
 from workbench.ui.views.live import estimate_text
 

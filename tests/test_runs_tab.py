@@ -111,6 +111,16 @@ def test_sorting(store, filled):
         _table(store, sort_by="colour")
 
 
+def test_the_page_shows_short_numbers_and_keeps_them_sortable(store, filled):
+    assert [rd.format_count(n) for n in (20_559_958, 1_730_714, 62_006, 950, 123_456_789, None)] == [
+        "20.6M", "1.73M", "62.0k", "950", "123M", ""]
+    styled = rd.display_table(_table(store, sort_by="ID (oldest first)"))
+    html = styled.to_html()
+    assert "270k" in html and "1.27M" in html and "270000" not in html and "nan" not in html.lower()
+    assert list(styled.data["Params"][:2]) == [270_000, 1_000_000]  # the values the page sorts by
+    assert list(styled.data.columns) == rd.shown_headers() and "Augment" in rd.shown_headers()
+
+
 def test_per_class_accuracy_by_hand(store, filled):
     ids, logits, labels = filled
     got = rd.per_class_accuracy(store.load_logits(ids["a"], "test"), store.load_labels(ids["a"], "test"))
@@ -156,11 +166,14 @@ def test_figures(store, filled):
     scatter, groups = ra.overview_figures(store, "Test accuracy", "Loss")
     assert sorted(t.name for t in scatter.data) == ["resnet20"] and scatter.layout.xaxis.type == "log"
     assert len(scatter.data[0].x) == 3  # completed, unarchived, with params and test accuracy
-    assert list(groups.data[0].x) == ["label_smoothing", "cross_entropy"]
+    assert list(groups.data[0].x) == ["label_smoothing<br>n=2", "cross_entropy<br>n=1"]  # counts clear of the bars
     live = plots.live_curves(a, store.epochs(ids["a"]))
     assert [t.name for t in live.data] == ["training", "validation", "train acc", "val acc", "learning rate"]
     assert live.layout.height == 360 and live.layout.xaxis3.title.text == "epoch"
-    assert len(plots.live_curves(a, []).layout.annotations) == 4  # 3 subplot titles + waiting note
+    assert live.layout.xaxis.dtick == 1 and live.layout.xaxis.tickformat == "d"  # epochs: whole numbers
+    assert plots.whole_steps(200)["dtick"] == 25 and plots.whole_steps(8)["dtick"] == 1
+    waiting = plots.live_curves(a, [])  # a message alone, not on top of three empty plots' axis titles
+    assert [n.text for n in waiting.layout.annotations] == ["waiting for the first epoch..."]
     assert plots.curves([]).layout.annotations[0].text.startswith("Select runs")
 
 
@@ -169,13 +182,13 @@ def test_refresh_and_empty_state(store, filled, tmp_path):
     _, _, tab = _tabs(store)
     v = tab.view
     out = tab.refresh.fn([], [], [], [], False, True, rd.DEFAULT_SORT, [f"{ids['a']}: a", "999: gone"], None)
-    table, summary = out[v.leaderboard]["value"], out[v.summary]
+    table, summary = out[v.leaderboard]["value"].data, out[v.summary]  # a pandas Styler: numbers shown short
     assert len(table) == 5 and "4 of 5 run(s) shown, 1 archived hidden" in summary
     assert out[v.selection]["value"] == [f"{ids['a']}: a"] and f"{ids['d']}: d" in out[v.selection]["choices"]
     with Store(tmp_path / "empty.db") as empty:
         _, _, tab = _tabs(empty)
         out = tab.refresh.fn()
-        assert out[tab.view.leaderboard]["value"] == [] and rd.EMPTY_MESSAGE in out[tab.view.summary]
+        assert out[tab.view.leaderboard]["value"].data.empty and rd.EMPTY_MESSAGE in out[tab.view.summary]
 
 
 def test_export_csv(store, filled):
@@ -237,7 +250,7 @@ def test_tab_builds_and_clones_into_the_train_form(store, filled):
     ids, *_ = filled
     demo, train, tab = _tabs(store)
     assert len(tab.refresh.inputs) == 9 and len(tab.refresh.outputs) == 8
-    assert len(tab.refresh.fn()[tab.view.leaderboard]["value"]) == 5
+    assert len(tab.refresh.fn()[tab.view.leaderboard]["value"].data) == 5
     assert tab.overview.outputs == [tab.view.scatter, tab.view.groups]
     clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")
     out = clone(f"{ids['b']}: b")

@@ -123,7 +123,6 @@ def _train(args):
 
 def _resume(args):
     from workbench.jobs.queue import JobQueue
-
     from workbench.ui.views.live import resume_message
 
     store = _open_store(args)

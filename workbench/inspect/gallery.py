@@ -1,13 +1,13 @@
 """Images for the Errors tab: one page of a `gr.Gallery`, and a captioned PNG grid to download.
 
   page(images, indices, probs, labels, class_names, page=0, per_page=64, scale=3, probs_b=None)
-      -> [(PIL.Image, "true: cat · predicted: dog (87%)"), ...]   the `page`-th slice of `indices`
+      -> [(PIL.Image, "predicted: dog (87%) · true: cat"), ...]   the `page`-th slice of `indices`
   page_count(n, per_page)                                          pages needed for n images (at least 1)
   export_grid(images, indices, probs, labels, class_names, path, columns=8, scale=3, title="", probs_b=None)
       -> path   one PNG with the first EXPORT_LIMIT selected images, a caption under each, `title` on top
 
 With `probs_b` (a second source's predictions on the same images, when two are compared) every caption
-gives both predictions: "true: cat · A: dog (87%) · B: cat (91%)".
+gives both predictions: "A: dog (87%) · B: cat (91%) · true: cat".
 
 `images` is the uint8 [N, H, W, 3] array the predictions belong to (`sources_view.split_images`),
 `indices` index into it (e.g. `analysis.misclassified`), `probs` [N, K] and `labels` [N] are the
@@ -80,10 +80,11 @@ def _labelled(indices, probs, labels, class_names, probs_b=None) -> list:
 
 
 def caption(true_name: str, predicted_name: str, prob: float, second: tuple | None = None) -> str:
-    """The gallery's caption; with `second` (B's predicted name and probability) both sources' predictions."""
+    """The gallery's caption, the prediction and its confidence first (a caption cut short still says what
+    went wrong); with `second` (B's predicted name and probability) both sources' predictions."""
     if second is None:
-        return f"true: {true_name} · predicted: {predicted_name} ({prob:.0%})"
-    return f"true: {true_name} · A: {predicted_name} ({prob:.0%}) · B: {second[0]} ({second[1]:.0%})"
+        return f"predicted: {predicted_name} ({prob:.0%}) · true: {true_name}"
+    return f"A: {predicted_name} ({prob:.0%}) · B: {second[0]} ({second[1]:.0%}) · true: {true_name}"
 
 
 def page(images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3,

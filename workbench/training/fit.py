@@ -12,7 +12,6 @@ What differs between kinds of run (the model, the pixels it takes, its phases) i
 import math
 import os
 import threading
-import time
 
 import keras
 import numpy as np

@@ -14,6 +14,22 @@ from workbench.ui.tabs.train import create_train_tab
 CSS = """
 #live-status p { margin: 0.4em 0; }
 footer { display: none !important; }
+/* Tables in the page's own font, snug cells; a header never splits a word (cells get widths that fit theirs). */
+.table-wrap table, .table-wrap .virtual-row { font-family: var(--font); font-size: 13px; font-variant-numeric: tabular-nums; }
+.table-wrap .cell-wrap { padding: 4px 6px; }
+.table-wrap th { font-size: 12px; }
+.table-wrap th span.text { word-break: normal; overflow-wrap: normal; }
+/* A refused value: its field outlined, the reason as its info line; the form's message above its button alike. */
+.block.refused { border: 1px solid var(--error-border-color) !important; background: var(--error-background-fill) !important; }
+.block.refused .info-text, .prose.refused { color: var(--error-text-color); }
+.block.refused:has(> [data-testid="markdown-wrapper"]) { padding: 6px 12px !important; }
+/* Errors gallery: pixels stay sharp when enlarged; the whole caption (prediction, confidence, true class) under
+   its image, wrapped, instead of one line cut short over it. */
+#errors-gallery img, #errors-picked img { image-rendering: pixelated; }
+#errors-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+#errors-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
+#errors-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
+  text-overflow: clip; text-align: left; }
 """
 
 # tab id -> (title, builder), in page order

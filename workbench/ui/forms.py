@@ -6,6 +6,7 @@ with `spec_to_fields(spec, FORM_FIELDS)`; Train reads them back with `form_value
 Dict-valued fields are edited as `key=value,...` text, the same syntax as the CLI flags.
 """
 import dataclasses
+import re
 
 import gradio as gr
 
@@ -13,7 +14,7 @@ from models import list_models, model_info
 from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
-from workbench.specs.flags import format_key_values, parse_key_values
+from workbench.specs.flags import flag, format_key_values, parse_key_values
 from workbench.specs.run import HELP, OPTIMIZERS, PRECISIONS, RunSpec
 from workbench.training.losses import LOSS_PARAMS, LOSSES
 from workbench.training.schedules import SCHEDULE_PARAMS, SCHEDULES
@@ -33,6 +34,10 @@ LABELS = {
 def gpu_choices(gpu_count: int) -> list:
     choices = [("auto", -1), ("CPU", 0)]
     return choices + [(f"{n} GPU{'s' if n > 1 else ''}", n) for n in range(1, gpu_count + 1)]
+
+
+def gpu_info(gpu_count: int) -> str:
+    return f"{gpu_count} detected; auto: one if any"
 
 
 def build_form(defaults: RunSpec, gpu_count: int) -> dict:
@@ -68,7 +73,8 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["epochs"] = gr.Number(d.epochs, label="Epochs", precision=0)
             c["batch_size"] = gr.Number(d.batch_size, label=LABELS["batch_size"], precision=0)
             c["gpus"] = gr.Dropdown(gpu_choices(gpu_count), value=d.gpus, label=LABELS["gpus"],
-                                    info=f"{gpu_count} detected; auto: one if any")
+                                    info=gpu_info(gpu_count))
+        with gr.Row():  # three a row: six wrapped at the side-by-side width and stretched the last one
             c["precision"] = gr.Dropdown(list(PRECISIONS), value=d.precision, label="Precision")
             c["xla"] = gr.Checkbox(d.xla, label=LABELS["xla"])
             c["seed"] = gr.Number(d.seed, label="Seed", precision=0)
@@ -135,3 +141,40 @@ def values_to_spec(cls, names, values, labels: dict):
             raise UserError(f"{label} is empty; enter a value")
         data[name] = value
     return cls.from_dict(data)
+
+
+class FormWords:
+    """A spec's messages and help in a form's words. The specs speak for the CLI (`--unfreeze-from`,
+    `val_size`); a form names its fields by their labels, so `say` puts a field's label in place of its
+    flag or snake_case name, and `field` finds which field a refusal is about (the one named first)."""
+
+    def __init__(self, spec_class, labels: dict, names):
+        self.cli, aliases = {}, {}
+        for name in names:
+            label = plain_label(labels.get(name, name.replace("_", " ").capitalize()))
+            cli_words = {flag(spec_class, name), "--" + name.replace("_", "-")}
+            if "_" in name:
+                cli_words |= {name, name.replace("_", "-")}
+            self.cli.update({word: f"“{label}”" for word in cli_words})
+            aliases.update({alias.lower(): name for alias in cli_words | {name.replace("_", " "), label}})
+        self._cli = _words_pattern(self.cli)
+        self._aliases, self._alias_pattern = aliases, _words_pattern(aliases)
+
+    def say(self, text: str) -> str:
+        return self._cli.sub(lambda m: self.cli[m.group(0)], text)
+
+    def field(self, message: str):
+        """The field the message names first (its longest name where several start there), or None."""
+        found = self._alias_pattern.search(message.lower())
+        return self._aliases[found.group(0)] if found else None
+
+
+def plain_label(label: str) -> str:
+    """A label as a sentence names its field: "Input size (pixels)" -> "Input size"."""
+    return re.sub(r"\s*\(.*\)$", "", label)
+
+
+def _words_pattern(words) -> re.Pattern:
+    """Any of `words` as a whole word (not inside a longer name); longer words tried first."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")

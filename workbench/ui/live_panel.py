@@ -5,11 +5,16 @@ from dataclasses import dataclass
 import gradio as gr
 
 from workbench.errors import UserError
+from workbench.ui.layout import column_widths
 from workbench.ui.plots import live_curves
 from workbench.ui.refresh import Refresh
 from workbench.ui.views import live
 
 POLL_SECONDS = 2.0
+# Share of the table's width per column: each fits its header and values unbroken at the panel's
+# narrowest (PANEL_MIN_WIDTH); the name takes the rest and wraps.
+JOB_WIDTHS = {"id": 4.5, "status": 12, "epoch": 9, "progress": 12.5, "images/s": 12.5, "elapsed": 11,
+              "remaining": 13.5}
 
 
 @dataclass(eq=False)
@@ -90,7 +95,7 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
     starts its poll timer running (the app turns each panel's timer on only while its tab is shown)."""
     gr.Markdown("### Jobs")
     jobs = gr.Dataframe(headers=live.JOB_COLUMNS, value=[], interactive=False, elem_id=f"{prefix}jobs-table",
-                        wrap=True, column_widths=["7%", "33%", "12%", "9%", "9%", "10%", "10%", "10%"])
+                        wrap=True, column_widths=column_widths(live.JOB_COLUMNS, JOB_WIDTHS))
     follow = gr.Dropdown(label="Follow run", choices=[], value=None, elem_id=f"{prefix}follow-run")
     status = gr.HTML(elem_id=f"{prefix}live-panel")
     curves = gr.Plot(label="Live curves", elem_id=f"{prefix}live-curves")

@@ -18,9 +18,11 @@ HEIGHT = 360
 TEMPLATE = "plotly_white"
 
 
-def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, **extra) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01), template=TEMPLATE, height=height,
-                      margin=dict(l=60, r=20, t=60, b=50), hovermode="closest",
+def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, subtitle: str = "", **extra) -> go.Figure:
+    """Shared style; a `subtitle` (a line under the title) keeps the title short enough for a half-width figure."""
+    heading = dict(text=title, x=0.01, subtitle=dict(text=subtitle, font=dict(size=12, color="#666")))
+    fig.update_layout(title=heading, template=TEMPLATE, height=height,
+                      margin=dict(l=60, r=20, t=80 if subtitle else 60, b=50), hovermode="closest",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
                       **extra)
     return fig
@@ -44,12 +46,22 @@ def _label(run: dict) -> str:
     return f"{run['id']}: {run['name']}"
 
 
+def whole_steps(last) -> dict:
+    """Axis settings for a count (epochs, selection steps): ticks on whole numbers only, at most ~8."""
+    last = max(1, math.ceil(last or 1))
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if last / s <= 8 or s == 1000)
+    return dict(tick0=0 if step > 1 else 1, dtick=step, tickformat="d")
+
+
 # -- Train tab -----------------------------------------------------------------------------------
 def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
     """Loss (train/val), accuracy (train/val, %) and learning rate against epoch, side by side."""
     title = f"Run {run.get('id', '?')}: {run.get('name', '')}"
+    if not epochs:
+        return empty_figure(title, "waiting for the first epoch...")
+    # The gaps hold each plot's y tick labels and title, clear of the plot to its left.
     fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Accuracy (%)", "Learning rate"),
-                        horizontal_spacing=0.07)
+                        horizontal_spacing=0.12)
     x = [e["epoch"] for e in epochs]
 
     def col(key, scale=1.0):
@@ -66,13 +78,11 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
     fig.add_trace(go.Scatter(x=x, y=col("lr"), name="learning rate", mode=mode,
                              line=dict(color="#2ca02c"), showlegend=False), row=1, col=3)
     for c in (1, 2, 3):
-        fig.update_xaxes(title_text="epoch", row=1, col=c)
+        fig.update_xaxes(title_text="epoch", row=1, col=c, **whole_steps(max(x)))
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
     fig.update_yaxes(title_text="learning rate", row=1, col=3, exponentformat="e", rangemode="tozero")
-    if not epochs:
-        fig.add_annotation(text="waiting for the first epoch...", showarrow=False, xref="paper",
-                           yref="paper", x=0.5, y=0.5, font=dict(size=14, color="#666"))
+    fig.update_yaxes(title_standoff=4)
     spec = run.get("spec") or {}
     if run.get("kind") == "finetune" and spec.get("head_epochs") and spec.get("finetune_epochs"):
         for c in (1, 2, 3):  # where phase 2 (the unfrozen backbone) starts
@@ -108,6 +118,8 @@ def curves(series: list[tuple[dict, list[dict]]], metric: str = "Validation accu
     x_title = "epoch" if x_axis == "Epoch" else "wall time (minutes of training)"
     y_title = metric.lower() + (" (%)" if "accuracy" in metric.lower() else "")
     fig.update_xaxes(title_text=x_title)
+    if x_axis == "Epoch":
+        fig.update_xaxes(**whole_steps(max((len(epochs) for _, epochs in series), default=1)))
     fig.update_yaxes(title_text=y_title, type="log" if metric == "Learning rate" else None)
     return _layout(fig, title)
 
@@ -157,11 +169,12 @@ def grouped_accuracy(groups: list[dict], by: str = "Setting", metric: str = "Tes
     title = f"{metric} by {by.lower()} (mean ± std {spread})"
     if not groups:
         return empty_figure(title, f"No runs with {metric.lower()} yet")
+    # The run count goes under its bar's name: as bar text it sat on the error bar.
     fig = go.Figure(go.Bar(
-        x=[g["group"] for g in groups], y=[g["mean"] for g in groups], name="mean",
+        x=[f"{g['group']}<br>n={g['n']}" for g in groups], y=[g["mean"] for g in groups], name="mean",
         error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
-        text=[f"n={g['n']}" for g in groups], textposition="outside", customdata=[g["pools"] for g in groups],
-        hovertemplate="%{x}<br>mean %{y:.2f}%<br>%{text}: %{customdata}<extra></extra>"))
+        customdata=[g["pools"] for g in groups],
+        hovertemplate="%{x}<br>mean %{y:.2f}%<br>pools: %{customdata}<extra></extra>"))
     fig.update_xaxes(title_text=by.lower())
     fig.update_yaxes(title_text=f"{metric.lower()} (%), mean ± std")
     return _layout(fig, title, showlegend=False)
@@ -191,9 +204,8 @@ def grid_heatmap(grid: dict, names: list[str]) -> go.Figure:
                                hovertemplate="w1 %{x}<br>w2 %{y}<br>val %{z:.2f}%<extra></extra>"))
     fig.update_xaxes(title_text=f"weight of {names[0]}")
     fig.update_yaxes(title_text=f"weight of {names[1]}")
-    if weights.shape[1] == 3:
-        title += f" (best weight of {names[2]} at each cell)"
-    return _layout(fig, title)
+    subtitle = f"the best weight of {names[2]} at each cell" if weights.shape[1] == 3 else ""
+    return _layout(fig, title, subtitle=subtitle)
 
 
 def greedy_trajectory(trajectory: dict, best_step: int) -> go.Figure:
@@ -203,7 +215,7 @@ def greedy_trajectory(trajectory: dict, best_step: int) -> go.Figure:
     fig.add_trace(go.Scatter(x=steps, y=100 * np.asarray(trajectory["accuracy"]), name="val accuracy (%)"))
     fig.add_trace(go.Scatter(x=steps, y=trajectory["nll"], name="val NLL"), secondary_y=True)
     fig.add_vline(x=best_step, line_dash="dot", annotation_text=f"chosen: step {best_step}")
-    fig.update_xaxes(title_text="selection step")
+    fig.update_xaxes(title_text="selection step", **whole_steps(len(steps)))
     fig.update_yaxes(title_text="accuracy (%)", secondary_y=False)
     fig.update_yaxes(title_text="NLL", secondary_y=True)
     return _layout(fig, "Greedy selection (Caruana et al. 2004) on validation")
@@ -220,8 +232,9 @@ def reliability_diagram(curves: dict) -> go.Figure:
                                  line=dict(width=4 if i == 0 else 1.5)))
     fig.update_xaxes(title_text="confidence", range=[0, 1])
     fig.update_yaxes(title_text="accuracy", range=[0, 1])
-    return _layout(fig, "Reliability on the test split", height=420).update_layout(
-        legend=dict(orientation="v", yanchor="top", y=0.98, xanchor="left", x=0.02))
+    # The legend under the plot: inside, it covered the curves it names.
+    return _layout(fig, "Reliability on the test split", height=480).update_layout(
+        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
 
 
 def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
@@ -230,7 +243,7 @@ def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
                                text=[[f"{100 * v:.1f}" for v in row] for row in matrix], texttemplate="%{text}",
                                colorbar=dict(title="agree %")))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Member agreement on test (%): low agreement is what an ensemble can use", height=420)
+    return _layout(fig, "Member agreement on test (%)", subtitle="low agreement is what an ensemble can use", height=420)
 
 
 # -- Errors tab ----------------------------------------------------------------------------------------

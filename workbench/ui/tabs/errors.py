@@ -17,6 +17,7 @@ from workbench.ui import plots
 from workbench.ui.refresh import Refresh
 
 PER_PAGE = 64
+PICKED_SCALE = 8  # the clicked image, 32 -> 256 pixels
 ANY = "any"
 SORTS = [("confidently wrong first", "confident"), ("lowest true-class probability first", "true_low"),
          ("random", "random")]
@@ -48,6 +49,7 @@ class ErrorsView:
     next: gr.Button
     count: gr.Markdown
     gallery: gr.Gallery
+    picked: gr.Image  # the clicked image, enlarged
     top5: gr.Plot
     export: gr.Button
     export_file: gr.File
@@ -218,8 +220,10 @@ class _Handlers:
             chosen = self.selection(key, split, true_name, predicted_name, sort, seed, mode, key_b)
             position = (int(page_number or 1) - 1) * PER_PAGE + evt.index
             image = int(chosen.indices[position])
+            picked, _ = gallery.page(self.images(chosen.a), [image], chosen.a.probs, chosen.a.labels,
+                                     chosen.a.class_names, per_page=1, scale=PICKED_SCALE)[0]
         except (UserError, IndexError) as exc:
-            return gr.skip(), f"**{exc}**"
+            return gr.skip(), gr.skip(), f"**{exc}**"
         entries = []
         for letter, source in (("A", chosen.a), ("B", chosen.b)):
             if source is None:
@@ -230,7 +234,8 @@ class _Handlers:
                 entries.append((f"{prefix}member {run_id}: {source.member_names.get(run_id, '')}",
                                 analysis.top5(probs[image], source.class_names)))
         true_name = chosen.a.class_names[chosen.a.labels[image]]
-        return plots.top5_bars(entries, f"Image #{image} (true: {true_name})"), ""
+        return (plots.top5_bars(entries, f"Image #{image} (true: {true_name})"),
+                gr.update(value=picked, label=f"Image #{image}"), "")
 
     def export(self, *values):
         try:
@@ -278,7 +283,10 @@ def _layout() -> ErrorsView:
         c["count"] = gr.Markdown(elem_id="errors-count")
     c["gallery"] = gr.Gallery(label="Images (click one for its top-5 probabilities)", columns=8, height="auto",
                               object_fit="contain", allow_preview=False, elem_id="errors-gallery")
-    c["top5"] = gr.Plot(label="Top-5 probabilities")
+    with gr.Row(equal_height=False):
+        c["picked"] = gr.Image(label="The image you click", interactive=False, show_label=True, height=PICKED_SCALE * 32,
+                               scale=1, min_width=PICKED_SCALE * 32, elem_id="errors-picked")
+        c["top5"] = gr.Plot(label="Top-5 probabilities", scale=3)
     with gr.Row():
         c["export"] = gr.Button("Export the selection as one PNG")
         c["export_file"] = gr.File(label="Exported grid", visible=False, interactive=False)
@@ -301,7 +309,7 @@ def create_errors_tab(ctx) -> ErrorsTab:
     v.next.click(lambda p, *values: h.show((p or 1) + 1, *values), [v.page, *filters], show_outputs)
     v.confusion.select(h.pick_cell, source_inputs, [v.true_class, v.predicted_class, *show_outputs],
                        api_visibility="private")
-    v.gallery.select(h.pick, [v.page, *filters], [v.top5, v.message])
+    v.gallery.select(h.pick, [v.page, *filters], [v.top5, v.picked, v.message])
     v.export.click(h.export, filters, [v.export_file, v.message])
     refresh = Refresh(h.refresh, [v.source, v.source_b], [v.source, v.source_b])
     refresh.wire(v.refresh.click)

@@ -10,24 +10,34 @@ from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import PRECISIONS
-from workbench.ui.forms import gpu_choices, key_value_text, spec_to_fields
+from workbench.ui.forms import (
+    FormWords,
+    gpu_choices,
+    gpu_info,
+    key_value_text,
+    spec_to_fields,
+)
 from workbench.ui.forms import values_to_spec as spec_from_values
+from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
-from workbench.ui.tabs.spec_form import FormTab, estimate_box, wire_preview, wire_submit
+from workbench.ui.tabs.spec_form import FormTab, command_box, command_line, estimate_box, wire_preview, wire_submit
 
-LAYOUT = [  # rows of the form, in FinetuneSpec field names
+LAYOUT = [  # rows of the form, in FinetuneSpec field names; at most four a row, so none wraps beside the live panel
     ("backbone", "weights", "image_size"),
-    ("head_epochs", "head_lr", "finetune_epochs", "finetune_lr", "unfreeze_from"),
-    ("dense_units", "dropout", "batch_size", "augment"),
-    ("gpus", "precision", "seed", "name"),
+    ("head_epochs", "head_lr", "dense_units", "dropout"),  # phase 1: the new head
+    ("finetune_epochs", "finetune_lr", "unfreeze_from"),  # phase 2: the top of the backbone too
+    ("batch_size", "seed", "gpus", "precision"),
+    ("augment",),  # alone: beside number fields its checkboxes wrapped and stretched the row
     ("dataset", "data_path", "dataset_options"),
-    ("val_size", "split_seed", "train_subset"),
+    ("val_size", "split_seed", "train_subset", "name"),
 ]
 LABELS = {"image_size": "Input size (pixels)", "head_epochs": "Phase 1 epochs (head)", "head_lr": "Phase 1 lr (RMSprop)",
           "finetune_epochs": "Phase 2 epochs (fine-tune)", "finetune_lr": "Phase 2 lr (SGD, Nesterov)",
           "unfreeze_from": "Unfreeze from layer (-1: default)", "dense_units": "Head units", "data_path": "Data path",
           "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
           "train_subset": "Training subset (0 = all)", "name": "Run name (optional)", "gpus": "GPUs"}
+# Help where the form differs from the CLI flag it shares the spec's text with.
+FORM_HELP = {"augment": "applied at 32x32, before the resize; none ticked: no augmentation"}
 
 
 def _spec_module():
@@ -39,7 +49,8 @@ def _spec_module():
 def build_form(defaults, gpu_count: int) -> dict:
     fs = _spec_module()
     types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
-    help_text = fs.HELP
+    words = form_words()
+    help_text = {**{name: words.say(text) for name, text in fs.HELP.items()}, **FORM_HELP, "gpus": gpu_info(gpu_count)}
     c = {}
     with gr.Group():
         for row in LAYOUT:
@@ -66,6 +77,10 @@ def build_form(defaults, gpu_count: int) -> dict:
     missing = [f.name for f in dataclasses.fields(fs.FinetuneSpec) if f.name not in c]
     assert not missing, f"the fine-tune form lacks {missing}"
     return c
+
+
+def form_words() -> FormWords:
+    return FormWords(_spec_module().FinetuneSpec, LABELS, form_names())
 
 
 def form_names() -> list:
@@ -97,7 +112,7 @@ def create_finetune_tab(ctx) -> FormTab:
     fs = _spec_module()
     defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
             gr.Markdown("Phase 1 trains a new head (pooling, Dense, logits) on the frozen backbone; phase 2 "
                         "unfreezes the backbone from the chosen layer (BatchNorm stays frozen) and trains on with a "
                         "small learning rate. Images are resized on the fly; nothing is materialised. "
@@ -107,27 +122,33 @@ def create_finetune_tab(ctx) -> FormTab:
             estimate_box(ctx, form, lambda values: values_to_spec(list(form), values), defaults, "ft-estimate")
             message = gr.Markdown(elem_id="ft-message")
             start = gr.Button("Fine-tune", variant="primary", elem_id="ft-button")
-            command = gr.Code(defaults.to_cli(), label="Equivalent command", language="shell", interactive=False,
-                              wrap_lines=True, elem_id="ft-command")
+            command = command_box(defaults.to_cli(), "Equivalent command", "ft-command")
             with gr.Accordion("Backbone layers (to choose the unfreeze point)", open=False):
                 show_layers = gr.Button("Show the backbone's layers", size="sm")
                 layers = gr.Dataframe(headers=["index", "name", "type", "trainable params"], value=[],
                                       interactive=False, max_height=360, elem_id="ft-layers")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
     names = list(form)
 
-    wire_preview(form, command, lambda values: values_to_spec(names, values), len(ctx.gpu_names))
-
-    def submit(tag_text, *values):
-        spec = values_to_spec(names, values)
+    def read_spec(values):
+        """The form's spec as it would be queued: checked, its files inside the allowed folders."""
+        spec = values_to_spec(names, values).validate(available_gpus=len(ctx.gpu_names))
         spec = spec.replace(data_path=ctx.check_path(spec.data_path))
         if spec.weights not in fs.WEIGHT_CHOICES:
             spec = spec.replace(weights=ctx.check_path(spec.weights, "weights file"))
         if spec.is_hub and not spec.hub_handle.startswith(("http://", "https://")):
             ctx.check_path(spec.hub_handle, "SavedModel folder")
+        return spec
+
+    words = form_words()
+    wire_preview(form, command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])), words,
+                 message, extra=[tags])
+
+    def submit(tag_text, *values):
+        spec = read_spec(values)
         return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
 
-    wire_submit(panel, start, submit, [tags, *form.values()], message, api_name="finetune")
+    wire_submit(panel, start, submit, [tags, *form.values()], message, api_name="finetune", words=words)
     show_layers.click(list_layers, [form["backbone"], form["image_size"]], [layers, message])
     return FormTab(form=form, command=command, panel=panel, tags=tags)

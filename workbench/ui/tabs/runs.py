@@ -18,6 +18,7 @@ import gradio as gr
 
 from workbench.errors import UserError
 from workbench.ui import plots
+from workbench.ui.layout import column_widths
 from workbench.ui.refresh import Refresh
 from workbench.ui.tabs.runs_actions import (
     clone_values,
@@ -37,6 +38,11 @@ from workbench.ui.views import runs as rd
 log = logging.getLogger(__name__)
 TITLES = {"train": "Train", "finetune": "Fine-tune"}  # the tabs "Clone" fills, as the page names them
 LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
+# Percent of the leaderboard's width: at 1024 px every column fits its header and usual values (the
+# longest model and augmentation names wrap), Name most of what is left; Notes takes the rest.
+LEADERBOARD_WIDTHS = {"Kind": 7, "ID": 3.5, "Name": 11, "Model": 9, "Loss": 11, "Augmentations": 10, "Status": 8,
+                      "Best val acc %": 4.8, "Final val acc %": 4.8, "Test acc %": 4.8, "Params": 6.5, "Train min": 5,
+                      "Tags": 7}
 
 
 @dataclass(eq=False)
@@ -165,7 +171,7 @@ class _Handlers:
             summary = (f"{n_runs} of {len(runs)} run(s) shown"
                        f"{f', {hidden} archived hidden' if hidden else ''}"
                        f" · {len(rows) - n_runs} ensemble(s)")
-        return {v.leaderboard: gr.update(value=rd.rows_to_table(rows)), v.summary: summary,
+        return {v.leaderboard: gr.update(value=rd.display_table(rows)), v.summary: summary,
                 v.status_filter: _choices_update(options["status"], status),
                 v.model_filter: _choices_update(options["model"], model),
                 v.loss_filter: _choices_update(options["loss"], loss),
@@ -223,9 +229,9 @@ def _layout() -> RunsView:
         c["sort_by"] = gr.Dropdown(list(rd.SORTS), value=rd.DEFAULT_SORT, label="Sort by")
         c["refresh"] = gr.Button("Refresh", variant="secondary")
     c["leaderboard"] = gr.Dataframe(
-        value=[], headers=list(rd.COLUMNS), datatype=rd.DATATYPES, interactive=False, wrap=True,
-        max_height=480, show_search="search", pinned_columns=3, label="Leaderboard (click a column "
-        "header to sort, a row to pick the run below)", elem_id="runs-leaderboard")
+        value=[], headers=rd.shown_headers(), datatype=rd.DATATYPES, interactive=False, wrap=True,
+        max_height=480, show_search="search", column_widths=column_widths(rd.COLUMNS, LEADERBOARD_WIDTHS),
+        label="Leaderboard (click a column header to sort, a row to pick the run below)", elem_id="runs-leaderboard")
     with gr.Row():
         c["export"] = gr.Button("Export table as CSV", size="sm")
         c["export_file"] = gr.File(label="Leaderboard CSV", visible=False, interactive=False)

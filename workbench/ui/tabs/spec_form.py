@@ -1,7 +1,8 @@
 """What the Train and Fine-tune tabs share: the `FormTab` they return (a spec's form, its equivalent
-command and the live panel), the command and the time estimate kept up to date as the form changes,
-and queueing a run."""
+command and the live panel), the command and the time estimate kept up to date as the form changes, a
+refused value flagged at its field, and queueing a run."""
 import functools
+import shlex
 from dataclasses import dataclass
 
 import gradio as gr
@@ -29,17 +30,44 @@ class FormTab:
         return self.panel.refresh
 
 
-def wire_preview(form: dict, command, values_to_spec, gpu_count: int):
-    """Show the form's command line in `command` whenever a field changes (or why the form cannot run
-    yet); `values_to_spec(values)` reads the fields' values, in `form`'s order, into a spec."""
-    def preview(*values):
-        try:
-            return values_to_spec(values).validate(available_gpus=gpu_count).to_cli()
-        except UserError as exc:
-            return f"# fix the form first: {exc}"
+def command_box(value: str, label: str, elem_id: str) -> gr.Code:
+    """The equivalent command: as tall as the command is long (it wraps), with a copy button."""
+    return gr.Code(value, label=label, language="shell", interactive=False, wrap_lines=True, lines=1, max_lines=8,
+                   elem_id=elem_id)
 
-    components = list(form.values())
-    gr.on([c.change for c in components], preview, inputs=components, outputs=command, show_progress="hidden")
+
+def command_line(spec, tags: list) -> str:
+    """The spec's command with the run's tags, as `python -m workbench train|finetune` takes them."""
+    return spec.to_cli() + (" " + shlex.join(["--tags", ",".join(tags)]) if tags else "")
+
+
+def wire_preview(form: dict, command, read, words, message, extra=()):
+    """Show the form's command line in `command` whenever a field or an `extra` input (the tags) changes.
+    `read(*values)` (the fields' values in `form`'s order, then the extras') returns the command or raises
+    UserError; the refused field is then outlined with the reason as its info line, in the form's words
+    (`words`: a `forms.FormWords`), until its value is accepted, which also clears `message` (its refusal)."""
+    fields, info = list(form.values()), {name: c.info or "" for name, c in form.items()}
+    flagged = gr.State(None)  # (field name, reason) shown at that field now
+
+    def preview(*values):
+        *values, shown = values
+        try:
+            text, now = read(*values), None
+        except UserError as exc:
+            reason, field = words.say(str(exc)), words.field(str(exc))
+            text, now = f"# not runnable yet: {reason}", (field, reason) if field in form else None
+        updates = {command: text, flagged: now}
+        if now != shown:  # only the fields whose flag changes are sent
+            if shown:
+                updates[form[shown[0]]] = gr.update(elem_classes=[], info=info[shown[0]])
+                updates[message] = gr.update(value="", elem_classes=[])
+            if now:
+                updates[form[now[0]]] = gr.update(elem_classes=["refused"], info=now[1])
+        return updates
+
+    inputs = [*fields, *extra]
+    gr.on([c.change for c in inputs], preview, inputs=[*inputs, flagged],
+          outputs=[command, flagged, message, *fields], show_progress="hidden")
 
 
 def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.Markdown:
@@ -60,17 +88,19 @@ def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.
     return box
 
 
-def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_name: str):
+def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_name: str, words):
     """`button` queues a run: `submit(*inputs)` queues it and returns its spec and run id, or raises
-    UserError; `message` says which, and the panel follows the new run and polls."""
+    UserError; `message` says which (a refusal highlighted, in the form's words), and the panel follows
+    the new run and polls."""
     @functools.wraps(submit)
     def queue(*values):
         try:
             spec, run_id = submit(*values)
         except UserError as exc:
-            return f"**Not queued:** {exc}", gr.skip()
+            return gr.update(value=f"**Not queued:** {words.say(str(exc))}", elem_classes=["refused"]), gr.skip()
         follow, note = panel.followed_update(run_id)
-        return f"Queued run {run_id}: **{spec.display_name()}**. {note}".strip(), follow
+        return (gr.update(value=f"Queued run {run_id}: **{spec.display_name()}**. {note}".strip(), elem_classes=[]),
+                follow)
 
     button.click(queue, inputs, [message, panel.follow], concurrency_limit=1, api_name=api_name
                  ).then(start_polling, None, panel.timer, api_visibility="private")

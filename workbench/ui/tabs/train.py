@@ -15,9 +15,18 @@ from workbench.specs.flags import format_key_values, parse_tags
 from workbench.specs.run import RunSpec
 from workbench.training.losses import LOSS_PARAMS
 from workbench.training.schedules import SCHEDULE_PARAMS
-from workbench.ui.forms import build_form, form_values_to_spec, option_hint, spec_to_form_values
+from workbench.ui.forms import (
+    FORM_FIELDS,
+    LABELS,
+    FormWords,
+    build_form,
+    form_values_to_spec,
+    option_hint,
+    spec_to_form_values,
+)
+from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
-from workbench.ui.tabs.spec_form import FormTab, estimate_box, wire_preview, wire_submit
+from workbench.ui.tabs.spec_form import FormTab, command_box, command_line, estimate_box, wire_preview, wire_submit
 
 QUICK = ("quick", "quick-resnet20-ce")  # (preset, run): 65.9% test in about 4 minutes on a 2-core CPU
 
@@ -34,21 +43,27 @@ def create_train_tab(ctx) -> FormTab:
     recipe = recipes(ctx.data_path or "")
     defaults = recipe["classic" if ctx.gpu_names else "quick"]
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
             with gr.Row():
                 quick_button = gr.Button("Quick CPU recipe (minutes)", size="sm", elem_id="recipe-quick")
                 classic_button = gr.Button("Classic recipe (resnet20, 200 epochs)", size="sm", elem_id="recipe-classic")
             form = build_form(defaults, len(ctx.gpu_names))
             estimate_box(ctx, form, lambda values: form_values_to_spec(*values), defaults, "train-estimate")
-            tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0")
+            tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0", elem_id="train-tags")
             message = gr.Markdown(elem_id="train-message")
             train_button = gr.Button("Train", variant="primary", elem_id="train-button")
-            command = gr.Code(defaults.to_cli(), label="Equivalent command (copy to run it headless)",
-                              language="shell", interactive=False, elem_id="train-command", wrap_lines=True)
-        with gr.Column(scale=2):
+            command = command_box(defaults.to_cli(), "Equivalent command (copy to run it headless)", "train-command")
+        with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx)
 
-    wire_preview(form, command, lambda values: form_values_to_spec(*values), len(ctx.gpu_names))
+    def read_spec(values) -> RunSpec:
+        """The form's spec as it would be queued: checked, its data path inside the allowed folders."""
+        spec = form_values_to_spec(*values).validate(available_gpus=len(ctx.gpu_names))
+        return spec.replace(data_path=ctx.check_path(spec.data_path))
+
+    words = FormWords(RunSpec, LABELS, FORM_FIELDS)
+    wire_preview(form, command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])), words,
+                 message, extra=[tags])
     for button, name in ((quick_button, "quick"), (classic_button, "classic")):
         button.click(lambda name=name: spec_to_form_values(recipe[name]), None, list(form.values()),
                      show_progress="hidden")
@@ -59,9 +74,8 @@ def create_train_tab(ctx) -> FormTab:
                             form["schedule"], form["schedule_params"])
 
     def submit(tag_text, *values):
-        spec = form_values_to_spec(*values)
-        spec = spec.replace(data_path=ctx.check_path(spec.data_path))
+        spec = read_spec(values)
         return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
 
-    wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train")
+    wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train", words=words)
     return FormTab(form=form, command=command, panel=panel, tags=tags)

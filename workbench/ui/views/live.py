@@ -10,8 +10,7 @@ import html
 import time
 from datetime import datetime
 
-from workbench.constants import (ACTIVE_STATUSES, EVAL_TEST, EVAL_VALIDATION, PREPARING, RESUMABLE_STATUSES,
-                                 TRAINING)
+from workbench.constants import ACTIVE_STATUSES, EVAL_TEST, EVAL_VALIDATION, PREPARING, RESUMABLE_STATUSES, TRAINING
 
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
 # Forward passes only: an evaluation batch costs about a third of a training batch (forward + backward).

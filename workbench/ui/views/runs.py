@@ -24,6 +24,7 @@ from workbench.specs.flags import parse_tags  # noqa: F401 (the tab's filters pa
 # Leaderboard columns, in display order; accuracies are percentages, training time minutes.
 COLUMNS = ("Kind", "ID", "Name", "Model", "Loss", "Augmentations", "Status", "Best val acc %",
            "Final val acc %", "Test acc %", "Params", "Train min", "Tags", "Notes")
+HEADERS = {"Augmentations": "Augment"}  # shown instead, in a column that fits its values; the CSV keeps COLUMNS
 NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
 DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
 
@@ -77,11 +78,11 @@ def run_loss(run: dict) -> str:
     return str(spec.get("loss") or ("cross_entropy" if spec.get("backbone") else ""))
 
 
-def run_augment(run: dict) -> str:
+def run_augment(run: dict, sep: str = "+") -> str:
     augment = spec_of(run).get("augment") or []
     if isinstance(augment, str):
         augment = [a for a in augment.replace("+", ",").split(",") if a.strip()]
-    return "+".join(str(a).strip() for a in augment) or "none"
+    return sep.join(str(a).strip() for a in augment) or "none"
 
 
 def run_dataset(run: dict) -> str:
@@ -183,7 +184,8 @@ def run_row(run: dict) -> dict:
     status = run["status"] + (" (archived)" if run.get("archived") else "")
     return {
         "Kind": run.get("kind") or "scratch", "ID": run["id"], "Name": run["name"],
-        "Model": run_model(run), "Loss": run_loss(run), "Augmentations": run_augment(run),
+        "Model": run_model(run), "Loss": run_loss(run),
+        "Augmentations": run_augment(run, ", "),  # as --augment takes them; wraps between names
         "Status": status, "Best val acc %": _pct(run.get("best_val_accuracy")),
         "Final val acc %": _pct(run.get("final_val_accuracy")),
         "Test acc %": _pct(run.get("test_accuracy")), "Params": run.get("params"),
@@ -249,6 +251,32 @@ def leaderboard_rows(runs: list[dict], ensembles: list[dict] = (), *, status=(),
 
 def rows_to_table(rows: list[dict]) -> list[list]:
     return [[row[c] for c in COLUMNS] for row in rows]
+
+
+def format_count(n) -> str:
+    """A parameter count as people say it, three digits: 20559958 -> "20.6M", 1730714 -> "1.73M"."""
+    if _missing(n):
+        return ""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            decimals = max(0, 2 - int(math.log10(abs(n) / scale)))
+            return f"{n / scale:.{decimals}f}{suffix}"
+    return str(int(n))
+
+
+def shown_headers() -> list:
+    return [HEADERS.get(c, c) for c in COLUMNS]
+
+
+def display_table(rows: list[dict]):
+    """The leaderboard as the page shows it: numbers kept (so its columns sort as numbers) but displayed
+    short: parameters as 20.6M, accuracies and minutes without trailing zeros, blanks for missing values."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows_to_table(rows), columns=shown_headers())
+    number = lambda v: "" if _missing(v) else f"{v:g}"  # noqa: E731
+    formats = {HEADERS.get(c, c): format_count if c == "Params" else number for c in NUMERIC}
+    return frame.style.format(formats)
 
 
 def write_csv(header, table, folder=None) -> Path:
