@@ -43,61 +43,58 @@ def cancel_when(store, queue, condition: str):
     store.db.conn.create_function("cancel_run", 1, lambda run_id: queue.cancel(run_id))
     store.db.execute(f"CREATE TRIGGER cancel_at AFTER UPDATE ON runs WHEN {condition} BEGIN "
                      "SELECT cancel_run(new.id); END")
-    return lambda: store.db.execute("DROP TRIGGER cancel_at")
 
 
 def _phases(log) -> list:
     return [phase for i, phase in enumerate(r["phase"] for r in log) if i == 0 or phase != log[i - 1]["phase"]]
 
 
-def test_a_cancel_in_the_final_evaluation_keeps_the_epochs_and_resume_only_evaluates(store, queue):
+def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
+    """Attempt 1 is cancelled at its first batch (nothing kept: resume starts over), attempt 2 in its
+    final evaluation (both epochs kept, nothing half-stored: resume only evaluates), attempt 3 ends it."""
     log = record_progress(store)
-    stop_cancelling = cancel_when(store, queue, "new.phase = 'evaluating validation' AND new.attempt = 1")
+    cancel_when(store, queue, "new.attempt = 1 AND new.phase = 'training' AND new.step > 0")
     run_id = queue.submit(tiny(epochs=2))
     assert queue.wait(run_id, timeout=300)
     run = store.get_run(run_id)
-    assert run["status"] == "cancelled" and run["phase"] is None, run["error"]
+    assert run["status"] == "cancelled" and run["epochs_done"] == 0 and run["phase"] is None
+    assert _phases(log(run_id)) == ["preparing", "training", None]
+    first_attempt = run["attempt_seconds"]
+    assert first_attempt > 0 and run["train_seconds"] == pytest.approx(first_attempt)
+    store.db.execute("DROP TRIGGER cancel_at")
+    cancel_when(store, queue, "new.attempt = 2 AND new.phase = 'evaluating validation'")
+    assert queue.resume(run_id) == 0  # no checkpoint: it starts over, and says so
+
+    assert queue.wait(run_id, timeout=300)
+    run = store.get_run(run_id)
+    assert run["status"] == "cancelled", run["error"]
     assert store.prediction_splits(run_id) == [] and run["test_accuracy"] is None  # nothing half-stored
     assert run["epochs_done"] == 2 and checkpoint_epoch(store.run_dir(run_id)) == 2
-    first = log(run_id)
-    assert _phases(first)[:3] == ["preparing", "training", "evaluating validation"]
+    second = [r for r in log(run_id) if r["attempt"] == 2]
+    assert _phases(second)[:3] == ["preparing", "training", "evaluating validation"]
     # In-epoch progress exists before the first epoch ends: what the panel's rate and remaining time use.
     assert any(r["phase"] == "training" and r["epochs_done"] == 0 and r["step"] > 0 and r["step_seconds"] > 0
-               for r in first)
-    attempt_one = run["attempt_seconds"]
-    assert run["attempt"] == 1 and attempt_one > 0 and run["train_seconds"] == pytest.approx(attempt_one)
-
-    stop_cancelling()
+               for r in second)
+    before = run["train_seconds"]
+    assert before == pytest.approx(first_attempt + run["attempt_seconds"])
     assert queue.resume(run_id) == 2  # the checkpoint's epoch: the panel says "final evaluation only"
+
     assert queue.wait(run_id, timeout=300)
     run = store.get_run(run_id)
     assert run["status"] == "completed", run["error"]
     assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]
     assert sorted(store.prediction_splits(run_id)) == ["test", "test_flip", "val", "val_flip"]
-    second = log(run_id)[len(first):]
-    assert not any(r["phase"] == "training" and r["step"] for r in second)  # no epoch trained again
-    evaluation = [r for r in second if r["phase"] in ("evaluating validation", "evaluating test")]
+    third = [r for r in log(run_id) if r["attempt"] == 3]
+    assert not any(r["phase"] == "training" and r["step"] for r in third)  # no epoch trained again
+    evaluation = [r for r in third if r["phase"] in ("evaluating validation", "evaluating test")]
     eval_steps = 2 * (math.ceil(60 / 50) + math.ceil(100 / 50))  # val and test, plain and mirrored
     assert {r["eval_steps"] for r in evaluation} == {eval_steps}
     assert max(r["step"] for r in evaluation if r["phase"] == "evaluating test") == eval_steps
-    assert run["attempt"] == 2 and run["eval_seconds"] > 0
-    assert run["train_seconds"] == pytest.approx(attempt_one + run["attempt_seconds"])
+    assert run["attempt"] == 3 and run["eval_seconds"] > 0
+    assert run["train_seconds"] == pytest.approx(before + run["attempt_seconds"])
     # What the job wrote is what the next estimate of a run like it is measured by.
     est = estimate(tiny(epochs=2), store, gpu_count=0)
     assert not est.rough and est.evaluation == pytest.approx(run["eval_seconds"])
-
-
-def test_a_cancel_in_the_first_epoch_keeps_nothing_and_resume_starts_over(store, queue):
-    stop_cancelling = cancel_when(store, queue, "new.phase = 'training' AND new.step > 0 AND new.attempt = 1")
-    run_id = queue.submit(tiny(epochs=1))
-    assert queue.wait(run_id, timeout=300)
-    run = store.get_run(run_id)
-    assert run["status"] == "cancelled" and run["epochs_done"] == 0
-    stop_cancelling()
-    assert queue.resume(run_id) == 0  # no checkpoint: it starts over, and says so
-    assert queue.wait(run_id, timeout=300)
-    assert store.get_run(run_id)["status"] == "completed"
-    assert [e["epoch"] for e in store.epochs(run_id)] == [1]
 
 
 def test_a_cancel_skips_the_unfinished_epochs_validation(store):

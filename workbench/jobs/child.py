@@ -31,8 +31,8 @@ LOG_NAME = "process.log"
 FAILED_EXIT = 3  # the child caught the error and marked the run failed itself
 PARENT_GONE_EXIT = 4
 LOG_TAIL_LINES = 12
-# A stop is honoured after the current batch, or after the final predictions when it comes during them
-# (minutes for a big backbone on a CPU); a child still alive this long after the request is stuck.
+# A stop is honoured after the current batch, of training or of the final predictions (while the job
+# still loads data or builds its model, once that is done); a child still alive this long after is stuck.
 STOP_GRACE_SECONDS = 300.0
 PRIVATE_ENV = ("WORKBENCH_AUTH",)  # the page's login: a training job has no use for it
 
