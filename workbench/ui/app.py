@@ -30,6 +30,9 @@ footer { display: none !important; }
 #errors-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
 #errors-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
   text-overflow: clip; text-align: left; }
+/* Its scroll box as tall as two and a half rows of 8 at any width: whole captions, and a peek at what is below. */
+#errors-gallery .gallery-container { container-type: inline-size; }
+#errors-gallery .grid-wrap { max-height: calc(2.5 * ((100cqw - 56px) / 8 + 56px) + 24px) !important; height: auto; }
 """
 
 # tab id -> (title, builder), in page order

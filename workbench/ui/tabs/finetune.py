@@ -133,13 +133,13 @@ def create_finetune_tab(ctx) -> FormTab:
 
     def read_spec(values):
         """The form's spec as it would be queued: checked, its files inside the allowed folders."""
-        spec = values_to_spec(names, values).validate(available_gpus=len(ctx.gpu_names))
+        spec = values_to_spec(names, values)  # paths first: nothing is said about files outside the folders
         spec = spec.replace(data_path=ctx.check_path(spec.data_path))
         if spec.weights not in fs.WEIGHT_CHOICES:
             spec = spec.replace(weights=ctx.check_path(spec.weights, "weights file"))
         if spec.is_hub and not spec.hub_handle.startswith(("http://", "https://")):
             ctx.check_path(spec.hub_handle, "SavedModel folder")
-        return spec
+        return spec.validate(available_gpus=len(ctx.gpu_names))
 
     words = form_words()
     wire_preview(form, command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])), words,

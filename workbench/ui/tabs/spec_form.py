@@ -90,17 +90,20 @@ def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.
 
 def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_name: str, words):
     """`button` queues a run: `submit(*inputs)` queues it and returns its spec and run id, or raises
-    UserError; `message` says which (a refusal highlighted, in the form's words), and the panel follows
-    the new run and polls."""
+    UserError; `message` says which (a refusal in the form's words, highlighted), and the panel follows the
+    new run and polls. The API answers (message, run followed) as before: the highlight is a private step."""
+    refused = gr.State(False)  # State outputs are not part of the API's answer
+
     @functools.wraps(submit)
     def queue(*values):
         try:
             spec, run_id = submit(*values)
         except UserError as exc:
-            return gr.update(value=f"**Not queued:** {words.say(str(exc))}", elem_classes=["refused"]), gr.skip()
+            return f"**Not queued:** {words.say(str(exc))}", gr.skip(), True
         follow, note = panel.followed_update(run_id)
-        return (gr.update(value=f"Queued run {run_id}: **{spec.display_name()}**. {note}".strip(), elem_classes=[]),
-                follow)
+        return f"Queued run {run_id}: **{spec.display_name()}**. {note}".strip(), follow, False
 
-    button.click(queue, inputs, [message, panel.follow], concurrency_limit=1, api_name=api_name
-                 ).then(start_polling, None, panel.timer, api_visibility="private")
+    queued = button.click(queue, inputs, [message, panel.follow, refused], concurrency_limit=1, api_name=api_name)
+    queued.then(lambda no: gr.update(elem_classes=["refused"] if no else []), refused, message,
+                api_visibility="private", show_progress="hidden")
+    queued.then(start_polling, None, panel.timer, api_visibility="private")

@@ -58,8 +58,8 @@ def create_train_tab(ctx) -> FormTab:
 
     def read_spec(values) -> RunSpec:
         """The form's spec as it would be queued: checked, its data path inside the allowed folders."""
-        spec = form_values_to_spec(*values).validate(available_gpus=len(ctx.gpu_names))
-        return spec.replace(data_path=ctx.check_path(spec.data_path))
+        spec = form_values_to_spec(*values)  # paths first: nothing is said about files outside the folders
+        return spec.replace(data_path=ctx.check_path(spec.data_path)).validate(available_gpus=len(ctx.gpu_names))
 
     words = FormWords(RunSpec, LABELS, FORM_FIELDS)
     wire_preview(form, command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])), words,
