@@ -193,9 +193,10 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk)
         # In a thread: a child would need the 4 MB disk for its log too, and the OSError path is the loop's.
         queue = JobQueue(store, devices=[], isolate=False)
         stats = os.statvfs(small_disk)
-        # Leave 64 KB: enough for the store's epoch row and status, not for a checkpoint (~170 KB).
+        # Leave 128 KB: enough for the store's rows of one epoch (its progress, phase and status too: each
+        # write transaction adds WAL pages), not for a checkpoint (~170 KB).
         filler = small_disk / "filler"
-        filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 64 * 1024))
+        filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 128 * 1024))
         run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 2}))
         assert queue.wait(run_id, timeout=300)
         run = store.get_run(run_id)

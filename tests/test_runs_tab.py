@@ -323,5 +323,12 @@ def test_training_minutes_of_a_running_run_are_live(store):
     logged = datetime.fromisoformat(store.epochs(run_id)[-1]["logged_at"]).timestamp()
     minutes = lambda now: rd.run_row(ra.with_live_time(store, store.list_runs(), now)[0])["Train min"]  # noqa: E731
     assert minutes(logged + 30) == 1.5 and minutes(logged + 90) == 2.5  # the epoch's minute, then the clock's
-    row = dict(zip(rd.COLUMNS, tick(*values)[tab.view.leaderboard]["value"][0]))
+    from store.lock import StoreLock
+
+    runner = StoreLock(store.path).acquire()  # a live runner: without one, readers show the run interrupted
+    try:
+        table = tick(*values)[tab.view.leaderboard]["value"].data  # a pandas Styler: its data is the frame shown
+    finally:
+        runner.release()
+    row = table.iloc[0].to_dict()
     assert row["Name"] == "busy" and row["Train min"] >= 1.0
