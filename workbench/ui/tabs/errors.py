@@ -17,6 +17,7 @@ from workbench.ui import plots
 from workbench.ui.refresh import Refresh
 
 PER_PAGE = 64
+CONFUSION_MIN_WIDTH = 640  # px: the matrix's 11 columns in the page font (measured: 615 px at 1024)
 PICKED_SCALE = 8  # the clicked image, 32 -> 256 pixels
 ANY = "any"
 SORTS = [("confidently wrong first", "confident"), ("lowest true-class probability first", "true_low"),
@@ -264,9 +265,12 @@ def _layout() -> ErrorsView:
         c["refresh"] = gr.Button("Refresh sources", scale=1)
     c["message"] = gr.Markdown(elem_id="errors-message")
     with gr.Row():
+        # At least as wide as ten CIFAR-10 class columns need: below that the two tables stack instead of
+        # squeezing the matrix into a box narrower than its columns (1024 px windows).
         c["confusion"] = gr.Dataframe(value=[], interactive=False, label="Confusion matrix (click a cell to show "
-                                      "its images)", elem_id="errors-confusion")
-        c["per_class"] = gr.Dataframe(headers=PER_CLASS_COLUMNS, value=[], interactive=False, label="Per class")
+                                      "its images)", elem_id="errors-confusion", min_width=CONFUSION_MIN_WIDTH)
+        c["per_class"] = gr.Dataframe(headers=PER_CLASS_COLUMNS, value=[], interactive=False, label="Per class",
+                                      min_width=CONFUSION_MIN_WIDTH)
     with gr.Row():
         c["true_class"] = gr.Dropdown([ANY], value=ANY, label="True class", elem_id="errors-true")
         c["predicted_class"] = gr.Dropdown([ANY], value=ANY, label="Predicted class", elem_id="errors-predicted")
