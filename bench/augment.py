@@ -7,7 +7,8 @@ Baselines: `tf_keras.preprocessing.image.ImageDataGenerator(horizontal_flip=True
 height_shift_range=0.125, fill_mode="reflect").flow(x, y, batch_size=B)`, as classic Keras CIFAR scripts
 feed their models; and Keras 3 layers mapped over the same tf.data batches as ours: RandomFlip +
 RandomTranslation(0.125, reflect), RandomFlip + RandomCrop of the 4-pixel reflect-padded batch, and that
-+ RandomErasing (a quarter of the image, as our 16-pixel Cutout). Ours: uint8 images -> `tf.data`
++ RandomErasing (a quarter of the image, as our 16-pixel Cutout). Keras 3's RandomCrop draws one offset
+per batch (ours one per image): less work, so the comparison favours the baseline. Ours: uint8 images -> `tf.data`
 batch(B) -> cast float32 -> augment (the pipeline's seeds zipped in from `Dataset.random`), iterated to
 exhaustion. Target: flip_crop+cutout at least 20x the images/s of the fastest baseline doing at least
 that work (ImageDataGenerator, which does no erasing, and the Keras 3 layers with RandomErasing); the

@@ -22,7 +22,8 @@ one gather of pixels through per-image index grids that do the REFLECT padding o
 pad + one gather ~2.9 ms, `crop_and_resize` with integer boxes ~3.7 ms, and `ImageProjectiveTransformV3`
 (translate + flip) ran ~3x slower than the gather in a tf.data pipeline. flip_crop and cutout then run as
 one XLA-compiled function (`_spatial`) that fuses index arithmetic, gather and mask: ~1.5x the images/s
-of the same ops without XLA. bench/augment.py compares the result with Keras' ImageDataGenerator.
+of the same ops without XLA. bench/augment.py compares the result with Keras' ImageDataGenerator and
+with Keras 3's preprocessing layers in tf.data.
 """
 import math
 import numbers
