@@ -49,7 +49,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def wait_until(predicate, what: str = "", timeout: float = 60, page=None):
+def wait_until(predicate, what: str = "", timeout: float = 60, page=None, every: float = 0.3):
     """`predicate()`'s first true value, polled (a page's events finish on their own time); on a timeout
     the `page`, if given, is saved as test-artifacts/wait-timeout.png to show what was there instead."""
     deadline = time.monotonic() + timeout
@@ -57,7 +57,7 @@ def wait_until(predicate, what: str = "", timeout: float = 60, page=None):
         value = predicate()
         if value:
             return value
-        time.sleep(0.3)
+        time.sleep(every)
     if page is not None:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wait-timeout.png"), full_page=True)

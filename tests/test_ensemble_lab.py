@@ -90,6 +90,25 @@ def test_scores_match_hand_computation_and_scipy_mode(filled):
     assert tta["test"]["nll"] != pytest.approx(scored["test"]["nll"])
 
 
+
+def test_the_reliability_diagram_built_unvalidated_is_a_valid_figure(filled):
+    """The diagram skips Plotly's validation for speed (it is redrawn on every slider move): built again
+    with validation, every property must still be one Plotly knows."""
+    import plotly.graph_objects as go
+
+    from workbench.ui import plots
+
+    store, ids, *_ = filled
+    members = lab.Lab(store).load(ids)
+    settings = lab.Settings()
+    figure = plots.reliability_diagram(lab.reliability(members, lab.score(members, [1, 1, 1], settings), settings))
+    checked = go.Figure(figure.to_dict())  # raises ValueError on an unknown property
+    assert [t.name.split(" (ECE")[0] for t in checked.data][:2] == ["perfect calibration", "ensemble"]
+    assert len(checked.data) == 2 + len(ids) and checked.layout.xaxis.title.text == "confidence"
+    assert checked.layout.template.layout.plot_bgcolor == "white"  # plotly_white's look kept
+    with pytest.raises(ValueError):
+        go.Figure({**figure.to_dict(), "layout": {"no_such_property": 1}})
+
 def test_weights_are_chosen_on_validation_only(filled):
     store, ids, *_ = filled
     members = lab.Lab(store).load(ids)

@@ -4,7 +4,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_train import tiny, wait_for
+from conftest import wait_until
+from test_train import tiny
 
 from workbench.jobs.child import LOG_NAME, gpu_visibility
 from workbench.jobs.queue import JobQueue
@@ -44,7 +45,7 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
     try:
         doomed = queue.submit(tiny(epochs=8))
         after = queue.submit(tiny(epochs=1))
-        wait_for(lambda: store.epochs(doomed), timeout=120, every=0.2)
+        wait_until(lambda: store.epochs(doomed), "the first epoch row", timeout=120, every=0.2)
         child = queue.process_ids()[doomed]
         assert child in _job_children()
         environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
@@ -61,7 +62,7 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
 
         queue.resume(doomed)  # the epochs it finished are kept; now it gets stuck
         done = len(store.epochs(doomed))
-        wait_for(lambda: len(store.epochs(doomed)) > done, timeout=120, every=0.2)
+        wait_until(lambda: len(store.epochs(doomed)) > done, "another epoch row", timeout=120, every=0.2)
         child = queue.process_ids()[doomed]
         os.kill(child, signal.SIGSTOP)
         queue.cancel(doomed)

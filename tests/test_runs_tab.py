@@ -2,6 +2,7 @@
 import csv
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from store import Store
@@ -167,10 +168,18 @@ def test_figures(store, filled):
     assert sorted(t.name for t in scatter.data) == ["resnet20"] and scatter.layout.xaxis.type == "log"
     assert len(scatter.data[0].x) == 3  # completed, unarchived, with params and test accuracy
     assert list(groups.data[0].x) == ["label_smoothing<br>n=2", "cross_entropy<br>n=1"]  # counts clear of the bars
-    live = plots.live_curves(a, store.epochs(ids["a"]))
+    # Built unvalidated for the poll's speed: validated here, so an unknown property still fails.
+    live = go.Figure(plots.live_curves(a, store.epochs(ids["a"])).to_dict())
     assert [t.name for t in live.data] == ["training", "validation", "train acc", "val acc", "learning rate"]
+    assert [t.xaxis for t in live.data] == ["x", "x", "x2", "x2", "x3"]
     assert live.layout.height == 360 and live.layout.xaxis3.title.text == "epoch"
     assert live.layout.xaxis.dtick == 1 and live.layout.xaxis.tickformat == "d"  # epochs: whole numbers
+    assert live.layout.xaxis.range[1] == max(e["epoch"] for e in store.epochs(ids["a"])) + 0.5  # last marker whole
+    assert [n.text for n in live.layout.annotations] == ["Loss", "Accuracy (%)", "Learning rate"]
+    phased = go.Figure(plots.live_curves({**a, "kind": "finetune", "spec": {"head_epochs": 1, "finetune_epochs": 2}},
+                                         store.epochs(ids["a"])).to_dict())
+    assert [shape.xref for shape in phased.layout.shapes] == ["x", "x2", "x3"]
+    assert phased.layout.annotations[-1].text == "phase 2: backbone unfrozen"
     assert plots.whole_steps(200)["dtick"] == 25 and plots.whole_steps(8)["dtick"] == 1
     waiting = plots.live_curves(a, [])  # a message alone, not on top of three empty plots' axis titles
     assert [n.text for n in waiting.layout.annotations] == ["waiting for the first epoch..."]

@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, wait_until
 
 from store import Store
 from workbench.errors import UserError
@@ -41,16 +41,6 @@ def isolated_queue(store):
     q = JobQueue(store, devices=[])
     yield q
     q.shutdown()
-
-
-def wait_for(predicate, timeout=120, every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_run_trains_and_stores_everything(store, queue):
@@ -92,7 +82,7 @@ def test_cancel_then_resume_finishes_without_duplicate_epochs(store, isolated_qu
     continues from the checkpoint. (The kill-and-resume cycles are in tests/test_job_process.py.)"""
     queue = isolated_queue
     run_id = queue.submit(tiny(epochs=8))
-    wait_for(lambda: len(store.epochs(run_id)) >= 1)
+    wait_until(lambda: len(store.epochs(run_id)) >= 1, "the first epoch row", timeout=120, every=0.1)
     queue.cancel(run_id)
     assert queue.wait(run_id, timeout=60)
     run = store.get_run(run_id)
@@ -113,7 +103,7 @@ def test_cancel_then_resume_finishes_without_duplicate_epochs(store, isolated_qu
 def test_cancel_a_queued_job_and_one_job_at_a_time_on_cpu(store, queue):
     first = queue.submit(tiny(epochs=20))
     second = queue.submit(tiny(epochs=2))
-    wait_for(lambda: store.get_run(first)["status"] == "running")
+    wait_until(lambda: store.get_run(first)["status"] == "running", "the first run to start", timeout=120, every=0.1)
     assert store.get_run(second)["status"] == "queued"
     assert queue.cancel(second) is False  # it was waiting: cancelled at once, nothing was running
     assert store.get_run(second)["status"] == "cancelled"
@@ -196,14 +186,14 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: db.exists() and _epochs_done(db) >= 2, timeout=240, every=0.2)
+        wait_until(lambda: db.exists() and _epochs_done(db) >= 2, "two epochs in the store", timeout=240, every=0.2)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     with Store(db) as store:
         # The run trained in a child process that holds the store's lock: it must notice its app is
         # gone and exit at once (no orphan writing on), which frees the lock.
-        queue = wait_for(lambda: _job_queue_or_none(store), timeout=15, every=0.1)
+        queue = wait_until(lambda: _job_queue_or_none(store), "the job queue", timeout=15, every=0.1)
         epochs_at_restart = len(store.epochs(1))
         assert queue.interrupted == [1] and store.get_run(1)["status"] == "interrupted"
         time.sleep(1.5)

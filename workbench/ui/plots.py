@@ -1,7 +1,7 @@
 """Plotly figures shared by the tabs: pure functions from store rows and arrays to a Figure (and the
 confusion matrix as a styled table, whose cells Gradio can report clicks on).
 
-No Gradio here. Every figure uses `template="plotly_white"`, a fixed height, a title, axis titles
+No Gradio here. Every figure uses plotly_white's look, a fixed height, a title, axis titles
 and a legend; an empty input gives a figure that says what is missing instead of blank axes.
 """
 from __future__ import annotations
@@ -10,22 +10,36 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from workbench.ui.views import runs as rd
 
 HEIGHT = 360
-TEMPLATE = "plotly_white"
+# plotly_white's layout without its per-trace-type defaults: Plotly deep-copies and validates a figure's
+# template on every figure, and the full one cost ~30 ms of each Ensemble slider move (four-fifths of it).
+TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
 
 
-def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, subtitle: str = "", **extra) -> go.Figure:
+def _layout_settings(title: str, *, height: int = HEIGHT, subtitle: str = "", **extra) -> dict:
     """Shared style; a `subtitle` (a line under the title) keeps the title short enough for a half-width figure."""
     heading = dict(text=title, x=0.01, subtitle=dict(text=subtitle, font=dict(size=12, color="#666")))
-    fig.update_layout(title=heading, template=TEMPLATE, height=height,
-                      margin=dict(l=60, r=20, t=80 if subtitle else 60, b=50), hovermode="closest",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
-                      **extra)
-    return fig
+    settings = dict(title=heading, template=TEMPLATE, height=height,
+                    margin=dict(l=60, r=20, t=80 if subtitle else 60, b=50), hovermode="closest",
+                    legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+    return {**settings, **extra}
+
+
+def _layout(fig: go.Figure, title: str, **settings) -> go.Figure:
+    """The shared style on `fig`, in one layout update (each update re-validates the layout)."""
+    return fig.update_layout(**_layout_settings(title, **settings))
+
+
+def unvalidated_figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A Figure built in one go without Plotly's property validation (its `_validate` switch), for a figure
+    redrawn on every interaction: validation and update callbacks were four-fifths of an Ensemble slider
+    move's server time. A test must build each such figure validated too, so a wrong property still fails."""
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def empty_figure(title: str, message: str) -> go.Figure:
@@ -54,14 +68,18 @@ def whole_steps(last) -> dict:
 
 
 # -- Train tab -----------------------------------------------------------------------------------
+LIVE_PANELS = (("Loss", "loss"), ("Accuracy (%)", "accuracy (%)"), ("Learning rate", "learning rate"))
+LIVE_GAP = 0.12  # between the three plots: room for each one's y tick labels and title, clear of its neighbour
+
+
 def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
-    """Loss (train/val), accuracy (train/val, %) and learning rate against epoch, side by side."""
+    """Loss (train/val), accuracy (train/val, %) and learning rate against epoch, side by side.
+
+    Built as one dict, unvalidated: the live panel redraws it every poll, and `make_subplots` plus
+    Plotly's validation were ~95% of the poll's server time. tests/test_runs_tab.py validates it in full."""
     title = f"Run {run.get('id', '?')}: {run.get('name', '')}"
     if not epochs:
         return empty_figure(title, "waiting for the first epoch...")
-    # The gaps hold each plot's y tick labels and title, clear of the plot to its left.
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Accuracy (%)", "Learning rate"),
-                        horizontal_spacing=0.12)
     x = [e["epoch"] for e in epochs]
 
     def col(key, scale=1.0):
@@ -69,29 +87,41 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
 
     mode = "lines+markers" if len(epochs) <= 30 else "lines"
     styles = {"train": dict(color="#1f77b4"), "val": dict(color="#ff7f0e")}
-    for key, name, group, c in (("loss", "training", "train", 1), ("val_loss", "validation", "val", 1),
-                                ("accuracy", "train acc", "train", 2),
-                                ("val_accuracy", "val acc", "val", 2)):
-        fig.add_trace(go.Scatter(x=x, y=col(key, 100.0 if c == 2 else 1.0), name=name, mode=mode,
-                                 line=styles[group], legendgroup=group,
-                                 showlegend=c == 1), row=1, col=c)
-    fig.add_trace(go.Scatter(x=x, y=col("lr"), name="learning rate", mode=mode,
-                             line=dict(color="#2ca02c"), showlegend=False), row=1, col=3)
-    for c in (1, 2, 3):
-        fig.update_xaxes(title_text="epoch", row=1, col=c, **whole_steps(max(x)))
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
-    fig.update_yaxes(title_text="learning rate", row=1, col=3, exponentformat="e", rangemode="tozero")
-    fig.update_yaxes(title_standoff=4)
+    traces = [dict(type="scatter", x=x, y=col(key, 100.0 if c == 2 else 1.0), name=name, mode=mode,
+                   line=styles[group], legendgroup=group, showlegend=c == 1, xaxis=_axis("x", c), yaxis=_axis("y", c))
+              for key, name, group, c in (("loss", "training", "train", 1), ("val_loss", "validation", "val", 1),
+                                          ("accuracy", "train acc", "train", 2),
+                                          ("val_accuracy", "val acc", "val", 2))]
+    traces.append(dict(type="scatter", x=x, y=col("lr"), name="learning rate", mode=mode,
+                       line=dict(color="#2ca02c"), showlegend=False, xaxis="x3", yaxis="y3"))
+    width = (1 - 2 * LIVE_GAP) / 3
+    # Half an epoch of room at both ends: the last point's marker is not cut by the plot's right edge.
+    epoch_axis = dict(title=dict(text="epoch"), range=[min(x) - 0.5, max(x) + 0.5], **whole_steps(max(x)))
+    layout, annotations, shapes = {}, [], []
+    for c, (heading, y_title) in enumerate(LIVE_PANELS, start=1):
+        left = (c - 1) * (width + LIVE_GAP)
+        layout[_axis("xaxis", c)] = dict(epoch_axis, domain=[left, left + width], anchor=_axis("y", c))
+        layout[_axis("yaxis", c)] = dict(title=dict(text=y_title, standoff=4), anchor=_axis("x", c))
+        annotations.append(dict(text=heading, x=left + width / 2, y=1.0, xref="paper", yref="paper",
+                                xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=16)))
+    layout["yaxis3"].update(exponentformat="e", rangemode="tozero")
     spec = run.get("spec") or {}
     if run.get("kind") == "finetune" and spec.get("head_epochs") and spec.get("finetune_epochs"):
-        for c in (1, 2, 3):  # where phase 2 (the unfrozen backbone) starts
-            fig.add_vline(x=spec["head_epochs"] + 0.5, line_dash="dot", line_color="#888", row=1, col=c)
-        fig.add_annotation(text="phase 2: backbone unfrozen", x=spec["head_epochs"] + 0.5, xref="x", yref="paper",
-                           y=1.0, showarrow=False, xanchor="left", font=dict(size=10, color="#666"))
+        start = spec["head_epochs"] + 0.5  # where phase 2 (the unfrozen backbone) starts
+        shapes = [dict(type="line", x0=start, x1=start, y0=0, y1=1, xref=_axis("x", c), yref=f"{_axis('y', c)} domain",
+                       line=dict(dash="dot", color="#888")) for c in (1, 2, 3)]
+        annotations.append(dict(text="phase 2: backbone unfrozen", x=start, xref="x", yref="paper", y=1.0,
+                                showarrow=False, xanchor="left", font=dict(size=10, color="#666")))
     # Legend under the plots: above them it covers the third subplot's title.
-    return _layout(fig, title).update_layout(
-        legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="center", x=0.5), margin=dict(b=80))
+    layout.update(annotations=annotations, shapes=shapes)
+    return unvalidated_figure(traces, _layout_settings(
+        title, legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="center", x=0.5),
+        margin=dict(l=60, r=20, t=60, b=80), **layout))
+
+
+def _axis(name: str, column: int) -> str:
+    """Plotly's name of the `column`th plot's axis: x, x2, x3 (and xaxis, xaxis2, ...)."""
+    return name if column == 1 else f"{name}{column}"
 
 
 # -- Runs tab ------------------------------------------------------------------------------------
@@ -223,18 +253,19 @@ def greedy_trajectory(trajectory: dict, best_step: int) -> go.Figure:
 
 def reliability_diagram(curves: dict) -> go.Figure:
     """Accuracy against confidence per bin, for the ensemble and each member (test split)."""
-    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                               line=dict(color="#999", dash="dash")))
+    traces = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                   line=dict(color="#999", dash="dash"))]
     for i, (name, curve) in enumerate(curves.items()):
         filled = np.asarray(curve["counts"]) > 0
-        fig.add_trace(go.Scatter(x=np.asarray(curve["confidence"])[filled], y=np.asarray(curve["accuracy"])[filled],
-                                 mode="lines+markers", name=f"{name} (ECE {100 * curve['ece']:.1f}%)",
-                                 line=dict(width=4 if i == 0 else 1.5)))
-    fig.update_xaxes(title_text="confidence", range=[0, 1])
-    fig.update_yaxes(title_text="accuracy", range=[0, 1])
+        traces.append(dict(type="scatter", x=np.asarray(curve["confidence"])[filled],
+                           y=np.asarray(curve["accuracy"])[filled], mode="lines+markers",
+                           name=f"{name} (ECE {100 * curve['ece']:.1f}%)", line=dict(width=4 if i == 0 else 1.5)))
     # The legend under the plot: inside, it covered the curves it names.
-    return _layout(fig, "Reliability on the test split", height=480).update_layout(
-        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
+    layout = _layout_settings("Reliability on the test split", height=480,
+                              legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+                              xaxis=dict(title=dict(text="confidence"), range=[0, 1]),
+                              yaxis=dict(title=dict(text="accuracy"), range=[0, 1]))
+    return unvalidated_figure(traces, layout)  # redrawn on every slider move
 
 
 def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
