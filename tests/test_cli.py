@@ -68,6 +68,7 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["--db", db, "train", *TINY_FLAGS, "--epochs", "2", "--tags", "smoke,cli"]) == 0
     out = capsys.readouterr().out
     assert "run 1 epoch 2/2" in out and "run 1 completed: best val" in out
+    assert "Time on this CPU: ~" in out and "2 epochs of 250 images" in out  # the estimate, before it starts
     with Store(db) as store:
         test_accuracy = store.get_run(1)["test_accuracy"]
     assert f"test {100 * test_accuracy:.2f}%" in out  # percentages, as the page shows them
@@ -84,6 +85,33 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
     with Store(db) as store:
         assert store.get_run(1)["tags"] == ["smoke", "cli"]
 
+
+
+class _EndsAfter:
+    """A queue stand-in for `_follow` whose runs end after `polls` looks: the store row is what is read."""
+
+    def __init__(self, polls: int):
+        self.polls = polls
+
+    def wait(self, run_id, timeout=None):
+        self.polls -= 1
+        return self.polls < 0
+
+
+def test_following_a_run_says_what_it_does_between_epochs(tmp_path, capsys):
+    """During the final evaluation (minutes for a big test split) the CLI says so, with its batches and
+    the time left, as the live panel does, instead of going quiet after the last epoch."""
+    from workbench.cli.main import _follow
+    from workbench.constants import EVAL_TEST
+
+    with Store(tmp_path / "w.db") as store:
+        run_id = store.create_run("evaluating", {"epochs": 2})
+        store.set_status(run_id, "running")
+        store.update_run(run_id, phase=EVAL_TEST, step=10, eval_steps=40, step_seconds=5.0, epochs_done=2)
+        assert _follow(_EndsAfter(1), store, [run_id], every=0) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"run {run_id}: evaluating test (10 of 40 batches)")
+    assert "remaining ~0m 15s" in lines[0]  # 30 batches left at the pass's 2 batches a second
 
 def test_ensemble_output_uses_percentages_like_the_page(tmp_path, capsys):
     """Accuracy and ECE as the Ensemble tab shows them (percent, two decimals); NLL stays a number."""

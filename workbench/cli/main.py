@@ -116,8 +116,13 @@ def _train(args):
     spec = spec_from_args(args, args.spec_class)
     store = _open_store(args)
     queue = JobQueue(store)
+    from workbench.jobs.estimate import estimate
+    from workbench.ui.views.live import estimate_text
+
     run_id = queue.submit(spec, tags=parse_tags(args.tags))
     print(f"run {run_id}: {spec.display_name()}  ({store.path})")
+    hint = f"{_prog()} train-all --preset quick trains runs that finish in minutes."
+    print(estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=hint, markdown=False), flush=True)
     return _follow(queue, store, [run_id])
 
 
@@ -132,18 +137,33 @@ def _resume(args):
     return _follow(queue, store, [args.run])
 
 
-def _follow(queue, store, run_ids, prefix=""):
-    """Print each new epoch until the runs end; Ctrl-C cancels them (resumable later)."""
+PROGRESS_EVERY = 30.0  # seconds between progress lines inside a long epoch or the final evaluation
+
+
+def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
+    """Print each new epoch until the runs end, and what a run is doing (its phase, rate and remaining
+    time, as the live panel says it) when that changes or every `every` seconds inside a long epoch or
+    the final evaluation; Ctrl-C cancels them (resumable later)."""
+    from workbench.ui.views.live import phase_of, progress_facts
+
     shown = {run_id: 0 for run_id in run_ids}
+    said = {run_id: (None, 0.0) for run_id in run_ids}  # (phase, when) of each run's last progress line
     try:
         while True:
             for run_id in run_ids:
-                for row in store.epochs(run_id)[shown[run_id]:]:
+                epochs = store.epochs(run_id)
+                for row in epochs[shown[run_id]:]:
                     shown[run_id] = row["epoch"]
                     total = store.get_run(run_id)["spec"]["epochs"]
                     print(f"{prefix}run {run_id} epoch {row['epoch']}/{total}: loss {_f(row['loss'])} "
                           f"acc {percent(row['accuracy'])} val_acc {percent(row['val_accuracy'])} "
                           f"lr {_f(row['lr'], 5)} ({row['seconds']:.1f}s)", flush=True)
+                    said[run_id] = (said[run_id][0], time.monotonic())  # an epoch line says enough for now
+                run = store.get_run(run_id)
+                phase, last = phase_of(run), said[run_id]
+                if phase and (phase != last[0] or time.monotonic() - last[1] >= every):
+                    print(f"{prefix}run {run_id}: {' · '.join(progress_facts(run, epochs))}", flush=True)
+                    said[run_id] = (phase, time.monotonic())
             if all(queue.wait(r, timeout=0) for r in run_ids):
                 break
             time.sleep(0.5)

@@ -197,13 +197,11 @@ def _phase_text(run: dict, p: dict, runs: list) -> str:
     return f"waiting: {note}" if note else f"epoch {p['epoch']}"
 
 
-def status_html(run: dict, epochs: list, runs: list = ()) -> str:
-    """A progress bar and one line of facts for the followed run (`runs`: all of them, to place a
-    waiting one in the queue)."""
+def progress_facts(run: dict, epochs: list, runs: list = ()) -> list:
+    """What the followed run is doing, in plain words: phase, rate, elapsed, remaining and its scores,
+    as the live panel shows them and `python -m workbench train` prints them."""
     p = progress(run, epochs)
-    colour = COLOURS.get(run["status"], "#2563eb")
-    facts = [f"<b>{html.escape(run['name'])}</b> (run {run['id']})", f"<b style='color:{colour}'>{run['status']}</b>",
-             _phase_text(run, p, runs or [run]), _rate_text(p)]
+    facts = [_phase_text(run, p, runs or [run]), _rate_text(p)]
     if p["attempt_seconds"] is not None and (run.get("attempt") or 0) > 1:
         facts.append(f"elapsed {duration(p['attempt_seconds'])} this attempt (#{run['attempt']}), "
                      f"{duration(p['elapsed'])} in all")
@@ -217,11 +215,21 @@ def status_html(run: dict, epochs: list, runs: list = ()) -> str:
         facts.append(f"best val {100 * run['best_val_accuracy']:.2f}%")
     if run.get("test_accuracy") is not None:
         facts.append(f"test {100 * run['test_accuracy']:.2f}%")
+    return [f for f in facts if f]
+
+
+def status_html(run: dict, epochs: list, runs: list = ()) -> str:
+    """A progress bar and one line of facts for the followed run (`runs`: all of them, to place a
+    waiting one in the queue)."""
+    fraction = progress(run, epochs)["fraction"]
+    colour = COLOURS.get(run["status"], "#2563eb")
+    facts = [f"<b>{html.escape(run['name'])}</b> (run {run['id']})", f"<b style='color:{colour}'>{run['status']}</b>",
+             *(html.escape(f) for f in progress_facts(run, epochs, runs))]
     bar = (f"<div style='background:#e5e7eb;border-radius:6px;height:14px;width:100%'>"
-           f"<div style='background:{colour};width:{100 * p['fraction']:.1f}%;height:14px;border-radius:6px'></div></div>")
+           f"<div style='background:{colour};width:{100 * fraction:.1f}%;height:14px;border-radius:6px'></div></div>")
     error = (f"<pre style='white-space:pre-wrap;color:#b91c1c'>{html.escape(run['error'])}</pre>"
              if run.get("error") else "")
-    return f"<div id='live-status'>{bar}<p>{' · '.join(f for f in facts if f)}</p>{error}</div>"
+    return f"<div id='live-status'>{bar}<p>{' · '.join(facts)}</p>{error}</div>"
 
 
 def can_cancel(run) -> bool:
@@ -270,13 +278,19 @@ def resume_message(run: dict, epoch: int, runs: list) -> str:
     return f"Run {run['id']} {what}." + (f" It waits: {note}." if "behind" in note else "")
 
 
-def estimate_text(est) -> str:
-    """A `workbench.jobs.estimate.Estimate` as the form shows it, with where its figure comes from."""
+QUICK_HINT = "**Quick CPU recipe** fills one that finishes in minutes."
+
+
+def estimate_text(est, *, quick_hint: str = QUICK_HINT, markdown: bool = True) -> str:
+    """A `workbench.jobs.estimate.Estimate` as the form shows it, with where its figure comes from
+    (`markdown=False`: plain text, as the command line prints it)."""
     if est.seconds is None:
-        return f"**Estimated time:** unknown — {est.source}."
-    text = (f"**Time on this {est.device}: ~{duration(est.seconds)}{' (rough)' if est.rough else ''}** — "
-            f"{est.epochs} epoch{'s' if est.epochs != 1 else ''} of {est.images:,} images at "
-            f"~{1 / est.per_image:,.0f} images/s, then ~{duration(est.evaluation)} of final evaluation. {est.source}.")
-    if est.device == "CPU" and est.seconds > 3600:
-        text += " That is long for a CPU: **Quick CPU recipe** fills one that finishes in minutes."
-    return text
+        text = f"**Estimated time:** unknown — {est.source}."
+    else:
+        text = (f"**Time on this {est.device}: ~{duration(est.seconds)}{' (rough)' if est.rough else ''}** — "
+                f"{est.epochs} epoch{'s' if est.epochs != 1 else ''} of {est.images:,} images at "
+                f"~{1 / est.per_image:,.0f} images/s, then ~{duration(est.evaluation)} of final evaluation. "
+                f"{est.source}.")
+        if est.device == "CPU" and est.seconds > 3600:
+            text += f" That is long for a CPU: {quick_hint}"
+    return text if markdown else text.replace("**", "")
