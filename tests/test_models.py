@@ -1,4 +1,6 @@
 """The model zoo: every registered model builds, trains a step, serializes; counts match the papers."""
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -24,6 +26,20 @@ PAPER_PARAMS = {
 # Exact counts of the reference implementations (option-A ResNet-20, WRN-28-10, DenseNet-BC-100-12).
 REFERENCE_COUNTS = {"resnet20": 269_722, "wrn_28_10": 36_479_194, "densenet_bc_100_12": 769_162}
 NUM_CLASSES = 5
+# Full-size builds of over a minute on 2 loaded cores: their counts are checked with `-m slow`; every
+# family keeps at least one full-size count in the default suite.
+SLOW_COUNTS = {"resnet110", "resnext29_16x64d", "densenet_bc_190_40", "densenet_bc_250_24"}
+
+
+def distinct_tiny_models() -> list:
+    """One name per distinct tiny model: a family's variants differ in options their tiny configuration
+    overrides (resnet20 and resnet110 are both depth 8 there), so each other variant would build the very
+    same model again. Every name still has its registry entry checked by test_model_info."""
+    first = {}
+    for name in list_models():
+        info = model_info(name)
+        first.setdefault((info["family"], json.dumps({**info["defaults"], **info["tiny"]}, sort_keys=True)), name)
+    return sorted(first.values())
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +98,7 @@ def test_variants_are_configurations_of_one_builder():
 # ------------------------------------------------------------------------- every model, tiny configuration
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", distinct_tiny_models())
 def test_tiny_model_trains_and_serializes(name, tmp_path):
     model = tiny(name)
     x = batch(model)
@@ -110,7 +126,7 @@ def test_tiny_model_trains_and_serializes(name, tmp_path):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", distinct_tiny_models())
 def test_outputs_are_logits_from_a_float32_layer(name):
     last = tiny(name).layers[-1]
     assert last.dtype_policy.compute_dtype == "float32"
@@ -154,7 +170,8 @@ def test_weight_decay_on_conv_and_dense_kernels_only(name):
 # -------------------------------------------------------------------------------- papers' parameter counts
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_COUNTS else n
+                                  for n in sorted(PAPER_PARAMS)])
 def test_parameter_counts_match_papers(name):
     assert model_info(name)["paper_params"] == PAPER_PARAMS[name]
     params = count_params(create_model(name))

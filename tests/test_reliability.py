@@ -94,7 +94,7 @@ FIELD_VALUES = {
 }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({}, optional=FIELD_VALUES))
 def test_every_spec_is_valid_or_refused_with_a_clear_error(values):
     try:

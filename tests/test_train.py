@@ -181,7 +181,7 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
     db = tmp_path / "runs" / "workbench.db"
     cmd = [sys.executable, "-m", "workbench", "--db", str(db), "train", "--model", "resnet20",
            "--model-kwargs", "depth=8,base_width=4", "--dataset", "synthetic", "--dataset-options",
-           "n_train=600,n_test=100", "--batch-size", "50", "--epochs", "10", "--schedule", "cosine",
+           "n_train=300,n_test=100", "--batch-size", "50", "--epochs", "10", "--schedule", "cosine",
            "--learning-rate", "0.05"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
