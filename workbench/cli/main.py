@@ -1,5 +1,5 @@
-"""`python -m workbench` or `workbench`: train, finetune, train-all, resume, runs, export, ensemble,
-models — headless.
+"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, train-all, resume, runs, export,
+ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from workbench.cli.presets import percent
+from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.errors import UserError
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 
-COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
+COMMANDS = "train, finetune, sweep, sweeps, train-all, resume, runs, export, ensemble, models"
 
 
 def console() -> int:
@@ -65,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_spec_arguments(command, spec_class)
         command.add_argument("--tags", default="", help="comma-separated tags for the run")
         command.set_defaults(handler=_train, spec_class=spec_class)
+    add_sweep_commands(sub, follow=_follow, open_store=_open_store)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
     train_all.add_argument("--data", dest="data_path", default=None, help="data path for runs that name none")
     train_all.add_argument("--dry-run", action="store_true", help="list what would run, train nothing")
+    train_all.add_argument("--seeds", default=None, help="a sweep preset's seeds instead of its own (0,1,2 or 0-2)")
     train_all.set_defaults(handler=_train_all)
 
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
@@ -175,8 +178,10 @@ def _f(value, digits=4):
 def _train_all(args):
     from workbench.cli.presets import load_preset, plan_preset, run_preset
 
-    preset = load_preset(args.preset)
+    preset = load_preset(args.preset, seeds=args.seeds)
     store = _open_store(args)
+    if preset.sweep:
+        print(f"sweep {preset.sweep.name}: {preset.sweep.count_text()}, tagged {preset.sweep.tag}")
     plan = plan_preset(preset, store, data_path=args.data_path)
     for step in plan:
         print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
