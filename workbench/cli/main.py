@@ -84,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--all", action="store_true", help="include archived runs")
     runs.set_defaults(handler=_runs)
 
-    export = sub.add_parser("export", help="export a run's epochs (csv) or logits and labels (npz)")
-    export.add_argument("run", type=int)
-    export.add_argument("--format", choices=("csv", "npz"), default="csv")
-    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz)")
+    export = sub.add_parser("export", help="export a run's epochs (csv), logits and labels (npz) or TensorBoard events")
+    export.add_argument("run", type=_run_or_all, help="a run id, or 'all' (tensorboard only)")
+    export.add_argument("--format", choices=("csv", "npz", "tensorboard"), default="csv")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz; "
+                        "tensorboard: the folder for --logdir, default <store>-tensorboard beside the store)")
     export.set_defaults(handler=_export)
 
     ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
@@ -205,11 +206,35 @@ def _runs(args):
         print(f"(no runs yet: {_prog()} train --help)")
 
 
+def _run_or_all(text: str):
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a run id or 'all', got {text!r}") from None
+
+
 def _export(args):
+    if args.format == "tensorboard":
+        return _export_tensorboard(args)
+    if args.run == "all":
+        raise UserError("'all' exports TensorBoard events only (--format tensorboard); name one run for csv or npz")
     from workbench.cli.export import export_run
 
     path = export_run(_open_store(args), args.run, args.format, args.output)
     print(f"wrote {path}")
+
+
+def _export_tensorboard(args):
+    from workbench.training.tensorboard import export
+
+    logdir, written, notes = export(_open_store(args), args.run, args.output)
+    for note in notes:
+        print(f"  {note}")
+    if not written:
+        raise UserError(f"no run with epochs to export{' among them' if args.run == 'all' else ''}")
+    print(f"wrote {len(written)} run(s) to {logdir}; view them: tensorboard --logdir {logdir}")
 
 
 def _ensemble(args):
