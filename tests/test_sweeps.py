@@ -76,7 +76,7 @@ def test_the_command_line_of_a_sweep_queues_the_same_runs(tmp_path, capsys):
 def test_every_run_is_validated_before_any_is_queued():
     queue = FakeQueue()
     sweep = Sweep.from_values("bad", BASE, {"model": "lenet,nin", "learning_rate": "0.1,-1"})
-    with pytest.raises(UserError, match=r"run 2 of 4 \(model=lenet, learning_rate=-1.0\) is refused: "
+    with pytest.raises(UserError, match=r"run 2 of 4 \(model lenet, learning rate -1\) is refused: "
                                         r"learning rate must be > 0.*Nothing was queued"):
         submit_sweep(queue, sweep)
     assert queue.submitted == []

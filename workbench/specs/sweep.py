@@ -256,8 +256,13 @@ class Sweep:
 
 
 def describe(point: dict) -> str:
-    """A combination as a message names it: "model=vgg16_bn, loss=focal, seed=2"."""
-    return ", ".join(f"{k}={'+'.join(v) or 'none' if isinstance(v, tuple) else v}" for k, v in point.items())
+    """A combination as a message names it: "model vgg16_bn, loss focal, learning rate 0.05, seed 2"."""
+    def shown(value):
+        if isinstance(value, tuple):
+            return "+".join(value) or "none"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{AXIS_NAMES.get(k, (k,))[0]} {shown(v)}" for k, v in point.items())
 
 
 def _short(axis: str, value) -> str:
