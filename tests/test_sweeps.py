@@ -94,7 +94,7 @@ def test_every_run_is_validated_before_any_is_queued():
     assert sweep_of(queue.submitted[0][1]) == "good" and sweep_of(["x"]) is None
 
 
-def test_the_classic_preset_is_the_seeds_table_as_one_sweep():
+def test_the_classic_preset_is_the_seeds_table_as_one_sweep(tmp_path, capsys):
     classic = load_preset("classic")
     assert classic.sweep.name == "classic" and classic.tags == ("sweep:classic",)
     assert classic.sweep.count_text() == "4 models × 2 losses × 1 seed = 7 runs (1 combination skipped)"
@@ -103,6 +103,10 @@ def test_the_classic_preset_is_the_seeds_table_as_one_sweep():
     assert load_preset("quick").tags == ()  # a list preset as before
     with pytest.raises(UserError, match="is a list of runs, not a sweep"):
         load_preset("quick", seeds="0,1")
+    assert main(["--db", str(tmp_path / "w.db"), "train-all", "--preset", "classic", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sweep classic: 4 models × 2 losses × 1 seed = 7 runs (1 combination skipped), tagged "
+                          "sweep:classic\n  new      classic-wrn_28_10-ce-s0\n")
 
 
 @pytest.mark.parametrize("content, message", [

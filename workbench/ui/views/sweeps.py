@@ -75,7 +75,7 @@ def varying(runs: list[dict]) -> list[str]:
         for key, value in spec_of(run).items():
             if key not in NOT_SETTINGS:
                 fields.setdefault(key, set()).add(json.dumps(value, sort_keys=True, default=str))
-    return [k for k, values in fields.items() if len(values) > 1 or any(k not in spec_of(r) for r in runs)]
+    return [k for k, values in fields.items() if len(values) > 1]
 
 
 # -- the seed's table --------------------------------------------------------------------------
