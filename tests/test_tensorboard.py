@@ -100,3 +100,17 @@ def test_a_run_that_asks_writes_its_events_live_as_it_trains(store):
     np.testing.assert_allclose([v for _, v in train["epoch_learning_rate"]], [e["lr"] for e in stored], rtol=1e-6)
     assert top["test_accuracy"] == [(2, pytest.approx(run["test_accuracy"]))]
     assert hparams["model"] == "lenet" and hparams["augment"] == "none" and hparams["schedule"] == "cosine"
+
+
+def test_a_resumed_run_rewrites_its_live_folder_from_the_epochs_it_kept(store):
+    from workbench.training.tensorboard import export, live_writer
+
+    run_id = _finished(store, name="resumed", epochs=3, tags=())
+    logdir, _, _ = export(store, run_id)  # the live folder as the first attempt left it
+    store.truncate_epochs(run_id, 2)  # resumed from the epoch-2 checkpoint
+    writer = live_writer(RunSpec(tensorboard=True), store, run_id)
+    writer.epoch({"epoch": 3, "lr": 0.01, "loss": 0.5, "accuracy": 0.9, "val_loss": 0.6, "val_accuracy": 0.8})
+    writer.close()
+    train, _ = read(logdir / run_folder(store.get_run(run_id)) / "train")
+    assert [(step, round(value, 4)) for step, value in train["epoch_loss"]] == [(1, 2.0), (2, 1.0), (3, 0.5)]
+    assert live_writer(RunSpec(), store, run_id) is None
