@@ -18,6 +18,8 @@ NONE_YET = ("No sweeps yet: queue one from the Train tab's **Sweep** box, `pytho
             "sweep preset (`make train-all` trains the classic one).")
 PAIR_COLUMNS = ("Setting", "Compared", "Seeds", "Baseline %", "Other %", "Difference (pp)", "Spread (std, pp)",
                 "Reading")
+TABLE_COLUMNS = ("Network", "GPUs", "Parameters", "Batch", "Epochs", "Loss", "Seeds", "Training time", "Val acc %",
+                 "Test acc %")  # the seed's table before any sweep (a sweep adds what it varies)
 PAIR_WIDTHS = {"Seeds": 6, "Baseline %": 12, "Other %": 12, "Difference (pp)": 10, "Spread (std, pp)": 9}
 
 
@@ -43,8 +45,8 @@ def sweep_layout() -> SweepView:
             metric = gr.Dropdown(["Test accuracy", "Final validation accuracy"], value="Test accuracy",
                                  label="Accuracy compared", info="in the paired table", elem_id="sweeps-metric")
         summary = gr.Markdown(NONE_YET, elem_id="sweeps-summary")
-        table = gr.Dataframe(value=[], interactive=False, wrap=True, label="One row per setting: mean ± std over seeds",
-                             elem_id="sweeps-table")
+        table = gr.Dataframe(value=[], headers=list(TABLE_COLUMNS), interactive=False, wrap=True,
+                             label="One row per setting: mean ± std over seeds", elem_id="sweeps-table")
         pairs = gr.Dataframe(value=[], headers=list(PAIR_COLUMNS), interactive=False, wrap=True,
                              column_widths=column_widths(PAIR_COLUMNS, PAIR_WIDTHS),
                              label="Paired by seed: the other value minus the baseline, in percentage points",
@@ -61,7 +63,7 @@ def show(store, pick=None, compare=None, baseline=None, metric="Test accuracy") 
     if not found:
         return {"pick": gr.update(choices=[], value=None), "compare": gr.update(choices=[], value=None),
                 "baseline": gr.update(choices=[], value=None), "summary": NONE_YET,
-                "table": pd.DataFrame(), "pairs": empty}
+                "table": pd.DataFrame(columns=list(TABLE_COLUMNS)), "pairs": empty}
     names = [info["name"] for info in found]
     name = views.parse_sweep_choice(pick) if pick else names[0]
     name = name if name in names else names[0]
