@@ -1,5 +1,5 @@
-"""`python -m workbench` or `workbench`: train, finetune, train-all, resume, runs, export, ensemble,
-models — headless.
+"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, train-all, resume, runs, export,
+ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from workbench.cli.presets import percent
+from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.errors import UserError
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 
-COMMANDS = "train, finetune, train-all, resume, runs, export, ensemble, models"
+COMMANDS = "train, finetune, sweep, sweeps, train-all, resume, runs, export, ensemble, models"
 
 
 def console() -> int:
@@ -65,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_spec_arguments(command, spec_class)
         command.add_argument("--tags", default="", help="comma-separated tags for the run")
         command.set_defaults(handler=_train, spec_class=spec_class)
+    add_sweep_commands(sub, follow=_follow, open_store=_open_store)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
     train_all.add_argument("--data", dest="data_path", default=None, help="data path for runs that name none")
     train_all.add_argument("--dry-run", action="store_true", help="list what would run, train nothing")
+    train_all.add_argument("--seeds", default=None, help="a sweep preset's seeds instead of its own (0,1,2 or 0-2)")
     train_all.set_defaults(handler=_train_all)
 
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
@@ -81,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--all", action="store_true", help="include archived runs")
     runs.set_defaults(handler=_runs)
 
-    export = sub.add_parser("export", help="export a run's epochs (csv) or logits and labels (npz)")
-    export.add_argument("run", type=int)
-    export.add_argument("--format", choices=("csv", "npz"), default="csv")
-    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz)")
+    export = sub.add_parser("export", help="export a run's epochs (csv), logits and labels (npz) or TensorBoard events")
+    export.add_argument("run", type=_run_or_all, help="a run id, or 'all' (tensorboard only)")
+    export.add_argument("--format", choices=("csv", "npz", "tensorboard"), default="csv")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz; "
+                        "tensorboard: the folder for --logdir, default <store>-tensorboard beside the store)")
     export.set_defaults(handler=_export)
 
     ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
@@ -195,8 +199,10 @@ def _f(value, digits=4):
 def _train_all(args):
     from workbench.cli.presets import load_preset, plan_preset, run_preset
 
-    preset = load_preset(args.preset)
+    preset = load_preset(args.preset, seeds=args.seeds)
     store = _open_store(args)
+    if preset.sweep:
+        print(f"sweep {preset.sweep.name}: {preset.sweep.count_text()}, tagged {preset.sweep.tag}")
     plan = plan_preset(preset, store, data_path=args.data_path)
     for step in plan:
         print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
@@ -220,11 +226,35 @@ def _runs(args):
         print(f"(no runs yet: {_prog()} train --help)")
 
 
+def _run_or_all(text: str):
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a run id or 'all', got {text!r}") from None
+
+
 def _export(args):
+    if args.format == "tensorboard":
+        return _export_tensorboard(args)
+    if args.run == "all":
+        raise UserError("'all' exports TensorBoard events only (--format tensorboard); name one run for csv or npz")
     from workbench.cli.export import export_run
 
     path = export_run(_open_store(args), args.run, args.format, args.output)
     print(f"wrote {path}")
+
+
+def _export_tensorboard(args):
+    from workbench.training.tensorboard import export
+
+    logdir, written, notes = export(_open_store(args), args.run, args.output)
+    for note in notes:
+        print(f"  {note}")
+    if not written:
+        raise UserError(f"no run with epochs to export{' among them' if args.run == 'all' else ''}")
+    print(f"wrote {len(written)} run(s) to {logdir}; view them: tensorboard --logdir {logdir}")
 
 
 def _ensemble(args):

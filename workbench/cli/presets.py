@@ -1,7 +1,12 @@
 """Presets: lists of runs in `presets/*.toml`, trained by `train-all` (and `make train-all`).
 
+A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each named) or a sweep
+(`[defaults]` and a `[sweep]` table: a name and lists of values to cross, expanded by
+`workbench.specs.sweep`; its runs are tagged `sweep:NAME`).
+
 Running a preset twice is safe: a run whose name and settings match a completed run is skipped,
-an interrupted or cancelled one is resumed from its checkpoint, and only the rest start anew.
+an interrupted or cancelled one is resumed from its checkpoint, and only the rest start anew. A sweep's
+run matches on its settings alone (its name may change as the sweep grows) and joins the sweep's tag.
 """
 import time
 import tomllib
@@ -20,14 +25,28 @@ class Step:
     spec: RunSpec
     run_id: int = 0
     reason: str = ""
+    tags: tuple = ()  # a sweep's tag
+
+
+class Preset(list):
+    """A preset's RunSpecs (a list, as before), and `sweep`: its `workbench.specs.sweep.Sweep` or None."""
+
+    def __init__(self, specs, sweep=None):
+        super().__init__(specs)
+        self.sweep = sweep
+
+    @property
+    def tags(self) -> tuple:
+        return (self.sweep.tag,) if self.sweep else ()
 
 
 def list_presets() -> list:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
-def load_preset(name_or_path: str) -> list:
-    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, each validated."""
+def load_preset(name_or_path: str, *, seeds=None) -> Preset:
+    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, or its [sweep] expanded over
+    them; each normalised. `seeds` (text or a list) replaces a sweep's seeds."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESETS_DIR / f"{name_or_path}.toml"
@@ -37,9 +56,13 @@ def load_preset(name_or_path: str) -> list:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    if "sweep" in data:
+        return _load_sweep(data, path, seeds)
+    if seeds is not None:
+        raise UserError(f"preset {path.name} is a list of runs, not a sweep: seeds apply to sweep presets")
     runs = data.get("runs") or []
     if not runs:
-        raise UserError(f"preset {path} lists no [[runs]]")
+        raise UserError(f"preset {path} lists no [[runs]] and no [sweep]")
     specs = []
     for index, entry in enumerate(runs, 1):
         try:
@@ -53,31 +76,66 @@ def load_preset(name_or_path: str) -> list:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"preset {path.name} names runs twice: {', '.join(duplicates)}")
-    return specs
+    return Preset(specs)
+
+
+def _load_sweep(data: dict, path: Path, seeds) -> Preset:
+    from workbench.specs.sweep import Sweep, parse_axis
+
+    if data.get("runs"):
+        raise UserError(f"preset {path.name} has both [[runs]] and a [sweep]; a preset is one or the other")
+    if not isinstance(data["sweep"], dict):
+        raise UserError(f"preset {path.name}: sweep must be a table ([sweep])")
+    try:
+        base = RunSpec.from_dict(data.get("defaults", {}))
+        table = dict(data["sweep"])
+        if seeds is not None:
+            table["seed"] = list(parse_axis("seed", seeds))
+        sweep = Sweep.from_preset(table, base, where=f"preset {path.name}")
+        return Preset(sweep.specs(), sweep)
+    except UserError as exc:
+        message = str(exc)
+        raise UserError(message if message.startswith("preset") else f"preset {path.name}: {message}") from None
+
+
+NOT_COMPARED = ("name", "data_path", "tensorboard")  # settings that do not make another run
 
 
 def _comparable(spec_dict: dict) -> dict:
-    return {k: v for k, v in spec_dict.items() if k not in ("name", "data_path")}
+    spec_dict = RunSpec.from_dict(spec_dict).to_dict() if "model" in spec_dict else spec_dict  # older rows: defaults
+    return {k: v for k, v in spec_dict.items() if k not in NOT_COMPARED}
 
 
 def plan_preset(specs: list, store, *, data_path=None) -> list:
-    """What train-all will do for each run, given what the store already holds."""
+    """What train-all will do for each run, given what the store already holds. A sweep's runs match on
+    their settings alone (the same name preferred), a list's on name and settings."""
     steps = []
-    existing = store.list_runs(include_archived=True)
+    existing = [(run, _safe_comparable(run)) for run in store.list_runs(include_archived=True)
+                if run.get("kind", "scratch") == RunSpec.kind]
+    tags = tuple(getattr(specs, "tags", ()))
     for spec in specs:
         if data_path and not spec.data_path:
             spec = spec.replace(data_path=str(data_path))
-        same = [r for r in existing if r["name"] == spec.name and _comparable(r["spec"]) == _comparable(spec.to_dict())]
+        wanted = _comparable(spec.to_dict())
+        same = [r for r, settings in existing if settings == wanted and (tags or r["name"] == spec.name)]
+        same.sort(key=lambda r: (r["name"] == spec.name, r["id"]))
         latest = same[-1] if same else None
         if latest is None:
-            steps.append(Step("new", spec))
+            steps.append(Step("new", spec, tags=tags))
         elif latest["status"] == "completed":
-            steps.append(Step("skip", spec, latest["id"], "completed"))
+            steps.append(Step("skip", spec, latest["id"], "completed", tags=tags))
         elif latest["status"] == "diverged":
-            steps.append(Step("skip", spec, latest["id"], "diverged: change its learning rate to rerun"))
+            steps.append(Step("skip", spec, latest["id"], "diverged: change its learning rate to rerun", tags=tags))
         else:
-            steps.append(Step("resume", spec, latest["id"]))
+            steps.append(Step("resume", spec, latest["id"], tags=tags))
     return steps
+
+
+def _safe_comparable(run: dict):
+    try:
+        return _comparable(run["spec"])
+    except (UserError, TypeError):
+        return None  # a row this version cannot read is no match
 
 
 def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
@@ -88,8 +146,12 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
     queue = queue or JobQueue(store)
     run_ids = []
     for step in steps:
+        if step.action != "new" and step.tags:  # a matching run from before joins the sweep
+            tags = store.get_run(step.run_id).get("tags") or []
+            if not set(step.tags) <= set(tags):
+                store.update_run(step.run_id, tags=list(dict.fromkeys([*tags, *step.tags])))
         if step.action == "new":
-            step.run_id = queue.submit(step.spec)
+            step.run_id = queue.submit(step.spec, tags=step.tags)
         elif step.action == "resume":
             queue.resume(step.run_id)
         if step.action != "skip":

@@ -158,3 +158,41 @@ def _rough(spec, store, history: list, device: tuple) -> tuple:
         f"Rough: no run has finished on this store's CPU yet; scaled by multiply-adds from resnet20's "
         f"~{1 / ref_seconds:.0f} images/s on the project's 2-core CPU{options}")
 
+
+
+# The fields `estimate` reads (besides the kind): specs that agree on them take the same time.
+COST_FIELDS = (*SPEED_FIELDS, "dataset", "dataset_options", "data_path", "val_size", "train_subset", "gpus", "epochs",
+               "head_epochs", "finetune_epochs")
+
+
+@dataclass
+class ManyEstimate:
+    """Several specs queued together (a sweep): `seconds` their training time added up (None when no
+    spec has a figure), `wall` how long the queue takes with `side_by_side` jobs at once, `unknown` how
+    many specs have no figure, and `rough` whether any figure is rough."""
+    seconds: float | None
+    wall: float | None
+    side_by_side: int
+    unknown: int
+    rough: bool
+    device: str
+
+
+def estimate_many(specs: list, store, gpu_count: int) -> ManyEstimate:
+    """`estimate` of every spec (specs that cost the same are estimated once), added up; the queue runs
+    as many side by side as the GPUs allow (one at a time on the CPU)."""
+    figures, cache = [], {}
+    for spec in specs:
+        data = spec.to_dict()
+        key = (spec.kind, repr([data.get(f) for f in COST_FIELDS]))
+        if key not in cache:
+            cache[key] = estimate(spec, store, gpu_count)
+        figures.append(cache[key])
+    known = [e for e in figures if e.seconds is not None]
+    devices = [device_of(spec, gpu_count) for spec in specs]
+    needed = max((n for kind, n in devices if kind == "GPU"), default=0)
+    side_by_side = max(1, gpu_count // needed) if needed else 1
+    seconds = sum(e.seconds for e in known) if known else None
+    return ManyEstimate(seconds, None if seconds is None else seconds / min(side_by_side, len(specs)), side_by_side,
+                        len(figures) - len(known), any(e.rough for e in known),
+                        figures[0].device if figures else "CPU")

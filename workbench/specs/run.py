@@ -29,6 +29,7 @@ HELP = {
     "epochs": "number of epochs",
     "xla": "compile the training step with XLA",
     "name": "run name (default: model-loss-augment-epochs)",
+    "tensorboard": "write TensorBoard event files as it trains, to <store>-tensorboard/ beside the store",
 }
 
 
@@ -68,6 +69,7 @@ class RunSpec(Spec):
     split_seed: int = 0
     train_subset: int = 0  # 0: the whole training split; N: a seeded random N of it (quick looks, tests)
     name: str = ""
+    tensorboard: bool = False  # live TensorBoard events (workbench.training.tensorboard); not a setting of the result
 
     def default_name(self) -> str:
         augment = "+".join(self.augment) or "noaug"

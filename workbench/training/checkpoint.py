@@ -19,12 +19,15 @@ CHECKPOINT_INFO = "checkpoint.json"
 
 
 class StoreCallback(keras.callbacks.Callback):
-    """Writes each epoch to the store, checkpoints it, honours the stop flag, and stops on NaN."""
+    """Writes each epoch to the store, checkpoints it, honours the stop flag, and stops on NaN.
+    `on_logged(row)`, if given, gets each epoch row as the store got it (live TensorBoard events)."""
 
-    def __init__(self, store, run_id: int, run_dir, stop: threading.Event, progress: ProgressWriter = None):
+    def __init__(self, store, run_id: int, run_dir, stop: threading.Event, progress: ProgressWriter = None,
+                 on_logged=None):
         super().__init__()
         self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
         self.progress = progress or ProgressWriter(store, run_id)
+        self.on_logged = on_logged
         self.diverged = False
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -47,9 +50,11 @@ class StoreCallback(keras.callbacks.Callback):
             return  # cancelled mid-epoch: the partial epoch is neither logged nor checkpointed
         seconds = self.progress.pass_seconds()
         loss = float(logs.get("loss", float("nan")))
-        self.store.log_epoch(self.run_id, epoch + 1, lr=float(self.model.optimizer.learning_rate), loss=loss,
-                             accuracy=_get(logs, "accuracy"), val_loss=_get(logs, "val_loss"),
-                             val_accuracy=_get(logs, "val_accuracy"), seconds=seconds)
+        row = dict(lr=float(self.model.optimizer.learning_rate), loss=loss, accuracy=_get(logs, "accuracy"),
+                   val_loss=_get(logs, "val_loss"), val_accuracy=_get(logs, "val_accuracy"), seconds=seconds)
+        self.store.log_epoch(self.run_id, epoch + 1, **row)
+        if self.on_logged is not None:
+            self.on_logged({"epoch": epoch + 1, **row})
         if not math.isfinite(loss):
             self.diverged = True  # keep the last good checkpoint: do not overwrite it with NaN weights
             self.model.stop_training = True

@@ -24,6 +24,7 @@ from workbench.training import devices as device_utils
 from workbench.training.checkpoint import CHECKPOINT, StoreCallback, checkpoint_epoch, restore_weights
 from workbench.training.progress import EvaluationProgress, ProgressWriter
 from workbench.training.runners import runner_for
+from workbench.training.tensorboard import live_writer
 
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
 
@@ -58,7 +59,8 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
                             augment_options=getattr(spec, "augment_params", None),
                             seed=spec.seed + 7919 * done, **batches)
     val_ds = make_dataset(data.x_val, data.y_val, **batches)
-    callback = StoreCallback(store, run_id, run_dir, stop, progress)
+    events = live_writer(spec, store, run_id)  # TensorBoard event files as it trains, if the spec asks
+    callback = StoreCallback(store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None)
     for index in range(current, len(phases)):
         phase = phases[index]
         if done >= phase.until or stop.is_set() or callback.diverged:
@@ -77,6 +79,8 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
         status, error = "cancelled", None
     progress.write()
     store.set_status(run_id, status, error)
+    if events:
+        events.finish(store.get_run(run_id))
     return status
 
 

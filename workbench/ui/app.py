@@ -85,7 +85,7 @@ def build_app(ctx) -> gr.Blocks:
                             show_progress="hidden")
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
-        for tab_id, refresh in (("runs", page.runs.refresh), ("runs", page.runs.overview),
+        for tab_id, refresh in (("runs", page.runs.refresh), ("runs", page.runs.overview), ("runs", page.runs.sweeps),
                                 ("ensemble", page.ensemble.refresh), ("errors", page.errors.refresh)):
             refresh.wire(tab_items[tab_id].select, show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.

@@ -28,6 +28,7 @@ LABELS = {
     "batch_size": "Batch size", "gpus": "GPUs", "xla": "XLA", "data_path": "Data path",
     "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
     "split_seed": "Split seed", "train_subset": "Training subset (0 = all)", "name": "Run name (optional)",
+    "tensorboard": "TensorBoard events live",
 }
 
 
@@ -88,6 +89,7 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["split_seed"] = gr.Number(d.split_seed, label=LABELS["split_seed"], precision=0)
             c["train_subset"] = gr.Number(d.train_subset, label=LABELS["train_subset"], precision=0)
             c["name"] = gr.Textbox(d.name, label=LABELS["name"])
+        c["tensorboard"] = gr.Checkbox(d.tensorboard, label=LABELS["tensorboard"], info=info("tensorboard"))
     assert list(c) == FORM_FIELDS, "the form must cover every RunSpec field, in order"
     for name, component in c.items():
         component.elem_id = f"field-{name}"  # stable handles for browser tests

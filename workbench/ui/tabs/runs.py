@@ -33,6 +33,7 @@ from workbench.ui.tabs.runs_actions import (
     save_notes_tags,
     toggle_archive,
 )
+from workbench.ui.tabs.runs_sweeps import SweepView, sweep_layout, wire_sweep_view
 from workbench.ui.views import runs as rd
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class RunsView:
     delete: gr.Button
     action_status: gr.Markdown
     timer: gr.Timer  # ticks while the tab is shown; redraws the leaderboard only while a run is running
+    sweeps: SweepView  # a sweep's table and paired comparison (workbench.ui.tabs.runs_sweeps)
 
     @property
     def filters(self) -> list:
@@ -94,6 +96,7 @@ class RunsTab:
     view: RunsView
     refresh: Refresh  # leaderboard, summary, filter choices and run choices
     overview: Refresh  # the parameters-vs-accuracy and by-group figures
+    sweeps: Refresh = None  # the Sweeps view
 
     @property
     def timer(self) -> gr.Timer:
@@ -254,6 +257,8 @@ def _layout() -> RunsView:
             c["scatter"] = gr.Plot(label="Parameters vs accuracy")
             c["groups"] = gr.Plot(label="Accuracy by group")
 
+    c["sweeps"] = sweep_layout()
+
     with gr.Accordion("Manage a run", open=True):
         with gr.Row():
             c["pick"] = gr.Dropdown([], value=None, label="Run", scale=3, elem_id="runs-pick")
@@ -285,7 +290,7 @@ def create_runs_tab(ctx) -> RunsTab:
     _wire(ctx.store, v, h, refresh, overview)
     v.timer.tick(_guarded(status=v.summary)(h.live_fn), refresh.inputs, refresh.outputs, show_progress="hidden",
                  api_visibility="private")
-    return RunsTab(view=v, refresh=refresh, overview=overview)
+    return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=wire_sweep_view(ctx.store, v.sweeps, v.refresh))
 
 
 def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):

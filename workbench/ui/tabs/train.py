@@ -27,6 +27,7 @@ from workbench.ui.forms import (
 from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, command_box, command_line, estimate_box, wire_preview, wire_submit
+from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
 
 QUICK = ("quick", "quick-resnet20-ce")  # (preset, run): 65.9% test in about 4 minutes on a 2-core CPU
 
@@ -53,6 +54,7 @@ def create_train_tab(ctx) -> FormTab:
             message = gr.Markdown(elem_id="train-message")
             train_button = gr.Button("Train", variant="primary", elem_id="train-button")
             command = command_box(defaults.to_cli(), "Equivalent command (copy to run it headless)", "train-command")
+            sweep = sweep_layout()
         with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx)
 
@@ -78,4 +80,5 @@ def create_train_tab(ctx) -> FormTab:
         return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
 
     wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train", words=words)
+    wire_sweep(ctx, sweep, form, tags, panel, read_spec, words)
     return FormTab(form=form, command=command, panel=panel, tags=tags)

@@ -57,7 +57,7 @@ CURVE_METRICS = {
 }
 X_AXES = ("Epoch", "Wall time")
 GROUP_BY = ("Setting", "Loss", "Augmentation", "Model")
-NOT_SETTINGS = ("seed", "name", "gpus")  # spec fields that do not make another setting: runs differing
+NOT_SETTINGS = ("seed", "name", "gpus", "tensorboard")  # spec fields that do not make another setting: runs differing
 # only in them are repeats of one setting, and their spread is the seeds' spread
 EMPTY_MESSAGE = "No runs yet: train one in the Train tab."
 
