@@ -8,7 +8,6 @@ import gradio as gr
 from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
-from workbench.specs.flags import parse_tags
 from workbench.specs.run import PRECISIONS
 from workbench.ui.forms import (
     FormWords,
@@ -20,7 +19,7 @@ from workbench.ui.forms import (
 from workbench.ui.forms import values_to_spec as spec_from_values
 from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
-from workbench.ui.tabs.spec_form import FormTab, command_box, command_line, estimate_box, wire_preview, wire_submit
+from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, wire_spec_form
 
 LAYOUT = [  # rows of the form, in FinetuneSpec field names; at most four a row, so none wraps beside the live panel
     ("backbone", "weights", "image_size"),
@@ -141,14 +140,7 @@ def create_finetune_tab(ctx) -> FormTab:
             ctx.check_path(spec.hub_handle, "SavedModel folder")
         return spec.validate(available_gpus=len(ctx.gpu_names))
 
-    words = form_words()
-    wire_preview(form, command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])), words,
-                 message, extra=[tags])
-
-    def submit(tag_text, *values):
-        spec = read_spec(values)
-        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
-
-    wire_submit(panel, start, submit, [tags, *form.values()], message, api_name="finetune", words=words)
+    tab = FormTab(form=form, command=command, panel=panel, tags=tags)
+    wire_spec_form(ctx, tab, read_spec, form_words(), message, start, api_name="finetune")
     show_layers.click(list_layers, [form["backbone"], form["image_size"]], [layers, message])
-    return FormTab(form=form, command=command, panel=panel, tags=tags)
+    return tab

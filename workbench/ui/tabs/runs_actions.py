@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from workbench.constants import ACTIVE_STATUSES
 from workbench.errors import UserError
+from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
@@ -68,7 +69,7 @@ def clone_values(store, choice) -> Clone:
 
 def save_notes_tags(store, choice, notes, tags) -> str:
     run_id = rd.parse_choice(choice)
-    tag_list = rd.parse_tags(tags)
+    tag_list = parse_tags(tags)
     store.update_run(run_id, notes=str(notes or "").strip(), tags=tag_list)
     return f"Saved the notes and tags ({', '.join(tag_list) or 'none'}) of run {run_id}."
 

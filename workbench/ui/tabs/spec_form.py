@@ -9,6 +9,7 @@ import gradio as gr
 
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate
+from workbench.specs.flags import parse_tags
 from workbench.ui.live_panel import LivePanel, start_polling
 from workbench.ui.views.live import estimate_text
 
@@ -107,3 +108,18 @@ def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_nam
     queued.then(lambda no: gr.update(elem_classes=["refused"] if no else []), refused, message,
                 api_visibility="private", show_progress="hidden")
     queued.then(start_polling, None, panel.timer, api_visibility="private")
+
+
+def wire_spec_form(ctx, tab: FormTab, read_spec, words, message, button, api_name: str):
+    """A spec form's equivalent command kept up to date and its `button` queueing the run, with the tags.
+    `read_spec(values)` (the fields' values in the form's order) gives the spec as it would be queued:
+    its paths checked against the allowed folders (what differs between the Train and Fine-tune tabs),
+    validated; else it raises UserError."""
+    wire_preview(tab.form, tab.command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])),
+                 words, message, extra=[tab.tags])
+
+    def submit(tag_text, *values):
+        spec = read_spec(values)
+        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
+
+    wire_submit(tab.panel, button, submit, [tab.tags, *tab.form.values()], message, api_name=api_name, words=words)

@@ -11,7 +11,7 @@ form says how long the form's run will take here.
 import gradio as gr
 
 from workbench.cli.presets import load_preset
-from workbench.specs.flags import format_key_values, parse_tags
+from workbench.specs.flags import format_key_values
 from workbench.specs.run import RunSpec
 from workbench.training.losses import LOSS_PARAMS
 from workbench.training.schedules import SCHEDULE_PARAMS
@@ -26,7 +26,7 @@ from workbench.ui.forms import (
 )
 from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
-from workbench.ui.tabs.spec_form import FormTab, command_box, command_line, estimate_box, wire_preview, wire_submit
+from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, wire_spec_form
 from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
 
 QUICK = ("quick", "quick-resnet20-ce")  # (preset, run): 65.9% test in about 4 minutes on a 2-core CPU
@@ -64,8 +64,8 @@ def create_train_tab(ctx) -> FormTab:
         return spec.replace(data_path=ctx.check_path(spec.data_path)).validate(available_gpus=len(ctx.gpu_names))
 
     words = FormWords(RunSpec, LABELS, FORM_FIELDS)
-    wire_preview(form, command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])), words,
-                 message, extra=[tags])
+    tab = FormTab(form=form, command=command, panel=panel, tags=tags)
+    wire_spec_form(ctx, tab, read_spec, words, message, train_button, api_name="train")
     for button, name in ((quick_button, "quick"), (classic_button, "classic")):
         button.click(lambda name=name: spec_to_form_values(recipe[name]), None, list(form.values()),
                      show_progress="hidden")
@@ -74,11 +74,5 @@ def create_train_tab(ctx) -> FormTab:
                         form["loss_params"])
     form["schedule"].change(lambda n: gr.update(placeholder=format_key_values(SCHEDULE_PARAMS[n]) or "none"),
                             form["schedule"], form["schedule_params"])
-
-    def submit(tag_text, *values):
-        spec = read_spec(values)
-        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
-
-    wire_submit(panel, train_button, submit, [tags, *form.values()], message, api_name="train", words=words)
     wire_sweep(ctx, sweep, form, tags, panel, read_spec, words)
-    return FormTab(form=form, command=command, panel=panel, tags=tags)
+    return tab

@@ -19,7 +19,6 @@ import numpy as np
 from workbench.constants import CIFAR10_CLASSES
 from workbench.errors import UserError
 from workbench.inspect.analysis import class_accuracy
-from workbench.specs.flags import parse_tags  # noqa: F401 (the tab's filters parse tags as the CLI does)
 
 # Leaderboard columns, in display order; accuracies are percentages, training time minutes.
 COLUMNS = ("Kind", "ID", "Name", "Model", "Loss", "Augmentations", "Status", "Best val acc %",
