@@ -37,6 +37,37 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     return path
 
 
+# --- finished runs written through the Store API, as training leaves them (no training) ------------
+
+RUN_CREATE_FIELDS = ("kind", "dataset", "split_id", "params", "tags", "notes")
+
+
+def logits_for(labels, rng, skill=2.0, classes=10):
+    """Logits a model of some `skill` might give: unit noise, the true class raised by `skill`."""
+    import numpy as np
+
+    z = rng.normal(0, 1, (len(labels), classes)).astype(np.float32)
+    z[np.arange(len(labels)), labels] += skill
+    return z
+
+
+def completed_run(store, name, spec, *, logits=None, rng=None, skill=2.0, flips=False, epochs=(), **fields) -> int:
+    """A completed run: `fields` (create_run's, e.g. split_id and tags, and any run column such as
+    test_accuracy), its epoch rows (dicts for `log_epoch`), and for each {split: labels} in `logits`
+    logits of `skill` (with `flips`, the mirrored `<split>_flip` ones too), then running -> completed."""
+    run_id = store.create_run(name, spec, **{k: fields.pop(k) for k in RUN_CREATE_FIELDS if k in fields})
+    store.set_status(run_id, "running")
+    for row in epochs:
+        store.log_epoch(run_id, **row)
+    if fields:
+        store.update_run(run_id, **fields)
+    for split, y in (logits or {}).items():
+        for stored in (split, f"{split}_flip") if flips else (split,):
+            store.save_logits(run_id, stored, logits_for(y, rng, skill), y)
+    store.set_status(run_id, "completed")
+    return run_id
+
+
 # --- a real app server in a subprocess, for gradio_client and browser tests ----------------------
 
 import socket

@@ -2,6 +2,7 @@
 exported grid, and sources (runs, saved ensembles) with their images rebuilt from a real stored run."""
 import numpy as np
 import pytest
+from conftest import logits_for
 from PIL import Image
 
 from workbench.data.datasets import load_dataset
@@ -166,12 +167,6 @@ def test_export_grid_png(pictures, tmp_path):
 # --- sources and their images, on a real store ----------------------------------------------------
 
 SYNTHETIC = {"n_train": 200, "n_test": 50}
-
-
-def logits_for(labels, rng, skill=2.0):
-    z = rng.normal(0, 1, (len(labels), 10)).astype(np.float32)
-    z[np.arange(len(labels)), labels] += skill
-    return z
 
 
 def stored_run(store, rng, *, name="syn", spec=None, labels=None, skill=2.0):

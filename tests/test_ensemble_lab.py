@@ -3,6 +3,7 @@ saving and reloading, and the `ensemble` CLI command. Runs and logits are writte
 Store (no training needed: ensembles only ever read stored logits)."""
 import numpy as np
 import pytest
+from conftest import completed_run, logits_for
 from scipy import stats
 
 from store import Store
@@ -13,32 +14,19 @@ from workbench.errors import UserError
 N_VAL, N_TEST, K = 400, 600, 10
 
 
-def _logits(rng, y, skill, noise=1.0):
-    z = rng.normal(0, noise, (len(y), K)).astype(np.float32)
-    z[np.arange(len(y)), y] += skill
-    return z
-
-
 @pytest.fixture
 def filled(tmp_path):
     """Three completed runs of different skill on one split, one on another split, one still running."""
     rng = np.random.default_rng(0)
     y_val, y_test = rng.integers(0, K, N_VAL), rng.integers(0, K, N_TEST)
     store = Store(tmp_path / "w.db")
-    ids = []
-    for i, skill in enumerate((2.0, 1.5, 0.3)):
-        run_id = store.create_run(f"member-{i}", {"model": "resnet20"}, split_id="seed0-abc")
-        store.update_run(run_id, split_id="seed0-abc")
-        for split, y in (("val", y_val), ("test", y_test)):
-            store.save_logits(run_id, split, _logits(rng, y, skill), y)
-            store.save_logits(run_id, f"{split}_flip", _logits(rng, y, skill), y)
-        store.set_status(run_id, "running")
-        store.set_status(run_id, "completed")
-        ids.append(run_id)
+    ids = [completed_run(store, f"member-{i}", {"model": "resnet20"}, split_id="seed0-abc", rng=rng, skill=skill,
+                         flips=True, logits={"val": y_val, "test": y_test})
+           for i, skill in enumerate((2.0, 1.5, 0.3))]
     other = store.create_run("other-split", {})
     store.update_run(other, split_id="seed1-def")
-    store.save_logits(other, "val", _logits(rng, y_val, 2), y_val)
-    store.save_logits(other, "test", _logits(rng, y_test, 2), y_test)
+    store.save_logits(other, "val", logits_for(y_val, rng, 2), y_val)
+    store.save_logits(other, "test", logits_for(y_test, rng, 2), y_test)
     store.set_status(other, "completed")
     busy = store.create_run("busy", {})
     store.set_status(busy, "running")

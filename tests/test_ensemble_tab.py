@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, AppServer
+from conftest import ARTIFACTS, AppServer, completed_run
 from conftest import wait_until as _wait
 
 from store import Store
@@ -20,16 +20,11 @@ def _fill_store(db, skills=(2.0, 1.5, 0.4)):
     y_val, y_test = rng.integers(0, 10, 500), rng.integers(0, 10, 1000)
     with Store(db) as store:
         for i, skill in enumerate((*skills, 1.0)):
-            name = f"member-{i}" if i < len(skills) else "other-split"
-            run_id = store.create_run(name, {"model": "resnet20", "loss": "cross_entropy", "epochs": 3})
-            store.update_run(run_id, split_id="seed0-test" if i < len(skills) else "seed1-other", test_accuracy=0.5)
-            for split, y in (("val", y_val), ("test", y_test)):
-                for name in (split, f"{split}_flip"):
-                    z = rng.normal(0, 1, (len(y), 10)).astype(np.float32)
-                    z[np.arange(len(y)), y] += skill
-                    store.save_logits(run_id, name, z, y)
-            store.set_status(run_id, "running")
-            store.set_status(run_id, "completed")
+            ours = i < len(skills)
+            completed_run(store, f"member-{i}" if ours else "other-split",
+                          {"model": "resnet20", "loss": "cross_entropy", "epochs": 3},
+                          split_id="seed0-test" if ours else "seed1-other", test_accuracy=0.5, rng=rng, skill=skill,
+                          flips=True, logits={"val": y_val, "test": y_test})
         store.create_run("still-queued", {"epochs": 3})
 
 

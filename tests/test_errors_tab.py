@@ -7,8 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, FIXTURES, AppServer
-from test_analysis import logits_for
+from conftest import ARTIFACTS, FIXTURES, AppServer, completed_run
 
 from store import Store
 from workbench.constants import CIFAR10_CLASSES
@@ -31,12 +30,8 @@ def _stored_runs(db, data_path) -> np.ndarray:
             spec = RunSpec(model="resnet20", data_path=str(data_path), val_size=100, epochs=2, seed=seed,
                            name=f"mini-{seed}")
             arrays = split_arrays(dataset, val_size=spec.val_size, split_seed=spec.split_seed)
-            run_id = store.create_run(spec.name, spec.to_dict(), split_id=arrays.split_id)
-            store.update_run(run_id, split_id=arrays.split_id)
-            for split, y in (("val", arrays.y_val), ("test", dataset.y_test)):
-                store.save_logits(run_id, split, logits_for(y, rng, skill), y)
-            store.set_status(run_id, "running")
-            store.set_status(run_id, "completed")
+            completed_run(store, spec.name, spec.to_dict(), split_id=arrays.split_id, rng=rng, skill=skill,
+                          logits={"val": arrays.y_val, "test": dataset.y_test})
         members = lab.Lab(store).load([1, 2])
         lab.save(store, members, lab.score(members, [1, 1], lab.Settings()), lab.Settings(), "pair")
         z = store.load_logits(1, "test")

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, FIXTURES, AppServer
+from conftest import ARTIFACTS, FIXTURES, AppServer, completed_run
 from conftest import wait_until as _wait
 from page_checks import PLOT_OVERLAPS, problems
 
@@ -38,20 +38,11 @@ def _fill(db, data):
         ids = []
         for name, loss, params, tags, notes, test_accuracy, skill in RUNS:
             spec = RunSpec(loss=loss, data_path=str(data), val_size=100, epochs=12, name=name).to_dict()
-            run_id = store.create_run(name, spec, tags=tags, notes=notes, dataset="cifar10", split_id="mini")
-            store.set_status(run_id, "running")
-            for epoch in range(1, 13):
-                store.log_epoch(run_id, epoch, lr=0.1 * 0.8 ** epoch, loss=2.0 / epoch, accuracy=1 - 0.6 / epoch,
-                                val_loss=2.1 / epoch, val_accuracy=0.9 - 0.5 / epoch, seconds=7.748)
-            store.update_run(run_id, params=params, test_accuracy=test_accuracy, train_seconds=93.0,
-                             train_images=45_000)
-            for split, y in labels.items():
-                for stored in (split, f"{split}_flip"):
-                    z = rng.normal(0, 1, (len(y), 10)).astype(np.float32)
-                    z[np.arange(len(y)), y] += skill
-                    store.save_logits(run_id, stored, z, y)
-            store.set_status(run_id, "completed")
-            ids.append(run_id)
+            epochs = [dict(epoch=e, lr=0.1 * 0.8 ** e, loss=2.0 / e, accuracy=1 - 0.6 / e, val_loss=2.1 / e,
+                           val_accuracy=0.9 - 0.5 / e, seconds=7.748) for e in range(1, 13)]
+            ids.append(completed_run(store, name, spec, tags=tags, notes=notes, dataset="cifar10", split_id="mini",
+                                     epochs=epochs, params=params, test_accuracy=test_accuracy, train_seconds=93.0,
+                                     train_images=45_000, rng=rng, skill=skill, flips=True, logits=labels))
         store.save_ensemble("pair-of-baselines", "mean", ids[:2], [0.5, 0.5], val_accuracy=0.86, test_accuracy=0.85)
         failed = store.create_run("waits-for-data", RunSpec(epochs=30).to_dict(), dataset="cifar10")
         store.set_status(failed, "running")
