@@ -81,10 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--all", action="store_true", help="include archived runs")
     runs.set_defaults(handler=_runs)
 
-    export = sub.add_parser("export", help="export a run's epochs (csv) or logits and labels (npz)")
+    export = sub.add_parser("export", help="export a run's epochs (csv), logits and labels (npz) or its model "
+                            "with its preprocessing (keras, savedmodel, tflite, onnx; and a JSON of class names and spec)")
     export.add_argument("run", type=int)
-    export.add_argument("--format", choices=("csv", "npz"), default="csv")
-    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz)")
+    export.add_argument("--format", choices=("csv", "npz", "keras", "savedmodel", "tflite", "onnx"), default="csv")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz / "
+                        "run-N.keras / run-N-savedmodel (a folder) / run-N.tflite / run-N.onnx)")
     export.set_defaults(handler=_export)
 
     ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
@@ -201,10 +203,13 @@ def _runs(args):
 
 
 def _export(args):
-    from workbench.cli.export import export_run
+    from workbench.cli.export import MODEL_FORMATS, export_run
+    from workbench.predict.export import metadata_path
 
     path = export_run(_open_store(args), args.run, args.format, args.output)
     print(f"wrote {path}")
+    if args.format in MODEL_FORMATS:
+        print(f"wrote {metadata_path(path)} (class names, preprocessing, the run's spec)")
 
 
 def _ensemble(args):
