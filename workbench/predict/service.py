@@ -87,6 +87,10 @@ class Predictor:
         """The size pictures are brought to before the run's pipeline (its dataset's: 32 for CIFAR)."""
         return self.models.get(self._plan(key).run_ids[0]).preprocessing.image_size
 
+    def class_names(self, key) -> list:
+        """The class names the source predicts (its first run's dataset's)."""
+        return self.models.get(self._plan(key).run_ids[0]).class_names
+
     def _cam(self, loaded) -> GradCam:
         cam = self._cams.get(id(loaded.model))
         if cam is None:
@@ -166,7 +170,7 @@ class Predictor:
     def class_indices(self, key, class_name: str, count: int, seed: int = 0) -> list:
         """`count` test image indices of class `class_name`, chosen at random by `seed`."""
         plan = self._plan(key)
-        names = self.models.get(plan.run_ids[0]).class_names
+        names = self.class_names(key)
         if class_name not in names:
             raise UserError(f"unknown class {class_name!r}; choose one of {', '.join(names)}")
         labels = self.store.load_labels(plan.run_ids[0], "test")
