@@ -121,8 +121,8 @@ class Predictor:
         results = []
         for i, picture in enumerate(pictures):
             top = names[int(np.argmax(entries[i][0][1]))]
-            overlays = [(f"{label}: {top}", overlay(picture.display, maps[i]))
-                        for label, maps in zip(self._map_labels(plan), maps_per_model)]
+            overlays = [(f"{label}: {top}" + ("" if maps[i].max() > 0 else " (empty map: no region raises it)"),
+                         overlay(picture.display, maps[i])) for label, maps in zip(self._map_labels(plan), maps_per_model)]
             true = None if true_classes is None else true_classes[i]
             results.append(Prediction(picture, entries[i], overlays, names, true))
         return results

@@ -35,8 +35,9 @@ footer { display: none !important; }
 #errors-gallery .gallery-container { container-type: inline-size; }
 #errors-gallery .grid-wrap { max-height: calc(2.5 * ((100cqw - 56px) / 8 + 56px) + 24px) !important; height: auto; }
 /* Predict: the captions (picture, model, class) under each map, wrapped, not cut short over it. */
-#predict-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column;
-  max-width: 280px; }
+#predict-gallery .grid-wrap { height: auto !important; min-height: 0; }
+#predict-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important; }
+#predict-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
 #predict-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
 #predict-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
   text-overflow: clip; text-align: left; }
