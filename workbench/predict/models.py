@@ -103,6 +103,7 @@ class LoadedModel:
     run: dict
     model: object  # keras.Model: preprocessed pixels in, logits out
     preprocessing: Preprocessing
+    gradcam: object = None  # its `workbench.predict.gradcam.GradCam`, made on first use, dropped with it
 
     @property
     def class_names(self) -> list:

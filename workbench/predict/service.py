@@ -53,7 +53,6 @@ class Predictor:
     def __init__(self, store, models: ModelCache | None = None):
         self.store = store
         self.models = models or ModelCache(store)
-        self._cams = {}  # id(keras model) -> GradCam, alive as long as the cache holds the model
         self._images = {}  # inspect.sources' cache: test images rebuilt from a run's dataset
 
     def choices(self) -> list:
@@ -91,13 +90,11 @@ class Predictor:
         """The class names the source predicts (its first run's dataset's)."""
         return self.models.get(self._plan(key).run_ids[0]).class_names
 
-    def _cam(self, loaded) -> GradCam:
-        cam = self._cams.get(id(loaded.model))
-        if cam is None:
-            if len(self._cams) > 4 * self.models.size:
-                self._cams.clear()  # maps of models the cache let go
-            cam = self._cams[id(loaded.model)] = GradCam(loaded.model)
-        return cam
+    @staticmethod
+    def _cam(loaded) -> GradCam:
+        if loaded.gradcam is None:  # kept with the loaded model: the cache drops both together
+            loaded.gradcam = GradCam(loaded.model)
+        return loaded.gradcam
 
     def predict(self, key, pictures: list, true_classes=None) -> list:
         """One Prediction per picture (at most MAX_IMAGES)."""

@@ -27,7 +27,7 @@ class ModelExport:
 
 def layout() -> ModelExport:
     """The row's components, inside the caller's layout (the Runs tab's "Manage a run")."""
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):
         fmt = gr.Dropdown(FORMAT_CHOICES, value="keras", label="Model format", scale=1, min_width=160,
                           info="takes 0..255 RGB images, returns logits")
         button = gr.Button("Download the model", scale=1, elem_id="runs-model-export")
