@@ -146,7 +146,9 @@ def _runtime_logits(fmt, path, x):
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(path))  # kept: its functions' variables live as long as it does
-        return loaded.serve(tf.constant(x)).numpy()
+        as_uint8 = loaded.serve_uint8(tf.constant(x.astype(np.uint8))).numpy()
+        np.testing.assert_array_equal(as_uint8, loaded.serve(tf.constant(x)).numpy())
+        return as_uint8
     if fmt == "tflite":
         import tensorflow as tf
 

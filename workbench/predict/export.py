@@ -2,8 +2,9 @@
 
     path = export_model(store, 7, "tflite", "run-7.tflite")   # and run-7.json beside it
 
-Formats: `keras` (a `.keras` file), `savedmodel` (a folder, Keras 3's `model.export`), `tflite` (converted
-from that SavedModel: the TFLite converter's route for Keras 3 models) and `onnx` (through tf2onnx's
+Formats: `keras` (a `.keras` file), `savedmodel` (a folder, Keras 3's export: endpoints `serve` for float32
+and `serve_uint8` for uint8 images), `tflite` (converted from a SavedModel: the TFLite converter's route
+for Keras 3 models) and `onnx` (through tf2onnx's
 `from_function`, when tf2onnx is installed). Every format holds the same model: RGB images of the
 dataset's size (32x32 for CIFAR) as 0..255 float32 (uint8 pixels cast to float: Keras does it itself,
 the other runtimes need `.astype("float32")`) in, logits out. Inside it, before the trained model, is
@@ -65,7 +66,7 @@ def metadata(loaded) -> dict:
     pre, run = loaded.preprocessing, loaded.run
     return {"run": run["id"], "name": run["name"], "kind": run.get("kind") or "scratch",
             "input": {"name": INPUT_NAME, "shape": [None, *pre.image_shape], "dtype": "float32",
-                      "values": "RGB pixels 0..255 (uint8 images cast to float32); no normalisation needed"},
+                      "values": "RGB pixels 0..255 (uint8 images cast to float32; the SavedModel also has serve_uint8); no normalisation needed"},
             "output": {"shape": [None, len(pre.class_names)], "values": "logits; softmax gives probabilities"},
             "class_names": list(pre.class_names), "preprocessing_inside": pre.to_dict(),
             "test_accuracy": run.get("test_accuracy"), "spec": run["spec"]}
@@ -78,14 +79,26 @@ def _refuse(loaded, fmt, exc) -> UserError:
 
 
 def _savedmodel(model, folder: Path):
-    model.export(str(folder), format="tf_saved_model", verbose=False)
+    """Keras' export with two endpoints: `serve` (also `serving_default`) takes float32 0..255 images,
+    `serve_uint8` takes uint8 ones."""
+    import keras
+    import tensorflow as tf
+
+    shape = [None, *model.inputs[0].shape[1:]]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda images: model(images, training=False),
+                         input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
+    archive.add_endpoint("serve_uint8", lambda images: model(tf.cast(images, tf.float32), training=False),
+                         input_signature=[tf.TensorSpec(shape, tf.uint8, name=INPUT_NAME)])
+    archive.write_out(str(folder), verbose=False)
 
 
 def _tflite(model, path: Path):
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="workbench-tflite-") as tmp:
-        _savedmodel(model, Path(tmp) / "saved")
+        model.export(str(Path(tmp) / "saved"), format="tf_saved_model", verbose=False)  # one signature
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved"))
         path.write_bytes(converter.convert())
 
