@@ -53,7 +53,7 @@ def test_a_runs_predictions_are_its_stored_logits_with_a_map_each(trained):
     results = predictor.predict("run:1", pictures, true)
     stored = softmax(store.load_logits(1, "test")[:6].astype(np.float64))
     for result, expected, label in zip(results, stored, store.load_labels(1, "test")[:6]):
-        (name, probs), = result.probs
+        (_, probs), = result.probs
         np.testing.assert_allclose(probs, expected, atol=1e-5)
         assert result.true_class == result.class_names[label] == f"pattern_{label}"
         (caption, rgb), = result.overlays
