@@ -215,3 +215,29 @@ def test_a_fine_tunes_export_resizes_before_its_model():
     x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(wrapped_model(loaded)(x)), loaded.logits(x), atol=1e-4)
     assert ModelCache(None).size >= 1
+
+
+def test_grad_cam_of_a_nested_backbone():
+    """A fine-tune's last block is a nested model (its backbone), whose `.output` is its own graph's: the
+    map is taken from the chain of layers instead, and is the same as a flat model's."""
+    import keras
+
+    from workbench.predict.gradcam import GradCam
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((16, 16, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")
+    backbone = keras.Model(image, conv(image), name="backbone")
+    pool, dense = keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)
+    outer_in = keras.Input((16, 16, 3))
+    nested = keras.Model(outer_in, dense(pool(backbone(outer_in))))
+    flat_in = keras.Input((16, 16, 3))
+    flat = keras.Model(flat_in, dense(pool(conv(flat_in))))  # the same layers, one graph
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    cam = GradCam(nested)
+    assert cam.layer is backbone
+    logits, maps = cam(x)
+    flat_logits, flat_maps = GradCam(flat)(x)
+    np.testing.assert_allclose(logits, flat_logits, atol=1e-5)
+    np.testing.assert_allclose(maps, flat_maps, atol=1e-5)
+    assert maps.shape == (2, 16, 16) and maps.max() <= 1.0

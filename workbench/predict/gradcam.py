@@ -39,12 +39,26 @@ class GradCam:
         import keras
 
         self.layer = last_conv_layer(model)
-        self._both = keras.Model(model.inputs, [self.layer.output, model.output])
+        try:
+            both = keras.Model(model.inputs, [self.layer.output, model.output])
+            self._forward = lambda x: both(x, training=False)
+        except ValueError:
+            # A nested model (a fine-tune's backbone): its `.output` belongs to its own graph, not to the
+            # outer one. Those models are a chain of layers, so run the chain and keep the block's output.
+            chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+            def forward(x):
+                features = None
+                for layer in chain:
+                    x = layer(x, training=False)
+                    features = x if layer is self.layer else features
+                return features, x
+            self._forward = forward
         self._step = tf.function(self._compute, reduce_retracing=True)
 
     def _compute(self, x, classes):
         with tf.GradientTape() as tape:
-            features, logits = self._both(x, training=False)
+            features, logits = self._forward(x)
             features = tf.cast(features, tf.float32)  # mixed precision: maps in float32
             logits = tf.cast(logits, tf.float32)
             # A negative class: the image's own top-1 class.
