@@ -152,12 +152,13 @@ def _layout() -> PredictView:
         c["refresh"] = gr.Button("Refresh", scale=1)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            c["uploads"] = gr.File(label=f"Your pictures (up to {MAX_IMAGES}, any size; centre square used)",
+            c["uploads"] = gr.File(label=f"Your pictures (up to {MAX_IMAGES}, any size)",
                                    file_count="multiple", file_types=["image"], type="filepath",
                                    elem_id="predict-uploads", height=140)
             c["predict_uploads"] = gr.Button("Predict the uploaded pictures", variant="primary",
                                              elem_id="predict-uploads-button")
-            gr.Markdown("**Or test images** of the run's dataset, by index or class:")
+            gr.Markdown("Each picture's centre square is resized as the run's images were.\n\n"
+                        "**Or test images** of the run's dataset, by index or class:")
             with gr.Row():
                 c["test_class"] = gr.Dropdown([], label="Class", scale=2, min_width=120)
                 c["pick"] = gr.Button(f"Pick {ANY_COUNT} of this class", scale=2, min_width=120)
