@@ -70,6 +70,7 @@ def create(args):
 
 def main(argv=None) -> int:
     from workbench.errors import UserError
+    from workbench.predict.images import MAX_FILE_BYTES
     from workbench.ui.app import CSS
 
     args = parse_args(argv)
@@ -91,7 +92,8 @@ def main(argv=None) -> int:
         demo.queue(default_concurrency_limit=4).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,
             auth_message="CIFAR Workbench: log in" if auth else None, allowed_paths=[], blocked_paths=blocked,
-            inbrowser=not args.no_browser, show_error=True, css=CSS)
+            inbrowser=not args.no_browser, show_error=True, css=CSS,
+            max_file_size=MAX_FILE_BYTES)  # a larger upload is refused before Gradio stores it
     finally:
         ctx.queue.shutdown()
     return 0

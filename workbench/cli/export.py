@@ -1,4 +1,5 @@
-"""Export a run: its epochs as CSV, or its stored logits and labels as a NumPy .npz archive."""
+"""Export a run: its epochs as CSV, its stored logits and labels as a NumPy .npz archive, or its trained
+model with its preprocessing (keras, savedmodel, tflite, onnx: `workbench.predict.export`)."""
 import csv
 from pathlib import Path
 
@@ -9,7 +10,15 @@ from workbench.errors import UserError
 EPOCH_FIELDS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
 
+MODEL_FORMATS = ("keras", "savedmodel", "tflite", "onnx")
+FORMATS = ("csv", "npz", *MODEL_FORMATS)
+
+
 def export_run(store, run_id: int, fmt: str, output=None) -> Path:
+    if fmt in MODEL_FORMATS:  # the model and, beside it, its JSON (`metadata_path`)
+        from workbench.predict.export import export_model
+
+        return export_model(store, run_id, fmt, output)
     run = store.get_run(run_id)
     path = Path(output or f"run-{run_id}.{fmt}")
     if path.parent and not path.parent.exists():
@@ -31,5 +40,5 @@ def export_run(store, run_id: int, fmt: str, output=None) -> Path:
             arrays[f"labels_{split}"] = store.load_labels(run_id, split)
         np.savez(path, **arrays)
     else:
-        raise UserError(f"unknown export format {fmt!r}; choose csv or npz")
+        raise UserError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
     return path

@@ -84,11 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--all", action="store_true", help="include archived runs")
     runs.set_defaults(handler=_runs)
 
-    export = sub.add_parser("export", help="export a run's epochs (csv), logits and labels (npz) or TensorBoard events")
+    export = sub.add_parser("export", help="export a run's epochs (csv), logits and labels (npz), its model with its "
+                            "preprocessing (keras, savedmodel, tflite, onnx; and a JSON of class names and spec) or "
+                            "TensorBoard events")
     export.add_argument("run", type=_run_or_all, help="a run id, or 'all' (tensorboard only)")
-    export.add_argument("--format", choices=("csv", "npz", "tensorboard"), default="csv")
-    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz; "
-                        "tensorboard: the folder for --logdir, default <store>-tensorboard beside the store)")
+    export.add_argument("--format", choices=("csv", "npz", "keras", "savedmodel", "tflite", "onnx", "tensorboard"),
+                        default="csv")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz / "
+                        "run-N.keras / run-N-savedmodel (a folder) / run-N.tflite / run-N.onnx; tensorboard: the "
+                        "folder for --logdir, default <store>-tensorboard beside the store)")
     export.set_defaults(handler=_export)
 
     ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
@@ -239,11 +243,15 @@ def _export(args):
     if args.format == "tensorboard":
         return _export_tensorboard(args)
     if args.run == "all":
-        raise UserError("'all' exports TensorBoard events only (--format tensorboard); name one run for csv or npz")
-    from workbench.cli.export import export_run
+        raise UserError("'all' exports TensorBoard events only (--format tensorboard); name one run for csv, npz "
+                        "or a model format")
+    from workbench.cli.export import MODEL_FORMATS, export_run
+    from workbench.predict.export import metadata_path
 
     path = export_run(_open_store(args), args.run, args.format, args.output)
     print(f"wrote {path}")
+    if args.format in MODEL_FORMATS:
+        print(f"wrote {metadata_path(path)} (class names, preprocessing, the run's spec)")
 
 
 def _export_tensorboard(args):

@@ -16,6 +16,7 @@ from workbench.training.progress import ProgressWriter
 
 CHECKPOINT = "model.keras"
 CHECKPOINT_INFO = "checkpoint.json"
+PREPROCESSING = "preprocessing.json"  # how pixels reach the model: what prediction and export need
 
 
 class StoreCallback(keras.callbacks.Callback):
@@ -104,6 +105,19 @@ def restore_weights(model, run_dir) -> None:
         model.load_weights(path)
     except Exception as exc:
         raise _damaged(path, exc) from None
+
+
+def save_preprocessing(run_dir, *, mean, std, resize_to, image_shape, class_names) -> None:
+    """What turns the dataset's uint8 images into the model's input, beside the checkpoint: the channel
+    statistics the pipeline normalised with (None: the model takes 0..255 itself), the size it resized
+    to (None: none), the dataset's image shape and class names. Written once, when training starts."""
+    info = {"mean": None if mean is None else [float(m) for m in mean],
+            "std": None if std is None else [float(s) for s in std],
+            "resize_to": int(resize_to) if resize_to else None, "image_shape": [int(d) for d in image_shape],
+            "class_names": [str(c) for c in class_names]}
+    tmp = run_dir / f".{PREPROCESSING}.tmp"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, run_dir / PREPROCESSING)
 
 
 def checkpoint_epoch(run_dir) -> int:

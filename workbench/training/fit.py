@@ -21,7 +21,13 @@ from workbench.constants import EVAL_TEST, EVAL_VALIDATION, PREPARING, TRAINING
 from workbench.data.pipeline import make_dataset, steps_per_epoch
 from workbench.data.split import PreparedData, prepare_data
 from workbench.training import devices as device_utils
-from workbench.training.checkpoint import CHECKPOINT, StoreCallback, checkpoint_epoch, restore_weights
+from workbench.training.checkpoint import (
+    CHECKPOINT,
+    StoreCallback,
+    checkpoint_epoch,
+    restore_weights,
+    save_preprocessing,
+)
 from workbench.training.progress import EvaluationProgress, ProgressWriter
 from workbench.training.runners import runner_for
 from workbench.training.tensorboard import live_writer
@@ -40,6 +46,8 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes)
     run_dir = store.run_dir(run_id)
+    save_preprocessing(run_dir, mean=data.mean, std=data.std, resize_to=runner.resize_to,
+                       image_shape=data.dataset.image_shape, class_names=data.dataset.class_names)
     strategy = device_utils.strategy_for(devices)
     steps = steps_per_epoch(len(data.x_train), spec.batch_size)
     done = min(checkpoint_epoch(run_dir), spec.epochs) if resume else 0

@@ -7,6 +7,7 @@ import gradio as gr
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.finetune import create_finetune_tab
+from workbench.ui.tabs.predict import PredictTab, create_predict_tab
 from workbench.ui.tabs.runs import TITLES, RunsTab, create_runs_tab, wire_clone
 from workbench.ui.tabs.spec_form import FormTab
 from workbench.ui.tabs.train import create_train_tab
@@ -33,12 +34,19 @@ footer { display: none !important; }
 /* Its scroll box as tall as two and a half rows of 8 at any width: whole captions, and a peek at what is below. */
 #errors-gallery .gallery-container { container-type: inline-size; }
 #errors-gallery .grid-wrap { max-height: calc(2.5 * ((100cqw - 56px) / 8 + 56px) + 24px) !important; height: auto; }
+/* Predict: the captions (picture, model, class) under each map, wrapped, not cut short over it. */
+#predict-gallery .grid-wrap { height: auto !important; min-height: 0; }
+#predict-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important; }
+#predict-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+#predict-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
+#predict-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
+  text-overflow: clip; text-align: left; }
 """
 
 # tab id -> (title, builder), in page order
 TABS = {"train": (TITLES["train"], create_train_tab), "runs": ("Runs", create_runs_tab),
         "ensemble": ("Ensemble", create_ensemble_tab), "finetune": (TITLES["finetune"], create_finetune_tab),
-        "errors": ("Errors", create_errors_tab)}
+        "errors": ("Errors", create_errors_tab), "predict": ("Predict", create_predict_tab)}
 
 
 @dataclass(eq=False)
@@ -49,6 +57,7 @@ class Page:
     ensemble: EnsembleTab
     finetune: FormTab
     errors: ErrorsTab
+    predict: PredictTab
 
 
 def header_markdown(ctx) -> str:
@@ -86,7 +95,8 @@ def build_app(ctx) -> gr.Blocks:
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
         for tab_id, refresh in (("runs", page.runs.refresh), ("runs", page.runs.overview), ("runs", page.runs.sweeps),
-                                ("ensemble", page.ensemble.refresh), ("errors", page.errors.refresh)):
+                                ("ensemble", page.ensemble.refresh), ("errors", page.errors.refresh),
+                                ("predict", page.predict.refresh)):
             refresh.wire(tab_items[tab_id].select, show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         for refresh in (page.train.refresh, page.runs.refresh):

@@ -20,6 +20,7 @@ from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.layout import column_widths
 from workbench.ui.refresh import Refresh
+from workbench.ui.tabs import runs_export
 from workbench.ui.tabs.runs_actions import (
     clone_values,
     curves_figure,
@@ -81,6 +82,7 @@ class RunsView:
     sure: gr.Checkbox
     delete: gr.Button
     action_status: gr.Markdown
+    model_export: runs_export.ModelExport  # the picked run's model, downloaded in a chosen format
     timer: gr.Timer  # ticks while the tab is shown; redraws the leaderboard only while a run is running
     sweeps: SweepView  # a sweep's table and paired comparison (workbench.ui.tabs.runs_sweeps)
 
@@ -274,6 +276,7 @@ def _layout() -> RunsView:
             c["sure"] = gr.Checkbox(False, label="I am sure")
             c["delete"] = gr.Button("Delete run and files", variant="stop")
         c["action_status"] = gr.Markdown()
+        c["model_export"] = runs_export.layout()
     c["timer"] = gr.Timer(LIVE_SECONDS, active=False)
     return RunsView(**c)
 
@@ -288,6 +291,7 @@ def create_runs_tab(ctx) -> RunsTab:
     overview = Refresh(_guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived],
                        [v.scatter, v.groups])
     _wire(ctx.store, v, h, refresh, overview)
+    runs_export.wire(ctx, v.model_export, v.pick)
     v.timer.tick(_guarded(status=v.summary)(h.live_fn), refresh.inputs, refresh.outputs, show_progress="hidden",
                  api_visibility="private")
     return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=wire_sweep_view(ctx.store, v.sweeps, v.refresh))

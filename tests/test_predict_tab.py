@@ -1,0 +1,60 @@
+"""The Predict tab in headless Chromium, behind a login as a share link would be: a tiny trained run,
+an uploaded picture of another size (top-5 and a Grad-CAM map) beside a file that is not an image
+(refused by name, the other still predicted); and the Runs tab's model download as a zip."""
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import ARTIFACTS, AppServer, wait_until
+from PIL import Image
+from test_predict import TINY
+
+from store import Store
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.ui.tabs.runs_export import model_zip
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict-app")
+    with Store(folder / "runs" / "workbench.db") as store:
+        queue = JobQueue(store, devices=[], isolate=False)
+        run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1, "name": "tiny"}))
+        assert queue.wait(run_id, timeout=300) and store.get_run(run_id)["status"] == "completed"
+        queue.shutdown()
+        path = model_zip(store, f"{run_id}: tiny", "keras")
+        with zipfile.ZipFile(path) as bundle:
+            assert sorted(bundle.namelist()) == ["run-1.json", "run-1.keras"]
+    server = AppServer(folder, "--auth", "alice:wonderland")
+    yield server, folder
+    server.stop()
+
+
+def test_predict_an_upload_through_a_login(served, browser):
+    server, folder = served
+    picture = folder / "bird.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 140, 3), dtype=np.uint8)).save(picture)
+    not_image = folder / "notes.png"
+    not_image.write_text("not a picture")
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(server.url)
+    page.locator("input[type=text]").first.fill("alice")
+    page.locator("input[type=password]").fill("wonderland")
+    page.keyboard.press("Enter")
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-source input").click()
+    page.get_by_role("option", name="run 1 · tiny", exact=False).click()
+    page.locator("#predict-uploads input[type=file]").set_input_files([str(picture), str(not_image)])
+    wait_until(lambda: "notes\n.png" in page.locator("#predict-uploads").inner_text(), "the uploads", page=page)
+    page.locator("#predict-uploads-button").click()
+    message = page.locator("#predict-message")
+    wait_until(lambda: "1 picture(s) predicted" in message.inner_text(), "the prediction", page=page)
+    assert "notes.png is not an image" in message.inner_text()
+    assert page.locator("#predict-gallery img").count() == 1
+    assert "bird.png · run 1: tiny: pattern_" in page.locator("#predict-gallery").inner_text()
+    assert "run 1: tiny" in page.locator("#predict-table").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "predict-tab.png"), full_page=True)
