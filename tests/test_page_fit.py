@@ -133,7 +133,8 @@ def _errors_tab(page):
     assert picked.bounding_box()["width"] >= 200
 
 
-TABS = {"Train": _train_tab, "Runs": None, "Ensemble": _ensemble_tab, "Fine-tune": _finetune_tab, "Errors": _errors_tab}
+TABS = {"Train": _train_tab, "Runs": None, "Ensemble": _ensemble_tab, "Fine-tune": _finetune_tab, "Errors": _errors_tab,
+        "Predict": None}
 
 
 def test_every_tab_fits_at_three_widths(server, browser):
