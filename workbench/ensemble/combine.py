@@ -133,9 +133,11 @@ def vote(probs, tie_break: str = "lowest") -> np.ndarray:
     return np.where(tied, probs.sum(axis=0), -np.inf).argmax(axis=1)
 
 
-def weighted_mean(probs, weights=None, space: str = "prob") -> np.ndarray:
+def weighted_mean(probs, weights=None, space: str = "prob", *, checked: bool = False) -> np.ndarray:
     """Soft vote: combined probabilities [N, K] (float64). Weights (default uniform) are normalised to
-    sum 1; all-zero, negative or a wrong count is refused.
+    sum 1; all-zero, negative or a wrong count is refused. `checked=True`: `probs` is a float64 [M, N, K]
+    array that `member_probs` made (rows known to sum to 1), so the scan that checks them is skipped: it
+    was half of an Ensemble slider move, which recombines the same cached members every time.
 
     space="prob": sum_m w_m p_m (arithmetic mean of probabilities).
     space="logit": softmax(sum_m w_m log p_m), a weighted geometric mean renormalised per image; the
@@ -143,9 +145,11 @@ def weighted_mean(probs, weights=None, space: str = "prob") -> np.ndarray:
     per-image constant, which softmax removes). Zero probabilities are clipped to the smallest float64.
     """
     space = choose("space", space, SPACES)
-    probs = stacked_probs(probs)
+    probs = probs if checked else stacked_probs(probs)
     w = normalized_weights(np.ones(probs.shape[0]) if weights is None else weights, probs.shape[0])
-    combined = np.tensordot(w, member_scores(probs, space), axes=1)
+    # A matrix-vector product over the flattened images: np.tensordot copied the [M, N, K] stack first.
+    scores = member_scores(probs, space)
+    combined = (w @ scores.reshape(len(w), -1)).reshape(scores.shape[1:])
     return combined if space == "prob" else softmax(combined)
 
 

@@ -177,7 +177,7 @@ def combine(probs: np.ndarray, weights, settings: Settings) -> np.ndarray:
         raise UserError("weights must be >= 0 and not all zero: move at least one slider above 0")
     if settings.method == "vote":
         return ens.vote_distribution(probs[weights > 0])
-    return ens.weighted_mean(probs, weights, settings.space)
+    return ens.weighted_mean(probs, weights, settings.space, checked=True)  # from member_probs: valid
 
 
 def score(members: Members, weights, settings: Settings, *, with_members: bool = True) -> dict:
