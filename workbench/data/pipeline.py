@@ -35,7 +35,8 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, ba
         # Each pass over the dataset (an epoch: Keras iterates it anew) takes the next epoch number from
         # a counter, read once when the pass starts.
         start = tf.constant(np.random.default_rng(seed).integers(0, 2, n).astype(bool))
-        counter = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
+        with tf.device("/CPU:0"):  # tf.data runs on the host, also on a GPU machine
+            counter = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
         epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(lambda _: counter.assign_add(1) - 1)
         epochs = epochs.flat_map(lambda e: tf.data.Dataset.from_tensors(e).repeat())
 
