@@ -147,12 +147,15 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=sorted(TARGETS), default="fast", help="the curve's recipe")
     parser.add_argument("--small", action="store_true", help="tiny: a 2,000-image subset, a narrow net, 2 epochs")
     parser.add_argument("--epochs", type=int, help="override the fast recipe's epochs")
+    parser.add_argument("--train-subset", type=int, default=0, help="train on N images of the split (0: all)")
     parser.add_argument("--skip-curve", action="store_true")
     parser.add_argument("--skip-ensemble", action="store_true")
     args = parser.parse_args(argv)
     common = dict(data_path=args.data, gpus=0 if args.preset == "fast" else -1)
     if args.data == "synthetic":  # for tests: generated stripes, no archive needed
         common = dict(common, dataset="synthetic", data_path="", dataset_options={"n_train": 2400, "n_test": 400})
+    if args.train_subset:
+        common["train_subset"] = args.train_subset
     if args.small:
         common |= SMALL | {"epochs": 2, "warmup_epochs": 0.5}
     targets = Targets()

@@ -86,7 +86,7 @@ def test_parameters_of_unused_augmentations_are_not_checked_and_numpy_ints_pass(
 
 # -------------------------------------------------------------------------- determinism and shapes
 
-@pytest.mark.parametrize("names", list(AUGMENTATIONS) + [FULL])
+@pytest.mark.parametrize("names", [n for n in AUGMENTATIONS if n != "alt_flip"] + [FULL])  # alt_flip: the pipeline's
 def test_same_seed_same_output_other_seed_other_output(names):
     f = build_augmenter(names, fill=MEAN)
     x, y = tf.constant(images(8)), onehot(8)

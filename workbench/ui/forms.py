@@ -70,8 +70,8 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["learning_rate"] = gr.Number(d.learning_rate, label=LABELS["learning_rate"])
             c["momentum"] = gr.Number(d.momentum, label="Momentum")
             c["weight_decay"] = gr.Number(d.weight_decay, label=LABELS["weight_decay"])
-            c["ema_momentum"] = gr.Number(d.ema_momentum, label=LABELS["ema_momentum"], info="0: off")
         with gr.Row():
+            c["ema_momentum"] = gr.Number(d.ema_momentum, label=LABELS["ema_momentum"])
             c["epochs"] = gr.Number(d.epochs, label="Epochs", precision=0)
             c["batch_size"] = gr.Number(d.batch_size, label=LABELS["batch_size"], precision=0)
             c["gpus"] = gr.Dropdown(gpu_choices(gpu_count), value=d.gpus, label=LABELS["gpus"],

@@ -287,7 +287,7 @@ def _layout() -> EnsembleView:
         c["space"] = gr.Radio(SPACE_CHOICES, value="prob", label="Average")
         c["temperature"] = gr.Checkbox(False, label="Temperature scaling (fitted per member on validation)")
         c["tta"] = gr.Checkbox(False, label="Flip test-time augmentation")
-        c["translate"] = gr.Checkbox(False, label="Translate test-time augmentation (runs trained with translate)")
+        c["translate"] = gr.Checkbox(False, label="Translate test-time augmentation")
     with gr.Row():
         c["sliders"] = [gr.Slider(0, 1, value=1, step=0.01, label=f"member {i + 1}", visible=False,
                                   elem_id=f"ensemble-weight-{i}") for i in range(MAX_SLIDERS)]
