@@ -35,6 +35,7 @@ class Family:
     tiny: dict
     min_input_size: int = 8
     checks: dict = field(default_factory=dict)  # option -> checker (shared and the family's own)
+    data_init: Callable | None = None  # data_init(model, images): weights computed from the training images
 
     @property
     def options(self) -> dict[str, Any]:
@@ -59,7 +60,7 @@ _MODELS: dict[str, Variant] = {}
 
 
 def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 8,
-                    checks: dict[str, Checker] | None = None):
+                    checks: dict[str, Checker] | None = None, data_init: Callable | None = None):
     """Decorator: register `builder` as the one builder of family `name`, its arguments checked.
 
     Returns the builder wrapped so that each argument (but `name`) passes its checker first and the
@@ -73,6 +74,8 @@ def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 
         tiny: keyword overrides that make any variant of the family tiny (tests, demos).
         min_input_size: smallest allowed input height/width for the family.
         checks: a checker for each option of the builder that `SHARED_CHECKS` has not.
+        data_init: `data_init(model, images)` sets weights computed from the training images (float,
+            normalised as the model sees them) before training (airbench's whitening layer); None: none.
     """
     checks = dict(checks or {})
 
@@ -82,7 +85,7 @@ def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 
         all_checks = {"input_shape": functools.partial(check_input_shape, min_size=min_input_size),
                       **SHARED_CHECKS, **checks}
         checked = _checked(name, builder, all_checks)
-        family = Family(name, checked, paper, dict(tiny), min_input_size, all_checks)
+        family = Family(name, checked, paper, dict(tiny), min_input_size, all_checks, data_init)
         unknown = set(tiny) - set(family.options)
         if unknown:
             raise RuntimeError(f"tiny config of {name!r} has unknown options {sorted(unknown)}")
@@ -210,6 +213,18 @@ def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **kw
     _check_known(name, family, kwargs)
     config = {**variant.defaults, **kwargs}
     return family.builder(num_classes=num_classes, input_shape=input_shape, name=name, **config)
+
+
+def needs_data_init(name: str) -> bool:
+    """Whether model `name`'s family computes weights from the training images before training."""
+    return _FAMILIES[_variant(name).family].data_init is not None
+
+
+def init_from_data(name: str, model, images) -> None:
+    """Run the family's `data_init(model, images)` on a freshly built model `name` (nothing for most)."""
+    data_init = _FAMILIES[_variant(name).family].data_init
+    if data_init is not None:
+        data_init(model, images)
 
 
 def paper_match(params: int, paper_params: float, tolerance: float = 0.02) -> tuple[float, bool]:

@@ -24,6 +24,8 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
     pytest.param("gpu_throughput.py", ["--model", "resnet20", "--steps", "2", "--warmup", "1", "--batch-size", "16",
                                        "--precisions", "float32", "--xla", "off"], "| resnet20 | 0 | float32 | off |",
                  marks=SLOW),
+    pytest.param("fast_recipe.py", ["--small", "--data", "synthetic"], "three-member ensemble over its best member",
+                 marks=SLOW),
     ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "| gallery page of 64"),
     pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
     ("ensemble.py", ["--members", "3", "--images", "300", "--rounds", "2", "--repeats", "1"], "| NumPy matrix |"),

@@ -56,7 +56,7 @@ def _handlers(db):
 def test_settings_keep_the_weights_and_a_search_replaces_the_last(tmp_path):
     _fill_store(tmp_path / "w.db")
     fns, v, store = _handlers(tmp_path / "w.db")
-    mean, vote = ("mean", "prob", False, False), ("vote", "prob", False, False)
+    mean, vote = ("mean", "prob", False, False, False), ("vote", "prob", False, False, False)
     picked = fns["ensemble_select"]([1], *mean)  # one run picked: the other split's run is out before it is picked
     assert [value for _, value in picked[v.runs]["choices"]] == [1, 2, 3]
     assert "run 4 other-split: trained on split seed1-other" in picked[v.unavailable]

@@ -70,7 +70,7 @@ def test_registry_lists_required_models_sorted():
     names = list_models()
     assert names == sorted(names)
     assert not set(REQUIRED) - set(names)
-    assert set(list_families()) == {"lenet", "nin", "vgg", "resnet", "wide_resnet", "resnext", "densenet_bc"}
+    assert set(list_families()) == {"lenet", "nin", "vgg", "resnet", "wide_resnet", "resnext", "densenet_bc", "airbench"}
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -132,6 +132,8 @@ def test_outputs_are_logits_from_a_float32_layer(name):
     assert last.dtype_policy.compute_dtype == "float32"
     if isinstance(last, keras.layers.Dense):
         assert last.activation is keras.activations.linear
+    elif isinstance(last, keras.layers.Rescaling):  # airbench: the linear head's output scaled (1/9)
+        assert isinstance(tiny(name).get_layer("head"), keras.layers.Dense)
     else:  # NIN: the class maps of a linear 1x1 conv, globally averaged
         assert isinstance(last, keras.layers.GlobalAveragePooling2D)
 

@@ -7,17 +7,20 @@ does, so there is no per-image Python and no float copy of the dataset.
 import numpy as np
 import tensorflow as tf
 
-from workbench.data.augment.ops import build_augmenter
+from workbench.data.augment.ops import build_augmenter, parse_augmentations
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, batch_size: int,
                  mean, std, training: bool = False, augment=(), augment_options=None, seed: int = 0,
-                 resize_to=None, flip: bool = False, drop_remainder=None) -> tf.data.Dataset:
+                 resize_to=None, flip: bool = False, shift: int = 0, first_epoch: int = 0,
+                 drop_remainder=None) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels).
 
     training: shuffle each epoch (seeded) and apply the augmentations; evaluation keeps the order.
     resize_to: a size to resize each batch to on the fly (fine-tuning at 96x96) instead of
-    materialising a resized copy of the dataset. flip: mirror every image (test-time augmentation).
+    materialising a resized copy of the dataset. flip: mirror every image, shift: move every image by
+    `shift` pixels down and right (negative: up and left), REFLECT-padded (test-time augmentation).
+    first_epoch: the epoch the first pass over the dataset trains (alt_flip's parity on resume).
     """
     n = len(images)
     images = tf.constant(images)
@@ -25,6 +28,17 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, ba
     mean = tf.constant(np.asarray(mean, np.float32))
     std = tf.constant(np.asarray(std, np.float32))
     augmenter = build_augmenter(augment, images.shape[1], **(augment_options or {}), fill=tuple(float(m) for m in np.asarray(mean))) if training else None
+
+    alternate = training and "alt_flip" in parse_augmentations(augment)
+    if alternate:
+        # cifar10-airbench's alternating flip: image i is mirrored in epoch e iff start[i] xor (e odd).
+        # Each pass over the dataset (an epoch: Keras iterates it anew) takes the next epoch number from
+        # a counter, read once when the pass starts.
+        start = tf.constant(np.random.default_rng(seed).integers(0, 2, n).astype(bool))
+        with tf.device("/CPU:0"):  # tf.data runs on the host, also on a GPU machine
+            counter = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
+        epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(lambda _: counter.assign_add(1) - 1)
+        epochs = epochs.flat_map(lambda e: tf.data.Dataset.from_tensors(e).repeat())
 
     indices = tf.data.Dataset.range(n)
     if training:
@@ -37,20 +51,39 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, ba
         batches = tf.data.Dataset.zip((batches, seeds))
     else:
         batches = batches.map(lambda idx: (idx, tf.zeros([2], tf.int64)))
+    if alternate:
+        count = batches.cardinality()  # zipped with the endless epoch number: keep the count known to Keras
+        batches = tf.data.Dataset.zip((batches, epochs)).map(lambda b, e: (b[0], b[1], e))
+        batches = batches.apply(tf.data.experimental.assert_cardinality(count))
+    else:
+        batches = batches.map(lambda idx, s: (idx, s, tf.constant(0, tf.int64)))
 
-    def load(idx, batch_seed):
+    def load(idx, batch_seed, epoch):
         x = tf.cast(tf.gather(images, idx), tf.float32)
         y = tf.gather(labels_1hot, idx)
+        if alternate:
+            mirror = tf.not_equal(tf.gather(start, idx), tf.equal(epoch % 2, 1))
+            x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
         if augmenter is not None:
             x, y = augmenter(x, y, batch_seed)
         if flip:
             x = tf.image.flip_left_right(x)
+        if shift:
+            x = _shift(x, shift)
         x = (x - mean) / std
         if resize_to:
             x = tf.image.resize(x, (resize_to, resize_to), method="bilinear")
         return x, y
 
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _shift(x, shift: int):
+    """Images moved by `shift` pixels along both axes, the uncovered border REFLECT-filled."""
+    p = abs(shift)
+    padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+    start = p - shift  # shift > 0: the content moves down and right
+    return padded[:, start:start + x.shape[1], start:start + x.shape[2], :]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

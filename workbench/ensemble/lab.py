@@ -17,6 +17,7 @@ from workbench.errors import UserError, choose
 
 METHODS = ("mean", "vote")
 SEARCHES = ("grid", "greedy", "optimize")
+VIEWS = ("", "_flip", "_translate", "_translate_flip")  # the stored logits of a split (workbench.training.fit)
 MAX_GRID_MEMBERS = 5  # 11^5 = 161,051 combinations at step 0.1; 6 members would be 1.8 million
 
 
@@ -26,22 +27,29 @@ class Settings:
     space: str = "prob"  # for "mean": average probabilities ("prob") or log-probabilities ("logit")
     temperature: bool = False  # scale each member by a temperature fitted on validation first
     tta: bool = False  # average each member with its horizontally flipped predictions
+    translate: bool = False  # ... and with its translated ones (runs trained with `translate` store them)
 
     def describe(self) -> str:
         parts = ["majority vote" if self.method == "vote" else f"weighted mean of {'probabilities' if self.space == 'prob' else 'logits'}"]
-        parts += ["temperature-scaled"] * self.temperature + ["flip TTA"] * self.tta
+        parts += ["temperature-scaled"] * self.temperature + ["flip TTA"] * self.tta + ["translate TTA"] * self.translate
         return ", ".join(parts)
+
+    def views(self) -> list:
+        """The stored logits' suffixes whose probabilities are averaged per member."""
+        views = [""] + ["_flip"] * self.tta
+        return views + [f"_translate{v}" for v in views] * self.translate
 
 
 @dataclass
 class Members:
     ids: list
     names: list
-    logits: dict  # split -> list of [N, K] arrays, one per member ("val", "test", and "*_flip" when stored)
+    logits: dict  # split -> list of [N, K] arrays, one per member ("val", "test", "*_flip", "*_translate",
+    #               "*_translate_flip" when stored)
     labels: dict  # "val"/"test" -> int64 [N]
     split_id: str
     temperatures: list = field(default_factory=list)  # fitted on validation, one per member
-    _probs: dict = field(default_factory=dict, repr=False)  # (split, temperature, tta) -> [M, N, K]
+    _probs: dict = field(default_factory=dict, repr=False)  # (split, temperature, views) -> [M, N, K]
 
     @property
     def num_classes(self) -> int:
@@ -136,7 +144,7 @@ class Lab:
             raise UserError(f"these runs were trained on different validation splits ({detail}); runs with "
                             "different splits cannot be combined (their validation images differ)")
         logits, labels = {}, {}
-        for split in ("val", "test", "val_flip", "test_flip"):
+        for split in [base + view for base in ("val", "test") for view in VIEWS]:
             if not all(split in self.store.prediction_splits(r) for r in run_ids):
                 continue
             loaded = [self._logits(r, split) for r in run_ids]
@@ -144,7 +152,7 @@ class Lab:
                 raise UserError(f"the runs' {split} predictions are for different images or classes "
                                 f"({', '.join(str(z.shape) for z, _ in loaded)}); they cannot be combined")
             logits[split] = [z for z, _ in loaded]
-            base = split.removesuffix("_flip")
+            base = split.split("_")[0]
             if base not in labels:
                 labels[base] = self.store.load_labels(run_ids[0], base)
         members = Members(run_ids, [r["name"] for r in runs], logits, labels, runs[0]["split_id"])
@@ -153,17 +161,20 @@ class Lab:
 
 
 def member_probs(members: Members, split: str, settings: Settings) -> np.ndarray:
-    """[M, N, K] probabilities of each member on `split` under the settings (temperature, flip TTA)."""
-    key = (split, settings.temperature, settings.tta)
+    """[M, N, K] probabilities of each member on `split` under the settings (temperature, and the mean
+    over the test-time augmentation views: plain, mirrored, translated, translated and mirrored)."""
+    views = tuple(settings.views())
+    key = (split, settings.temperature, views)
     if key in members._probs:
         return members._probs[key]
     temps = members.temperatures if settings.temperature else None
-    probs = ens.member_probs(members.logits[split], temps)
-    if settings.tta:
-        if f"{split}_flip" not in members.logits:
-            raise UserError("flip test-time augmentation needs the runs' mirrored predictions, which some of "
-                            "these runs lack (runs trained before they were stored); turn TTA off")
-        probs = (probs + ens.member_probs(members.logits[f"{split}_flip"], temps)) / 2
+    if settings.tta and f"{split}_flip" not in members.logits:
+        raise UserError("flip test-time augmentation needs the runs' mirrored predictions, which some of "
+                        "these runs lack (runs trained before they were stored); turn TTA off")
+    if settings.translate and f"{split}_translate" not in members.logits:
+        raise UserError("translate test-time augmentation needs the runs' translated predictions, which only "
+                        "runs trained with the translate augmentation store; turn translate TTA off")
+    probs = sum(ens.member_probs(members.logits[split + view], temps) for view in views) / len(views)
     members._probs[key] = probs
     return probs
 
@@ -201,7 +212,7 @@ def score(members: Members, weights, settings: Settings, *, with_members: bool =
 def member_summary(members: Members, settings: Settings, bins: int = 15) -> dict:
     """Each member's figures and test reliability curve: they do not depend on the weights, so they are
     computed once per selection and settings, not on every slider move."""
-    key = ("summary", settings.temperature, settings.tta, bins)
+    key = ("summary", settings.temperature, tuple(settings.views()), bins)
     if key not in members._probs:
         rows, curves = [], {}
         probs = {s: member_probs(members, s, settings) for s in ("val", "test")}
@@ -255,14 +266,15 @@ def save(store, members: Members, scored: dict, settings: Settings, name: str) -
                                temperatures=members.temperatures if settings.temperature else None,
                                val_accuracy=scored["val"]["accuracy"], test_accuracy=scored["test"]["accuracy"],
                                options={"space": settings.space, "temperature": settings.temperature,
-                                        "tta": settings.tta, "method": settings.method, "split_id": members.split_id})
+                                        "tta": settings.tta, "translate": settings.translate,
+                                        "method": settings.method, "split_id": members.split_id})
 
 
 def settings_of(ensemble: dict) -> Settings:
     options = ensemble.get("options") or {}
     return Settings(method=options.get("method", "vote" if ensemble["method"] == "vote" else "mean"),
                     space=options.get("space", "prob"), temperature=bool(options.get("temperature")),
-                    tta=bool(options.get("tta")))
+                    tta=bool(options.get("tta")), translate=bool(options.get("translate")))
 
 
 def ensemble_probs(lab: Lab, ensemble: dict, split: str) -> tuple:

@@ -8,6 +8,7 @@ separable and Dense layers; grouped convolutions by their kernels), not typed in
 tests/test_estimate.py checks that every registered model is listed and recounts a few.
 """
 MODEL_MMACS = {
+    "airbench94": 118.1, "airbench_cpu": 33.1,
     "densenet_bc_100_12": 287.9, "densenet_bc_160_24": 2495.6, "densenet_bc_190_40": 9301.9,
     "densenet_bc_250_24": 5418.8, "lenet": 0.7, "nin": 222.5, "resnet110": 252.9, "resnet20": 40.6,
     "resnet32": 68.9, "resnet44": 97.2, "resnet56": 125.5, "resnext29_16x64d": 10688.9,

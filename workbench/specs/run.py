@@ -19,13 +19,14 @@ HELP = {
     "loss": "cross_entropy, focal or label_smoothing",
     "loss_params": "loss parameters as key=value,... (focal: gamma=2,alpha=0.25; label_smoothing=0.1)",
     "augment_params": "augmentation parameters as key=value,... (cutout_size=16, pad=4, mixup_alpha=0.2)",
-    "schedule": "learning-rate schedule: step, cosine, htd or constant",
+    "schedule": "learning-rate schedule: step, cosine, htd, constant or linear (warm-up then linear decay)",
     "schedule_params": "schedule parameters as key=value,... (step: milestones=[0.3,0.6,0.8],gamma=0.2)",
     "warmup_epochs": "linear learning-rate warm-up, in epochs",
     "optimizer": f"one of {', '.join(OPTIMIZERS)} (sgd uses Nesterov momentum)",
     "learning_rate": "peak learning rate",
     "momentum": "SGD/RMSprop momentum",
     "weight_decay": "weight decay (L2 on conv/dense kernels; decoupled for adamw)",
+    "ema_momentum": "keep an EMA of the weights with this momentum (e.g. 0.99), used for the final evaluation; 0: off",
     "epochs": "number of epochs",
     "xla": "compile the training step with XLA",
     "name": "run name (default: model-loss-augment-epochs)",
@@ -56,6 +57,7 @@ class RunSpec(Spec):
     learning_rate: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    ema_momentum: float = 0.0  # > 0: Keras' optimizer EMA (use_ema), the average evaluated at the end
     epochs: int = 200
     batch_size: int = 128
     gpus: int = -1  # -1: one GPU when there is one, else the CPU; 0: the CPU; N: N GPUs (MirroredStrategy)
@@ -99,6 +101,7 @@ class RunSpec(Spec):
         check(self.learning_rate > 0, "learning rate must be > 0 (classic SGD: 0.1)")
         check(0 <= self.momentum < 1, "momentum must be in [0, 1) (classic: 0.9)")
         check(0 <= self.weight_decay < 1, "weight decay must be in [0, 1) (classic: 5e-4)")
+        check(0 <= self.ema_momentum < 1, "EMA momentum must be in [0, 1) (0: no weight average; e.g. 0.99)")
         check(0 <= self.warmup_epochs < max(self.epochs, 1), f"warm-up epochs must be in [0, {self.epochs})")
 
 

@@ -53,8 +53,11 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
     done = min(checkpoint_epoch(run_dir), spec.epochs) if resume else 0
     phases = runner.phases(steps)
     current = next((i for i, p in enumerate(phases) if p.until > done), len(phases) - 1)
+    batches = _batch_options(spec, data, runner)
     with strategy.scope():
         model = runner.build(data.dataset.num_classes, data.dataset.image_shape, restoring=bool(done))
+        if not done:  # weights computed from the data (airbench's whitening); a checkpoint has them
+            runner.init_from_data(model, data, batches)
         _restore(model, run_dir, phases, current, done)
     store.truncate_epochs(run_id, done)
     store.update_run(run_id, params=int(model.count_params()), split_id=data.split_id,
@@ -62,10 +65,9 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
                      checkpoint_path=str(run_dir / CHECKPOINT), train_images=steps * spec.batch_size,
                      steps_per_epoch=steps, phase=TRAINING)
     store.set_status(run_id, "running")
-    batches = _batch_options(spec, data, runner)
     train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment,
                             augment_options=getattr(spec, "augment_params", None),
-                            seed=spec.seed + 7919 * done, **batches)
+                            seed=spec.seed + 7919 * done, first_epoch=done, **batches)
     val_ds = make_dataset(data.x_val, data.y_val, **batches)
     events = live_writer(spec, store, run_id)  # TensorBoard event files as it trains, if the spec asks
     callback = StoreCallback(store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None)
@@ -81,7 +83,8 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
         done = phase.until
     if callback.diverged:
         status, error = "diverged", DIVERGED
-    elif not stop.is_set() and save_predictions(model, store, run_id, data, batches, progress, stop):
+    elif not stop.is_set() and save_predictions(model, store, run_id, data, batches, progress, stop,
+                                                prediction_views(spec)):
         status, error = "completed", None
     else:
         status, error = "cancelled", None
@@ -114,29 +117,44 @@ def _batch_options(spec, data: PreparedData, runner) -> dict:
                 resize_to=runner.resize_to)
 
 
+# The stored views of each split: (suffix, flip, shifts whose logits are averaged). Every run stores the
+# plain and mirrored ones; a run trained with `translate` also stores the images moved by 1 pixel both
+# ways (cifar10-airbench's translate test-time augmentation), plain and mirrored.
+VIEWS = (("", False, (0,)), ("_flip", True, (0,)))
+TRANSLATE_VIEWS = (("_translate", False, (-1, 1)), ("_translate_flip", True, (-1, 1)))
+
+
+def prediction_views(spec) -> tuple:
+    return VIEWS + (TRANSLATE_VIEWS if "translate" in spec.augment else ())
+
+
 def save_predictions(model, store, run_id, data: PreparedData, batches: dict, progress: ProgressWriter,
-                     stop: threading.Event) -> bool:
-    """Logits of validation and test, plain and mirrored (for flip test-time augmentation), and the test
-    accuracy; its batches are progress steps of one pass (phase "evaluating validation", then "... test").
+                     stop: threading.Event, views=VIEWS) -> bool:
+    """Logits of validation and test for each of `views` (plain, mirrored for flip test-time
+    augmentation, translated), and the test accuracy (plain); its batches are progress steps of one pass
+    (phase "evaluating validation", then "... test").
     A stop request ends it after the current batch with nothing stored: returns False."""
     splits = {EVAL_VALIDATION: ("val", data.x_val, data.y_val),
               EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test)}
     per_pass = {phase: math.ceil(len(y) / batches["batch_size"]) for phase, (_, _, y) in splits.items()}
     callback = EvaluationProgress(progress, stop)
-    progress.begin_pass(eval_steps=2 * sum(per_pass.values()))
+    passes = sum(len(shifts) for _, _, shifts in views)
+    progress.begin_pass(eval_steps=passes * sum(per_pass.values()))
     results = []
     for phase, (split, x, y) in splits.items():
         progress.write(phase=phase, step=callback.offset, step_seconds=progress.pass_seconds())
-        for flip in (False, True):
-            ds = make_dataset(x, y, flip=flip, **batches)
-            logits = np.asarray(model.predict(ds, verbose=0, callbacks=[callback]), dtype=np.float32)
-            if stop.is_set():
-                return False
-            results.append((f"{split}_flip" if flip else split, logits, y))
-            callback.offset += per_pass[phase]
+        for suffix, flip, shifts in views:
+            logits = []
+            for shift in shifts:
+                ds = make_dataset(x, y, flip=flip, shift=shift, **batches)
+                logits.append(np.asarray(model.predict(ds, verbose=0, callbacks=[callback]), dtype=np.float32))
+                if stop.is_set():
+                    return False
+                callback.offset += per_pass[phase]
+            results.append((split + suffix, np.mean(logits, axis=0, dtype=np.float32), y))
     for split, logits, y in results:
         store.save_logits(run_id, split, logits, y)
-    _, test_logits, test_labels = results[2]
+    _, test_logits, test_labels = results[len(views)]
     store.update_run(run_id, test_accuracy=float((test_logits.argmax(1) == test_labels).mean()),
                      eval_seconds=progress.pass_seconds())
     return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import keras
+import numpy as np
 
 import models
 from workbench.constants import FINETUNE, SCRATCH
@@ -20,6 +21,8 @@ from workbench.training import backbones
 from workbench.training.losses import build_loss
 from workbench.training.precision import under_policy
 from workbench.training.schedules import build_schedule
+
+DATA_INIT_IMAGES = 5000  # training images a family's data-computed weights see (cifar10-airbench: 5,000)
 
 
 @dataclass
@@ -49,13 +52,17 @@ def build_model(spec, num_classes: int, input_shape) -> keras.Model:
 
 
 def build_optimizer(spec, schedule) -> keras.optimizers.Optimizer:
+    # ema_momentum > 0: Keras keeps an exponential moving average of the weights, which replaces them
+    # when training ends (fit's finalize_variable_values), so the final evaluation uses the average.
+    ema = getattr(spec, "ema_momentum", 0.0)
+    kw = dict(use_ema=True, ema_momentum=ema) if ema > 0 else {}
     if spec.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=spec.momentum, nesterov=spec.momentum > 0)
+        return keras.optimizers.SGD(schedule, momentum=spec.momentum, nesterov=spec.momentum > 0, **kw)
     if spec.optimizer == "adam":
-        return keras.optimizers.Adam(schedule)
+        return keras.optimizers.Adam(schedule, **kw)
     if spec.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=spec.weight_decay)
-    return keras.optimizers.RMSprop(schedule, momentum=spec.momentum)
+        return keras.optimizers.AdamW(schedule, weight_decay=spec.weight_decay, **kw)
+    return keras.optimizers.RMSprop(schedule, momentum=spec.momentum, **kw)
 
 
 def compile_model(model, spec, steps: int) -> None:
@@ -78,6 +85,13 @@ class ScratchRunner:
     def build(self, num_classes: int, image_shape, *, restoring: bool) -> keras.Model:
         return build_model(self.spec, num_classes, image_shape)
 
+    def init_from_data(self, model, data, batches: dict) -> None:
+        """Weights the family computes from the training images (airbench's whitening layer), from up
+        to 5,000 of them normalised as the pipeline feeds them."""
+        if models.needs_data_init(self.spec.model):
+            images = data.x_train[:DATA_INIT_IMAGES].astype(np.float32)
+            models.init_from_data(self.spec.model, model, (images - batches["mean"]) / batches["std"])
+
     def phases(self, steps: int) -> list:
         return [Phase(self.spec.epochs, lambda model: compile_model(model, self.spec, steps))]
 
@@ -98,6 +112,9 @@ class FinetuneRunner:
         model, self.backbone = backbones.build_model(self.spec, num_classes, weights="none" if restoring else None)
         self.start = backbones.unfreeze_index(self.spec, self.backbone)
         return model
+
+    def init_from_data(self, model, data, batches: dict) -> None:
+        """Nothing: the backbone's weights come from ImageNet."""
 
     def phases(self, steps: int) -> list:
         def phase(number):

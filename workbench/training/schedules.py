@@ -1,15 +1,16 @@
 """Learning-rate schedules by name, stepped per optimizer iteration.
 
 `step` and `cosine` are Keras' own `PiecewiseConstantDecay` and `CosineDecay`; Keras has no
-hyperbolic-tangent decay and no warm-up wrapper for arbitrary schedules, so those two are written
-here (small, serialisable, so a saved `.keras` model restores its optimizer's schedule).
+hyperbolic-tangent decay, no warm-up wrapper for arbitrary schedules and no piecewise-linear schedule
+(`linear`: cifar10-airbench's warm-up then linear decay; `PolynomialDecay(power=1)` has no warm-up), so
+those are written here (small, serialisable, so a saved `.keras` model restores its optimizer's schedule).
 """
 import keras
 import numpy as np
 
 from workbench.errors import UserError, choose
 
-SCHEDULES = ("step", "cosine", "htd", "constant")
+SCHEDULES = ("step", "cosine", "htd", "constant", "linear")
 SCHEDULE_PARAMS = {
     # The classic CIFAR recipe: x0.2 at epochs 60, 120, 160 of 200, i.e. at 30%, 60%, 80% of the run.
     "step": {"milestones": (0.3, 0.6, 0.8), "gamma": 0.2},
@@ -17,6 +18,8 @@ SCHEDULE_PARAMS = {
     # Hsueh et al. 2019, "Stochastic gradient descent with hyperbolic-tangent decay": L=-6, U=3.
     "htd": {"lower": -6.0, "upper": 3.0},
     "constant": {},
+    # cifar10-airbench: from start_fraction up to the peak over the warm-up, then down to final_fraction.
+    "linear": {"start_fraction": 0.2, "final_fraction": 0.07},
 }
 
 
@@ -58,6 +61,27 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="workbench")
+class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
+    """The rate interpolated linearly between (boundaries[i], values[i]), constant beyond the ends
+    (NumPy's `interp`, as cifar10-airbench's schedule)."""
+
+    def __init__(self, boundaries, values):
+        self.boundaries = [float(b) for b in boundaries]
+        self.values = [float(v) for v in values]
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rate = keras.ops.cast(self.values[0], "float32") + 0 * step
+        for (b0, v0), (b1, v1) in zip(zip(self.boundaries, self.values), zip(self.boundaries[1:], self.values[1:])):
+            fraction = keras.ops.clip((step - b0) / max(b1 - b0, 1e-9), 0.0, 1.0)
+            rate = rate + fraction * (v1 - v0)
+        return rate
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values}
+
+
+@keras.saving.register_keras_serializable(package="workbench")
 class Constant(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, learning_rate):
         self.learning_rate = float(learning_rate)
@@ -86,6 +110,10 @@ def schedule_params(name: str, params=None) -> dict:
         merged = {"milestones": milestones, "gamma": float(merged["gamma"])}
     if name == "cosine" and not 0 <= float(merged["final_fraction"]) < 1:
         raise UserError("cosine final_fraction is the last learning rate as a fraction of the first, in [0, 1)")
+    if name == "linear":
+        merged = {k: float(v) for k, v in merged.items()}
+        if not all(0 <= v <= 1 for v in merged.values()):
+            raise UserError("linear start_fraction and final_fraction are fractions of the peak rate, in [0, 1]")
     if name == "htd" and not float(merged["lower"]) < float(merged["upper"]):
         raise UserError("htd needs lower < upper (Hsueh et al.: lower -6, upper 3)")
     return merged
@@ -106,6 +134,10 @@ def build_schedule(name: str, *, base_lr: float, epochs: int, steps_per_epoch: i
         return keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else base_lr, decay_steps=max(1, total - warmup), alpha=params["final_fraction"],
             warmup_target=base_lr if warmup else None, warmup_steps=warmup)
+    if name == "linear":
+        # Its own warm-up: up from start_fraction (not 0) over the warm-up steps, then down to the end.
+        values = [base_lr * params["start_fraction"], base_lr, base_lr * params["final_fraction"]]
+        return PiecewiseLinear([0, warmup, total], values) if warmup else PiecewiseLinear([0, total], values[1:])
     if name == "step":
         # PiecewiseConstantDecay switches *after* a boundary step; -1 makes the new rate start exactly
         # at the milestone's first step (epoch 60 of 200 starts at step 60 * steps_per_epoch).

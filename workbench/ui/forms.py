@@ -25,6 +25,7 @@ LABELS = {
     "model_kwargs": "Model options", "loss_params": "Loss parameters", "augment": "Augmentations",
     "augment_params": "Augmentation parameters", "schedule_params": "Schedule parameters",
     "warmup_epochs": "Warm-up epochs", "learning_rate": "Learning rate", "weight_decay": "Weight decay",
+    "ema_momentum": "Weight EMA momentum",
     "batch_size": "Batch size", "gpus": "GPUs", "xla": "XLA", "data_path": "Data path",
     "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
     "split_seed": "Split seed", "train_subset": "Training subset (0 = all)", "name": "Run name (optional)",
@@ -71,6 +72,7 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["momentum"] = gr.Number(d.momentum, label="Momentum")
             c["weight_decay"] = gr.Number(d.weight_decay, label=LABELS["weight_decay"])
         with gr.Row():
+            c["ema_momentum"] = gr.Number(d.ema_momentum, label=LABELS["ema_momentum"])
             c["epochs"] = gr.Number(d.epochs, label="Epochs", precision=0)
             c["batch_size"] = gr.Number(d.batch_size, label=LABELS["batch_size"], precision=0)
             c["gpus"] = gr.Dropdown(gpu_choices(gpu_count), value=d.gpus, label=LABELS["gpus"],

@@ -9,7 +9,11 @@ off does not change the random draws of the others.
 
 Augmentations, applied in this order (`parse_augmentations` sorts names into it):
   autoaugment  the AutoAugment CIFAR-10 policy (Cubuk et al. 2018), see workbench/autoaugment.py
+  alt_flip     alternating flip (cifar10-airbench): each image is mirrored in every other epoch, starting
+               mirrored or not at random; the pipeline applies it (it knows the image and the epoch)
   flip_crop    horizontal flip (p=0.5), then a random HxW crop of the `pad`-pixel REFLECT-padded image
+  translate    a random HxW crop of the `translate`-pixel REFLECT-padded image (flip_crop without its
+               flip, for alt_flip; cifar10-airbench's 2-pixel translate)
   cutout       one `cutout_size` square per image at a uniform centre, clipped at the border, set to
                `fill` (DeVries & Taylor 2017)
   mixup        x = lam x + (1 - lam) x[perm], lam ~ Beta(alpha, alpha) per batch (Zhang et al. 2018)
@@ -34,8 +38,8 @@ import tensorflow as tf
 from workbench.data.augment.autoaugment import autoaugment
 from workbench.errors import UserError, choose
 
-AUGMENTATIONS = ("flip_crop", "cutout", "autoaugment", "mixup", "cutmix")
-ORDER = ("autoaugment", "flip_crop", "cutout", "mixup", "cutmix")
+AUGMENTATIONS = ("flip_crop", "cutout", "autoaugment", "mixup", "cutmix", "alt_flip", "translate")
+ORDER = ("autoaugment", "alt_flip", "flip_crop", "translate", "cutout", "mixup", "cutmix")
 # XLA-compile the flip_crop/cutout pixel work (see `_spatial`); False (or WORKBENCH_AUGMENT_XLA=0 in the
 # environment) runs the same ops without XLA, with identical results.
 JIT_COMPILE = os.environ.get("WORKBENCH_AUGMENT_XLA", "1") != "0"
@@ -150,7 +154,7 @@ def cutout(images, seed, size=16, fill=(0.0, 0.0, 0.0)):
     return _cutout_pixels(images, cutout_draw(seed, batch, height, width), size, fill)
 
 
-def _spatial(crop, cut, pad, size, fill):
+def _spatial(crop, cut, pad, size, fill, random_flip=True):
     """flip_crop then cutout as `f(images, crop_seed, cutout_seed)`. The pixel work (index arithmetic,
     gather, mask) is one XLA-compiled function when JIT_COMPILE: XLA fuses it into a single pass over the
     batch, ~1.6x faster than TF's kernels one by one. The random draws stay outside it, in TF's stateless
@@ -168,6 +172,8 @@ def _spatial(crop, cut, pad, size, fill):
         batch, height, width, _ = _dims(images)
         offset, flip = flip_crop_draw(crop_seed, batch, pad) if crop else (tf.zeros([batch, 2], tf.int32),
                                                                             tf.zeros([batch], tf.bool))
+        if not random_flip:  # translate: the crop's offsets only
+            flip = tf.zeros([batch], tf.bool)
         centre = cutout_draw(cutout_seed, batch, height, width) if cut else tf.zeros([batch, 2], tf.int32)
         return pixels_fn(images, offset, flip, centre)
 
@@ -243,7 +249,7 @@ def _check_fill(fill):
     return values
 
 
-AUGMENT_PARAMS = {"pad": 4, "cutout_size": 16, "mixup_alpha": 0.2, "cutmix_alpha": 1.0}
+AUGMENT_PARAMS = {"pad": 4, "cutout_size": 16, "mixup_alpha": 0.2, "cutmix_alpha": 1.0, "translate": 2}
 
 
 def check_augment_params(params: dict) -> dict:
@@ -256,18 +262,23 @@ def check_augment_params(params: dict) -> dict:
 
 
 def build_augmenter(names, image_size=32, *, pad=4, cutout_size=16, mixup_alpha=0.2, cutmix_alpha=1.0,
-                    fill=(0.0, 0.0, 0.0)):
+                    translate=2, fill=(0.0, 0.0, 0.0)):
     """`augment(images, labels, seed) -> (images, labels)` for the named augmentations, or None for none.
 
-    Checks the parameters the chosen augmentations use: pad 0..image_size//2, cutout_size 1..image_size,
-    alphas > 0, fill one 0..255 value per channel (the training set's mean pixel).
+    Checks the parameters the chosen augmentations use: pad and translate 0..image_size//2, cutout_size
+    1..image_size, alphas > 0, fill one 0..255 value per channel (the training set's mean pixel).
+    `alt_flip` is checked here but applied by the pipeline (`workbench.data.pipeline`).
     """
     names = parse_augmentations(names)
     if not names:
         return None
     size = _check_int("image_size", image_size, 1, 4096)
+    if "flip_crop" in names and "translate" in names:
+        raise UserError("translate is flip_crop without its random flip (for alt_flip); choose one of them")
     if "flip_crop" in names:
         pad = _check_int("pad", pad, 0, size // 2)
+    if "translate" in names:
+        pad = _check_int("translate", translate, 0, size // 2)
     if "cutout" in names:
         cutout_size = _check_int("cutout_size", cutout_size, 1, size)
     if "mixup" in names:
@@ -275,8 +286,8 @@ def build_augmenter(names, image_size=32, *, pad=4, cutout_size=16, mixup_alpha=
     if "cutmix" in names:
         cutmix_alpha = _check_alpha("cutmix_alpha", cutmix_alpha)
     fill = _check_fill(fill)
-    crop, cut = "flip_crop" in names, "cutout" in names
-    spatial = _spatial(crop, cut, pad, cutout_size, fill) if crop or cut else None
+    crop, cut = "flip_crop" in names or "translate" in names, "cutout" in names
+    spatial = _spatial(crop, cut, pad, cutout_size, fill, random_flip="translate" not in names) if crop or cut else None
 
     def augment(images, labels, seed):
         images = tf.convert_to_tensor(images)

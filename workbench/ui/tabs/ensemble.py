@@ -32,6 +32,7 @@ class EnsembleView:
     space: gr.Radio
     temperature: gr.Checkbox
     tta: gr.Checkbox
+    translate: gr.Checkbox
     sliders: list  # MAX_SLIDERS gr.Slider, one weight per member; the unused ones hidden
     equal: gr.Button
     grid: gr.Button
@@ -52,7 +53,7 @@ class EnsembleView:
     @property
     def settings(self) -> list:
         """The components of `lab.Settings`, in `settings_of`'s argument order."""
-        return [self.method, self.space, self.temperature, self.tta]
+        return [self.method, self.space, self.temperature, self.tta, self.translate]
 
 
 @dataclass(eq=False)
@@ -99,13 +100,14 @@ def method_note(settings: lab.Settings) -> str:
     return VOTE_NOTE if settings.method == "vote" else ""
 
 
-def settings_of(method, space, temperature, tta):
-    return lab.Settings(method=method or "mean", space=space or "prob", temperature=bool(temperature), tta=bool(tta))
+def settings_of(method, space, temperature, tta, translate=False):
+    return lab.Settings(method=method or "mean", space=space or "prob", temperature=bool(temperature), tta=bool(tta),
+                        translate=bool(translate))
 
 
-def _settings_and_weights(method, space, temperature, tta, *weights):
+def _settings_and_weights(method, space, temperature, tta, translate, *weights):
     """The values of `EnsembleView.settings` and then of the sliders, read into Settings and weights."""
-    return settings_of(method, space, temperature, tta), list(weights)
+    return settings_of(method, space, temperature, tta, translate), list(weights)
 
 
 def _chosen_id(ensemble_id) -> int:
@@ -259,7 +261,7 @@ class _Handlers:
         return {v.message: f"Loaded ensemble {saved['id']}: **{saved['name']}**",
                 v.runs: gr.update(choices=choices, value=members.ids), v.unavailable: unavailable,
                 v.method: settings.method, v.space: settings.space, v.temperature: settings.temperature,
-                v.tta: settings.tta, v.name: saved["name"], **self.slider_updates(members, weights), **figures,
+                v.tta: settings.tta, v.translate: settings.translate, v.name: saved["name"], **self.slider_updates(members, weights), **figures,
                 **self.search_cleared()}
 
     def delete(self, ensemble_id):
@@ -285,6 +287,7 @@ def _layout() -> EnsembleView:
         c["space"] = gr.Radio(SPACE_CHOICES, value="prob", label="Average")
         c["temperature"] = gr.Checkbox(False, label="Temperature scaling (fitted per member on validation)")
         c["tta"] = gr.Checkbox(False, label="Flip test-time augmentation")
+        c["translate"] = gr.Checkbox(False, label="Translate test-time augmentation")
     with gr.Row():
         c["sliders"] = [gr.Slider(0, 1, value=1, step=0.01, label=f"member {i + 1}", visible=False,
                                   elem_id=f"ensemble-weight-{i}") for i in range(MAX_SLIDERS)]
