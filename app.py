@@ -70,15 +70,15 @@ def create(args):
 
 def main(argv=None) -> int:
     from workbench.errors import UserError
-    from workbench.predict.images import MAX_FILE_BYTES
-    from workbench.ui.app import CSS
-
-    args = parse_args(argv)
     from workbench.jobs.malloc_tuning import limit_arenas
 
+    args = parse_args(argv)
     limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
     try:
-        auth = check_args(args)
+        auth = check_args(args)  # before the heavy imports below: a bad flag is answered in a second, not 20
+        from workbench.predict.images import MAX_FILE_BYTES
+        from workbench.ui.app import CSS
+
         ctx, demo = create(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
