@@ -85,6 +85,8 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     status = _wait_text(page.locator("#live-panel"), r"browser-run.*\(run 1\)", timeout=30)
     assert "running" in status or "completed" in status
     _wait_text(page.locator("#live-panel"), r"completed", timeout=240)
+    # The status line and the figure arrive together, but Plotly draws the figure after the text shows.
+    page.locator("#live-curves .js-plotly-plot").wait_for(timeout=30_000)
     assert page.locator("#live-curves .js-plotly-plot").count() == 1
     page.locator("#cancel-button:disabled").wait_for()  # nothing to cancel; nothing to resume
     assert page.locator("#resume-button").is_disabled()
