@@ -17,7 +17,7 @@ from workbench.ui.views import runs as rd
 
 HEIGHT = 360
 # plotly_white's layout without its per-trace-type defaults: Plotly deep-copies and validates a figure's
-# template on every figure, and the full one cost ~30 ms of each Ensemble slider move (four-fifths of it).
+# template on every figure, ~28 ms for the full one against ~10 ms for this (measured per empty figure).
 TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
 
 
