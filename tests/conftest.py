@@ -133,14 +133,37 @@ class AppServer:
             self.process.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
+    """One server on an empty store, shared by every test that asks for it (an app start costs about 20 s
+    here, mostly importing Gradio and TensorFlow): such tests must not assume run ids or an empty store.
+    `pytest_xdist_make_scheduler` below keeps their files on one xdist worker, so one server serves all."""
     server = AppServer(tmp_path_factory.mktemp("app"))
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="module")
+# The files whose tests use the shared `app_server`: one xdist worker takes them all (see below).
+SHARES_APP_SERVER = ("test_app.py", "test_browser.py", "test_sweep_ui.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, except that the files in SHARES_APP_SERVER are one unit, so one worker runs them
+    against one server. (Not `--dist loadgroup` with xdist_group marks: with pytest 9.2 the group no longer
+    reaches the scheduler, pytest-dev/pytest-xdist#1386, and the tests are spread as if unmarked.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedServerFiles(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "shared-app-server" if Path(file).name in SHARES_APP_SERVER else file
+
+    return SharedServerFiles(config, log)
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `.ci/run` installs it")

@@ -1,5 +1,5 @@
 """The app as a server: its flags, its API through gradio_client, its login, and what it will serve."""
-import json
+import re
 import subprocess
 import sys
 import time
@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ROOT, AppServer
+from conftest import ROOT
 
 from store import Store
 from workbench.errors import UserError
@@ -51,24 +51,28 @@ def test_share_without_login_exits_with_a_message(tmp_path):
 def test_api_queues_a_run_and_lists_it(app_server):
     from gradio_client import Client
 
+    with Store(app_server.db) as store:  # the server is shared: other tests' runs may be there
+        before = len(store.list_runs())
     client = Client(app_server.url, verbose=False)
     message, _ = client.predict("api,smoke", *spec_to_form_values(TINY), api_name="/train")
-    assert message.startswith("Queued run 1: **api-run**")
+    queued = re.match(r"Queued run (\d+): \*\*api-run\*\*", message)
+    assert queued, message
+    run_id = int(queued.group(1))
     with Store(app_server.db) as store:  # a second process reading the server's store
         deadline = time.monotonic() + 180
-        while store.get_run(1)["status"] != "completed" and time.monotonic() < deadline:
+        while store.get_run(run_id)["status"] != "completed" and time.monotonic() < deadline:
             time.sleep(0.5)
-        run = store.get_run(1)
+        run = store.get_run(run_id)
         assert run["status"] == "completed", run["error"]
         assert run["tags"] == ["api", "smoke"]
     leaderboard = client.predict(api_name="/runs_refresh")[0]
     rows = leaderboard.get("value", leaderboard)["data"]
-    assert any(row[1] == 1 and "api-run" in row[2] and "completed" in row for row in rows), rows
+    assert any(row[1] == run_id and "api-run" in row[2] and "completed" in row for row in rows), rows
     bad = spec_to_form_values(TINY.replace(learning_rate=-1))
     message, _ = client.predict("", *bad, api_name="/train")
     assert message.startswith("**Not queued:** learning rate must be > 0")
     with Store(app_server.db) as store:
-        assert len(store.list_runs()) == 1
+        assert len(store.list_runs()) == before + 1
 
 
 def _status(url, data=None):
@@ -83,26 +87,6 @@ def _status(url, data=None):
 def test_store_files_are_not_served(app_server):
     for path in (str(app_server.db), "runs/workbench.db", "../runs/workbench.db", str(ROOT / "app.py"), "/etc/passwd"):
         assert _status(f"{app_server.url}gradio_api/file={path}") in (403, 404), path
-
-
-def test_login_is_required_on_every_route(tmp_path):
-    server = AppServer(tmp_path, "--auth", "alice:wonderland")
-    try:
-        payload = json.dumps({"data": ["", *spec_to_form_values(TINY)]}).encode()
-        assert _status(f"{server.url}gradio_api/call/train", payload) == 401
-        assert _status(f"{server.url}gradio_api/info") == 401
-        assert _status(f"{server.url}config") == 401
-        from gradio_client import Client
-
-        client = Client(server.url, auth=("alice", "wonderland"), verbose=False)
-        assert "/train" in json.dumps(client.view_api(return_format="dict", print_info=False))
-        with pytest.raises(Exception):
-            Client(server.url, auth=("alice", "wrong"), verbose=False)
-    finally:
-        server.stop()
-    assert "wonderland" not in server.log.read_text()
-    with Store(server.db) as store:
-        assert "wonderland" not in json.dumps(store.list_runs())
 
 
 def test_form_paths_cannot_leave_the_allowed_folders(app_server):

@@ -58,10 +58,12 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     _wait_text(page.locator("#train-estimate"), r"— 5 epochs of 14,976 images")
     # A bad value is explained next to the form and nothing is queued.
     _fill(page, "epochs", 0)
+    with Store(app_server.db) as store:  # the server is shared: other tests' runs may be there
+        before = store.list_runs()
     page.locator("#train-button").click()
     _wait_text(page.locator("#train-message"), r"Not queued: epochs must be at least 1")
     with Store(app_server.db) as store:
-        assert store.list_runs() == []
+        assert store.list_runs() == before
 
     _choose(page, "dataset", "synthetic")
     _fill(page, "data_path", "")
@@ -75,14 +77,15 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     _field(page, "name").press("Tab")
     _wait_text(page.locator("#train-command"), r"--name browser-run")
     page.locator("#train-button").click()
-    _wait_text(page.locator("#train-message"), r"Queued run 1: browser-run")
+    run_id = re.search(r"Queued run (\d+): browser-run", _wait_text(page.locator("#train-message"),
+                                                                   r"Queued run \d+: browser-run")).group(1)
     _wait_text(page.locator("#live-panel"), r"running · epoch [1-9]")
     _screenshot(page, "02-train-tab-running")
 
     # The job lives in the server, not the page: a reload shows it still running.
     page.reload()
     _wait_text(page.locator("#jobs-table"), r"browser-run")
-    status = _wait_text(page.locator("#live-panel"), r"browser-run.*\(run 1\)", timeout=30)
+    status = _wait_text(page.locator("#live-panel"), rf"browser-run.*\(run {run_id}\)", timeout=30)
     assert "running" in status or "completed" in status
     _wait_text(page.locator("#live-panel"), r"completed", timeout=240)
     # The status line and the figure arrive together, but Plotly draws the figure after the text shows.

@@ -89,8 +89,7 @@ def test_browse_filter_compare_and_export(tmp_path, browser, cache_dir):
         _wait_text(page.locator("#errors-count"), rf"{errors} images · page 1 of (\d+)")
         assert page.locator("#errors-gallery img").count() == min(64, errors)
         page.locator("#errors-gallery img").first.click()
-        page.wait_for_timeout(1500)
-        assert "Image #" in page.locator(".js-plotly-plot").last.inner_text()
+        _wait_text(page.locator(".js-plotly-plot").last, r"Image #")  # the clicked image's figure, once drawn
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "06-errors-tab.png"), full_page=True)
         # A click on a confusion cell shows that cell's images; on a class name, its row's mistakes.

@@ -1,17 +1,22 @@
-"""The Predict tab in headless Chromium, behind a login as a share link would be: a tiny trained run,
-an uploaded picture of another size (top-5 and a Grad-CAM map) beside a file that is not an image
-(refused by name, the other still predicted); and the Runs tab's model download as a zip."""
+"""The app behind a login, as a share link would be: every route refuses a request without it; and the
+Predict tab in headless Chromium: a tiny trained run, an uploaded picture of another size (top-5 and a
+Grad-CAM map) beside a file that is not an image (refused by name, the other still predicted); and the
+Runs tab's model download as a zip. (One server for both: an app start costs about 20 s here.)"""
+import json
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import ARTIFACTS, AppServer, wait_until
 from PIL import Image
+from test_app import TINY as TINY_SPEC
+from test_app import _status
 from test_predict import TINY
 
 from store import Store
 from workbench.jobs.queue import JobQueue
 from workbench.specs.run import RunSpec
+from workbench.ui.forms import spec_to_form_values
 from workbench.ui.tabs.runs_export import model_zip
 
 pytestmark = pytest.mark.browser
@@ -33,6 +38,23 @@ def served(tmp_path_factory):
     server.stop()
 
 
+def test_login_is_required_on_every_route(served):
+    server, _ = served
+    payload = json.dumps({"data": ["", *spec_to_form_values(TINY_SPEC)]}).encode()
+    assert _status(f"{server.url}gradio_api/call/train", payload) == 401
+    assert _status(f"{server.url}gradio_api/info") == 401
+    assert _status(f"{server.url}config") == 401
+    from gradio_client import Client
+
+    client = Client(server.url, auth=("alice", "wonderland"), verbose=False)
+    assert "/train" in json.dumps(client.view_api(return_format="dict", print_info=False))
+    with pytest.raises(Exception):
+        Client(server.url, auth=("alice", "wrong"), verbose=False)
+    assert "wonderland" not in server.log.read_text()
+    with Store(server.db) as store:
+        assert "wonderland" not in json.dumps(store.list_runs())
+
+
 def test_predict_an_upload_through_a_login(served, browser):
     server, folder = served
     picture = folder / "bird.png"
@@ -47,6 +69,7 @@ def test_predict_an_upload_through_a_login(served, browser):
     page.get_by_role("tab", name="Predict").click()
     page.locator("#predict-source input").click()
     page.get_by_role("option", name="run 1 · tiny", exact=False).click()
+    assert not page.locator("#predict-empty").is_visible()  # a run to predict with: no "nothing yet" note
     page.locator("#predict-uploads input[type=file]").set_input_files([str(picture), str(not_image)])
     wait_until(lambda: "notes\n.png" in page.locator("#predict-uploads").inner_text(), "the uploads", page=page)
     page.locator("#predict-uploads-button").click()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,14 +45,11 @@ def test_a_damaged_checkpoint_fails_the_resume_with_a_reason(tmp_path):
         # runs (tests/test_job_process.py covers how a child's failure reaches the run).
         queue = JobQueue(store, devices=[], isolate=False)
         run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 30}))
-        import time
-
-        deadline = time.monotonic() + 120
-        while not store.epochs(run_id) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        checkpoint = store.run_dir(run_id) / CHECKPOINT
+        wait_until(lambda: store.epochs(run_id) and checkpoint.exists(), "the first epoch's checkpoint", timeout=300,
+                   every=0.1)
         queue.cancel(run_id)
         queue.wait(run_id, timeout=60)
-        checkpoint = store.run_dir(run_id) / CHECKPOINT
         checkpoint.write_bytes(checkpoint.read_bytes()[:5000])  # a truncated copy
         queue.resume(run_id)
         queue.wait(run_id, timeout=120)
