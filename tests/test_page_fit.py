@@ -133,8 +133,14 @@ def _errors_tab(page):
     assert picked.bounding_box()["width"] >= 200
 
 
+def _predict_tab(page):
+    """No run here kept a checkpoint (nothing was trained): the tab says so and how to get one."""
+    note = page.locator("#predict-empty")
+    _wait(lambda: note.is_visible() and "Nothing to predict with yet" in note.inner_text(), "the empty note")
+
+
 TABS = {"Train": _train_tab, "Runs": None, "Ensemble": _ensemble_tab, "Fine-tune": _finetune_tab, "Errors": _errors_tab,
-        "Predict": None}
+        "Predict": _predict_tab}
 
 
 def test_every_tab_fits_at_three_widths(server, browser):

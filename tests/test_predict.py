@@ -49,6 +49,12 @@ def test_a_runs_predictions_are_its_stored_logits_with_a_map_each(trained):
     _, store = trained
     predictor = Predictor(store)
     assert {key for _, key in predictor.choices()} == {"run:1", "run:2", "ensemble:1"}
+    checkpoint = store.run_dir(2) / CHECKPOINT  # without it, run 2 and the ensemble it is in cannot predict
+    checkpoint.rename(checkpoint.with_suffix(".away"))
+    try:
+        assert {key for _, key in predictor.choices()} == {"run:1"}
+    finally:
+        checkpoint.with_suffix(".away").rename(checkpoint)
     pictures, true = predictor.test_images("run:1", range(6))
     results = predictor.predict("run:1", pictures, true)
     stored = softmax(store.load_logits(1, "test")[:6].astype(np.float64))

@@ -56,13 +56,17 @@ class Predictor:
         self._images = {}  # inspect.sources' cache: test images rebuilt from a run's dataset
 
     def choices(self) -> list:
-        """[(label, key)] of sources that can predict: completed runs with a checkpoint, saved ensembles."""
+        """[(label, key)] of sources that can predict: completed runs with a checkpoint, and saved ensembles
+        whose members all have one (a member without cannot predict a new picture)."""
+        def has_checkpoint(run_id) -> bool:
+            return (self.store.run_dir(run_id) / CHECKPOINT).exists()
+
         kept = []
         for label, key in sv.source_choices(self.store):
             kind, number = sv.parse_key(key)
-            if kind == "run" and not (self.store.run_dir(number) / CHECKPOINT).exists():
-                continue
-            kept.append((label, key))
+            members = [number] if kind == "run" else self.store.get_ensemble(number)["members"]
+            if all(has_checkpoint(run_id) for run_id in members):
+                kept.append((label, key))
         return kept
 
     def _plan(self, key) -> _Plan:

@@ -20,11 +20,15 @@ from workbench.ui.refresh import Refresh
 log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["picture", "true class", "source", "1st", "2nd", "3rd", "4th", "5th"]
 ANY_COUNT = 8  # test images picked per class
+NOTHING_YET = ("**Nothing to predict with yet**: this tab uses completed runs that kept a checkpoint, and saved "
+               "ensembles. Train one in the Train tab (its **Fast recipe** button gives a good model in about 15 "
+               "minutes on a CPU), then press Refresh.")
 
 
 @dataclass(eq=False)
 class PredictView:
     source: gr.Dropdown
+    empty: gr.Markdown  # shown while there is nothing to predict with, saying how to get something
     refresh: gr.Button
     uploads: gr.File
     predict_uploads: gr.Button
@@ -141,7 +145,8 @@ class _Handlers:
 
     def refresh(self, key):
         choices = self.predictor.choices()
-        return gr.update(choices=choices, value=key if key in {v for _, v in choices} else None)
+        return (gr.update(choices=choices, value=key if key in {v for _, v in choices} else None),
+                gr.update(visible=not choices))
 
 
 def _layout() -> PredictView:
@@ -150,6 +155,7 @@ def _layout() -> PredictView:
         c["source"] = gr.Dropdown([], label="Run or saved ensemble", elem_id="predict-source", scale=4,
                                   info="completed runs with a checkpoint, and saved ensembles")
         c["refresh"] = gr.Button("Refresh", scale=1)
+    c["empty"] = gr.Markdown(NOTHING_YET, visible=False, elem_id="predict-empty")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             c["uploads"] = gr.File(label=f"Your pictures (up to {MAX_IMAGES}, any size)",
@@ -193,6 +199,6 @@ def create_predict_tab(ctx) -> PredictTab:
     v.test_class.input(lambda name: gr.update(value=f"Pick {ANY_COUNT} of this class"), v.test_class, v.pick,
                        show_progress="hidden")
     v.gallery.select(h.select, v.shown, v.top5, api_visibility="private")
-    refresh = Refresh(h.refresh, [v.source], [v.source])
+    refresh = Refresh(h.refresh, [v.source], [v.source, v.empty])
     refresh.wire(v.refresh.click)
     return PredictTab(view=v, refresh=refresh)
