@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, logits_for
 
 from store import Store
 from workbench.cli.main import build_parser, main
@@ -134,6 +134,18 @@ def test_ensemble_output_uses_percentages_like_the_page(tmp_path, capsys):
     test, member = scored["test"], scored["members"][0]
     assert f"test:       accuracy {100 * test['accuracy']:.2f}%  NLL {test['nll']:.4f}  ECE {100 * test['ece']:.2f}%" in out
     assert f"{100 * member['test_ece']:.2f}%" in out.splitlines()[1]
+    # Translate TTA averages the translated views in, as the tab's checkbox does; runs without them are told why.
+    assert main(["ensemble", "1", "2", "--translate", "--db", str(tmp_path / "w.db")]) == 2
+    assert "translate test-time augmentation needs" in capsys.readouterr().err
+    with Store(tmp_path / "w.db") as store:
+        for run_id in (1, 2):
+            for split, y in labels.items():
+                store.save_logits(run_id, f"{split}_translate", logits_for(y, rng, 1.5), y)
+        scored = lab.score(lab.Lab(store).load([1, 2]), [1.0, 1.0], lab.Settings(translate=True))
+        assert scored["test"]["accuracy"] != test["accuracy"]
+    assert main(["ensemble", "1", "2", "--method", "uniform", "--translate", "--db", str(tmp_path / "w.db")]) == 0
+    out = capsys.readouterr().out
+    assert f"test:       accuracy {100 * scored['test']['accuracy']:.2f}%" in out and "translate TTA" in out
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--space", choices=("prob", "logit"), default="prob", help="average probabilities or logits")
     ensemble.add_argument("--temperature", action="store_true", help="temperature-scale each member first")
     ensemble.add_argument("--tta", action="store_true", help="average each member with its flipped predictions")
+    ensemble.add_argument("--translate", action="store_true",
+                          help="also average in its translated predictions (runs trained with --augment translate "
+                               "store them; with --tta: the six-view TTA of the fast recipe)")
     ensemble.add_argument("--step", type=float, default=0.1, help="grid step (default 0.1)")
     ensemble.add_argument("--save", metavar="NAME", help="save the ensemble to the store under NAME")
     ensemble.set_defaults(handler=_ensemble)
@@ -271,7 +274,7 @@ def _ensemble(args):
     store = _open_store(args)
     members = lab.Lab(store).load(args.runs)
     settings = lab.Settings(method="vote" if args.method == "vote" else "mean", space=args.space,
-                            temperature=args.temperature, tta=args.tta)
+                            temperature=args.temperature, tta=args.tta, translate=args.translate)
     weights = [1.0] * len(members.ids)
     if args.method in lab.SEARCHES:
         weights = lab.search(members, settings, args.method, step=args.step)["weights"]
