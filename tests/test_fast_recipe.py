@@ -155,7 +155,13 @@ def test_translate_tta_is_refused_for_runs_without_translated_logits(store):
 def test_presets_parse_and_their_runs_validate():
     (fast,) = load_preset("fast")
     assert fast.model == "airbench_cpu" and fast.schedule == "linear" and "alt_flip" in fast.augment
-    fast.replace(gpus=0).validate()
+    quick = load_preset("quick")  # three fast-recipe runs that differ in their seed, and the LeNet pair
+    fast_members = [s for s in quick if s.model == "airbench_cpu"]
+    assert len(quick) == 5 and len(fast_members) == 3 and len({s.seed for s in fast_members}) == 3
+    assert {s.model for s in quick} == {"airbench_cpu", "lenet"}
+    assert all(s.schedule == fast.schedule and s.augment == fast.augment for s in fast_members)
+    for spec in quick + [fast]:
+        spec.replace(gpus=0).validate()
     (speedrun,) = load_preset("speedrun")
     assert (speedrun.model, speedrun.precision, speedrun.xla) == ("airbench94", "mixed_float16", True)
     speedrun.validate(available_gpus=1)
