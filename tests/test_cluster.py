@@ -88,9 +88,9 @@ def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(ray
     shutil.copy(FIXTURES / "cifar10-mini.tar.gz", archive)
     held = [ray_cluster.hold("wb_head"), ray_cluster.hold("wb_worker")]
     try:
-        first = queue.submit(tiny(name="synthetic-here"))
-        second = queue.submit(tiny(dataset="cifar10", dataset_options={}, data_path=str(archive), val_size=100,
-                                   name="from-object-store"))
+        first = queue.submit(tiny(epochs=1, name="synthetic-here"))
+        second = queue.submit(tiny(epochs=1, dataset="cifar10", dataset_options={}, data_path=str(archive),
+                                   val_size=100, name="from-object-store"))
         wait_until(lambda: any(str(archive) in str(k) for k in backend.shipped_datasets()), "the dataset shipped",
                    timeout=60, every=0.1)
         archive.unlink()
@@ -100,7 +100,7 @@ def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(ray
     runs = [_finished(store, queue, r) for r in (first, second)]
     for run in runs:
         assert run["status"] == "completed", run["error"]
-        assert [e["epoch"] for e in store.epochs(run["id"])] == [1, 2]
+        assert [e["epoch"] for e in store.epochs(run["id"])] == [1]
         assert sorted(store.prediction_splits(run["id"])) == ["test", "test_flip", "val", "val_flip"]
         assert run["test_accuracy"] is not None and run["params"] > 0 and run["phase"] is None
         assert (store.run_dir(run["id"]) / "model.keras").exists()  # mirrored from storage for Predict, Export
