@@ -1,7 +1,7 @@
 """CIFAR Workbench: `python app.py` opens the workbench in a browser.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--db runs/workbench.db] [--data PATH]
-                  [--share --auth user:password]
+                  [--share --auth user:password] [--ray HOST:PORT|local --storage FOLDER_OR_URI --retries N]
 """
 import argparse
 import os
@@ -25,6 +25,9 @@ def parse_args(argv=None):
     parser.add_argument("--auth", default=os.environ.get("WORKBENCH_AUTH"),
                         help="user:password required to open the page (or WORKBENCH_AUTH)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    from workbench.jobs.cluster_flags import add_arguments
+
+    add_arguments(parser)  # --ray, --storage, --retries, --ray-cpus, --ray-resources: jobs on a Ray cluster
     return parser.parse_args(argv)
 
 
@@ -48,23 +51,28 @@ def check_args(args):
     for root in args.data_root:
         if not Path(root).expanduser().is_dir():
             raise UserError(f"--data-root {root} is not a folder")
+    from workbench.jobs.cluster_flags import check
+
+    check(args)
     return auth
 
 
 def create(args):
     """Open the store, start the job queue and build the page (no server yet)."""
     from store import Store
-    from workbench.jobs.queue import JobQueue
+    from workbench.jobs.cluster_flags import open_queue
     from workbench.training import devices
     from workbench.ui.app import build_app
     from workbench.ui.context import AppContext, default_data_roots
 
     store = Store(args.db) if args.db else Store()
-    queue = JobQueue(store)
+    queue = open_queue(store, args)
     data_path = str(Path(args.data).expanduser()) if args.data else ""
+    describe_cluster = getattr(queue.backend, "describe", None)  # the Ray backend's: nodes, GPUs, CPUs
     ctx = AppContext(store=store, queue=queue, data_path=data_path, device_summary=devices.describe(),
                      gpu_names=queue.gpus, interrupted=queue.interrupted,
-                     data_roots=default_data_roots(data_path, store.path, args.data_root))
+                     data_roots=default_data_roots(data_path, store.path, args.data_root),
+                     cluster_summary=describe_cluster)
     return ctx, build_app(ctx)
 
 
@@ -84,6 +92,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"CIFAR Workbench: {ctx.device_summary}; store {ctx.store.path}", flush=True)
+    if ctx.cluster_summary:
+        print(f"jobs run on the {ctx.cluster_summary()}", flush=True)
     if ctx.interrupted:
         print(f"runs left running by an earlier process, now interrupted: {ctx.interrupted}", flush=True)
     # Serve nothing from disk but Gradio's own files: not the store, its checkpoints, or the home folder.

@@ -36,7 +36,7 @@ RUN_COLUMNS = (
     "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
     "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
     "archived", "train_images", "steps_per_epoch", "step", "phase", "step_seconds", "eval_steps",
-    "eval_seconds", "attempt", "attempt_started_at", "attempt_seconds", "queued_at",
+    "eval_seconds", "attempt", "attempt_started_at", "attempt_seconds", "queued_at", "node",
 )
 EPOCH_COLUMNS = (
     "run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "logged_at",
@@ -233,3 +233,10 @@ def m003_phases_and_attempts(db):
         db["runs"].add_column(name, kind)
     db["runs"].add_column("attempt", int, not_null_default=0)
     db.execute("UPDATE runs SET queued_at = created_at")
+
+
+@migration
+def m004_node(db):
+    # Where a run trained when jobs run on a Ray cluster (`workbench.jobs.ray_backend`): the node's address
+    # and the start of its id, as the jobs and runs tables show it. Empty for runs trained by the app itself.
+    db["runs"].add_column("node", str)

@@ -71,7 +71,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
         "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
         "archived", "train_images", "steps_per_epoch", "step", "phase", "step_seconds", "eval_steps",
-        "eval_seconds", "attempt_started_at", "attempt_seconds", "queued_at", "attempt"]
+        "eval_seconds", "attempt_started_at", "attempt_seconds", "queued_at", "attempt", "node"]
     assert columns["epochs"] == ["run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
                                  "seconds", "logged_at"]
     assert columns["predictions"] == ["run", "split", "logits", "shape", "labels_hash", "created_at"]

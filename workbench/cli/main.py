@@ -12,6 +12,9 @@ from pathlib import Path
 from workbench.cli.presets import percent
 from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.errors import UserError
+from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
+from workbench.jobs.cluster_flags import check as check_cluster_flags
+from workbench.jobs.cluster_flags import open_queue
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(spec_class.command, help=help_text, description=description)
         add_spec_arguments(command, spec_class)
         command.add_argument("--tags", default="", help="comma-separated tags for the run")
+        add_cluster_arguments(command)
         command.set_defaults(handler=_train, spec_class=spec_class)
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
 
@@ -73,10 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_all.add_argument("--data", dest="data_path", default=None, help="data path for runs that name none")
     train_all.add_argument("--dry-run", action="store_true", help="list what would run, train nothing")
     train_all.add_argument("--seeds", default=None, help="a sweep preset's seeds instead of its own (0,1,2 or 0-2)")
+    add_cluster_arguments(train_all)
     train_all.set_defaults(handler=_train_all)
 
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run", type=int)
+    add_cluster_arguments(resume)
     resume.set_defaults(handler=_resume)
 
     runs = sub.add_parser("runs", help="table of the runs in the store")
@@ -122,28 +128,43 @@ def _open_store(args):
 
 def _train(args):
     """`train` and `finetune`: one run of the subcommand's spec class, followed until it ends."""
-    from workbench.jobs.queue import JobQueue
-
+    check_cluster_flags(args)
     spec = spec_from_args(args, args.spec_class)
     store = _open_store(args)
-    queue = JobQueue(store)
+    queue = open_queue(store, args)
     from workbench.jobs.estimate import estimate
     from workbench.ui.views.live import estimate_text
 
-    run_id = queue.submit(spec, tags=parse_tags(args.tags))
+    try:
+        run_id = queue.submit(spec, tags=parse_tags(args.tags))
+    except UserError:
+        queue.shutdown()
+        raise
     print(f"run {run_id}: {spec.display_name()}  ({store.path})")
+    _say_cluster(queue)
     hint = f"{_prog()} train-all --preset quick trains runs that finish in minutes."
     print(estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=hint, markdown=False), flush=True)
     return _follow(queue, store, [run_id])
 
 
+def _say_cluster(queue) -> None:
+    describe = getattr(queue.backend, "describe", None)
+    if describe is not None:
+        print(describe(), flush=True)
+
+
 def _resume(args):
-    from workbench.jobs.queue import JobQueue
     from workbench.ui.views.live import resume_message
 
+    check_cluster_flags(args)
     store = _open_store(args)
-    queue = JobQueue(store)
-    epoch = queue.resume(args.run)
+    queue = open_queue(store, args)
+    _say_cluster(queue)
+    try:
+        epoch = queue.resume(args.run)
+    except UserError:
+        queue.shutdown()
+        raise
     print(resume_message(store.get_run(args.run), epoch, store.seen_runs()), flush=True)  # where it starts
     return _follow(queue, store, [args.run])
 
@@ -206,6 +227,7 @@ def _f(value, digits=4):
 def _train_all(args):
     from workbench.cli.presets import load_preset, plan_preset, run_preset
 
+    check_cluster_flags(args)
     preset = load_preset(args.preset, seeds=args.seeds)
     store = _open_store(args)
     if preset.sweep:
@@ -215,7 +237,12 @@ def _train_all(args):
         print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
     if args.dry_run:
         return 0
-    return run_preset(plan, store)
+    queue = open_queue(store, args)
+    _say_cluster(queue)
+    try:
+        return run_preset(plan, store, queue=queue)
+    finally:
+        queue.shutdown()  # idempotent: run_preset's Ctrl-C path has already done it
 
 
 def _runs(args):

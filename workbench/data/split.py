@@ -82,10 +82,16 @@ def split_arrays(dataset: Dataset, *, val_size=0, split_seed=0, train_subset=0) 
                        dataset.x_train[split.val_idx], dataset.y_train[split.val_idx])
 
 
-def prepare_data(spec, *, image_size=32, stats=True) -> PreparedData:
-    """Load a spec's dataset and split it as its settings say; refuse a batch larger than the training
-    split. `stats`: compute the channel statistics the pipeline normalises with."""
-    dataset = load_dataset(spec.dataset, spec.data_path or None, image_size=image_size, **spec.dataset_options)
+def load_spec_dataset(spec, *, image_size=32) -> Dataset:
+    """The decoded dataset a spec names (its path, Keras' cache or download, or generated)."""
+    return load_dataset(spec.dataset, spec.data_path or None, image_size=image_size, **spec.dataset_options)
+
+
+def prepare_data(spec, *, image_size=32, stats=True, dataset: Dataset = None) -> PreparedData:
+    """Load a spec's dataset (or take `dataset`, the same one decoded elsewhere) and split it as its
+    settings say; refuse a batch larger than the training split. `stats`: compute the channel statistics
+    the pipeline normalises with."""
+    dataset = dataset if dataset is not None else load_spec_dataset(spec, image_size=image_size)
     arrays = split_arrays(dataset, val_size=spec.val_size, split_seed=spec.split_seed, train_subset=spec.train_subset)
     if spec.batch_size > len(arrays.x_train):
         raise UserError(f"batch size {spec.batch_size} is larger than the training split ({len(arrays.x_train)} "

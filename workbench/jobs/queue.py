@@ -11,6 +11,10 @@ The in-memory part is only what cannot be stored: the pending queue, stop flags 
 
 A job that starts gets the phase "preparing" at once (`runs.phase`), so a reader of the store tells a
 job that works from one that waits in line.
+
+Where a job trains is its backend's business: `LocalBackend` (below: this machine, child processes or
+threads, the queue leasing its GPUs) or `workbench.jobs.ray_backend.RayBackend` (a Ray cluster, which places
+jobs itself). Validation, the run rows, statuses, Cancel and Resume are this one code path for both.
 """
 import threading
 import traceback
@@ -39,20 +43,53 @@ class _Job:
     process: object = None  # the ChildJob training it, when isolated
 
 
+class LocalBackend:
+    """Jobs on this machine: each in a child process (`isolate`) or in the queue's worker thread."""
+
+    leases_devices = True  # the queue hands each job its GPUs; one CPU job at a time
+
+    def __init__(self, isolate=True, stop_grace=STOP_GRACE_SECONDS):
+        self.isolate, self.stop_grace = isolate, stop_grace
+
+    def check(self, spec) -> None:
+        """Nothing beyond the spec's own validation: the machine's GPUs are counted there."""
+
+    def run(self, store, job: _Job, inherit_fds=()) -> None:
+        """Train the job until it ends; the run's final status is written (an exception: the queue marks it
+        failed)."""
+        if self.isolate:
+            job.process = ChildJob(store, job.run_id, job.spec, job.devices, job.resume, inherit_fds=inherit_fds)
+            job.process.run(job.stop, stop_grace=self.stop_grace)
+        else:
+            from workbench.training.fit import fit
+
+            fit(job.spec, store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
+
+    def close(self) -> None:
+        pass
+
+
 class JobQueue:
-    def __init__(self, store, *, devices=None, isolate=True, stop_grace=STOP_GRACE_SECONDS):
+    def __init__(self, store, *, devices=None, isolate=True, stop_grace=STOP_GRACE_SECONDS, backend=None):
         """devices: the GPUs jobs may use (default: all TensorFlow sees; [] for CPU only).
         isolate: train each job in its own child process (`workbench.jobs.child`: memory returned
         after every run, a native crash fails one run); False trains in a thread of this process
         (no process start, ~4 s less per job; tests of the training code itself use it).
         stop_grace: seconds an isolated job may take to honour a cancel before its process is killed.
 
+        backend: where jobs train (default: `LocalBackend(isolate, stop_grace)`, this machine); a backend
+        that places jobs itself (`RayBackend`) gets every job at once and no local GPUs are leased.
+
         Takes the store's job lock (`store.lock`): a second job-running process on the same
         store is refused instead of marking this one's runs interrupted. `shutdown()` releases it."""
         self.store = store
         self.isolate, self.stop_grace = isolate, stop_grace
+        self.backend = backend or LocalBackend(isolate, stop_grace)
         self._store_lock = StoreLock(store.path).acquire()
-        self.gpus = list(device_utils.gpu_names() if devices is None else devices)
+        if not self.backend.leases_devices:
+            self.gpus = []
+        else:
+            self.gpus = list(device_utils.gpu_names() if devices is None else devices)
         self._lock = threading.Condition()
         self._pending: list = []
         self._running: dict = {}
@@ -66,7 +103,7 @@ class JobQueue:
         """Validate a spec's names, numbers and paths (instant; nothing is written if it is invalid) and
         queue it. What needs the data or a model (the batch against the split, model option values, a
         backbone's weights) is checked by the job itself, which fails the run with the reason."""
-        spec = spec.validate(available_gpus=len(self.gpus))
+        spec = self._validate(spec)
         run_id = self.store.create_run(spec.display_name(), spec.to_dict(), kind=spec.kind, dataset=spec.dataset,
                                        tags=tags, notes=notes)
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
@@ -81,7 +118,7 @@ class JobQueue:
             raise UserError(f"run {run_id} is {run['status']}; only a stopped run can be resumed")
         if run["status"] == "completed":
             raise UserError(f"run {run_id} is already completed")
-        spec = spec_class(run["kind"]).from_dict(run["spec"]).validate(available_gpus=len(self.gpus))
+        spec = self._validate(spec_class(run["kind"]).from_dict(run["spec"]))
         epoch = checkpoint_epoch(self.store.run_dir(run_id))
         self.store.set_status(run_id, "queued")
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec), resume=True))
@@ -129,11 +166,21 @@ class JobQueue:
             job.stop.set()
         for job in running:
             job.done.wait(timeout)
+        self.backend.close()
         self._store_lock.release()
 
     # --- scheduling --------------------------------------------------------------------------
 
+    def _validate(self, spec):
+        """The spec's own checks, and the backend's (a cluster that could never place it), before any row."""
+        if self.backend.leases_devices:
+            return spec.validate(available_gpus=len(self.gpus))
+        self.backend.check(spec)  # says what the cluster has, before the spec's "this machine has" wording
+        return spec.validate(available_gpus=self.backend.max_gpus())
+
     def _gpus_needed(self, spec) -> int:
+        if not self.backend.leases_devices:
+            return self.backend.gpus_needed(spec)
         if spec.gpus == -1:
             return 1 if self.gpus else 0
         return spec.gpus
@@ -151,8 +198,14 @@ class JobQueue:
             self._start_ready()
 
     def _start_ready(self):
-        """Start every pending job whose devices are free, oldest first. Called with the lock held."""
+        """Start every pending job whose devices are free, oldest first. Called with the lock held.
+        A backend that places jobs itself gets them all now; the job writes its phase when it starts."""
         for job in list(self._pending):
+            if not self.backend.leases_devices:
+                self._pending.remove(job)
+                self._running[job.run_id] = job
+                threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
+                continue
             if job.gpus == 0:
                 # With no GPU, one job at a time: two would only share the same cores more slowly.
                 if self._cpu_busy:
@@ -173,14 +226,7 @@ class JobQueue:
 
     def _run(self, job: _Job):
         try:
-            if self.isolate:
-                job.process = ChildJob(self.store, job.run_id, job.spec, job.devices, job.resume,
-                                       inherit_fds=[self._store_lock.fileno()])
-                job.process.run(job.stop, stop_grace=self.stop_grace)
-            else:
-                from workbench.training.fit import fit
-
-                fit(job.spec, self.store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
+            self.backend.run(self.store, job, inherit_fds=[self._store_lock.fileno()])
         except BaseException as exc:  # a thread never dies silently: the run carries the reason
             self._mark_failed(job.run_id, exc)
         finally:
@@ -188,7 +234,7 @@ class JobQueue:
                 self._running.pop(job.run_id, None)
                 if job.devices:
                     self._free = sorted(self._free + job.devices)
-                else:
+                elif self.backend.leases_devices:
                     self._cpu_busy = False
                 idle = not self._running
                 if idle:  # nothing is tracing a graph now, nor can start to (see tf_workarounds)

@@ -21,14 +21,15 @@ PREPROCESSING = "preprocessing.json"  # how pixels reach the model: what predict
 
 class StoreCallback(keras.callbacks.Callback):
     """Writes each epoch to the store, checkpoints it, honours the stop flag, and stops on NaN.
-    `on_logged(row)`, if given, gets each epoch row as the store got it (live TensorBoard events)."""
+    `on_logged(row)`, if given, gets each epoch row as the store got it (live TensorBoard events);
+    `on_checkpoint(epoch)` is called once a checkpoint is whole (a Ray job copies it to shared storage)."""
 
     def __init__(self, store, run_id: int, run_dir, stop: threading.Event, progress: ProgressWriter = None,
-                 on_logged=None):
+                 on_logged=None, on_checkpoint=None):
         super().__init__()
         self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
         self.progress = progress or ProgressWriter(store, run_id)
-        self.on_logged = on_logged
+        self.on_logged, self.on_checkpoint = on_logged, on_checkpoint
         self.diverged = False
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -61,6 +62,8 @@ class StoreCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         save_checkpoint(self.model, self.run_dir, epoch + 1)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(epoch + 1)
         self.progress.write(step=0, step_seconds=0.0)
 
 

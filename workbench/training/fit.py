@@ -35,16 +35,20 @@ from workbench.training.tensorboard import live_writer
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
 
 
-def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False) -> str:
+def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False, dataset=None,
+        on_checkpoint=None) -> str:
     """Train (or resume) run `run_id`; returns the final status. Exceptions propagate to the job runner,
-    which marks the run failed with the message."""
+    which marks the run failed with the message.
+    dataset: the spec's decoded `Dataset`, when the job got it from elsewhere (a Ray node without the data
+    path gets it through Ray's object store); on_checkpoint(epoch): called after each checkpoint is whole
+    (a Ray job copies it to storage every node reaches)."""
     run = store.get_run(run_id)
     progress = ProgressWriter(store, run_id, prior_seconds=run.get("train_seconds") or 0.0)
     progress.write(phase=PREPARING, attempt=(run.get("attempt") or 0) + 1, attempt_started_at=utc_now(),
                    step=0, step_seconds=None)
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
-    data = prepare_data(spec, stats=runner.normalizes)
+    data = prepare_data(spec, stats=runner.normalizes, dataset=dataset)
     run_dir = store.run_dir(run_id)
     save_preprocessing(run_dir, mean=data.mean, std=data.std, resize_to=runner.resize_to,
                        image_shape=data.dataset.image_shape, class_names=data.dataset.class_names)
@@ -70,7 +74,8 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
                             seed=spec.seed + 7919 * done, first_epoch=done, **batches)
     val_ds = make_dataset(data.x_val, data.y_val, **batches)
     events = live_writer(spec, store, run_id)  # TensorBoard event files as it trains, if the spec asks
-    callback = StoreCallback(store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None)
+    callback = StoreCallback(store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None,
+                             on_checkpoint=on_checkpoint)
     for index in range(current, len(phases)):
         phase = phases[index]
         if done >= phase.until or stop.is_set() or callback.diverged:

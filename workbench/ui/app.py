@@ -63,11 +63,20 @@ class Page:
 def header_markdown(ctx) -> str:
     lines = ["## CIFAR Workbench",
              f"**Devices:** {html.escape(ctx.device_summary)} · **Store:** `{html.escape(str(ctx.store.path))}`"]
+    if ctx.cluster_summary is not None:  # --ray: where the jobs run, as the cluster is when the page loads
+        lines.append(f"**Jobs run on the** {html.escape(cluster_line(ctx))}")
     if ctx.interrupted:
         ids = ", ".join(str(i) for i in ctx.interrupted)
         lines.append(f"Runs left running by an earlier process were marked *interrupted*: {ids}. "
                      "Follow one in the Train tab and press **Resume** to continue it from its last checkpoint.")
     return "\n\n".join(lines)
+
+
+def cluster_line(ctx) -> str:
+    try:
+        return ctx.cluster_summary()
+    except Exception as exc:  # the cluster went away: say so instead of failing the page
+        return f"Ray cluster, which does not answer now ({type(exc).__name__})"
 
 
 def _polling_only(shown: str, timers: dict) -> dict:
@@ -77,7 +86,9 @@ def _polling_only(shown: str, timers: dict) -> dict:
 
 def build_app(ctx) -> gr.Blocks:
     with gr.Blocks(title="CIFAR Workbench", fill_width=True) as demo:
-        gr.Markdown(header_markdown(ctx), elem_id="header")
+        # With a cluster the header is computed at each page load (nodes come and go); otherwise once.
+        gr.Markdown((lambda: header_markdown(ctx)) if ctx.cluster_summary is not None else header_markdown(ctx),
+                    elem_id="header")
         tab_items, contents = {}, {}
         with gr.Tabs() as tabs:
             for tab_id, (title, create) in TABS.items():

@@ -51,7 +51,7 @@ class _Poll:
         Cancel / Resume enabled only where they can act on the followed run."""
         store = self.ctx.store
         runs = live.read_runs(store)
-        rows = live.jobs_rows(store, runs)
+        rows = live.jobs_rows(store, runs, nodes=self.ctx.cluster_summary is not None)
         choices = live.follow_choices(runs)
         if followed not in {value for _, value in choices}:
             followed = live.default_follow(runs)
@@ -94,8 +94,9 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
     """Build the panel inside the caller's layout. `prefix` keeps element ids unique per tab; `active`
     starts its poll timer running (the app turns each panel's timer on only while its tab is shown)."""
     gr.Markdown("### Jobs")
-    jobs = gr.Dataframe(headers=live.JOB_COLUMNS, value=[], interactive=False, elem_id=f"{prefix}jobs-table",
-                        wrap=True, column_widths=column_widths(live.JOB_COLUMNS, JOB_WIDTHS))
+    columns = live.job_columns(nodes=ctx.cluster_summary is not None)
+    jobs = gr.Dataframe(headers=columns, value=[], interactive=False, elem_id=f"{prefix}jobs-table",
+                        wrap=True, column_widths=column_widths(columns, JOB_WIDTHS))
     follow = gr.Dropdown(label="Follow run", choices=[], value=None, elem_id=f"{prefix}follow-run")
     status = gr.HTML(elem_id=f"{prefix}live-panel")
     curves = gr.Plot(label="Live curves", elem_id=f"{prefix}live-curves")

@@ -45,6 +45,8 @@ LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
 LEADERBOARD_WIDTHS = {"Kind": 7, "ID": 3.5, "Name": 11, "Model": 9, "Loss": 11, "Augmentations": 10, "Status": 8,
                       "Best val acc %": 4.8, "Final val acc %": 4.8, "Test acc %": 4.8, "Params": 6.5, "Train min": 5,
                       "Tags": 7}
+# With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
+NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
 
 
 @dataclass(eq=False)
@@ -151,6 +153,7 @@ class _Handlers:
 
     def __init__(self, ctx, view: RunsView):
         self.ctx, self.store, self.v = ctx, ctx.store, view
+        self.columns = rd.columns(nodes=ctx.cluster_summary is not None)
 
     def refresh_fn(self, status=(), model=(), loss=(), tag=(), show_archived=False, show_ensembles=True,
                    sort_by=rd.DEFAULT_SORT, selection=(), pick=None):
@@ -176,7 +179,7 @@ class _Handlers:
             summary = (f"{n_runs} of {len(runs)} run(s) shown"
                        f"{f', {hidden} archived hidden' if hidden else ''}"
                        f" · {len(rows) - n_runs} ensemble(s)")
-        return {v.leaderboard: gr.update(value=rd.display_table(rows)), v.summary: summary,
+        return {v.leaderboard: gr.update(value=rd.display_table(rows, self.columns)), v.summary: summary,
                 v.status_filter: _choices_update(options["status"], status),
                 v.model_filter: _choices_update(options["model"], model),
                 v.loss_filter: _choices_update(options["loss"], loss),
@@ -194,7 +197,7 @@ class _Handlers:
         return {self.v.scatter: scatter, self.v.groups: groups}
 
     def export_fn(self, *values):
-        return {self.v.export_file: gr.update(value=export_csv(self.store, *values), visible=True),
+        return {self.v.export_file: gr.update(value=export_csv(self.store, *values, shown=self.columns), visible=True),
                 self.v.action_status: ""}
 
     def details_fn(self, choice):
@@ -202,9 +205,8 @@ class _Handlers:
         return {self.v.notes: notes, self.v.tags: tags, self.v.archive: gr.update(value=label),
                 self.v.details: details}
 
-    @staticmethod
-    def row_selected(evt: gr.SelectData):
-        row = dict(zip(rd.COLUMNS, evt.row_value or []))
+    def row_selected(self, evt: gr.SelectData):
+        row = dict(zip(self.columns, evt.row_value or []))
         if "Name" not in row or row["Kind"] == "ensemble" or row["ID"] is None:
             return gr.skip()
         return f"{int(row['ID'])}: {row['Name']}"
@@ -219,7 +221,7 @@ class _Handlers:
         return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure), self.v.sure: False}
 
 
-def _layout() -> RunsView:
+def _layout(shown=rd.COLUMNS) -> RunsView:
     c = {}
     c["summary"] = gr.Markdown("Loading runs... (press Refresh if this stays)")
     with gr.Row():
@@ -234,8 +236,9 @@ def _layout() -> RunsView:
         c["sort_by"] = gr.Dropdown(list(rd.SORTS), value=rd.DEFAULT_SORT, label="Sort by")
         c["refresh"] = gr.Button("Refresh", variant="secondary")
     c["leaderboard"] = gr.Dataframe(
-        value=[], headers=rd.shown_headers(), datatype=rd.DATATYPES, interactive=False, wrap=True,
-        max_height=480, show_search="search", column_widths=column_widths(rd.COLUMNS, LEADERBOARD_WIDTHS),
+        value=[], headers=rd.shown_headers(shown), datatype=rd.datatypes(shown), interactive=False, wrap=True,
+        max_height=480, show_search="search",
+        column_widths=column_widths(shown, LEADERBOARD_WIDTHS if shown == rd.COLUMNS else NODE_WIDTHS),
         label="Leaderboard (click a column header to sort, a row to pick the run below)", elem_id="runs-leaderboard")
     with gr.Row():
         c["export"] = gr.Button("Export table as CSV", size="sm")
@@ -283,7 +286,7 @@ def _layout() -> RunsView:
 
 def create_runs_tab(ctx) -> RunsTab:
     """Build the Runs tab inside the caller's `gr.Tab`."""
-    v = _layout()
+    v = _layout(rd.columns(nodes=ctx.cluster_summary is not None))
     h = _Handlers(ctx, v)
     refresh = Refresh(_guarded(status=v.summary)(h.refresh_fn), [*v.filters, v.selection, v.pick],
                       [v.leaderboard, v.summary, v.status_filter, v.model_filter, v.loss_filter, v.tag_filter,

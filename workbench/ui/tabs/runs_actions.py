@@ -34,11 +34,11 @@ def leaderboard(store, status=(), model=(), loss=(), tag=(), show_archived=False
                                show_ensembles=bool(show_ensembles), sort_by=sort_by or rd.DEFAULT_SORT)
 
 
-def export_csv(store, *filters) -> str:
+def export_csv(store, *filters, shown=rd.COLUMNS) -> str:
     rows = leaderboard(store, *filters)
     if not rows:
         raise UserError("the leaderboard is empty: nothing to export (check the filters)")
-    return str(rd.write_csv(rd.COLUMNS, rd.rows_to_table(rows)))
+    return str(rd.write_csv(shown, rd.rows_to_table(rows, shown)))
 
 
 @dataclass

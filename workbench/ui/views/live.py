@@ -13,6 +13,11 @@ from datetime import datetime
 from workbench.constants import ACTIVE_STATUSES, EVAL_TEST, EVAL_VALIDATION, PREPARING, RESUMABLE_STATUSES, TRAINING
 
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
+NODE_COLUMN = "node"  # with jobs on a Ray cluster: where each run trains (runs.node)
+
+
+def job_columns(nodes: bool = False) -> list:
+    return JOB_COLUMNS + ([NODE_COLUMN] if nodes else [])
 # Forward passes only: an evaluation batch costs about a third of a training batch (forward + backward).
 EVAL_SPEEDUP = 3.0
 EVALUATING = (EVAL_VALIDATION, EVAL_TEST)
@@ -151,8 +156,9 @@ def status_word(run: dict, runs: list) -> str:
     return "evaluating" if phase_of(run) in EVALUATING else run["status"]
 
 
-def jobs_rows(store, runs: list, recent: int = 5) -> list:
-    """Running jobs, then waiting ones in queue order, then the most recently finished ones."""
+def jobs_rows(store, runs: list, recent: int = 5, nodes: bool = False) -> list:
+    """Running jobs, then waiting ones in queue order, then the most recently finished ones; with `nodes`, the
+    node each ran on last."""
     line = waiting(runs)
     waiting_ids = {r["id"] for r in line}
     started = [r for r in runs if r["status"] in ACTIVE_STATUSES and r["id"] not in waiting_ids]
@@ -162,7 +168,7 @@ def jobs_rows(store, runs: list, recent: int = 5) -> list:
         p = progress(run, store.epochs(run["id"]))
         rate = f"{p['images_per_second']:,.0f}" if p["images_per_second"] else "-"
         rows.append([run["id"], run["name"], status_word(run, runs), p["epoch"], f"{100 * p['fraction']:.0f}%", rate,
-                     duration(p["elapsed"]), duration(p["remaining"])])
+                     duration(p["elapsed"]), duration(p["remaining"])] + ([run.get("node") or "-"] if nodes else []))
     return rows
 
 

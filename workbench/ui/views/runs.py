@@ -26,6 +26,15 @@ COLUMNS = ("Kind", "ID", "Name", "Model", "Loss", "Augmentations", "Status", "Be
 HEADERS = {"Augmentations": "Augment"}  # shown instead, in a column that fits its values; the CSV keeps COLUMNS
 NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
 DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
+NODE = "Node"  # the Ray node a run trained on: a column only when the app runs jobs on a cluster
+
+
+def columns(nodes: bool = False) -> tuple:
+    """The leaderboard's columns: with `nodes`, the node each run trained on, after its status."""
+    if not nodes:
+        return COLUMNS
+    at = COLUMNS.index("Status") + 1
+    return COLUMNS[:at] + (NODE,) + COLUMNS[at:]
 
 # "sort by" label -> (column, descending)
 SORTS = {
@@ -189,7 +198,7 @@ def run_row(run: dict) -> dict:
         "Final val acc %": _pct(run.get("final_val_accuracy")),
         "Test acc %": _pct(run.get("test_accuracy")), "Params": run.get("params"),
         "Train min": _minutes(run.get("train_seconds")),
-        "Tags": ", ".join(run.get("tags") or []), "Notes": run.get("notes") or "",
+        "Tags": ", ".join(run.get("tags") or []), "Notes": run.get("notes") or "", NODE: run.get("node") or "",
     }
 
 
@@ -210,7 +219,7 @@ def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
         "Status": "saved", "Best val acc %": _pct(ensemble.get("val_accuracy")),
         "Final val acc %": _pct(ensemble.get("val_accuracy")),
         "Test acc %": _pct(ensemble.get("test_accuracy")), "Params": params,
-        "Train min": _minutes(seconds), "Tags": "", "Notes": note,
+        "Train min": _minutes(seconds), "Tags": "", "Notes": note, NODE: "",
     }
 
 
@@ -248,8 +257,8 @@ def leaderboard_rows(runs: list[dict], ensembles: list[dict] = (), *, status=(),
     return sort_rows(rows, sort_by)
 
 
-def rows_to_table(rows: list[dict]) -> list[list]:
-    return [[row[c] for c in COLUMNS] for row in rows]
+def rows_to_table(rows: list[dict], shown=COLUMNS) -> list[list]:
+    return [[row[c] for c in shown] for row in rows]
 
 
 def format_count(n) -> str:
@@ -263,16 +272,20 @@ def format_count(n) -> str:
     return str(int(n))
 
 
-def shown_headers() -> list:
-    return [HEADERS.get(c, c) for c in COLUMNS]
+def shown_headers(shown=COLUMNS) -> list:
+    return [HEADERS.get(c, c) for c in shown]
 
 
-def display_table(rows: list[dict]):
+def datatypes(shown=COLUMNS) -> list:
+    return ["number" if c in NUMERIC else "str" for c in shown]
+
+
+def display_table(rows: list[dict], shown=COLUMNS):
     """The leaderboard as the page shows it: numbers kept (so its columns sort as numbers) but displayed
     short: parameters as 20.6M, accuracies and minutes without trailing zeros, blanks for missing values."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows_to_table(rows), columns=shown_headers())
+    frame = pd.DataFrame(rows_to_table(rows, shown), columns=shown_headers(shown))
     number = lambda v: "" if _missing(v) else f"{v:g}"  # noqa: E731
     formats = {HEADERS.get(c, c): format_count if c == "Params" else number for c in NUMERIC}
     return frame.style.format(formats)
