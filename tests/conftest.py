@@ -70,6 +70,7 @@ def completed_run(store, name, spec, *, logits=None, rng=None, skill=2.0, flips=
 
 # --- a real app server in a subprocess, for gradio_client and browser tests ----------------------
 
+import re
 import socket
 import subprocess
 import sys
@@ -93,6 +94,17 @@ def wait_until(predicate, what: str = "", timeout: float = 60, page=None, every:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wait-timeout.png"), full_page=True)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_text(locator, pattern: str, timeout: float = 120) -> str:
+    """A page element's text once it matches the regex `pattern` (the page updates on its own time)."""
+    deadline, text = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        text = locator.inner_text()
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{pattern!r} not found in {text!r}")
 
 
 def free_port() -> int:

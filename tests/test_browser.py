@@ -2,10 +2,10 @@
 find the job still there, watch it complete, and find it in the Runs tab. Screenshots land in
 test-artifacts/ (kept by CI as the test's record)."""
 import re
-import time
 
 import pytest
 from conftest import ARTIFACTS
+from conftest import wait_text as _wait_text
 
 from store import Store
 
@@ -30,17 +30,6 @@ def _field(page, field):
 
 def _fill(page, field, value):
     _field(page, field).fill(str(value))
-
-
-def _wait_text(locator, pattern, timeout=120):
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = locator.inner_text()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.5)
-    raise AssertionError(f"{pattern!r} not found in {text!r}")
 
 
 def test_train_watch_reload_and_find_the_run(app_server, browser):

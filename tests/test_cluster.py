@@ -4,7 +4,6 @@ each), training tiny synthetic runs for real: the store stays the app's, the job
 One cluster for the file (session-scoped), one store and queue for its tests (module-scoped), so the file
 costs a cluster start once; each test queues one or two jobs of a few seconds.
 """
-import re
 import shutil
 import threading
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 from cluster_fixtures import LOOPBACK, ray_cluster  # noqa: F401  (the session's cluster)
 from conftest import FIXTURES, wait_until
+from conftest import wait_text as _wait_text
 
 from store import Store
 from workbench.errors import UserError
@@ -40,17 +40,6 @@ def lab(ray_cluster, tmp_path_factory):  # noqa: F811
     yield store, queue, backend
     queue.shutdown()
     store.close()
-
-
-def _wait_text(locator, pattern, timeout=120) -> str:
-    """The locator's text once it matches `pattern` (the page updates on its own time)."""
-    deadline, text = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        text = locator.inner_text()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.5)
-    raise AssertionError(f"{pattern!r} not found in {text!r}")
 
 
 def _finished(store, queue, run_id, timeout=180) -> dict:
