@@ -20,6 +20,7 @@ from workbench.specs.run import RunSpec
 
 pytestmark = pytest.mark.browser
 WIDTHS = (1024, 1400, 1920)
+SCREENSHOT_MS = 120_000  # a full-page screenshot took over 30 s (the default) on a loaded 2-core machine
 RUNS = (  # name, loss, params, tags, notes, test accuracy, skill (how far the true class's logit is raised)
     ("wide_resnet-28-10-cutout-baseline", "cross_entropy", 36_489_290, ("baseline", "seed0", "cutout"),
      "the reference run for the README table, trained on the full split", 0.91, 3.0),
@@ -93,7 +94,7 @@ def _train_tab(page):
     message = page.locator("#train-message")
     _wait(lambda: "Not queued: data path /etc is outside" in message.inner_text(), "the refusal above Train")
     _wait(lambda: "refused" in message.get_attribute("class").split(), "the refusal highlighted")
-    page.screenshot(path=str(ARTIFACTS / "fit-train-refused-1400.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "fit-train-refused-1400.png"), full_page=True, timeout=SCREENSHOT_MS)
     _type(page, "field-data_path", "")
     _wait(lambda: _refused(page, "field-data_path") is None and not message.inner_text().strip(), "the flags cleared")
     _wait(lambda: "--tags baseline,seed0" in command.inner_text(), "the tags in the command")
@@ -160,7 +161,8 @@ def test_every_tab_fits_at_three_widths(server, browser):
         for tab in TABS:
             page.get_by_role("tab", name=tab).click()
             page.wait_for_timeout(1500)  # figures redraw at the new width
-            page.screenshot(path=str(ARTIFACTS / f"fit-{tab.lower()}-{width}.png"), full_page=True)
+            shot = ARTIFACTS / f"fit-{tab.lower()}-{width}.png"
+            page.screenshot(path=str(shot), full_page=True, timeout=SCREENSHOT_MS)
             found += [f"{tab} at {width} px: {line}" for line in problems(page)]
     page.close()
     assert not found, "\n".join(found)
