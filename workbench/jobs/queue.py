@@ -82,8 +82,7 @@ class JobQueue:
 
         Takes the store's job lock (`store.lock`): a second job-running process on the same
         store is refused instead of marking this one's runs interrupted. `shutdown()` releases it."""
-        self.store = store
-        self.isolate, self.stop_grace = isolate, stop_grace
+        self.store, self.isolate = store, isolate  # isolate: read by bench/soak.py to name its mode
         self.backend = backend or LocalBackend(isolate, stop_grace)
         self._store_lock = StoreLock(store.path).acquire()
         if not self.backend.leases_devices:
@@ -200,29 +199,32 @@ class JobQueue:
     def _start_ready(self):
         """Start every pending job whose devices are free, oldest first. Called with the lock held.
         A backend that places jobs itself gets them all now; the job writes its phase when it starts."""
+        leasing = self.backend.leases_devices
         for job in list(self._pending):
-            if not self.backend.leases_devices:
-                self._pending.remove(job)
-                self._running[job.run_id] = job
-                threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
-                continue
-            if job.gpus == 0:
-                # With no GPU, one job at a time: two would only share the same cores more slowly.
-                if self._cpu_busy:
-                    continue
-                self._cpu_busy = True
-                job.devices = []
-            elif len(self._free) >= job.gpus:
-                job.devices, self._free = self._free[: job.gpus], self._free[job.gpus:]
-            else:
+            if leasing and not self._lease(job):
                 continue
             self._pending.remove(job)
             self._running[job.run_id] = job
-            try:  # readers tell a started job from a waiting one by it; the job itself does not need it
-                self.store.update_run(job.run_id, phase=PREPARING)
-            except Exception:
-                traceback.print_exc()
+            if leasing:
+                try:  # readers tell a started job from a waiting one by it; the job itself does not need it
+                    self.store.update_run(job.run_id, phase=PREPARING)
+                except Exception:
+                    traceback.print_exc()
             threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
+
+    def _lease(self, job: _Job) -> bool:
+        """Give the job its GPUs (or the CPU) if they are free now. Called with the lock held."""
+        if job.gpus == 0:
+            # With no GPU, one job at a time: two would only share the same cores more slowly.
+            if self._cpu_busy:
+                return False
+            self._cpu_busy = True
+            job.devices = []
+        elif len(self._free) >= job.gpus:
+            job.devices, self._free = self._free[: job.gpus], self._free[job.gpus:]
+        else:
+            return False
+        return True
 
     def _run(self, job: _Job):
         try:

@@ -126,7 +126,7 @@ class TrainingJob:
 
             devices = [f"/device:GPU:{i}" for i in range(_visible_gpus())]
             fit(spec, store, run_id, devices=devices, stop=self.stopped, resume=resume,
-                         dataset=dataset_here(spec, shipped), on_checkpoint=checkpointed)
+                dataset=dataset_here(spec, shipped), on_checkpoint=checkpointed)
             if not uploaded:  # stopped before its first checkpoint: keep preprocessing.json all the same
                 self.storage.upload(folder, run_id)
         except BaseException as exc:
