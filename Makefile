@@ -1,6 +1,7 @@
 # CIFAR Workbench. `make run` and `make test` are all a newcomer needs: both create .venv on first use.
 #   make install         .venv with the pinned requirements and this checkout (editable): .venv/bin/workbench
 #   make install GPU=1   also installs TensorFlow's CUDA libraries (tensorflow[and-cuda])
+#   make lint            ruff (lint + format check) and mypy, as CI runs them before the tests
 #   make test ARGS="-m slow"   opt-in long tests;  make bench   every benchmark in bench/, fails if one misses
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ PRESET ?= classic
 # Where the data comes from when the user names nothing: the bundled JPEG copy if this checkout has one.
 DATA ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
 
-.PHONY: install install-dev run test bench train-all params clean
+.PHONY: install install-dev run test lint format bench train-all params clean
 
 # Last, the checkout itself, editable, for the `workbench` command: its dependencies are the pinned
 # requirements just installed, and without build isolation the venv's setuptools builds it (no download).
@@ -33,6 +34,17 @@ run: install
 
 test: install-dev
 	$(PY) -m pytest $(ARGS)
+
+# Lint and format check (ruff) and the type check (mypy), configured in pyproject.toml; `make format` fixes
+# what ruff can.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Every benchmark at its full size, one after another (tens of minutes on 2 cores; BENCH=... picks some),
 # then the GPU check where there is a GPU; each exits 1 when it misses a target, and bench fails at the

@@ -1,8 +1,9 @@
 """CIFAR Workbench: `python app.py` opens the workbench in a browser.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--db runs/workbench.db] [--data PATH]
-                  [--share --auth user:password] [--ray HOST:PORT|local --storage FOLDER_OR_URI --retries N]
+python app.py [--host 127.0.0.1] [--port 7860] [--db runs/workbench.db] [--data PATH]
+              [--share --auth user:password] [--ray HOST:PORT|local --storage FOLDER_OR_URI --retries N]
 """
+
 import argparse
 import os
 import sys
@@ -17,13 +18,24 @@ def parse_args(argv=None):
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("WORKBENCH_PORT", 7860)))
     parser.add_argument("--db", default=None, help="store file (default: $WORKBENCH_DB or runs/workbench.db)")
-    parser.add_argument("--data", default=os.environ.get("WORKBENCH_DATA", ""),
-                        help="default data path of the Train form (CIFAR archive or image folder)")
-    parser.add_argument("--data-root", action="append", default=[], metavar="FOLDER",
-                        help="another folder the page's data paths may point into (repeatable)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("WORKBENCH_DATA", ""),
+        help="default data path of the Train form (CIFAR archive or image folder)",
+    )
+    parser.add_argument(
+        "--data-root",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="another folder the page's data paths may point into (repeatable)",
+    )
     parser.add_argument("--share", action="store_true", help="also open a public Gradio share link (needs --auth)")
-    parser.add_argument("--auth", default=os.environ.get("WORKBENCH_AUTH"),
-                        help="user:password required to open the page (or WORKBENCH_AUTH)")
+    parser.add_argument(
+        "--auth",
+        default=os.environ.get("WORKBENCH_AUTH"),
+        help="user:password required to open the page (or WORKBENCH_AUTH)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     from workbench.jobs.cluster_flags import add_arguments
 
@@ -42,8 +54,10 @@ def check_args(args):
             raise UserError("--auth must be user:password (both non-empty)")
         auth = (user, password)
     if args.share and auth is None:
-        raise UserError("--share opens a public link to a machine that trains on your GPUs: give a login with "
-                        "--auth user:password (or WORKBENCH_AUTH)")
+        raise UserError(
+            "--share opens a public link to a machine that trains on your GPUs: give a login with "
+            "--auth user:password (or WORKBENCH_AUTH)"
+        )
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, not {args.port}")
     if args.data and not Path(args.data).expanduser().exists():
@@ -69,10 +83,16 @@ def create(args):
     queue = open_queue(store, args)
     data_path = str(Path(args.data).expanduser()) if args.data else ""
     describe_cluster = getattr(queue.backend, "describe", None)  # the Ray backend's: nodes, GPUs, CPUs
-    ctx = AppContext(store=store, queue=queue, data_path=data_path, device_summary=devices.describe(),
-                     gpu_names=queue.gpus, interrupted=queue.interrupted,
-                     data_roots=default_data_roots(data_path, store.path, args.data_root),
-                     cluster_summary=describe_cluster)
+    ctx = AppContext(
+        store=store,
+        queue=queue,
+        data_path=data_path,
+        device_summary=devices.describe(),
+        gpu_names=queue.gpus,
+        interrupted=queue.interrupted,
+        data_roots=default_data_roots(data_path, store.path, args.data_root),
+        cluster_summary=describe_cluster,
+    )
     return ctx, build_app(ctx)
 
 
@@ -100,10 +120,18 @@ def main(argv=None) -> int:
     blocked = [str(ctx.store.path.parent.resolve()), str(Path.home())]
     try:
         demo.queue(default_concurrency_limit=4).launch(
-            server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-            auth_message="CIFAR Workbench: log in" if auth else None, allowed_paths=[], blocked_paths=blocked,
-            inbrowser=not args.no_browser, show_error=True, css=CSS,
-            max_file_size=MAX_FILE_BYTES)  # a larger upload is refused before Gradio stores it
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            auth=auth,
+            auth_message="CIFAR Workbench: log in" if auth else None,
+            allowed_paths=[],
+            blocked_paths=blocked,
+            inbrowser=not args.no_browser,
+            show_error=True,
+            css=CSS,
+            max_file_size=MAX_FILE_BYTES,
+        )  # a larger upload is refused before Gradio stores it
     finally:
         ctx.queue.shutdown()
     return 0

@@ -17,6 +17,7 @@ the real CIFAR-10 training images when ../shared/data/cifar10-jpeg.tar.gz exists
 Each measurement is repeated (`--repeats`) in alternation with the others and the median is reported;
 every side gets an untimed warm-up first (graph tracing, tf.data autotuning).
 """
+
 import argparse
 import io
 import os
@@ -31,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.targets import Targets  # noqa: E402
-from workbench.constants import CIFAR10_CLASSES as CLASSES  # noqa: E402
+from bench.targets import Targets
+from workbench.constants import CIFAR10_CLASSES as CLASSES
 
 TARGET = 20  # flip_crop+cutout images/s over the fastest baseline's
 IDG = "ImageDataGenerator flip+shift (tf_keras)"
@@ -59,16 +60,20 @@ def load_images(count: int, seed: int = 0):
         order = np.random.default_rng(seed).permutation(len(images))  # the archive is sorted by class
         return np.stack(images)[order], np.asarray(labels)[order], f"real CIFAR-10 training images ({CIFAR.name})"
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, count),
-            "random uint8 images (no CIFAR-10 copy at ../shared/data)")
+    return (
+        rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+        rng.integers(0, 10, count),
+        "random uint8 images (no CIFAR-10 copy at ../shared/data)",
+    )
 
 
 def keras_baseline(x, y, batch_size):
     """A function that runs one epoch of the classic ImageDataGenerator and returns images/s."""
     from tf_keras.preprocessing.image import ImageDataGenerator
 
-    generator = ImageDataGenerator(horizontal_flip=True, width_shift_range=0.125, height_shift_range=0.125,
-                                   fill_mode="reflect")
+    generator = ImageDataGenerator(
+        horizontal_flip=True, width_shift_range=0.125, height_shift_range=0.125, fill_mode="reflect"
+    )
 
     def epoch():
         flow = generator.flow(x, y, batch_size=batch_size, seed=0)
@@ -93,10 +98,12 @@ def keras_layers(x, y, batch_size, layer_names, pad=0):
     import keras
     import tensorflow as tf
 
-    make = {"flip": lambda: keras.layers.RandomFlip("horizontal", seed=0),
-            "translate": lambda: keras.layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=0),
-            "crop": lambda: keras.layers.RandomCrop(32, 32, seed=0),
-            "erase": lambda: keras.layers.RandomErasing(factor=1.0, scale=(0.25, 0.25), seed=0)}
+    make = {
+        "flip": lambda: keras.layers.RandomFlip("horizontal", seed=0),
+        "translate": lambda: keras.layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=0),
+        "crop": lambda: keras.layers.RandomCrop(32, 32, seed=0),
+        "erase": lambda: keras.layers.RandomErasing(factor=1.0, scale=(0.25, 0.25), seed=0),
+    }
     augment = keras.Sequential([make[name]() for name in layer_names])
 
     def apply(images, labels):
@@ -105,8 +112,7 @@ def keras_layers(x, y, batch_size, layer_names, pad=0):
             images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
         return augment(images, training=True), labels
 
-    return _epoch(_batches(x, y, batch_size).map(apply, num_parallel_calls=tf.data.AUTOTUNE)
-                  .prefetch(tf.data.AUTOTUNE))
+    return _epoch(_batches(x, y, batch_size).map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
 def ours(x, y, batch_size, names, fill):
@@ -117,10 +123,11 @@ def ours(x, y, batch_size, names, fill):
 
     augment = build_augmenter(names, fill=fill) or (lambda images, labels, seed: (images, labels))
     seeds = tf.data.Dataset.random(seed=0).batch(2)
-    return _epoch(tf.data.Dataset.zip((_batches(x, y, batch_size), seeds))
-                  .map(lambda xy, seed: augment(tf.cast(xy[0], tf.float32), xy[1], seed),
-                       num_parallel_calls=tf.data.AUTOTUNE)
-                  .prefetch(tf.data.AUTOTUNE))
+    return _epoch(
+        tf.data.Dataset.zip((_batches(x, y, batch_size), seeds))
+        .map(lambda xy, seed: augment(tf.cast(xy[0], tf.float32), xy[1], seed), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def _epoch(dataset):
@@ -136,8 +143,12 @@ def _epoch(dataset):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=20000, help="images per epoch for our pipelines")
-    parser.add_argument("--baseline-images", type=int, default=5000,
-                        help="images per epoch for ImageDataGenerator (slower; rates are per second)")
+    parser.add_argument(
+        "--baseline-images",
+        type=int,
+        default=5000,
+        help="images per epoch for ImageDataGenerator (slower; rates are per second)",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs per side (median reported)")
     args = parser.parse_args(argv)
@@ -150,24 +161,32 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPU cores visible, "
-          f"GPU: {', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or 'none'}")
+    print(
+        f"tensorflow {tf.__version__}, {os.cpu_count()} CPU cores visible, "
+        f"GPU: {', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or 'none'}"
+    )
     xb, yb = x[: args.baseline_images], y[: args.baseline_images]
     xo, yo = x[: args.images], y[: args.images]
     sides = {
         IDG: (keras_baseline(xb, yb, args.batch_size), len(xb)),
-        "Keras 3 layers: RandomFlip + RandomTranslation": (keras_layers(xb, yb, args.batch_size, ("flip", "translate")),
-                                                           len(xb)),
-        "Keras 3 layers: RandomFlip + pad + RandomCrop": (keras_layers(xb, yb, args.batch_size, ("flip", "crop"), pad=4),
-                                                          len(xb)),
+        "Keras 3 layers: RandomFlip + RandomTranslation": (
+            keras_layers(xb, yb, args.batch_size, ("flip", "translate")),
+            len(xb),
+        ),
+        "Keras 3 layers: RandomFlip + pad + RandomCrop": (
+            keras_layers(xb, yb, args.batch_size, ("flip", "crop"), pad=4),
+            len(xb),
+        ),
         KERAS_ERASING: (keras_layers(xb, yb, args.batch_size, ("flip", "crop", "erase"), pad=4), len(xb)),
         "ours: flip_crop,cutout": (ours(xo, yo, args.batch_size, "flip_crop,cutout", fill), len(xo)),
         "ours: flip_crop": (ours(xo, yo, args.batch_size, "flip_crop", fill), len(xo)),
         "ours: cutout": (ours(xo, yo, args.batch_size, "cutout", fill), len(xo)),
         "tf.data batch + cast only (no augmentation)": (ours(xo, yo, args.batch_size, "none", fill), len(xo)),
         "ours: autoaugment": (ours(xo, yo, args.batch_size, "autoaugment", fill), len(xo)),
-        "ours: autoaugment,flip_crop,cutout": (ours(xo, yo, args.batch_size, "autoaugment,flip_crop,cutout", fill),
-                                               len(xo)),
+        "ours: autoaugment,flip_crop,cutout": (
+            ours(xo, yo, args.batch_size, "autoaugment,flip_crop,cutout", fill),
+            len(xo),
+        ),
     }
     for epoch, _ in sides.values():  # warm-up: tracing, autotuning, first-touch allocations
         epoch()
@@ -181,8 +200,10 @@ def main(argv=None):
     print(f"| pipeline | images/epoch | images/s (median) | min..max | vs ImageDataGenerator | vs {KERAS_ERASING} |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, (_, count) in sides.items():
-        print(f"| {name} | {count} | {median[name]:,.0f} | {min(rates[name]):,.0f}..{max(rates[name]):,.0f} "
-              f"| {median[name] / median[IDG]:.1f}x | {median[name] / median[KERAS_ERASING]:.1f}x |")
+        print(
+            f"| {name} | {count} | {median[name]:,.0f} | {min(rates[name]):,.0f}..{max(rates[name]):,.0f} "
+            f"| {median[name] / median[IDG]:.1f}x | {median[name] / median[KERAS_ERASING]:.1f}x |"
+        )
     print()
     ours_rate = median["ours: flip_crop,cutout"]
     for name in (IDG, KERAS_ERASING):

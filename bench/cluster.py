@@ -11,6 +11,7 @@ The delay from an epoch's end (the job sends its row) to the row in the store is
 
     .venv/bin/python bench/cluster.py [--jobs 4] [--epochs 2] [--images 600]
 """
+
 import argparse
 import os
 import sys
@@ -23,10 +24,10 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep 127.0.0.1 as given (workbench.jobs.ray_cluster)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.targets import Targets  # noqa: E402
-from store import Store  # noqa: E402
-from workbench.jobs.queue import JobQueue  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
+from bench.targets import Targets
+from store import Store
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
 
 TARGET_OVERHEAD = 3.0
 TARGET_DELAY = 1.0
@@ -34,10 +35,23 @@ LOOPBACK = "127.0.0.1"
 
 
 def specs(jobs: int, epochs: int, images: int) -> list:
-    return [RunSpec.from_dict(dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-                                   dataset_options={"n_train": images, "n_test": 100}, batch_size=50, epochs=epochs,
-                                   learning_rate=0.05, schedule="cosine", seed=i, name=f"bench-{i}"))
-            for i in range(jobs)]
+    return [
+        RunSpec.from_dict(
+            dict(
+                model="resnet20",
+                model_kwargs={"depth": 8, "base_width": 4},
+                dataset="synthetic",
+                dataset_options={"n_train": images, "n_test": 100},
+                batch_size=50,
+                epochs=epochs,
+                learning_rate=0.05,
+                schedule="cosine",
+                seed=i,
+                name=f"bench-{i}",
+            )
+        )
+        for i in range(jobs)
+    ]
 
 
 def run_all(queue, store, jobs: list) -> float:
@@ -47,8 +61,11 @@ def run_all(queue, store, jobs: list) -> float:
     for run_id in ids:
         assert queue.wait(run_id, timeout=900), f"run {run_id} did not end"
     seconds = time.perf_counter() - started
-    failed = [(r, store.get_run(r)["status"], store.get_run(r)["error"]) for r in ids
-              if store.get_run(r)["status"] != "completed"]
+    failed = [
+        (r, store.get_run(r)["status"], store.get_run(r)["error"])
+        for r in ids
+        if store.get_run(r)["status"] != "completed"
+    ]
     assert not failed, failed
     return seconds
 
@@ -78,8 +95,10 @@ def main():
 
     jobs = specs(args.jobs, args.epochs, args.images)
     load = os.getloadavg()
-    print(f"{args.jobs} tiny runs (resnet depth 8, width 4, {args.images} synthetic images, {args.epochs} epochs); "
-          f"{os.cpu_count()} CPUs, load average {load[0]:.2f} at the start")
+    print(
+        f"{args.jobs} tiny runs (resnet depth 8, width 4, {args.images} synthetic images, {args.epochs} epochs); "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.2f} at the start"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "local").mkdir()
@@ -89,8 +108,13 @@ def main():
                 local = run_all(queue, store, jobs)
             finally:
                 queue.shutdown()
-        node = dict(node_ip_address=LOOPBACK, num_cpus=1, num_gpus=0, object_store_memory=200 * 1024 * 1024,
-                    dashboard_host=LOOPBACK)
+        node = dict(
+            node_ip_address=LOOPBACK,
+            num_cpus=1,
+            num_gpus=0,
+            object_store_memory=200 * 1024 * 1024,
+            dashboard_host=LOOPBACK,
+        )
         cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
         try:
             ray.init(address=cluster.address, _node_ip_address=LOOPBACK, log_to_driver=False, configure_logging=False)
@@ -105,11 +129,16 @@ def main():
     overhead = (one - local) / len(jobs)
     print("| path | wall s | s per job |")
     print("|---|---|---|")
-    for name, seconds in (("local child processes", local), ("Ray, one node (1 CPU)", one),
-                          (f"Ray, two nodes (1 CPU each; runs on {len(nodes)} nodes)", two)):
+    for name, seconds in (
+        ("local child processes", local),
+        ("Ray, one node (1 CPU)", one),
+        (f"Ray, two nodes (1 CPU each; runs on {len(nodes)} nodes)", two),
+    ):
         print(f"| {name} | {seconds:.1f} | {seconds / len(jobs):.1f} |")
-    print(f"epoch row delay over {len(delays)} epochs: median {delays[len(delays) // 2] * 1000:.0f} ms, "
-          f"max {delays[-1] * 1000:.0f} ms")
+    print(
+        f"epoch row delay over {len(delays)} epochs: median {delays[len(delays) // 2] * 1000:.0f} ms, "
+        f"max {delays[-1] * 1000:.0f} ms"
+    )
     print(f"two nodes vs one: {one / two:.2f}x; load average {os.getloadavg()[0]:.2f} at the end")
     targets = Targets()
     targets.below("Ray overhead per job over the local child process", overhead, TARGET_OVERHEAD, unit=" s")

@@ -20,6 +20,7 @@ side alike), the M-member grid the best of `--repeats` for grid_search and one r
 Targets: in the classic scripts' case (3 members, w3 = 2 - w1 - w2), grid_search at least 50x faster
 than the fastest baseline, at both strengths; the slider update p95 under 50 ms. Exits 1 if one is missed.
 """
+
 import argparse
 import os
 import sys
@@ -28,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.targets import Targets  # noqa: E402
-from workbench.ensemble import combine as ensemble  # noqa: E402
-from workbench.ensemble.calibration import softmax  # noqa: E402
-from workbench.ensemble.grid import grid_weights  # noqa: E402
+from bench.targets import Targets
+from workbench.ensemble import combine as ensemble
+from workbench.ensemble.calibration import softmax
+from workbench.ensemble.grid import grid_weights
 
 # member 0's signal and the drop per later member: accuracies ~81-87 % (strong), ~64-78 % (weak)
 STRENGTHS = {"strong": (4.5, 0.2), "weak": (3.5, 0.25)}
@@ -48,7 +49,7 @@ def synthetic_members(members: int, images: int, classes: int, seed: int = 0, st
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, images)
     onehot = np.eye(classes)[y]
-    difficulty = rng.gamma(2.0, 0.5, images)[:, None]               # some images are hard for everyone
+    difficulty = rng.gamma(2.0, 0.5, images)[:, None]  # some images are hard for everyone
     shared = 1.2 * rng.normal(size=(images, classes)) * difficulty
     probs = []
     for m in range(members):
@@ -67,8 +68,8 @@ def numpy_matrix_search(probs, y, step: float = 0.1, fixed=None, block_bytes: in
     block = max(1, block_bytes // (8 * n * k))
     correct = np.empty(len(weights), dtype=np.int64)
     for start in range(0, len(weights), block):
-        scores = (weights[start:start + block] @ flat).reshape(-1, n, k)
-        correct[start:start + block] = np.count_nonzero(scores.argmax(axis=2) == y, axis=1)
+        scores = (weights[start : start + block] @ flat).reshape(-1, n, k)
+        correct[start : start + block] = np.count_nonzero(scores.argmax(axis=2) == y, axis=1)
     best = int(correct.argmax())
     return {"weights": weights[best], "val_accuracy": float(correct[best] / n), "evaluated": len(weights)}
 
@@ -82,8 +83,10 @@ def slider_update_ms(images: int, classes: int, calls: int = 40) -> np.ndarray:
 
     rng = np.random.default_rng(1)
     labels = {"val": rng.integers(0, classes, images), "test": rng.integers(0, classes, 2 * images)}
-    logits = {split: [rng.normal(0, 1, (len(y), classes)) + 3 * np.eye(classes)[y] for _ in range(5)]
-              for split, y in labels.items()}
+    logits = {
+        split: [rng.normal(0, 1, (len(y), classes)) + 3 * np.eye(classes)[y] for _ in range(5)]
+        for split, y in labels.items()
+    }
     members = lab.Members(list(range(5)), [f"m{i}" for i in range(5)], logits, labels, "bench", [1.0] * 5)
     settings = lab.Settings()
     lab.score(members, [1] * 5, settings)  # warm the members' probability cache, as the tab's first view does
@@ -98,7 +101,15 @@ def slider_update_ms(images: int, classes: int, calls: int = 40) -> np.ndarray:
 
 
 def human(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms" if seconds < 0.1 else f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    return (
+        f"{seconds * 1000:.1f} ms"
+        if seconds < 0.01
+        else f"{seconds * 1000:.0f} ms"
+        if seconds < 0.1
+        else f"{seconds:.2f} s"
+        if seconds < 10
+        else f"{seconds:.1f} s"
+    )
 
 
 def interleaved(sides, rounds: int):
@@ -123,23 +134,40 @@ def timed(fn, repeats: int):
 
 def compare(strength, label, probs, y, step, fixed=None, rounds=0, repeats=1) -> dict:
     """The three searches on one grid: times, whether they agree, and a printed line."""
-    searches = (lambda: ensemble.grid_search(probs, y, step=step, fixed=fixed),
-                lambda: ensemble.classic_nested_loops(probs, y, step=step, fixed=fixed),
-                lambda: numpy_matrix_search(probs, y, step=step, fixed=fixed))
+    searches = (
+        lambda: ensemble.grid_search(probs, y, step=step, fixed=fixed),
+        lambda: ensemble.classic_nested_loops(probs, y, step=step, fixed=fixed),
+        lambda: numpy_matrix_search(probs, y, step=step, fixed=fixed),
+    )
     if rounds:
-        (t_grid, grid), (t_classic, classic), (t_numpy, matrix) = interleaved(
-            list(zip(searches, (20, 1, 1))), rounds)
+        (t_grid, grid), (t_classic, classic), (t_numpy, matrix) = interleaved(list(zip(searches, (20, 1, 1))), rounds)
     else:
-        (t_grid, grid), (t_classic, classic), (t_numpy, matrix) = (timed(searches[0], repeats),
-                                                                  timed(searches[1], 1), timed(searches[2], 1))
-    same = all(other["val_accuracy"] == grid.val_accuracy and np.allclose(other["weights"], grid.weights)
-               for other in (classic, matrix))
-    row = {"strength": strength, "label": label, "members": len(probs), "combinations": grid.combinations,
-           "grid": t_grid, "classic": t_classic, "numpy": t_numpy, "same": same}
-    print(f"  {len(probs)} members, {label}: {grid.combinations:,} combinations, grid_search {human(t_grid)}, "
-          f"classic {human(t_classic)} ({t_classic / t_grid:.1f}x), NumPy matrix {human(t_numpy)} "
-          f"({t_numpy / t_grid:.1f}x); best val acc {grid.val_accuracy:.4f} at "
-          f"{np.round(grid.weights, 3).tolist()}, same in all three: {same}", flush=True)
+        (t_grid, grid), (t_classic, classic), (t_numpy, matrix) = (
+            timed(searches[0], repeats),
+            timed(searches[1], 1),
+            timed(searches[2], 1),
+        )
+    same = all(
+        other["val_accuracy"] == grid.val_accuracy and np.allclose(other["weights"], grid.weights)
+        for other in (classic, matrix)
+    )
+    row = {
+        "strength": strength,
+        "label": label,
+        "members": len(probs),
+        "combinations": grid.combinations,
+        "grid": t_grid,
+        "classic": t_classic,
+        "numpy": t_numpy,
+        "same": same,
+    }
+    print(
+        f"  {len(probs)} members, {label}: {grid.combinations:,} combinations, grid_search {human(t_grid)}, "
+        f"classic {human(t_classic)} ({t_classic / t_grid:.1f}x), NumPy matrix {human(t_numpy)} "
+        f"({t_numpy / t_grid:.1f}x); best val acc {grid.val_accuracy:.4f} at "
+        f"{np.round(grid.weights, 3).tolist()}, same in all three: {same}",
+        flush=True,
+    )
     return row
 
 
@@ -148,18 +176,24 @@ def run_strength(strength: str, args) -> list:
     single = [float(np.mean(p.argmax(1) == y)) for p in probs]
     agree = ensemble.agreement_matrix(probs)
     off = agree[~np.eye(len(agree), dtype=bool)]
-    print(f"\n{strength} members: accuracies {', '.join(f'{100 * a:.1f}%' for a in single)}; pairwise agreement "
-          f"{off.min():.3f}-{off.max():.3f}")
+    print(
+        f"\n{strength} members: accuracies {', '.join(f'{100 * a:.1f}%' for a in single)}; pairwise agreement "
+        f"{off.min():.3f}-{off.max():.3f}"
+    )
     three = probs[:3]
-    rows = [compare(strength, CLASSIC_CASE, three, y, args.step, fixed={"member": 2, "total": 2.0}, rounds=args.rounds),
-            compare(strength, "all weights free", three, y, args.step, rounds=max(1, args.rounds // 3))]
+    rows = [
+        compare(strength, CLASSIC_CASE, three, y, args.step, fixed={"member": 2, "total": 2.0}, rounds=args.rounds),
+        compare(strength, "all weights free", three, y, args.step, rounds=max(1, args.rounds // 3)),
+    ]
     if args.members != 3:
         rows.append(compare(strength, "all weights free", probs, y, args.step, repeats=args.repeats))
     t_greedy, greedy = timed(lambda: ensemble.greedy_selection(probs, y, size=args.greedy_size), args.repeats)
     t_opt, opt = timed(lambda: ensemble.optimize_weights(probs, y), args.repeats)
-    print(f"  greedy_selection (size {args.greedy_size}, nll) {human(t_greedy)}: val acc "
-          f"{greedy.trajectory['accuracy'][-1]:.4f}; optimize_weights (SLSQP) {human(t_opt)}: val acc "
-          f"{opt.val_accuracy:.4f}, nll {opt.val_nll:.4f} (equal weights {opt.uniform_nll:.4f})")
+    print(
+        f"  greedy_selection (size {args.greedy_size}, nll) {human(t_greedy)}: val acc "
+        f"{greedy.trajectory['accuracy'][-1]:.4f}; optimize_weights (SLSQP) {human(t_opt)}: val acc "
+        f"{opt.val_accuracy:.4f}, nll {opt.val_nll:.4f} (equal weights {opt.uniform_nll:.4f})"
+    )
     return rows
 
 
@@ -177,30 +211,43 @@ def main():
     if args.members < 3:
         parser.error("--members must be at least 3")
 
-    print(f"data: up to {args.members} members x {args.images:,} images x {args.classes} classes (synthetic, "
-          f"seed 0), step {args.step:g}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"data: up to {args.members} members x {args.images:,} images x {args.classes} classes (synthetic, "
+        f"seed 0), step {args.step:g}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     rows = [] if args.slider_only else [row for strength in STRENGTHS for row in run_strength(strength, args)]
     slider = slider_update_ms(args.images, args.classes)
-    print(f"\nslider update (5 members, {args.images:,} validation + {2 * args.images:,} test images: "
-          f"accuracy, NLL, ECE of both splits): p50 {np.percentile(slider, 50):.1f} ms, p95 "
-          f"{np.percentile(slider, 95):.1f} ms")
+    print(
+        f"\nslider update (5 members, {args.images:,} validation + {2 * args.images:,} test images: "
+        f"accuracy, NLL, ECE of both splits): p50 {np.percentile(slider, 50):.1f} ms, p95 "
+        f"{np.percentile(slider, 95):.1f} ms"
+    )
 
-    print("\n| members (M x N x K, step) | combinations | grid_search | classic loops | NumPy matrix | vs classic | vs NumPy |")
+    print(
+        "\n| members (M x N x K, step) | combinations | grid_search | classic loops | NumPy matrix | vs classic | vs NumPy |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['strength']}, {r['members']} x {args.images:,} x {args.classes}, {r['label']} | "
-              f"{r['combinations']:,} | {human(r['grid'])} | {human(r['classic'])} | {human(r['numpy'])} | "
-              f"{r['classic'] / r['grid']:.0f}x | {r['numpy'] / r['grid']:.0f}x |")
+        print(
+            f"| {r['strength']}, {r['members']} x {args.images:,} x {args.classes}, {r['label']} | "
+            f"{r['combinations']:,} | {human(r['grid'])} | {human(r['classic'])} | {human(r['numpy'])} | "
+            f"{r['classic'] / r['grid']:.0f}x | {r['numpy'] / r['grid']:.0f}x |"
+        )
     print()
     targets = Targets()
     for r in rows:
         if r["label"] == CLASSIC_CASE:
             fastest = "classic loops" if r["classic"] <= r["numpy"] else "NumPy matrix"
-            targets.at_least(f"{r['strength']} members, {CLASSIC_CASE}: grid_search vs the fastest baseline "
-                             f"({fastest})", min(r["classic"], r["numpy"]) / r["grid"], SPEEDUP_TARGET, "x")
+            targets.at_least(
+                f"{r['strength']} members, {CLASSIC_CASE}: grid_search vs the fastest baseline ({fastest})",
+                min(r["classic"], r["numpy"]) / r["grid"],
+                SPEEDUP_TARGET,
+                "x",
+            )
     if rows:
-        targets.holds("grid_search, classic loops and NumPy matrix find the same best weights",
-                      all(r["same"] for r in rows))
+        targets.holds(
+            "grid_search, classic loops and NumPy matrix find the same best weights", all(r["same"] for r in rows)
+        )
     targets.below("slider update p95", float(np.percentile(slider, 95)), SLIDER_TARGET_MS, " ms")
     return targets.exit_code()
 

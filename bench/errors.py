@@ -18,6 +18,7 @@ over `--calls` calls, after one warm-up call):
 
 Target: p95 under 300 ms each; the script exits 1 when one is missed.
 """
+
 import argparse
 import sys
 import tempfile
@@ -27,16 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.targets import Targets  # noqa: E402
-from store import Store  # noqa: E402
-from workbench.data.datasets import load_dataset  # noqa: E402
-from workbench.ensemble.calibration import softmax  # noqa: E402
-from workbench.ensemble.lab import Lab  # noqa: E402
-from workbench.inspect import analysis, gallery  # noqa: E402
-from workbench.inspect import sources as sources_view  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
+from bench.targets import Targets
+from store import Store
+from workbench.data.datasets import load_dataset
+from workbench.ensemble.calibration import softmax
+from workbench.ensemble.lab import Lab
+from workbench.inspect import analysis, gallery
+from workbench.inspect import sources as sources_view
+from workbench.specs.run import RunSpec
 
 SHARED_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 TARGET_MS = 300
@@ -77,8 +78,11 @@ def main():
         data = str(SHARED_CIFAR10) if SHARED_CIFAR10.exists() else "synthetic"
 
     started = time.perf_counter()
-    dataset = (load_dataset("synthetic", None, n_train=1000, n_test=args.images) if data == "synthetic"
-               else load_dataset("cifar10", data))
+    dataset = (
+        load_dataset("synthetic", None, n_train=1000, n_test=args.images)
+        if data == "synthetic"
+        else load_dataset("cifar10", data)
+    )
     y, classes = dataset.y_test, dataset.num_classes
     print(f"data: {dataset.source}, {len(y)} test images, loaded in {time.perf_counter() - started:.1f} s")
 
@@ -103,10 +107,12 @@ def main():
             source = sources[i % 2]
             images = sources_view.split_images(store, source.image_run, "test", cache)
             true_class = None if i % 3 else i % classes
-            picked = analysis.misclassified(source.probs, source.labels, true_class=true_class,
-                                            sort=sorts[i % len(sorts)], seed=i)
-            shown = gallery.page(images, picked, source.probs, source.labels, source.class_names,
-                                 page=i % 3, per_page=64)
+            picked = analysis.misclassified(
+                source.probs, source.labels, true_class=true_class, sort=sorts[i % len(sorts)], seed=i
+            )
+            shown = gallery.page(
+                images, picked, source.probs, source.labels, source.class_names, page=i % 3, per_page=64
+            )
             assert len(shown) <= 64
 
         def switch(i):
@@ -120,15 +126,16 @@ def main():
             analysis.confusion_matrix(source.labels, analysis.predictions(source.probs), classes)
             analysis.per_class(source.labels, source.probs, source.class_names)
 
-        results = {name: measure(fn, args.calls) for name, fn in
-                   (("page", page), ("switch", switch), ("load", load))}
+        results = {name: measure(fn, args.calls) for name, fn in (("page", page), ("switch", switch), ("load", load))}
 
     p = {name: (np.percentile(t, 50), np.percentile(t, 95)) for name, t in results.items()}
     print("| step (server time) | p50 | p95 |")
     print("|---|---|---|")
-    labels = {"page": "gallery page of 64 (selection + page)",
-              "switch": "source change: softmax + confusion matrix + per-class table",
-              "load": "source change incl. store read (`load_source`)"}
+    labels = {
+        "page": "gallery page of 64 (selection + page)",
+        "switch": "source change: softmax + confusion matrix + per-class table",
+        "load": "source change incl. store read (`load_source`)",
+    }
     for name, (p50, p95) in p.items():
         print(f"| {labels[name]} | {p50:.1f} ms | {p95:.1f} ms |")
     print()
@@ -139,9 +146,11 @@ def main():
     print("\nREADME row:")
     p50s = " / ".join(f"{p[n][0]:.1f}" for n in p)
     p95s = " / ".join(f"{p[n][1]:.1f}" for n in p)
-    print(f"| Errors tab, {len(y):,} {name} test images: gallery page of 64 (selection + page) / source change "
-          f"(softmax + confusion matrix + per-class) / with store read | p50 {p50s} ms, p95 {p95s} ms "
-          f"(target < {TARGET_MS} ms) | `python bench/errors.py` |")
+    print(
+        f"| Errors tab, {len(y):,} {name} test images: gallery page of 64 (selection + page) / source change "
+        f"(softmax + confusion matrix + per-class) / with store read | p50 {p50s} ms, p95 {p95s} ms "
+        f"(target < {TARGET_MS} ms) | `python bench/errors.py` |"
+    )
     return targets.exit_code()
 
 

@@ -20,6 +20,7 @@ airbench94, mixed precision, XLA) times the curve on a GPU instead: 94% test acc
 parts in a minute or two on a few thousand images with a narrow net (for tests/test_bench.py, with
 `--data synthetic`: its accuracies mean nothing and it misses its targets).
 """
+
 import argparse
 import os
 import sys
@@ -30,17 +31,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from bench.targets import Targets  # noqa: E402
-from workbench.cli.presets import load_preset  # noqa: E402
-from workbench.data.pipeline import make_dataset, steps_per_epoch  # noqa: E402
-from workbench.data.split import prepare_data  # noqa: E402
-from workbench.ensemble import lab  # noqa: E402
-from workbench.ensemble.calibration import softmax  # noqa: E402
-from workbench.training.fit import TRANSLATE_VIEWS, VIEWS  # noqa: E402
-from workbench.training.runners import runner_for  # noqa: E402
+from bench.targets import Targets
+from workbench.data.pipeline import make_dataset, steps_per_epoch
+from workbench.data.split import prepare_data
+from workbench.ensemble import lab
+from workbench.ensemble.calibration import softmax
+from workbench.specs.presets import load_preset
+from workbench.training.fit import TRANSLATE_VIEWS, VIEWS
+from workbench.training.runners import runner_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -76,8 +77,9 @@ def tta_accuracy(model, x, y, batches, spec) -> float:
     views = VIEWS + (TRANSLATE_VIEWS if "translate" in spec.augment else ())
     probs = 0.0
     for _, flip, shifts in views:
-        logits = np.mean([model.predict(make_dataset(x, y, flip=flip, shift=s, **batches), verbose=0)
-                          for s in shifts], axis=0)
+        logits = np.mean(
+            [model.predict(make_dataset(x, y, flip=flip, shift=s, **batches), verbose=0) for s in shifts], axis=0
+        )
         probs = probs + softmax(logits)
     return float((np.argmax(probs, 1) == y).mean())
 
@@ -86,28 +88,40 @@ def curve(spec, accuracy_target: float) -> dict:
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes)
-    batches = dict(num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=data.mean,
-                   std=data.std, resize_to=None)
+    batches = dict(
+        num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=data.mean, std=data.std, resize_to=None
+    )
     model = runner.build(data.dataset.num_classes, data.dataset.image_shape, restoring=False)
     runner.init_from_data(model, data, batches)
     runner.phases(steps_per_epoch(len(data.x_train), spec.batch_size))[0].prepare(model)
-    train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment,
-                            augment_options=spec.augment_params, seed=spec.seed, **batches)
+    train_ds = make_dataset(
+        data.x_train,
+        data.y_train,
+        training=True,
+        augment=spec.augment,
+        augment_options=spec.augment_params,
+        seed=spec.seed,
+        **batches,
+    )
     x_test, y_test = data.dataset.x_test, data.dataset.y_test
     test_ds = make_dataset(x_test, y_test, **batches)
     callback = Curve(test_ds, y_test)
-    print(f"{spec.model} {spec.model_kwargs or ''}: {model.count_params():,} parameters, {len(data.x_train):,} "
-          f"training images, batch {spec.batch_size}, {spec.epochs} epochs")
+    print(
+        f"{spec.model} {spec.model_kwargs or ''}: {model.count_params():,} parameters, {len(data.x_train):,} "
+        f"training images, batch {spec.batch_size}, {spec.epochs} epochs"
+    )
     # CPU seconds: the process's, all threads; on a machine shared with other work they say what the
     # training cost, while wall seconds also count the time others held the cores.
     print("epoch  train wall s  train CPU s  test acc %")
     model.fit(train_ds, epochs=spec.epochs, callbacks=[callback], verbose=0, shuffle=False)
     final = accuracy_of(model, test_ds, y_test)  # after fit: the EMA weights (use_ema) where the spec asks
     tta = tta_accuracy(model, x_test, y_test, batches, spec)
-    print(f"final weights{' (EMA)' if spec.ema_momentum else ''}: test {100 * final:.2f}%, with flip + translate "
-          f"TTA {100 * tta:.2f}%; last epoch's raw weights {100 * callback.rows[-1][2]:.2f}%; "
-          f"training {callback.seconds:.0f} s ({callback.seconds / 60:.1f} min), {callback.cpu:.0f} CPU s "
-          f"({os.cpu_count()} cores: at least {callback.cpu / os.cpu_count() / 60:.1f} min of wall time alone)")
+    print(
+        f"final weights{' (EMA)' if spec.ema_momentum else ''}: test {100 * final:.2f}%, with flip + translate "
+        f"TTA {100 * tta:.2f}%; last epoch's raw weights {100 * callback.rows[-1][2]:.2f}%; "
+        f"training {callback.seconds:.0f} s ({callback.seconds / 60:.1f} min), {callback.cpu:.0f} CPU s "
+        f"({os.cpu_count()} cores: at least {callback.cpu / os.cpu_count() / 60:.1f} min of wall time alone)"
+    )
     reached = next((s for _, s, a in callback.rows if a >= accuracy_target), None)
     return {"rows": callback.rows, "final": final, "tta": tta, "seconds": callback.seconds, "reached": reached}
 
@@ -124,18 +138,26 @@ def ensemble(specs) -> dict:
             started = time.perf_counter()
             status = fit(spec, store, run_id, devices=[], stop=threading.Event())
             run = store.get_run(run_id)
-            print(f"  {spec.name}: {status}, test {100 * run['test_accuracy']:.2f}%, "
-                  f"{time.perf_counter() - started:.0f} s with its evaluation", flush=True)
+            print(
+                f"  {spec.name}: {status}, test {100 * run['test_accuracy']:.2f}%, "
+                f"{time.perf_counter() - started:.0f} s with its evaluation",
+                flush=True,
+            )
             ids.append(run_id)
         members = lab.Lab(store).load(ids)
         result = {}
-        for label, settings in (("plain", lab.Settings()), ("flip + translate TTA", lab.Settings(tta=True, translate=True))):
+        for label, settings in (
+            ("plain", lab.Settings()),
+            ("flip + translate TTA", lab.Settings(tta=True, translate=True)),
+        ):
             scored = lab.score(members, [1.0] * len(ids), settings)
             best = max(row["test_accuracy"] for row in scored["members"])
             gain = 100 * (scored["test"]["accuracy"] - best)
             shown = ", ".join(f"{100 * r['test_accuracy']:.2f}%" for r in scored["members"])
-            print(f"  {label}: members {shown}; "
-                  f"ensemble {100 * scored['test']['accuracy']:.2f}% ({gain:+.2f} points over the best)")
+            print(
+                f"  {label}: members {shown}; "
+                f"ensemble {100 * scored['test']['accuracy']:.2f}% ({gain:+.2f} points over the best)"
+            )
             result[label] = gain
         store.close()
     return result
@@ -172,14 +194,19 @@ def main(argv=None) -> int:
             within = max(within, result["final"])
         reached = "%.1f s" % result["reached"] if result["reached"] else "never"
         print(f"best epoch-end test accuracy {100 * best:.2f}%; {100 * accuracy_target:.0f}% reached after {reached}")
-        targets.at_least(f"test accuracy within {seconds_target} s of training", 100 * within,
-                         100 * accuracy_target, unit="%")
+        targets.at_least(
+            f"test accuracy within {seconds_target} s of training", 100 * within, 100 * accuracy_target, unit="%"
+        )
     if not args.skip_ensemble and args.preset == "fast":
         members = [s for s in load_preset("quick") if s.model.startswith("airbench")]
         print(f"== ensemble: the quick preset's {len(members)} fast runs")
         gains = ensemble([s.replace(**common) for s in members])
-        targets.at_least("three-member ensemble over its best member (test, plain)", gains["plain"],
-                         ENSEMBLE_GAIN_TARGET, unit=" points")
+        targets.at_least(
+            "three-member ensemble over its best member (test, plain)",
+            gains["plain"],
+            ENSEMBLE_GAIN_TARGET,
+            unit=" points",
+        )
     return targets.exit_code()
 
 

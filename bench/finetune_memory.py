@@ -14,6 +14,7 @@ extrapolated to 50,000 images.
 
     .venv/bin/python bench/finetune_memory.py [--images 2000] [--steps 12] [--size 96] [--batch-size 64]
 """
+
 import argparse
 import json
 import os
@@ -28,10 +29,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-GB = 1024 ** 3
+GB = 1024**3
 TARGET_GB = 4
 
-from bench.targets import Targets  # noqa: E402
+from bench.targets import Targets
 
 
 def vm_rss() -> int:
@@ -48,7 +49,7 @@ def peak_rss() -> int:
 
 def child(args) -> dict:
     """One measurement in this (fresh) process; prints one JSON line."""
-    import keras  # noqa: F401
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -61,16 +62,26 @@ def child(args) -> dict:
         return {**result, "peak": peak_rss()}
     data = np.load(args.data)
     x, y = data["x"], data["y"]
-    spec = finetune.FinetuneSpec(backbone="vgg19", weights="none", image_size=args.size, batch_size=args.batch_size,
-                                 augment=()).validate()
+    spec = finetune.FinetuneSpec(
+        backbone="vgg19", weights="none", image_size=args.size, batch_size=args.batch_size, augment=()
+    ).validate()
     keras.utils.set_random_seed(0)
     model, backbone = finetune.build_model(spec, 10)
     finetune.set_phase(backbone, 2, finetune.unfreeze_index(spec, backbone))
     finetune.compile_phase(model, spec, 2)
     steps = args.steps or len(x) // args.batch_size
     if args.child == "pipeline":  # what finetune.fit feeds: 0..255 pixels resized per batch in tf.data
-        train = make_dataset(x, y, num_classes=10, batch_size=args.batch_size, mean=np.zeros(3), std=np.ones(3),
-                             training=True, augment=("flip_crop",), resize_to=args.size)
+        train = make_dataset(
+            x,
+            y,
+            num_classes=10,
+            batch_size=args.batch_size,
+            mean=np.zeros(3),
+            std=np.ones(3),
+            training=True,
+            augment=("flip_crop",),
+            resize_to=args.size,
+        )
         feed = dict(x=train)
     else:  # naive: the resized float32 set materialised, then model.fit on arrays
         resized = tf.image.resize(tf.cast(x, tf.float32), (args.size, args.size)).numpy()
@@ -84,14 +95,29 @@ def child(args) -> dict:
 
     model.fit(**feed, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[Clock()])
     timed = len(clock) - 1
-    result.update(peak=peak_rss(), steps=len(clock),
-                  images_per_s=timed * args.batch_size / (clock[-1] - clock[0]) if timed else None)
+    result.update(
+        peak=peak_rss(),
+        steps=len(clock),
+        images_per_s=timed * args.batch_size / (clock[-1] - clock[0]) if timed else None,
+    )
     return result
 
 
 def measure(side: str, args, data_file: str) -> dict:
-    command = [sys.executable, __file__, "--child", side, "--data", data_file, "--steps", str(args.steps),
-               "--size", str(args.size), "--batch-size", str(args.batch_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        side,
+        "--data",
+        data_file,
+        "--steps",
+        str(args.steps),
+        "--size",
+        str(args.size),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -130,37 +156,51 @@ def main():
     started = time.perf_counter()
     x, y, what = load_images(args.images)
     steps = args.steps or args.images // args.batch_size
-    print(f"vgg19 (weights=None: same memory as ImageNet weights), {args.size}x{args.size}, batch {args.batch_size}, "
-          f"{args.images} {what} images held, {steps} training steps per side "
-          f"({'a whole epoch' if not args.steps else 'a fixed number of steps, not a whole epoch'}), "
-          f"{os.cpu_count()} CPU cores; each side in a fresh process")
+    print(
+        f"vgg19 (weights=None: same memory as ImageNet weights), {args.size}x{args.size}, batch {args.batch_size}, "
+        f"{args.images} {what} images held, {steps} training steps per side "
+        f"({'a whole epoch' if not args.steps else 'a fixed number of steps, not a whole epoch'}), "
+        f"{os.cpu_count()} CPU cores; each side in a fresh process"
+    )
     with tempfile.TemporaryDirectory() as folder:
         data_file = str(Path(folder) / "images.npz")
         np.savez(data_file, x=x, y=y)
         results = {side: measure(side, args, data_file) for side in ("baseline", "pipeline", "naive")}
     base, pipe, naive = results["baseline"], results["pipeline"], results["naive"]
     print(f"\nafter imports (TensorFlow, Keras, workbench): {base['after_imports'] / GB:.2f} GB resident")
-    for name, r in (("workbench pipeline (resize per batch in tf.data)", pipe),
-                    ("naive (materialised float32 96x96, model.fit)", naive)):
-        print(f"{name:52s} peak {r['peak'] / GB:5.2f} GB (+{(r['peak'] - r['after_imports']) / GB:.2f} GB over "
-              f"imports), {r['images_per_s']:.1f} img/s over {r['steps'] - 1} timed steps")
-    print("(img/s here comes from separate processes on shared cores and is noisy; measured in one process, "
-          "alternating, both sides train at the same speed: the per-batch resize is not the bottleneck)")
+    for name, r in (
+        ("workbench pipeline (resize per batch in tf.data)", pipe),
+        ("naive (materialised float32 96x96, model.fit)", naive),
+    ):
+        print(
+            f"{name:52s} peak {r['peak'] / GB:5.2f} GB (+{(r['peak'] - r['after_imports']) / GB:.2f} GB over "
+            f"imports), {r['images_per_s']:.1f} img/s over {r['steps'] - 1} timed steps"
+        )
+    print(
+        "(img/s here comes from separate processes on shared cores and is noisy; measured in one process, "
+        "alternating, both sides train at the same speed: the per-batch resize is not the bottleneck)"
+    )
     ratio = naive["peak"] / pipe["peak"]
     per_image = (naive["peak"] - pipe["peak"]) / args.images  # what materialising costs per image, measured
     array_50k = 50_000 * args.size * args.size * 3 * 4
     naive_50k = pipe["peak"] + per_image * 50_000
-    print(f"naive / pipeline peak: {ratio:.2f}x; the materialised array alone is "
-          f"{naive['materialised_bytes'] / GB:.2f} GB for {args.images} images")
-    print(f"50,000 images: the float32 {args.size}x{args.size} array alone is {array_50k / GB:.2f} GB "
-          f"({array_50k / 1e9:.1f} GB decimal); at the measured {per_image / 1024 ** 2:.3f} MiB per image the naive "
-          f"peak would be ~{naive_50k / GB:.1f} GB, while the pipeline holds 50,000 uint8 32x32 images in "
-          f"{50_000 * 32 * 32 * 3 / GB:.2f} GB")
+    print(
+        f"naive / pipeline peak: {ratio:.2f}x; the materialised array alone is "
+        f"{naive['materialised_bytes'] / GB:.2f} GB for {args.images} images"
+    )
+    print(
+        f"50,000 images: the float32 {args.size}x{args.size} array alone is {array_50k / GB:.2f} GB "
+        f"({array_50k / 1e9:.1f} GB decimal); at the measured {per_image / 1024**2:.3f} MiB per image the naive "
+        f"peak would be ~{naive_50k / GB:.1f} GB, while the pipeline holds 50,000 uint8 32x32 images in "
+        f"{50_000 * 32 * 32 * 3 / GB:.2f} GB"
+    )
     print(f"bench took {time.perf_counter() - started:.0f} s")
-    print(f"| fine-tune memory (vgg19, {args.size}px, batch {args.batch_size}, {args.images} images, CPU, {steps} steps) "
-          f"| pipeline peak {pipe['peak'] / GB:.2f} GB, {pipe['images_per_s']:.1f} img/s; naive materialised "
-          f"{naive['peak'] / GB:.2f} GB ({ratio:.2f}x), ~{naive_50k / GB:.1f} GB at 50k images | "
-          "`python bench/finetune_memory.py` |")
+    print(
+        f"| fine-tune memory (vgg19, {args.size}px, batch {args.batch_size}, {args.images} images, CPU, {steps} steps) "
+        f"| pipeline peak {pipe['peak'] / GB:.2f} GB, {pipe['images_per_s']:.1f} img/s; naive materialised "
+        f"{naive['peak'] / GB:.2f} GB ({ratio:.2f}x), ~{naive_50k / GB:.1f} GB at 50k images | "
+        "`python bench/finetune_memory.py` |"
+    )
     targets = Targets()
     targets.below("workbench pipeline peak memory", pipe["peak"] / GB, TARGET_GB, " GB")
     return targets.exit_code()

@@ -7,6 +7,7 @@ without a GPU it measures the CPU (one row per setting), which is what its smoke
 
     python bench/gpu_throughput.py --model wrn_28_10 --steps 30 --batch-size 128
 """
+
 import argparse
 import os
 import sys
@@ -16,13 +17,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from bench.targets import Targets  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
-from workbench.training import devices  # noqa: E402
-from workbench.training.runners import build_model, compile_model  # noqa: E402
+from bench.targets import Targets
+from workbench.specs.run import RunSpec
+from workbench.training import devices
+from workbench.training.runners import build_model, compile_model
 
 
 class StepClock(keras.callbacks.Callback):
@@ -68,19 +69,32 @@ def main():
     for count in counts:
         for precision in args.precisions.split(","):
             for xla in args.xla.split(","):
-                spec = RunSpec.from_dict({"model": args.model, "batch_size": args.batch_size * max(1, count),
-                                          "precision": precision, "xla": xla == "on", "epochs": 1})
+                spec = RunSpec.from_dict(
+                    {
+                        "model": args.model,
+                        "batch_size": args.batch_size * max(1, count),
+                        "precision": precision,
+                        "xla": xla == "on",
+                        "epochs": 1,
+                    }
+                )
                 started = time.perf_counter()
                 try:
                     rate = measure(spec, gpus[:count], args.steps, args.warmup)
                 except Exception as exc:  # report and go on: one bad setting must not hide the others
                     failed.append(f"{count} GPUs {precision} XLA {xla}")
-                    print(f"| {args.model} | {count} | {precision} | {xla} | failed: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:120]} |", flush=True)
+                    print(
+                        f"| {args.model} | {count} | {precision} | {xla} | failed: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:120]} |",
+                        flush=True,
+                    )
                     continue
                 baseline = baseline or rate
-                print(f"| {args.model} | {count} | {precision} | {xla} | {rate:,.0f} ({rate / baseline:.2f}x) |"
-                      f" <!-- {time.perf_counter() - started:.0f}s incl. build/compile -->", flush=True)
+                print(
+                    f"| {args.model} | {count} | {precision} | {xla} | {rate:,.0f} ({rate / baseline:.2f}x) |"
+                    f" <!-- {time.perf_counter() - started:.0f}s incl. build/compile -->",
+                    flush=True,
+                )
                 keras.backend.clear_session()
     targets = Targets()
     targets.holds("every GPU count, precision and XLA setting trains", not failed, "; ".join(failed) or "all did")

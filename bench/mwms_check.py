@@ -5,13 +5,14 @@ tiny Dense model for two epochs on random data. Prints what happened; exits 0 wh
 
     .venv/bin/python bench/mwms_check.py
 """
+
 import json
 import os
 import socket
 import subprocess
 import sys
 
-WORKER = r'''
+WORKER = r"""
 import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, tensorflow as tf, keras
@@ -24,7 +25,7 @@ y = (x[:, 0] > 0).astype("int64")
 ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
 history = model.fit(ds, epochs=2, verbose=0)
 print("TRAINED", [round(v, 4) for v in history.history["loss"]], flush=True)
-'''
+"""
 
 
 def free_port() -> int:
@@ -40,10 +41,16 @@ def main() -> int:
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     procs = []
     for index in range(2):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "",
-               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "CUDA_VISIBLE_DEVICES": "",
+            "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outputs = []
     for proc in procs:
         try:
@@ -52,7 +59,9 @@ def main() -> int:
             proc.kill()
             out = (proc.communicate()[0] or "") + "\n(timed out after 300 s)"
         outputs.append((proc.returncode, out))
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}: MultiWorkerMirroredStrategy, 2 workers on 127.0.0.1")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}: MultiWorkerMirroredStrategy, 2 workers on 127.0.0.1"
+    )
     ok = True
     for index, (code, out) in enumerate(outputs):
         trained = [line for line in out.splitlines() if line.startswith("TRAINED")]

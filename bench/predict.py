@@ -17,6 +17,7 @@ of the tab's "Predict" on one picture:
 Also printed: the first call with the model not yet loaded (the LRU cache's miss). Target: `upload` p95
 under 200 ms; the script exits 1 when it is missed.
 """
+
 import argparse
 import json
 import os
@@ -29,14 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from bench.targets import Targets  # noqa: E402
-from store import Store  # noqa: E402
-from workbench.predict.images import read_uploads  # noqa: E402
-from workbench.predict.service import Predictor  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
+from bench.targets import Targets
+from store import Store
+from workbench.predict.images import read_uploads
+from workbench.predict.service import Predictor
+from workbench.specs.run import RunSpec
 
 TARGET_MS = 200
 
@@ -54,8 +55,14 @@ def completed_run(store, model_name: str) -> tuple:
     save_checkpoint(model, run_dir, 1)
     pixels = np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
     mean, std = channel_stats(pixels)
-    save_preprocessing(run_dir, mean=mean, std=std, resize_to=None, image_shape=(32, 32, 3),
-                       class_names=[f"class {i}" for i in range(10)])
+    save_preprocessing(
+        run_dir,
+        mean=mean,
+        std=std,
+        resize_to=None,
+        image_shape=(32, 32, 3),
+        class_names=[f"class {i}" for i in range(10)],
+    )
     store.set_status(run_id, "running")
     store.set_status(run_id, "completed")
     return run_id, int(model.count_params())
@@ -105,15 +112,19 @@ def main():
         request(upload)
         cold = (time.perf_counter() - started) * 1000
         decoded, _ = read_uploads([upload], 32)
-        results = {"upload": measure(lambda: request(upload), args.calls),
-                   "predict": measure(lambda: predictor.predict(key, decoded)[0].top5(), args.calls),
-                   "photo": measure(lambda: request(big), max(3, args.calls // 5))}
+        results = {
+            "upload": measure(lambda: request(upload), args.calls),
+            "predict": measure(lambda: predictor.predict(key, decoded)[0].top5(), args.calls),
+            "photo": measure(lambda: request(big), max(3, args.calls // 5)),
+        }
 
     p = {name: (np.percentile(t, 50), np.percentile(t, 95)) for name, t in results.items()}
     size = f"{args.width}x{args.height}"
-    labels = {"upload": f"one uploaded {size} JPEG: read, check, decode, resize, logits + Grad-CAM, top-5, overlay",
-              "predict": "the same, picture already decoded (model part)",
-              "photo": "one uploaded 4000x3000 JPEG (12 MP)"}
+    labels = {
+        "upload": f"one uploaded {size} JPEG: read, check, decode, resize, logits + Grad-CAM, top-5, overlay",
+        "predict": "the same, picture already decoded (model part)",
+        "photo": "one uploaded 4000x3000 JPEG (12 MP)",
+    }
     print(f"{args.model}: {params / 1e6:.2f} M parameters, CPU; first call with the model not loaded: {cold:.0f} ms\n")
     print("| step (server time) | p50 | p95 |")
     print("|---|---|---|")
@@ -123,10 +134,12 @@ def main():
     targets = Targets()
     targets.below(f"one uploaded picture p95 ({args.model})", p["upload"][1], TARGET_MS, " ms")
     print("\nREADME row:")
-    print(f"| Predict tab, one uploaded picture, {args.model} on the CPU, model cached | {size} JPEG p50 "
-          f"{p['upload'][0]:.0f} ms / p95 {p['upload'][1]:.0f} ms (target p95 < {TARGET_MS} ms); model part "
-          f"p50 {p['predict'][0]:.0f} ms; 12 MP JPEG p50 {p['photo'][0]:.0f} ms; first call (model load) "
-          f"{cold:.0f} ms | `python bench/predict.py` |")
+    print(
+        f"| Predict tab, one uploaded picture, {args.model} on the CPU, model cached | {size} JPEG p50 "
+        f"{p['upload'][0]:.0f} ms / p95 {p['upload'][1]:.0f} ms (target p95 < {TARGET_MS} ms); model part "
+        f"p50 {p['predict'][0]:.0f} ms; 12 MP JPEG p50 {p['photo'][0]:.0f} ms; first call (model load) "
+        f"{cold:.0f} ms | `python bench/predict.py` |"
+    )
     print(json.dumps({name: [round(v, 1) for v in pair] for name, pair in p.items()}))
     return targets.exit_code()
 

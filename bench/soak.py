@@ -12,6 +12,7 @@ job trains in its own child process, reported apart).
 
     .venv/bin/python bench/soak.py [--seconds 300] [--in-process]
 """
+
 import argparse
 import os
 import random
@@ -25,17 +26,17 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.jobs.malloc_tuning import limit_arenas  # noqa: E402
+from workbench.jobs.malloc_tuning import limit_arenas
 
 limit_arenas()  # as app.py does, before TensorFlow starts its threads
-from bench.targets import Targets  # noqa: E402
-from store import Store  # noqa: E402
-from workbench.ensemble import lab  # noqa: E402
-from workbench.errors import UserError  # noqa: E402
-from workbench.jobs.queue import JobQueue  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
-from workbench.ui.app import build_app  # noqa: E402
-from workbench.ui.context import AppContext  # noqa: E402
+from bench.targets import Targets
+from store import Store
+from workbench.ensemble import lab
+from workbench.errors import UserError
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.ui.app import build_app
+from workbench.ui.context import AppContext
 
 SLOPE_TARGET = 2.0  # MB/min after warm-up
 SLOPE_JUDGED_FROM = 300  # seconds of soak
@@ -76,7 +77,7 @@ class Soak:
         """Call a server-side handler as a page would; any exception is an error the user would see."""
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - counting them is the point
+        except Exception as exc:
             with self.lock:
                 self.client_errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
@@ -85,9 +86,17 @@ class Soak:
             if len(self.queue.active()) >= 3:  # keep a short backlog: on a CPU jobs run one at a time
                 time.sleep(1)
                 continue
-            spec = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-                           dataset_options={"n_train": 400, "n_test": 100}, batch_size=50, schedule="cosine",
-                           learning_rate=0.05, epochs=self.random.randint(2, 6), seed=self.random.randint(0, 9))
+            spec = RunSpec(
+                model="resnet20",
+                model_kwargs={"depth": 8, "base_width": 4},
+                dataset="synthetic",
+                dataset_options={"n_train": 400, "n_test": 100},
+                batch_size=50,
+                schedule="cosine",
+                learning_rate=0.05,
+                epochs=self.random.randint(2, 6),
+                seed=self.random.randint(0, 9),
+            )
             self.queue.submit(spec)
             self.counts["submitted"] += 1
             runs = self.store.list_runs()
@@ -119,8 +128,12 @@ class Soak:
             done = [r["id"] for r in self.store.list_runs(status="completed")]
             if len(done) >= 2:
                 members = self.random.sample(done, min(3, len(done)))
-                self.client("ensemble", lambda: lab.score(room.load(members),
-                                                          [self.random.random() + 0.01 for _ in members], lab.Settings()))
+                self.client(
+                    "ensemble",
+                    lambda: lab.score(
+                        room.load(members), [self.random.random() + 0.01 for _ in members], lab.Settings()
+                    ),
+                )
                 self.counts["ensemble scores"] += 1
             time.sleep(2)
 
@@ -132,7 +145,9 @@ class Soak:
 
     def run(self):
         started = time.monotonic()
-        threads = [threading.Thread(target=t, daemon=True) for t in (self.jobs, self.poller, self.poller, self.ensembles)]
+        threads = [
+            threading.Thread(target=t, daemon=True) for t in (self.jobs, self.poller, self.poller, self.ensembles)
+        ]
         threads.append(threading.Thread(target=self.sample_memory, args=(started,), daemon=True))
         for t in threads:
             t.start()
@@ -166,22 +181,30 @@ class Soak:
             minutes = {}
             for t, rss, _ in self.memory:
                 minutes.setdefault(int(t // 60), []).append(rss)
-            print("RSS median per minute: " + ", ".join(f"min {m + 1}: {statistics.median(v):.0f} MB"
-                                                        for m, v in sorted(minutes.items())))
+            print(
+                "RSS median per minute: "
+                + ", ".join(f"min {m + 1}: {statistics.median(v):.0f} MB" for m, v in sorted(minutes.items()))
+            )
             if len(warm) > 2:  # least-squares slope after warm-up: garbage collection makes RSS saw-tooth
                 times, values = [m[0] for m in warm], [m[1] for m in warm]
                 slope = statistics.linear_regression(times, values).slope * 60
                 print(f"RSS slope after warm-up: {slope:+.1f} MB/min")
-            print(f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
-                  f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
-                  f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}")
+            print(
+                f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
+                f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
+                f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}"
+            )
             if self.job_rss:
-                print(f"job processes (each run's own, gone when it ends): median {statistics.median(self.job_rss):.0f} MB, "
-                      f"peak {max(self.job_rss):.0f} MB")
+                print(
+                    f"job processes (each run's own, gone when it ends): median {statistics.median(self.job_rss):.0f} MB, "
+                    f"peak {max(self.job_rss):.0f} MB"
+                )
             mode = " --in-process" if not self.queue.isolate else ""
-            print(f"| soak, {seconds / 60:.0f} min{', jobs in-process' if mode else ''} | {statuses.get('completed', 0)} runs completed, "
-                  f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
-                  f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}{mode}` |")
+            print(
+                f"| soak, {seconds / 60:.0f} min{', jobs in-process' if mode else ''} | {statuses.get('completed', 0)} runs completed, "
+                f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
+                f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}{mode}` |"
+            )
         self.store.close()
         targets = Targets()
         targets.holds("no lost or inconsistent runs", not problems, f"{len(problems)} found")
@@ -196,8 +219,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--in-process", action="store_true",
-                        help="train in threads of this process, not one child process per job (the old way)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="train in threads of this process, not one child process per job (the old way)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         return Soak(Path(folder), args.seconds, args.seed, isolate=not args.in_process).run()

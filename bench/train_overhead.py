@@ -7,6 +7,7 @@ Both sides are built in one process and trained epoch by epoch in turn; each sid
 
     .venv/bin/python bench/train_overhead.py [--model resnet20] [--images 4000] [--epochs 6]
 """
+
 import argparse
 import os
 import sys
@@ -18,18 +19,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from bench.targets import Targets  # noqa: E402
-from store import Store  # noqa: E402
-from workbench.data.augment.ops import build_augmenter  # noqa: E402
-from workbench.data.pipeline import make_dataset  # noqa: E402
-from workbench.data.split import prepare_data  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
-from workbench.training.checkpoint import StoreCallback  # noqa: E402
-from workbench.training.runners import build_model, compile_model  # noqa: E402
+from bench.targets import Targets
+from store import Store
+from workbench.data.augment.ops import build_augmenter
+from workbench.data.pipeline import make_dataset
+from workbench.data.split import prepare_data
+from workbench.specs.run import RunSpec
+from workbench.training.checkpoint import StoreCallback
+from workbench.training.runners import build_model, compile_model
 
 TARGET_RATIO = 0.95
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -59,12 +60,27 @@ def build_sides(spec: RunSpec, store: Store):
     callback = StoreCallback(store, run_id, store.run_dir(run_id), threading.Event())
 
     def plain_epoch(epoch):
-        models[0].fit(plain_x, plain_y, batch_size=spec.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                      shuffle=True, validation_data=plain_val, verbose=0)
+        models[0].fit(
+            plain_x,
+            plain_y,
+            batch_size=spec.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=True,
+            validation_data=plain_val,
+            verbose=0,
+        )
 
     def workbench_epoch(epoch):
-        models[1].fit(train_ds, validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch, callbacks=[callback],
-                      verbose=0, shuffle=False)
+        models[1].fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=[callback],
+            verbose=0,
+            shuffle=False,
+        )
 
     return plain_epoch, workbench_epoch, steps * spec.batch_size
 
@@ -77,13 +93,27 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     real = SHARED.exists()
-    source = dict(dataset="cifar10", data_path=str(SHARED)) if real else dict(
-        dataset="synthetic", dataset_options={"n_train": int(args.images * 1.25), "n_test": 500})
-    spec = RunSpec.from_dict({**source, "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
-                              "augment": ["flip_crop"], "train_subset": args.images if real else 0,
-                              "val_size": 1000 if real else 0, "schedule": "cosine"})
-    print(f"model {args.model}, {args.images} training images, batch {args.batch_size}, {args.epochs} epochs, "
-          f"{'real CIFAR-10' if real else 'synthetic data'}, {os.cpu_count()} CPU cores, TF {tf.__version__}")
+    source = (
+        dict(dataset="cifar10", data_path=str(SHARED))
+        if real
+        else dict(dataset="synthetic", dataset_options={"n_train": int(args.images * 1.25), "n_test": 500})
+    )
+    spec = RunSpec.from_dict(
+        {
+            **source,
+            "model": args.model,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "augment": ["flip_crop"],
+            "train_subset": args.images if real else 0,
+            "val_size": 1000 if real else 0,
+            "schedule": "cosine",
+        }
+    )
+    print(
+        f"model {args.model}, {args.images} training images, batch {args.batch_size}, {args.epochs} epochs, "
+        f"{'real CIFAR-10' if real else 'synthetic data'}, {os.cpu_count()} CPU cores, TF {tf.__version__}"
+    )
     # Epochs alternate between the two sides, so the machine's noise falls on both alike; each side's
     # first epoch (tracing, warm-up) is left out.
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "bench.db") as store:
@@ -95,15 +125,22 @@ def main():
                 run_epoch(epoch)
                 times[side].append(time.perf_counter() - started)
             if epoch:
-                print(f"epoch {epoch + 1}: plain {images / times['plain'][-1]:7.1f} img/s | workbench "
-                      f"{images / times['workbench'][-1]:7.1f} img/s", flush=True)
+                print(
+                    f"epoch {epoch + 1}: plain {images / times['plain'][-1]:7.1f} img/s | workbench "
+                    f"{images / times['workbench'][-1]:7.1f} img/s",
+                    flush=True,
+                )
         assert len(store.epochs(1)) == args.epochs
     plain = images * (args.epochs - 1) / sum(times["plain"][1:])
     ours = images * (args.epochs - 1) / sum(times["workbench"][1:])
-    print(f"\nplain model.fit {plain:.1f} img/s, workbench path {ours:.1f} img/s: ratio {ours / plain:.3f} "
-          "(target >= 0.95; both include validation, ours also the per-epoch store rows and checkpoint)")
-    print(f"| training overhead ({args.model}, batch {args.batch_size}, {args.images} images, CPU) | plain {plain:.0f} "
-          f"img/s, workbench {ours:.0f} img/s, ratio {ours / plain:.3f} | `python bench/train_overhead.py` |")
+    print(
+        f"\nplain model.fit {plain:.1f} img/s, workbench path {ours:.1f} img/s: ratio {ours / plain:.3f} "
+        "(target >= 0.95; both include validation, ours also the per-epoch store rows and checkpoint)"
+    )
+    print(
+        f"| training overhead ({args.model}, batch {args.batch_size}, {args.images} images, CPU) | plain {plain:.0f} "
+        f"img/s, workbench {ours:.0f} img/s, ratio {ours / plain:.3f} | `python bench/train_overhead.py` |"
+    )
     targets = Targets()
     targets.at_least("workbench path vs plain model.fit, images/s", ours / plain, TARGET_RATIO)
     return targets.exit_code()

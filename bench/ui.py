@@ -4,6 +4,7 @@ Train tab's live-panel poll, p50 and p95, idle and while a training job writes t
 
     .venv/bin/python bench/ui.py [--runs 200] [--calls 60]
 """
+
 import argparse
 import os
 import sys
@@ -14,14 +15,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.targets import Targets  # noqa: E402
-from store import Store  # noqa: E402
-from workbench.jobs.queue import JobQueue  # noqa: E402
-from workbench.specs.run import RunSpec  # noqa: E402
-from workbench.ui.app import build_app  # noqa: E402
-from workbench.ui.context import AppContext  # noqa: E402
+from bench.targets import Targets
+from store import Store
+from workbench.jobs.queue import JobQueue
+from workbench.specs.run import RunSpec
+from workbench.ui.app import build_app
+from workbench.ui.context import AppContext
 
 TARGET_MS = 200
 MODELS = ["resnet20", "resnet56", "wrn_28_10", "densenet_bc_100_12", "resnext29_8x64d"]
@@ -33,13 +34,27 @@ def fill(store: Store, runs: int, epochs: int = 60):
     y_val, y_test = rng.integers(0, 10, 5000), rng.integers(0, 10, 10000)
     for i in range(runs):
         spec = RunSpec(model=MODELS[i % len(MODELS)], loss=("cross_entropy", "focal")[i % 2], epochs=epochs, seed=i)
-        run_id = store.create_run(f"bench-{i}", spec.to_dict(), dataset="cifar10", split_id="seed0-bench",
-                                  params=int(rng.integers(2e5, 4e7)), tags=[f"group{i % 4}"])
+        run_id = store.create_run(
+            f"bench-{i}",
+            spec.to_dict(),
+            dataset="cifar10",
+            split_id="seed0-bench",
+            params=int(rng.integers(2e5, 4e7)),
+            tags=[f"group{i % 4}"],
+        )
         store.set_status(run_id, "running")
         for epoch in range(1, epochs + 1):
             acc = 0.5 + 0.4 * (1 - np.exp(-epoch / 20)) + rng.normal(0, 0.01)
-            store.log_epoch(run_id, epoch, lr=0.1 * 0.5 ** (epoch // 20), loss=1 / epoch, accuracy=acc,
-                            val_loss=1.2 / epoch, val_accuracy=acc - 0.03, seconds=30.0)
+            store.log_epoch(
+                run_id,
+                epoch,
+                lr=0.1 * 0.5 ** (epoch // 20),
+                loss=1 / epoch,
+                accuracy=acc,
+                val_loss=1.2 / epoch,
+                val_accuracy=acc - 0.03,
+                seconds=30.0,
+            )
         for split, y in (("val", y_val), ("test", y_test)):
             logits = rng.normal(0, 1, (len(y), 10)).astype(np.float32)
             logits[np.arange(len(y)), y] += 2.0
@@ -66,8 +81,10 @@ def main():
         store = Store(Path(folder) / "bench.db")
         started = time.perf_counter()
         fill(store, args.runs)
-        print(f"store: {args.runs} runs x 60 epochs with val/test logits, written in "
-              f"{time.perf_counter() - started:.0f} s ({(Path(folder) / 'bench.db').stat().st_size / 1e6:.0f} MB)")
+        print(
+            f"store: {args.runs} runs x 60 epochs with val/test logits, written in "
+            f"{time.perf_counter() - started:.0f} s ({(Path(folder) / 'bench.db').stat().st_size / 1e6:.0f} MB)"
+        )
         queue = JobQueue(store, devices=[])
         ctx = AppContext(store=store, queue=queue, device_summary="bench")
         demo = build_app(ctx)
@@ -77,9 +94,16 @@ def main():
             "live panel poll": lambda: train.refresh.fn(None, None),
         }
         results = {name: {"idle": timed(fn, args.calls)} for name, fn in polls.items()}
-        spec = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-                       dataset_options={"n_train": 2000, "n_test": 200}, epochs=500, batch_size=50,
-                       schedule="cosine", learning_rate=0.05)
+        spec = RunSpec(
+            model="resnet20",
+            model_kwargs={"depth": 8, "base_width": 4},
+            dataset="synthetic",
+            dataset_options={"n_train": 2000, "n_test": 200},
+            epochs=500,
+            batch_size=50,
+            schedule="cosine",
+            learning_rate=0.05,
+        )
         run_id = queue.submit(spec)
         while not store.epochs(run_id):  # measure while it writes epochs and progress
             time.sleep(0.2)
@@ -92,9 +116,11 @@ def main():
         print("|---|---|---|---|---|---|")
         for name, r in results.items():
             idle, busy = r["idle"], r["training"]
-            print(f"| {name}, {args.runs} runs | {np.percentile(idle, 50):.0f} ms | {np.percentile(idle, 95):.0f} ms | "
-                  f"{np.percentile(busy, 50):.0f} ms | {np.percentile(busy, 95):.0f} ms | "
-                  f"{np.percentile(busy, 95) / np.percentile(idle, 95):.2f} |")
+            print(
+                f"| {name}, {args.runs} runs | {np.percentile(idle, 50):.0f} ms | {np.percentile(idle, 95):.0f} ms | "
+                f"{np.percentile(busy, 50):.0f} ms | {np.percentile(busy, 95):.0f} ms | "
+                f"{np.percentile(busy, 95) / np.percentile(idle, 95):.2f} |"
+            )
         store.close()
     print()
     targets = Targets()

@@ -8,6 +8,7 @@ optional), wide_resnet, resnext (SE optional), densenet_bc. Named variants such 
 `wrn_28_10` are registered configurations of those builders. Every model outputs float32 logits.
 `python -m models` prints every model's parameter count next to its paper's figure.
 """
+
 import math
 
 from . import airbench, densenet, lenet, nin, resnet, resnext, vgg, wide_resnet  # noqa: F401  (registers the models)
@@ -22,8 +23,17 @@ from .registry import (
     paper_match,
 )
 
-__all__ = ["check_options", "count_params", "create_model", "init_from_data", "list_families", "list_models",
-           "model_info", "needs_data_init", "paper_match"]
+__all__ = [
+    "check_options",
+    "count_params",
+    "create_model",
+    "init_from_data",
+    "list_families",
+    "list_models",
+    "model_info",
+    "needs_data_init",
+    "paper_match",
+]
 
 
 def count_params(model) -> int:

@@ -3,6 +3,7 @@
 Builds every model at full size (32x32x3 inputs, 10 classes), which takes a minute or so on a CPU.
 Counts are trainable parameters, as the papers count them (BN moving statistics excluded).
 """
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from . import count_params, create_model, list_models, model_info, paper_match  # noqa: E402
+from . import count_params, create_model, list_models, model_info, paper_match
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
             diff, match = f"{pct:+.1f}", ("yes" if abs(pct) <= 2 else "rounding") if ok else "NO"
             mismatches += not ok
         paper_text = f"{paper / 1e6:.2f}" if paper is not None else "-"
-        print(f"{name:<22} {info['family']:<12} {params / 1e6:>10.2f} {paper_text:>10} {diff:>8}  {match}",
-              flush=True)
-    print(f"\n{len(names)} models built in {time.perf_counter() - start:.0f} s. Counts are trainable parameters "
-          "at 10 classes; 'rounding': off by more than 2% but within the rounding of the paper's printed figure.")
+        print(f"{name:<22} {info['family']:<12} {params / 1e6:>10.2f} {paper_text:>10} {diff:>8}  {match}", flush=True)
+    print(
+        f"\n{len(names)} models built in {time.perf_counter() - start:.0f} s. Counts are trainable parameters "
+        "at 10 classes; 'rounding': off by more than 2% but within the rounding of the paper's printed figure."
+    )
     return 1 if mismatches else 0
 
 

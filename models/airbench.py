@@ -16,6 +16,7 @@ Left out of the paper's recipe: the whitening bias trained for the first 3 epoch
 bias), the 64x learning rate of BN biases (Keras has no per-variable learning rate), and the Dirac
 (identity) init of the convs' first channels (Keras has no such initializer; he_normal instead).
 """
+
 from __future__ import annotations
 
 import keras
@@ -41,8 +42,9 @@ def _widths(name, value):
     except TypeError:
         widths = ()
     if not widths or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1 for w in widths):
-        raise UserError(f"{name} must be a list of positive integers, one per block (airbench94: 64,256,256), "
-                        f"got {value!r}")
+        raise UserError(
+            f"{name} must be a list of positive integers, one per block (airbench94: 64,256,256), got {value!r}"
+        )
     return tuple(int(w) for w in widths)
 
 
@@ -57,11 +59,24 @@ def _block(x, filters: int, convs: int, weight_decay: float, name: str):
     return x
 
 
-@register_family("airbench", paper=PAPER, tiny={"widths": (8, 8, 8)}, min_input_size=16,
-                 data_init=lambda model, images: init_whitening(model, images), checks={
-    "widths": _widths, "conv_per_block": check_positive_int, "scale": check_positive})
-def airbench(num_classes: int = 10, input_shape=(32, 32, 3), *, widths=(64, 256, 256), conv_per_block: int = 2,
-             scale: float = 1 / 9, weight_decay: float = 0.0, name: str = "airbench") -> keras.Model:
+@register_family(
+    "airbench",
+    paper=PAPER,
+    tiny={"widths": (8, 8, 8)},
+    min_input_size=16,
+    data_init=lambda model, images: init_whitening(model, images),
+    checks={"widths": _widths, "conv_per_block": check_positive_int, "scale": check_positive},
+)
+def airbench(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    widths=(64, 256, 256),
+    conv_per_block: int = 2,
+    scale: float = 1 / 9,
+    weight_decay: float = 0.0,
+    name: str = "airbench",
+) -> keras.Model:
     """The cifar10-airbench net: frozen patch-whitening conv, conv/pool/BN/GELU blocks, max-pool head.
 
     Args:
@@ -76,14 +91,16 @@ def airbench(num_classes: int = 10, input_shape=(32, 32, 3), *, widths=(64, 256,
     inputs = model_input(input_shape)
     channels = input_shape[-1]
     # Non-trainable: the kernel is set from the data (`init_whitening`) and frozen, as in the paper.
-    x = layers.Conv2D(2 * channels * PATCH * PATCH, PATCH, padding="valid", use_bias=False, trainable=False,
-                      name=WHITEN)(inputs)
+    x = layers.Conv2D(
+        2 * channels * PATCH * PATCH, PATCH, padding="valid", use_bias=False, trainable=False, name=WHITEN
+    )(inputs)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for i, filters in enumerate(widths, start=1):
         x = _block(x, filters, conv_per_block, weight_decay, f"block{i}")
     x = layers.GlobalMaxPooling2D(name="head_pool")(x)
-    x = layers.Dense(num_classes, use_bias=False, kernel_regularizer=kernel_regularizer(weight_decay),
-                     dtype="float32", name="head")(x)
+    x = layers.Dense(
+        num_classes, use_bias=False, kernel_regularizer=kernel_regularizer(weight_decay), dtype="float32", name="head"
+    )(x)
     outputs = layers.Rescaling(scale, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 

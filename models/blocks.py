@@ -8,6 +8,7 @@ Weight decay: `weight_decay` is the SGD-style coefficient of the papers (5e-4, 1
 `L2(weight_decay / 2)` on conv and dense kernels only, whose gradient is `weight_decay * w`; batch
 norm parameters and biases are never decayed.
 """
+
 from __future__ import annotations
 
 import keras
@@ -22,18 +23,38 @@ def kernel_regularizer(weight_decay: float):
     return keras.regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
 
 
-def conv2d(filters: int, kernel_size: int, *, strides: int = 1, groups: int = 1, padding: str = "same",
-           use_bias: bool = False, weight_decay: float = 0.0, dtype=None, name: str) -> layers.Conv2D:
+def conv2d(
+    filters: int,
+    kernel_size: int,
+    *,
+    strides: int = 1,
+    groups: int = 1,
+    padding: str = "same",
+    use_bias: bool = False,
+    weight_decay: float = 0.0,
+    dtype=None,
+    name: str,
+) -> layers.Conv2D:
     """A `Conv2D` with he_normal init and the kernel decayed by `weight_decay`."""
-    return layers.Conv2D(filters, kernel_size, strides=strides, groups=groups, padding=padding,
-                         use_bias=use_bias, kernel_initializer="he_normal",
-                         kernel_regularizer=kernel_regularizer(weight_decay), dtype=dtype, name=name)
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        groups=groups,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer="he_normal",
+        kernel_regularizer=kernel_regularizer(weight_decay),
+        dtype=dtype,
+        name=name,
+    )
 
 
 def dense(units: int, *, activation=None, weight_decay: float = 0.0, dtype=None, name: str) -> layers.Dense:
     """A `Dense` layer with its kernel decayed by `weight_decay`."""
-    return layers.Dense(units, activation=activation, kernel_regularizer=kernel_regularizer(weight_decay),
-                        dtype=dtype, name=name)
+    return layers.Dense(
+        units, activation=activation, kernel_regularizer=kernel_regularizer(weight_decay), dtype=dtype, name=name
+    )
 
 
 def batch_norm_layer(name: str) -> layers.BatchNormalization:
@@ -47,14 +68,31 @@ def apply_bn_relu(x, *, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def apply_conv_bn_relu(x, filters: int, kernel_size: int = 3, *, strides: int = 1, groups: int = 1,
-                       batch_norm: bool = True, activation: bool = True, weight_decay: float = 0.0, name: str):
+def apply_conv_bn_relu(
+    x,
+    filters: int,
+    kernel_size: int = 3,
+    *,
+    strides: int = 1,
+    groups: int = 1,
+    batch_norm: bool = True,
+    activation: bool = True,
+    weight_decay: float = 0.0,
+    name: str,
+):
     """Conv then BN, then ReLU unless `activation=False` (layers `{name}_conv/_bn/_relu`).
 
     `batch_norm=False` (VGG and NIN without BN) leaves out the BN and gives the conv a bias instead.
     """
-    x = conv2d(filters, kernel_size, strides=strides, groups=groups, use_bias=not batch_norm,
-               weight_decay=weight_decay, name=f"{name}_conv")(x)
+    x = conv2d(
+        filters,
+        kernel_size,
+        strides=strides,
+        groups=groups,
+        use_bias=not batch_norm,
+        weight_decay=weight_decay,
+        name=f"{name}_conv",
+    )(x)
     if batch_norm:
         x = batch_norm_layer(f"{name}_bn")(x)
     if activation:
@@ -75,8 +113,7 @@ def apply_se_block(x, *, reduction: int = 16, weight_decay: float = 0.0, name: s
     """
     channels = x.shape[-1]
     s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
-    s = dense(max(1, channels // reduction), activation="relu", weight_decay=weight_decay,
-              name=f"{name}_reduce")(s)
+    s = dense(max(1, channels // reduction), activation="relu", weight_decay=weight_decay, name=f"{name}_reduce")(s)
     s = dense(channels, activation="sigmoid", weight_decay=weight_decay, name=f"{name}_expand")(s)
     return layers.Multiply(name=f"{name}_scale")([x, s])
 

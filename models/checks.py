@@ -9,9 +9,11 @@ the builder runs: the checker of `SHARED_CHECKS` for an option several families 
 the same everywhere), else the family's own from `register_family(checks=...)`. Builders therefore
 hold no checks except those that tie options together (DenseNet's depth depends on `bottleneck`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +31,9 @@ def check_num_classes(name: str, value) -> int:
 
 def check_input_shape(name: str, value, min_size: int = 8) -> tuple[int, int, int]:
     """Return `value` as an (H, W, C) tuple; H and W must be >= `min_size` and C >= 1."""
-    message = (f"{name} must be (height, width, channels) with height and width >= {min_size} "
-               f"and channels >= 1, got {value!r}")
+    message = (
+        f"{name} must be (height, width, channels) with height and width >= {min_size} and channels >= 1, got {value!r}"
+    )
     try:
         shape = tuple(value)
     except TypeError:
@@ -94,8 +97,7 @@ def check_depth(name: str, value, *, step: int, offset: int, family: str, exampl
     """
     if isinstance(value, bool) or not _is_int(value) or value < step + offset or (value - offset) % step:
         examples = ", ".join(str(step * n + offset) for n in examples)
-        raise UserError(f"{family} {name} must be {step}n+{offset} with n >= 1 ({examples}, ...), "
-                        f"got {value!r}")
+        raise UserError(f"{family} {name} must be {step}n+{offset} with n >= 1 ({examples}, ...), got {value!r}")
     return int(value)
 
 

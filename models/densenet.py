@@ -2,6 +2,7 @@
 
 Paper: Huang, Liu, van der Maaten, Weinberger. "Densely Connected Convolutional Networks." CVPR 2017.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ from .registry import register_family, register_model
 PAPER = "Huang et al., 'Densely Connected Convolutional Networks', CVPR 2017"
 
 
-def apply_dense_layer(x, growth_rate: int, *, bottleneck: bool = True, dropout: float = 0.0,
-                      weight_decay: float = 0.0, name: str):
+def apply_dense_layer(
+    x, growth_rate: int, *, bottleneck: bool = True, dropout: float = 0.0, weight_decay: float = 0.0, name: str
+):
     """One dense layer: [BN-ReLU-conv1x1(4k)] BN-ReLU-conv3x3(k), concatenated to its input.
 
     Args:
@@ -51,12 +53,29 @@ def apply_transition(x, compression: float, *, dropout: float = 0.0, weight_deca
     return layers.AveragePooling2D(2, name=f"{name}_pool")(x)
 
 
-@register_family("densenet_bc", paper=PAPER, tiny={"depth": 10, "growth_rate": 4}, checks={
-    "depth": check_positive_int, "growth_rate": check_positive_int, "bottleneck": check_bool,
-    "compression": partial(check_fraction, low_open=True, high_closed=True)})
-def densenet_bc(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 100, growth_rate: int = 12,
-                compression: float = 0.5, bottleneck: bool = True, dropout: float = 0.0,
-                weight_decay: float = 0.0, name: str = "densenet_bc") -> keras.Model:
+@register_family(
+    "densenet_bc",
+    paper=PAPER,
+    tiny={"depth": 10, "growth_rate": 4},
+    checks={
+        "depth": check_positive_int,
+        "growth_rate": check_positive_int,
+        "bottleneck": check_bool,
+        "compression": partial(check_fraction, low_open=True, high_closed=True),
+    },
+)
+def densenet_bc(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    depth: int = 100,
+    growth_rate: int = 12,
+    compression: float = 0.5,
+    bottleneck: bool = True,
+    dropout: float = 0.0,
+    weight_decay: float = 0.0,
+    name: str = "densenet_bc",
+) -> keras.Model:
     """DenseNet-BC for CIFAR (Huang et al. 2017).
 
     A 3x3 stem conv (2k filters for DenseNet-BC, else 16), three dense blocks of n layers joined by
@@ -81,8 +100,10 @@ def densenet_bc(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 
     if depth < 4 + step or (depth - 4) % step:
         kind = "with bottleneck=True" if bottleneck else "with bottleneck=False"
         examples = ", ".join(str(4 + step * n) for n in (1, 6, 16, 26, 31, 41))
-        raise UserError(f"DenseNet depth {kind} must be 4 + {step}n with n >= 1, i.e. (depth - 4) "
-                        f"divisible by {step} ({examples}, ...), got {depth!r}")
+        raise UserError(
+            f"DenseNet depth {kind} must be 4 + {step}n with n >= 1, i.e. (depth - 4) "
+            f"divisible by {step} ({examples}, ...), got {depth!r}"
+        )
     n = (depth - 4) // step
 
     inputs = model_input(input_shape)
@@ -90,11 +111,16 @@ def densenet_bc(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 
     x = conv2d(stem_filters, 3, weight_decay=weight_decay, name="stem_conv")(inputs)
     for block in range(1, 4):
         for i in range(1, n + 1):
-            x = apply_dense_layer(x, growth_rate, bottleneck=bottleneck, dropout=dropout,
-                                  weight_decay=weight_decay, name=f"block{block}_layer{i}")
+            x = apply_dense_layer(
+                x,
+                growth_rate,
+                bottleneck=bottleneck,
+                dropout=dropout,
+                weight_decay=weight_decay,
+                name=f"block{block}_layer{i}",
+            )
         if block < 3:
-            x = apply_transition(x, compression, dropout=dropout, weight_decay=weight_decay,
-                                 name=f"transition{block}")
+            x = apply_transition(x, compression, dropout=dropout, weight_decay=weight_decay, name=f"transition{block}")
     x = apply_bn_relu(x, name="final")
     outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
     return keras.Model(inputs, outputs, name=name)

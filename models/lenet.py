@@ -4,6 +4,7 @@ Paper: LeCun, Bottou, Bengio, Haffner. "Gradient-Based Learning Applied to Docum
 Proc. IEEE 1998. The CIFAR variant keeps the 6-16-120-84 layout with full C3 connectivity, ReLU
 instead of scaled tanh and max instead of trainable subsampling: 62,006 parameters at 32x32x3.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -19,10 +20,22 @@ PAPER = "LeCun et al., 'Gradient-Based Learning Applied to Document Recognition'
 ACTIVATIONS = ("relu", "tanh")
 
 
-@register_family("lenet", paper=PAPER, tiny={"width": 0.5}, min_input_size=16,
-                 checks={"width": check_positive, "activation": partial(check_choice, choices=ACTIVATIONS)})
-def lenet(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, activation: str = "relu",
-          weight_decay: float = 0.0, name: str = "lenet") -> keras.Model:
+@register_family(
+    "lenet",
+    paper=PAPER,
+    tiny={"width": 0.5},
+    min_input_size=16,
+    checks={"width": check_positive, "activation": partial(check_choice, choices=ACTIVATIONS)},
+)
+def lenet(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    width: float = 1.0,
+    activation: str = "relu",
+    weight_decay: float = 0.0,
+    name: str = "lenet",
+) -> keras.Model:
     """LeNet-5 (LeCun et al. 1998): conv5x5(6)-pool-conv5x5(16)-pool-dense(120)-dense(84)-logits.
 
     Valid 5x5 convs and 2x2 max pooling, so inputs must be at least 16x16.
@@ -35,13 +48,13 @@ def lenet(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0,
         weight_decay: SGD-style coefficient, applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "lenet".
     """
+
     def scaled(units: int) -> int:
         return max(1, round(units * width))
 
     x = inputs = model_input(input_shape)
     for i, filters in enumerate((6, 16), start=1):
-        x = conv2d(scaled(filters), 5, padding="valid", use_bias=True, weight_decay=weight_decay,
-                   name=f"conv{i}")(x)
+        x = conv2d(scaled(filters), 5, padding="valid", use_bias=True, weight_decay=weight_decay, name=f"conv{i}")(x)
         x = layers.Activation(activation, name=f"conv{i}_{activation}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)

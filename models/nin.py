@@ -3,6 +3,7 @@
 Paper: Lin, Chen, Yan. "Network In Network." ICLR 2014 (CIFAR-10 model: mlpconv blocks of
 192-160-96, 192-192-192 and 192-192-classes channels, dropout 0.5 between blocks).
 """
+
 from __future__ import annotations
 
 import keras
@@ -14,8 +15,11 @@ from .registry import register_family, register_model
 
 PAPER = "Lin, Chen & Yan, 'Network In Network', ICLR 2014"
 # The three mlpconv blocks: hidden widths, first kernel size, pooling after (the third ends in the classifier).
-BLOCKS = (((192, 160, 96), 5, layers.MaxPooling2D), ((192, 192, 192), 5, layers.AveragePooling2D),
-          ((192, 192), 3, None))
+BLOCKS = (
+    ((192, 160, 96), 5, layers.MaxPooling2D),
+    ((192, 192, 192), 5, layers.AveragePooling2D),
+    ((192, 192), 3, None),
+)
 
 
 def apply_mlpconv_block(x, filters, kernel_size: int, *, batch_norm: bool, weight_decay: float, name: str):
@@ -26,8 +30,16 @@ def apply_mlpconv_block(x, filters, kernel_size: int, *, batch_norm: bool, weigh
 
 
 @register_family("nin", paper=PAPER, tiny={"width": 0.1}, checks={"width": check_positive})
-def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, batch_norm: bool = True,
-        dropout: float = 0.5, weight_decay: float = 0.0, name: str = "nin") -> keras.Model:
+def nin(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    width: float = 1.0,
+    batch_norm: bool = True,
+    dropout: float = 0.5,
+    weight_decay: float = 0.0,
+    name: str = "nin",
+) -> keras.Model:
     """Network in Network (Lin et al. 2014) for CIFAR-10.
 
     mlpconv(5x5: 192-160-96) - maxpool 3x3/2 - dropout - mlpconv(5x5: 192-192-192) - avgpool 3x3/2 -
@@ -44,13 +56,15 @@ def nin(num_classes: int = 10, input_shape=(32, 32, 3), *, width: float = 1.0, b
         weight_decay: SGD-style coefficient, applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "nin".
     """
+
     def scaled(*units):
         return [max(1, round(u * width)) for u in units]
 
     x = inputs = model_input(input_shape)
     for i, (widths, kernel_size, pool) in enumerate(BLOCKS, start=1):
-        x = apply_mlpconv_block(x, scaled(*widths), kernel_size, batch_norm=batch_norm, weight_decay=weight_decay,
-                                name=f"block{i}")
+        x = apply_mlpconv_block(
+            x, scaled(*widths), kernel_size, batch_norm=batch_norm, weight_decay=weight_decay, name=f"block{i}"
+        )
         if pool:
             x = pool(3, strides=2, padding="same", name=f"block{i}_pool")(x)
             x = apply_dropout(x, dropout, name=f"block{i}_dropout")

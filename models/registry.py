@@ -9,13 +9,15 @@ Bad input (unknown names or keywords, impossible depths, bad shapes) raises
 `workbench.errors.UserError` with a message that says what is allowed. `register_family` wraps each
 builder so that every argument passes its checker (checks.py) before the builder runs, whoever calls it.
 """
+
 from __future__ import annotations
 
 import copy
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from workbench.errors import UserError, choose
 
@@ -59,8 +61,15 @@ _FAMILIES: dict[str, Family] = {}
 _MODELS: dict[str, Variant] = {}
 
 
-def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 8,
-                    checks: dict[str, Checker] | None = None, data_init: Callable | None = None):
+def register_family(
+    name: str,
+    *,
+    paper: str,
+    tiny: dict,
+    min_input_size: int = 8,
+    checks: dict[str, Checker] | None = None,
+    data_init: Callable | None = None,
+):
     """Decorator: register `builder` as the one builder of family `name`, its arguments checked.
 
     Returns the builder wrapped so that each argument (but `name`) passes its checker first and the
@@ -82,16 +91,21 @@ def register_family(name: str, *, paper: str, tiny: dict, min_input_size: int = 
     def decorator(builder: Callable) -> Callable:
         if name in _FAMILIES:
             raise RuntimeError(f"model family {name!r} registered twice")
-        all_checks = {"input_shape": functools.partial(check_input_shape, min_size=min_input_size),
-                      **SHARED_CHECKS, **checks}
+        all_checks = {
+            "input_shape": functools.partial(check_input_shape, min_size=min_input_size),
+            **SHARED_CHECKS,
+            **checks,
+        }
         checked = _checked(name, builder, all_checks)
         family = Family(name, checked, paper, dict(tiny), min_input_size, all_checks, data_init)
         unknown = set(tiny) - set(family.options)
         if unknown:
             raise RuntimeError(f"tiny config of {name!r} has unknown options {sorted(unknown)}")
         # A family's own checker for a shared option would give that option two meanings.
-        for problem, names in (("checkers of options it does not have", set(checks) - set(family.options)),
-                               ("its own checkers of shared options", set(checks) & set(SHARED_CHECKS))):
+        for problem, names in (
+            ("checkers of options it does not have", set(checks) - set(family.options)),
+            ("its own checkers of shared options", set(checks) & set(SHARED_CHECKS)),
+        ):
             if names:
                 raise RuntimeError(f"model family {name!r} has {problem}: {sorted(names)}")
         _FAMILIES[name] = family
@@ -117,8 +131,9 @@ def _checked(family: str, builder: Callable, checks: dict[str, Checker]) -> Call
     return checked_builder
 
 
-def register_model(name: str, family: str, *, paper_params: float | None = None,
-                   paper: str | None = None, **defaults) -> None:
+def register_model(
+    name: str, family: str, *, paper_params: float | None = None, paper: str | None = None, **defaults
+) -> None:
     """Register the named variant `name` of `family` with builder keyword `defaults`.
 
     Args:
@@ -193,7 +208,8 @@ def _check_known(name: str, family: Family, kwargs: dict) -> None:
     if unknown:
         raise UserError(
             f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for model "
-            f"{name!r} (family {family.name!r}); allowed options: {', '.join(options)}")
+            f"{name!r} (family {family.name!r}); allowed options: {', '.join(options)}"
+        )
 
 
 def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **kwargs):
@@ -236,5 +252,5 @@ def paper_match(params: int, paper_params: float, tolerance: float = 0.02) -> tu
     diff = (params - paper_params) / paper_params
     millions = paper_params / 1e6
     decimals = next((d for d in range(4) if abs(round(millions, d) - millions) < 1e-9), 4)
-    half_unit = 0.5 * 10 ** -decimals * 1e6
+    half_unit = 0.5 * 10**-decimals * 1e6
     return 100 * diff, abs(diff) <= tolerance or abs(params - paper_params) <= half_unit + 1e-6

@@ -7,6 +7,7 @@ Papers:
     units: BN-ReLU-conv-BN-ReLU-conv, and a final BN-ReLU before pooling).
     Hu, Shen, Sun. "Squeeze-and-Excitation Networks." CVPR 2018 (SE on the residual branch).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -28,13 +29,25 @@ from .registry import register_family, register_model
 
 SHORTCUTS = ("identity", "projection")
 
-PAPER = ("He et al., 'Deep Residual Learning for Image Recognition', CVPR 2016; "
-         "He et al., 'Identity Mappings in Deep Residual Networks', ECCV 2016")
+PAPER = (
+    "He et al., 'Deep Residual Learning for Image Recognition', CVPR 2016; "
+    "He et al., 'Identity Mappings in Deep Residual Networks', ECCV 2016"
+)
 
 
-def apply_preact_basic_block(x, filters: int, *, strides: int = 1, shortcut: str = "identity",
-                             shortcut_from_preact: bool = False, dropout: float = 0.0, se: bool = False,
-                             se_reduction: int = 16, weight_decay: float = 0.0, name: str):
+def apply_preact_basic_block(
+    x,
+    filters: int,
+    *,
+    strides: int = 1,
+    shortcut: str = "identity",
+    shortcut_from_preact: bool = False,
+    dropout: float = 0.0,
+    se: bool = False,
+    se_reduction: int = 16,
+    weight_decay: float = 0.0,
+    name: str,
+):
     """One pre-activation basic unit: BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3-[SE], plus shortcut.
 
     Args:
@@ -54,8 +67,9 @@ def apply_preact_basic_block(x, filters: int, *, strides: int = 1, shortcut: str
     preact = apply_bn_relu(x, name=f"{name}_preact")
     if strides != 1 or x.shape[-1] != filters:
         if shortcut == "projection":
-            residual = conv2d(filters, 1, strides=strides, weight_decay=weight_decay,
-                              name=f"{name}_shortcut_conv")(preact)
+            residual = conv2d(filters, 1, strides=strides, weight_decay=weight_decay, name=f"{name}_shortcut_conv")(
+                preact
+            )
         else:
             residual = apply_pad_shortcut(x, filters, strides, name=f"{name}_shortcut")
     else:
@@ -69,9 +83,20 @@ def apply_preact_basic_block(x, filters: int, *, strides: int = 1, shortcut: str
     return layers.Add(name=f"{name}_add")([residual, y])
 
 
-def build_preact_resnet(num_classes: int, input_shape, blocks_per_stage: int, widths, *, stem_width: int,
-                        shortcut: str, dropout: float, se: bool, se_reduction: int, weight_decay: float,
-                        name: str) -> keras.Model:
+def build_preact_resnet(
+    num_classes: int,
+    input_shape,
+    blocks_per_stage: int,
+    widths,
+    *,
+    stem_width: int,
+    shortcut: str,
+    dropout: float,
+    se: bool,
+    se_reduction: int,
+    weight_decay: float,
+    name: str,
+) -> keras.Model:
     """The CIFAR pre-activation ResNet that `resnet` and `wide_resnet` configure (arguments checked).
 
     A 3x3 stem conv, three stages (strides 1, 2, 2) of `blocks_per_stage` basic units with `widths`
@@ -82,20 +107,44 @@ def build_preact_resnet(num_classes: int, input_shape, blocks_per_stage: int, wi
     for stage, filters in enumerate(widths, start=1):
         for block in range(1, blocks_per_stage + 1):
             x = apply_preact_basic_block(
-                x, filters, strides=2 if stage > 1 and block == 1 else 1, shortcut=shortcut,
-                shortcut_from_preact=stage == 1 and block == 1, dropout=dropout, se=se,
-                se_reduction=se_reduction, weight_decay=weight_decay, name=f"stage{stage}_block{block}")
+                x,
+                filters,
+                strides=2 if stage > 1 and block == 1 else 1,
+                shortcut=shortcut,
+                shortcut_from_preact=stage == 1 and block == 1,
+                dropout=dropout,
+                se=se,
+                se_reduction=se_reduction,
+                weight_decay=weight_decay,
+                name=f"stage{stage}_block{block}",
+            )
     x = apply_bn_relu(x, name="final")
     outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_family("resnet", paper=PAPER, tiny={"depth": 8, "base_width": 4}, checks={
-    "depth": partial(check_depth, step=6, offset=2, family="ResNet", examples=(3, 5, 7, 9, 18)),
-    "shortcut": partial(check_choice, choices=SHORTCUTS)})
-def resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 20, base_width: int = 16,
-           shortcut: str = "identity", se: bool = False, se_reduction: int = 16, dropout: float = 0.0,
-           weight_decay: float = 0.0, name: str = "resnet") -> keras.Model:
+@register_family(
+    "resnet",
+    paper=PAPER,
+    tiny={"depth": 8, "base_width": 4},
+    checks={
+        "depth": partial(check_depth, step=6, offset=2, family="ResNet", examples=(3, 5, 7, 9, 18)),
+        "shortcut": partial(check_choice, choices=SHORTCUTS),
+    },
+)
+def resnet(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    depth: int = 20,
+    base_width: int = 16,
+    shortcut: str = "identity",
+    se: bool = False,
+    se_reduction: int = 16,
+    dropout: float = 0.0,
+    weight_decay: float = 0.0,
+    name: str = "resnet",
+) -> keras.Model:
     """Pre-activation ResNet for CIFAR with basic blocks (He et al. 2016), optional SE (Hu et al. 2018).
 
     A 3x3 conv stem with `base_width` filters, then three stages of n = (depth - 2) / 6 basic units
@@ -115,13 +164,28 @@ def resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 20, b
         weight_decay: SGD-style coefficient (the paper's 1e-4), applied as L2(wd / 2) to kernels, default 0.0.
         name: the model's name, default "resnet".
     """
-    return build_preact_resnet(num_classes, input_shape, (depth - 2) // 6, [base_width * m for m in (1, 2, 4)],
-                               stem_width=base_width, shortcut=shortcut, dropout=dropout, se=se,
-                               se_reduction=se_reduction, weight_decay=weight_decay, name=name)
+    return build_preact_resnet(
+        num_classes,
+        input_shape,
+        (depth - 2) // 6,
+        [base_width * m for m in (1, 2, 4)],
+        stem_width=base_width,
+        shortcut=shortcut,
+        dropout=dropout,
+        se=se,
+        se_reduction=se_reduction,
+        weight_decay=weight_decay,
+        name=name,
+    )
 
 
 _TABLE6 = "He et al., 'Deep Residual Learning for Image Recognition', CVPR 2016, Table 6"
 for _depth, _params in ((20, 0.27e6), (32, 0.46e6), (44, 0.66e6), (56, 0.85e6), (110, 1.7e6)):
     register_model(f"resnet{_depth}", "resnet", paper_params=_params, paper=_TABLE6, depth=_depth)
-register_model("se_resnet56", "resnet", depth=56, se=True,
-               paper=PAPER + "; Hu et al., 'Squeeze-and-Excitation Networks', CVPR 2018")
+register_model(
+    "se_resnet56",
+    "resnet",
+    depth=56,
+    se=True,
+    paper=PAPER + "; Hu et al., 'Squeeze-and-Excitation Networks', CVPR 2018",
+)

@@ -5,6 +5,7 @@ Papers:
     CVPR 2017 (CIFAR: ResNeXt-29 with cardinality C and bottleneck width d, written Cxd).
     Hu, Shen, Sun. "Squeeze-and-Excitation Networks." CVPR 2018 (SE-ResNeXt).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -20,8 +21,18 @@ PAPER = "Xie et al., 'Aggregated Residual Transformations for Deep Neural Networ
 SE_PAPER = PAPER + "; Hu et al., 'Squeeze-and-Excitation Networks', CVPR 2018"
 
 
-def apply_resnext_block(x, filters: int, group_width: int, cardinality: int, *, strides: int = 1,
-                        se: bool = False, se_reduction: int = 16, weight_decay: float = 0.0, name: str):
+def apply_resnext_block(
+    x,
+    filters: int,
+    group_width: int,
+    cardinality: int,
+    *,
+    strides: int = 1,
+    se: bool = False,
+    se_reduction: int = 16,
+    weight_decay: float = 0.0,
+    name: str,
+):
     """ResNeXt bottleneck (form c): 1x1 conv - grouped 3x3 conv - 1x1 conv, each with BN, plus shortcut.
 
     Args:
@@ -36,13 +47,15 @@ def apply_resnext_block(x, filters: int, group_width: int, cardinality: int, *, 
         name: layer name prefix.
     """
     if strides != 1 or x.shape[-1] != filters:
-        residual = apply_conv_bn_relu(x, filters, 1, strides=strides, activation=False,
-                                      weight_decay=weight_decay, name=f"{name}_shortcut")
+        residual = apply_conv_bn_relu(
+            x, filters, 1, strides=strides, activation=False, weight_decay=weight_decay, name=f"{name}_shortcut"
+        )
     else:
         residual = x
     y = apply_conv_bn_relu(x, group_width, 1, weight_decay=weight_decay, name=f"{name}_reduce")
-    y = apply_conv_bn_relu(y, group_width, 3, strides=strides, groups=cardinality,
-                           weight_decay=weight_decay, name=f"{name}_grouped")
+    y = apply_conv_bn_relu(
+        y, group_width, 3, strides=strides, groups=cardinality, weight_decay=weight_decay, name=f"{name}_grouped"
+    )
     y = apply_conv_bn_relu(y, filters, 1, activation=False, weight_decay=weight_decay, name=f"{name}_expand")
     if se:
         y = apply_se_block(y, reduction=se_reduction, weight_decay=weight_decay, name=f"{name}_se")
@@ -50,13 +63,31 @@ def apply_resnext_block(x, filters: int, group_width: int, cardinality: int, *, 
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-@register_family("resnext", paper=PAPER, tiny={"depth": 11, "cardinality": 2, "base_width": 4,
-                                                "stem_width": 8, "widen_factor": 2}, checks={
-    "depth": partial(check_depth, step=9, offset=2, family="ResNeXt"),
-    "cardinality": check_positive_int, "stem_width": check_positive_int, "widen_factor": check_positive_int})
-def resnext(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 29, cardinality: int = 8,
-            base_width: int = 64, stem_width: int = 64, widen_factor: int = 4, se: bool = False,
-            se_reduction: int = 16, weight_decay: float = 0.0, name: str = "resnext") -> keras.Model:
+@register_family(
+    "resnext",
+    paper=PAPER,
+    tiny={"depth": 11, "cardinality": 2, "base_width": 4, "stem_width": 8, "widen_factor": 2},
+    checks={
+        "depth": partial(check_depth, step=9, offset=2, family="ResNeXt"),
+        "cardinality": check_positive_int,
+        "stem_width": check_positive_int,
+        "widen_factor": check_positive_int,
+    },
+)
+def resnext(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    depth: int = 29,
+    cardinality: int = 8,
+    base_width: int = 64,
+    stem_width: int = 64,
+    widen_factor: int = 4,
+    se: bool = False,
+    se_reduction: int = 16,
+    weight_decay: float = 0.0,
+    name: str = "resnext",
+) -> keras.Model:
     """ResNeXt for CIFAR (Xie et al. 2017), SE-ResNeXt with se=True (Hu et al. 2018).
 
     A 3x3 conv-BN-ReLU stem with `stem_width` filters, three stages of n = (depth - 2) / 9 bottleneck
@@ -83,9 +114,16 @@ def resnext(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 29, 
     for stage, multiplier in enumerate((1, 2, 4), start=1):
         for block in range(1, n + 1):
             x = apply_resnext_block(
-                x, stem_width * widen_factor * multiplier, cardinality * base_width * multiplier, cardinality,
-                strides=2 if stage > 1 and block == 1 else 1, se=se, se_reduction=se_reduction,
-                weight_decay=weight_decay, name=f"stage{stage}_block{block}")
+                x,
+                stem_width * widen_factor * multiplier,
+                cardinality * base_width * multiplier,
+                cardinality,
+                strides=2 if stage > 1 and block == 1 else 1,
+                se=se,
+                se_reduction=se_reduction,
+                weight_decay=weight_decay,
+                name=f"stage{stage}_block{block}",
+            )
     outputs = apply_classifier(x, num_classes, weight_decay=weight_decay)
     return keras.Model(inputs, outputs, name=name)
 

@@ -2,6 +2,7 @@
 
 Paper: Zagoruyko, Komodakis. "Wide Residual Networks." BMVC 2016.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -15,12 +16,28 @@ from .resnet import build_preact_resnet
 PAPER = "Zagoruyko & Komodakis, 'Wide Residual Networks', BMVC 2016"
 
 
-@register_family("wide_resnet", paper=PAPER, tiny={"depth": 10, "widen_factor": 1, "base_width": 4}, checks={
-    "depth": partial(check_depth, step=6, offset=4, family="Wide ResNet", examples=(1, 2, 4, 6)),
-    "widen_factor": check_positive})
-def wide_resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 28, widen_factor: float = 10,
-                base_width: int = 16, dropout: float = 0.0, se: bool = False, se_reduction: int = 16,
-                weight_decay: float = 0.0, name: str = "wide_resnet") -> keras.Model:
+@register_family(
+    "wide_resnet",
+    paper=PAPER,
+    tiny={"depth": 10, "widen_factor": 1, "base_width": 4},
+    checks={
+        "depth": partial(check_depth, step=6, offset=4, family="Wide ResNet", examples=(1, 2, 4, 6)),
+        "widen_factor": check_positive,
+    },
+)
+def wide_resnet(
+    num_classes: int = 10,
+    input_shape=(32, 32, 3),
+    *,
+    depth: int = 28,
+    widen_factor: float = 10,
+    base_width: int = 16,
+    dropout: float = 0.0,
+    se: bool = False,
+    se_reduction: int = 16,
+    weight_decay: float = 0.0,
+    name: str = "wide_resnet",
+) -> keras.Model:
     """Wide ResNet WRN-depth-k (Zagoruyko & Komodakis 2016): pre-activation basic blocks B(3,3).
 
     A 3x3 conv stem with `base_width` filters, three stages of n = (depth - 4) / 6 pre-activation
@@ -41,9 +58,19 @@ def wide_resnet(num_classes: int = 10, input_shape=(32, 32, 3), *, depth: int = 
         name: the model's name, default "wide_resnet".
     """
     widths = [max(1, round(base_width * widen_factor * m)) for m in (1, 2, 4)]
-    return build_preact_resnet(num_classes, input_shape, (depth - 4) // 6, widths, stem_width=base_width,
-                               shortcut="projection", dropout=dropout, se=se, se_reduction=se_reduction,
-                               weight_decay=weight_decay, name=name)
+    return build_preact_resnet(
+        num_classes,
+        input_shape,
+        (depth - 4) // 6,
+        widths,
+        stem_width=base_width,
+        shortcut="projection",
+        dropout=dropout,
+        se=se,
+        se_reduction=se_reduction,
+        weight_decay=weight_decay,
+        name=name,
+    )
 
 
 _TABLE = PAPER + ", Tables 4-5"

@@ -6,6 +6,7 @@
 
 See `store.store.Store` for the API and its threading model, `store.schema` for the tables.
 """
+
 from .store import Store, default_db_path, utc_now
 
 __all__ = ["Store", "default_db_path", "utc_now"]

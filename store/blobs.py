@@ -6,6 +6,7 @@ without the `shape` column still round-trips exactly. Each label vector is store
 table, keyed by its hash); predictions point to it by hash, which also lets an ensemble or a report
 check that two runs' logits were computed on the same examples in the same order.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,7 @@ need no lock: SQLite's WAL mode lets them read while the holder writes. The oper
 the lock when the holder dies, even by SIGKILL, so a crash never leaves the store locked; so a reader
 can tell whether anyone is still running the store's jobs (`held`).
 """
+
 import fcntl
 import os
 import time
@@ -29,9 +30,11 @@ class StoreLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise UserError(f"another CIFAR Workbench process (pid {holder}) is running jobs on this store "
-                            f"({self.path.with_suffix('')}); use that one, stop it first, or give this one "
-                            "another store with --db") from None
+            raise UserError(
+                f"another CIFAR Workbench process (pid {holder}) is running jobs on this store "
+                f"({self.path.with_suffix('')}); use that one, stop it first, or give this one "
+                "another store with --db"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

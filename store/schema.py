@@ -14,6 +14,7 @@ Table and column names are a public contract (the UI and the CLI read them):
 - `labels`: the int64 label vectors that predictions point to by `labels_hash`, each stored once.
 - `ensembles`: saved ensemble recipes (members, weights, temperatures) and their accuracies.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -32,19 +33,65 @@ MIGRATION_NAMES: list[str] = []
 
 
 RUN_COLUMNS = (
-    "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",
-    "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
-    "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
-    "archived", "train_images", "steps_per_epoch", "step", "phase", "step_seconds", "eval_steps",
-    "eval_seconds", "attempt", "attempt_started_at", "attempt_seconds", "queued_at", "node",
+    "id",
+    "name",
+    "kind",
+    "spec",
+    "status",
+    "error",
+    "dataset",
+    "split_id",
+    "params",
+    "device",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "epochs_done",
+    "best_val_accuracy",
+    "best_epoch",
+    "final_val_accuracy",
+    "test_accuracy",
+    "train_seconds",
+    "checkpoint_path",
+    "tags",
+    "notes",
+    "archived",
+    "train_images",
+    "steps_per_epoch",
+    "step",
+    "phase",
+    "step_seconds",
+    "eval_steps",
+    "eval_seconds",
+    "attempt",
+    "attempt_started_at",
+    "attempt_seconds",
+    "queued_at",
+    "node",
 )
 EPOCH_COLUMNS = (
-    "run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "logged_at",
+    "run",
+    "epoch",
+    "lr",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "logged_at",
 )
 PREDICTION_COLUMNS = ("run", "split", "logits", "shape", "labels_hash", "created_at")
 ENSEMBLE_COLUMNS = (
-    "id", "name", "method", "members", "weights", "temperatures", "val_accuracy", "test_accuracy",
-    "options", "created_at",
+    "id",
+    "name",
+    "method",
+    "members",
+    "weights",
+    "temperatures",
+    "val_accuracy",
+    "test_accuracy",
+    "options",
+    "created_at",
 )
 TABLES = ("runs", "epochs", "predictions", "labels", "ensembles")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -55,8 +102,9 @@ def encode_run_fields(fields: dict) -> dict:
     """Check `update_run` fields (unknown names: ValueError) and encode them as column values."""
     unknown = sorted(set(fields) - set(RUN_COLUMNS) | ({"id"} & set(fields)))
     if unknown:
-        raise ValueError(f"unknown run field(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(c for c in RUN_COLUMNS if c != 'id')}")
+        raise ValueError(
+            f"unknown run field(s) {', '.join(unknown)}; known: {', '.join(c for c in RUN_COLUMNS if c != 'id')}"
+        )
     fields = dict(fields)
     if "spec" in fields:
         fields["spec"] = blobs.dumps(fields["spec"])
@@ -75,13 +123,17 @@ def encode_run_fields(fields: dict) -> dict:
 def check_path(path: Path) -> None:
     """Refuse a directory or a non-SQLite file; create the parent folders of a new store."""
     if path.is_dir():
-        raise UserError(f"{path} is a directory; point --db / WORKBENCH_DB at a store file "
-                        f"(e.g. {path / 'workbench.db'}) or a new file name")
+        raise UserError(
+            f"{path} is a directory; point --db / WORKBENCH_DB at a store file "
+            f"(e.g. {path / 'workbench.db'}) or a new file name"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the folder {path.parent} for the store ({exc}); "
-                        "point --db / WORKBENCH_DB at a writable location") from exc
+        raise UserError(
+            f"cannot create the folder {path.parent} for the store ({exc}); "
+            "point --db / WORKBENCH_DB at a writable location"
+        ) from exc
     if path.is_file() and path.stat().st_size > 0:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
@@ -93,13 +145,15 @@ def open_error(path: Path, exc: sqlite3.Error) -> UserError:
     """The UserError for a sqlite3 error met while opening or migrating the store at `path`."""
     text = str(exc)
     if "not a database" in text or "malformed" in text:
-        return UserError(f"{path} is not a SQLite database (or is damaged: {text}); "
-                         f"{_POINT_ELSEWHERE}")
+        return UserError(f"{path} is not a SQLite database (or is damaged: {text}); {_POINT_ELSEWHERE}")
     if "locked" in text or "busy" in text:
-        return UserError(f"{path} stayed locked by another process ({text}); wait for it to "
-                         "finish or point --db / WORKBENCH_DB at another file")
-    return UserError(f"cannot open or write the store {path} ({text}); point --db / WORKBENCH_DB "
-                     "at a writable location")
+        return UserError(
+            f"{path} stayed locked by another process ({text}); wait for it to "
+            "finish or point --db / WORKBENCH_DB at another file"
+        )
+    return UserError(
+        f"cannot open or write the store {path} ({text}); point --db / WORKBENCH_DB at a writable location"
+    )
 
 
 def check_known_migrations(db, path: Path) -> None:
@@ -108,15 +162,20 @@ def check_known_migrations(db, path: Path) -> None:
     if Migrations.migrations_table in tables:
         rows = db.query(f"SELECT migration_set, name FROM {Migrations.migrations_table}")
         known = {(MIGRATION_SET, name) for name in MIGRATION_NAMES}
-        unknown = sorted(f"{r['migration_set']}/{r['name']}" for r in rows
-                         if (r["migration_set"], r["name"]) not in known)
+        unknown = sorted(
+            f"{r['migration_set']}/{r['name']}" for r in rows if (r["migration_set"], r["name"]) not in known
+        )
         if unknown:
-            raise UserError(f"{path} was written by a newer version of CIFAR Workbench (unknown "
-                            f"migrations: {', '.join(unknown)}); upgrade CIFAR Workbench to open "
-                            "it, or point --db / WORKBENCH_DB at another file")
+            raise UserError(
+                f"{path} was written by a newer version of CIFAR Workbench (unknown "
+                f"migrations: {', '.join(unknown)}); upgrade CIFAR Workbench to open "
+                "it, or point --db / WORKBENCH_DB at another file"
+            )
     elif tables - {"sqlite_sequence"}:
-        raise UserError(f"{path} is a SQLite database but not a CIFAR Workbench store (it has "
-                        f"tables {', '.join(sorted(tables))}); {_POINT_ELSEWHERE}")
+        raise UserError(
+            f"{path} is a SQLite database but not a CIFAR Workbench store (it has "
+            f"tables {', '.join(sorted(tables))}); {_POINT_ELSEWHERE}"
+        )
 
 
 # -- migrations: append new ones at the end, never edit a shipped one --------------------------
@@ -167,8 +226,15 @@ def m001_initial(db):
 
     db["epochs"].create(
         {
-            "run": int, "epoch": int, "lr": float, "loss": float, "accuracy": float,
-            "val_loss": float, "val_accuracy": float, "seconds": float, "logged_at": str,
+            "run": int,
+            "epoch": int,
+            "lr": float,
+            "loss": float,
+            "accuracy": float,
+            "val_loss": float,
+            "val_accuracy": float,
+            "seconds": float,
+            "logged_at": str,
         },
         pk=("run", "epoch"),
         foreign_keys=[("run", "runs", "id")],
@@ -180,7 +246,11 @@ def m001_initial(db):
 
     db["predictions"].create(
         {
-            "run": int, "split": str, "logits": bytes, "shape": str, "labels_hash": str,
+            "run": int,
+            "split": str,
+            "logits": bytes,
+            "shape": str,
+            "labels_hash": str,
             "created_at": str,
         },
         pk=("run", "split"),
@@ -228,8 +298,15 @@ def m003_phases_and_attempts(db):
     # remaining times exist from the first batch; each attempt's own clock beside the total
     # (`train_seconds`); when the run joined the queue (its place in line); the final evaluation's
     # time, so estimates of later runs include it.
-    for name, kind in (("phase", str), ("step_seconds", float), ("eval_steps", int), ("eval_seconds", float),
-                       ("attempt_started_at", str), ("attempt_seconds", float), ("queued_at", str)):
+    for name, kind in (
+        ("phase", str),
+        ("step_seconds", float),
+        ("eval_steps", int),
+        ("eval_seconds", float),
+        ("attempt_started_at", str),
+        ("attempt_seconds", float),
+        ("queued_at", str),
+    ):
         db["runs"].add_column(name, kind)
     db["runs"].add_column("attempt", int, not_null_default=0)
     db.execute("UPDATE runs SET queued_at = created_at")

@@ -1,4 +1,5 @@
 """`Store`: every run, epoch, stored prediction and ensemble of the workbench in one SQLite file."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,10 @@ from . import blobs, lock, schema
 from .schema import RUN_COLUMNS
 
 _ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
-NOBODY_RUNNING = ("no process is running this store's jobs: the one that ran this run stopped (killed or "
-                  "crashed). The next app or train command marks it interrupted for good; Resume continues it")
+NOBODY_RUNNING = (
+    "no process is running this store's jobs: the one that ran this run stopped (killed or "
+    "crashed). The next app or train command marks it interrupted for good; Resume continues it"
+)
 
 
 def default_db_path() -> Path:
@@ -35,7 +38,7 @@ def _float(value):
 
 def utc_now() -> str:
     """Current time as ISO-8601 UTC text, e.g. `2025-01-31T12:00:00.123+00:00`."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 class Store:
@@ -117,17 +120,37 @@ class Store:
         return folder
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, name: str, spec: dict, *, kind: str = "scratch", dataset=None,
-                   split_id=None, params=None, tags=(), notes: str = "") -> int:
+    def create_run(
+        self,
+        name: str,
+        spec: dict,
+        *,
+        kind: str = "scratch",
+        dataset=None,
+        split_id=None,
+        params=None,
+        tags=(),
+        notes: str = "",
+    ) -> int:
         """Add a `queued` run and return its id."""
         if not isinstance(spec, dict):
             raise ValueError(f"spec must be a dict, not {type(spec).__name__}")
         now = utc_now()
-        row = {"name": str(name), "kind": choose("run kind", kind, RUN_KINDS),
-               "spec": blobs.dumps(spec), "status": "queued", "queued_at": now, "dataset": dataset,
-               "split_id": split_id, "params": None if params is None else int(params),
-               "created_at": now, "tags": blobs.dumps(list(tags)), "notes": notes or "",
-               "archived": 0, "epochs_done": 0}
+        row = {
+            "name": str(name),
+            "kind": choose("run kind", kind, RUN_KINDS),
+            "spec": blobs.dumps(spec),
+            "status": "queued",
+            "queued_at": now,
+            "dataset": dataset,
+            "split_id": split_id,
+            "params": None if params is None else int(params),
+            "created_at": now,
+            "tags": blobs.dumps(list(tags)),
+            "notes": notes or "",
+            "archived": 0,
+            "epochs_done": 0,
+        }
         with self._write() as db:
             return int(db["runs"].insert(row).last_pk)
 
@@ -142,8 +165,7 @@ class Store:
         """The run's row as a dict, with `spec` and `tags` decoded and `archived` a bool."""
         return self._decode_run(self._run_row(run_id))
 
-    def list_runs(self, *, status=None, include_archived: bool = False,
-                  order: str = "id") -> list[dict]:
+    def list_runs(self, *, status=None, include_archived: bool = False, order: str = "id") -> list[dict]:
         """Runs, optionally only those with `status` (a name or a list of names).
 
         `order` is a run column, prefixed with `-` for descending (e.g. `-best_val_accuracy`).
@@ -204,9 +226,11 @@ class Store:
         with self._write() as db:
             rows = self.runs_with_status(*statuses)
             for row in rows:
-                db.execute("UPDATE runs SET status = 'interrupted', phase = NULL, finished_at = ?, error = "
-                           "coalesce(error, ?) WHERE id = ?", [utc_now(), "the process stopped "
-                           f"while this run was {row['status']}", row["id"]])
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', phase = NULL, finished_at = ?, error = "
+                    "coalesce(error, ?) WHERE id = ?",
+                    [utc_now(), f"the process stopped while this run was {row['status']}", row["id"]],
+                )
         return [row["id"] for row in rows]
 
     def runner_alive(self) -> bool:
@@ -220,25 +244,47 @@ class Store:
         the status shown."""
         runs = self.list_runs(include_archived=include_archived)
         if any(r["status"] in ACTIVE_STATUSES for r in runs) and not self.runner_alive():
-            runs = [{**r, "status": "interrupted", "phase": None, "error": r["error"] or NOBODY_RUNNING}
-                    if r["status"] in ACTIVE_STATUSES else r for r in runs]
+            runs = [
+                {**r, "status": "interrupted", "phase": None, "error": r["error"] or NOBODY_RUNNING}
+                if r["status"] in ACTIVE_STATUSES
+                else r
+                for r in runs
+            ]
         if status is None:
             return runs
         wanted = [choose("run status", s, RUN_STATUSES) for s in ([status] if isinstance(status, str) else status)]
         return [r for r in runs if r["status"] in wanted]
 
     # -- epochs -----------------------------------------------------------------------------
-    def log_epoch(self, run_id: int, epoch: int, *, lr=None, loss=None, accuracy=None,
-                  val_loss=None, val_accuracy=None, seconds=None) -> None:
+    def log_epoch(
+        self,
+        run_id: int,
+        epoch: int,
+        *,
+        lr=None,
+        loss=None,
+        accuracy=None,
+        val_loss=None,
+        val_accuracy=None,
+        seconds=None,
+    ) -> None:
         """Record epoch `epoch` (1-based; re-logging replaces it) and refresh the run's summary.
 
         (SQLite stores NaN as NULL, so a diverged loss reads back as None.)
         """
         if int(epoch) < 1:
             raise ValueError(f"epochs are 1-based, got {epoch}")
-        row = dict(run=int(run_id), epoch=int(epoch), lr=_float(lr), loss=_float(loss),
-                   accuracy=_float(accuracy), val_loss=_float(val_loss),
-                   val_accuracy=_float(val_accuracy), seconds=_float(seconds), logged_at=utc_now())
+        row = dict(
+            run=int(run_id),
+            epoch=int(epoch),
+            lr=_float(lr),
+            loss=_float(loss),
+            accuracy=_float(accuracy),
+            val_loss=_float(val_loss),
+            val_accuracy=_float(val_accuracy),
+            seconds=_float(seconds),
+            logged_at=utc_now(),
+        )
         with self._write() as db:
             self._run_row(run_id)
             db["epochs"].upsert(row, pk=("run", "epoch"))
@@ -246,16 +292,21 @@ class Store:
 
     def _refresh_summary(self, run_id: int) -> None:
         run_id = int(run_id)
-        last = self._query("SELECT epoch, val_accuracy FROM epochs WHERE run = ? "
-                           "ORDER BY epoch DESC LIMIT 1", [run_id])
-        best = self._query("SELECT epoch, val_accuracy FROM epochs WHERE run = ? AND val_accuracy "
-                           "IS NOT NULL ORDER BY val_accuracy DESC, epoch ASC LIMIT 1", [run_id])
-        self.db["runs"].update(run_id, {
-            "epochs_done": last[0]["epoch"] if last else 0,
-            "final_val_accuracy": last[0]["val_accuracy"] if last else None,
-            "best_val_accuracy": best[0]["val_accuracy"] if best else None,
-            "best_epoch": best[0]["epoch"] if best else None,
-        })
+        last = self._query("SELECT epoch, val_accuracy FROM epochs WHERE run = ? ORDER BY epoch DESC LIMIT 1", [run_id])
+        best = self._query(
+            "SELECT epoch, val_accuracy FROM epochs WHERE run = ? AND val_accuracy "
+            "IS NOT NULL ORDER BY val_accuracy DESC, epoch ASC LIMIT 1",
+            [run_id],
+        )
+        self.db["runs"].update(
+            run_id,
+            {
+                "epochs_done": last[0]["epoch"] if last else 0,
+                "final_val_accuracy": last[0]["val_accuracy"] if last else None,
+                "best_val_accuracy": best[0]["val_accuracy"] if best else None,
+                "best_epoch": best[0]["epoch"] if best else None,
+            },
+        )
 
     def epochs(self, run_id: int) -> list[dict]:
         """The run's epoch rows, ordered by epoch."""
@@ -265,8 +316,7 @@ class Store:
         """Delete epochs after `after_epoch` (resuming an older checkpoint); returns how many."""
         with self._write() as db:
             self._run_row(run_id)
-            cursor = db.execute("DELETE FROM epochs WHERE run = ? AND epoch > ?",
-                                [int(run_id), int(after_epoch)])
+            cursor = db.execute("DELETE FROM epochs WHERE run = ? AND epoch > ?", [int(run_id), int(after_epoch)])
             self._refresh_summary(run_id)
             return cursor.rowcount
 
@@ -278,25 +328,33 @@ class Store:
         array = np.asarray(logits, dtype=np.float32)
         labels = np.asarray(labels)
         if array.ndim < 1 or labels.reshape(-1).shape[0] != array.shape[0]:
-            raise ValueError(f"{labels.size} labels for logits of shape {list(array.shape)}; "
-                             "give one label per row")
-        row = {"run": int(run_id), "split": str(split), "logits": blobs.logits_to_npy(array),
-               "shape": json.dumps(list(array.shape)), "labels_hash": blobs.labels_hash(labels),
-               "created_at": utc_now()}
-        label_row = {"hash": row["labels_hash"], "count": int(labels.size),
-                     "labels": blobs.array_to_npy(labels.reshape(-1).astype(np.int64))}
+            raise ValueError(f"{labels.size} labels for logits of shape {list(array.shape)}; give one label per row")
+        row = {
+            "run": int(run_id),
+            "split": str(split),
+            "logits": blobs.logits_to_npy(array),
+            "shape": json.dumps(list(array.shape)),
+            "labels_hash": blobs.labels_hash(labels),
+            "created_at": utc_now(),
+        }
+        label_row = {
+            "hash": row["labels_hash"],
+            "count": int(labels.size),
+            "labels": blobs.array_to_npy(labels.reshape(-1).astype(np.int64)),
+        }
         with self._write() as db:
             self._run_row(run_id)
             db["predictions"].upsert(row, pk=("run", "split"))
             db["labels"].insert(label_row, pk="hash", ignore=True)
 
     def _prediction(self, run_id: int, split: str, columns: str) -> dict:
-        rows = self._query(f"SELECT {columns} FROM predictions WHERE run = ? AND split = ?",
-                           [int(run_id), str(split)])
+        rows = self._query(f"SELECT {columns} FROM predictions WHERE run = ? AND split = ?", [int(run_id), str(split)])
         if not rows:
             self._run_row(run_id)
-            raise UserError(f"run {run_id} has no stored logits for split {split}; stored: "
-                            f"{', '.join(self.prediction_splits(run_id)) or 'none'}")
+            raise UserError(
+                f"run {run_id} has no stored logits for split {split}; stored: "
+                f"{', '.join(self.prediction_splits(run_id)) or 'none'}"
+            )
         return rows[0]
 
     def load_logits(self, run_id: int, split: str) -> np.ndarray:
@@ -319,20 +377,35 @@ class Store:
         return {**row, "shape": json.loads(row["shape"])}
 
     def prediction_splits(self, run_id: int) -> list[str]:
-        rows = self._query("SELECT split FROM predictions WHERE run = ? ORDER BY split",
-                           [int(run_id)])
+        rows = self._query("SELECT split FROM predictions WHERE run = ? ORDER BY split", [int(run_id)])
         return [r["split"] for r in rows]
 
     # -- ensembles --------------------------------------------------------------------------
-    def save_ensemble(self, name: str, method: str, members, weights, *, temperatures=None,
-                      val_accuracy=None, test_accuracy=None, options=None) -> int:
+    def save_ensemble(
+        self,
+        name: str,
+        method: str,
+        members,
+        weights,
+        *,
+        temperatures=None,
+        val_accuracy=None,
+        test_accuracy=None,
+        options=None,
+    ) -> int:
         """Save an ensemble recipe (members are run ids) and return its id."""
         temps = None if temperatures is None else blobs.dumps([float(t) for t in temperatures])
-        row = {"name": str(name), "method": str(method), "temperatures": temps,
-               "members": blobs.dumps([int(m) for m in members]),
-               "weights": blobs.dumps([float(w) for w in weights]),
-               "val_accuracy": _float(val_accuracy), "test_accuracy": _float(test_accuracy),
-               "options": blobs.dumps(dict(options or {})), "created_at": utc_now()}
+        row = {
+            "name": str(name),
+            "method": str(method),
+            "temperatures": temps,
+            "members": blobs.dumps([int(m) for m in members]),
+            "weights": blobs.dumps([float(w) for w in weights]),
+            "val_accuracy": _float(val_accuracy),
+            "test_accuracy": _float(test_accuracy),
+            "options": blobs.dumps(dict(options or {})),
+            "created_at": utc_now(),
+        }
         with self._write() as db:
             return int(db["ensembles"].insert(row).last_pk)
 
@@ -361,7 +434,7 @@ class Store:
         with self._lock:
             self.db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ object store), bound to 127.0.0.1, without the dashboard. Each has one CPU and a
 (`wb_head`, `wb_worker`), so a test can hold one node's CPU with a placement group and a job must go to the
 other. Import the fixture into a test module: `from cluster_fixtures import ray_cluster  # noqa: F401`.
 """
+
 import os
 import re
 import subprocess
@@ -23,8 +24,14 @@ OBJECT_STORE = 200 * 1024 * 1024
 
 
 def _node_args(resource: str) -> dict:
-    return dict(node_ip_address=LOOPBACK, num_cpus=NODE_CPUS, num_gpus=0, resources={resource: 1},
-                object_store_memory=OBJECT_STORE, dashboard_host=LOOPBACK)
+    return dict(
+        node_ip_address=LOOPBACK,
+        num_cpus=NODE_CPUS,
+        num_gpus=0,
+        resources={resource: 1},
+        object_store_memory=OBJECT_STORE,
+        dashboard_host=LOOPBACK,
+    )
 
 
 @dataclass
@@ -84,13 +91,20 @@ def ray_cluster():
 
     # A node that stops answering is declared dead after ~3 s instead of Ray's default ~30 s (the node test).
     health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000, "health_check_failure_threshold": 3}
-    cluster = Cluster(initialize_head=True, head_node_args={**_node_args("wb_head"), "include_dashboard": False,
-                                                            "_system_config": health})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={**_node_args("wb_head"), "include_dashboard": False, "_system_config": health},
+    )
     try:
         # The test process joins before the worker node exists: both nodes have the same address, and a driver
         # joins a node of its own address, so it must be the head's (the node test removes the worker).
-        ray.init(address=cluster.address, _node_ip_address=LOOPBACK, namespace="workbench", log_to_driver=False,
-                 configure_logging=False)
+        ray.init(
+            address=cluster.address,
+            _node_ip_address=LOOPBACK,
+            namespace="workbench",
+            log_to_driver=False,
+            configure_logging=False,
+        )
         worker = cluster.add_node(**_node_args("wb_worker"))
         cluster.wait_for_nodes()
         nodes = TwoNodes(cluster, worker)

@@ -1,4 +1,5 @@
 """Shared fixtures: quiet TensorFlow, the real CIFAR-10 copy when this checkout has one."""
+
 import os
 from pathlib import Path
 
@@ -121,8 +122,21 @@ class AppServer:
         self.log = folder / "app.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "WORKBENCH_AUTH": ""}
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--db", str(self.db), "--port", str(self.port), "--no-browser",
-             *extra_args], cwd=folder, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                str(ROOT / "app.py"),
+                "--db",
+                str(self.db),
+                "--port",
+                str(self.port),
+                "--no-browser",
+                *extra_args,
+            ],
+            cwd=folder,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -161,10 +175,24 @@ SHARES_APP_SERVER = ("test_app.py", "test_browser.py", "test_sweep_ui.py")
 # minutes of child processes are spread over the workers instead of queueing on one.
 EACH_TEST_ALONE = ("test_train.py", "test_job_process.py", "test_reliability.py", "test_cli.py", "test_progress.py")
 # The longest units first (measured in a CI run), so no long file starts last and runs alone at the end.
-LONGEST_FIRST = ("test_browser.py", "test_app.py", "test_sweep_ui.py", "test_train.py", "test_finetune.py",
-                 "test_page_fit.py", "test_job_process.py", "test_reliability.py", "test_cluster.py",
-                 "test_errors_tab.py", "test_progress.py", "test_ensemble_tab.py", "test_predict_tab.py",
-                 "test_cli.py", "test_predict.py", "test_fast_recipe.py")
+LONGEST_FIRST = (
+    "test_browser.py",
+    "test_app.py",
+    "test_sweep_ui.py",
+    "test_train.py",
+    "test_finetune.py",
+    "test_page_fit.py",
+    "test_job_process.py",
+    "test_reliability.py",
+    "test_cluster.py",
+    "test_errors_tab.py",
+    "test_progress.py",
+    "test_ensemble_tab.py",
+    "test_predict_tab.py",
+    "test_cli.py",
+    "test_predict.py",
+    "test_fast_recipe.py",
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -198,8 +226,17 @@ def browser():
         pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `.ci/run` installs it")
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        launched = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield launched
         launched.close()

@@ -1,5 +1,6 @@
 """Errors-tab building blocks: error analysis on probabilities (hand-checked), gallery pages and the
 exported grid, and sources (runs, saved ensembles) with their images rebuilt from a real stored run."""
+
 import numpy as np
 import pytest
 from conftest import logits_for
@@ -15,15 +16,17 @@ from workbench.inspect import sources as sources_view
 from workbench.specs.run import RunSpec
 
 # Seven images, three classes. Predictions (arg-max, ties to the lower class): [0, 1, 1, 2, 0, 1, 0].
-PROBS = np.array([
-    [0.70, 0.20, 0.10],  # 0: true 0, right
-    [0.10, 0.80, 0.10],  # 1: true 0, predicted 1 at 0.8, true class 0.1
-    [0.35, 0.60, 0.05],  # 2: true 2, predicted 1 at 0.6, true class 0.05
-    [0.10, 0.20, 0.70],  # 3: true 1, predicted 2 at 0.7, true class 0.2
-    [0.45, 0.10, 0.45],  # 4: true 2, predicted 0 (tie with 2) at 0.45, true class 0.45
-    [0.05, 0.90, 0.05],  # 5: true 1, right
-    [0.60, 0.30, 0.10],  # 6: true 1, predicted 0 at 0.6, true class 0.3
-])
+PROBS = np.array(
+    [
+        [0.70, 0.20, 0.10],  # 0: true 0, right
+        [0.10, 0.80, 0.10],  # 1: true 0, predicted 1 at 0.8, true class 0.1
+        [0.35, 0.60, 0.05],  # 2: true 2, predicted 1 at 0.6, true class 0.05
+        [0.10, 0.20, 0.70],  # 3: true 1, predicted 2 at 0.7, true class 0.2
+        [0.45, 0.10, 0.45],  # 4: true 2, predicted 0 (tie with 2) at 0.45, true class 0.45
+        [0.05, 0.90, 0.05],  # 5: true 1, right
+        [0.60, 0.30, 0.10],  # 6: true 1, predicted 0 at 0.6, true class 0.3
+    ]
+)
 Y = np.array([0, 0, 2, 1, 2, 1, 1])
 NAMES = ["cat", "dog", "ship"]
 
@@ -39,7 +42,10 @@ def test_confusion_matrix_and_per_class_by_hand():
     assert matrix.tolist() == [[1, 1, 0], [1, 1, 1], [1, 1, 0]]
     rows = analysis.per_class(Y, PROBS, NAMES)
     assert [(r["class"], r["name"], r["count"], r["correct"], r["errors"], r["predicted"]) for r in rows] == [
-        (0, "cat", 2, 1, 1, 3), (1, "dog", 3, 1, 2, 3), (2, "ship", 2, 0, 2, 1)]
+        (0, "cat", 2, 1, 1, 3),
+        (1, "dog", 3, 1, 2, 3),
+        (2, "ship", 2, 0, 2, 1),
+    ]
     assert [r["precision"] for r in rows] == pytest.approx([1 / 3, 1 / 3, 0.0])
     assert [r["recall"] for r in rows] == pytest.approx([1 / 2, 1 / 3, 0.0])
     assert [r["accuracy"] for r in rows] == [r["recall"] for r in rows]
@@ -103,6 +109,7 @@ def test_top5():
 
 # --- gallery ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def pictures():
     rng = np.random.default_rng(0)
@@ -135,16 +142,17 @@ def test_gallery_page_sizes_captions_and_upscaling(pictures):
     with pytest.raises(UserError, match="class names"):
         gallery.page(images, order, probs, labels, NAMES[:2])
     right = np.eye(3)[labels]  # a second source, right on every image: compared, captions give both
-    assert gallery.page(images, order, probs, labels, NAMES, probs_b=right)[0][1] == \
-        "A: dog (87%) · B: cat (100%) · true: cat"
+    assert (
+        gallery.page(images, order, probs, labels, NAMES, probs_b=right)[0][1]
+        == "A: dog (87%) · B: cat (100%) · true: cat"
+    )
     with pytest.raises(UserError, match="same images"):
         gallery.page(images, order, probs, labels, NAMES, probs_b=right[:5])
 
 
 def test_export_grid_png(pictures, tmp_path):
     images, probs, labels = pictures
-    path = gallery.export_grid(images, np.arange(10), probs, labels, NAMES, tmp_path / "out" / "grid.png",
-                               columns=4)
+    path = gallery.export_grid(images, np.arange(10), probs, labels, NAMES, tmp_path / "out" / "grid.png", columns=4)
     with Image.open(path) as grid:
         assert grid.format == "PNG" and grid.mode == "RGB"
         width, height = grid.size
@@ -157,8 +165,17 @@ def test_export_grid_png(pictures, tmp_path):
     with pytest.raises(UserError, match="no images selected"):
         gallery.export_grid(images, [], probs, labels, NAMES, tmp_path / "none.png")
     # Named (two title lines) and compared (a caption line for B): taller than the plain grid.
-    named = gallery.export_grid(images, np.arange(10), probs, labels, NAMES, tmp_path / "named.png", columns=4,
-                                title="A: run 1 (a) · B: run 2 (b)\ntest split · true class: any", probs_b=np.eye(3)[labels])
+    named = gallery.export_grid(
+        images,
+        np.arange(10),
+        probs,
+        labels,
+        NAMES,
+        tmp_path / "named.png",
+        columns=4,
+        title="A: run 1 (a) · B: run 2 (b)\ntest split · true class: any",
+        probs_b=np.eye(3)[labels],
+    )
     with Image.open(named) as grid:
         taller = grid.size[1] - height
     assert taller > 0 and taller % 5 == 0  # five lines more: two title lines, a caption line for B in 3 rows
@@ -232,8 +249,9 @@ def test_load_source_for_a_run_and_a_saved_ensemble(store):
     assert run.images_error is None and run.members == {}
     assert sources_view.split_images(store, run.image_run, "test", cache).shape == (50, 32, 32, 3)
 
-    ensemble_id = store.save_ensemble("pair", "mean-prob", [a, b], [0.5, 0.5],
-                                      options={"method": "mean", "space": "prob"})
+    ensemble_id = store.save_ensemble(
+        "pair", "mean-prob", [a, b], [0.5, 0.5], options={"method": "mean", "space": "prob"}
+    )
     ens = sources_view.load_source(store, lab, f"ensemble:{ensemble_id}", "val", cache)
     assert (ens.kind, ens.name, ens.image_run, list(ens.members)) == ("ensemble", "pair", a, [a, b])
     members = [softmax(store.load_logits(r, "val")) for r in (a, b)]

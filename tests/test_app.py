@@ -1,4 +1,5 @@
 """The app as a server: its flags, its API through gradio_client, its login, and what it will serve."""
+
 import re
 import subprocess
 import sys
@@ -14,9 +15,17 @@ from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 from workbench.ui.forms import spec_to_form_values
 
-TINY = RunSpec(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-               dataset_options={"n_train": 300, "n_test": 60}, batch_size=50, epochs=2, learning_rate=0.05,
-               schedule="cosine", name="api-run")
+TINY = RunSpec(
+    model="resnet20",
+    model_kwargs={"depth": 8, "base_width": 4},
+    dataset="synthetic",
+    dataset_options={"n_train": 300, "n_test": 60},
+    batch_size=50,
+    epochs=2,
+    learning_rate=0.05,
+    schedule="cosine",
+    name="api-run",
+)
 
 
 def _check(*argv):
@@ -42,8 +51,13 @@ def test_flags_are_checked_before_anything_starts(tmp_path, monkeypatch):
 
 
 def test_share_without_login_exits_with_a_message(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "app.py"), "--share", "--db", str(tmp_path / "w.db")],
-                            capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--share", "--db", str(tmp_path / "w.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 2 and "error: --share opens a public link" in result.stderr
     assert not (tmp_path / "w.db").exists()
 
@@ -94,7 +108,11 @@ def test_form_paths_cannot_leave_the_allowed_folders(app_server):
     from gradio_client import Client
 
     client = Client(app_server.url, verbose=False)
-    outside = [str(FIXTURES / "cifar10-mini.tar.gz"), str(app_server.db.parent / ".." / ".." / "etc"), "../../../etc/passwd"]
+    outside = [
+        str(FIXTURES / "cifar10-mini.tar.gz"),
+        str(app_server.db.parent / ".." / ".." / "etc"),
+        "../../../etc/passwd",
+    ]
     for path in outside:
         values = spec_to_form_values(TINY.replace(dataset="cifar10", dataset_options={}, data_path=path))
         message, _ = client.predict("", *values, api_name="/train")
@@ -111,7 +129,9 @@ def test_data_roots_allow_the_data_folder_and_extra_roots(tmp_path):
     data.write_bytes(b"x")
     extra = tmp_path / "more"
     extra.mkdir()
-    ctx = AppContext(store=None, queue=None, data_roots=default_data_roots(str(data), tmp_path / "runs" / "w.db", [extra]))
+    ctx = AppContext(
+        store=None, queue=None, data_roots=default_data_roots(str(data), tmp_path / "runs" / "w.db", [extra])
+    )
     assert ctx.check_path(str(data)) == str(data.resolve())
     assert ctx.check_path(str(extra / "set")) == str((extra / "set").resolve())
     with pytest.raises(UserError, match="outside the folders"):

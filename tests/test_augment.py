@@ -21,8 +21,9 @@ def images(n=8, size=32, offset=0):
     """Deterministic RGB images with structure (gradients, a shape, noise), uint8 values as float32."""
     rng = np.random.default_rng(offset)
     r, c = np.mgrid[:size, :size]
-    base = np.stack([r * 255 / (size - 1), c * 255 / (size - 1), ((r - size / 2) ** 2 + (c - size / 3) ** 2) ** 0.5 * 6],
-                    axis=-1)
+    base = np.stack(
+        [r * 255 / (size - 1), c * 255 / (size - 1), ((r - size / 2) ** 2 + (c - size / 3) ** 2) ** 0.5 * 6], axis=-1
+    )
     out = base[None] * rng.uniform(0.3, 1.0, (n, 1, 1, 3)) + rng.normal(0, 12, (n, size, size, 3))
     return np.clip(np.round(out), 0, 255).astype(np.float32)
 
@@ -33,11 +34,14 @@ def onehot(n, k=10):
 
 # ------------------------------------------------------------------------------------------ parsing
 
+
 def test_parse_forms_and_canonical_order():
     assert parse_augmentations("cutout, flip_crop") == ("flip_crop", "cutout")
     assert parse_augmentations(["cutmix", " mixup", "autoaugment"]) == ("autoaugment", "mixup", "cutmix")
     assert parse_augmentations(("flip_crop",)) == ("flip_crop",)
-    assert parse_augmentations("cutmix,mixup,cutout,flip_crop,autoaugment") == tuple(n for n in aug.ORDER if n not in ("alt_flip", "translate"))
+    assert parse_augmentations("cutmix,mixup,cutout,flip_crop,autoaugment") == tuple(
+        n for n in aug.ORDER if n not in ("alt_flip", "translate")
+    )
     assert parse_augmentations("translate,alt_flip") == ("alt_flip", "translate")
     assert set(aug.ORDER) == set(AUGMENTATIONS) and len(AUGMENTATIONS) == 7
     for nothing in ("", None, "none", " None ", [], (), ["none"], " , "):
@@ -45,14 +49,17 @@ def test_parse_forms_and_canonical_order():
         assert build_augmenter(nothing) is None
 
 
-@pytest.mark.parametrize("value, expect", [
-    ("flip_crop,rotate", ["unknown augmentation 'rotate'", "flip_crop, cutout, autoaugment, mixup, cutmix"]),
-    (["cutout", "cutout"], ["'cutout'", "more than once"]),
-    ("flip_crop, cutout ,flip_crop", ["'flip_crop'", "more than once"]),
-    ("none,cutout", ["'none' cannot be combined"]),
-    (7, ["comma-separated", "not int"]),
-    (["cutout", 3], ["must be strings"]),
-])
+@pytest.mark.parametrize(
+    "value, expect",
+    [
+        ("flip_crop,rotate", ["unknown augmentation 'rotate'", "flip_crop, cutout, autoaugment, mixup, cutmix"]),
+        (["cutout", "cutout"], ["'cutout'", "more than once"]),
+        ("flip_crop, cutout ,flip_crop", ["'flip_crop'", "more than once"]),
+        ("none,cutout", ["'none' cannot be combined"]),
+        (7, ["comma-separated", "not int"]),
+        (["cutout", 3], ["must be strings"]),
+    ],
+)
 def test_parse_errors_say_what_is_allowed(value, expect):
     with pytest.raises(UserError) as err:
         parse_augmentations(value)
@@ -60,20 +67,23 @@ def test_parse_errors_say_what_is_allowed(value, expect):
         assert text in str(err.value)
 
 
-@pytest.mark.parametrize("kwargs, expect", [
-    (dict(names="flip_crop", pad=-1), "pad must be a whole number from 0 to 16"),
-    (dict(names="flip_crop", pad=17), "from 0 to 16"),
-    (dict(names="flip_crop", pad=2.5), "pad must be a whole number"),
-    (dict(names="flip_crop", pad=True), "pad must be a whole number"),
-    (dict(names="cutout", cutout_size=0), "cutout_size must be a whole number from 1 to 32"),
-    (dict(names="cutout", cutout_size=33), "from 1 to 32"),
-    (dict(names="cutout", image_size=24, cutout_size=25), "from 1 to 24"),
-    (dict(names="mixup", mixup_alpha=0), "mixup_alpha must be a number greater than 0"),
-    (dict(names="cutmix", cutmix_alpha=-1.0), "cutmix_alpha must be a number greater than 0"),
-    (dict(names="cutmix", cutmix_alpha=float("nan")), "greater than 0"),
-    (dict(names="cutout", fill=(0, 300, 0)), "fill must be one value per channel in 0..255"),
-    (dict(names="cutout", fill="gray"), "fill must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expect",
+    [
+        (dict(names="flip_crop", pad=-1), "pad must be a whole number from 0 to 16"),
+        (dict(names="flip_crop", pad=17), "from 0 to 16"),
+        (dict(names="flip_crop", pad=2.5), "pad must be a whole number"),
+        (dict(names="flip_crop", pad=True), "pad must be a whole number"),
+        (dict(names="cutout", cutout_size=0), "cutout_size must be a whole number from 1 to 32"),
+        (dict(names="cutout", cutout_size=33), "from 1 to 32"),
+        (dict(names="cutout", image_size=24, cutout_size=25), "from 1 to 24"),
+        (dict(names="mixup", mixup_alpha=0), "mixup_alpha must be a number greater than 0"),
+        (dict(names="cutmix", cutmix_alpha=-1.0), "cutmix_alpha must be a number greater than 0"),
+        (dict(names="cutmix", cutmix_alpha=float("nan")), "greater than 0"),
+        (dict(names="cutout", fill=(0, 300, 0)), "fill must be one value per channel in 0..255"),
+        (dict(names="cutout", fill="gray"), "fill must be"),
+    ],
+)
 def test_bad_parameters_raise_user_error(kwargs, expect):
     with pytest.raises(UserError, match=expect):
         build_augmenter(**kwargs)
@@ -85,6 +95,7 @@ def test_parameters_of_unused_augmentations_are_not_checked_and_numpy_ints_pass(
 
 
 # -------------------------------------------------------------------------- determinism and shapes
+
 
 @pytest.mark.parametrize("names", [n for n in AUGMENTATIONS if n != "alt_flip"] + [FULL])  # alt_flip: the pipeline's
 def test_same_seed_same_output_other_seed_other_output(names):
@@ -98,7 +109,7 @@ def test_same_seed_same_output_other_seed_other_output(names):
     np.testing.assert_array_equal(la.numpy(), lb.numpy())
     assert not np.array_equal(a.numpy(), c.numpy())
     assert not np.array_equal(a.numpy(), x.numpy())
-    assert 0.0 <= a.numpy().min() and a.numpy().max() <= 255.0
+    assert a.numpy().min() >= 0.0 and a.numpy().max() <= 255.0
 
 
 @pytest.mark.parametrize("names", list(AUGMENTATIONS) + [FULL])
@@ -141,6 +152,7 @@ def test_each_augmentation_draws_from_its_own_stream():
 
 # ----------------------------------------------------------------------------------- flip and crop
 
+
 def _windows(img, pad):
     """Every flipped/unflipped HxW crop of the REFLECT-padded image, keyed by (dy, dx, flipped)."""
     padded = tf.pad(img, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT").numpy()
@@ -148,7 +160,7 @@ def _windows(img, pad):
     out = {}
     for dy in range(2 * pad + 1):
         for dx in range(2 * pad + 1):
-            crop = padded[dy:dy + h, dx:dx + w]
+            crop = padded[dy : dy + h, dx : dx + w]
             out[(dy, dx, False)], out[(dy, dx, True)] = crop, crop[:, ::-1]
     return out
 
@@ -179,6 +191,7 @@ def test_flip_crop_with_no_padding_only_flips():
 
 # ------------------------------------------------------------------------------------------- cutout
 
+
 @pytest.mark.parametrize("size", [16, 5])
 def test_cutout_fills_one_clipped_square_and_keeps_the_rest(size):
     n, fill = 64, (125.5, 0.25, 255.0)
@@ -191,15 +204,16 @@ def test_cutout_fills_one_clipped_square_and_keeps_the_rest(size):
     for mask in filled:
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         assert mask.sum() == len(rows) * len(cols)  # one axis-aligned rectangle
-        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+        assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()
         assert low <= mask.sum() <= size * size
-        if 0 < rows[0] and rows[-1] < 31 and 0 < cols[0] and cols[-1] < 31:
+        if rows[0] > 0 and rows[-1] < 31 and cols[0] > 0 and cols[-1] < 31:
             assert mask.sum() == size * size  # not clipped: exactly the square
             inside += 1
     assert inside > 5
 
 
 # ----------------------------------------------------------------------------------- mixup, cutmix
+
 
 def _constant_images(n):
     values = np.arange(1, n + 1, dtype=np.float32) * 20.0  # image i is all 20 (i + 1); label class i
@@ -216,8 +230,9 @@ def test_mixup_mixes_images_and_labels_by_the_same_lambda():
     own = labels[np.arange(n), np.arange(n)]
     lam = own[own < 1 - 1e-6]  # images mixed with another: own share lam, the same for the batch
     assert len(lam) >= 2 and np.allclose(lam, lam[0], atol=1e-6) and 0 < lam[0] < 1
-    assert np.all(np.isclose(labels, 0) | np.isclose(labels, lam[0]) | np.isclose(labels, 1 - lam[0])
-                  | np.isclose(labels, 1))
+    assert np.all(
+        np.isclose(labels, 0) | np.isclose(labels, lam[0]) | np.isclose(labels, 1 - lam[0]) | np.isclose(labels, 1)
+    )
 
 
 def test_cutmix_labels_follow_the_pasted_area():
@@ -252,12 +267,13 @@ def test_mixup_and_cutmix_together_pick_one_per_batch():
 
 def test_beta_samples_have_the_right_mean_and_spread():
     lam = np.array([float(aug._beta(seed(i), 0.2)) for i in range(300)])
-    assert 0.0 <= lam.min() and lam.max() <= 1.0
+    assert lam.min() >= 0.0 and lam.max() <= 1.0
     assert abs(lam.mean() - 0.5) < 0.08  # Beta(0.2, 0.2): mean 1/2, mostly near 0 or 1
     assert np.mean((lam < 0.1) | (lam > 0.9)) > 0.5
 
 
 # ------------------------------------------------------------------------------------- autoaugment
+
 
 def test_policy_table_is_the_published_cifar10_policy():
     policy = aa.CIFAR10_POLICY
@@ -325,17 +341,31 @@ def test_geometric_ops_move_pixels():
     assert not np.array_equal(sheared[:, 20], x[:, 20])
 
 
-@pytest.mark.parametrize("name, mag, max_diff, max_share", [
-    ("Invert", 0.0, 0, 0), ("Solarize", 100.0, 0, 0), ("Posterize", 5.0, 0, 0), ("Equalize", 0.0, 0, 0),
-    ("AutoContrast", 0.0, 1, 0.01), ("Color", 0.5, 0, 0), ("Sharpness", -0.6, 0, 0), ("Contrast", 0.5, 1, 0.02),
-    ("Brightness", 0.5, 0, 0), ("TranslateX", 5.0, 0, 0), ("ShearY", -0.3, 0, 0), ("Rotate", -13.3, 255, 0.002),
-])
+@pytest.mark.parametrize(
+    "name, mag, max_diff, max_share",
+    [
+        ("Invert", 0.0, 0, 0),
+        ("Solarize", 100.0, 0, 0),
+        ("Posterize", 5.0, 0, 0),
+        ("Equalize", 0.0, 0, 0),
+        ("AutoContrast", 0.0, 1, 0.01),
+        ("Color", 0.5, 0, 0),
+        ("Sharpness", -0.6, 0, 0),
+        ("Contrast", 0.5, 1, 0.02),
+        ("Brightness", 0.5, 0, 0),
+        ("TranslateX", 5.0, 0, 0),
+        ("ShearY", -0.3, 0, 0),
+        ("Rotate", -13.3, 255, 0.002),
+    ],
+)
 def test_ops_match_pil_as_the_original_autoaugment_used(name, mag, max_diff, max_share):
     from PIL import Image, ImageEnhance, ImageOps
 
     pil = {
-        "Invert": ImageOps.invert, "Solarize": lambda im: ImageOps.solarize(im, mag),
-        "Posterize": lambda im: ImageOps.posterize(im, int(mag)), "Equalize": ImageOps.equalize,
+        "Invert": ImageOps.invert,
+        "Solarize": lambda im: ImageOps.solarize(im, mag),
+        "Posterize": lambda im: ImageOps.posterize(im, int(mag)),
+        "Equalize": ImageOps.equalize,
         "AutoContrast": ImageOps.autocontrast,
         "Color": lambda im: ImageEnhance.Color(im).enhance(1 + mag),
         "Sharpness": lambda im: ImageEnhance.Sharpness(im).enhance(1 + mag),
@@ -356,12 +386,14 @@ def test_batched_ops_equal_one_op_at_a_time():
     """Each image in a batch gets its own op and magnitude; stages gather and scatter correctly."""
     names = aa.OPS
     x = images(len(names), offset=2)
-    mags = [aa.op_magnitude(n, 7) * (-1 if i % 2 else 1) if n in aa.SIGNED else aa.op_magnitude(n, 7)
-            for i, n in enumerate(names)]
+    mags = [
+        aa.op_magnitude(n, 7) * (-1 if i % 2 else 1) if n in aa.SIGNED else aa.op_magnitude(n, 7)
+        for i, n in enumerate(names)
+    ]
     op = tf.constant([aa._ID[n] for n in names], tf.int32)
     batched = aa.apply_ops(tf.constant(x), op, tf.constant(mags, tf.float32), MEAN).numpy()
     for i, name in enumerate(names):
-        alone = _op(x[i:i + 1], name, mags[i], MEAN)[0]
+        alone = _op(x[i : i + 1], name, mags[i], MEAN)[0]
         np.testing.assert_array_equal(batched[i], alone, err_msg=name)
     changed = [not np.array_equal(batched[i], x[i]) for i in range(len(names))]
     assert changed == [n != "Identity" for n in names]
@@ -371,7 +403,7 @@ def test_autoaugment_policy_on_a_batch():
     x = tf.constant(images(64, offset=3))
     out = aa.autoaugment(x, seed(8), MEAN).numpy()
     assert out.shape == x.shape and out.dtype == np.float32
-    assert 0 <= out.min() and out.max() <= 255
+    assert out.min() >= 0 and out.max() <= 255
     changed = np.mean([not np.array_equal(o, i) for o, i in zip(out, x.numpy())])
     assert 0.5 < changed < 1.0  # most images change; sub-policies with low probabilities leave some as they are
     np.testing.assert_array_equal(out, aa.autoaugment(x, seed(8), MEAN).numpy())

@@ -1,5 +1,6 @@
 """The benchmarks still run (tiny sizes), and say whether they met their targets by their exit status:
 a benchmark that rots unnoticed gives the README stale figures, one that cannot fail proves nothing."""
+
 import os
 import re
 import subprocess
@@ -13,28 +14,69 @@ from bench.targets import Targets
 SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs them
 
 
-@pytest.mark.parametrize("script, args, expect", [
-    pytest.param("augment.py", ["--images", "384", "--baseline-images", "256", "--repeats", "1"],
-                 "flip_crop+cutout vs Keras 3 layers: RandomFlip + pad + RandomCrop + RandomErasing: ", marks=SLOW),
-    pytest.param("train_overhead.py", ["--images", "256", "--epochs", "2", "--batch-size", "64"], "ratio", marks=SLOW),
-    pytest.param("ui.py", ["--runs", "4", "--calls", "3"], "| live panel poll, 4 runs |", marks=SLOW),
-    pytest.param("soak.py", ["--seconds", "20"], "lost or inconsistent runs: 0", marks=SLOW),
-    pytest.param("finetune_memory.py", ["--images", "96", "--steps", "2", "--batch-size", "16", "--size", "48"],
-                 "naive / pipeline peak: ", marks=SLOW),
-    pytest.param("gpu_throughput.py", ["--model", "resnet20", "--steps", "2", "--warmup", "1", "--batch-size", "16",
-                                       "--precisions", "float32", "--xla", "off"], "| resnet20 | 0 | float32 | off |",
-                 marks=SLOW),
-    pytest.param("fast_recipe.py", ["--small", "--data", "synthetic"], "three-member ensemble over its best member",
-                 marks=SLOW),
-    pytest.param("cluster.py", ["--jobs", "2", "--epochs", "1", "--images", "300"], "| Ray, one node (1 CPU) |",
-                 marks=SLOW),
-    ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "| gallery page of 64"),
-    pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
-    ("ensemble.py", ["--members", "3", "--images", "300", "--rounds", "2", "--repeats", "1"], "| NumPy matrix |"),
-])
+@pytest.mark.parametrize(
+    "script, args, expect",
+    [
+        pytest.param(
+            "augment.py",
+            ["--images", "384", "--baseline-images", "256", "--repeats", "1"],
+            "flip_crop+cutout vs Keras 3 layers: RandomFlip + pad + RandomCrop + RandomErasing: ",
+            marks=SLOW,
+        ),
+        pytest.param(
+            "train_overhead.py", ["--images", "256", "--epochs", "2", "--batch-size", "64"], "ratio", marks=SLOW
+        ),
+        pytest.param("ui.py", ["--runs", "4", "--calls", "3"], "| live panel poll, 4 runs |", marks=SLOW),
+        pytest.param("soak.py", ["--seconds", "20"], "lost or inconsistent runs: 0", marks=SLOW),
+        pytest.param(
+            "finetune_memory.py",
+            ["--images", "96", "--steps", "2", "--batch-size", "16", "--size", "48"],
+            "naive / pipeline peak: ",
+            marks=SLOW,
+        ),
+        pytest.param(
+            "gpu_throughput.py",
+            [
+                "--model",
+                "resnet20",
+                "--steps",
+                "2",
+                "--warmup",
+                "1",
+                "--batch-size",
+                "16",
+                "--precisions",
+                "float32",
+                "--xla",
+                "off",
+            ],
+            "| resnet20 | 0 | float32 | off |",
+            marks=SLOW,
+        ),
+        pytest.param(
+            "fast_recipe.py",
+            ["--small", "--data", "synthetic"],
+            "three-member ensemble over its best member",
+            marks=SLOW,
+        ),
+        pytest.param(
+            "cluster.py", ["--jobs", "2", "--epochs", "1", "--images", "300"], "| Ray, one node (1 CPU) |", marks=SLOW
+        ),
+        ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "| gallery page of 64"),
+        pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
+        ("ensemble.py", ["--members", "3", "--images", "300", "--rounds", "2", "--repeats", "1"], "| NumPy matrix |"),
+    ],
+)
 def test_benchmark_runs_small(script, args, expect):
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
-                            timeout=600, cwd=ROOT, check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     verdicts = re.findall(r"^target (met|MISSED): ", result.stdout, flags=re.MULTILINE)
     assert verdicts, f"{script} checked no target:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     # Small sizes may well miss a target; what must hold is that the exit status says so.
@@ -51,10 +93,12 @@ def test_a_missed_target_fails_the_benchmark_with_a_line_naming_it(capsys):
     assert targets.holds("same best weights", True)
     assert targets.exit_code() == 1
     out = capsys.readouterr().out.splitlines()
-    assert out == ["target MISSED: speed-up vs the fastest baseline (12.5x, target >= 20x)",
-                   "target met: p95 (41 ms, target < 300 ms)",
-                   "target met: same best weights",
-                   "MISSED 1 target(s): speed-up vs the fastest baseline"]
+    assert out == [
+        "target MISSED: speed-up vs the fastest baseline (12.5x, target >= 20x)",
+        "target met: p95 (41 ms, target < 300 ms)",
+        "target met: same best weights",
+        "MISSED 1 target(s): speed-up vs the fastest baseline",
+    ]
     met = Targets()
     met.at_least("ratio", 0.97, 0.95)
     assert met.exit_code() == 0 and "MISSED" not in capsys.readouterr().out

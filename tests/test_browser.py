@@ -1,6 +1,7 @@
 """End to end in headless Chromium: queue a tiny synthetic run from the Train tab, reload mid-run and
 find the job still there, watch it complete, and find it in the Runs tab. Screenshots land in
 test-artifacts/ (kept by CI as the test's record)."""
+
 import re
 
 import pytest
@@ -65,8 +66,9 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     _field(page, "name").press("Tab")
     _wait_text(page.locator("#train-command"), r"--name browser-run")
     page.locator("#train-button").click()
-    run_id = re.search(r"Queued run (\d+): browser-run", _wait_text(page.locator("#train-message"),
-                                                                   r"Queued run \d+: browser-run")).group(1)
+    run_id = re.search(
+        r"Queued run (\d+): browser-run", _wait_text(page.locator("#train-message"), r"Queued run \d+: browser-run")
+    ).group(1)
     _wait_text(page.locator("#live-panel"), r"running · epoch [1-9]")
     _screenshot(page, "02-train-tab-running")
 
@@ -112,8 +114,13 @@ def test_fine_tune_a_backbone_from_its_tab(app_server, browser):
     _wait_text(page.locator("#ft-message"), r"Not queued: image size 32 is below inception_v3's minimum of 75")
     choose("backbone", "mobilenet_v2")
     fill("weights", "none")
-    for name, value in (("head_epochs", 1), ("finetune_epochs", 30), ("batch_size", 50),
-                        ("dataset_options", "n_train=300,n_test=60"), ("name", "ft-browser")):
+    for name, value in (
+        ("head_epochs", 1),
+        ("finetune_epochs", 30),
+        ("batch_size", 50),
+        ("dataset_options", "n_train=300,n_test=60"),
+        ("name", "ft-browser"),
+    ):
         fill(name, value)
     choose("dataset", "synthetic")
     page.locator("#ft-name textarea, #ft-name input").first.press("Tab")
@@ -135,6 +142,6 @@ def test_fine_tune_a_backbone_from_its_tab(app_server, browser):
     page.locator("#runs-clone").click()
     _wait_text(page.locator("#ft-command"), r"--backbone mobilenet_v2 --weights none .*--name ft-browser")
     assert page.locator("#ft-backbone input").input_value() == "mobilenet_v2"
-    _wait_text(page.locator("#ft-live-panel"), r"ft-browser")        # its live panel polls again
+    _wait_text(page.locator("#ft-live-panel"), r"ft-browser")  # its live panel polls again
     _screenshot(page, "08-finetune-cloned")
     page.close()

@@ -1,4 +1,5 @@
 """The headless CLI and presets: flags <-> RunSpec, train/runs/export end to end, train-all reruns."""
+
 import csv
 import os
 import subprocess
@@ -13,15 +14,29 @@ from conftest import ROOT, logits_for
 
 from store import Store
 from workbench.cli.main import build_parser, main
-from workbench.cli.presets import load_preset, plan_preset, run_preset
+from workbench.cli.presets import plan_preset, run_preset
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
 from workbench.specs.flags import parse_key_values, spec_from_args
+from workbench.specs.presets import load_preset
 from workbench.specs.run import RunSpec
 
-TINY_FLAGS = ["--model", "resnet20", "--model-kwargs", "depth=8,base_width=4", "--dataset", "synthetic",
-              "--dataset-options", "n_train=300,n_test=60", "--batch-size", "50", "--schedule", "cosine",
-              "--learning-rate", "0.05"]
+TINY_FLAGS = [
+    "--model",
+    "resnet20",
+    "--model-kwargs",
+    "depth=8,base_width=4",
+    "--dataset",
+    "synthetic",
+    "--dataset-options",
+    "n_train=300,n_test=60",
+    "--batch-size",
+    "50",
+    "--schedule",
+    "cosine",
+    "--learning-rate",
+    "0.05",
+]
 
 
 def test_every_spec_field_has_a_documented_flag(capsys):
@@ -29,20 +44,46 @@ def test_every_spec_field_has_a_documented_flag(capsys):
         build_parser().parse_args(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--model", "--model-kwargs", "--loss-params", "--augment", "--schedule", "--warmup-epochs",
-                 "--gpus", "--precision", "--xla", "--no-xla", "--data", "--seed", "--batch-size", "--train-subset"):
+    for flag in (
+        "--model",
+        "--model-kwargs",
+        "--loss-params",
+        "--augment",
+        "--schedule",
+        "--warmup-epochs",
+        "--gpus",
+        "--precision",
+        "--xla",
+        "--no-xla",
+        "--data",
+        "--seed",
+        "--batch-size",
+        "--train-subset",
+    ):
         assert flag in text
     assert "default: 0.1" in text and "cross_entropy, focal or label_smoothing" in text
 
 
 def test_spec_round_trips_through_its_cli_command():
-    spec = RunSpec.from_dict({
-        "model": "wrn_28_10", "model_kwargs": {"dropout": 0.3}, "loss": "focal", "loss_params": {"gamma": 1.5},
-        "augment": ["cutout", "flip_crop"], "augment_params": {"cutout_size": 8},
-        "schedule": "step", "schedule_params": {"milestones": [0.5, 0.75], "gamma": 0.1}, "epochs": 250,
-        "batch_size": 120, "gpus": 2, "precision": "mixed_float16", "xla": True, "data_path": "/data/my cifar.tar.gz",
-        "name": "wrn focal",
-    })
+    spec = RunSpec.from_dict(
+        {
+            "model": "wrn_28_10",
+            "model_kwargs": {"dropout": 0.3},
+            "loss": "focal",
+            "loss_params": {"gamma": 1.5},
+            "augment": ["cutout", "flip_crop"],
+            "augment_params": {"cutout_size": 8},
+            "schedule": "step",
+            "schedule_params": {"milestones": [0.5, 0.75], "gamma": 0.1},
+            "epochs": 250,
+            "batch_size": 120,
+            "gpus": 2,
+            "precision": "mixed_float16",
+            "xla": True,
+            "data_path": "/data/my cifar.tar.gz",
+            "name": "wrn focal",
+        }
+    )
     command = spec.to_cli()
     assert command.startswith("python -m workbench train --model wrn_28_10")
     assert "'/data/my cifar.tar.gz'" in command and "--augment flip_crop,cutout" in command
@@ -55,7 +96,11 @@ def test_spec_round_trips_through_its_cli_command():
 
 def test_key_value_parsing():
     assert parse_key_values("depth=16,widen_factor=4,se=true,name=stage3") == {
-        "depth": 16, "widen_factor": 4, "se": True, "name": "stage3"}
+        "depth": 16,
+        "widen_factor": 4,
+        "se": True,
+        "name": "stage3",
+    }
     assert parse_key_values("milestones=[0.3,0.6],gamma=0.2") == {"milestones": [0.3, 0.6], "gamma": 0.2}
     assert parse_key_values('{"a": 1}') == {"a": 1} and parse_key_values("none") == {}
     with pytest.raises(UserError, match="is not key=value"):
@@ -86,7 +131,6 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
         assert store.get_run(1)["tags"] == ["smoke", "cli"]
 
 
-
 class _EndsAfter:
     """A queue stand-in for `_follow` whose runs end after `polls` looks: the store row is what is read."""
 
@@ -113,6 +157,7 @@ def test_following_a_run_says_what_it_does_between_epochs(tmp_path, capsys):
     assert lines[0].startswith(f"run {run_id}: evaluating test (10 of 40 batches)")
     assert "remaining ~0m 15s" in lines[0]  # 30 batches left at the pass's 2 batches a second
 
+
 def test_ensemble_output_uses_percentages_like_the_page(tmp_path, capsys):
     """Accuracy and ECE as the Ensemble tab shows them (percent, two decimals); NLL stays a number."""
     from workbench.ensemble import lab
@@ -132,7 +177,10 @@ def test_ensemble_output_uses_percentages_like_the_page(tmp_path, capsys):
     assert main(["ensemble", "1", "2", "--method", "uniform", "--db", str(tmp_path / "w.db")]) == 0
     out = capsys.readouterr().out
     test, member = scored["test"], scored["members"][0]
-    assert f"test:       accuracy {100 * test['accuracy']:.2f}%  NLL {test['nll']:.4f}  ECE {100 * test['ece']:.2f}%" in out
+    assert (
+        f"test:       accuracy {100 * test['accuracy']:.2f}%  NLL {test['nll']:.4f}  ECE {100 * test['ece']:.2f}%"
+        in out
+    )
     assert f"{100 * member['test_ece']:.2f}%" in out.splitlines()[1]
     # Translate TTA averages the translated views in, as the tab's checkbox does; runs without them are told why.
     assert main(["ensemble", "1", "2", "--translate", "--db", str(tmp_path / "w.db")]) == 2
@@ -215,22 +263,29 @@ def test_train_all_skips_completed_and_resumes_interrupted(tmp_path):
 def test_shipped_presets_are_valid():
     classic = load_preset("classic")
     assert [(s.model, s.loss, s.batch_size) for s in classic] == [
-        ("wrn_28_10", "cross_entropy", 128), ("wrn_28_10", "focal", 128),
-        ("densenet_bc_160_24", "cross_entropy", 64), ("densenet_bc_160_24", "focal", 64),
-        ("resnext29_8x64d", "cross_entropy", 120), ("resnext29_8x64d", "focal", 120),
-        ("se_resnext29_4x64d", "cross_entropy", 120)]
+        ("wrn_28_10", "cross_entropy", 128),
+        ("wrn_28_10", "focal", 128),
+        ("densenet_bc_160_24", "cross_entropy", 64),
+        ("densenet_bc_160_24", "focal", 64),
+        ("resnext29_8x64d", "cross_entropy", 120),
+        ("resnext29_8x64d", "focal", 120),
+        ("se_resnext29_4x64d", "cross_entropy", 120),
+    ]
     assert all(s.epochs == 250 and s.schedule == "step" and s.augment == ("flip_crop",) for s in classic)
     for spec in classic + load_preset("quick"):
         spec.validate(available_gpus=8)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[[runs]]\nmodel = 'resnet20'\n", "every run needs a name"),
-    ("[[runs]]\nname = 'a'\n[[runs]]\nname = 'a'\n", "names runs twice: a"),
-    ("[[runs]]\nname = 'a'\nepoch = 3\n", "unknown run setting"),
-    ("runs = [", "not valid TOML"),
-    ("description = 'empty'\n", "lists no"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[[runs]]\nmodel = 'resnet20'\n", "every run needs a name"),
+        ("[[runs]]\nname = 'a'\n[[runs]]\nname = 'a'\n", "names runs twice: a"),
+        ("[[runs]]\nname = 'a'\nepoch = 3\n", "unknown run setting"),
+        ("runs = [", "not valid TOML"),
+        ("description = 'empty'\n", "lists no"),
+    ],
+)
 def test_bad_presets(tmp_path, content, message):
     path = tmp_path / "bad.toml"
     path.write_text(content)
@@ -256,13 +311,20 @@ def test_workbench_command_works_from_any_folder(tmp_path):
     if not command.exists():
         pytest.skip(f"no workbench command in {bin_dir}: `make install` installs it (pip install -e .)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
-    where = subprocess.run([sys.executable, "-c", "import workbench; print(workbench.__file__)"], cwd=tmp_path,
-                           capture_output=True, text=True, env=env, check=False)
+    where = subprocess.run(
+        [sys.executable, "-c", "import workbench; print(workbench.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if Path(where.stdout.strip()).parents[1] != ROOT:
         pytest.skip(f"{command} runs another checkout ({where.stdout.strip() or where.stderr[-200:]})")
     usage = subprocess.run([str(command), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: workbench"), usage.stderr[-2000:]
-    runs = subprocess.run([str(command), "runs", "--db", "here.db"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, check=False)
+    runs = subprocess.run(
+        [str(command), "runs", "--db", "here.db"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
+    )
     assert runs.returncode == 0 and "(no runs yet: workbench train --help)" in runs.stdout, runs.stderr[-2000:]
     assert (tmp_path / "here.db").exists()

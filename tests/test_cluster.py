@@ -4,6 +4,7 @@ each), training tiny synthetic runs for real: the store stays the app's, the job
 One cluster for the file (session-scoped), one store and queue for its tests (module-scoped), so the file
 costs a cluster start once; each test queues one or two jobs of a few seconds.
 """
+
 import shutil
 import threading
 import time
@@ -18,9 +19,16 @@ from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
 from workbench.specs.run import RunSpec
 
-TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-            dataset_options={"n_train": 600, "n_test": 100}, batch_size=50, learning_rate=0.05,
-            schedule="cosine", augment=("flip_crop",))
+TINY = dict(
+    model="resnet20",
+    model_kwargs={"depth": 8, "base_width": 4},
+    dataset="synthetic",
+    dataset_options={"n_train": 600, "n_test": 100},
+    batch_size=50,
+    learning_rate=0.05,
+    schedule="cosine",
+    augment=("flip_crop",),
+)
 
 
 def tiny(**changes) -> RunSpec:
@@ -65,8 +73,12 @@ def test_a_spec_no_node_can_hold_is_refused_before_any_row(lab):
     assert len(store.list_runs()) == before
 
 
-def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(ray_cluster, lab, tmp_path,  # noqa: F811
-                                                                          cache_dir):
+def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(
+    ray_cluster,
+    lab,
+    tmp_path,
+    cache_dir,
+):
     """Both land whole in the store, each on its own node (each node has one CPU), side by side. The second's
     data exists only where the app is when it is queued: by the time a node takes the job it is gone from the
     disk (both nodes are held until the app has put the decoded arrays in Ray's object store)."""
@@ -78,10 +90,22 @@ def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(ray
     held = [ray_cluster.hold("wb_head"), ray_cluster.hold("wb_worker")]
     try:
         first = queue.submit(tiny(epochs=1, name="synthetic-here"))
-        second = queue.submit(tiny(epochs=1, dataset="cifar10", dataset_options={}, data_path=str(archive),
-                                   val_size=100, name="from-object-store"))
-        wait_until(lambda: any(str(archive) in str(k) for k in backend.shipped_datasets()), "the dataset shipped",
-                   timeout=60, every=0.1)
+        second = queue.submit(
+            tiny(
+                epochs=1,
+                dataset="cifar10",
+                dataset_options={},
+                data_path=str(archive),
+                val_size=100,
+                name="from-object-store",
+            )
+        )
+        wait_until(
+            lambda: any(str(archive) in str(k) for k in backend.shipped_datasets()),
+            "the dataset shipped",
+            timeout=60,
+            every=0.1,
+        )
         archive.unlink()
     finally:
         for group in held:
@@ -97,7 +121,7 @@ def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(ray
     labels = {f"{LOOPBACK} {n['NodeID'][:8]}" for n in ray_cluster.nodes()}
     assert {r["node"] for r in runs} == labels  # one on each node...
     assert runs[0]["started_at"] < runs[1]["finished_at"] and runs[1]["started_at"] < runs[0]["finished_at"]  # together
-    from workbench.ui.views import live
+    from workbench.views import live
 
     rows = live.jobs_rows(store, store.seen_runs(), nodes=True)
     assert {row[-1] for row in rows if row[0] in (first, second)} == labels
@@ -158,8 +182,9 @@ def test_a_job_killed_with_its_node_resumes_from_its_checkpoint_elsewhere(ray_cl
         run_id = queue.submit(tiny(epochs=total, name="node-dies"))
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        wait_until(lambda: backend.storage.epoch(run_id) >= 1, "the first checkpoint in storage", timeout=120,
-                   every=0.05)
+        wait_until(
+            lambda: backend.storage.epoch(run_id) >= 1, "the first checkpoint in storage", timeout=120, every=0.05
+        )
         checkpoint = backend.storage.epoch(run_id)
         wait_until(lambda: len(store.epochs(run_id)) >= checkpoint, "its rows", timeout=10, every=0.05)
         kept = {e["epoch"]: e["logged_at"] for e in store.epochs(run_id)}
@@ -175,8 +200,10 @@ def test_a_job_killed_with_its_node_resumes_from_its_checkpoint_elsewhere(ray_cl
             ray.util.remove_placement_group(held)
         ray_cluster.replace_worker()
     assert run["status"] == "completed", (run["error"], seen)
-    assert any(status == "interrupted" or (status == "queued" and error and "left the cluster" in error)
-               for status, error in seen), seen
+    assert any(
+        status == "interrupted" or (status == "queued" and error and "left the cluster" in error)
+        for status, error in seen
+    ), seen
     assert run["attempt"] == 2 and run["node"] != worker_label
     epochs = store.epochs(run_id)
     assert [e["epoch"] for e in epochs] == list(range(1, total + 1))
@@ -201,9 +228,14 @@ def test_the_app_on_the_cluster_through_the_browser(ray_cluster, tmp_path, brows
         page.locator("#field-dataset input").click()
         page.locator("#field-dataset input").fill("synthetic")
         page.get_by_role("option", name="synthetic", exact=True).click()
-        for field, value in (("data_path", ""), ("dataset_options", "n_train=300,n_test=100"),
-                             ("model_kwargs", "depth=8,base_width=4"), ("epochs", 3), ("batch_size", 50),
-                             ("name", "cluster-run")):
+        for field, value in (
+            ("data_path", ""),
+            ("dataset_options", "n_train=300,n_test=100"),
+            ("model_kwargs", "depth=8,base_width=4"),
+            ("epochs", 3),
+            ("batch_size", 50),
+            ("name", "cluster-run"),
+        ):
             page.locator(f"#field-{field} input, #field-{field} textarea").first.fill(str(value))
         page.locator("#field-name input, #field-name textarea").first.press("Tab")
         page.locator("#train-button").click()

@@ -1,4 +1,5 @@
 """Dataset sources, the safe unpickler, the decode cache, the split and normalisation."""
+
 import os
 import pickle
 import tarfile
@@ -19,9 +20,11 @@ MINI = FIXTURES / "cifar10-mini.tar.gz"
 
 
 def _batch(rng, n, label_key="labels", num_classes=10):
-    return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            label_key.encode(): list(rng.integers(0, num_classes, n).tolist()),
-            b"batch_label": b"testing"}
+    return {
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        label_key.encode(): list(rng.integers(0, num_classes, n).tolist()),
+        b"batch_label": b"testing",
+    }
 
 
 def write_official_cifar10(folder, n=20, seed=0):
@@ -108,7 +111,7 @@ def test_truncated_archive_and_garbage_are_clear_errors(tmp_path, cache_dir):
 def test_real_image_folder_archive(cache_dir):
     data = load_dataset("cifar10", MINI)
     assert data.x_train.shape == (400, 32, 32, 3) and data.x_test.shape == (200, 32, 32, 3)
-    assert data.class_names == "airplane automobile bird cat deer dog frog horse ship truck".split()
+    assert data.class_names == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     assert np.bincount(data.y_train).tolist() == [40] * 10
     assert not data.synthetic and "cifar10-mini" in data.source
     # Real photos, not noise: neighbouring pixels are strongly correlated.

@@ -30,6 +30,7 @@ def direct_accuracy(weights, scores, y):
 
 # --- calibration ------------------------------------------------------------------------------------
 
+
 def test_softmax_is_stable_and_keeps_dtype():
     z = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]])
     p = cal.softmax(z)
@@ -42,7 +43,7 @@ def test_softmax_is_stable_and_keeps_dtype():
     assert cal.softmax(z.astype(np.float32)).dtype == np.float32
     assert cal.log_softmax(z.astype(np.float32)).dtype == np.float32
     assert cal.softmax(np.array([[1, 2]])).dtype == np.float64
-    assert np.all(np.isfinite(cal.log_softmax(z)[0, :2]))       # no log(0) = -inf where it can be avoided
+    assert np.all(np.isfinite(cal.log_softmax(z)[0, :2]))  # no log(0) = -inf where it can be avoided
     with pytest.raises(UserError, match="positive"):
         cal.softmax(z, 0.0)
 
@@ -51,8 +52,8 @@ def test_fit_temperature_recovers_known_temperature_and_lowers_ece():
     rng = np.random.default_rng(1)
     n, k, t_true = 20_000, 10, 2.5
     true_logits = rng.normal(size=(n, k)) * 2.0
-    y = np.argmax(true_logits + rng.gumbel(size=(n, k)), axis=1)   # labels drawn from softmax(true_logits)
-    observed = true_logits * t_true                                # an over-confident member
+    y = np.argmax(true_logits + rng.gumbel(size=(n, k)), axis=1)  # labels drawn from softmax(true_logits)
+    observed = true_logits * t_true  # an over-confident member
     t = cal.fit_temperature(observed, y)
     assert abs(t - t_true) / t_true < 0.05, t
     ece_before = cal.expected_calibration_error(cal.softmax(observed), y)
@@ -90,8 +91,8 @@ def test_ece_of_calibrated_predictions_is_near_zero():
     pred = rng.integers(0, k, n)
     probs = np.repeat(((1 - conf) / (k - 1))[:, None], k, axis=1)
     probs[np.arange(n), pred] = conf
-    other = (pred + rng.integers(1, k, n)) % k                   # a uniformly chosen other class
-    y = np.where(rng.uniform(size=n) < conf, pred, other)        # right with probability = confidence
+    other = (pred + rng.integers(1, k, n)) % k  # a uniformly chosen other class
+    y = np.where(rng.uniform(size=n) < conf, pred, other)  # right with probability = confidence
     assert cal.expected_calibration_error(probs, y) < 0.01
     curve = cal.reliability_curve(probs, y)
     filled = curve["counts"] > 1000
@@ -103,13 +104,14 @@ def test_ece_of_calibrated_predictions_is_near_zero():
 
 # --- voting and averaging -------------------------------------------------------------------------------
 
+
 def test_vote_lowest_equals_scipy_mode_with_many_ties():
     rng = np.random.default_rng(3)
-    probs = rng.dirichlet(np.ones(3), size=(4, 5000))             # 4 members, 3 classes: ties are common
+    probs = rng.dirichlet(np.ones(3), size=(4, 5000))  # 4 members, 3 classes: ties are common
     labels = probs.argmax(axis=2)
     counts = np.stack([(labels == c).sum(0) for c in range(3)], axis=1)
     tied = np.sum((counts == counts.max(1, keepdims=True)).sum(1) > 1)
-    assert tied > 1000                                             # the case that matters is exercised
+    assert tied > 1000  # the case that matters is exercised
     expected = scipy.stats.mode(labels, axis=0).mode
     np.testing.assert_array_equal(ens.vote(probs), expected)
     np.testing.assert_array_equal(ens.vote(probs, "lowest"), expected)
@@ -119,12 +121,14 @@ def test_vote_lowest_equals_scipy_mode_with_many_ties():
 
 
 def test_vote_confidence_breaks_ties_by_summed_probability():
-    probs = np.array([
-        # image 0: votes 0, 2 (tie); summed probability 0.7 for class 0, 0.8 for class 2 -> 2
-        # image 1: both vote 1 -> 1;  image 2: votes 0, 2 with equal sums 0.9 -> lowest, 0
-        [[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4]],
-        [[0.1, 0.2, 0.7], [0.2, 0.6, 0.2], [0.4, 0.1, 0.5]],
-    ])
+    probs = np.array(
+        [
+            # image 0: votes 0, 2 (tie); summed probability 0.7 for class 0, 0.8 for class 2 -> 2
+            # image 1: both vote 1 -> 1;  image 2: votes 0, 2 with equal sums 0.9 -> lowest, 0
+            [[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4]],
+            [[0.1, 0.2, 0.7], [0.2, 0.6, 0.2], [0.4, 0.1, 0.5]],
+        ]
+    )
     assert ens.vote(probs, "lowest").tolist() == [0, 1, 0]
     assert ens.vote(probs, "confidence").tolist() == [2, 1, 0]
     # only tied classes compete: class 1 has the most probability (1.8) but no votes
@@ -136,17 +140,20 @@ def test_vote_confidence_breaks_ties_by_summed_probability():
 
 
 def test_weighted_mean_by_hand_in_both_spaces():
-    probs = np.array([[[0.8, 0.2], [0.5, 0.5]], [[0.4, 0.6], [0.1, 0.9]]])   # 2 members, 2 images
+    probs = np.array([[[0.8, 0.2], [0.5, 0.5]], [[0.4, 0.6], [0.1, 0.9]]])  # 2 members, 2 images
     np.testing.assert_allclose(ens.weighted_mean(probs, [3, 1]), [[0.7, 0.3], [0.4, 0.6]])
-    np.testing.assert_allclose(ens.weighted_mean(probs), [[0.6, 0.4], [0.3, 0.7]])    # default: equal
-    a, b = 0.8 ** 0.75 * 0.4 ** 0.25, 0.2 ** 0.75 * 0.6 ** 0.25                        # geometric mean
+    np.testing.assert_allclose(ens.weighted_mean(probs), [[0.6, 0.4], [0.3, 0.7]])  # default: equal
+    a, b = 0.8**0.75 * 0.4**0.25, 0.2**0.75 * 0.6**0.25  # geometric mean
     np.testing.assert_allclose(ens.weighted_mean(probs, [0.3, 0.1], space="logit")[0], [a / (a + b), b / (a + b)])
     # "logit" space is the same as averaging the members' logits with these weights
     rng = np.random.default_rng(4)
     logits = [rng.normal(size=(50, 7)) * 3 for _ in range(3)]
     w = np.array([0.2, 0.5, 0.3])
-    np.testing.assert_allclose(ens.weighted_mean(ens.member_probs(logits), w * 7, space="logit"),
-                               cal.softmax(sum(wi * z for wi, z in zip(w, logits))), rtol=1e-10)
+    np.testing.assert_allclose(
+        ens.weighted_mean(ens.member_probs(logits), w * 7, space="logit"),
+        cal.softmax(sum(wi * z for wi, z in zip(w, logits))),
+        rtol=1e-10,
+    )
     # a member with a probability of exactly 0 stays finite in logit space
     hard = np.array([[[1.0, 0.0]], [[0.3, 0.7]]])
     out = ens.weighted_mean(hard, [1, 1], space="logit")
@@ -164,49 +171,54 @@ def test_agreement_matrix_and_evaluate():
     assert 0 < agree[0, 3] < 1
     combined = ens.weighted_mean(probs)
     result = ens.evaluate(combined, y)
-    assert result == {"accuracy": cal.accuracy(combined, y), "nll": cal.nll(combined, y),
-                      "ece": cal.expected_calibration_error(combined, y)}
+    assert result == {
+        "accuracy": cal.accuracy(combined, y),
+        "nll": cal.nll(combined, y),
+        "ece": cal.expected_calibration_error(combined, y),
+    }
     assert set(ens.evaluate(ens.vote_distribution(probs), y)) == {"accuracy", "nll", "ece"}
 
 
 # --- grid search -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("space", ["prob", "logit"])
 def test_grid_search_matches_classic_nested_loops(space):
     probs, y, _ = members(m=3, n=600)
     result = ens.grid_search(probs, y, step=0.1, space=space)
     classic = ens.classic_nested_loops(probs, y, step=0.1, space=space)
-    assert result.combinations == classic["evaluated"] == 11 ** 3 - 1
+    assert result.combinations == classic["evaluated"] == 11**3 - 1
     assert result.val_accuracy == classic["val_accuracy"]
-    np.testing.assert_array_equal(result.weights, classic["weights"])   # both keep the earliest best
+    np.testing.assert_array_equal(result.weights, classic["weights"])  # both keep the earliest best
     # the best weights really reach the reported accuracy
     assert cal.accuracy(ens.weighted_mean(probs, result.weights, space=space), y) == result.val_accuracy
     # every grid row against the plain computation
-    np.testing.assert_array_equal(result.grid["accuracy"],
-                                  direct_accuracy(result.grid["weights"], ens.member_scores(probs, space), y))
-    heat = ens.grid_heatmap(result, 0, 2)                    # best over w1 for each (w0, w2)
+    np.testing.assert_array_equal(
+        result.grid["accuracy"], direct_accuracy(result.grid["weights"], ens.member_scores(probs, space), y)
+    )
+    heat = ens.grid_heatmap(result, 0, 2)  # best over w1 for each (w0, w2)
     w, acc = result.grid["weights"], result.grid["accuracy"]
     assert heat["accuracy"].shape == (11, 11) and np.nanmax(heat["accuracy"]) == result.val_accuracy
     assert heat["accuracy"][3, 7] == acc[np.isclose(w[:, 0], 0.3) & np.isclose(w[:, 2], 0.7)].max()
     single = max(cal.accuracy(p, y) for p in probs)
-    assert result.val_accuracy > single                        # the ensemble helps on this data
+    assert result.val_accuracy > single  # the ensemble helps on this data
     top = result.top
     assert top[0]["accuracy"] == result.val_accuracy and len(top) == 10
     assert all(a["accuracy"] >= b["accuracy"] for a, b in zip(top, top[1:]))
-    assert len({tuple(np.round(r["normalized_weights"], 9)) for r in top}) == 10   # no proportional repeats
+    assert len({tuple(np.round(r["normalized_weights"], 9)) for r in top}) == 10  # no proportional repeats
 
 
 def test_grid_search_fixed_total_like_classic_scripts():
     probs, y, _ = members(m=3, n=600, seed=5)
-    fixed = {"member": 2, "total": 2.0}                     # w3 = 2 - w1 - w2
+    fixed = {"member": 2, "total": 2.0}  # w3 = 2 - w1 - w2
     result = ens.grid_search(probs, y, step=0.1, fixed=fixed)
     classic = ens.classic_nested_loops(probs, y, step=0.1, fixed=fixed)
-    assert result.combinations == classic["evaluated"] == 121   # w1 + w2 <= 2 always holds for w <= 1
+    assert result.combinations == classic["evaluated"] == 121  # w1 + w2 <= 2 always holds for w <= 1
     assert result.val_accuracy == classic["val_accuracy"]
     np.testing.assert_allclose(result.weights, classic["weights"], atol=1e-12)
     grid = result.grid["weights"]
     np.testing.assert_allclose(grid.sum(1), 2.0)
-    heat = ens.grid_heatmap(result, 0, 1)                    # two free weights: the grid itself
+    heat = ens.grid_heatmap(result, 0, 1)  # two free weights: the grid itself
     np.testing.assert_allclose(heat["rows"], np.arange(11) / 10)
     np.testing.assert_array_equal(heat["accuracy"].ravel(), result.grid["accuracy"])
     assert np.nanmax(heat["accuracy"]) == result.val_accuracy
@@ -215,8 +227,9 @@ def test_grid_search_fixed_total_like_classic_scripts():
     small = ens.grid_search(probs, y, step=0.1, fixed={"member": 0, "total": 1.0})
     assert small.skipped == 121 - 66 and small.combinations == 66
     assert np.all(small.grid["weights"] >= 0)
-    assert small.val_accuracy == ens.classic_nested_loops(probs, y, 0.1, fixed={"member": 0, "total": 1.0})[
-        "val_accuracy"]
+    assert (
+        small.val_accuracy == ens.classic_nested_loops(probs, y, 0.1, fixed={"member": 0, "total": 1.0})["val_accuracy"]
+    )
 
 
 @pytest.mark.parametrize("kind", ["one-hot", "quarters"])
@@ -247,9 +260,9 @@ def test_grid_search_counts_every_combination_exactly(data):
     units = data.draw(hnp.arrays(np.int64, (m, n, 8), elements=st.integers(0, k - 1)), label="units")
     y = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, k - 1)), label="labels")
     on_label = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 8)), label="eighths on the label")
-    first = np.arange(8)[None, :] < on_label[:, None]      # at least this many eighths on the label, for
-    units[:, first] = np.broadcast_to(y[:, None], (n, 8))[first]   # every member (5 or more: "surely right")
-    probs = np.eye(k)[units].sum(axis=2) / 8               # each of the 8 units puts 1/8 on its class
+    first = np.arange(8)[None, :] < on_label[:, None]  # at least this many eighths on the label, for
+    units[:, first] = np.broadcast_to(y[:, None], (n, 8))[first]  # every member (5 or more: "surely right")
+    probs = np.eye(k)[units].sum(axis=2) / 8  # each of the 8 units puts 1/8 on its class
     fixed = data.draw(st.sampled_from([None, {"member": m - 1, "total": 1.0}]), label="fixed")
     result = ens.grid_search(probs, y, step=0.25, fixed=fixed)
     np.testing.assert_array_equal(result.grid["accuracy"], direct_accuracy(result.grid["weights"], probs, y))
@@ -261,15 +274,15 @@ def test_grid_search_gives_a_useless_member_weight_zero():
     n, k = 400, 4
     y = rng.integers(0, k, n)
     probs = np.full((3, n, k), 0.24)
-    for m in range(2):                                       # good members: right 80 %, small margins
+    for m in range(2):  # good members: right 80 %, small margins
         guess = np.where(rng.uniform(size=n) < 0.8, y, (y + rng.integers(1, k, n)) % k)
         probs[m, np.arange(n), guess] = 0.28
-    probs[2] = np.eye(k)[rng.integers(0, k, n)]              # confident random guesses
+    probs[2] = np.eye(k)[rng.integers(0, k, n)]  # confident random guesses
     for tie_break in ("earliest", "uniform"):
         result = ens.grid_search(probs, y, step=0.1, tie_break=tie_break)
         assert result.weights[2] == 0 and result.weights[:2].max() > 0, result.weights
         uses_it = result.grid["weights"][:, 2] > 0
-        assert result.grid["accuracy"][uses_it].max() < result.val_accuracy - 0.2   # any weight on it hurts
+        assert result.grid["accuracy"][uses_it].max() < result.val_accuracy - 0.2  # any weight on it hurts
         assert all(row["weights"][2] == 0 for row in result.top)
     opt = ens.optimize_weights(probs, y)
     assert opt.weights[2] < 1e-6 and opt.val_nll < opt.uniform_nll
@@ -277,18 +290,19 @@ def test_grid_search_gives_a_useless_member_weight_zero():
 
 def test_grid_search_tie_break_earliest_or_uniform():
     probs, y, _ = members(m=3, n=200)
-    same = np.repeat(probs[:1], 3, axis=0)                   # identical members: every combination ties
+    same = np.repeat(probs[:1], 3, axis=0)  # identical members: every combination ties
     earliest = ens.grid_search(same, y, step=0.5)
     uniform = ens.grid_search(same, y, step=0.5, tie_break="uniform", top=30)
     assert np.all(earliest.grid["accuracy"] == earliest.val_accuracy)
-    assert earliest.weights.tolist() == [0.0, 0.0, 0.5]      # first in itertools.product order
+    assert earliest.weights.tolist() == [0.0, 0.0, 0.5]  # first in itertools.product order
     assert uniform.weights.tolist() == [0.5, 0.5, 0.5]
     np.testing.assert_allclose(uniform.normalized_weights, 1 / 3)
-    assert len(uniform.top) == 19                             # 26 rows, 19 distinct normalised mixtures
+    assert len(uniform.top) == 19  # 26 rows, 19 distinct normalised mixtures
     assert uniform.top[0]["weights"] == [0.5, 0.5, 0.5] and earliest.top[0]["weights"] == [0.0, 0.0, 0.5]
 
 
 # --- greedy selection and NLL-optimal weights ---------------------------------------------------------------
+
 
 def test_greedy_selection_trajectory():
     probs, y, _ = members(m=4, n=1000)
@@ -319,7 +333,7 @@ def test_greedy_selection_trajectory():
 
 @pytest.mark.parametrize("space", ["prob", "logit"])
 def test_optimize_weights_beats_uniform_and_is_optimal(space):
-    probs, y, _ = members(m=3, n=1000, decay=1.0)           # members of clearly different quality
+    probs, y, _ = members(m=3, n=1000, decay=1.0)  # members of clearly different quality
     result = ens.optimize_weights(probs, y, space=space)
     assert result.success, result.message
     assert np.all(result.weights >= 0) and result.weights.sum() == pytest.approx(1.0)
@@ -335,6 +349,7 @@ def test_optimize_weights_beats_uniform_and_is_optimal(space):
 
 
 # --- user errors ----------------------------------------------------------------------------------------------
+
 
 def test_bad_inputs_raise_user_errors_that_say_what_is_allowed():
     probs, y, logits = members(m=3, n=100)
@@ -353,7 +368,7 @@ def test_bad_inputs_raise_user_errors_that_say_what_is_allowed():
     with pytest.raises(UserError, match="shape \\[members, images, classes\\]"):
         ens.vote(probs[0])
     with pytest.raises(UserError, match="logits"):
-        ens.weighted_mean(np.stack(logits), [1, 1, 1])         # logits where probabilities belong
+        ens.weighted_mean(np.stack(logits), [1, 1, 1])  # logits where probabilities belong
     with pytest.raises(UserError, match="got 2 weights for 3 members"):
         ens.weighted_mean(probs, [1, 2])
     with pytest.raises(UserError, match=">= 0"):
@@ -368,10 +383,10 @@ def test_bad_inputs_raise_user_errors_that_say_what_is_allowed():
         ens.classic_nested_loops(probs, y, step=0.3)
     seven = np.repeat(probs[:1], 7, axis=0)
     with pytest.raises(UserError, match="19,487,171 weight combinations.*optimize_weights or greedy_selection"):
-        ens.grid_search(seven, y, step=0.1)                    # 11^7: refused before any work
+        ens.grid_search(seven, y, step=0.1)  # 11^7: refused before any work
     with pytest.raises(UserError, match="optimize_weights"):
         ens.classic_nested_loops(seven, y, step=0.1)
-    assert ens.grid_search(seven, y, step=0.5).combinations == 3 ** 7 - 1    # a coarser grid is fine
+    assert ens.grid_search(seven, y, step=0.5).combinations == 3**7 - 1  # a coarser grid is fine
     with pytest.raises(UserError, match="member index from 0 to 2"):
         ens.grid_search(probs, y, fixed={"member": 3, "total": 2.0})
     with pytest.raises(UserError, match="fixed must be a dict"):

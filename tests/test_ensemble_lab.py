@@ -1,6 +1,7 @@
 """Ensembles of stored runs: eligibility, loading checks, scoring, weight search on validation only,
 saving and reloading, and the `ensemble` CLI command. Runs and logits are written through the real
 Store (no training needed: ensembles only ever read stored logits)."""
+
 import numpy as np
 import pytest
 from conftest import completed_run, logits_for
@@ -20,9 +21,19 @@ def filled(tmp_path):
     rng = np.random.default_rng(0)
     y_val, y_test = rng.integers(0, K, N_VAL), rng.integers(0, K, N_TEST)
     store = Store(tmp_path / "w.db")
-    ids = [completed_run(store, f"member-{i}", {"model": "resnet20"}, split_id="seed0-abc", rng=rng, skill=skill,
-                         flips=True, logits={"val": y_val, "test": y_test})
-           for i, skill in enumerate((2.0, 1.5, 0.3))]
+    ids = [
+        completed_run(
+            store,
+            f"member-{i}",
+            {"model": "resnet20"},
+            split_id="seed0-abc",
+            rng=rng,
+            skill=skill,
+            flips=True,
+            logits={"val": y_val, "test": y_test},
+        )
+        for i, skill in enumerate((2.0, 1.5, 0.3))
+    ]
     other = store.create_run("other-split", {})
     store.update_run(other, split_id="seed1-def")
     store.save_logits(other, "val", logits_for(y_val, rng, 2), y_val)
@@ -78,7 +89,6 @@ def test_scores_match_hand_computation_and_scipy_mode(filled):
     assert tta["test"]["nll"] != pytest.approx(scored["test"]["nll"])
 
 
-
 def test_the_reliability_diagram_built_unvalidated_is_a_valid_figure(filled):
     """The diagram skips Plotly's validation for speed (it is redrawn on every slider move): built again
     with validation, every property must still be one Plotly knows."""
@@ -96,6 +106,7 @@ def test_the_reliability_diagram_built_unvalidated_is_a_valid_figure(filled):
     assert checked.layout.template.layout.plot_bgcolor == "white"  # plotly_white's look kept
     with pytest.raises(ValueError):
         go.Figure({**figure.to_dict(), "layout": {"no_such_property": 1}})
+
 
 def test_weights_are_chosen_on_validation_only(filled):
     store, ids, *_ = filled

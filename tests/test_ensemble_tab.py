@@ -1,5 +1,6 @@
 """The Ensemble tab: its handlers on a real store, and in a real browser against a real server whose store
 holds three finished runs on one split and one on another."""
+
 import re
 
 import numpy as np
@@ -21,18 +22,39 @@ def _fill_store(db, skills=(2.0, 1.5, 0.4)):
     with Store(db) as store:
         for i, skill in enumerate((*skills, 1.0)):
             ours = i < len(skills)
-            completed_run(store, f"member-{i}" if ours else "other-split",
-                          {"model": "resnet20", "loss": "cross_entropy", "epochs": 3},
-                          split_id="seed0-test" if ours else "seed1-other", test_accuracy=0.5, rng=rng, skill=skill,
-                          flips=True, logits={"val": y_val, "test": y_test})
+            completed_run(
+                store,
+                f"member-{i}" if ours else "other-split",
+                {"model": "resnet20", "loss": "cross_entropy", "epochs": 3},
+                split_id="seed0-test" if ours else "seed1-other",
+                test_accuracy=0.5,
+                rng=rng,
+                skill=skill,
+                flips=True,
+                logits={"val": y_val, "test": y_test},
+            )
         store.create_run("still-queued", {"epochs": 3})
 
 
 def test_metrics_table_shows_what_the_settings_define():
-    scored = {"val": {"accuracy": 0.9, "nll": 0.3, "ece": 0.02}, "test": {"accuracy": 0.8, "nll": None, "ece": 0.03},
-              "weights": [1.0], "members": [{"id": 4, "name": "a", "temperature": 1.2, "val_accuracy": 0.7,
-                                             "val_nll": 0.9, "val_ece": 0.1, "test_accuracy": 0.6, "test_nll": 1.0,
-                                             "test_ece": 0.2}]}
+    scored = {
+        "val": {"accuracy": 0.9, "nll": 0.3, "ece": 0.02},
+        "test": {"accuracy": 0.8, "nll": None, "ece": 0.03},
+        "weights": [1.0],
+        "members": [
+            {
+                "id": 4,
+                "name": "a",
+                "temperature": 1.2,
+                "val_accuracy": 0.7,
+                "val_nll": 0.9,
+                "val_ece": 0.1,
+                "test_accuracy": 0.6,
+                "test_nll": 1.0,
+                "test_ece": 0.2,
+            }
+        ],
+    }
     plain = metrics_table(scored, lab.Settings())
     assert "T" not in plain.columns and plain.iloc[0]["val acc %"] == 90.0 and plain.iloc[1]["test acc %"] == 60.0
     scaled = metrics_table(scored, lab.Settings(temperature=True))
@@ -84,8 +106,11 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         page.goto(server.url)
         page.get_by_role("tab", name="Ensemble").click()
-        _wait(lambda: "still-queued" in page.locator("#ensemble-unavailable").inner_text(), page=page,
-              what="the unavailable list")
+        _wait(
+            lambda: "still-queued" in page.locator("#ensemble-unavailable").inner_text(),
+            page=page,
+            what="the unavailable list",
+        )
         assert "only completed runs" in page.locator("#ensemble-unavailable").inner_text()
         box = page.locator("#ensemble-runs input")
         box.click()  # two splits in the store: each choice names its split before anything is picked
@@ -96,18 +121,32 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
             page.get_by_role("option", name=f"{name} (split seed0-test)", exact=True).click()
             page.wait_for_timeout(300)
             if name == "1: member-0":  # the first pick rules the other split's run out before it is picked
-                _wait(lambda: "other-split: trained on split seed1-other" in
-                      page.locator("#ensemble-unavailable").inner_text(), page=page, what="the other split ruled out")
+                _wait(
+                    lambda: (
+                        "other-split: trained on split seed1-other"
+                        in page.locator("#ensemble-unavailable").inner_text()
+                    ),
+                    page=page,
+                    what="the other split ruled out",
+                )
                 box.fill("other")
                 assert page.get_by_role("option", name=re.compile("other-split")).count() == 0
         metrics = page.locator("#ensemble-metrics")
-        _wait(lambda: "ensemble" in metrics.inner_text() and "3: member-2" in metrics.inner_text(), page=page,
-              what="the metrics of three members")
+        _wait(
+            lambda: "ensemble" in metrics.inner_text() and "3: member-2" in metrics.inner_text(),
+            page=page,
+            what="the metrics of three members",
+        )
         assert page.locator("#ensemble-weight-2").is_visible() and not page.locator("#ensemble-weight-3").is_visible()
         page.get_by_role("button", name="Grid search (step 0.1)").click()
-        message = _wait(lambda: re.search(r"Grid search over ([\d,]+) combinations: best validation accuracy ([\d.]+)%",
-                                          page.locator("#ensemble-message").inner_text()), page=page,
-                        what="the grid search message")
+        message = _wait(
+            lambda: re.search(
+                r"Grid search over ([\d,]+) combinations: best validation accuracy ([\d.]+)%",
+                page.locator("#ensemble-message").inner_text(),
+            ),
+            page=page,
+            what="the grid search message",
+        )
         assert message.group(1) == "1,330"  # 11^3 - 1
         page.wait_for_timeout(1500)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -122,12 +161,16 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
         _wait(lambda: "n/a" not in metrics.inner_text(), page=page, what="the mean's NLL back")
         page.get_by_label("Ensemble name").fill("trio")
         page.get_by_role("button", name="Save ensemble").click()
-        _wait(lambda: "Saved ensemble 1: trio" in page.locator("#ensemble-message").inner_text(), page=page,
-              what="the saved message")
+        _wait(
+            lambda: "Saved ensemble 1: trio" in page.locator("#ensemble-message").inner_text(),
+            page=page,
+            what="the saved message",
+        )
         with Store(server.db) as store:
             saved = store.get_ensemble(1)
         assert saved["members"] == [1, 2, 3] and saved["val_accuracy"] == pytest.approx(
-            float(message.group(2)) / 100, abs=6e-5)
+            float(message.group(2)) / 100, abs=6e-5
+        )
         assert saved["weights"][2] <= min(saved["weights"][:2])
         page.close()
     finally:

@@ -1,6 +1,7 @@
 """The Errors tab against a real server: two runs whose logits are stored for the real CIFAR images of the
 committed fixture (as training would store them, without training) and a saved ensemble of them; browse
 mistakes, filter by a confusion-matrix click, compare, inspect and export."""
+
 import re
 import shutil
 import time
@@ -27,11 +28,19 @@ def _stored_runs(db, data_path) -> np.ndarray:
     rng = np.random.default_rng(0)
     with Store(db) as store:
         for seed, skill in ((0, 2.0), (1, 1.0)):
-            spec = RunSpec(model="resnet20", data_path=str(data_path), val_size=100, epochs=2, seed=seed,
-                           name=f"mini-{seed}")
+            spec = RunSpec(
+                model="resnet20", data_path=str(data_path), val_size=100, epochs=2, seed=seed, name=f"mini-{seed}"
+            )
             arrays = split_arrays(dataset, val_size=spec.val_size, split_seed=spec.split_seed)
-            completed_run(store, spec.name, spec.to_dict(), split_id=arrays.split_id, rng=rng, skill=skill,
-                          logits={"val": arrays.y_val, "test": dataset.y_test})
+            completed_run(
+                store,
+                spec.name,
+                spec.to_dict(),
+                split_id=arrays.split_id,
+                rng=rng,
+                skill=skill,
+                logits={"val": arrays.y_val, "test": dataset.y_test},
+            )
         members = lab.Lab(store).load([1, 2])
         lab.save(store, members, lab.score(members, [1, 1], lab.Settings()), lab.Settings(), "pair")
         z = store.load_logits(1, "test")
@@ -135,8 +144,10 @@ def test_an_export_names_its_sources_split_and_filter():
     a = Source("run", 3, "mini-0", probs, labels, list(CIFAR10_CLASSES), "val")
     b = Source("ensemble", 1, "pair", probs, labels, list(CIFAR10_CLASSES), "val")
     alone = Selection(a, None, np.arange(2), "cat", "any", "random", 7, "off")
-    assert alone.describe() == ["A: run 3 (mini-0)", "validation split · true class: cat · predicted by A: any · "
-                                                    "random, seed 7"]
+    assert alone.describe() == [
+        "A: run 3 (mini-0)",
+        "validation split · true class: cat · predicted by A: any · random, seed 7",
+    ]
     assert alone.file_name() == "errors-run3-val-true-cat.png"
     compared = Selection(a, b, np.arange(2), "any", "dog", "confident", 0, "a_right_b_wrong")
     assert compared.describe()[0] == "A: run 3 (mini-0) · B: ensemble 1 (pair)"

@@ -1,6 +1,7 @@
 """Time estimates before queueing, from a real store: the store's history of runs like it, else a rough
 figure that says where it comes from, never a silent blank; and the Train form's recipes that fit the
 device (on a CPU: one that finishes in minutes, the classic one a click away)."""
+
 import pytest
 
 from models import create_model, list_models
@@ -8,7 +9,7 @@ from workbench.jobs.costs import BACKBONE_MMACS, MODEL_MMACS, count_mmacs
 from workbench.jobs.estimate import estimate
 from workbench.specs.finetune import BACKBONES, FinetuneSpec
 from workbench.ui.tabs.train import recipes
-from workbench.ui.views.live import estimate_text
+from workbench.views.live import estimate_text
 
 QUICK, CLASSIC = recipes("")["quick"], recipes("")["classic"]
 
@@ -72,8 +73,13 @@ def test_the_train_form_starts_with_the_recipe_that_fits_the_device(store):
     from workbench.ui.context import AppContext
     from workbench.ui.tabs.train import create_train_tab
 
-    assert (QUICK.model, QUICK.epochs, QUICK.train_subset, QUICK.schedule, QUICK.name) == ("resnet20", 5, 15000,
-                                                                                             "cosine", "")
+    assert (QUICK.model, QUICK.epochs, QUICK.train_subset, QUICK.schedule, QUICK.name) == (
+        "resnet20",
+        5,
+        15000,
+        "cosine",
+        "",
+    )
     assert (CLASSIC.epochs, CLASSIC.schedule, CLASSIC.train_subset) == (200, "step", 0)
     for gpus, epochs in (([], 5), (["/device:GPU:0"], 200)):
         with gr.Blocks() as demo:

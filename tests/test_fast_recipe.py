@@ -1,6 +1,7 @@
 """The fast recipe (cifar10-airbench in Keras): the airbench family, its whitening init, the linear schedule,
 alternating flip and translate, the weight EMA, translate test-time augmentation from training to the
 Ensemble lab, and the presets that use them. Tiny sizes only: accuracy belongs to bench/fast_recipe.py."""
+
 import threading
 
 import keras
@@ -9,11 +10,11 @@ import pytest
 
 import models
 from models.airbench import WHITEN, init_whitening, patches, whitening_kernel
-from workbench.cli.presets import load_preset
 from workbench.data.augment.ops import build_augmenter
 from workbench.data.pipeline import make_dataset
 from workbench.ensemble import lab
 from workbench.errors import UserError
+from workbench.specs.presets import load_preset
 from workbench.specs.run import RunSpec
 from workbench.training.schedules import PiecewiseLinear, build_schedule, learning_rates
 
@@ -36,14 +37,15 @@ def test_whitening_gives_unit_covariance_on_its_patches():
     assert np.allclose(covariance[:12, :12], np.eye(12), atol=1e-4)
     assert np.allclose(out[:, 12:], -out[:, :12])  # the negated half keeps both signs through GELU
     # The paper's eps only shrinks the smallest directions a little.
-    eps_cov = (p @ whitening_kernel(images).reshape(12, 24)[:, :12])
+    eps_cov = p @ whitening_kernel(images).reshape(12, 24)[:, :12]
     assert np.all(np.diag(eps_cov.T @ eps_cov / len(p)) > 0.9)
     # The patch layout is the Conv2D kernel's: the layer gives the same outputs as the matrix product.
     model = models.create_model("airbench_cpu", input_shape=(16, 16, 3), **models.model_info("airbench_cpu")["tiny"])
     init_whitening(model, images, eps=1e-9)
     conv = keras.Model(model.input, model.get_layer(WHITEN).output)
-    assert np.allclose(conv.predict(images[:2], verbose=0).reshape(-1, 24), p[: 2 * 15 * 15] @ kernel.reshape(12, 24),
-                       atol=1e-3)
+    assert np.allclose(
+        conv.predict(images[:2], verbose=0).reshape(-1, 24), p[: 2 * 15 * 15] @ kernel.reshape(12, 24), atol=1e-3
+    )
 
 
 def test_family_builds_trains_a_step_and_round_trips(tmp_path):
@@ -53,8 +55,10 @@ def test_family_builds_trains_a_step_and_round_trips(tmp_path):
     images = _smooth_images(8, 32)
     models.init_from_data("airbench94", model, images)
     kernel = keras.ops.convert_to_numpy(model.get_layer(WHITEN).kernel)
-    model.compile(keras.optimizers.SGD(0.1, momentum=0.85, nesterov=True, use_ema=True),
-                  keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2))
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.85, nesterov=True, use_ema=True),
+        keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
+    )
     y = np.eye(10, dtype=np.float32)[np.arange(8) % 10]
     loss = model.train_on_batch(images, y)
     assert np.isfinite(loss)
@@ -81,8 +85,18 @@ def _mirrored_per_epoch(first_epoch, epochs=3, n=8):
     x = np.zeros((n, 4, 4, 3), np.uint8)
     x[:, :, 0] = 255  # a white left column: mirrored images have it on the right
     x[:, 0, 1, 0] = np.arange(n)  # each image's index, at column 1 (column 2 once mirrored)
-    ds = make_dataset(x, np.arange(n) % 2, num_classes=2, batch_size=4, mean=[0, 0, 0], std=[1, 1, 1],
-                      training=True, augment=("alt_flip",), seed=3, first_epoch=first_epoch)
+    ds = make_dataset(
+        x,
+        np.arange(n) % 2,
+        num_classes=2,
+        batch_size=4,
+        mean=[0, 0, 0],
+        std=[1, 1, 1],
+        training=True,
+        augment=("alt_flip",),
+        seed=3,
+        first_epoch=first_epoch,
+    )
     rows = []
     for _ in range(epochs):
         seen = {}
@@ -115,10 +129,22 @@ def test_translate_moves_without_mirroring():
 def test_translate_tta_logits_are_stored_and_scored(store):
     from workbench.training.fit import fit
 
-    spec = RunSpec(model="airbench_cpu", model_kwargs={"widths": [4, 4, 4]}, loss="label_smoothing",
-                   augment=("alt_flip", "translate"), schedule="linear", warmup_epochs=0.5, learning_rate=0.1,
-                   momentum=0.85, ema_momentum=0.9, epochs=1, batch_size=64, gpus=0, dataset="synthetic",
-                   dataset_options={"n_train": 256, "n_test": 64, "num_classes": 4}).validate()
+    spec = RunSpec(
+        model="airbench_cpu",
+        model_kwargs={"widths": [4, 4, 4]},
+        loss="label_smoothing",
+        augment=("alt_flip", "translate"),
+        schedule="linear",
+        warmup_epochs=0.5,
+        learning_rate=0.1,
+        momentum=0.85,
+        ema_momentum=0.9,
+        epochs=1,
+        batch_size=64,
+        gpus=0,
+        dataset="synthetic",
+        dataset_options={"n_train": 256, "n_test": 64, "num_classes": 4},
+    ).validate()
     run_id = store.create_run("tiny", spec.to_dict())
     assert fit(spec, store, run_id, devices=[], stop=threading.Event()) == "completed"
     splits = set(store.prediction_splits(run_id))

@@ -1,5 +1,6 @@
 """Fine-tuning: FinetuneSpec validation messages, the layer table, the in-model preprocessing, and real
 short two-phase runs (a tiny hub SavedModel made here, and MobileNetV2 with weights=None) into a real store."""
+
 import argparse
 import threading
 import urllib.error
@@ -33,9 +34,18 @@ def hub_backbone(tmp_path_factory) -> str:
 
 
 def hub_spec(path, **changes) -> FinetuneSpec:
-    return FinetuneSpec.from_dict({"backbone": f"hub:{path}", "image_size": 32, "head_epochs": 1,
-                                   "finetune_epochs": 1, "batch_size": 32, "dense_units": 32, **SYNTHETIC,
-                                   **changes})
+    return FinetuneSpec.from_dict(
+        {
+            "backbone": f"hub:{path}",
+            "image_size": 32,
+            "head_epochs": 1,
+            "finetune_epochs": 1,
+            "batch_size": 32,
+            "dense_units": 32,
+            **SYNTHETIC,
+            **changes,
+        }
+    )
 
 
 def message(spec: FinetuneSpec, tmp_path) -> str:
@@ -52,9 +62,17 @@ def message(spec: FinetuneSpec, tmp_path) -> str:
 
 # --- the spec --------------------------------------------------------------------------------
 
+
 def test_spec_round_trips_through_dict_and_cli():
-    spec = FinetuneSpec(backbone="inception_v3", image_size=96, head_epochs=5, finetune_epochs=20,
-                        unfreeze_from=249, weights="none", train_subset=500)
+    spec = FinetuneSpec(
+        backbone="inception_v3",
+        image_size=96,
+        head_epochs=5,
+        finetune_epochs=20,
+        unfreeze_from=249,
+        weights="none",
+        train_subset=500,
+    )
     data = spec.to_dict()
     assert data["epochs"] == 25 and data["augment"] == ["flip_crop"]
     assert FinetuneSpec.from_dict(data) == spec  # the derived "epochs" key is tolerated
@@ -62,12 +80,26 @@ def test_spec_round_trips_through_dict_and_cli():
         FinetuneSpec.from_dict({**data, "learning_rate": 0.1})
     parser = argparse.ArgumentParser()
     add_spec_arguments(parser, FinetuneSpec)
-    args = parser.parse_args(["--backbone", "inception_v3", "--size", "96", "--head-epochs", "5",
-                              "--finetune-epochs", "20", "--unfreeze-from", "249", "--weights", "none",
-                              "--train-subset", "500"])
+    args = parser.parse_args(
+        [
+            "--backbone",
+            "inception_v3",
+            "--size",
+            "96",
+            "--head-epochs",
+            "5",
+            "--finetune-epochs",
+            "20",
+            "--unfreeze-from",
+            "249",
+            "--weights",
+            "none",
+            "--train-subset",
+            "500",
+        ]
+    )
     assert spec_from_args(args, FinetuneSpec) == spec
-    assert spec.to_cli() == ("python -m workbench finetune --weights none --unfreeze-from 249 "
-                             "--train-subset 500")
+    assert spec.to_cli() == ("python -m workbench finetune --weights none --unfreeze-from 249 --train-subset 500")
     assert FinetuneSpec(head_epochs="3", dropout="0.5").normalized().head_epochs == 3
     assert spec.display_name() == "inception_v3-scratch-96px-5+20ep"
 
@@ -92,6 +124,7 @@ def test_cheap_validation_messages():
 
 # --- checks in the job, which build the backbone --------------------------------------------------------------
 
+
 def test_unfreeze_index_out_of_range_and_batch_too_large(tmp_path):
     spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=32, unfreeze_from=500, **SYNTHETIC)
     assert "unfreeze-from 500 is out of range: mobilenet_v2 at 32px has layers 0..153" in message(spec, tmp_path)
@@ -107,7 +140,8 @@ def test_bad_weights_files_name_the_file_and_the_backbone(tmp_path):
     mismatched = tmp_path / "other.weights.h5"
     other.save_weights(mismatched)
     assert f"weights file {mismatched} does not fit backbone mobilenet_v2 at 32x32" in message(
-        spec.replace(weights=str(mismatched)), tmp_path)
+        spec.replace(weights=str(mismatched)), tmp_path
+    )
 
 
 def test_imagenet_weights_offline_say_which_file_to_fetch(tmp_path, monkeypatch):
@@ -139,8 +173,10 @@ def test_unresolvable_hub_handles(tmp_path, monkeypatch):
 
 def test_layer_table_and_defaults():
     rows = layer_table("vgg19", 32)
-    default = finetune.unfreeze_index(FinetuneSpec(backbone="vgg19"), finetune.build_backbone(
-        FinetuneSpec(backbone="vgg19", weights="none", image_size=32)))
+    default = finetune.unfreeze_index(
+        FinetuneSpec(backbone="vgg19"),
+        finetune.build_backbone(FinetuneSpec(backbone="vgg19", weights="none", image_size=32)),
+    )
     assert rows[default][:3] == (default, "block5_conv1", "Conv2D") and rows[default][3] == 3 * 3 * 512 * 512 + 512
     assert [r[0] for r in rows] == list(range(len(rows)))
     assert BACKBONES["inception_v3"].default_unfreeze == 249 and BACKBONES["inception_v3"].min_size == 75
@@ -156,6 +192,7 @@ def test_preprocessing_layers_match_preprocess_input():
 
 
 # --- real runs ---------------------------------------------------------------------------------
+
 
 def test_hub_backbone_fine_tunes_through_both_phases(store, hub_backbone):
     spec = hub_spec(hub_backbone).validate()
@@ -198,12 +235,25 @@ def test_cancel_between_phases(store, hub_backbone):
     store.log_epoch = log_epoch
     assert fit(spec, store, run_id, devices=[], stop=threading.Event(), resume=True) == "completed"
     assert [(e["epoch"], e["lr"]) for e in store.epochs(run_id)] == [
-        (1, pytest.approx(1e-3)), (2, pytest.approx(1e-4)), (3, pytest.approx(1e-4)), (4, pytest.approx(1e-4))]
+        (1, pytest.approx(1e-3)),
+        (2, pytest.approx(1e-4)),
+        (3, pytest.approx(1e-4)),
+        (4, pytest.approx(1e-4)),
+    ]
 
 
 def test_mobilenet_v2_phase_two_trains_exactly_the_layers_from_the_unfreeze_index(store):
-    spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=32, head_epochs=1, finetune_epochs=1,
-                        train_subset=100, batch_size=50, dense_units=32, **SYNTHETIC).validate()
+    spec = FinetuneSpec(
+        backbone="mobilenet_v2",
+        weights="none",
+        image_size=32,
+        head_epochs=1,
+        finetune_epochs=1,
+        train_subset=100,
+        batch_size=50,
+        dense_units=32,
+        **SYNTHETIC,
+    ).validate()
     run_id = store.create_run(spec.display_name(), spec.to_dict(), kind="finetune")
     assert fit(spec, store, run_id, devices=[], stop=threading.Event()) == "completed"
     run = store.get_run(run_id)
@@ -212,8 +262,11 @@ def test_mobilenet_v2_phase_two_trains_exactly_the_layers_from_the_unfreeze_inde
     model = keras.models.load_model(run["checkpoint_path"], safe_mode=True)  # phase 2's trainability is saved
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     start = backbone.layers.index(backbone.get_layer("block_16_expand"))
-    expected = [layer.name for layer in backbone.layers[start:]
-                if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    expected = [
+        layer.name
+        for layer in backbone.layers[start:]
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert expected == ["block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1"]
     assert [layer.name for layer in backbone.layers if layer.trainable and layer.weights] == expected
     head = ["head_dense", "logits"]

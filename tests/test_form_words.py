@@ -1,5 +1,6 @@
 """The specs' messages and help said in a form's words: which field a refusal is about, and the form's labels
 in place of the CLI's flags and snake_case names (the specs' own text stays as the CLI shows it)."""
+
 from workbench.specs.finetune import HELP, FinetuneSpec
 from workbench.specs.run import RunSpec
 from workbench.ui.forms import FORM_FIELDS, LABELS, FormWords, plain_label
@@ -11,8 +12,10 @@ def test_a_refusal_names_its_field_by_the_forms_label():
     cases = {  # message -> (field, as the form says it)
         "epochs must be at least 1": ("epochs", "epochs must be at least 1"),
         "warm-up epochs must be in [0, 30)": ("warmup_epochs", "warm-up epochs must be in [0, 30)"),
-        "val_size and train_subset must be >= 0 (0 = default)":
-            ("val_size", "“Validation images” and “Training subset” must be >= 0 (0 = default)"),
+        "val_size and train_subset must be >= 0 (0 = default)": (
+            "val_size",
+            "“Validation images” and “Training subset” must be >= 0 (0 = default)",
+        ),
         "Model options: 'x' is not key=value": ("model_kwargs", "Model options: 'x' is not key=value"),
         "data path /etc is outside the folders": ("data_path", "data path /etc is outside the folders"),
         "the run asks for 2 GPU(s) but this machine has 0": (None, "the run asks for 2 GPU(s) but this machine has 0"),
@@ -21,7 +24,10 @@ def test_a_refusal_names_its_field_by_the_forms_label():
     tune = FormWords(FinetuneSpec, ft.LABELS, ft.form_names())
     refusal = "image size 32 is below inception_v3's minimum of 75 pixels; use --size 75 or more"
     assert tune.field(refusal) == "image_size" and "use “Input size” 75 or more" in tune.say(refusal)
-    assert tune.say(HELP["finetune_epochs"]) == "phase 2: epochs fine-tuning from “Unfreeze from layer” on (SGD + Nesterov 0.9)"
+    assert (
+        tune.say(HELP["finetune_epochs"])
+        == "phase 2: epochs fine-tuning from “Unfreeze from layer” on (SGD + Nesterov 0.9)"
+    )
     assert "--" in HELP["finetune_epochs"]  # the CLI's help is left as it is
     assert tune.say("--sizes and --size-x stay") == "--sizes and --size-x stay"  # whole flags only
     assert plain_label("Validation images (0 = default)") == "Validation images"

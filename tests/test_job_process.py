@@ -1,4 +1,5 @@
 """Jobs in child processes: a native crash or a stuck job costs one run, never the app or the queue."""
+
 import os
 import signal
 from pathlib import Path
@@ -11,13 +12,16 @@ from workbench.jobs.child import LOG_NAME, gpu_visibility
 from workbench.jobs.queue import JobQueue
 
 
-@pytest.mark.parametrize("devices, visible, expected", [
-    ([], None, ("", [])),  # a CPU job sees no GPU, so TensorFlow there reserves none
-    (["/device:GPU:1"], None, ("1", ["/device:GPU:0"])),
-    (["/device:GPU:0", "/device:GPU:1"], "3,5", ("3,5", ["/device:GPU:0", "/device:GPU:1"])),
-    (["/device:GPU:1"], "3, 5", ("5", ["/device:GPU:0"])),  # the app's own visibility maps its numbers
-    (["/cpu:0", "/cpu:1"], "2", ("2", ["/cpu:0", "/cpu:1"])),
-])
+@pytest.mark.parametrize(
+    "devices, visible, expected",
+    [
+        ([], None, ("", [])),  # a CPU job sees no GPU, so TensorFlow there reserves none
+        (["/device:GPU:1"], None, ("1", ["/device:GPU:0"])),
+        (["/device:GPU:0", "/device:GPU:1"], "3,5", ("3,5", ["/device:GPU:0", "/device:GPU:1"])),
+        (["/device:GPU:1"], "3, 5", ("5", ["/device:GPU:0"])),  # the app's own visibility maps its numbers
+        (["/cpu:0", "/cpu:1"], "2", ("2", ["/cpu:0", "/cpu:1"])),
+    ],
+)
 def test_a_child_sees_only_the_gpus_its_job_holds(devices, visible, expected):
     assert gpu_visibility(devices, visible) == expected
 
@@ -78,13 +82,16 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
     assert _job_children() == []
 
 
-@pytest.mark.parametrize("devices, visible, shown", [
-    ([], None, "CPU:0"),
-    (["/cpu:0", "/cpu:1"], None, "CPU:0, CPU:1"),
-    (["/device:GPU:0"], "3", "GPU:3"),  # a job's process: its leased card, renumbered 0
-    (["/device:GPU:0", "/device:GPU:1"], "3,5", "GPU:3, GPU:5"),
-    (["/device:GPU:1"], None, "GPU:1"),
-])
+@pytest.mark.parametrize(
+    "devices, visible, shown",
+    [
+        ([], None, "CPU:0"),
+        (["/cpu:0", "/cpu:1"], None, "CPU:0, CPU:1"),
+        (["/device:GPU:0"], "3", "GPU:3"),  # a job's process: its leased card, renumbered 0
+        (["/device:GPU:0", "/device:GPU:1"], "3,5", "GPU:3, GPU:5"),
+        (["/device:GPU:1"], None, "GPU:1"),
+    ],
+)
 def test_runs_name_gpus_by_their_physical_number(devices, visible, shown, monkeypatch):
     from workbench.training.fit import describe_devices
 

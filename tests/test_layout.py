@@ -1,6 +1,10 @@
-"""The layout's rules, checked on the source: no import cycles, `store/` and `models/` stand below the
-rest of `workbench/`, and no module reaches for another module's private names."""
+"""The layout's rules, checked on the source (an import inside a function counts like any other):
+no import cycles between modules, packages stand in layers (`LAYERS`: a package imports only from
+layers below its own, so there is no cycle between packages either), an import inside a function
+says why it is deferred, and no module reaches for another module's private names."""
+
 import ast
+import re
 from pathlib import Path
 
 from conftest import ROOT
@@ -8,6 +12,9 @@ from conftest import ROOT
 PACKAGES = ("workbench", "store", "models")
 # The two leaf modules `store/` and `models/` may use: they import nothing of ours themselves.
 BASE = {"workbench.errors", "workbench.constants"}
+
+
+SOURCES: dict = {}  # module name -> its text
 
 
 def _modules() -> dict:
@@ -18,7 +25,9 @@ def _modules() -> dict:
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
-            found[".".join(parts)] = ast.parse(path.read_text(), str(path))
+            name = ".".join(parts)
+            SOURCES[name] = path.read_text()
+            found[name] = ast.parse(SOURCES[name], str(path))
     return found
 
 
@@ -51,8 +60,9 @@ def _imports(module: str, tree) -> set:
 GRAPH = {module: _imports(module, tree) for module, tree in MODULES.items()}
 
 
-def test_no_import_cycles():
-    """Tarjan's strongly connected components: every component must be a single module."""
+def _cycles(graph: dict) -> list:
+    """Tarjan's strongly connected components of `graph` ({node: nodes it points to}) with more than
+    one node, each sorted: every one is an import cycle."""
     index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]
 
     def visit(node):
@@ -60,7 +70,7 @@ def test_no_import_cycles():
         counter[0] += 1
         stack.append(node)
         on_stack.add(node)
-        for nxt in GRAPH[node]:
+        for nxt in graph.get(node, ()):
             if nxt not in index:
                 visit(nxt)
                 low[node] = min(low[node], low[nxt])
@@ -77,10 +87,96 @@ def test_no_import_cycles():
             if len(component) > 1:
                 cycles.append(sorted(component))
 
-    for module in GRAPH:
-        if module not in index:
-            visit(module)
-    assert cycles == []
+    for node in list(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles():
+    assert _cycles(GRAPH) == []
+
+
+# Packages from the bottom up: each may import only from layers below its own (a package's modules may
+# import each other). `workbench`'s own top-level modules are packages of one module.
+LAYERS = (
+    {"workbench", "workbench.errors", "workbench.constants", "workbench.paths"},  # leaves: they import nothing of ours
+    {"store", "models"},  # SQLite, the zoo
+    {"workbench.data", "workbench.ensemble"},  # images and arrays; logits and weights
+    {"workbench.specs"},  # what defines a run (Keras-free: names and numbers are checked without it)
+    {"workbench.training", "workbench.inspect"},  # the one training loop; a run's stored predictions
+    {"workbench.jobs", "workbench.predict", "workbench.views"},  # queue and processes; models in use; pure views
+    {"workbench.cli", "workbench.ui"},  # the two front ends, side by side, neither importing the other
+    {"workbench.__main__"},
+)
+
+
+def package_of(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "workbench" and len(parts) > 1:
+        subpackage = ".".join(parts[:2])
+        return subpackage  # a subpackage, or one of workbench's top-level modules
+    return parts[0]
+
+
+def package_graph(graph: dict) -> dict:
+    """{package: packages its modules import}, from the module graph."""
+    packages: dict = {}
+    for module, imported in graph.items():
+        own = package_of(module)
+        packages.setdefault(own, set()).update(package_of(name) for name in imported if package_of(name) != own)
+    return packages
+
+
+def layering_offences(packages: dict) -> list:
+    level = {package: i for i, layer in enumerate(LAYERS) for package in layer}
+    offences = [f"{package} is in no layer of LAYERS" for package in packages if package not in level]
+    for package, imported in packages.items():
+        for name in sorted(imported):
+            if package in level and name in level and level[name] >= level[package]:
+                offences.append(f"{package} (layer {level[package]}) imports {name} (layer {level[name]})")
+    return offences
+
+
+def test_packages_import_only_from_layers_below():
+    packages = package_graph(GRAPH)
+    assert _cycles(packages) == []
+    assert layering_offences(packages) == []
+
+
+def test_a_planted_back_arrow_is_found_even_inside_a_function():
+    """The checks above on a planted cycle: `workbench.data` importing the UI inside a function."""
+    planted = ast.parse("def show():\n    from workbench.ui.app import build_app\n    return build_app\n")
+    graph = {**GRAPH, "workbench.data.planted": _imports("workbench.data.planted", planted) | {"workbench.ui.app"}}
+    assert "workbench.ui.app" in _imports("workbench.data.planted", planted)
+    packages = package_graph(graph)
+    assert any("workbench.data" in cycle and "workbench.ui" in cycle for cycle in _cycles(packages))
+    assert "workbench.data (layer 2) imports workbench.ui (layer 6)" in layering_offences(packages)
+
+
+def deferred_imports_without_a_reason(module: str, tree, lines: list) -> list:
+    """Imports inside functions whose line lacks `# noqa: PLC0415` followed by the reason."""
+    found = []
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    text = " ".join(lines[node.lineno - 1 : node.end_lineno])
+                    if not re.search(r"#\s*noqa:\s*[A-Z0-9, ]*PLC0415\W+\w+", text):
+                        found.append(f"{module}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_say_why_they_are_deferred():
+    """Deferring is for heavy imports (TensorFlow, Gradio, Ray, ONNX, pandas): each says which, on its
+    line after ruff's `# noqa: PLC0415`, e.g. `import keras  # noqa: PLC0415 - TensorFlow: seconds`."""
+    offences = []
+    for module, tree in MODULES.items():
+        lines = SOURCES[module].splitlines()
+        offences += deferred_imports_without_a_reason(module, tree, lines)
+    planted = "def f():\n    import keras\n    return keras\n"
+    assert deferred_imports_without_a_reason("planted", ast.parse(planted), planted.splitlines()) == ["planted:2"]
+    assert offences == []
 
 
 def test_store_and_models_import_only_the_base_of_workbench():
@@ -110,20 +206,31 @@ def test_no_module_uses_another_modules_private_names():
                     if alias.name in MODULES and alias.asname:
                         aliases[alias.asname] = alias.name
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 offences.append(f"{module} uses {aliases[node.value.id]}.{node.attr}")
     assert offences == []
 
 
 def test_kinds_are_told_apart_by_the_protocol_not_by_class_names():
     def names_a_type(node) -> bool:  # type(x).__name__ or x.__class__.__name__
-        return isinstance(node, ast.Attribute) and node.attr == "__name__" and (
-            (isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "type")
-            or (isinstance(node.value, ast.Attribute) and node.value.attr == "__class__"))
+        return (
+            isinstance(node, ast.Attribute)
+            and node.attr == "__name__"
+            and (
+                (isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "type")
+                or (isinstance(node.value, ast.Attribute) and node.value.attr == "__class__")
+            )
+        )
 
     for module, tree in MODULES.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare):
-                assert not any(names_a_type(side) for side in [node.left, *node.comparators]), \
+                assert not any(names_a_type(side) for side in [node.left, *node.comparators]), (
                     f"{module} tells kinds apart by a class name (line {node.lineno})"
+                )

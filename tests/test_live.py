@@ -1,16 +1,17 @@
 """The live panel's numbers and words, from store rows: rates and remaining times from the first batch,
 the final evaluation's own progress, elapsed time per attempt and in all, the queue, and what Cancel
 and Resume say they will do."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from store.lock import StoreLock
-from workbench.ui.views import live
+from workbench.views import live
 
 
 def _iso(seconds_ago):
-    return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).isoformat()
+    return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
 
 
 @pytest.fixture
@@ -47,8 +48,16 @@ def test_progress_of_a_running_job(store, runner):
 
 def test_the_first_epoch_has_a_rate_and_a_remaining_time_with_the_final_evaluation(store, runner):
     # 25 of 50 batches in 10 s: 0.4 s a batch, 20 s an epoch; the evaluation's 40 batches at a third of that.
-    run_id = _running(store, step=25, step_seconds=10.0, eval_steps=40, attempt=1, attempt_started_at=_iso(30),
-                      attempt_seconds=25.0, train_seconds=25.0)
+    run_id = _running(
+        store,
+        step=25,
+        step_seconds=10.0,
+        eval_steps=40,
+        attempt=1,
+        attempt_started_at=_iso(30),
+        attempt_seconds=25.0,
+        train_seconds=25.0,
+    )
     p, html = _view(store, run_id)
     assert p["epoch"] == "1/10" and p["fraction"] == pytest.approx(0.05)
     assert p["images_per_second"] == pytest.approx(250.0)
@@ -116,7 +125,8 @@ def test_cancel_and_resume_say_what_will_happen(store, runner):
     assert "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1" in said
     store.log_epoch(run_id, 1, loss=1.0, seconds=10.0)
     assert "Epochs 1-1 are kept (its checkpoint): Resume would continue from epoch 2 of 10" in live.cancel_message(
-        store.get_run(run_id), True)
+        store.get_run(run_id), True
+    )
     store.update_run(run_id, phase="evaluating validation")
     assert "final evaluation" in live.cancel_message(store.get_run(run_id), True)
     assert live.cancel_message(run, started=False).endswith("was waiting in the queue and had not started.")

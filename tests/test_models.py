@@ -1,4 +1,5 @@
 """The model zoo: every registered model builds, trains a step, serializes; counts match the papers."""
+
 import json
 
 import keras
@@ -13,15 +14,38 @@ from models.vgg import vgg
 from workbench.errors import UserError
 
 REQUIRED = [
-    "lenet", "nin", "vgg19_bn", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "wrn_16_8",
-    "wrn_28_10", "wrn_40_4", "resnext29_4x64d", "resnext29_8x64d", "resnext29_16x64d", "se_resnext29_4x64d",
-    "se_resnet56", "densenet_bc_100_12", "densenet_bc_160_24", "densenet_bc_190_40", "densenet_bc_250_24",
+    "lenet",
+    "nin",
+    "vgg19_bn",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "wrn_16_8",
+    "wrn_28_10",
+    "wrn_40_4",
+    "resnext29_4x64d",
+    "resnext29_8x64d",
+    "resnext29_16x64d",
+    "se_resnext29_4x64d",
+    "se_resnet56",
+    "densenet_bc_100_12",
+    "densenet_bc_160_24",
+    "densenet_bc_190_40",
+    "densenet_bc_250_24",
 ]
 # The figures the papers print (10 classes), in parameters.
 PAPER_PARAMS = {
-    "resnet20": 0.27e6, "resnet110": 1.7e6, "wrn_16_8": 11.0e6, "wrn_28_10": 36.5e6,
-    "resnext29_8x64d": 34.4e6, "resnext29_16x64d": 68.1e6,
-    "densenet_bc_100_12": 0.8e6, "densenet_bc_190_40": 25.6e6, "densenet_bc_250_24": 15.3e6,
+    "resnet20": 0.27e6,
+    "resnet110": 1.7e6,
+    "wrn_16_8": 11.0e6,
+    "wrn_28_10": 36.5e6,
+    "resnext29_8x64d": 34.4e6,
+    "resnext29_16x64d": 68.1e6,
+    "densenet_bc_100_12": 0.8e6,
+    "densenet_bc_190_40": 25.6e6,
+    "densenet_bc_250_24": 15.3e6,
 }
 # Exact counts of the reference implementations (option-A ResNet-20, WRN-28-10, DenseNet-BC-100-12).
 REFERENCE_COUNTS = {"resnet20": 269_722, "wrn_28_10": 36_479_194, "densenet_bc_100_12": 769_162}
@@ -70,7 +94,16 @@ def test_registry_lists_required_models_sorted():
     names = list_models()
     assert names == sorted(names)
     assert not set(REQUIRED) - set(names)
-    assert set(list_families()) == {"lenet", "nin", "vgg", "resnet", "wide_resnet", "resnext", "densenet_bc", "airbench"}
+    assert set(list_families()) == {
+        "lenet",
+        "nin",
+        "vgg",
+        "resnet",
+        "wide_resnet",
+        "resnext",
+        "densenet_bc",
+        "airbench",
+    }
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -152,8 +185,10 @@ def test_mixed_precision_logits_are_float32(name):
 # ------------------------------------------------------------------------------------------- weight decay
 
 
-@pytest.mark.parametrize("name", ["lenet", "nin", "vgg19_bn", "resnet20", "se_resnet56", "wrn_16_8",
-                                  "se_resnext29_4x64d", "densenet_bc_100_12"])
+@pytest.mark.parametrize(
+    "name",
+    ["lenet", "nin", "vgg19_bn", "resnet20", "se_resnet56", "wrn_16_8", "se_resnext29_4x64d", "densenet_bc_100_12"],
+)
 def test_weight_decay_on_conv_and_dense_kernels_only(name):
     model = tiny(name, weight_decay=5e-4)
     assert len(model.losses) == len(kernels(model)) > 0
@@ -172,8 +207,9 @@ def test_weight_decay_on_conv_and_dense_kernels_only(name):
 # -------------------------------------------------------------------------------- papers' parameter counts
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_COUNTS else n
-                                  for n in sorted(PAPER_PARAMS)])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_COUNTS else n for n in sorted(PAPER_PARAMS)]
+)
 def test_parameter_counts_match_papers(name):
     assert model_info(name)["paper_params"] == PAPER_PARAMS[name]
     params = count_params(create_model(name))
@@ -202,44 +238,47 @@ def test_option_knobs_change_the_model():
 # ----------------------------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("name, kwargs, expected", [
-    ("resnet21", {}, ["unknown model 'resnet21'", "resnet20", "wrn_28_10"]),
-    ("resnet20", {"widen_factor": 2}, ["widen_factor", "resnet20", "depth", "base_width", "se"]),
-    ("resnet20", {"depth": 0}, ["6n+2", "20, 32", "got 0"]),
-    ("resnet20", {"depth": -8}, ["6n+2", "got -8"]),
-    ("resnet20", {"depth": 21}, ["6n+2", "got 21"]),
-    ("resnet20", {"depth": 20.0}, ["6n+2"]),
-    ("resnet20", {"base_width": 0}, ["base_width must be a positive integer"]),
-    ("resnet20", {"shortcut": "conv"}, ["unknown shortcut 'conv'", "identity, projection"]),
-    ("wrn_28_10", {"depth": 27}, ["6n+4", "28", "got 27"]),
-    ("wrn_28_10", {"widen_factor": 0}, ["widen_factor must be a positive number"]),
-    ("wrn_28_10", {"dropout": 1.0}, ["dropout must be a number in [0, 1)"]),
-    ("resnext29_8x64d", {"depth": 30}, ["9n+2", "29", "got 30"]),
-    ("resnext29_8x64d", {"cardinality": 0}, ["cardinality must be a positive integer"]),
-    ("resnext29_8x64d", {"base_width": -4}, ["base_width must be a positive integer"]),
-    ("densenet_bc_100_12", {"depth": 101}, ["(depth - 4) divisible by 6", "100, 160", "got 101"]),
-    ("densenet_bc_100_12", {"depth": -2}, ["depth must be a positive integer"]),
-    ("densenet_bc_100_12", {"growth_rate": 0}, ["growth_rate must be a positive integer"]),
-    ("densenet_bc_100_12", {"compression": 0}, ["compression must be a number in (0, 1]"]),
-    ("vgg19_bn", {"depth": 17}, ["11, 13, 16, 19", "got 17"]),
-    ("vgg19_bn", {"input_shape": (16, 16, 3)}, ["height and width >= 32"]),
-    ("lenet", {"width": 0}, ["width must be a positive number"]),
-    ("lenet", {"input_shape": (12, 12, 3)}, ["height and width >= 16"]),
-    ("nin", {"batch_norm": "yes"}, ["batch_norm must be true or false"]),
-    ("resnet20", {"weight_decay": -1e-4}, ["weight_decay must be a number >= 0"]),
-    ("resnet20", {"num_classes": 1}, ["num_classes must be an integer >= 2", "got 1"]),
-    ("resnet20", {"num_classes": 2.5}, ["num_classes must be an integer >= 2"]),
-    ("resnet20", {"input_shape": (32, 32)}, ["(height, width, channels)", "height and width >= 8"]),
-    ("resnet20", {"input_shape": (4, 4, 3)}, ["height and width >= 8", "(4, 4, 3)"]),
-    ("resnet20", {"input_shape": (32, 32, 0)}, ["channels >= 1"]),
-    ("resnet20", {"input_shape": "32x32"}, ["(height, width, channels)"]),
-    ("lenet", {"activation": "sigmoid"}, ["unknown activation 'sigmoid'", "relu, tanh"]),
-    ("vgg19_bn", {"dropout": 1.0}, ["dropout must be a number in [0, 1)"]),
-    ("vgg19_bn", {"width": 2.5}, ["width must be a positive integer"]),
-    ("resnext29_8x64d", {"se": 1}, ["se must be true or false"]),
-    ("se_resnext29_4x64d", {"se_reduction": 0}, ["se_reduction must be a positive integer"]),
-    ("densenet_bc_100_12", {"bottleneck": False, "depth": 101}, ["bottleneck=False", "divisible by 3"]),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, expected",
+    [
+        ("resnet21", {}, ["unknown model 'resnet21'", "resnet20", "wrn_28_10"]),
+        ("resnet20", {"widen_factor": 2}, ["widen_factor", "resnet20", "depth", "base_width", "se"]),
+        ("resnet20", {"depth": 0}, ["6n+2", "20, 32", "got 0"]),
+        ("resnet20", {"depth": -8}, ["6n+2", "got -8"]),
+        ("resnet20", {"depth": 21}, ["6n+2", "got 21"]),
+        ("resnet20", {"depth": 20.0}, ["6n+2"]),
+        ("resnet20", {"base_width": 0}, ["base_width must be a positive integer"]),
+        ("resnet20", {"shortcut": "conv"}, ["unknown shortcut 'conv'", "identity, projection"]),
+        ("wrn_28_10", {"depth": 27}, ["6n+4", "28", "got 27"]),
+        ("wrn_28_10", {"widen_factor": 0}, ["widen_factor must be a positive number"]),
+        ("wrn_28_10", {"dropout": 1.0}, ["dropout must be a number in [0, 1)"]),
+        ("resnext29_8x64d", {"depth": 30}, ["9n+2", "29", "got 30"]),
+        ("resnext29_8x64d", {"cardinality": 0}, ["cardinality must be a positive integer"]),
+        ("resnext29_8x64d", {"base_width": -4}, ["base_width must be a positive integer"]),
+        ("densenet_bc_100_12", {"depth": 101}, ["(depth - 4) divisible by 6", "100, 160", "got 101"]),
+        ("densenet_bc_100_12", {"depth": -2}, ["depth must be a positive integer"]),
+        ("densenet_bc_100_12", {"growth_rate": 0}, ["growth_rate must be a positive integer"]),
+        ("densenet_bc_100_12", {"compression": 0}, ["compression must be a number in (0, 1]"]),
+        ("vgg19_bn", {"depth": 17}, ["11, 13, 16, 19", "got 17"]),
+        ("vgg19_bn", {"input_shape": (16, 16, 3)}, ["height and width >= 32"]),
+        ("lenet", {"width": 0}, ["width must be a positive number"]),
+        ("lenet", {"input_shape": (12, 12, 3)}, ["height and width >= 16"]),
+        ("nin", {"batch_norm": "yes"}, ["batch_norm must be true or false"]),
+        ("resnet20", {"weight_decay": -1e-4}, ["weight_decay must be a number >= 0"]),
+        ("resnet20", {"num_classes": 1}, ["num_classes must be an integer >= 2", "got 1"]),
+        ("resnet20", {"num_classes": 2.5}, ["num_classes must be an integer >= 2"]),
+        ("resnet20", {"input_shape": (32, 32)}, ["(height, width, channels)", "height and width >= 8"]),
+        ("resnet20", {"input_shape": (4, 4, 3)}, ["height and width >= 8", "(4, 4, 3)"]),
+        ("resnet20", {"input_shape": (32, 32, 0)}, ["channels >= 1"]),
+        ("resnet20", {"input_shape": "32x32"}, ["(height, width, channels)"]),
+        ("lenet", {"activation": "sigmoid"}, ["unknown activation 'sigmoid'", "relu, tanh"]),
+        ("vgg19_bn", {"dropout": 1.0}, ["dropout must be a number in [0, 1)"]),
+        ("vgg19_bn", {"width": 2.5}, ["width must be a positive integer"]),
+        ("resnext29_8x64d", {"se": 1}, ["se must be true or false"]),
+        ("se_resnext29_4x64d", {"se_reduction": 0}, ["se_reduction must be a positive integer"]),
+        ("densenet_bc_100_12", {"bottleneck": False, "depth": 101}, ["bottleneck=False", "divisible by 3"]),
+    ],
+)
 def test_bad_input_raises_user_error(name, kwargs, expected):
     with pytest.raises(UserError) as excinfo:
         create_model(name, **kwargs)

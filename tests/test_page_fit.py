@@ -4,6 +4,7 @@ trained). Screenshots land in test-artifacts/fit-<tab>-<width>.png; the checks (
 what the eye would catch: sideways overflow, words split or cut in tables, text on text in figures, cut captions.
 Each tab is first put in the state worth looking at (a value refused, curves drawn, members mixed, an image
 clicked), at 1400 px, and then looked at in every width."""
+
 import re
 import shutil
 
@@ -22,8 +23,15 @@ pytestmark = pytest.mark.browser
 WIDTHS = (1024, 1400, 1920)
 SCREENSHOT_MS = 120_000  # a full-page screenshot took over 30 s (the default) on a loaded 2-core machine
 RUNS = (  # name, loss, params, tags, notes, test accuracy, skill (how far the true class's logit is raised)
-    ("wide_resnet-28-10-cutout-baseline", "cross_entropy", 36_489_290, ("baseline", "seed0", "cutout"),
-     "the reference run for the README table, trained on the full split", 0.91, 3.0),
+    (
+        "wide_resnet-28-10-cutout-baseline",
+        "cross_entropy",
+        36_489_290,
+        ("baseline", "seed0", "cutout"),
+        "the reference run for the README table, trained on the full split",
+        0.91,
+        3.0,
+    ),
     ("resnet110-label-smoothing", "label_smoothing", 1_730_714, ("seed0",), "", 0.84, 2.0),
     ("vgg16_bn-plain", "cross_entropy", 20_559_958, (), "", 0.72, 1.0),
 )
@@ -39,11 +47,38 @@ def _fill(db, data):
         ids = []
         for name, loss, params, tags, notes, test_accuracy, skill in RUNS:
             spec = RunSpec(loss=loss, data_path=str(data), val_size=100, epochs=12, name=name).to_dict()
-            epochs = [dict(epoch=e, lr=0.1 * 0.8 ** e, loss=2.0 / e, accuracy=1 - 0.6 / e, val_loss=2.1 / e,
-                           val_accuracy=0.9 - 0.5 / e, seconds=7.748) for e in range(1, 13)]
-            ids.append(completed_run(store, name, spec, tags=tags, notes=notes, dataset="cifar10", split_id="mini",
-                                     epochs=epochs, params=params, test_accuracy=test_accuracy, train_seconds=93.0,
-                                     train_images=45_000, rng=rng, skill=skill, flips=True, logits=labels))
+            epochs = [
+                dict(
+                    epoch=e,
+                    lr=0.1 * 0.8**e,
+                    loss=2.0 / e,
+                    accuracy=1 - 0.6 / e,
+                    val_loss=2.1 / e,
+                    val_accuracy=0.9 - 0.5 / e,
+                    seconds=7.748,
+                )
+                for e in range(1, 13)
+            ]
+            ids.append(
+                completed_run(
+                    store,
+                    name,
+                    spec,
+                    tags=tags,
+                    notes=notes,
+                    dataset="cifar10",
+                    split_id="mini",
+                    epochs=epochs,
+                    params=params,
+                    test_accuracy=test_accuracy,
+                    train_seconds=93.0,
+                    train_images=45_000,
+                    rng=rng,
+                    skill=skill,
+                    flips=True,
+                    logits=labels,
+                )
+            )
         store.save_ensemble("pair-of-baselines", "mean", ids[:2], [0.5, 0.5], val_accuracy=0.86, test_accuracy=0.85)
         failed = store.create_run("waits-for-data", RunSpec(epochs=30).to_dict(), dataset="cifar10")
         store.set_status(failed, "running")
@@ -140,8 +175,14 @@ def _predict_tab(page):
     _wait(lambda: note.is_visible() and "Nothing to predict with yet" in note.inner_text(), "the empty note")
 
 
-TABS = {"Train": _train_tab, "Runs": None, "Ensemble": _ensemble_tab, "Fine-tune": _finetune_tab, "Errors": _errors_tab,
-        "Predict": _predict_tab}
+TABS = {
+    "Train": _train_tab,
+    "Runs": None,
+    "Ensemble": _ensemble_tab,
+    "Fine-tune": _finetune_tab,
+    "Errors": _errors_tab,
+    "Predict": _predict_tab,
+}
 
 
 def test_every_tab_fits_at_three_widths(server, browser):

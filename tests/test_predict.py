@@ -1,6 +1,7 @@
 """Predictions on pictures and exported models, from two tiny runs really trained into a real store:
 the same logits as the run's own evaluation, ensembles as saved, refused uploads, and every export
 format loaded by its own runtime giving the stored top-1."""
+
 import json
 import os
 import struct
@@ -24,8 +25,15 @@ from workbench.predict.service import Predictor, parse_indices
 from workbench.specs.run import RunSpec
 from workbench.training.checkpoint import CHECKPOINT, PREPROCESSING
 
-TINY = dict(model="lenet", model_kwargs={"width": 0.5}, dataset="synthetic",
-            dataset_options={"n_train": 300, "n_test": 40}, batch_size=50, learning_rate=0.05, schedule="cosine")
+TINY = dict(
+    model="lenet",
+    model_kwargs={"width": 0.5},
+    dataset="synthetic",
+    dataset_options={"n_train": 300, "n_test": 40},
+    batch_size=50,
+    learning_rate=0.05,
+    schedule="cosine",
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +67,10 @@ def test_a_runs_predictions_are_its_stored_logits_with_a_map_each(trained):
     results = predictor.predict("run:1", pictures, true)
     stored = softmax(store.load_logits(1, "test")[:6].astype(np.float64))
     for result, expected, label in zip(results, stored, store.load_labels(1, "test")[:6]):
-        (_, probs), = result.probs
+        ((_, probs),) = result.probs
         np.testing.assert_allclose(probs, expected, atol=1e-5)
         assert result.true_class == result.class_names[label] == f"pattern_{label}"
-        (caption, rgb), = result.overlays
+        ((caption, rgb),) = result.overlays
         assert rgb.shape == (224, 224, 3) and rgb.dtype == np.uint8
         assert caption.startswith(f"run 1: tiny-0: {result.class_names[int(np.argmax(expected))]}")
         assert [c for c, _ in result.top5()[0][1]] == [result.class_names[i] for i in np.argsort(-expected)[:5]]
@@ -104,11 +112,14 @@ def test_preprocessing_is_rebuilt_for_runs_trained_before_it_was_stored(trained)
 
 def _png_header_only(path, width, height):
     """A PNG whose header claims width x height pixels, with one tiny compressed row: an image bomb's shape."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -214,8 +225,9 @@ def test_a_fine_tunes_export_resizes_before_its_model():
     from workbench.predict.models import LoadedModel
 
     inputs = keras.Input((48, 48, 3))
-    inner = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(
-        keras.layers.Conv2D(2, 3)(inputs))))
+    inner = keras.Model(
+        inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs)))
+    )
     pre = Preprocessing(None, None, 48, (32, 32, 3), ("a", "b", "c", "d"))
     loaded = LoadedModel({"id": 9, "name": "ft", "spec": {}}, inner, pre)
     x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)

@@ -2,6 +2,7 @@
 Predict tab in headless Chromium: a tiny trained run, an uploaded picture of another size (top-5 and a
 Grad-CAM map) beside a file that is not an image (refused by name, the other still predicted); and the
 Runs tab's model download as a zip. (One server for both: an app start costs about 20 s here.)"""
+
 import json
 import zipfile
 

@@ -4,6 +4,7 @@ cancel keeps and a resume does, and attempts.
 
 Every progress write is recorded by SQLite itself (a trigger on the store's runs table), and a cancel
 lands at an exact moment through a SQL function the trigger calls: nothing of ours is replaced."""
+
 import math
 import threading
 
@@ -30,19 +31,24 @@ def queue(store, monkeypatch):
 
 def record_progress(store):
     """Log every write of a run's phase or step; returns a function reading the log of one run."""
-    store.db.execute("CREATE TABLE progress_log (run INTEGER, phase TEXT, step INTEGER, step_seconds REAL, "
-                     "eval_steps INTEGER, epochs_done INTEGER, attempt INTEGER)")
-    store.db.execute("CREATE TRIGGER log_progress AFTER UPDATE OF phase, step ON runs BEGIN INSERT INTO "
-                     "progress_log VALUES (new.id, new.phase, new.step, new.step_seconds, new.eval_steps, "
-                     "new.epochs_done, new.attempt); END")
+    store.db.execute(
+        "CREATE TABLE progress_log (run INTEGER, phase TEXT, step INTEGER, step_seconds REAL, "
+        "eval_steps INTEGER, epochs_done INTEGER, attempt INTEGER)"
+    )
+    store.db.execute(
+        "CREATE TRIGGER log_progress AFTER UPDATE OF phase, step ON runs BEGIN INSERT INTO "
+        "progress_log VALUES (new.id, new.phase, new.step, new.step_seconds, new.eval_steps, "
+        "new.epochs_done, new.attempt); END"
+    )
     return lambda run_id: list(store.db.query("SELECT * FROM progress_log WHERE run = ? ORDER BY rowid", [run_id]))
 
 
 def cancel_when(store, queue, condition: str):
     """Cancel a run (through the queue, as the page does) the moment a write of it meets `condition`."""
     store.db.conn.create_function("cancel_run", 1, lambda run_id: queue.cancel(run_id))
-    store.db.execute(f"CREATE TRIGGER cancel_at AFTER UPDATE ON runs WHEN {condition} BEGIN "
-                     "SELECT cancel_run(new.id); END")
+    store.db.execute(
+        f"CREATE TRIGGER cancel_at AFTER UPDATE ON runs WHEN {condition} BEGIN SELECT cancel_run(new.id); END"
+    )
 
 
 def _phases(log) -> list:
@@ -73,8 +79,9 @@ def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
     second = [r for r in log(run_id) if r["attempt"] == 2]
     assert _phases(second)[:3] == ["preparing", "training", "evaluating validation"]
     # In-epoch progress exists before the first epoch ends: what the panel's rate and remaining time use.
-    assert any(r["phase"] == "training" and r["epochs_done"] == 0 and r["step"] > 0 and r["step_seconds"] > 0
-               for r in second)
+    assert any(
+        r["phase"] == "training" and r["epochs_done"] == 0 and r["step"] > 0 and r["step_seconds"] > 0 for r in second
+    )
     before = run["train_seconds"]
     assert before == pytest.approx(first_attempt + run["attempt_seconds"])
     assert queue.resume(run_id) == 2  # the checkpoint's epoch: the panel says "final evaluation only"
@@ -122,6 +129,12 @@ def test_a_cancel_skips_the_unfinished_epochs_validation(store):
     run_id = store.create_run("cancel", spec.to_dict())
     model = build_model(spec, 10, (32, 32, 3))
     compile_model(model, spec, steps=4)
-    model.fit(train, validation_data=validation, epochs=1, verbose=0, shuffle=False,
-              callbacks=[CancelAtTheSecondBatch(), StoreCallback(store, run_id, store.run_dir(run_id), stop)])
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[CancelAtTheSecondBatch(), StoreCallback(store, run_id, store.run_dir(run_id), stop)],
+    )
     assert CancelAtTheSecondBatch.validated <= 1 and store.epochs(run_id) == []

@@ -1,6 +1,7 @@
 """Readers of a store and its job lock: runs whose runner was killed read as interrupted (the CLI's
 `runs`, the Runs tab and the live panel read through `Store.seen_runs`), and probing the lock never
 keeps a runner from taking it."""
+
 import os
 import subprocess
 import sys
@@ -27,8 +28,9 @@ def test_readers_show_the_runs_of_a_killed_runner_as_interrupted(tmp_path):
         busy, waiting, done = (s.create_run(name, {}) for name in ("busy", "waiting", "done"))
         s.set_status(busy, "running")
         s.set_status(done, "completed")
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER_SCRIPT, str(path)], cwd=root, env=env,
-                                  stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER_SCRIPT, str(path)], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+        )
         assert holder.stdout.readline().strip() == "held"
         assert s.runner_alive()
         assert [r["status"] for r in s.seen_runs()] == ["running", "queued", "completed"]
@@ -42,8 +44,13 @@ def test_readers_show_the_runs_of_a_killed_runner_as_interrupted(tmp_path):
         assert [r["id"] for r in s.seen_runs(status="interrupted")] == [busy, waiting]
         assert s.seen_runs(status="running") == []
         assert s.get_run(busy)["status"] == "running"  # the store is left for the next runner to mark
-        table = subprocess.run([sys.executable, "-m", "workbench", "--db", str(path), "runs"], capture_output=True,
-                               text=True, timeout=120, env=env).stdout
+        table = subprocess.run(
+            [sys.executable, "-m", "workbench", "--db", str(path), "runs"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        ).stdout
         assert any("busy" in line and "interrupted" in line for line in table.splitlines()), table
         lock = StoreLock(path).acquire()  # the next runner
         assert s.mark_interrupted() == [busy, waiting]

@@ -1,4 +1,5 @@
 """Losses and learning-rate schedules: Keras' own underneath, checked against their formulas."""
+
 import keras
 import numpy as np
 import pytest
@@ -19,18 +20,21 @@ def _cross_entropy(logits, labels):
 def test_cross_entropy_and_label_smoothing_match_the_formula():
     assert float(build_loss("cross_entropy")(LABELS, LOGITS)) == pytest.approx(_cross_entropy(LOGITS, LABELS), rel=1e-5)
     smooth = LABELS * 0.9 + 0.1 / 4
-    assert float(build_loss("label_smoothing")(LABELS, LOGITS)) == pytest.approx(_cross_entropy(LOGITS, smooth), rel=1e-5)
+    assert float(build_loss("label_smoothing")(LABELS, LOGITS)) == pytest.approx(
+        _cross_entropy(LOGITS, smooth), rel=1e-5
+    )
 
 
 def test_focal_loss_down_weights_easy_examples():
     focal = build_loss("focal", {"gamma": 2.0, "alpha": 1.0})
     probs = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
     p_true = (probs * LABELS).sum(1)
-    expected = (-(1 - p_true) ** 2 * np.log(p_true)).mean()
+    expected = (-((1 - p_true) ** 2) * np.log(p_true)).mean()
     assert float(focal(LABELS, LOGITS)) == pytest.approx(expected, rel=1e-4)
     # gamma 0 and alpha 1 is plain cross-entropy.
     assert float(build_loss("focal", {"gamma": 0.0, "alpha": 1.0})(LABELS, LOGITS)) == pytest.approx(
-        _cross_entropy(LOGITS, LABELS), rel=1e-5)
+        _cross_entropy(LOGITS, LABELS), rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -41,14 +45,17 @@ def test_losses_are_finite_in_float32_under_mixed_precision(name, dtype):
     assert value.dtype == "float32" and np.isfinite(float(value))
 
 
-@pytest.mark.parametrize("name, params, message", [
-    ("hinge", None, "unknown loss 'hinge'; choose one of: cross_entropy, focal, label_smoothing"),
-    ("focal", {"beta": 1}, "has no parameter beta; it takes: gamma, alpha, label_smoothing"),
-    ("focal", {"gamma": -1}, "gamma must be >= 0"),
-    ("focal", {"alpha": 0}, "alpha must be in"),
-    ("cross_entropy", {"label_smoothing": 1.5}, "label_smoothing must be in"),
-    ("label_smoothing", {"label_smoothing": 0}, "needs label_smoothing > 0"),
-])
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("hinge", None, "unknown loss 'hinge'; choose one of: cross_entropy, focal, label_smoothing"),
+        ("focal", {"beta": 1}, "has no parameter beta; it takes: gamma, alpha, label_smoothing"),
+        ("focal", {"gamma": -1}, "gamma must be >= 0"),
+        ("focal", {"alpha": 0}, "alpha must be in"),
+        ("cross_entropy", {"label_smoothing": 1.5}, "label_smoothing must be in"),
+        ("label_smoothing", {"label_smoothing": 0}, "needs label_smoothing > 0"),
+    ],
+)
 def test_bad_loss_input(name, params, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         build_loss(name, params)
@@ -90,15 +97,18 @@ def test_schedules_survive_a_saved_optimizer(name, tmp_path):
     np.testing.assert_allclose(learning_rates(restored_schedule, steps), learning_rates(schedule, steps), rtol=1e-6)
 
 
-@pytest.mark.parametrize("name, kwargs, message", [
-    ("exponential", {}, "unknown schedule 'exponential'; choose one of: step, cosine, htd, constant"),
-    ("step", {"params": {"milestones": (0.8, 0.3)}}, "increasing fractions"),
-    ("step", {"params": {"gamma": 2}}, "gamma is the factor"),
-    ("htd", {"params": {"lower": 3, "upper": -6}}, "lower < upper"),
-    ("cosine", {"params": {"decay": 1}}, "has no parameter decay"),
-    ("cosine", {"base_lr": 0}, "learning rate must be > 0"),
-    ("cosine", {"warmup_epochs": 10}, "warm-up epochs must be in"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("exponential", {}, "unknown schedule 'exponential'; choose one of: step, cosine, htd, constant"),
+        ("step", {"params": {"milestones": (0.8, 0.3)}}, "increasing fractions"),
+        ("step", {"params": {"gamma": 2}}, "gamma is the factor"),
+        ("htd", {"params": {"lower": 3, "upper": -6}}, "lower < upper"),
+        ("cosine", {"params": {"decay": 1}}, "has no parameter decay"),
+        ("cosine", {"base_lr": 0}, "learning rate must be > 0"),
+        ("cosine", {"warmup_epochs": 10}, "warm-up epochs must be in"),
+    ],
+)
 def test_bad_schedule_input(name, kwargs, message):
     args = {"base_lr": 0.1, "epochs": 10, "steps_per_epoch": 5, **kwargs}
     with pytest.raises(UserError, match=message):

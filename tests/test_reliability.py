@@ -1,5 +1,6 @@
 """Faults and bad input: one job-running process per store, damaged checkpoints, and property-based
 checks that every spec is either accepted or refused with a UserError (never another exception)."""
+
 import os
 import shlex
 import subprocess
@@ -18,8 +19,15 @@ from workbench.specs.flags import parse_key_values, spec_from_args
 from workbench.specs.run import RunSpec
 from workbench.training.checkpoint import CHECKPOINT
 
-TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-            dataset_options={"n_train": 300, "n_test": 60}, batch_size=50, learning_rate=0.05, schedule="cosine")
+TINY = dict(
+    model="resnet20",
+    model_kwargs={"depth": 8, "base_width": 4},
+    dataset="synthetic",
+    dataset_options={"n_train": 300, "n_test": 60},
+    batch_size=50,
+    learning_rate=0.05,
+    schedule="cosine",
+)
 
 
 def test_a_second_job_runner_on_the_same_store_is_refused(tmp_path):
@@ -29,11 +37,21 @@ def test_a_second_job_runner_on_the_same_store_is_refused(tmp_path):
         with pytest.raises(UserError, match=r"another CIFAR Workbench process \(pid \d+\) is running jobs"):
             JobQueue(store, devices=[])
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        refused = subprocess.run([sys.executable, "-m", "workbench", "--db", str(db), "train", "--epochs", "1"],
-                                 capture_output=True, text=True, timeout=120, env=env)
+        refused = subprocess.run(
+            [sys.executable, "-m", "workbench", "--db", str(db), "train", "--epochs", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert refused.returncode == 2 and f"(pid {os.getpid()})" in refused.stderr
-        reader = subprocess.run([sys.executable, "-m", "workbench", "--db", str(db), "runs"],
-                                capture_output=True, text=True, timeout=120, env=env)
+        reader = subprocess.run(
+            [sys.executable, "-m", "workbench", "--db", str(db), "runs"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert reader.returncode == 0 and "no runs yet" in reader.stdout  # readers need no lock
         first.shutdown()
         JobQueue(store, devices=[]).shutdown()  # released: the next one gets it
@@ -46,8 +64,9 @@ def test_a_damaged_checkpoint_fails_the_resume_with_a_reason(tmp_path):
         queue = JobQueue(store, devices=[], isolate=False)
         run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 30}))
         checkpoint = store.run_dir(run_id) / CHECKPOINT
-        wait_until(lambda: store.epochs(run_id) and checkpoint.exists(), "the first epoch's checkpoint", timeout=300,
-                   every=0.1)
+        wait_until(
+            lambda: store.epochs(run_id) and checkpoint.exists(), "the first epoch's checkpoint", timeout=300, every=0.1
+        )
         queue.cancel(run_id)
         queue.wait(run_id, timeout=60)
         checkpoint.write_bytes(checkpoint.read_bytes()[:5000])  # a truncated copy
@@ -69,8 +88,9 @@ def numbers(low, high):
 FIELD_VALUES = {
     "model": st.sampled_from(["resnet20", "wrn_16_8", "lenet", "resnet21", "", "densenet_bc_100_12"]),
     "loss": st.sampled_from(["cross_entropy", "focal", "label_smoothing", "hinge"]),
-    "augment": st.sampled_from(["flip_crop", "flip_crop,cutout", "none", "", "jitter", "mixup,cutmix",
-                                "cutout,cutout"]),
+    "augment": st.sampled_from(
+        ["flip_crop", "flip_crop,cutout", "none", "", "jitter", "mixup,cutmix", "cutout,cutout"]
+    ),
     "schedule": st.sampled_from(["step", "cosine", "htd", "constant", "linear"]),
     "optimizer": st.sampled_from(["sgd", "adam", "adamw", "rmsprop", "lbfgs"]),
     "precision": st.sampled_from(["float32", "mixed_float16", "mixed_bfloat16", "float8"]),
@@ -87,7 +107,8 @@ FIELD_VALUES = {
     "loss_params": st.sampled_from([{}, {"gamma": 2}, {"gamma": -1}, {"beta": 1}, {"label_smoothing": 2}]),
     "schedule_params": st.sampled_from([{}, {"milestones": [0.5]}, {"milestones": [0.9, 0.1]}, {"gamma": 3}]),
     "augment_params": st.sampled_from([{}, {"cutout_size": 8}, {"cutout_size": 99}, {"cutout": 8}, {"pad": -1}]),
-    "val_size": st.integers(-1, 10), "train_subset": st.integers(-1, 10),
+    "val_size": st.integers(-1, 10),
+    "train_subset": st.integers(-1, 10),
 }
 
 
@@ -153,7 +174,7 @@ def test_nan_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path):
     spec = RunSpec.from_dict({**TINY, "epochs": 5, "schedule": "constant"})
     rng = np.random.default_rng(0)
     images = rng.normal(size=(300, 32, 32, 3)).astype("float32")
-    images[200:] = np.nan                                   # batches 5-6, i.e. epoch 3 at 2 steps per epoch
+    images[200:] = np.nan  # batches 5-6, i.e. epoch 3 at 2 steps per epoch
     labels = keras.utils.to_categorical(rng.integers(0, 10, 300), 10)
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(50).repeat()
     with Store(tmp_path / "w.db") as store:
@@ -166,7 +187,7 @@ def test_nan_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path):
         epochs = store.epochs(run_id)
         assert callback.diverged and [e["epoch"] for e in epochs] == [1, 2, 3]
         assert all(np.isfinite(e["loss"]) for e in epochs[:2])
-        assert epochs[2]["loss"] is None or not np.isfinite(epochs[2]["loss"])   # SQLite keeps NaN as NULL
+        assert epochs[2]["loss"] is None or not np.isfinite(epochs[2]["loss"])  # SQLite keeps NaN as NULL
         assert checkpoint_epoch(run_dir) == 2
         kept = load_checkpoint(run_dir)
         assert all(np.all(np.isfinite(w)) for w in kept.get_weights())
@@ -180,7 +201,9 @@ def small_disk(tmp_path):
     folder.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root with mount rights): {mounted.stderr.decode().strip()}")
+        pytest.skip(
+            f"cannot mount a small tmpfs here (needs root with mount rights): {mounted.stderr.decode().strip()}"
+        )
     yield folder
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
@@ -199,10 +222,10 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk)
         run = store.get_run(run_id)
         assert run["status"] == "failed" and "could not write the checkpoint" in run["error"]
         assert "No space left on device" in run["error"], run["error"]
-        assert [e["epoch"] for e in store.epochs(run_id)] == [1]      # logged before the checkpoint failed
-        assert not list(store.run_dir(run_id).glob(".*tmp*"))         # the partial checkpoint was removed
+        assert [e["epoch"] for e in store.epochs(run_id)] == [1]  # logged before the checkpoint failed
+        assert not list(store.run_dir(run_id).glob(".*tmp*"))  # the partial checkpoint was removed
         assert store.integrity_check() == "ok"
-        filler.unlink()                                                # space again: the queue goes on
+        filler.unlink()  # space again: the queue goes on
         next_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1}))
         assert queue.wait(next_id, timeout=300) and store.get_run(next_id)["status"] == "completed"
         queue.shutdown()
@@ -210,12 +233,15 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_loses_nothing(small_disk)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc tuning is for glibc")
 def test_malloc_arena_limit_is_set_unless_the_user_chose_one():
-    code = ("from workbench.jobs.malloc_tuning import limit_arenas, release_free_memory; "
-            "print(limit_arenas(), isinstance(release_free_memory(), bool))")
+    code = (
+        "from workbench.jobs.malloc_tuning import limit_arenas, release_free_memory; "
+        "print(limit_arenas(), isinstance(release_free_memory(), bool))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     env["PYTHONPATH"] = str(ROOT)
     ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert ours.stdout.split() == ["True", "True"], ours.stderr
-    theirs = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            env={**env, "MALLOC_ARENA_MAX": "8"})
+    theirs = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**env, "MALLOC_ARENA_MAX": "8"}
+    )
     assert theirs.stdout.split() == ["False", "True"], theirs.stderr

@@ -1,4 +1,5 @@
 """The Runs tab: leaderboard data, analysis helpers, figures, store actions and handlers on a real Store."""
+
 import csv
 
 import numpy as np
@@ -12,7 +13,7 @@ from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_form_values
 from workbench.ui.tabs import runs as rt
 from workbench.ui.tabs import runs_actions as ra
-from workbench.ui.views import runs as rd
+from workbench.views import runs as rd
 
 
 class _Queue:
@@ -23,15 +24,35 @@ class _Queue:
         return self._active
 
 
-def _add(store, name, *, model="resnet20", loss="cross_entropy", augment=("flip_crop",),
-         status="completed", vals=(0.5, 0.6, 0.7), test=0.65, params=270_000, seconds=120.0,
-         tags=(), dataset="cifar10", logits=None):
-    spec = RunSpec(model=model, loss=loss, augment=augment, epochs=len(vals) or 1, dataset=dataset,
-                   name=name).to_dict()
+def _add(
+    store,
+    name,
+    *,
+    model="resnet20",
+    loss="cross_entropy",
+    augment=("flip_crop",),
+    status="completed",
+    vals=(0.5, 0.6, 0.7),
+    test=0.65,
+    params=270_000,
+    seconds=120.0,
+    tags=(),
+    dataset="cifar10",
+    logits=None,
+):
+    spec = RunSpec(model=model, loss=loss, augment=augment, epochs=len(vals) or 1, dataset=dataset, name=name).to_dict()
     run_id = store.create_run(name, spec, tags=tags, dataset=dataset)
     for epoch, val in enumerate(vals, 1):
-        store.log_epoch(run_id, epoch, lr=0.1 / epoch, loss=2.0 / epoch, accuracy=val - 0.05,
-                        val_loss=2.2 / epoch, val_accuracy=val, seconds=10.0 * epoch)
+        store.log_epoch(
+            run_id,
+            epoch,
+            lr=0.1 / epoch,
+            loss=2.0 / epoch,
+            accuracy=val - 0.05,
+            val_loss=2.2 / epoch,
+            val_accuracy=val,
+            seconds=10.0 * epoch,
+        )
     store.update_run(run_id, params=params, test_accuracy=test, train_seconds=seconds)
     store.set_status(run_id, status)
     if logits is not None:
@@ -46,15 +67,15 @@ def filled(store):
     logits = rng.normal(size=(60, 10)).astype(np.float32)
     ids = {
         "a": _add(store, "a", tags=("baseline",), logits=(logits, labels)),
-        "b": _add(store, "b", loss="label_smoothing", vals=(0.5, 0.8), test=0.75, params=1_000_000,
-                  tags=("baseline", "ls")),
+        "b": _add(
+            store, "b", loss="label_smoothing", vals=(0.5, 0.8), test=0.75, params=1_000_000, tags=("baseline", "ls")
+        ),
         "c": _add(store, "c", loss="label_smoothing", vals=(0.4, 0.7), test=0.85, params=2_000_000),
         "d": _add(store, "d", model="vgg11_bn", status="failed", vals=(0.2,), test=None, params=None),
         "e": _add(store, "e", augment=(), status="completed", vals=(0.3,), test=0.3, params=50_000),
     }
     store.archive_run(ids["e"])
-    store.save_ensemble("ens", "mean", [ids["a"], ids["b"]], [0.5, 0.5], val_accuracy=0.82,
-                        test_accuracy=0.8)
+    store.save_ensemble("ens", "mean", [ids["a"], ids["b"]], [0.5, 0.5], val_accuracy=0.82, test_accuracy=0.8)
     return ids, logits, labels
 
 
@@ -85,8 +106,19 @@ def test_leaderboard_rows_filters_and_ensembles(store, filled):
     rows = _table(store, sort_by="ID (oldest first)")
     assert [(r["Kind"], r["ID"]) for r in rows] == [("scratch", ids[k]) for k in "abcd"] + [("ensemble", 1)]
     a = rows[0]
-    assert (a["Model"], a["Loss"], a["Augmentations"], a["Status"]) == ("resnet20", "cross_entropy", "flip_crop", "completed")
-    assert (a["Best val acc %"], a["Final val acc %"], a["Test acc %"], a["Params"], a["Train min"]) == (70.0, 70.0, 65.0, 270_000, 2.0)
+    assert (a["Model"], a["Loss"], a["Augmentations"], a["Status"]) == (
+        "resnet20",
+        "cross_entropy",
+        "flip_crop",
+        "completed",
+    )
+    assert (a["Best val acc %"], a["Final val acc %"], a["Test acc %"], a["Params"], a["Train min"]) == (
+        70.0,
+        70.0,
+        65.0,
+        270_000,
+        2.0,
+    )
     assert a["Tags"] == "baseline" and rows[1]["Best val acc %"] == 80.0 and rows[1]["Final val acc %"] == 80.0
     ens = rows[-1]
     assert ens["Name"] == "ens" and ens["Test acc %"] == 80.0 and ens["Params"] == 1_270_000
@@ -100,8 +132,11 @@ def test_leaderboard_rows_filters_and_ensembles(store, filled):
     assert names(show_ensembles=False) == ["a", "b", "c", "d"]
     assert rd.run_row(store.get_run(ids["e"]))["Status"] == "completed (archived)"
     assert rd.filter_options(store.list_runs(include_archived=True)) == {
-        "status": ["completed", "failed"], "model": ["resnet20", "vgg11_bn"],
-        "loss": ["cross_entropy", "label_smoothing"], "tag": ["baseline", "ls"]}
+        "status": ["completed", "failed"],
+        "model": ["resnet20", "vgg11_bn"],
+        "loss": ["cross_entropy", "label_smoothing"],
+        "tag": ["baseline", "ls"],
+    }
 
 
 def test_sorting(store, filled):
@@ -114,7 +149,13 @@ def test_sorting(store, filled):
 
 def test_the_page_shows_short_numbers_and_keeps_them_sortable(store, filled):
     assert [rd.format_count(n) for n in (20_559_958, 1_730_714, 62_006, 950, 123_456_789, None)] == [
-        "20.6M", "1.73M", "62.0k", "950", "123M", ""]
+        "20.6M",
+        "1.73M",
+        "62.0k",
+        "950",
+        "123M",
+        "",
+    ]
     styled = rd.display_table(_table(store, sort_by="ID (oldest first)"))
     html = styled.to_html()
     assert "270k" in html and "1.27M" in html and "270000" not in html and "nan" not in html.lower()
@@ -133,7 +174,11 @@ def test_per_class_accuracy_by_hand(store, filled):
     small = rd.per_class_accuracy(np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]), [0, 0, 1, 2], 4)
     np.testing.assert_allclose(small[:3], [0.5, 0.0, 1.0])
     assert np.isnan(small[3])
-    assert rd.class_names("cifar10", 10)[0] == "airplane" and rd.class_names("cifar100", 3) == ["class 0", "class 1", "class 2"]
+    assert rd.class_names("cifar10", 10)[0] == "airplane" and rd.class_names("cifar100", 3) == [
+        "class 0",
+        "class 1",
+        "class 2",
+    ]
 
 
 def test_grouping_and_smoothing(store, filled):
@@ -143,8 +188,14 @@ def test_grouping_and_smoothing(store, filled):
     assert ls["n"] == 2 and ls["mean"] == pytest.approx(80.0) and ls["std"] == pytest.approx(np.std([75, 85], ddof=1))
     assert groups["cross_entropy"]["n"] == 2 and groups["cross_entropy"]["mean"] == pytest.approx(47.5)
     aug = {g["group"]: g for g in rd.group_accuracy(runs, "Augmentation", "Best validation accuracy")}
-    assert aug["none"] == {"group": "none", "n": 1, "mean": pytest.approx(30.0), "std": 0.0, "runs": [filled[0]["e"]],
-                           "pools": "1 setting: models resnet20; losses cross_entropy"}
+    assert aug["none"] == {
+        "group": "none",
+        "n": 1,
+        "mean": pytest.approx(30.0),
+        "std": 0.0,
+        "runs": [filled[0]["e"]],
+        "pools": "1 setting: models resnet20; losses cross_entropy",
+    }
     assert groups["label_smoothing"]["pools"] == "1 setting: models resnet20; augmentations flip_crop"
     assert rd.ema([1.0, None, 3.0], 0.5) == [1.0, None, 2.0]
     assert rd.ema([1.0, 2.0], 0) == [1.0, 2.0]
@@ -176,8 +227,11 @@ def test_figures(store, filled):
     assert live.layout.xaxis.dtick == 1 and live.layout.xaxis.tickformat == "d"  # epochs: whole numbers
     assert live.layout.xaxis.range[1] == max(e["epoch"] for e in store.epochs(ids["a"])) + 0.5  # last marker whole
     assert [n.text for n in live.layout.annotations] == ["Loss", "Accuracy (%)", "Learning rate"]
-    phased = go.Figure(plots.live_curves({**a, "kind": "finetune", "spec": {"head_epochs": 1, "finetune_epochs": 2}},
-                                         store.epochs(ids["a"])).to_dict())
+    phased = go.Figure(
+        plots.live_curves(
+            {**a, "kind": "finetune", "spec": {"head_epochs": 1, "finetune_epochs": 2}}, store.epochs(ids["a"])
+        ).to_dict()
+    )
     assert [shape.xref for shape in phased.layout.shapes] == ["x", "x2", "x3"]
     assert phased.layout.annotations[-1].text == "phase 2: backbone unfrozen"
     assert plots.whole_steps(200)["dtick"] == 25 and plots.whole_steps(8)["dtick"] == 1
@@ -275,9 +329,17 @@ def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
     from workbench.specs.finetune import FinetuneSpec
     from workbench.ui.tabs import finetune as ft
 
-    spec = FinetuneSpec(backbone="mobilenet_v2", weights="none", image_size=64, head_epochs=2, finetune_epochs=3,
-                        dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, augment=("flip_crop",),
-                        name="ft-clone")
+    spec = FinetuneSpec(
+        backbone="mobilenet_v2",
+        weights="none",
+        image_size=64,
+        head_epochs=2,
+        finetune_epochs=3,
+        dataset="synthetic",
+        dataset_options={"n_train": 300, "n_test": 60},
+        augment=("flip_crop",),
+        name="ft-clone",
+    )
     run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune", tags=["ft"])
     clone = ra.clone_values(store, f"{run_id}: ft-clone")
     assert clone.tab == "finetune" and list(clone.fields) == ft.form_names() and clone.tags == "ft"

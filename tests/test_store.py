@@ -1,4 +1,5 @@
 """The store on real SQLite files: schema, migrations, runs, epochs, logits, ensembles, threads."""
+
 import hashlib
 import os
 import sqlite3
@@ -30,8 +31,9 @@ def fresh_store(tmp_path):
 
 
 def _epoch(store, run_id, epoch, val_accuracy, loss=1.0):
-    store.log_epoch(run_id, epoch, lr=0.1, loss=loss, accuracy=0.5, val_loss=loss,
-                    val_accuracy=val_accuracy, seconds=1.5)
+    store.log_epoch(
+        run_id, epoch, lr=0.1, loss=loss, accuracy=0.5, val_loss=loss, val_accuracy=val_accuracy, seconds=1.5
+    )
 
 
 def _raw(path):
@@ -56,29 +58,87 @@ def test_schema_wal_and_indexes(fresh_store):
     assert path.is_file() and path.parent.name == "runs"
     with _raw(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        columns = {t: [r["name"] for r in conn.execute(f"PRAGMA table_info({t})")]
-                   for t in ("runs", "epochs", "predictions", "ensembles")}
-        indexes = {t: {r["name"]: [c["name"] for c in conn.execute(f"PRAGMA index_info({r['name']})")]
-                       for r in conn.execute(f"PRAGMA index_list({t})")}
-                   for t in ("runs", "epochs")}
-        pks = {t: [r["name"] for r in sorted(conn.execute(f"PRAGMA table_info({t})"),
-                                             key=lambda r: r["pk"]) if r["pk"]]
-               for t in ("runs", "epochs", "predictions", "ensembles")}
-        fks = {t: [(r["from"], r["table"], r["to"]) for r in conn.execute(f"PRAGMA foreign_key_list({t})")]
-               for t in ("epochs", "predictions")}
+        columns = {
+            t: [r["name"] for r in conn.execute(f"PRAGMA table_info({t})")]
+            for t in ("runs", "epochs", "predictions", "ensembles")
+        }
+        indexes = {
+            t: {
+                r["name"]: [c["name"] for c in conn.execute(f"PRAGMA index_info({r['name']})")]
+                for r in conn.execute(f"PRAGMA index_list({t})")
+            }
+            for t in ("runs", "epochs")
+        }
+        pks = {
+            t: [r["name"] for r in sorted(conn.execute(f"PRAGMA table_info({t})"), key=lambda r: r["pk"]) if r["pk"]]
+            for t in ("runs", "epochs", "predictions", "ensembles")
+        }
+        fks = {
+            t: [(r["from"], r["table"], r["to"]) for r in conn.execute(f"PRAGMA foreign_key_list({t})")]
+            for t in ("epochs", "predictions")
+        }
     assert columns["runs"] == [
-        "id", "name", "kind", "spec", "status", "error", "dataset", "split_id", "params", "device",
-        "created_at", "started_at", "finished_at", "epochs_done", "best_val_accuracy", "best_epoch",
-        "final_val_accuracy", "test_accuracy", "train_seconds", "checkpoint_path", "tags", "notes",
-        "archived", "train_images", "steps_per_epoch", "step", "phase", "step_seconds", "eval_steps",
-        "eval_seconds", "attempt_started_at", "attempt_seconds", "queued_at", "attempt", "node"]
-    assert columns["epochs"] == ["run", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
-                                 "seconds", "logged_at"]
+        "id",
+        "name",
+        "kind",
+        "spec",
+        "status",
+        "error",
+        "dataset",
+        "split_id",
+        "params",
+        "device",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "epochs_done",
+        "best_val_accuracy",
+        "best_epoch",
+        "final_val_accuracy",
+        "test_accuracy",
+        "train_seconds",
+        "checkpoint_path",
+        "tags",
+        "notes",
+        "archived",
+        "train_images",
+        "steps_per_epoch",
+        "step",
+        "phase",
+        "step_seconds",
+        "eval_steps",
+        "eval_seconds",
+        "attempt_started_at",
+        "attempt_seconds",
+        "queued_at",
+        "attempt",
+        "node",
+    ]
+    assert columns["epochs"] == [
+        "run",
+        "epoch",
+        "lr",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+        "logged_at",
+    ]
     assert columns["predictions"] == ["run", "split", "logits", "shape", "labels_hash", "created_at"]
-    assert columns["ensembles"] == ["id", "name", "method", "members", "weights", "temperatures",
-                                    "val_accuracy", "test_accuracy", "options", "created_at"]
-    assert pks == {"runs": ["id"], "epochs": ["run", "epoch"], "predictions": ["run", "split"],
-                   "ensembles": ["id"]}
+    assert columns["ensembles"] == [
+        "id",
+        "name",
+        "method",
+        "members",
+        "weights",
+        "temperatures",
+        "val_accuracy",
+        "test_accuracy",
+        "options",
+        "created_at",
+    ]
+    assert pks == {"runs": ["id"], "epochs": ["run", "epoch"], "predictions": ["run", "split"], "ensembles": ["id"]}
     assert fks == {"epochs": [("run", "runs", "id")], "predictions": [("run", "runs", "id")]}
     assert ["status"] in indexes["runs"].values()
     assert ["run"] in indexes["epochs"].values()
@@ -148,8 +208,11 @@ def test_store_from_newer_version_is_refused(tmp_path):
     path = tmp_path / "w.db"
     Store(path).close()
     with _raw(path) as conn:
-        conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
-                     "VALUES (?, 'm999_from_the_future', '2099-01-01')", [MIGRATION_SET])
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES (?, 'm999_from_the_future', '2099-01-01')",
+            [MIGRATION_SET],
+        )
     with pytest.raises(UserError, match="newer version.*m999_from_the_future.*upgrade CIFAR Workbench"):
         Store(path)
 
@@ -195,8 +258,12 @@ def test_update_rejects_unknown_fields_and_runs(fresh_store):
         fresh_store.update_run(run_id, status="sleeping")
     with pytest.raises(UserError, match="unknown run kind"):
         fresh_store.create_run("b", {}, kind="distill")
-    for call in (lambda: fresh_store.get_run(99), lambda: fresh_store.update_run(99, notes="x"),
-                 lambda: fresh_store.set_status(99, "running"), lambda: _epoch(fresh_store, 99, 1, 0.5)):
+    for call in (
+        lambda: fresh_store.get_run(99),
+        lambda: fresh_store.update_run(99, notes="x"),
+        lambda: fresh_store.set_status(99, "running"),
+        lambda: _epoch(fresh_store, 99, 1, 0.5),
+    ):
         with pytest.raises(UserError, match="^no run 99$"):
             call()
     assert fresh_store.epochs(99) == []
@@ -216,15 +283,13 @@ def test_set_status_timestamps(fresh_store):
     s.set_status(run_id, "running")  # resumed: keeps the first start, clears the finish and error
     run = s.get_run(run_id)
     assert run["started_at"] == started and run["finished_at"] is None and run["error"] is None
-    assert set(RUN_STATUSES) == {"queued", "running", "completed", "failed", "cancelled",
-                                 "interrupted", "diverged"}
+    assert set(RUN_STATUSES) == {"queued", "running", "completed", "failed", "cancelled", "interrupted", "diverged"}
 
 
 def test_failed_write_rolls_back(fresh_store):
-    with pytest.raises(RuntimeError):
-        with fresh_store._write():
-            fresh_store.create_run("half-made", {})
-            raise RuntimeError("crash mid-transaction")
+    with pytest.raises(RuntimeError), fresh_store._write():
+        fresh_store.create_run("half-made", {})
+        raise RuntimeError("crash mid-transaction")
     assert fresh_store.list_runs() == []
     fresh_store.create_run("after", {})  # the connection is usable afterwards
     assert [r["name"] for r in fresh_store.list_runs()] == ["after"]
@@ -268,8 +333,12 @@ def test_mark_interrupted(fresh_store):
     s.set_status(ids["failed"], "failed", error="bad")
     assert s.mark_interrupted() == [ids["queued"], ids["running"]]
     statuses = {r["name"]: (r["status"], r["finished_at"] is not None) for r in s.list_runs()}
-    assert statuses == {"queued": ("interrupted", True), "running": ("interrupted", True),
-                        "completed": ("completed", True), "failed": ("failed", True)}
+    assert statuses == {
+        "queued": ("interrupted", True),
+        "running": ("interrupted", True),
+        "completed": ("completed", True),
+        "failed": ("failed", True),
+    }
     assert s.get_run(ids["failed"])["error"] == "bad"
     assert "running" in s.get_run(ids["running"])["error"]
     assert s.mark_interrupted() == []
@@ -282,8 +351,12 @@ def test_log_epoch_upserts_and_recomputes_summary(fresh_store):
     for epoch, acc in [(1, 0.40), (2, 0.55), (3, 0.70), (4, 0.60)]:
         _epoch(s, run_id, epoch, acc)
     run = s.get_run(run_id)
-    assert (run["epochs_done"], run["best_epoch"], run["best_val_accuracy"],
-            run["final_val_accuracy"]) == (4, 3, 0.70, 0.60)
+    assert (run["epochs_done"], run["best_epoch"], run["best_val_accuracy"], run["final_val_accuracy"]) == (
+        4,
+        3,
+        0.70,
+        0.60,
+    )
 
     _epoch(s, run_id, 3, 0.50, loss=0.25)  # resumed run re-logs epoch 3 with worse accuracy
     rows = s.epochs(run_id)
@@ -337,12 +410,20 @@ def test_logits_round_trip_exactly(fresh_store):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(logits=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
-                         elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
-       split=st.sampled_from(["val", "test", "val_flip", "test_flip"]))
+@given(
+    logits=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+        elements=st.floats(width=32, allow_nan=True, allow_infinity=True),
+    ),
+    split=st.sampled_from(["val", "test", "val_flip", "test_flip"]),
+)
 def test_any_float32_logits_round_trip_bit_for_bit(fresh_store, logits, split):
-    run_id = fresh_store.runs_with_status("queued")[0]["id"] if fresh_store.list_runs() else \
-        fresh_store.create_run("prop", {})
+    run_id = (
+        fresh_store.runs_with_status("queued")[0]["id"]
+        if fresh_store.list_runs()
+        else fresh_store.create_run("prop", {})
+    )
     labels = np.arange(logits.shape[0]) % 10
     fresh_store.save_logits(run_id, split, logits, labels)
     back = fresh_store.load_logits(run_id, split)
@@ -363,8 +444,15 @@ def test_missing_logits_and_bad_labels(fresh_store):
 # -- ensembles -------------------------------------------------------------------------------
 def test_ensembles_crud(fresh_store):
     s = fresh_store
-    e1 = s.save_ensemble("top3", "weighted", [1, 2, 3], np.array([0.5, 0.3, 0.2]),
-                         temperatures=[1.0, 1.5, 2.0], val_accuracy=0.93, options={"tta": True})
+    e1 = s.save_ensemble(
+        "top3",
+        "weighted",
+        [1, 2, 3],
+        np.array([0.5, 0.3, 0.2]),
+        temperatures=[1.0, 1.5, 2.0],
+        val_accuracy=0.93,
+        options={"tta": True},
+    )
     e2 = s.save_ensemble("mean", "mean", [1, 2], [0.5, 0.5])
     got = s.get_ensemble(e1)
     assert got["members"] == [1, 2, 3] and got["weights"] == [0.5, 0.3, 0.2]
@@ -392,7 +480,7 @@ def _writer_and_reader(writer_store, reader_store, run_id, epochs=200):
                 if epoch % 20 == 0:
                     writer_store.save_logits(run_id, "val", np.full((500, 10), epoch, np.float32), labels)
             writer_store.set_status(run_id, "completed")
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(("writer", exc))
         finally:
             done.set()
@@ -407,11 +495,10 @@ def _writer_and_reader(writer_store, reader_store, run_id, epochs=200):
                     logits = reader_store.load_logits(run_id, "val")
                     assert logits.shape == (500, 10) and np.all(logits == logits[0, 0])
                 polls[0] += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(("reader", exc))
 
-    threads = [threading.Thread(target=write), threading.Thread(target=read),
-               threading.Thread(target=read)]
+    threads = [threading.Thread(target=write), threading.Thread(target=read), threading.Thread(target=read)]
     for t in threads:
         t.start()
     for t in threads:
@@ -453,7 +540,7 @@ def test_two_stores_writing_at_once(tmp_path):
             for epoch in range(1, 101):
                 _epoch(store, run_id, epoch, 0.5)
                 store.update_run(run_id, train_seconds=time.perf_counter())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=train, args=pair) for pair in zip(stores, run_ids)]
@@ -503,8 +590,13 @@ def test_separate_process_writes_while_this_one_reads(tmp_path):
     with Store(path) as ui:
         run_id = ui.create_run("a", {})
         env = {**os.environ, "PYTHONPATH": str(root)}
-        proc = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(run_id)],
-                                cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER_SCRIPT, str(path), str(run_id)],
+            cwd=root,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while proc.poll() is None:  # poll like the UI does, while the other process commits
             rows = ui.epochs(run_id)
             assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
@@ -530,4 +622,3 @@ def test_labels_are_stored_once_and_cleaned_up_with_their_last_run(fresh_store):
     assert count() == 1
     fresh_store.delete_run(second)
     assert count() == 0
-

@@ -2,6 +2,7 @@
 refused combination and queues nothing, shows the equivalent command; the Runs tab's Sweeps view shows a sweep
 the store holds. Without a browser: the box's queueing (all runs tagged, or none) and the view of a store
 without sweeps. Nothing trains here."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -46,8 +47,11 @@ def test_the_sweep_box_counts_and_checks_and_the_runs_tab_shows_a_sweep(app_serv
     _type(page, "sweep-name", "ui")
     _choose(page, "sweep-model", "lenet")
     _type(page, "sweep-learning_rate", "0.05, -1")
-    wait_until(lambda: "run 2 of 2 (model lenet, learning rate -1) is refused" in summary.inner_text(),
-               "the refused combination named", page=page)
+    wait_until(
+        lambda: "run 2 of 2 (model lenet, learning rate -1) is refused" in summary.inner_text(),
+        "the refused combination named",
+        page=page,
+    )
     page.locator("#sweep-button").click()
     wait_until(lambda: "Not queued" in message.inner_text(), "the refusal", page=page)
     _type(page, "sweep-learning_rate", "0.05")
@@ -57,8 +61,9 @@ def test_the_sweep_box_counts_and_checks_and_the_runs_tab_shows_a_sweep(app_serv
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sweep-train.png"), full_page=True)
     page.get_by_role("tab", name="Runs").click()
-    wait_until(lambda: "done: 2 runs, 2 completed" in page.locator("#sweeps-summary").inner_text(), "the sweep view",
-               page=page)
+    wait_until(
+        lambda: "done: 2 runs, 2 completed" in page.locator("#sweeps-summary").inner_text(), "the sweep view", page=page
+    )
     assert "60.50 ± 0.71" in page.locator("#sweeps-table").inner_text()
     page.close()
 

@@ -1,17 +1,19 @@
 """Sweeps: the expansion (workbench.specs.sweep), sweep presets, the `sweep`/`sweeps` commands and the sweep
-view's tables (workbench.ui.views.sweeps). Nothing here trains: runs are queued into a stand-in queue or
+view's tables (workbench.views.sweeps). Nothing here trains: runs are queued into a stand-in queue or
 written into the store as a finished job would leave them."""
+
 from datetime import datetime
 
 import pytest
 
 from workbench.cli.main import main
-from workbench.cli.presets import load_preset, plan_preset, run_preset
+from workbench.cli.presets import plan_preset, run_preset
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate_many
+from workbench.specs.presets import load_preset
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import Sweep, default_name, parse_axis, submit_sweep, sweep_of
-from workbench.ui.views import sweeps as views
+from workbench.views import sweeps as views
 
 BASE = RunSpec(dataset="synthetic", epochs=1, batch_size=50, model="lenet")
 
@@ -47,14 +49,18 @@ def test_axes_parse_text_lists_and_ranges():
 
 
 def test_the_cross_product_names_counts_and_command():
-    sweep = Sweep.from_values("study", BASE, {"seed": "0,1", "loss": ["cross_entropy", "focal"],
-                                              "learning_rate": "0.1", "model": "lenet,resnet20"})
+    sweep = Sweep.from_values(
+        "study",
+        BASE,
+        {"seed": "0,1", "loss": ["cross_entropy", "focal"], "learning_rate": "0.1", "model": "lenet,resnet20"},
+    )
     assert list(sweep.axes) == ["model", "loss", "learning_rate", "seed"]  # the form's order, seeds last
     assert sweep.count_text() == "2 models × 2 losses × 1 learning rate × 2 seeds = 8 runs"
     specs = sweep.validate()
     assert [s.name for s in specs[:3]] == ["study-lenet-ce-s0", "study-lenet-ce-s1", "study-lenet-focal-s0"]
     assert {(s.model, s.loss, s.seed, s.learning_rate, s.epochs) for s in specs} == {
-        (m, l, s, 0.1, 1) for m in ("lenet", "resnet20") for l in ("cross_entropy", "focal") for s in (0, 1)}
+        (m, l, s, 0.1, 1) for m in ("lenet", "resnet20") for l in ("cross_entropy", "focal") for s in (0, 1)
+    }
     command = sweep.to_cli(["mine"])
     assert command.startswith("python -m workbench sweep study --epochs 1 --batch-size 50 --dataset synthetic")
     assert "--model " not in command and "--models lenet,resnet20 --losses cross_entropy,focal" in command
@@ -76,8 +82,11 @@ def test_the_command_line_of_a_sweep_queues_the_same_runs(tmp_path, capsys):
 def test_every_run_is_validated_before_any_is_queued():
     queue = FakeQueue()
     sweep = Sweep.from_values("bad", BASE, {"model": "lenet,nin", "learning_rate": "0.1,-1"})
-    with pytest.raises(UserError, match=r"run 2 of 4 \(model lenet, learning rate -1\) is refused: "
-                                        r"learning rate must be > 0.*Nothing was queued"):
+    with pytest.raises(
+        UserError,
+        match=r"run 2 of 4 \(model lenet, learning rate -1\) is refused: "
+        r"learning rate must be > 0.*Nothing was queued",
+    ):
         submit_sweep(queue, sweep)
     assert queue.submitted == []
     with pytest.raises(UserError, match="unknown model 'nope'"):
@@ -105,20 +114,28 @@ def test_the_classic_preset_is_the_seeds_table_as_one_sweep(tmp_path, capsys):
         load_preset("quick", seeds="0,1")
     assert main(["--db", str(tmp_path / "w.db"), "train-all", "--preset", "classic", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("sweep classic: 4 models × 2 losses × 1 seed = 7 runs (1 combination skipped), tagged "
-                          "sweep:classic\n  new      classic-wrn_28_10-ce-s0\n")
+    assert out.startswith(
+        "sweep classic: 4 models × 2 losses × 1 seed = 7 runs (1 combination skipped), tagged "
+        "sweep:classic\n  new      classic-wrn_28_10-ce-s0\n"
+    )
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[sweep]\nname = 'x'\nloss = 'focal'\n", "loss must be a list"),
-    ("[sweep]\nname = 'x'\nseed = [0, 1]\n[[runs]]\nname = 'a'\n", "both \\[\\[runs\\]\\] and a \\[sweep\\]"),
-    ("[sweep]\nname = 'x'\nseed = [0, 1]\nskip = [{ loss = 'focal' }]\n", "skip names 'loss', which the sweep does not vary"),
-    ("[sweep]\nname = 'x'\nloss = ['focal']\nskip = [{ loss = 'focall' }]\n", "not one of the sweep's values"),
-    ("[sweep]\nname = 'x'\nseed = [0]\n[sweep.per_model.nin]\nbatch_size = 64\n", "does not train"),
-    ("[sweep]\nname = 'x'\nseed = [0]\n[sweep.per_model.resnet20]\nseed = 4\n", "sets seed"),
-    ("[sweep]\nseed = [0]\n", "sweep name '' is not usable"),
-    ("[defaults]\nepoch = 3\n[sweep]\nname = 'x'\nseed = [0]\n", "preset bad.toml: unknown run setting"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[sweep]\nname = 'x'\nloss = 'focal'\n", "loss must be a list"),
+        ("[sweep]\nname = 'x'\nseed = [0, 1]\n[[runs]]\nname = 'a'\n", "both \\[\\[runs\\]\\] and a \\[sweep\\]"),
+        (
+            "[sweep]\nname = 'x'\nseed = [0, 1]\nskip = [{ loss = 'focal' }]\n",
+            "skip names 'loss', which the sweep does not vary",
+        ),
+        ("[sweep]\nname = 'x'\nloss = ['focal']\nskip = [{ loss = 'focall' }]\n", "not one of the sweep's values"),
+        ("[sweep]\nname = 'x'\nseed = [0]\n[sweep.per_model.nin]\nbatch_size = 64\n", "does not train"),
+        ("[sweep]\nname = 'x'\nseed = [0]\n[sweep.per_model.resnet20]\nseed = 4\n", "sets seed"),
+        ("[sweep]\nseed = [0]\n", "sweep name '' is not usable"),
+        ("[defaults]\nepoch = 3\n[sweep]\nname = 'x'\nseed = [0]\n", "preset bad.toml: unknown run setting"),
+    ],
+)
 def test_bad_sweep_presets(tmp_path, content, message):
     path = tmp_path / "bad.toml"
     path.write_text(content)
@@ -138,8 +155,10 @@ def _finish(store, spec, *, test, val, seconds=60.0, params=1000, tags=(), devic
 
 def test_a_sweep_preset_adopts_matching_runs_and_queues_the_rest_under_its_tag(store, tmp_path):
     path = tmp_path / "mini.toml"
-    path.write_text("[defaults]\nmodel = 'lenet'\ndataset = 'synthetic'\nepochs = 1\n"
-                    "[sweep]\nname = 'mini'\nloss = ['cross_entropy', 'focal']\nseed = [0]\n")
+    path.write_text(
+        "[defaults]\nmodel = 'lenet'\ndataset = 'synthetic'\nepochs = 1\n"
+        "[sweep]\nname = 'mini'\nloss = ['cross_entropy', 'focal']\nseed = [0]\n"
+    )
     preset = load_preset(str(path))
     # An earlier run with the same settings under another name (and without the tag) counts as done.
     earlier = _finish(store, preset[0].replace(name="my-own-name"), test=0.5, val=0.5)
@@ -162,8 +181,15 @@ def study(store):
     for spec in sweep.specs():
         gain = gains[spec.model][spec.seed] if spec.loss == "focal" else 0.0
         test = (60.0 + spec.seed + (10 if spec.model == "resnet20" else 0) + gain) / 100
-        _finish(store, spec, test=test, val=test + 0.01, seconds=120.0 * (1 + spec.seed),
-                params=62006 if spec.model == "lenet" else 272474, tags=[sweep.tag])
+        _finish(
+            store,
+            spec,
+            test=test,
+            val=test + 0.01,
+            seconds=120.0 * (1 + spec.seed),
+            params=62006 if spec.model == "lenet" else 272474,
+            tags=[sweep.tag],
+        )
     other = store.create_run("outside", BASE.to_dict(), tags=["sweep:other"])
     store.set_status(other, "running")
     return store
@@ -174,12 +200,25 @@ def test_the_sweeps_table_has_one_row_per_setting_with_the_seeds_spread(study):
     assert [s["name"] for s in views.sweep_names(study.list_runs())] == ["other", "study"]
     assert views.sweep_choice(views.sweep_names(study.list_runs())[1]) == "study (12 runs, 12 completed)"
     assert views.parse_sweep_choice("study (12 runs, 12 completed)") == "study"
-    assert views.table_columns(runs) == ["Network", "GPUs", "Parameters", "Batch", "Epochs", "Loss", "Seeds",
-                                         "Training time", "Val acc %", "Test acc %"]
+    assert views.table_columns(runs) == [
+        "Network",
+        "GPUs",
+        "Parameters",
+        "Batch",
+        "Epochs",
+        "Loss",
+        "Seeds",
+        "Training time",
+        "Val acc %",
+        "Test acc %",
+    ]
     rows = views.sweep_table(runs)
     assert [(r["Network"], r["Loss"], r["Seeds"]) for r in rows] == [
-        ("lenet", "cross_entropy", "3/3"), ("lenet", "focal", "3/3"),
-        ("resnet20", "cross_entropy", "3/3"), ("resnet20", "focal", "3/3")]
+        ("lenet", "cross_entropy", "3/3"),
+        ("lenet", "focal", "3/3"),
+        ("resnet20", "cross_entropy", "3/3"),
+        ("resnet20", "focal", "3/3"),
+    ]
     first = rows[0]
     assert (first["GPUs"], first["Parameters"], first["Batch"], first["Epochs"]) == ("1", "62.0k", "50", "1")
     assert first["Test acc %"] == "61.00 ± 1.00" and first["Val acc %"] == "62.00 ± 1.00"

@@ -1,5 +1,6 @@
 """TensorBoard event files (workbench.training.tensorboard), read back with TensorBoard's own reader: exported
 from the store (`export N|all --format tensorboard`) and written live by a run that asks for them."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,16 +12,26 @@ from workbench.jobs.queue import JobQueue
 from workbench.specs.run import RunSpec
 from workbench.training.tensorboard import default_logdir, run_folder
 
-TINY = dict(model="lenet", dataset="synthetic", dataset_options={"n_train": 300, "n_test": 60}, batch_size=50,
-            learning_rate=0.05, schedule="cosine", augment=())
+TINY = dict(
+    model="lenet",
+    dataset="synthetic",
+    dataset_options={"n_train": 300, "n_test": 60},
+    batch_size=50,
+    learning_rate=0.05,
+    schedule="cosine",
+    augment=(),
+)
 
 
 def read(folder) -> tuple:
     """({tag: [(step, value)]}, hyperparameters) of one event folder, as TensorBoard reads them."""
     events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
     events.Reload()
-    scalars = {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
-               for tag in events.Tags()["tensors"] if not tag.startswith("_hparams_")}
+    scalars = {
+        tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+        for tag in events.Tags()["tensors"]
+        if not tag.startswith("_hparams_")
+    }
     hparams = {}
     try:
         contents = events.PluginTagToContent("hparams")
@@ -37,8 +48,16 @@ def _finished(store, name="wrn focal/seed 1", epochs=3, tags=("sweep:study",)):
     run_id = store.create_run(name, spec.to_dict(), tags=tags)
     store.set_status(run_id, "running")
     for epoch in range(1, epochs + 1):
-        store.log_epoch(run_id, epoch, lr=0.1 / epoch, loss=2.0 / epoch, accuracy=0.2 * epoch, val_loss=2.5 / epoch,
-                        val_accuracy=0.15 * epoch, seconds=10.0 + epoch)
+        store.log_epoch(
+            run_id,
+            epoch,
+            lr=0.1 / epoch,
+            loss=2.0 / epoch,
+            accuracy=0.2 * epoch,
+            val_loss=2.5 / epoch,
+            val_accuracy=0.15 * epoch,
+            seconds=10.0 + epoch,
+        )
     store.update_run(run_id, test_accuracy=0.42)
     store.set_status(run_id, "completed")
     return run_id

@@ -1,5 +1,6 @@
 """Real training of tiny models through the job queue into a real store: completion, logits,
 cancel, resume, divergence, failures, and validation before anything is queued."""
+
 import os
 import signal
 import subprocess
@@ -17,9 +18,16 @@ from workbench.jobs.queue import JobQueue
 from workbench.specs.run import RunSpec
 from workbench.training.checkpoint import CHECKPOINT, checkpoint_epoch
 
-TINY = dict(model="resnet20", model_kwargs={"depth": 8, "base_width": 4}, dataset="synthetic",
-            dataset_options={"n_train": 600, "n_test": 100}, batch_size=50, learning_rate=0.05,
-            schedule="cosine", augment=("flip_crop",))
+TINY = dict(
+    model="resnet20",
+    model_kwargs={"depth": 8, "base_width": 4},
+    dataset="synthetic",
+    dataset_options={"n_train": 600, "n_test": 100},
+    batch_size=50,
+    learning_rate=0.05,
+    schedule="cosine",
+    augment=("flip_crop",),
+)
 
 
 def tiny(**changes) -> RunSpec:
@@ -67,8 +75,14 @@ def test_a_run_trains_and_stores_everything(store, queue):
 
 
 def test_real_cifar_images_train_above_chance(store, queue, cache_dir):
-    spec = tiny(dataset="cifar10", dataset_options={}, data_path=str(FIXTURES / "cifar10-mini.tar.gz"),
-                epochs=4, val_size=100, learning_rate=0.05)
+    spec = tiny(
+        dataset="cifar10",
+        dataset_options={},
+        data_path=str(FIXTURES / "cifar10-mini.tar.gz"),
+        epochs=4,
+        val_size=100,
+        learning_rate=0.05,
+    )
     run_id = queue.submit(spec)
     assert queue.wait(run_id, timeout=300)
     run = store.get_run(run_id)
@@ -141,22 +155,28 @@ def test_bfloat16_mixed_precision_run(store, queue):
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"model": "resnet21"}, "unknown model 'resnet21'; choose one of"),
-    ({"epochs": 0}, "epochs must be at least 1"),
-    ({"gpus": 2}, "asks for 2 GPU.* this machine has 0"),
-    ({"loss": "hinge"}, "unknown loss 'hinge'"),
-    ({"augment": "flip_crop,jitter"}, "jitter"),
-    ({"model_kwargs": {"depth": 9}}, "6n\\+2|6n \\+ 2"),
-    ({"model_kwargs": {"widen": 2}}, "has no option widen"),
-    ({"dataset": "cifar10", "dataset_options": {}, "data_path": "/nonexistent/cifar.tar.gz"}, "does not exist"),
-    ({"learning_rate": -1}, "learning rate must be > 0"),
-    ({"epochs": "ten"}, "epochs must be int"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model": "resnet21"}, "unknown model 'resnet21'; choose one of"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"gpus": 2}, "asks for 2 GPU.* this machine has 0"),
+        ({"loss": "hinge"}, "unknown loss 'hinge'"),
+        ({"augment": "flip_crop,jitter"}, "jitter"),
+        ({"model_kwargs": {"depth": 9}}, "6n\\+2|6n \\+ 2"),
+        ({"model_kwargs": {"widen": 2}}, "has no option widen"),
+        ({"dataset": "cifar10", "dataset_options": {}, "data_path": "/nonexistent/cifar.tar.gz"}, "does not exist"),
+        ({"learning_rate": -1}, "learning rate must be > 0"),
+        ({"epochs": "ten"}, "epochs must be int"),
+    ],
+)
 def test_invalid_specs_are_refused_before_anything_is_queued(store, queue, changes, message):
     with pytest.raises(UserError, match=message):
-        queue.submit(tiny(**changes) if "epochs" not in changes or changes["epochs"] != "ten"
-                     else RunSpec.from_dict({**TINY, **changes}))
+        queue.submit(
+            tiny(**changes)
+            if "epochs" not in changes or changes["epochs"] != "ten"
+            else RunSpec.from_dict({**TINY, **changes})
+        )
     assert store.list_runs() == [] and queue.active() == []
 
 
@@ -165,8 +185,9 @@ def test_checks_that_need_data_or_a_model_fail_the_run_in_its_process(store, iso
     only the data or the built model can judge fails the run with the reason: the batch against the
     training split, and DenseNet's depth, whose form depends on another option (bottleneck)."""
     too_big = isolated_queue.submit(tiny(batch_size=100000, name="too-big"))
-    bad_depth = isolated_queue.submit(tiny(model="densenet_bc_100_12", model_kwargs={"depth": 13, "growth_rate": 2},
-                                           name="bad-depth"))
+    bad_depth = isolated_queue.submit(
+        tiny(model="densenet_bc_100_12", model_kwargs={"depth": 13, "growth_rate": 2}, name="bad-depth")
+    )
     for run_id in (too_big, bad_depth):
         assert isolated_queue.wait(run_id, timeout=300)
     assert store.get_run(too_big)["status"] == "failed"
@@ -179,10 +200,30 @@ def test_checks_that_need_data_or_a_model_fail_the_run_in_its_process(store, iso
 
 def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
     db = tmp_path / "runs" / "workbench.db"
-    cmd = [sys.executable, "-m", "workbench", "--db", str(db), "train", "--model", "resnet20",
-           "--model-kwargs", "depth=8,base_width=4", "--dataset", "synthetic", "--dataset-options",
-           "n_train=300,n_test=100", "--batch-size", "50", "--epochs", "10", "--schedule", "cosine",
-           "--learning-rate", "0.05"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "--db",
+        str(db),
+        "train",
+        "--model",
+        "resnet20",
+        "--model-kwargs",
+        "depth=8,base_width=4",
+        "--dataset",
+        "synthetic",
+        "--dataset-options",
+        "n_train=300,n_test=100",
+        "--batch-size",
+        "50",
+        "--epochs",
+        "10",
+        "--schedule",
+        "cosine",
+        "--learning-rate",
+        "0.05",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -236,7 +277,7 @@ from workbench.specs.run import RunSpec
 from workbench.training import devices
 strategy = devices.strategy_for(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2, strategy
-store = Store({str(tmp_path / 'm.db')!r})
+store = Store({str(tmp_path / "m.db")!r})
 queue = JobQueue(store, devices=["/cpu:0", "/cpu:1"], isolate=False)  # virtual CPUs live in this process
 spec = RunSpec.from_dict({TINY!r} | {{"epochs": 2, "gpus": 2}})
 run_id = queue.submit(spec)
@@ -245,7 +286,13 @@ run = store.get_run(run_id)
 assert run["status"] == "completed", run["error"]
 print("DEVICE", run["device"], "EPOCHS", len(store.epochs(run_id)))
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DEVICE CPU:0, CPU:1 EPOCHS 2" in result.stdout

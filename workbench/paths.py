@@ -1,4 +1,5 @@
 """Where files live outside the store, each folder named once (the environment variables override)."""
+
 import os
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Export a run: its epochs as CSV, its stored logits and labels as a NumPy .npz archive, or its trained
 model with its preprocessing (keras, savedmodel, tflite, onnx: `workbench.predict.export`)."""
+
 import csv
 from pathlib import Path
 

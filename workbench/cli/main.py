@@ -3,6 +3,7 @@ ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
+
 import argparse
 import functools
 import sys
@@ -54,17 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     # The global flags are accepted before or after the subcommand (`runs --db X` as well as `--db X runs`):
     # every subcommand gets them with SUPPRESS as default, so one given before is not overwritten.
     global_flags = argparse.ArgumentParser(add_help=False)
-    global_flags.add_argument("--db", default=argparse.SUPPRESS,
-                              help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)")
+    global_flags.add_argument(
+        "--db", default=argparse.SUPPRESS, help="the store's SQLite file (default: $WORKBENCH_DB or runs/workbench.db)"
+    )
     parser = argparse.ArgumentParser(prog=_prog(), description="CIFAR Workbench, headless.", parents=[global_flags])
     sub = parser.add_subparsers(dest="command", metavar="{" + COMMANDS.replace(" ", "") + "}")
     sub.add_parser = functools.partial(sub.add_parser, parents=[global_flags])
 
     for spec_class, help_text, description in (
-            (RunSpec, "train one run (Ctrl-C cancels it; `resume` continues it)",
-             "Train one run. Every setting has a flag; defaults are the classic recipe."),
-            (FinetuneSpec, "fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
-             "Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.")):
+        (
+            RunSpec,
+            "train one run (Ctrl-C cancels it; `resume` continues it)",
+            "Train one run. Every setting has a flag; defaults are the classic recipe.",
+        ),
+        (
+            FinetuneSpec,
+            "fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
+            "Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.",
+        ),
+    ):
         command = sub.add_parser(spec_class.command, help=help_text, description=description)
         add_spec_arguments(command, spec_class)
         command.add_argument("--tags", default="", help="comma-separated tags for the run")
@@ -90,27 +99,43 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--all", action="store_true", help="include archived runs")
     runs.set_defaults(handler=_runs)
 
-    export = sub.add_parser("export", help="export a run's epochs (csv), logits and labels (npz), its model with its "
-                            "preprocessing (keras, savedmodel, tflite, onnx; and a JSON of class names and spec) or "
-                            "TensorBoard events")
+    export = sub.add_parser(
+        "export",
+        help="export a run's epochs (csv), logits and labels (npz), its model with its "
+        "preprocessing (keras, savedmodel, tflite, onnx; and a JSON of class names and spec) or "
+        "TensorBoard events",
+    )
     export.add_argument("run", type=_run_or_all, help="a run id, or 'all' (tensorboard only)")
-    export.add_argument("--format", choices=("csv", "npz", "keras", "savedmodel", "tflite", "onnx", "tensorboard"),
-                        default="csv")
-    export.add_argument("--output", "-o", default=None, help="file to write (default: run-N.csv / run-N.npz / "
-                        "run-N.keras / run-N-savedmodel (a folder) / run-N.tflite / run-N.onnx; tensorboard: the "
-                        "folder for --logdir, default <store>-tensorboard beside the store)")
+    export.add_argument(
+        "--format", choices=("csv", "npz", "keras", "savedmodel", "tflite", "onnx", "tensorboard"), default="csv"
+    )
+    export.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        help="file to write (default: run-N.csv / run-N.npz / "
+        "run-N.keras / run-N-savedmodel (a folder) / run-N.tflite / run-N.onnx; tensorboard: the "
+        "folder for --logdir, default <store>-tensorboard beside the store)",
+    )
     export.set_defaults(handler=_export)
 
     ensemble = sub.add_parser("ensemble", help="combine completed runs: weights chosen on validation, test reported")
     ensemble.add_argument("runs", nargs="+", type=int, metavar="RUN", help="ids of completed runs (at least two)")
-    ensemble.add_argument("--method", choices=("grid", "greedy", "optimize", "vote", "uniform"), default="grid",
-                          help="grid search, greedy selection, NLL-optimal weights, majority vote, or equal weights")
+    ensemble.add_argument(
+        "--method",
+        choices=("grid", "greedy", "optimize", "vote", "uniform"),
+        default="grid",
+        help="grid search, greedy selection, NLL-optimal weights, majority vote, or equal weights",
+    )
     ensemble.add_argument("--space", choices=("prob", "logit"), default="prob", help="average probabilities or logits")
     ensemble.add_argument("--temperature", action="store_true", help="temperature-scale each member first")
     ensemble.add_argument("--tta", action="store_true", help="average each member with its flipped predictions")
-    ensemble.add_argument("--translate", action="store_true",
-                          help="also average in its translated predictions (runs trained with --augment translate "
-                               "store them; with --tta: the six-view TTA of the fast recipe)")
+    ensemble.add_argument(
+        "--translate",
+        action="store_true",
+        help="also average in its translated predictions (runs trained with --augment translate "
+        "store them; with --tta: the six-view TTA of the fast recipe)",
+    )
     ensemble.add_argument("--step", type=float, default=0.1, help="grid step (default 0.1)")
     ensemble.add_argument("--save", metavar="NAME", help="save the ensemble to the store under NAME")
     ensemble.set_defaults(handler=_ensemble)
@@ -133,7 +158,7 @@ def _train(args):
     store = _open_store(args)
     queue = open_queue(store, args)
     from workbench.jobs.estimate import estimate
-    from workbench.ui.views.live import estimate_text
+    from workbench.views.live import estimate_text
 
     try:
         run_id = queue.submit(spec, tags=parse_tags(args.tags))
@@ -154,7 +179,7 @@ def _say_cluster(queue) -> None:
 
 
 def _resume(args):
-    from workbench.ui.views.live import resume_message
+    from workbench.views.live import resume_message
 
     check_cluster_flags(args)
     store = _open_store(args)
@@ -176,7 +201,7 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
     """Print each new epoch until the runs end, and what a run is doing (its phase, rate and remaining
     time, as the live panel says it) when that changes or every `every` seconds inside a long epoch or
     the final evaluation; Ctrl-C cancels them (resumable later)."""
-    from workbench.ui.views.live import phase_of, progress_facts
+    from workbench.views.live import phase_of, progress_facts
 
     shown = {run_id: 0 for run_id in run_ids}
     said = {run_id: (None, 0.0) for run_id in run_ids}  # (phase, when) of each run's last progress line
@@ -184,12 +209,15 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
         while True:
             for run_id in run_ids:
                 epochs = store.epochs(run_id)
-                for row in epochs[shown[run_id]:]:
+                for row in epochs[shown[run_id] :]:
                     shown[run_id] = row["epoch"]
                     total = store.get_run(run_id)["spec"]["epochs"]
-                    print(f"{prefix}run {run_id} epoch {row['epoch']}/{total}: loss {_f(row['loss'])} "
-                          f"acc {percent(row['accuracy'])} val_acc {percent(row['val_accuracy'])} "
-                          f"lr {_f(row['lr'], 5)} ({row['seconds']:.1f}s)", flush=True)
+                    print(
+                        f"{prefix}run {run_id} epoch {row['epoch']}/{total}: loss {_f(row['loss'])} "
+                        f"acc {percent(row['accuracy'])} val_acc {percent(row['val_accuracy'])} "
+                        f"lr {_f(row['lr'], 5)} ({row['seconds']:.1f}s)",
+                        flush=True,
+                    )
                     said[run_id] = (said[run_id][0], time.monotonic())  # an epoch line says enough for now
                 run = store.get_run(run_id)
                 phase, last = phase_of(run), said[run_id]
@@ -223,9 +251,9 @@ def _f(value, digits=4):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-
 def _train_all(args):
-    from workbench.cli.presets import load_preset, plan_preset, run_preset
+    from workbench.cli.presets import plan_preset, run_preset
+    from workbench.specs.presets import load_preset
 
     check_cluster_flags(args)
     preset = load_preset(args.preset, seeds=args.seeds)
@@ -254,8 +282,10 @@ def _runs(args):
     for run in runs:
         epochs = f"{run['epochs_done'] or 0}/{run['spec'].get('epochs', '?')}"
         params = f"{run['params'] / 1e6:.2f}M" if run["params"] else "-"
-        print(f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
-              f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} {params:>8s}")
+        print(
+            f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
+            f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} {params:>8s}"
+        )
     if not runs:
         print(f"(no runs yet: {_prog()} train --help)")
 
@@ -273,8 +303,9 @@ def _export(args):
     if args.format == "tensorboard":
         return _export_tensorboard(args)
     if args.run == "all":
-        raise UserError("'all' exports TensorBoard events only (--format tensorboard); name one run for csv, npz "
-                        "or a model format")
+        raise UserError(
+            "'all' exports TensorBoard events only (--format tensorboard); name one run for csv, npz or a model format"
+        )
     from workbench.cli.export import MODEL_FORMATS, export_run
     from workbench.predict.export import metadata_path
 
@@ -300,18 +331,27 @@ def _ensemble(args):
 
     store = _open_store(args)
     members = lab.Lab(store).load(args.runs)
-    settings = lab.Settings(method="vote" if args.method == "vote" else "mean", space=args.space,
-                            temperature=args.temperature, tta=args.tta, translate=args.translate)
+    settings = lab.Settings(
+        method="vote" if args.method == "vote" else "mean",
+        space=args.space,
+        temperature=args.temperature,
+        tta=args.tta,
+        translate=args.translate,
+    )
     weights = [1.0] * len(members.ids)
     if args.method in lab.SEARCHES:
         weights = lab.search(members, settings, args.method, step=args.step)["weights"]
     scored = lab.score(members, lab.relative_weights(weights), settings)
     temperature = f" {'T':>5s}" if settings.temperature else ""  # a column only when it is applied
-    print(f"{'run':>5}  {'name':32s} {'weight':>7s}{temperature} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}")
+    print(
+        f"{'run':>5}  {'name':32s} {'weight':>7s}{temperature} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}"
+    )
     for member, weight in zip(scored["members"], scored["weights"]):
         temperature = f" {member['temperature']:5.2f}" if settings.temperature else ""
-        print(f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f}{temperature} "
-              f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {percent(member['test_ece']):>8s}")
+        print(
+            f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f}{temperature} "
+            f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {percent(member['test_ece']):>8s}"
+        )
     print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation, the largest at 1):")
     for label, split in (("validation", scored["val"]), ("test", scored["test"])):
         nll = "n/a (vote)" if split["nll"] is None else f"{split['nll']:.4f}"

@@ -1,22 +1,16 @@
-"""Presets: lists of runs in `presets/*.toml`, trained by `train-all` (and `make train-all`).
-
-A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each named) or a sweep
-(`[defaults]` and a `[sweep]` table: a name and lists of values to cross, expanded by
-`workbench.specs.sweep`; its runs are tagged `sweep:NAME`).
+"""train-all: plan a preset's runs against the store (`plan_preset`) and queue them (`run_preset`).
 
 Running a preset twice is safe: a run whose name and settings match a completed run is skipped,
 an interrupted or cancelled one is resumed from its checkpoint, and only the rest start anew. A sweep's
 run matches on its settings alone (its name may change as the sweep grows) and joins the sweep's tag.
+Reading the preset files is `workbench.specs.presets`.
 """
+
 import time
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
-
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 
 
 @dataclass
@@ -26,76 +20,6 @@ class Step:
     run_id: int = 0
     reason: str = ""
     tags: tuple = ()  # a sweep's tag
-
-
-class Preset(list):
-    """A preset's RunSpecs (a list, as before), and `sweep`: its `workbench.specs.sweep.Sweep` or None."""
-
-    def __init__(self, specs, sweep=None):
-        super().__init__(specs)
-        self.sweep = sweep
-
-    @property
-    def tags(self) -> tuple:
-        return (self.sweep.tag,) if self.sweep else ()
-
-
-def list_presets() -> list:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
-
-
-def load_preset(name_or_path: str, *, seeds=None) -> Preset:
-    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, or its [sweep] expanded over
-    them; each normalised. `seeds` (text or a list) replaces a sweep's seeds."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESETS_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise UserError(f"no preset {name_or_path!r}; choose one of: {', '.join(list_presets())} or a .toml path")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"preset {path} is not valid TOML: {exc}") from None
-    if "sweep" in data:
-        return _load_sweep(data, path, seeds)
-    if seeds is not None:
-        raise UserError(f"preset {path.name} is a list of runs, not a sweep: seeds apply to sweep presets")
-    runs = data.get("runs") or []
-    if not runs:
-        raise UserError(f"preset {path} lists no [[runs]] and no [sweep]")
-    specs = []
-    for index, entry in enumerate(runs, 1):
-        try:
-            spec = RunSpec.from_dict({**data.get("defaults", {}), **entry})
-        except UserError as exc:
-            raise UserError(f"preset {path.name}, run {index}: {exc}") from None
-        if not spec.name:
-            raise UserError(f"preset {path.name}, run {index}: every run needs a name (it is how reruns find it)")
-        specs.append(spec)
-    names = [s.name for s in specs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise UserError(f"preset {path.name} names runs twice: {', '.join(duplicates)}")
-    return Preset(specs)
-
-
-def _load_sweep(data: dict, path: Path, seeds) -> Preset:
-    from workbench.specs.sweep import Sweep, parse_axis
-
-    if data.get("runs"):
-        raise UserError(f"preset {path.name} has both [[runs]] and a [sweep]; a preset is one or the other")
-    if not isinstance(data["sweep"], dict):
-        raise UserError(f"preset {path.name}: sweep must be a table ([sweep])")
-    try:
-        base = RunSpec.from_dict(data.get("defaults", {}))
-        table = dict(data["sweep"])
-        if seeds is not None:
-            table["seed"] = list(parse_axis("seed", seeds))
-        sweep = Sweep.from_preset(table, base, where=f"preset {path.name}")
-        return Preset(sweep.specs(), sweep)
-    except UserError as exc:
-        message = str(exc)
-        raise UserError(message if message.startswith("preset") else f"preset {path.name}: {message}") from None
 
 
 NOT_COMPARED = ("name", "data_path", "tensorboard")  # settings that do not make another run
@@ -110,8 +34,11 @@ def plan_preset(specs: list, store, *, data_path=None) -> list:
     """What train-all will do for each run, given what the store already holds. A sweep's runs match on
     their settings alone (the same name preferred), a list's on name and settings."""
     steps = []
-    existing = [(run, _safe_comparable(run)) for run in store.list_runs(include_archived=True)
-                if run.get("kind", "scratch") == RunSpec.kind]
+    existing = [
+        (run, _safe_comparable(run))
+        for run in store.list_runs(include_archived=True)
+        if run.get("kind", "scratch") == RunSpec.kind
+    ]
     tags = tuple(getattr(specs, "tags", ()))
     for spec in specs:
         if data_path and not spec.data_path:
@@ -167,10 +94,12 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
                 if shown.get(run_id) != (run["epochs_done"], run["status"]):
                     changed = True
                     shown[run_id] = (run["epochs_done"], run["status"])
-                    out(f"[{position}/{len(run_ids)}] run {run_id} {run['name']}: {run['status']}, "
+                    out(
+                        f"[{position}/{len(run_ids)}] run {run_id} {run['name']}: {run['status']}, "
                         f"epoch {run['epochs_done'] or 0}/{run['spec']['epochs']}, "
                         f"best val {percent(run['best_val_accuracy'])}"
-                        + (f", test {percent(run['test_accuracy'])}" if run["test_accuracy"] is not None else ""))
+                        + (f", test {percent(run['test_accuracy'])}" if run["test_accuracy"] is not None else "")
+                    )
             if changed:
                 out(f"overall: {done_epochs}/{total_epochs} epochs ({100 * done_epochs / max(1, total_epochs):.0f}%)")
             if all(queue.wait(r, timeout=0) for r in run_ids):
@@ -184,8 +113,10 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
         queue.shutdown()  # all jobs ended: release the store's job lock
     finished = [store.get_run(r) for r in run_ids]
     failed = [r for r in finished if r["status"] != "completed"]
-    out(f"train-all: {len(finished) - len(failed)} completed, {len(failed)} not completed, "
-        f"{sum(s.action == 'skip' for s in steps)} skipped")
+    out(
+        f"train-all: {len(finished) - len(failed)} completed, {len(failed)} not completed, "
+        f"{sum(s.action == 'skip' for s in steps)} skipped"
+    )
     for run in failed:
         out(f"  run {run['id']} {run['name']}: {run['status']} {run['error'] or ''}".rstrip())
     return 1 if failed else 0

@@ -1,6 +1,7 @@
 """`sweep` (queue the cross product of several values per setting, tagged `sweep:NAME`, and follow it) and
 `sweeps` (list them, or show one as the seed's table with a paired comparison), registered on the CLI's
-parser by `add_commands`. The expansion is `workbench.specs.sweep`'s, the tables `workbench.ui.views.sweeps`'."""
+parser by `add_commands`. The expansion is `workbench.specs.sweep`'s, the tables `workbench.views.sweeps`'."""
+
 from datetime import datetime
 
 from workbench.errors import UserError
@@ -8,28 +9,44 @@ from workbench.specs.flags import add_spec_arguments, flag, parse_tags, spec_fro
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import AXES, AXIS_NAMES, Sweep, default_name, submit_sweep
 
-AXIS_FLAGS = {"model": "--models", "loss": "--losses", "augment": "--augments", "schedule": "--schedules",
-              "learning_rate": "--learning-rates", "seed": "--seeds"}
-AXIS_HELP = {"model": "models to train, comma-separated (e.g. resnet20,wrn_16_8)",
-             "loss": "losses, comma-separated (cross_entropy,focal,label_smoothing)",
-             "augment": "augmentation sets separated by ';', each comma-separated ('flip_crop;flip_crop,cutout;none')",
-             "schedule": "learning-rate schedules, comma-separated (step,cosine,htd,constant)",
-             "learning_rate": "learning rates, comma-separated (0.1,0.05)",
-             "seed": "seeds, comma-separated or a range (0,1,2 or 0-4)"}
+AXIS_FLAGS = {
+    "model": "--models",
+    "loss": "--losses",
+    "augment": "--augments",
+    "schedule": "--schedules",
+    "learning_rate": "--learning-rates",
+    "seed": "--seeds",
+}
+AXIS_HELP = {
+    "model": "models to train, comma-separated (e.g. resnet20,wrn_16_8)",
+    "loss": "losses, comma-separated (cross_entropy,focal,label_smoothing)",
+    "augment": "augmentation sets separated by ';', each comma-separated ('flip_crop;flip_crop,cutout;none')",
+    "schedule": "learning-rate schedules, comma-separated (step,cosine,htd,constant)",
+    "learning_rate": "learning rates, comma-separated (0.1,0.05)",
+    "seed": "seeds, comma-separated or a range (0,1,2 or 0-4)",
+}
 
 
 def add_commands(sub, *, follow, open_store) -> None:
     """Add `sweep` and `sweeps` to the CLI's subparsers; `follow(queue, store, run_ids)` and `open_store(args)`
     are the CLI's own (following runs until they end, the --db store)."""
     sweep = sub.add_parser(
-        "sweep", help="queue the cross product of several models/losses/augmentations/schedules/lrs/seeds as one sweep",
+        "sweep",
+        help="queue the cross product of several models/losses/augmentations/schedules/lrs/seeds as one sweep",
         description="Queue every combination of the values given (the other settings as for `train`), tagged "
-                    "sweep:NAME, and follow them; every run is validated before any is queued.")
-    sweep.add_argument("sweep_name", nargs="?", default="", metavar="NAME",
-                       help="the sweep's name, its runs' tag sweep:NAME (default: sweep-MMDD-HHMM)")
+        "sweep:NAME, and follow them; every run is validated before any is queued.",
+    )
+    sweep.add_argument(
+        "sweep_name",
+        nargs="?",
+        default="",
+        metavar="NAME",
+        help="the sweep's name, its runs' tag sweep:NAME (default: sweep-MMDD-HHMM)",
+    )
     for axis in AXES:
-        sweep.add_argument(AXIS_FLAGS[axis], dest=f"sweep_{axis}", default=None, metavar=axis.upper() + "S",
-                           help=AXIS_HELP[axis])
+        sweep.add_argument(
+            AXIS_FLAGS[axis], dest=f"sweep_{axis}", default=None, metavar=axis.upper() + "S", help=AXIS_HELP[axis]
+        )
     add_spec_arguments(sweep, RunSpec)
     sweep.add_argument("--tags", default="", help="more comma-separated tags for every run")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate, queue nothing")
@@ -50,15 +67,16 @@ def build_sweep(args) -> Sweep:
         if values[axis] is not None and getattr(args, axis, None) is not None:
             raise UserError(f"give {flag(RunSpec, axis)} or {AXIS_FLAGS[axis]}, not both")
     if not any(values.values()):
-        raise UserError("a sweep needs several values for at least one setting: "
-                        + ", ".join(AXIS_FLAGS[a] for a in AXES))
+        raise UserError(
+            "a sweep needs several values for at least one setting: " + ", ".join(AXIS_FLAGS[a] for a in AXES)
+        )
     return Sweep.from_values(args.sweep_name or default_name(datetime.now()), base, values)
 
 
 def run_sweep(args, follow, open_store) -> int:
     from workbench.jobs.estimate import estimate_many
     from workbench.training.devices import gpu_names
-    from workbench.ui.views.sweeps import time_text
+    from workbench.views.sweeps import time_text
 
     sweep = build_sweep(args)
     gpus = len(gpu_names())
@@ -84,7 +102,7 @@ def run_sweep(args, follow, open_store) -> int:
 
 
 def show_sweeps(args, open_store) -> int:
-    from workbench.ui.views import sweeps as views
+    from workbench.views import sweeps as views
 
     store = open_store(args)
     if not args.name:
@@ -101,7 +119,7 @@ def show_sweeps(args, open_store) -> int:
 
 
 def _print_sweep(store, name: str, compare, baseline, metric: str) -> None:
-    from workbench.ui.views import sweeps as views
+    from workbench.views import sweeps as views
 
     runs = views.sweep_runs(store.seen_runs(include_archived=True), name)
     rows = views.sweep_table(runs)

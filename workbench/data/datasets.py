@@ -7,6 +7,7 @@ then Keras' download.
 The split lives in `workbench.data.split`; images stay uint8 in memory and `workbench.data.pipeline`
 normalises them batch by batch.
 """
+
 import hashlib
 import os
 from dataclasses import dataclass
@@ -26,10 +27,16 @@ OFFICIAL_URLS = {
 # Keras' download of each archive: get_file's arguments as keras.datasets' loaders pass them, so both
 # share one copy. Keras 3 extracts into datasets/<fname>/<inner>; Keras 2 (and people) into datasets/<inner>.
 _KERAS_DOWNLOADS = {
-    "cifar10": ("cifar-10-batches-py-target", "cifar-10-batches-py",
-                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),
-    "cifar100": ("cifar-100-python-target", "cifar-100-python",
-                 "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"),
+    "cifar10": (
+        "cifar-10-batches-py-target",
+        "cifar-10-batches-py",
+        "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    ),
+    "cifar100": (
+        "cifar-100-python-target",
+        "cifar-100-python",
+        "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+    ),
 }
 _CACHE_VERSION = 1
 
@@ -74,14 +81,18 @@ def load_dataset(name="cifar10", path=None, *, image_size=32, **synthetic_option
     if path:
         return _load_path(name, Path(path).expanduser(), image_size)
     if name == "folder":
-        raise UserError("the 'folder' dataset needs a data path: a folder or archive with train/<class>/* and test/<class>/*")
+        raise UserError(
+            "the 'folder' dataset needs a data path: a folder or archive with train/<class>/* and test/<class>/*"
+        )
     return _load_keras(name)
 
 
 def _load_path(name: str, path: Path, image_size) -> Dataset:
     path = path.resolve()
     if not path.exists():
-        raise UserError(f"data path {path} does not exist; give a CIFAR archive, its extracted folder or an image folder")
+        raise UserError(
+            f"data path {path} does not exist; give a CIFAR archive, its extracted folder or an image folder"
+        )
     stat = path.stat()
     key = f"{_CACHE_VERSION}|{path}|{stat.st_size}|{stat.st_mtime_ns}|{image_size}"
     raw = _read_cache(key)
@@ -94,7 +105,9 @@ def _load_path(name: str, path: Path, image_size) -> Dataset:
     if name in ("cifar10", "cifar100"):
         expected = 10 if name == "cifar10" else 100
         if len(raw.class_names) != expected:
-            raise UserError(f"{path} has {len(raw.class_names)} classes, {name} has {expected}; choose dataset 'folder'")
+            raise UserError(
+                f"{path} has {len(raw.class_names)} classes, {name} has {expected}; choose dataset 'folder'"
+            )
     return _dataset(name, raw)
 
 
@@ -120,8 +133,18 @@ def _keras_download(name: str) -> Path:
     try:
         # cache_dir: Keras reads $KERAS_HOME once, at import; it still falls back to /tmp/.keras where
         # that folder is read-only, so the returned path is the one to read.
-        folder = Path(get_file(fname=fname, origin=OFFICIAL_URLS[name], extract=True, file_hash=file_hash,
-                               cache_dir=str(keras_home()))) / inner
+        folder = (
+            Path(
+                get_file(
+                    fname=fname,
+                    origin=OFFICIAL_URLS[name],
+                    extract=True,
+                    file_hash=file_hash,
+                    cache_dir=str(keras_home()),
+                )
+            )
+            / inner
+        )
         reason = None if folder.is_dir() else f"{folder} is missing after the download"
     except Exception as exc:  # URLError, HTTP errors, a partial download: all mean "not available here"
         reason = f"{type(exc).__name__}: {exc}"
@@ -130,16 +153,19 @@ def _keras_download(name: str) -> Path:
         raise UserError(
             f"{name} is not on this machine and could not be downloaded ({reason}). Fetch {OFFICIAL_URLS[name]} "
             f"and either pass its path as --data {archive} or extract it into {keras_cache_dir()} (giving "
-            f"{keras_layouts(name)[-1]})")
+            f"{keras_layouts(name)[-1]})"
+        )
     return folder
 
 
 def _dataset(name: str, raw: sources.RawData, synthetic=False) -> Dataset:
-    return Dataset(name, raw.x_train, raw.y_train, raw.x_test, raw.y_test, list(raw.class_names),
-                   raw.description, synthetic)
+    return Dataset(
+        name, raw.x_train, raw.y_train, raw.x_test, raw.y_test, list(raw.class_names), raw.description, synthetic
+    )
 
 
 # --- the decode cache: decoded uint8 arrays in an uncompressed .npz, so a second load is a memory copy ---
+
 
 def _cache_file(key: str) -> Path:
     return decode_cache() / f"decoded-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
@@ -151,8 +177,15 @@ def _read_cache(key: str):
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
-            return sources.RawData(f["x_train"], f["y_train"], f["x_test"], f["y_test"],
-                                   [str(c) for c in f["class_names"]], str(f["description"]), str(f["fmt"]))
+            return sources.RawData(
+                f["x_train"],
+                f["y_train"],
+                f["x_test"],
+                f["y_test"],
+                [str(c) for c in f["class_names"]],
+                str(f["description"]),
+                str(f["fmt"]),
+            )
     except Exception:  # a cache file cut short by a crash: decode again and overwrite it
         return None
 
@@ -162,8 +195,16 @@ def _write_cache(key: str, raw: sources.RawData):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test, y_test=raw.y_test,
-                 class_names=np.array(raw.class_names), description=np.array(raw.description), fmt=np.array(raw.fmt))
+        np.savez(
+            tmp,
+            x_train=raw.x_train,
+            y_train=raw.y_train,
+            x_test=raw.x_test,
+            y_test=raw.y_test,
+            class_names=np.array(raw.class_names),
+            description=np.array(raw.description),
+            fmt=np.array(raw.fmt),
+        )
         os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
     except OSError:
         pass  # an unwritable cache only costs time on the next load

@@ -4,16 +4,31 @@ The images stay uint8 in one tensor; the pipeline shuffles and batches *indices*
 augments it with batched ops (`workbench.data.augment.ops`), normalises, and prefetches, as cifar10-airbench
 does, so there is no per-image Python and no float copy of the dataset.
 """
+
 import numpy as np
 import tensorflow as tf
 
 from workbench.data.augment.ops import build_augmenter, parse_augmentations
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, batch_size: int,
-                 mean, std, training: bool = False, augment=(), augment_options=None, seed: int = 0,
-                 resize_to=None, flip: bool = False, shift: int = 0, first_epoch: int = 0,
-                 drop_remainder=None) -> tf.data.Dataset:
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    num_classes: int,
+    batch_size: int,
+    mean,
+    std,
+    training: bool = False,
+    augment=(),
+    augment_options=None,
+    seed: int = 0,
+    resize_to=None,
+    flip: bool = False,
+    shift: int = 0,
+    first_epoch: int = 0,
+    drop_remainder=None,
+) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels).
 
     training: shuffle each epoch (seeded) and apply the augmentations; evaluation keeps the order.
@@ -27,7 +42,13 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, num_classes: int, ba
     labels_1hot = tf.one_hot(tf.constant(labels, tf.int64), num_classes, dtype=tf.float32)
     mean = tf.constant(np.asarray(mean, np.float32))
     std = tf.constant(np.asarray(std, np.float32))
-    augmenter = build_augmenter(augment, images.shape[1], **(augment_options or {}), fill=tuple(float(m) for m in np.asarray(mean))) if training else None
+    augmenter = (
+        build_augmenter(
+            augment, images.shape[1], **(augment_options or {}), fill=tuple(float(m) for m in np.asarray(mean))
+        )
+        if training
+        else None
+    )
 
     alternate = training and "alt_flip" in parse_augmentations(augment)
     if alternate:
@@ -83,7 +104,7 @@ def _shift(x, shift: int):
     p = abs(shift)
     padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
     start = p - shift  # shift > 0: the content moves down and right
-    return padded[:, start:start + x.shape[1], start:start + x.shape[2], :]
+    return padded[:, start : start + x.shape[1], start : start + x.shape[2], :]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

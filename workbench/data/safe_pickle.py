@@ -4,6 +4,7 @@ The `cifar-10-python` / `cifar-100-python` batches are Python pickles. `pickle.l
 callable a crafted file names, so we admit only the few constructors the format needs (NumPy arrays
 and dtypes, bytes) and refuse everything else with a clear error.
 """
+
 import _codecs
 import io
 import pickle

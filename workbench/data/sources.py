@@ -4,6 +4,7 @@ folder), image-folder trees or archives (`train/<class>/*`, `test/<class>/*`), a
 Each reader returns `RawData`; `workbench.data.datasets` decides which reader to use, caches the result and
 splits it. Everything a user can get wrong here raises `UserError` naming the file and the fix.
 """
+
 import io
 import tarfile
 import zipfile
@@ -33,6 +34,7 @@ class RawData:
 
 
 # --- finding files inside a folder or an archive --------------------------------------------------
+
 
 class _Files:
     """Uniform read access to the files of a folder, a tar (any compression) or a zip archive."""
@@ -107,6 +109,7 @@ def open_source(path: Path):
 
 # --- the official pickled archives ----------------------------------------------------------------
 
+
 def read_official(files: _Files, fmt: str) -> RawData:
     if fmt == "cifar10":
         train = [load_batch(files.read(files.find(b)), b) for b in CIFAR10_BATCHES if files.find(b)]
@@ -126,9 +129,13 @@ def read_official(files: _Files, fmt: str) -> RawData:
     y_train = np.concatenate([_labels(b, label_key) for b in train])
     num_classes = int(y_train.max()) + 1
     return RawData(
-        x_train, y_train, _images(test, label_key), _labels(test, label_key),
+        x_train,
+        y_train,
+        _images(test, label_key),
+        _labels(test, label_key),
         names or [f"class_{i}" for i in range(num_classes)],
-        f"{fmt} (official archive {files.path.name})", fmt,
+        f"{fmt} (official archive {files.path.name})",
+        fmt,
     )
 
 
@@ -153,6 +160,7 @@ def _names(meta: dict, key: str):
 
 # --- image folders ---------------------------------------------------------------------------------
 
+
 def _image_root(files: _Files):
     """The prefix under which train/<class>/<image> and test/<class>/<image> live, or None."""
     for name in files.names:
@@ -173,7 +181,7 @@ def read_image_folder(files: _Files, image_size) -> RawData:
     for name in files.names:
         if not name.startswith(root):
             continue
-        parts = PurePosixPath(name[len(root):]).parts
+        parts = PurePosixPath(name[len(root) :]).parts
         if len(parts) != 3 or parts[0] not in by_split or PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
             skipped += 1  # README files, .DS_Store, thumbnails: not part of the dataset
             continue
@@ -194,8 +202,10 @@ def read_image_folder(files: _Files, image_size) -> RawData:
                 f"{files.path}: images have different sizes {sorted(shapes)[:3]}...; choose an image size "
                 "(e.g. 32) so they are resized to one size"
             )
-        arrays[split] = (np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8),
-                         np.array([label for _, label in names], dtype=np.int64))
+        arrays[split] = (
+            np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8),
+            np.array([label for _, label in names], dtype=np.int64),
+        )
     if len(arrays["train"][0]) == 0 or len(arrays["test"][0]) == 0:
         raise UserError(f"{files.path}: train/ and test/ must both hold images")
     note = f", {skipped} non-image files ignored" if skipped else ""
@@ -215,6 +225,7 @@ def _decode(files: _Files, name: str, image_size) -> np.ndarray:
 
 # --- generated data ---------------------------------------------------------------------------------
 
+
 def make_synthetic(n_train=2000, n_test=500, num_classes=10, image_size=32, seed=0) -> RawData:
     """Coloured, oriented stripes with noise and random phase: a small CNN learns it in seconds.
 
@@ -232,12 +243,21 @@ def make_synthetic(n_train=2000, n_test=500, num_classes=10, image_size=32, seed
         labels = np.arange(n) % num_classes
         rng.shuffle(labels)
         theta, phase = angles[labels], rng.uniform(0, 2 * np.pi, n)
-        wave = np.sin(2 * np.pi * 3 * (xx[None] * np.cos(theta)[:, None, None] + yy[None] * np.sin(theta)[:, None, None]) + phase[:, None, None])
+        wave = np.sin(
+            2 * np.pi * 3 * (xx[None] * np.cos(theta)[:, None, None] + yy[None] * np.sin(theta)[:, None, None])
+            + phase[:, None, None]
+        )
         colour = 0.5 + 0.35 * hues[labels][:, None, None, :] * (0.6 + 0.4 * wave[..., None])
         images = colour * rng.uniform(0.7, 1.0, (n, 1, 1, 1)) + rng.normal(0, 0.08, (n, image_size, image_size, 3))
         return (np.clip(images, 0, 1) * 255).astype(np.uint8), labels.astype(np.int64)
 
     x_train, y_train = generate(n_train)
     x_test, y_test = generate(n_test)
-    return RawData(x_train, y_train, x_test, y_test, [f"pattern_{i}" for i in range(num_classes)],
-                   f"synthetic (generated stripes, not CIFAR; {n_train} train / {n_test} test, seed {seed})")
+    return RawData(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        [f"pattern_{i}" for i in range(num_classes)],
+        f"synthetic (generated stripes, not CIFAR; {n_train} train / {n_test} test, seed {seed})",
+    )

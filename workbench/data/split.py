@@ -6,6 +6,7 @@
 Both go through `split_arrays`, so the images the Errors tab shows beside a run's stored validation
 predictions are chosen exactly as that run's training chose them.
 """
+
 import hashlib
 from dataclasses import dataclass, field
 
@@ -78,8 +79,13 @@ def split_arrays(dataset: Dataset, *, val_size=0, split_seed=0, train_subset=0) 
     if train_subset:
         # A seeded random subset: the split's indices are sorted, and folder datasets are stored class by class.
         train_idx = np.sort(np.random.default_rng(split_seed).permutation(train_idx)[:train_subset])
-    return SplitArrays(split.identity, dataset.x_train[train_idx], dataset.y_train[train_idx],
-                       dataset.x_train[split.val_idx], dataset.y_train[split.val_idx])
+    return SplitArrays(
+        split.identity,
+        dataset.x_train[train_idx],
+        dataset.y_train[train_idx],
+        dataset.x_train[split.val_idx],
+        dataset.y_train[split.val_idx],
+    )
 
 
 def load_spec_dataset(spec, *, image_size=32) -> Dataset:
@@ -94,8 +100,10 @@ def prepare_data(spec, *, image_size=32, stats=True, dataset: Dataset = None) ->
     dataset = dataset if dataset is not None else load_spec_dataset(spec, image_size=image_size)
     arrays = split_arrays(dataset, val_size=spec.val_size, split_seed=spec.split_seed, train_subset=spec.train_subset)
     if spec.batch_size > len(arrays.x_train):
-        raise UserError(f"batch size {spec.batch_size} is larger than the training split ({len(arrays.x_train)} "
-                        "images); lower the batch size")
+        raise UserError(
+            f"batch size {spec.batch_size} is larger than the training split ({len(arrays.x_train)} "
+            "images); lower the batch size"
+        )
     mean, std = channel_stats(arrays.x_train) if stats else (None, None)
     return PreparedData(**vars(arrays), dataset=dataset, mean=mean, std=std)
 

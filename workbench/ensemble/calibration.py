@@ -17,6 +17,7 @@ Fit temperatures on the validation split only; apply them to test predictions an
 Errors a user can cause (wrong shapes, labels out of range, logits passed where probabilities are
 expected, a non-positive temperature) raise `workbench.errors.UserError` saying what is allowed.
 """
+
 import math
 
 import numpy as np
@@ -25,12 +26,13 @@ from scipy.optimize import minimize_scalar
 
 from workbench.errors import UserError
 
-EPS = 1e-12            # probabilities are clipped to [EPS, 1] before taking logs in `nll`
+EPS = 1e-12  # probabilities are clipped to [EPS, 1] before taking logs in `nll`
 T_BOUNDS = (0.05, 20.0)  # search interval of `fit_temperature`
 PROB_TOLERANCE = 1e-3  # how far a row of probabilities may sum from 1 (float32 softmax, rounding)
 
 
 # --- input checks (shared with workbench.ensemble.combine) ------------------------------------------------
+
 
 def _out_dtype(dtype) -> np.dtype:
     """float32 for float16/float32 input, float64 for everything else."""
@@ -53,8 +55,9 @@ def check_logits(logits, name: str = "logits") -> np.ndarray:
     """Logits as an array [N, K] (K >= 2) with finite values."""
     logits = _numeric(logits, name)
     if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
-        raise UserError(f"{name} must have shape [images, classes] with at least 1 image and 2 classes; "
-                        f"got shape {logits.shape}")
+        raise UserError(
+            f"{name} must have shape [images, classes] with at least 1 image and 2 classes; got shape {logits.shape}"
+        )
     if not np.all(np.isfinite(logits)):
         raise UserError(f"{name} contain NaN or infinite values; only finite logits are allowed")
     return logits
@@ -78,14 +81,16 @@ def check_probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
     sums = np.dot(probs.reshape(-1, k), np.ones(k))  # row sums: ~7x faster than sum(axis=-1) over 10
     # columns, and np.dot ~25% faster than @ for this matrix-vector product
     # values >= 0 and rows summing to 1 also bound every value by 1 (+ the tolerances); NaN fails both
-    if not (probs.min() >= -1e-6 and 1 - PROB_TOLERANCE <= sums.min() and sums.max() <= 1 + PROB_TOLERANCE):
+    if not (probs.min() >= -1e-6 and sums.min() >= 1 - PROB_TOLERANCE and sums.max() <= 1 + PROB_TOLERANCE):
         if not np.all(np.isfinite(probs)):
             raise UserError(f"{name} contain NaN or infinite values; only finite probabilities are allowed")
         sums = probs.sum(axis=-1)
-        raise UserError(f"{name} are not probabilities (each row must be >= 0 and sum to 1, found values in "
-                        f"[{probs.min():.3g}, {probs.max():.3g}] and row sums in [{sums.min():.4g}, "
-                        f"{sums.max():.4g}]); if these are logits, convert them with calibration.softmax "
-                        f"or ensemble.member_probs")
+        raise UserError(
+            f"{name} are not probabilities (each row must be >= 0 and sum to 1, found values in "
+            f"[{probs.min():.3g}, {probs.max():.3g}] and row sums in [{sums.min():.4g}, "
+            f"{sums.max():.4g}]); if these are logits, convert them with calibration.softmax "
+            f"or ensemble.member_probs"
+        )
     return probs
 
 
@@ -93,20 +98,25 @@ def check_labels(y, n: int, k: int, name: str = "y") -> np.ndarray:
     """Integer class labels [N] in [0, K) as int64."""
     y = _numeric(y, name)
     if y.ndim == 2 and y.shape == (n, k):
-        raise UserError(f"{name} must be integer class indices of shape [{n}]; got shape {y.shape} "
-                        f"(one-hot labels? pass y.argmax(1))")
+        raise UserError(
+            f"{name} must be integer class indices of shape [{n}]; got shape {y.shape} "
+            f"(one-hot labels? pass y.argmax(1))"
+        )
     if y.ndim != 1:
         raise UserError(f"{name} must be integer class indices of shape [images]; got shape {y.shape}")
     if len(y) != n:
-        raise UserError(f"{name} has {len(y)} labels but the predictions cover {n} images; "
-                        f"labels and predictions must be for the same images, in the same order")
+        raise UserError(
+            f"{name} has {len(y)} labels but the predictions cover {n} images; "
+            f"labels and predictions must be for the same images, in the same order"
+        )
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise UserError(f"{name} must be integer class indices; got non-integer values")
     y = y.astype(np.int64, copy=False)
     if n and (y.min() < 0 or y.max() >= k):
-        raise UserError(f"{name} must be class indices in [0, {k - 1}] for {k} classes; "
-                        f"got values in [{y.min()}, {y.max()}]")
+        raise UserError(
+            f"{name} must be class indices in [0, {k - 1}] for {k} classes; got values in [{y.min()}, {y.max()}]"
+        )
     return y
 
 
@@ -121,6 +131,7 @@ def check_temperature(temperature, name: str = "temperature") -> float:
 
 
 # --- softmax (scipy.special's, stable: the max is subtracted; our part is the checks and the dtype) --
+
 
 def log_softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """log softmax(logits / temperature) over the last axis, stable, float64 inside (dtype: module doc)."""
@@ -140,6 +151,7 @@ def _scaled(function, logits, temperature):
 
 # --- metrics ----------------------------------------------------------------------------------------
 
+
 def nll(probs, y) -> float:
     """Mean negative log-likelihood of the true classes, probabilities clipped to [1e-12, 1]."""
     probs = check_probs(probs)
@@ -156,12 +168,14 @@ def accuracy(probs_or_labels, y) -> float:
             raise UserError(f"predictions must have at least one class; got shape {pred.shape}")
         pred = pred.argmax(axis=1)
     elif pred.ndim != 1:
-        raise UserError(f"predictions must be probabilities [images, classes] or labels [images]; "
-                        f"got shape {pred.shape}")
+        raise UserError(
+            f"predictions must be probabilities [images, classes] or labels [images]; got shape {pred.shape}"
+        )
     y = _numeric(y, "y")
     if y.shape != pred.shape:
-        raise UserError(f"y has shape {y.shape} but there are {len(pred)} predictions; "
-                        f"pass one integer label per image")
+        raise UserError(
+            f"y has shape {y.shape} but there are {len(pred)} predictions; pass one integer label per image"
+        )
     if len(y) == 0:
         raise UserError("accuracy needs at least one image")
     return float(np.mean(pred == y))
@@ -194,8 +208,14 @@ def reliability_curve(probs, y, bins: int = 15) -> dict:
         mean_conf = np.bincount(index, weights=conf, minlength=bins) / counts
     filled = counts > 0
     ece = float(np.sum(counts[filled] / len(y) * np.abs(acc[filled] - mean_conf[filled])))
-    return {"edges": edges, "centers": (edges[:-1] + edges[1:]) / 2, "accuracy": acc,
-            "confidence": mean_conf, "counts": counts, "ece": ece}
+    return {
+        "edges": edges,
+        "centers": (edges[:-1] + edges[1:]) / 2,
+        "accuracy": acc,
+        "confidence": mean_conf,
+        "counts": counts,
+        "ece": ece,
+    }
 
 
 def expected_calibration_error(probs, y, bins: int = 15) -> float:
@@ -205,6 +225,7 @@ def expected_calibration_error(probs, y, bins: int = 15) -> float:
 
 
 # --- temperature scaling ---------------------------------------------------------------------------
+
 
 def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
     """The temperature T minimising the validation NLL of softmax(val_logits / T).
@@ -220,7 +241,7 @@ def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
     if not lo < hi:
         raise UserError(f"temperature bounds must be (low, high) with 0 < low < high; got {bounds!r}")
     z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)          # shift-invariant, keeps exp() in range for T >= lo
+    z = z - z.max(axis=1, keepdims=True)  # shift-invariant, keeps exp() in range for T >= lo
     z_true = z[np.arange(len(y)), y]
 
     def objective(log_t):
@@ -229,6 +250,5 @@ def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
         lse = m + np.log(np.exp(s - m[:, None]).sum(axis=1))
         return float(np.mean(lse - z_true / math.exp(log_t)))
 
-    result = minimize_scalar(objective, bounds=(math.log(lo), math.log(hi)), method="bounded",
-                             options={"xatol": 1e-6})
+    result = minimize_scalar(objective, bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-6})
     return float(min(max(math.exp(result.x), lo), hi))

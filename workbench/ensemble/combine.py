@@ -25,6 +25,7 @@ the validation split; the chosen weights/temperatures are then applied to test p
 
 Errors a user can cause raise `workbench.errors.UserError` saying what is allowed.
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,7 @@ METRICS = ("nll", "accuracy")
 
 # --- inputs -----------------------------------------------------------------------------------------
 
+
 def member_probs(logits_list, temperatures=None, dtype=np.float64) -> np.ndarray:
     """Stack members' softmax(logits_m / T_m) into probs [M, N, K] (float64 by default).
 
@@ -78,17 +80,22 @@ def member_probs(logits_list, temperatures=None, dtype=np.float64) -> np.ndarray
     members = [check_logits(z, f"logits of member {i}") for i, z in enumerate(logits_list)]
     for i, z in enumerate(members[1:], 1):
         if z.shape != members[0].shape:
-            raise UserError(f"member {i} has logits of shape {z.shape} but member 0 has {members[0].shape}; "
-                            f"all members must be predictions on the same images and classes")
+            raise UserError(
+                f"member {i} has logits of shape {z.shape} but member 0 has {members[0].shape}; "
+                f"all members must be predictions on the same images and classes"
+            )
     if temperatures is None:
         temperatures = [1.0] * len(members)
     temperatures = list(np.atleast_1d(np.asarray(temperatures, dtype=object)))
     if len(temperatures) != len(members):
-        raise UserError(f"got {len(temperatures)} temperatures for {len(members)} members; "
-                        f"pass one positive temperature per member (or None for all 1)")
+        raise UserError(
+            f"got {len(temperatures)} temperatures for {len(members)} members; "
+            f"pass one positive temperature per member (or None for all 1)"
+        )
     temperatures = [check_temperature(t, f"temperature of member {i}") for i, t in enumerate(temperatures)]
     return np.stack([softmax(np.asarray(z, np.float64), t) for z, t in zip(members, temperatures)]).astype(
-        dtype, copy=False)
+        dtype, copy=False
+    )
 
 
 def fit_member_temperatures(val_logits_list, y_val) -> list:
@@ -100,10 +107,11 @@ def fit_member_temperatures(val_logits_list, y_val) -> list:
 
 # --- voting and averaging ---------------------------------------------------------------------------
 
+
 def _vote_counts(probs: np.ndarray) -> np.ndarray:
     """Votes per class [N, K] (int64): each member votes for its arg-max (lowest class on ties)."""
     m, n, k = probs.shape
-    cells = np.arange(n) * k + probs.argmax(axis=2)                 # [M, N] flat (image, class) index
+    cells = np.arange(n) * k + probs.argmax(axis=2)  # [M, N] flat (image, class) index
     return np.bincount(cells.ravel(), minlength=n * k).reshape(n, k)
 
 
@@ -155,12 +163,14 @@ def weighted_mean(probs, weights=None, space: str = "prob", *, checked: bool = F
 
 # --- greedy selection (Caruana et al. 2004) --------------------------------------------------------------
 
+
 @dataclass
 class GreedyResult:
     """`weights` = selection counts / size; `selected` = member index chosen at each step;
     `trajectory` = {"accuracy": [size], "nll": [size]} of the running average after each step;
     `best_step` = number of selections (1-based) at which the chosen metric was best (earliest), with
     `best_weights` its counts normalised: Caruana et al.'s 'best prefix' of the selection."""
+
     weights: np.ndarray
     selected: list
     trajectory: dict
@@ -170,9 +180,14 @@ class GreedyResult:
     best_weights: np.ndarray = field(repr=False)
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights.tolist(), "selected": self.selected, "metric": self.metric,
-                "trajectory": {k: v.tolist() for k, v in self.trajectory.items()},
-                "best_step": self.best_step, "best_weights": self.best_weights.tolist()}
+        return {
+            "weights": self.weights.tolist(),
+            "selected": self.selected,
+            "metric": self.metric,
+            "trajectory": {k: v.tolist() for k, v in self.trajectory.items()},
+            "best_step": self.best_step,
+            "best_weights": self.best_weights.tolist(),
+        }
 
 
 def greedy_selection(val_probs, y_val, size: int = 50, metric: str = "nll") -> GreedyResult:
@@ -189,8 +204,8 @@ def greedy_selection(val_probs, y_val, size: int = 50, metric: str = "nll") -> G
     probs, y = probs_and_labels(val_probs, y_val)
     m, n, _ = probs.shape
     idx = np.arange(n)
-    p_true = probs[:, idx, y]                       # [M, N]
-    total = np.zeros(probs.shape[1:])               # running sum of selected members' probs [N, K]
+    p_true = probs[:, idx, y]  # [M, N]
+    total = np.zeros(probs.shape[1:])  # running sum of selected members' probs [N, K]
     total_true = np.zeros(n)
     counts = np.zeros(m, dtype=np.int64)
     selected, accs, nlls = [], [], []
@@ -210,16 +225,25 @@ def greedy_selection(val_probs, y_val, size: int = 50, metric: str = "nll") -> G
     accs, nlls = np.asarray(accs), np.asarray(nlls)
     best = int(np.argmin(nlls) if metric == "nll" else np.argmax(accs)) + 1
     best_counts = np.bincount(selected[:best], minlength=m)
-    return GreedyResult(weights=counts / size, selected=selected, trajectory={"accuracy": accs, "nll": nlls},
-                        counts=counts, metric=metric, best_step=best, best_weights=best_counts / best)
+    return GreedyResult(
+        weights=counts / size,
+        selected=selected,
+        trajectory={"accuracy": accs, "nll": nlls},
+        counts=counts,
+        metric=metric,
+        best_step=best,
+        best_weights=best_counts / best,
+    )
 
 
 # --- NLL-optimal weights ------------------------------------------------------------------------------
+
 
 @dataclass
 class WeightOptimum:
     """`weights` on the simplex; `val_nll`/`val_accuracy` of weighted_mean(val_probs, weights, space);
     `uniform_nll` the NLL of equal weights for comparison; SciPy's `success`, `message`, `iterations`."""
+
     weights: np.ndarray
     val_nll: float
     val_accuracy: float
@@ -231,25 +255,35 @@ class WeightOptimum:
     method: str = "SLSQP"
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights.tolist(), "val_nll": self.val_nll, "val_accuracy": self.val_accuracy,
-                "uniform_nll": self.uniform_nll, "space": self.space, "success": self.success,
-                "message": self.message, "iterations": self.iterations, "method": self.method}
+        return {
+            "weights": self.weights.tolist(),
+            "val_nll": self.val_nll,
+            "val_accuracy": self.val_accuracy,
+            "uniform_nll": self.uniform_nll,
+            "space": self.space,
+            "success": self.success,
+            "message": self.message,
+            "iterations": self.iterations,
+            "method": self.method,
+        }
 
 
 def _nll_and_grad(space: str, scores: np.ndarray, y: np.ndarray):
     """f(w) = validation NLL of the ensemble with weights w (treated as already on the simplex), and df/dw."""
     m, n, _ = scores.shape
     idx = np.arange(n)
-    s_true = scores[:, idx, y]                          # [M, N]
+    s_true = scores[:, idx, y]  # [M, N]
     if space == "prob":
+
         def f(w):
             q = w @ s_true
             qc = np.maximum(q, EPS)
             return float(-np.mean(np.log(qc))), -(s_true * ((q >= EPS) / qc)).mean(axis=1)
+
         return f
 
-    def f(w):                                            # scores are log-probabilities here
-        z = np.tensordot(w, scores, axes=1)              # [N, K]
+    def f(w):  # scores are log-probabilities here
+        z = np.tensordot(w, scores, axes=1)  # [N, K]
         zmax = z.max(axis=1, keepdims=True)
         e = np.exp(z - zmax)
         se = e.sum(axis=1, keepdims=True)
@@ -258,6 +292,7 @@ def _nll_and_grad(space: str, scores: np.ndarray, y: np.ndarray):
         value = float(np.mean(lse - z[idx, y]))
         grad = np.einsum("nk,mnk->m", q, scores) / n - s_true.mean(axis=1)
         return value, grad
+
     return f
 
 
@@ -280,26 +315,39 @@ def optimize_weights(val_probs, y_val, space: str = "prob") -> WeightOptimum:
     if m == 1:
         w, success, message, iterations = uniform, True, "one member", 0
     else:
-        result = minimize(f, uniform, jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * m,
-                          constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0,
-                                        "jac": lambda w: np.ones_like(w)}],
-                          options={"ftol": 1e-12, "maxiter": 1000})
+        result = minimize(
+            f,
+            uniform,
+            jac=True,
+            method="SLSQP",
+            bounds=[(0.0, 1.0)] * m,
+            constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}],
+            options={"ftol": 1e-12, "maxiter": 1000},
+        )
         w = np.clip(np.asarray(result.x, dtype=np.float64), 0.0, None)
         w = w / w.sum() if w.sum() > 0 else uniform
         success, message, iterations = bool(result.success), str(result.message), int(result.nit)
         if f(w)[0] > uniform_nll:
             w, success, message = uniform, False, f"solver ended above equal weights: {message}"
     combined = weighted_mean(probs, w, space)
-    return WeightOptimum(weights=w, val_nll=f(w)[0], val_accuracy=float(np.mean(combined.argmax(1) == y)),
-                         uniform_nll=uniform_nll, space=space, success=success, message=message,
-                         iterations=iterations)
+    return WeightOptimum(
+        weights=w,
+        val_nll=f(w)[0],
+        val_accuracy=float(np.mean(combined.argmax(1) == y)),
+        uniform_nll=uniform_nll,
+        space=space,
+        success=success,
+        message=message,
+        iterations=iterations,
+    )
 
 
 # --- diagnostics ------------------------------------------------------------------------------------------
 
+
 def agreement_matrix(probs) -> np.ndarray:
     """[M, M] fraction of images on which members i and j have the same arg-max (diagonal 1, symmetric)."""
-    labels = stacked_probs(probs).argmax(axis=2)                          # [M, N]
+    labels = stacked_probs(probs).argmax(axis=2)  # [M, N]
     return np.stack([np.mean(labels[i] == labels, axis=1) for i in range(len(labels))])
 
 
@@ -309,6 +357,8 @@ def evaluate(probs, y, bins: int = 15) -> dict:
     probs = check_probs(probs)
     y = check_labels(y, *probs.shape)
     p = probs[np.arange(len(y)), y]
-    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y)),
-            "nll": float(-np.mean(np.log(np.clip(p, EPS, 1.0)))),
-            "ece": expected_calibration_error(probs, y, bins)}
+    return {
+        "accuracy": float(np.mean(probs.argmax(axis=1) == y)),
+        "nll": float(-np.mean(np.log(np.clip(p, EPS, 1.0)))),
+        "ece": expected_calibration_error(probs, y, bins),
+    }

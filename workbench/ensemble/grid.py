@@ -9,6 +9,7 @@
 Re-exported by `workbench.ensemble.combine`; see its docstring for the fitting discipline (choose on
 validation, report test).
 """
+
 import functools
 import itertools
 import math
@@ -21,10 +22,11 @@ from workbench.ensemble.margins import count_correct, surely_right, true_class
 from workbench.errors import UserError, choose
 
 GRID_TIE_BREAKS = ("earliest", "uniform")
-MAX_COMBINATIONS = 2_000_000   # grid_search refuses larger grids
+MAX_COMBINATIONS = 2_000_000  # grid_search refuses larger grids
 
 
 # --- grid search -------------------------------------------------------------------------------------
+
 
 @dataclass
 class GridSearchResult:
@@ -34,20 +36,28 @@ class GridSearchResult:
     order, "accuracy": [C]}. `top`: up to `top` best rows as dicts (weights, normalized_weights,
     accuracy, correct), best first, proportional duplicates (e.g. [1,1,1] and [.5,.5,.5]) listed once.
     `to_dict()` leaves out `grid` (C rows) for storing as JSON."""
+
     weights: np.ndarray
     normalized_weights: np.ndarray
     val_accuracy: float
     grid: dict
     top: list
     combinations: int
-    skipped: int = 0          # fixed variant: combinations where the fixed member's weight was negative
+    skipped: int = 0  # fixed variant: combinations where the fixed member's weight was negative
     tie_break: str = "earliest"
     space: str = "prob"
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights.tolist(), "normalized_weights": self.normalized_weights.tolist(),
-                "val_accuracy": self.val_accuracy, "combinations": self.combinations,
-                "skipped": self.skipped, "tie_break": self.tie_break, "space": self.space, "top": self.top}
+        return {
+            "weights": self.weights.tolist(),
+            "normalized_weights": self.normalized_weights.tolist(),
+            "val_accuracy": self.val_accuracy,
+            "combinations": self.combinations,
+            "skipped": self.skipped,
+            "tie_break": self.tie_break,
+            "space": self.space,
+            "top": self.top,
+        }
 
 
 def _grid_steps(step, max_weight) -> int:
@@ -61,9 +71,11 @@ def _grid_steps(step, max_weight) -> int:
     ratio = max_weight / step
     n = round(ratio)
     if n < 1 or abs(ratio - n) > 1e-9 * max(1.0, ratio):
-        raise UserError(f"step {step:g} does not divide max_weight {max_weight:g} into whole steps; choose "
-                        f"a step with max_weight / step a whole number (for max_weight 1: 0.5, 0.25, 0.2, "
-                        f"0.1, 0.05, ...)")
+        raise UserError(
+            f"step {step:g} does not divide max_weight {max_weight:g} into whole steps; choose "
+            f"a step with max_weight / step a whole number (for max_weight 1: 0.5, 0.25, 0.2, "
+            f"0.1, 0.05, ...)"
+        )
     return n
 
 
@@ -72,8 +84,10 @@ def _fixed(fixed, m: int):
     if fixed is None:
         return None
     if not isinstance(fixed, dict) or set(fixed) - {"member", "total"} or "member" not in fixed:
-        raise UserError(f"fixed must be a dict like {{'member': 2, 'total': 2.0}} (member i's weight = total "
-                        f"minus the sum of the others); got {fixed!r}")
+        raise UserError(
+            f"fixed must be a dict like {{'member': 2, 'total': 2.0}} (member i's weight = total "
+            f"minus the sum of the others); got {fixed!r}"
+        )
     member = fixed["member"]
     if isinstance(member, bool) or not isinstance(member, (int, np.integer)) or not 0 <= member < m:
         raise UserError(f"fixed member must be a member index from 0 to {m - 1}; got {member!r}")
@@ -92,10 +106,12 @@ def _combination_count(m: int, n: int, fixed) -> int:
     count = (n + 1) ** (m - (fixed is not None))
     if count > MAX_COMBINATIONS:
         free = m - (fixed is not None)
-        raise UserError(f"the grid has {count:,} weight combinations ({n + 1} values for each of {free} free "
-                        f"weights); at most {MAX_COMBINATIONS:,} are allowed: use a larger step or fewer "
-                        f"members, or use optimize_weights or greedy_selection instead, which scale to any "
-                        f"number of members")
+        raise UserError(
+            f"the grid has {count:,} weight combinations ({n + 1} values for each of {free} free "
+            f"weights); at most {MAX_COMBINATIONS:,} are allowed: use a larger step or fewer "
+            f"members, or use optimize_weights or greedy_selection instead, which scale to any "
+            f"number of members"
+        )
     return count
 
 
@@ -114,6 +130,7 @@ def grid_weights(m: int, step: float = 0.1, max_weight: float = 1.0, fixed=None)
 class _Grid:
     """A grid's rows and what the search derives from them alone, read-only: weights [C, M], each row
     normalised to sum 1, the normalised rows' keys (proportional rows share one), skipped rows."""
+
     weights: np.ndarray
     normalized: np.ndarray
     keys: list
@@ -132,13 +149,13 @@ def _grid(m: int, n: int, step: float, fixed) -> _Grid:
     """grid_weights' checked arguments -> the grid; cached, since a user searches the same few grids
     again and again (and building one costs as much as a small search)."""
     free = m - (fixed is not None)
-    units = np.indices((n + 1,) * free, dtype=np.int64).reshape(free, -1).T   # product order
+    units = np.indices((n + 1,) * free, dtype=np.int64).reshape(free, -1).T  # product order
     values = units * step
     skipped = 0
     if fixed is not None:
         member, total = fixed
         t_units = total / step
-        if abs(t_units - round(t_units)) <= 1e-9 * max(1.0, t_units):   # exact in units of step
+        if abs(t_units - round(t_units)) <= 1e-9 * max(1.0, t_units):  # exact in units of step
             last = (round(t_units) - units.sum(axis=1)) * step
         else:
             last = total - values.sum(axis=1)
@@ -153,8 +170,16 @@ def _grid(m: int, n: int, step: float, fixed) -> _Grid:
     return _Grid(values, normalized, keys, skipped)
 
 
-def grid_search(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fixed=None,
-                space: str = "prob", top: int = 10, tie_break: str = "earliest") -> GridSearchResult:
+def grid_search(
+    val_probs,
+    y_val,
+    step: float = 0.1,
+    max_weight: float = 1.0,
+    fixed=None,
+    space: str = "prob",
+    top: int = 10,
+    tie_break: str = "earliest",
+) -> GridSearchResult:
     """Accuracy of every weight combination on {0, step, ..., max_weight}^M (all-zero left out).
 
     Evaluated vectorised (no Python loop per combination, see `ensemble_margins.count_correct`), in blocks to bound
@@ -178,8 +203,10 @@ def grid_search(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fi
     grid = _checked_grid(m, step, max_weight, fixed)
     weights, normalized = grid.weights, grid.normalized
     if len(weights) == 0:
-        raise UserError("no weight combination is left on this grid (fixed total below every combination?); "
-                        "raise fixed['total'] or lower step")
+        raise UserError(
+            "no weight combination is left on this grid (fixed total below every combination?); "
+            "raise fixed['total'] or lower step"
+        )
     truth = true_class(probs, y)
     scores = member_scores(probs, space)
     correct = count_correct(weights, scores, y, member_scores(truth, space), surely_right(truth))
@@ -192,26 +219,39 @@ def grid_search(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fi
     best = int(order[0])
     rows, seen = [], set()
     for i in _python_ints(order):
-        key = grid.keys[i]                              # proportional rows share a key
+        key = grid.keys[i]  # proportional rows share a key
         if key in seen:
             continue
         seen.add(key)
         count = int(correct[i])
-        rows.append({"weights": weights[i].tolist(), "normalized_weights": normalized[i].tolist(),
-                     "accuracy": count / n, "correct": count})
+        rows.append(
+            {
+                "weights": weights[i].tolist(),
+                "normalized_weights": normalized[i].tolist(),
+                "accuracy": count / n,
+                "correct": count,
+            }
+        )
         if len(rows) == top:
             break
-    return GridSearchResult(weights=weights[best].copy(), normalized_weights=normalized[best].copy(),
-                            val_accuracy=float(correct[best] / n),
-                            grid={"weights": weights, "accuracy": correct / n}, top=rows,
-                            combinations=len(weights), skipped=grid.skipped, tie_break=tie_break, space=space)
+    return GridSearchResult(
+        weights=weights[best].copy(),
+        normalized_weights=normalized[best].copy(),
+        val_accuracy=float(correct[best] / n),
+        grid={"weights": weights, "accuracy": correct / n},
+        top=rows,
+        combinations=len(weights),
+        skipped=grid.skipped,
+        tie_break=tie_break,
+        space=space,
+    )
 
 
 def _python_ints(indices: np.ndarray, chunk: int = 64):
     """The indices as Python ints, converted a chunk at a time (a loop that stops early never converts
     a 2-million-row order; Python ints index the grid's key list faster than NumPy integers)."""
     for start in range(0, len(indices), chunk):
-        yield from indices[start:start + chunk].tolist()
+        yield from indices[start : start + chunk].tolist()
 
 
 def grid_heatmap(result: GridSearchResult, i: int = 0, j: int = 1) -> dict:
@@ -235,8 +275,9 @@ def grid_heatmap(result: GridSearchResult, i: int = 0, j: int = 1) -> dict:
     return {"rows": rows, "columns": cols, "accuracy": grid}
 
 
-def classic_nested_loops(val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fixed=None,
-                         space: str = "prob") -> dict:
+def classic_nested_loops(
+    val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fixed=None, space: str = "prob"
+) -> dict:
     """The grid search the way classic ensemble scripts write it: one Python iteration per combination,
     `for w1 in ...: for w2 in ...: ...` (itertools.product for M members), combined = sum w_m p_m,
     accuracy of its arg-max, keep it `if acc > best_acc`. With `fixed`, member i's weight is

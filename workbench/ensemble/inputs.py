@@ -1,5 +1,6 @@
 """Checked inputs shared by the ensemble modules: stacked member probabilities, labels, weights, and
 the scores that are averaged (probabilities, or log-probabilities for a weighted geometric mean)."""
+
 import numpy as np
 
 from workbench.ensemble.calibration import check_labels, check_probs

@@ -7,6 +7,7 @@ test figures are computed for the chosen weights and reported, never used to cho
 Weights are shown, searched and saved on one scale, `relative_weights`: the largest is 1 (only their
 ratios matter to a weighted mean; a vote only asks which are above 0).
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,8 +31,14 @@ class Settings:
     translate: bool = False  # ... and with its translated ones (runs trained with `translate` store them)
 
     def describe(self) -> str:
-        parts = ["majority vote" if self.method == "vote" else f"weighted mean of {'probabilities' if self.space == 'prob' else 'logits'}"]
-        parts += ["temperature-scaled"] * self.temperature + ["flip TTA"] * self.tta + ["translate TTA"] * self.translate
+        parts = [
+            "majority vote"
+            if self.method == "vote"
+            else f"weighted mean of {'probabilities' if self.space == 'prob' else 'logits'}"
+        ]
+        parts += (
+            ["temperature-scaled"] * self.temperature + ["flip TTA"] * self.tta + ["translate TTA"] * self.translate
+        )
         return ", ".join(parts)
 
     def views(self) -> list:
@@ -75,9 +82,19 @@ def candidates(store) -> list:
             reason = f"{run['status']}: only completed runs have stored logits"
         elif not {"val", "test"} <= splits:
             reason = "no stored validation and test logits"
-        rows.append({"id": run["id"], "name": run["name"], "split_id": run["split_id"], "kind": run["kind"],
-                     "dataset": run["dataset"], "eligible": reason is None, "reason": reason,
-                     "val_accuracy": run["final_val_accuracy"], "test_accuracy": run["test_accuracy"]})
+        rows.append(
+            {
+                "id": run["id"],
+                "name": run["name"],
+                "split_id": run["split_id"],
+                "kind": run["kind"],
+                "dataset": run["dataset"],
+                "eligible": reason is None,
+                "reason": reason,
+                "val_accuracy": run["final_val_accuracy"],
+                "test_accuracy": run["test_accuracy"],
+            }
+        )
     return rows
 
 
@@ -136,21 +153,27 @@ class Lab:
         for run in runs:
             splits = set(self.store.prediction_splits(run["id"]))
             if not {"val", "test"} <= splits:
-                raise UserError(f"run {run['id']} ({run['name']}, {run['status']}) has no stored validation and "
-                                "test logits: only completed runs can be ensembled")
+                raise UserError(
+                    f"run {run['id']} ({run['name']}, {run['status']}) has no stored validation and "
+                    "test logits: only completed runs can be ensembled"
+                )
         split_ids = {run["split_id"] for run in runs}
         if len(split_ids) > 1:
             detail = ", ".join(f"run {r['id']}: {r['split_id']}" for r in runs)
-            raise UserError(f"these runs were trained on different validation splits ({detail}); runs with "
-                            "different splits cannot be combined (their validation images differ)")
+            raise UserError(
+                f"these runs were trained on different validation splits ({detail}); runs with "
+                "different splits cannot be combined (their validation images differ)"
+            )
         logits, labels = {}, {}
         for split in [base + view for base in ("val", "test") for view in VIEWS]:
             if not all(split in self.store.prediction_splits(r) for r in run_ids):
                 continue
             loaded = [self._logits(r, split) for r in run_ids]
             if len({h for _, h in loaded}) > 1 or len({z.shape for z, _ in loaded}) > 1:
-                raise UserError(f"the runs' {split} predictions are for different images or classes "
-                                f"({', '.join(str(z.shape) for z, _ in loaded)}); they cannot be combined")
+                raise UserError(
+                    f"the runs' {split} predictions are for different images or classes "
+                    f"({', '.join(str(z.shape) for z, _ in loaded)}); they cannot be combined"
+                )
             logits[split] = [z for z, _ in loaded]
             base = split.split("_")[0]
             if base not in labels:
@@ -169,11 +192,15 @@ def member_probs(members: Members, split: str, settings: Settings) -> np.ndarray
         return members._probs[key]
     temps = members.temperatures if settings.temperature else None
     if settings.tta and f"{split}_flip" not in members.logits:
-        raise UserError("flip test-time augmentation needs the runs' mirrored predictions, which some of "
-                        "these runs lack (runs trained before they were stored); turn TTA off")
+        raise UserError(
+            "flip test-time augmentation needs the runs' mirrored predictions, which some of "
+            "these runs lack (runs trained before they were stored); turn TTA off"
+        )
     if settings.translate and f"{split}_translate" not in members.logits:
-        raise UserError("translate test-time augmentation needs the runs' translated predictions, which only "
-                        "runs trained with the translate augmentation store; turn translate TTA off")
+        raise UserError(
+            "translate test-time augmentation needs the runs' translated predictions, which only "
+            "runs trained with the translate augmentation store; turn translate TTA off"
+        )
     probs = sum(ens.member_probs(members.logits[split + view], temps) for view in views) / len(views)
     members._probs[key] = probs
     return probs
@@ -217,9 +244,18 @@ def member_summary(members: Members, settings: Settings, bins: int = 15) -> dict
         rows, curves = [], {}
         probs = {s: member_probs(members, s, settings) for s in ("val", "test")}
         for i, (run_id, name) in enumerate(zip(members.ids, members.names)):
-            rows.append({"id": run_id, "name": name, "temperature": members.temperatures[i],
-                         **{f"{s}_{k}": v for s in ("val", "test")
-                            for k, v in ens.evaluate(probs[s][i], members.labels[s]).items()}})
+            rows.append(
+                {
+                    "id": run_id,
+                    "name": name,
+                    "temperature": members.temperatures[i],
+                    **{
+                        f"{s}_{k}": v
+                        for s in ("val", "test")
+                        for k, v in ens.evaluate(probs[s][i], members.labels[s]).items()
+                    },
+                }
+            )
             curves[f"{run_id}: {name}"] = reliability_curve(probs["test"][i], members.labels["test"], bins)
         members._probs[key] = {"rows": rows, "curves": curves}
     return members._probs[key]
@@ -235,20 +271,35 @@ def search(members: Members, settings: Settings, how: str, *, step: float = 0.1,
     y_val = members.labels["val"]
     if how == "grid":
         if len(members.ids) > MAX_GRID_MEMBERS:
-            raise UserError(f"a grid over {len(members.ids)} members is too large (11^{len(members.ids)} "
-                            f"combinations at step 0.1); use greedy selection or optimise weights, or select at "
-                            f"most {MAX_GRID_MEMBERS} runs")
+            raise UserError(
+                f"a grid over {len(members.ids)} members is too large (11^{len(members.ids)} "
+                f"combinations at step 0.1); use greedy selection or optimise weights, or select at "
+                f"most {MAX_GRID_MEMBERS} runs"
+            )
         found = ens.grid_search(val_probs, y_val, step=step, space=settings.space, tie_break="uniform")
         top = [{"weights": relative_weights(row["weights"]), "accuracy": row["accuracy"]} for row in found.top]
-        return {"weights": relative_weights(found.weights), "val_accuracy": found.val_accuracy,
-                "grid": found.grid, "top": top, "combinations": found.combinations}
+        return {
+            "weights": relative_weights(found.weights),
+            "val_accuracy": found.val_accuracy,
+            "grid": found.grid,
+            "top": top,
+            "combinations": found.combinations,
+        }
     if how == "greedy":
         found = ens.greedy_selection(val_probs, y_val, size=size)
-        return {"weights": relative_weights(found.best_weights), "trajectory": found.trajectory,
-                "selected": found.selected, "best_step": found.best_step}
+        return {
+            "weights": relative_weights(found.best_weights),
+            "trajectory": found.trajectory,
+            "selected": found.selected,
+            "best_step": found.best_step,
+        }
     found = ens.optimize_weights(val_probs, y_val, space=settings.space)
-    return {"weights": relative_weights(found.weights), "val_nll": found.val_nll,
-            "val_accuracy": found.val_accuracy, "uniform_nll": found.uniform_nll}
+    return {
+        "weights": relative_weights(found.weights),
+        "val_nll": found.val_nll,
+        "val_accuracy": found.val_accuracy,
+        "uniform_nll": found.uniform_nll,
+    }
 
 
 def reliability(members: Members, scored: dict, settings: Settings, bins: int = 15) -> dict:
@@ -262,19 +313,34 @@ def save(store, members: Members, scored: dict, settings: Settings, name: str) -
     if not name:
         raise UserError("give the ensemble a name before saving it")
     method = "vote" if settings.method == "vote" else f"mean-{settings.space}"
-    return store.save_ensemble(name, method, members.ids, relative_weights(scored["weights"]),
-                               temperatures=members.temperatures if settings.temperature else None,
-                               val_accuracy=scored["val"]["accuracy"], test_accuracy=scored["test"]["accuracy"],
-                               options={"space": settings.space, "temperature": settings.temperature,
-                                        "tta": settings.tta, "translate": settings.translate,
-                                        "method": settings.method, "split_id": members.split_id})
+    return store.save_ensemble(
+        name,
+        method,
+        members.ids,
+        relative_weights(scored["weights"]),
+        temperatures=members.temperatures if settings.temperature else None,
+        val_accuracy=scored["val"]["accuracy"],
+        test_accuracy=scored["test"]["accuracy"],
+        options={
+            "space": settings.space,
+            "temperature": settings.temperature,
+            "tta": settings.tta,
+            "translate": settings.translate,
+            "method": settings.method,
+            "split_id": members.split_id,
+        },
+    )
 
 
 def settings_of(ensemble: dict) -> Settings:
     options = ensemble.get("options") or {}
-    return Settings(method=options.get("method", "vote" if ensemble["method"] == "vote" else "mean"),
-                    space=options.get("space", "prob"), temperature=bool(options.get("temperature")),
-                    tta=bool(options.get("tta")), translate=bool(options.get("translate")))
+    return Settings(
+        method=options.get("method", "vote" if ensemble["method"] == "vote" else "mean"),
+        space=options.get("space", "prob"),
+        temperature=bool(options.get("temperature")),
+        tta=bool(options.get("tta")),
+        translate=bool(options.get("translate")),
+    )
 
 
 def ensemble_probs(lab: Lab, ensemble: dict, split: str) -> tuple:

@@ -10,6 +10,7 @@ every margin against another class has the right sign, and most (image, class) p
 product per block of weight rows. Written by hand because no library scores arg-max accuracy over a
 grid of weightings; every step is a NumPy array operation.
 """
+
 import functools
 import itertools
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from workbench.ensemble.calibration import PROB_TOLERANCE
 
-_CHUNK_ELEMENTS = 1 << 18      # count_correct: combinations x margins per block (2 MB of float64)
+_CHUNK_ELEMENTS = 1 << 18  # count_correct: combinations x margins per block (2 MB of float64)
 
 
 def surely_right(truth_probs: np.ndarray) -> np.ndarray:
@@ -56,24 +57,24 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, sure:
     known_right = int(np.count_nonzero(sure))
     rest = np.flatnonzero(~sure)
     y = y[rest]
-    scores = np.take(scores, rest, axis=1)                          # [M, R, K]
+    scores = np.take(scores, rest, axis=1)  # [M, R, K]
     m, n, k = scores.shape
     # truth repeated over the classes, then one same-shape subtraction: 2x faster than broadcasting
     d = np.repeat(np.take(truth, rest, axis=1), k).reshape(m, n, k) - scores
-    low, high = np.minimum(d[0], d[-1]), np.maximum(d[0], d[-1])   # d's range over members; a loop
-    for member in d[1:-1]:                                          # over M is 4x faster than numpy's
-        np.minimum(low, member, out=low)                            # axis-0 reduction on these shapes
+    low, high = np.minimum(d[0], d[-1]), np.maximum(d[0], d[-1])  # d's range over members; a loop
+    for member in d[1:-1]:  # over M is 4x faster than numpy's
+        np.minimum(low, member, out=low)  # axis-0 reduction on these shapes
         np.maximum(high, member, out=high)
     # Pair (n, k) is satisfied iff its margin > threshold: 0 where k < y_n (a tie goes to k), minus the
     # smallest subnormal where k > y_n (a tie goes to y_n; no float lies between it and 0, so '> -tiny'
     # is exactly '>= 0'); k == y_n gets -tiny too, so its zero margin counts as satisfied.
-    threshold = _thresholds(k).take(y, axis=0)                      # [R, K]
-    harmless = low > threshold                                      # satisfied for every member
-    winning = high <= threshold                                     # failed for every member
+    threshold = _thresholds(k).take(y, axis=0)  # [R, K]
+    harmless = low > threshold  # satisfied for every member
+    winning = high <= threshold  # failed for every member
     # any/sum over the K classes as products with ones: 3x faster than .any/.sum(axis=1) over 10 columns
     ones = np.ones(k)
     always_wrong = (winning.astype(np.float64) @ ones) > 0
-    contested = ~harmless                       # an always-wrong row's pairs are never looked at
+    contested = ~harmless  # an always-wrong row's pairs are never looked at
     n_contested = k - (harmless.astype(np.float64) @ ones).astype(np.int64)
     n_contested[always_wrong] = 0
     rows = np.flatnonzero(n_contested)
@@ -88,13 +89,13 @@ def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, sure:
     # row-major: classes ascending per row (flatnonzero and divmod: 2x faster than nonzero's two arrays)
     pair_row, pair_class = np.divmod(np.flatnonzero(np.take(contested, rows, axis=0)), k)
     slot = np.arange(len(pair_row)) - (np.cumsum(counts) - counts)[pair_row]  # j-th contested class of its row
-    by_slot = np.argsort(slot.astype(small), kind="stable")          # slot by slot, rows in the same order
-    flat = rows[pair_row[by_slot]] * k + pair_class[by_slot]       # (image, class) as flat indices: 4x
-    sign = threshold.take(flat)                                     # the '>= 0' pairs' thresholds are < 0
+    by_slot = np.argsort(slot.astype(small), kind="stable")  # slot by slot, rows in the same order
+    flat = rows[pair_row[by_slot]] * k + pair_class[by_slot]  # (image, class) as flat indices: 4x
+    sign = threshold.take(flat)  # the '>= 0' pairs' thresholds are < 0
     flipped = sign < 0
-    np.copysign(1.0, sign, out=sign)                                # -1.0 there (-tiny), else 1.0 (0.0)
-    margins = d.reshape(m, n * k).take(flat, axis=1)                # faster than d[:, image, cls]
-    margins *= sign                                                 # exact: a sign change
+    np.copysign(1.0, sign, out=sign)  # -1.0 there (-tiny), else 1.0 (0.0)
+    margins = d.reshape(m, n * k).take(flat, axis=1)  # faster than d[:, image, cls]
+    margins *= sign  # exact: a sign change
     return always_right, margins, flipped, np.bincount(slot).tolist()
 
 
@@ -121,8 +122,9 @@ def _row_starts(m: int, n: int, k: int) -> np.ndarray:
     return starts
 
 
-def count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, truth: np.ndarray,
-                   sure: np.ndarray) -> np.ndarray:
+def count_correct(
+    weights: np.ndarray, scores: np.ndarray, y: np.ndarray, truth: np.ndarray, sure: np.ndarray
+) -> np.ndarray:
     """Correct predictions [C] of argmax_k sum_m weights[c, m] scores[m, n, k], for all rows at once
     (`truth` [M, N]: `true_class(scores, y)`; `sure` [N]: images known right, from `surely_right`).
 
@@ -149,12 +151,12 @@ def count_correct(weights: np.ndarray, scores: np.ndarray, y: np.ndarray, truth:
     product = _one_product if len(weights) <= block else _many_products
     ones = np.ones(widths[0], dtype=np.float32)  # a count below 2**24 is exact in float32
     for start in range(0, len(weights), block):
-        ok = product(weights[start:start + block], margins) > 0.0
+        ok = product(weights[start : start + block], margins) > 0.0
         ok ^= flipped
-        first = ok[:, :widths[0]]
+        first = ok[:, : widths[0]]
         for j in range(1, len(widths)):
-            first[:, :widths[j]] &= ok[:, starts[j]:starts[j + 1]]
-        correct[start:start + block] += (first.astype(np.float32) @ ones).astype(np.int64)
+            first[:, : widths[j]] &= ok[:, starts[j] : starts[j + 1]]
+        correct[start : start + block] += (first.astype(np.float32) @ ones).astype(np.int64)
     return correct
 
 

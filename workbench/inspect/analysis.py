@@ -16,6 +16,7 @@ The predicted class is `argmax` (the first of tied maxima, as NumPy breaks ties)
 `top_k_accuracy(probs, y, 1)` equals the plain accuracy even for vote distributions with ties.
 Bad input a user can cause (shapes, labels out of range, an unknown sort) raises `UserError`.
 """
+
 import numpy as np
 
 from workbench.ensemble.calibration import check_labels, check_probs
@@ -73,10 +74,15 @@ def per_class(y_true, probs, class_names=None) -> list:
         row = {"class": c}
         if class_names is not None:
             row["name"] = str(class_names[c])
-        row.update(count=int(counts[c]), correct=int(correct[c]), errors=int(counts[c] - correct[c]),
-                   predicted=int(predicted[c]),
-                   precision=float(correct[c] / predicted[c]) if predicted[c] else None,
-                   recall=recall, accuracy=recall)
+        row.update(
+            count=int(counts[c]),
+            correct=int(correct[c]),
+            errors=int(counts[c] - correct[c]),
+            predicted=int(predicted[c]),
+            precision=float(correct[c] / predicted[c]) if predicted[c] else None,
+            recall=recall,
+            accuracy=recall,
+        )
         rows.append(row)
     return rows
 
@@ -106,8 +112,9 @@ def _class_filter(value, k: int, what: str):
     return int(value)
 
 
-def misclassified(probs, y, *, true_class=None, predicted_class=None, sort: str = "confident",
-                  seed: int = 0) -> np.ndarray:
+def misclassified(
+    probs, y, *, true_class=None, predicted_class=None, sort: str = "confident", seed: int = 0
+) -> np.ndarray:
     """Indices (int64) of the images the predictions get wrong.
 
     Filters: `true_class` keeps a confusion-matrix row, `predicted_class` a column, both one cell
@@ -142,13 +149,17 @@ def compare(probs_a, probs_b, y) -> dict:
     probs_a, y = _inputs(probs_a, y, "probs_a")
     probs_b = check_probs(probs_b, "probs_b")
     if probs_b.shape != probs_a.shape:
-        raise UserError(f"the two sources' predictions have shapes {probs_a.shape} and {probs_b.shape}; "
-                        "compare sources on the same split of the same dataset")
+        raise UserError(
+            f"the two sources' predictions have shapes {probs_a.shape} and {probs_b.shape}; "
+            "compare sources on the same split of the same dataset"
+        )
     right_a, right_b = predictions(probs_a) == y, predictions(probs_b) == y
-    return {"a_right_b_wrong": np.flatnonzero(right_a & ~right_b),
-            "b_right_a_wrong": np.flatnonzero(right_b & ~right_a),
-            "both_wrong": np.flatnonzero(~right_a & ~right_b),
-            "both_right": np.flatnonzero(right_a & right_b)}
+    return {
+        "a_right_b_wrong": np.flatnonzero(right_a & ~right_b),
+        "b_right_a_wrong": np.flatnonzero(right_b & ~right_a),
+        "both_wrong": np.flatnonzero(~right_a & ~right_b),
+        "both_right": np.flatnonzero(right_a & right_b),
+    }
 
 
 def all_wrong(list_of_probs, y) -> np.ndarray:
@@ -161,8 +172,10 @@ def all_wrong(list_of_probs, y) -> np.ndarray:
     for i, probs in enumerate(list_of_probs[1:], 1):
         probs = check_probs(probs, f"probs[{i}]")
         if probs.shape != first.shape:
-            raise UserError(f"source {i} has predictions of shape {probs.shape}, source 0 {first.shape}; "
-                            "all sources must be on the same split of the same dataset")
+            raise UserError(
+                f"source {i} has predictions of shape {probs.shape}, source 0 {first.shape}; "
+                "all sources must be on the same split of the same dataset"
+            )
         wrong &= predictions(probs) != y
     return np.flatnonzero(wrong)
 

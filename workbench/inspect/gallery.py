@@ -14,6 +14,7 @@ gives both predictions: "A: dog (87%) · B: cat (91%) · true: cat".
 source's. Only the page's rows are touched, so a page costs the same for 100 or 10,000 images.
 Images are enlarged by `scale` with nearest-neighbour (32x32 -> 96x96 at scale 3): pixels stay sharp.
 """
+
 import math
 from pathlib import Path
 
@@ -39,15 +40,19 @@ def _positive(value, name: str) -> int:
 
 def _check(images, indices, probs, labels, class_names, probs_b=None):
     if probs_b is not None and np.shape(probs_b) != np.shape(probs):
-        raise UserError(f"the second source's predictions have shape {list(np.shape(probs_b))}, the first's "
-                        f"{list(np.shape(probs))}; compare sources on the same images")
+        raise UserError(
+            f"the second source's predictions have shape {list(np.shape(probs_b))}, the first's "
+            f"{list(np.shape(probs))}; compare sources on the same images"
+        )
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise UserError(f"images must be uint8 [N, height, width, 3]; got {images.dtype} {list(images.shape)}")
     probs, labels = np.asarray(probs), np.asarray(labels).reshape(-1)
     if probs.ndim != 2 or probs.shape[0] != len(images) or len(labels) != len(images):
-        raise UserError(f"{len(images)} images but predictions of shape {list(probs.shape)} and {len(labels)} "
-                        "labels; the predictions must belong to these images")
+        raise UserError(
+            f"{len(images)} images but predictions of shape {list(probs.shape)} and {len(labels)} "
+            "labels; the predictions must belong to these images"
+        )
     if len(class_names) != probs.shape[1]:
         raise UserError(f"{len(class_names)} class names for predictions over {probs.shape[1]} classes")
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -87,13 +92,14 @@ def caption(true_name: str, predicted_name: str, prob: float, second: tuple | No
     return f"A: {predicted_name} ({prob:.0%}) · B: {second[0]} ({second[1]:.0%}) · true: {true_name}"
 
 
-def page(images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3,
-         probs_b=None) -> list:
+def page(
+    images, indices, probs, labels, class_names, page: int = 0, per_page: int = 64, scale: int = 3, probs_b=None
+) -> list:
     """[(PIL.Image, caption)] for page `page` (0-based; clamped to the last page) of `indices`."""
     per_page, scale = _positive(per_page, "per_page"), _positive(scale, "scale")
     images, indices, probs, labels = _check(images, indices, probs, labels, class_names, probs_b)
     number = min(max(0, int(page)), page_count(len(indices), per_page) - 1)
-    chosen = indices[number * per_page:(number + 1) * per_page]
+    chosen = indices[number * per_page : (number + 1) * per_page]
     if not len(chosen):
         return []
     big = np.ascontiguousarray(_upscale(images[chosen], scale))
@@ -101,8 +107,9 @@ def page(images, indices, probs, labels, class_names, page: int = 0, per_page: i
     return [(Image.fromarray(img), text) for img, text in zip(big, texts)]
 
 
-def export_grid(images, indices, probs, labels, class_names, path, columns: int = 8, scale: int = 3,
-                title: str = "", probs_b=None) -> str:
+def export_grid(
+    images, indices, probs, labels, class_names, path, columns: int = 8, scale: int = 3, title: str = "", probs_b=None
+) -> str:
     """Write one PNG grid of the selected images (at most EXPORT_LIMIT, in `indices` order) with a
     caption under each ("#index", "true: ...", "pred: ... (87%)", or "A: ..." and "B: ..." with
     `probs_b`), `title`'s lines on top (what was selected: sources, split, filter) and a line saying
@@ -118,8 +125,10 @@ def export_grid(images, indices, probs, labels, class_names, path, columns: int 
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     labelled = _labelled(chosen, probs, labels, class_names, probs_b)
     names = ["pred"] if probs_b is None else ["A", "B"]
-    captions = [(f"#{i}", f"true: {t}", *(f"{n}: {p} ({q:.0%})" for n, (p, q) in zip(names, found)))
-                for i, (t, found) in zip(chosen, labelled)]
+    captions = [
+        (f"#{i}", f"true: {t}", *(f"{n}: {p} ({q:.0%})" for n, (p, q) in zip(names, found)))
+        for i, (t, found) in zip(chosen, labelled)
+    ]
     line_h = int(max(measure.textbbox((0, 0), "Ag#(%)", font=font)[3], 10)) + 2
     pad = 6
     text_w = max(measure.textlength(line, font=font) for lines in captions for line in lines)
@@ -127,8 +136,11 @@ def export_grid(images, indices, probs, labels, class_names, path, columns: int 
     cell_h = big.shape[1] + len(captions[0]) * line_h + pad
     columns = min(columns, len(chosen))
     rows = math.ceil(len(chosen) / columns)
-    count = (f"{total} images" if total <= EXPORT_LIMIT
-             else f"first {EXPORT_LIMIT} of {total} images (an export holds at most {EXPORT_LIMIT})")
+    count = (
+        f"{total} images"
+        if total <= EXPORT_LIMIT
+        else f"first {EXPORT_LIMIT} of {total} images (an export holds at most {EXPORT_LIMIT})"
+    )
     heading = [*str(title or "").splitlines(), count]
     header = len(heading) * line_h + pad
     width = max(columns * cell_w + pad, *(int(measure.textlength(line, font=font)) + 2 * pad for line in heading))

@@ -11,6 +11,7 @@ labels of the rebuilt images must hash to the stored fingerprint: otherwise the 
 the split code did) and showing the images would put wrong pictures beside the predictions, so
 `split_images` refuses with a UserError saying so.
 """
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from workbench.specs.run import RunSpec
 SPLITS = ("val", "test")
 KINDS = ("run", "ensemble")
 DATASETS_KEPT = 2  # whole datasets held in a cache (CIFAR: 180 MB each); older ones are dropped
-IMAGES_KEPT = 8    # split image arrays held in a cache (CIFAR test: 30 MB)
+IMAGES_KEPT = 8  # split image arrays held in a cache (CIFAR test: 30 MB)
 
 
 @dataclass
@@ -74,11 +75,14 @@ def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> 
     if kind == "run":
         run = store.get_run(number)
         if split not in store.prediction_splits(number):
-            raise UserError(f"run {number} ({run['status']}) has no stored predictions for the {split} split; "
-                            "only completed runs can be browsed")
+            raise UserError(
+                f"run {number} ({run['status']}) has no stored predictions for the {split} split; "
+                "only completed runs can be browsed"
+            )
         probs = softmax(store.load_logits(number, split)).astype(np.float64)
-        source = Source("run", number, run["name"], probs, store.load_labels(number, split), [], split,
-                        image_run=number)
+        source = Source(
+            "run", number, run["name"], probs, store.load_labels(number, split), [], split, image_run=number
+        )
     else:
         ensemble = store.get_ensemble(number)
         if not ensemble["members"]:
@@ -87,14 +91,25 @@ def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> 
             try:
                 store.get_run(run_id)
             except UserError:
-                raise UserError(f"ensemble {number} ({ensemble['name']}) uses run {run_id}, which was deleted; "
-                                "it can no longer be browsed") from None
+                raise UserError(
+                    f"ensemble {number} ({ensemble['name']}) uses run {run_id}, which was deleted; "
+                    "it can no longer be browsed"
+                ) from None
         probs, labels = ensemble_lab.ensemble_probs(lab, ensemble, split)
         members = lab.load(ensemble["members"])
         member_probs = ensemble_lab.member_probs(members, split, ensemble_lab.settings_of(ensemble))
-        source = Source("ensemble", number, ensemble["name"], np.asarray(probs, np.float64), labels, [], split,
-                        members={r: member_probs[i] for i, r in enumerate(members.ids)},
-                        member_names=dict(zip(members.ids, members.names)), image_run=members.ids[0])
+        source = Source(
+            "ensemble",
+            number,
+            ensemble["name"],
+            np.asarray(probs, np.float64),
+            labels,
+            [],
+            split,
+            members={r: member_probs[i] for i, r in enumerate(members.ids)},
+            member_names=dict(zip(members.ids, members.names)),
+            image_run=members.ids[0],
+        )
     source.labels = np.asarray(source.labels, np.int64)
     try:
         split_images(store, source.image_run, split, cache)
@@ -123,11 +138,14 @@ def source_choices(store) -> list:
 
 # --- images ---------------------------------------------------------------------------------------
 
+
 def _data_spec(run: dict) -> dict:
     """The run's data settings, with RunSpec's defaults for those an older spec lacks."""
     spec, defaults = run.get("spec") or {}, RunSpec()
-    return {name: spec.get(name, getattr(defaults, name))
-            for name in ("dataset", "data_path", "dataset_options", "val_size", "split_seed")}
+    return {
+        name: spec.get(name, getattr(defaults, name))
+        for name in ("dataset", "data_path", "dataset_options", "val_size", "split_seed")
+    }
 
 
 def _where(data: dict) -> str:
@@ -147,8 +165,12 @@ def _data_key(data: dict) -> tuple:
             stamp = (stat.st_size, stat.st_mtime_ns)
         except OSError:
             stamp = "missing"
-    return (data["dataset"], str(data["data_path"] or ""), json.dumps(data["dataset_options"] or {}, sort_keys=True),
-            stamp)
+    return (
+        data["dataset"],
+        str(data["data_path"] or ""),
+        json.dumps(data["dataset_options"] or {}, sort_keys=True),
+        stamp,
+    )
 
 
 def _remember(cache: dict, key: tuple, value, limit: int):
@@ -163,11 +185,14 @@ def _dataset(data: dict, cache: dict, run_id: int, split: str) -> Dataset:
     key = ("dataset", *_data_key(data))
     if key not in cache:
         try:
-            dataset = load_dataset(data["dataset"], data["data_path"] or None, image_size=32,
-                                   **(data["dataset_options"] or {}))
+            dataset = load_dataset(
+                data["dataset"], data["data_path"] or None, image_size=32, **(data["dataset_options"] or {})
+            )
         except (UserError, OSError, TypeError) as exc:
-            raise UserError(f"the images for run {run_id}'s {split} split are not available: the dataset at "
-                            f"{_where(data)} changed or is missing ({exc})") from None
+            raise UserError(
+                f"the images for run {run_id}'s {split} split are not available: the dataset at "
+                f"{_where(data)} changed or is missing ({exc})"
+            ) from None
         _remember(cache, key, dataset, DATASETS_KEPT)
     return cache[key]
 
@@ -192,16 +217,22 @@ def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
             images, labels = dataset.x_test, dataset.y_test
         else:
             try:
-                images, labels = split_arrays(dataset, val_size=data["val_size"], split_seed=data["split_seed"]).validation
+                images, labels = split_arrays(
+                    dataset, val_size=data["val_size"], split_seed=data["split_seed"]
+                ).validation
             except UserError as exc:
-                raise UserError(f"the images for run {run_id}'s val split are not available: the dataset at "
-                                f"{_where(data)} changed ({exc})") from None
+                raise UserError(
+                    f"the images for run {run_id}'s val split are not available: the dataset at "
+                    f"{_where(data)} changed ({exc})"
+                ) from None
         _remember(cache, key, (images, store.labels_hash(labels)), IMAGES_KEPT)
     images, found = cache[key]
     if found != expected:
-        raise UserError(f"the images for run {run_id}'s {split} split do not match its stored predictions: the "
-                        f"dataset at {_where(data)} changed or is missing (its labels differ from those the "
-                        "run was evaluated on); restore the original data to browse the images")
+        raise UserError(
+            f"the images for run {run_id}'s {split} split do not match its stored predictions: the "
+            f"dataset at {_where(data)} changed or is missing (its labels differ from those the "
+            "run was evaluated on); restore the original data to browse the images"
+        )
     return images
 
 

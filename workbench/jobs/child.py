@@ -16,6 +16,7 @@ Protocol (`python -m workbench.jobs.child`, one per job):
                         anything else (a signal, a native crash): the parent marks it failed.
 The child inherits the store's job lock, so no new app can take the store while an orphan lives.
 """
+
 import json
 import os
 import signal
@@ -71,10 +72,22 @@ class ChildJob:
         self.store, self.run_id = store, run_id
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "workbench.jobs.child"], stdin=subprocess.PIPE, stdout=log,
-                stderr=subprocess.STDOUT, env=env, pass_fds=tuple(inherit_fds), start_new_session=True)
-        header = dict(store=str(store.path), run_id=run_id, kind=spec.kind, spec=spec.to_dict(), devices=child_devices,
-                      resume=resume)
+                [sys.executable, "-m", "workbench.jobs.child"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                pass_fds=tuple(inherit_fds),
+                start_new_session=True,
+            )
+        header = dict(
+            store=str(store.path),
+            run_id=run_id,
+            kind=spec.kind,
+            spec=spec.to_dict(),
+            devices=child_devices,
+            resume=resume,
+        )
         self._send(json.dumps(header))
 
     def _send(self, line: str) -> None:
@@ -105,8 +118,12 @@ class ChildJob:
         if code in (0, FAILED_EXIT) or self.store.get_run(self.run_id)["status"] not in ACTIVE_STATUSES:
             return
         if killed:
-            self.store.set_status(self.run_id, "cancelled", f"it did not stop within {stop_grace:.0f} s of the "
-                                  "request and was killed; resume continues from its last checkpoint")
+            self.store.set_status(
+                self.run_id,
+                "cancelled",
+                f"it did not stop within {stop_grace:.0f} s of the "
+                "request and was killed; resume continues from its last checkpoint",
+            )
         else:
             self.store.set_status(self.run_id, "failed", self.death_message(code))
 
@@ -130,6 +147,7 @@ class ChildJob:
 
 
 # --- the child --------------------------------------------------------------------------------
+
 
 def _watch_parent(stop: threading.Event) -> None:
     """Read the app's requests; end of file means the app is gone, so this job must go too."""

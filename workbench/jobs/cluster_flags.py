@@ -7,6 +7,7 @@ and `resume`; and the job queue they make. Without `--ray` (or WORKBENCH_RAY) no
     --ray-cpus N           CPUs each job asks for (default 1)
     --ray-resources JSON   custom resources each job asks for, e.g. '{"trainer": 1}'
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,21 +20,38 @@ from workbench.jobs import ray_cluster
 
 def add_arguments(parser: argparse.ArgumentParser, default=None) -> None:
     """default: argparse.SUPPRESS for subcommands sharing the flags before and after their name."""
+
     def value(fallback):
         return fallback if default is None else default
 
     group = parser.add_argument_group("Ray cluster (jobs on other machines)")
-    group.add_argument("--ray", metavar="ADDRESS", default=value(os.environ.get("WORKBENCH_RAY") or None),
-                       help="run jobs on the Ray cluster whose head is HOST:PORT, or 'local' for a private Ray on "
-                            "this machine (or WORKBENCH_RAY)")
-    group.add_argument("--storage", metavar="FOLDER_OR_URI", default=value(os.environ.get("WORKBENCH_STORAGE") or None),
-                       help="with --ray: where checkpoints go, a shared folder or a URI pyarrow opens (s3://...); "
-                            "default the store's files folder (this machine's nodes only)")
-    group.add_argument("--retries", type=int, default=value(1),
-                       help="with --ray: how often a run whose node died is resumed on another (default 1)")
+    group.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=value(os.environ.get("WORKBENCH_RAY") or None),
+        help="run jobs on the Ray cluster whose head is HOST:PORT, or 'local' for a private Ray on "
+        "this machine (or WORKBENCH_RAY)",
+    )
+    group.add_argument(
+        "--storage",
+        metavar="FOLDER_OR_URI",
+        default=value(os.environ.get("WORKBENCH_STORAGE") or None),
+        help="with --ray: where checkpoints go, a shared folder or a URI pyarrow opens (s3://...); "
+        "default the store's files folder (this machine's nodes only)",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=value(1),
+        help="with --ray: how often a run whose node died is resumed on another (default 1)",
+    )
     group.add_argument("--ray-cpus", type=float, default=value(1.0), help="with --ray: CPUs each job asks for")
-    group.add_argument("--ray-resources", metavar="JSON", default=value(None),
-                       help='with --ray: custom resources each job asks for, e.g. \'{"trainer": 1}\'')
+    group.add_argument(
+        "--ray-resources",
+        metavar="JSON",
+        default=value(None),
+        help="with --ray: custom resources each job asks for, e.g. '{\"trainer\": 1}'",
+    )
 
 
 def check(args) -> dict:
@@ -42,8 +60,9 @@ def check(args) -> dict:
     resources_text = getattr(args, "ray_resources", None)
     if not ray:
         if storage or resources_text:
-            raise UserError("--storage and --ray-resources apply to jobs on a Ray cluster: add --ray ADDRESS "
-                            "(or --ray local)")
+            raise UserError(
+                "--storage and --ray-resources apply to jobs on a Ray cluster: add --ray ADDRESS (or --ray local)"
+            )
         return {}
     if getattr(args, "retries", 1) < 0:
         raise UserError(f"--retries must be 0 or more, not {args.retries}")
@@ -73,8 +92,9 @@ def open_queue(store, args):
         return JobQueue(store)
     from workbench.jobs.ray_backend import RayBackend
 
-    backend = RayBackend(store, args.ray, storage=args.storage, retries=args.retries, cpus_per_job=args.ray_cpus,
-                         resources=resources)
+    backend = RayBackend(
+        store, args.ray, storage=args.storage, retries=args.retries, cpus_per_job=args.ray_cpus, resources=resources
+    )
     try:
         return JobQueue(store, backend=backend)
     except BaseException:

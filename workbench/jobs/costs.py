@@ -7,18 +7,41 @@ separable and Dense layers; grouped convolutions by their kernels), not typed in
 
 tests/test_estimate.py checks that every registered model is listed and recounts a few.
 """
+
 MODEL_MMACS = {
-    "airbench94": 118.1, "airbench_cpu": 33.1,
-    "densenet_bc_100_12": 287.9, "densenet_bc_160_24": 2495.6, "densenet_bc_190_40": 9301.9,
-    "densenet_bc_250_24": 5418.8, "lenet": 0.7, "nin": 222.5, "resnet110": 252.9, "resnet20": 40.6,
-    "resnet32": 68.9, "resnet44": 97.2, "resnet56": 125.5, "resnext29_16x64d": 10688.9,
-    "resnext29_4x64d": 2736.5, "resnext29_8x64d": 5387.3, "se_resnet56": 125.5,
-    "se_resnext29_16x64d": 10689.4, "se_resnext29_4x64d": 2737.0, "vgg11_bn": 152.8, "vgg16_bn": 313.2,
-    "vgg19_bn": 398.1, "wrn_16_8": 1548.1, "wrn_28_10": 5243.3, "wrn_40_4": 1298.6,
+    "airbench94": 118.1,
+    "airbench_cpu": 33.1,
+    "densenet_bc_100_12": 287.9,
+    "densenet_bc_160_24": 2495.6,
+    "densenet_bc_190_40": 9301.9,
+    "densenet_bc_250_24": 5418.8,
+    "lenet": 0.7,
+    "nin": 222.5,
+    "resnet110": 252.9,
+    "resnet20": 40.6,
+    "resnet32": 68.9,
+    "resnet44": 97.2,
+    "resnet56": 125.5,
+    "resnext29_16x64d": 10688.9,
+    "resnext29_4x64d": 2736.5,
+    "resnext29_8x64d": 5387.3,
+    "se_resnet56": 125.5,
+    "se_resnext29_16x64d": 10689.4,
+    "se_resnext29_4x64d": 2737.0,
+    "vgg11_bn": 152.8,
+    "vgg16_bn": 313.2,
+    "vgg19_bn": 398.1,
+    "wrn_16_8": 1548.1,
+    "wrn_28_10": 5243.3,
+    "wrn_40_4": 1298.6,
 }
 BACKBONE_MMACS = {  # at 224x224, without the head (a few thousand multiply-adds)
-    "vgg19": 19508.4, "inception_v3": 2835.9, "resnet50_v2": 3480.2, "mobilenet_v2": 299.5,
-    "efficientnet_v2_b0": 716.8, "convnext_tiny": 4454.8,
+    "vgg19": 19508.4,
+    "inception_v3": 2835.9,
+    "resnet50_v2": 3480.2,
+    "mobilenet_v2": 299.5,
+    "efficientnet_v2_b0": 716.8,
+    "convnext_tiny": 4454.8,
 }
 
 

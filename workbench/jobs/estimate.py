@@ -9,6 +9,7 @@ image. Otherwise a rough figure, labelled so: the model's multiply-adds per imag
 curve calibrated by this store's nearest run of another model on that device, else by the project's
 2-core CPU. A GPU with no history has no figure, and says so.
 """
+
 import math
 import statistics
 from dataclasses import dataclass
@@ -39,7 +40,6 @@ class Estimate:
     evaluation: float | None = None  # seconds of the final evaluation
     rough: bool = True
     device: str = "CPU"
-
 
 
 def device_of(spec, gpu_count: int) -> tuple:
@@ -87,8 +87,7 @@ def _measured(store, runs: list) -> tuple:
             per_image.append(statistics.median(seconds[1:] or seconds) / run["train_images"])
         if run.get("eval_seconds") and run.get("eval_steps"):
             per_eval.append(run["eval_seconds"] / run["eval_steps"])
-    return (statistics.median(per_image) if per_image else None,
-            statistics.median(per_eval) if per_eval else None)
+    return (statistics.median(per_image) if per_image else None, statistics.median(per_eval) if per_eval else None)
 
 
 def mmacs(kind: str, spec: dict) -> float | None:
@@ -111,8 +110,9 @@ def estimate(spec, store, gpu_count: int) -> Estimate:
     """How long `spec` will take on the device the queue will give it (see the module's docstring)."""
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
-    history = [r for r in store.list_runs(include_archived=True) if r["status"] == "completed"
-               and _device_of_run(r) == device]
+    history = [
+        r for r in store.list_runs(include_archived=True) if r["status"] == "completed" and _device_of_run(r) == device
+    ]
     size = sizes(spec, history)
     if size is None:
         return Estimate(None, "a folder dataset's size is known once a run has loaded it", device=name)
@@ -122,8 +122,10 @@ def estimate(spec, store, gpu_count: int) -> Estimate:
     per_image, per_eval = _measured(store, same)
     rough = per_image is None
     if per_image is not None:
-        source = (f"Measured: {len(same)} earlier {what} run{'s' if len(same) > 1 else ''} like it here (same "
-                  "options, precision, batch size and device)")
+        source = (
+            f"Measured: {len(same)} earlier {what} run{'s' if len(same) > 1 else ''} like it here (same "
+            "options, precision, batch size and device)"
+        )
         training = per_image
     else:
         per_image, source = _rough(spec, store, history, device)
@@ -149,20 +151,32 @@ def _rough(spec, store, history: list, device: tuple) -> tuple:
         per_image, _ = _measured(store, [nearest])
         if per_image:
             scaled = per_image * (cost / mmacs(nearest["kind"], nearest["spec"])) ** EXPONENT
-            return scaled, (f"Rough: no run like it has finished here yet; scaled from run {nearest['id']} "
-                            f"({nearest['name']}) by the models' multiply-adds{options}")
+            return scaled, (
+                f"Rough: no run like it has finished here yet; scaled from run {nearest['id']} "
+                f"({nearest['name']}) by the models' multiply-adds{options}"
+            )
     if device[0] != "CPU":
         return None, "no run has finished on a GPU in this store yet to measure it by; the first one gives the figure"
     ref_mmacs, ref_seconds = CPU_REFERENCE
     return ref_seconds * (cost / ref_mmacs) ** EXPONENT, (
         f"Rough: no run has finished on this store's CPU yet; scaled by multiply-adds from resnet20's "
-        f"~{1 / ref_seconds:.0f} images/s on the project's 2-core CPU{options}")
-
+        f"~{1 / ref_seconds:.0f} images/s on the project's 2-core CPU{options}"
+    )
 
 
 # The fields `estimate` reads (besides the kind): specs that agree on them take the same time.
-COST_FIELDS = (*SPEED_FIELDS, "dataset", "dataset_options", "data_path", "val_size", "train_subset", "gpus", "epochs",
-               "head_epochs", "finetune_epochs")
+COST_FIELDS = (
+    *SPEED_FIELDS,
+    "dataset",
+    "dataset_options",
+    "data_path",
+    "val_size",
+    "train_subset",
+    "gpus",
+    "epochs",
+    "head_epochs",
+    "finetune_epochs",
+)
 
 
 @dataclass
@@ -170,6 +184,7 @@ class ManyEstimate:
     """Several specs queued together (a sweep): `seconds` their training time added up (None when no
     spec has a figure), `wall` how long the queue takes with `side_by_side` jobs at once, `unknown` how
     many specs have no figure, and `rough` whether any figure is rough."""
+
     seconds: float | None
     wall: float | None
     side_by_side: int
@@ -193,6 +208,11 @@ def estimate_many(specs: list, store, gpu_count: int) -> ManyEstimate:
     needed = max((n for kind, n in devices if kind == "GPU"), default=0)
     side_by_side = max(1, gpu_count // needed) if needed else 1
     seconds = sum(e.seconds for e in known) if known else None
-    return ManyEstimate(seconds, None if seconds is None else seconds / min(side_by_side, len(specs)), side_by_side,
-                        len(figures) - len(known), any(e.rough for e in known),
-                        figures[0].device if figures else "CPU")
+    return ManyEstimate(
+        seconds,
+        None if seconds is None else seconds / min(side_by_side, len(specs)),
+        side_by_side,
+        len(figures) - len(known),
+        any(e.rough for e in known),
+        figures[0].device if figures else "CPU",
+    )

@@ -7,6 +7,7 @@ TensorFlow object survived a run. Two arenas cut that to ~7 MB/min, and handing 
 after each job does the rest. There is no Python API for either: glibc's `mallopt` and
 `malloc_trim` through ctypes.
 """
+
 import ctypes
 import ctypes.util
 import logging

@@ -16,6 +16,7 @@ Where a job trains is its backend's business: `LocalBackend` (below: this machin
 threads, the queue leasing its GPUs) or `workbench.jobs.ray_backend.RayBackend` (a Ray cluster, which places
 jobs itself). Validation, the run rows, statuses, Cancel and Resume are this one code path for both.
 """
+
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -103,8 +104,9 @@ class JobQueue:
         queue it. What needs the data or a model (the batch against the split, model option values, a
         backbone's weights) is checked by the job itself, which fails the run with the reason."""
         spec = self._validate(spec)
-        run_id = self.store.create_run(spec.display_name(), spec.to_dict(), kind=spec.kind, dataset=spec.dataset,
-                                       tags=tags, notes=notes)
+        run_id = self.store.create_run(
+            spec.display_name(), spec.to_dict(), kind=spec.kind, dataset=spec.dataset, tags=tags, notes=notes
+        )
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
         return run_id
 
@@ -150,8 +152,11 @@ class JobQueue:
     def process_ids(self) -> dict:
         """{run id: pid} of the child processes training right now (isolated jobs only)."""
         with self._lock:
-            return {run_id: job.process.process.pid for run_id, job in self._running.items()
-                    if job.process is not None and job.process.process.poll() is None}
+            return {
+                run_id: job.process.process.pid
+                for run_id, job in self._running.items()
+                if job.process is not None and job.process.process.poll() is None
+            }
 
     def shutdown(self, timeout=30.0) -> None:
         """Stop every job (status cancelled) and wait for the threads to end."""
@@ -221,7 +226,7 @@ class JobQueue:
             self._cpu_busy = True
             job.devices = []
         elif len(self._free) >= job.gpus:
-            job.devices, self._free = self._free[: job.gpus], self._free[job.gpus:]
+            job.devices, self._free = self._free[: job.gpus], self._free[job.gpus :]
         else:
             return False
         return True

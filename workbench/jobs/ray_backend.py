@@ -13,6 +13,7 @@ that lack the data path; the run's checkpoint is in `storage` (a resumed run con
   times (the epochs after its last checkpoint are redone, as a local resume does: none is duplicated);
 - its process died on a live node (out of memory, a native crash): `failed` with Ray's reason, as locally.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,8 +36,18 @@ NODE_DEATH = re.compile(r"NodeDied|node (?:has )?died|node .*(?:is )?dead", re.I
 class RayBackend:
     leases_devices = False  # Ray places jobs: the queue hands them all over at once
 
-    def __init__(self, store, address: str, *, storage: str | None = None, retries: int = 1, cpus_per_job: float = 1,
-                 resources: dict | None = None, stop_grace=STOP_GRACE_SECONDS, runtime_env: dict | None = None):
+    def __init__(
+        self,
+        store,
+        address: str,
+        *,
+        storage: str | None = None,
+        retries: int = 1,
+        cpus_per_job: float = 1,
+        resources: dict | None = None,
+        stop_grace=STOP_GRACE_SECONDS,
+        runtime_env: dict | None = None,
+    ):
         """address: HOST:PORT of a running cluster, or 'local' (a private Ray on this machine, on loopback).
         storage: where checkpoints go, a folder or URI every node reaches (default: the store's own files
         folder, which only nodes of this machine reach: a cluster with other machines needs one).
@@ -72,8 +83,9 @@ class RayBackend:
 
         # The message queue lives on the app's node: it dies only with the app, never with a worker node.
         here = ray.get_runtime_context().get_node_id()
-        self.messages = Queue(actor_options={"num_cpus": 0, "scheduling_strategy":
-                                             NodeAffinitySchedulingStrategy(here, soft=False)})
+        self.messages = Queue(
+            actor_options={"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)}
+        )
         self.stream = ResultStream(self.store, self.messages, on_checkpoint=self._mirror_checkpoint)
         self._actor_class = ray.remote(TrainingJob)
 
@@ -84,9 +96,11 @@ class RayBackend:
             return
         addresses = {n.address for n in ray_cluster.nodes()}
         if len(addresses) > 1:
-            raise UserError(f"the Ray cluster has nodes on {len(addresses)} machines ({', '.join(sorted(addresses))}); "
-                            "give --storage a folder or URI all of them reach (a shared folder, s3://...) so that "
-                            "checkpoints and Resume work on any node")
+            raise UserError(
+                f"the Ray cluster has nodes on {len(addresses)} machines ({', '.join(sorted(addresses))}); "
+                "give --storage a folder or URI all of them reach (a shared folder, s3://...) so that "
+                "checkpoints and Resume work on any node"
+            )
 
     # --- what the queue asks ----------------------------------------------------------------------
 
@@ -135,8 +149,12 @@ class RayBackend:
                 if job.stop.is_set() or retry == self.retries:
                     return
                 # Queued again with the reason, until the next attempt starts ("running" clears it).
-                store.set_status(job.run_id, "queued", f"attempt interrupted: {outcome}; resuming from its last "
-                                 f"checkpoint on another node (retry {retry + 1} of {self.retries})")
+                store.set_status(
+                    job.run_id,
+                    "queued",
+                    f"attempt interrupted: {outcome}; resuming from its last "
+                    f"checkpoint on another node (retry {retry + 1} of {self.retries})",
+                )
                 job.resume = True
         finally:
             if getattr(job.spec, "tensorboard", False):
@@ -153,8 +171,12 @@ class RayBackend:
         shipped = self._ship_dataset(job.spec)
         store.update_run(job.run_id, node=None)  # the attempt's node, once it starts (the job sends it)
         actor = self._actor_class.options(
-            num_gpus=job.gpus, num_cpus=self.cpus_per_job, resources=self.resources or None, max_concurrency=2,
-            max_restarts=0, **({"runtime_env": self.runtime_env} if self.runtime_env else {})
+            num_gpus=job.gpus,
+            num_cpus=self.cpus_per_job,
+            resources=self.resources or None,
+            max_concurrency=2,
+            max_restarts=0,
+            **({"runtime_env": self.runtime_env} if self.runtime_env else {}),
         ).remote(self.messages, self.storage)
         self.stream.expect(job.run_id, attempt)
         ref = actor.run.remote(job.run_id, attempt, job.spec.kind, job.spec.to_dict(), run, job.resume, shipped)
@@ -174,8 +196,12 @@ class RayBackend:
         if result is not None:
             return None  # its final status came with its messages
         if error == STUCK:
-            store.set_status(job.run_id, "cancelled", f"it did not stop within {self.stop_grace:.0f} s of the request "
-                             "and was killed; resume continues from its last checkpoint")
+            store.set_status(
+                job.run_id,
+                "cancelled",
+                f"it did not stop within {self.stop_grace:.0f} s of the request "
+                "and was killed; resume continues from its last checkpoint",
+            )
             return None
         if error == NOT_STARTED:
             store.set_status(job.run_id, "cancelled")

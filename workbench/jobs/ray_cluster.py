@@ -4,6 +4,7 @@ machine (`--ray local`), what the cluster has (nodes, GPUs, CPUs), and whether a
 Ray is imported here and in the modules that only `--ray` loads (`ray_backend`, `remote_job`,
 `result_stream`), never by the default path: its import costs about a second and starts nothing we need.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -38,12 +39,16 @@ def split_address(address: str) -> tuple:
     """(host, port) of `HOST:PORT`, refused with what to type otherwise."""
     text = address.strip()
     if text.startswith("ray://"):
-        raise UserError(f"--ray {address}: Ray Client addresses (ray://) are not supported; give the head's "
-                        "HOST:PORT as `ray start --head` printed it (e.g. 10.0.0.5:6379), or 'local'")
+        raise UserError(
+            f"--ray {address}: Ray Client addresses (ray://) are not supported; give the head's "
+            "HOST:PORT as `ray start --head` printed it (e.g. 10.0.0.5:6379), or 'local'"
+        )
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--ray {address}: give the head's HOST:PORT as `ray start --head` printed it "
-                        "(e.g. 10.0.0.5:6379), or 'local' for a private Ray on this machine")
+        raise UserError(
+            f"--ray {address}: give the head's HOST:PORT as `ray start --head` printed it "
+            "(e.g. 10.0.0.5:6379), or 'local' for a private Ray on this machine"
+        )
     return host.strip("[]"), int(port)
 
 
@@ -62,9 +67,11 @@ def check_reachable(host: str, port: int, timeout=CONNECT_TIMEOUT) -> None:
         with socket.create_connection((host, port), timeout=timeout):
             return
     except OSError as exc:
-        raise UserError(f"--ray {host}:{port}: nothing answers there ({exc.strerror or exc}). Start the cluster "
-                        f"first (`ray start --head --node-ip-address {host} --port {port}` on that machine) or "
-                        "use --ray local for a private Ray on this one") from None
+        raise UserError(
+            f"--ray {host}:{port}: nothing answers there ({exc.strerror or exc}). Start the cluster "
+            f"first (`ray start --head --node-ip-address {host} --port {port}` on that machine) or "
+            "use --ray local for a private Ray on this one"
+        ) from None
 
 
 def connect(address: str) -> bool:
@@ -81,18 +88,30 @@ def connect(address: str) -> bool:
         return False
     if address == LOCAL:
         # A private single-node Ray for one big box: every port on loopback, no dashboard, nobody can join.
-        ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(
+            _node_ip_address=LOOPBACK,
+            include_dashboard=False,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            configure_logging=False,
+        )
         return True
     host, port = split_address(address)
     check_reachable(host, port)
     try:
-        ray.init(address=f"{host}:{port}", _node_ip_address=LOOPBACK if is_loopback(host) else None,
-                 namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=f"{host}:{port}",
+            _node_ip_address=LOOPBACK if is_loopback(host) else None,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     except Exception as exc:  # ConnectionError, version mismatch, ...: Ray's own words, and what to check
-        raise UserError(f"--ray {address}: could not join the Ray cluster ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); check the address `ray start --head` "
-                        f"printed and that this machine runs Ray {ray.__version__} and the same Python") from None
+        raise UserError(
+            f"--ray {address}: could not join the Ray cluster ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); check the address `ray start --head` "
+            f"printed and that this machine runs Ray {ray.__version__} and the same Python"
+        ) from None
     return False
 
 
@@ -105,8 +124,15 @@ def nodes() -> list:
         if not info.get("Alive"):
             continue
         resources = dict(info.get("Resources") or {})
-        found.append(Node(info["NodeID"], info.get("NodeManagerAddress", "?"), float(resources.get("CPU", 0)),
-                          float(resources.get("GPU", 0)), resources))
+        found.append(
+            Node(
+                info["NodeID"],
+                info.get("NodeManagerAddress", "?"),
+                float(resources.get("CPU", 0)),
+                float(resources.get("GPU", 0)),
+                resources,
+            )
+        )
     return found
 
 
@@ -117,14 +143,20 @@ def alive(node_id: str) -> bool:
 def describe(found: list) -> str:
     """One line for the page's header and the CLI: `Ray cluster: 2 nodes, 0 GPUs, 4 CPUs`."""
     gpus, cpus = sum(n.gpus for n in found), sum(n.cpus for n in found)
-    return (f"Ray cluster: {len(found)} node{'s' if len(found) != 1 else ''}, {gpus:g} GPU{'s' if gpus != 1 else ''}"
-            f", {cpus:g} CPU{'s' if cpus != 1 else ''}")
+    return (
+        f"Ray cluster: {len(found)} node{'s' if len(found) != 1 else ''}, {gpus:g} GPU{'s' if gpus != 1 else ''}"
+        f", {cpus:g} CPU{'s' if cpus != 1 else ''}"
+    )
 
 
 def node_summary(node: Node) -> str:
-    custom = [f"{k} {v:g}" for k, v in sorted(node.resources.items())
-              if k not in ("CPU", "GPU", "memory", "object_store_memory") and not k.startswith("node:")
-              and not k.startswith("accelerator_type")]
+    custom = [
+        f"{k} {v:g}"
+        for k, v in sorted(node.resources.items())
+        if k not in ("CPU", "GPU", "memory", "object_store_memory")
+        and not k.startswith("node:")
+        and not k.startswith("accelerator_type")
+    ]
     return f"{node.address} ({node.gpus:g} GPU, {node.cpus:g} CPU{', ' + ', '.join(custom) if custom else ''})"
 
 
@@ -139,6 +171,8 @@ def check_fits(request: dict, found: list) -> None:
     have = "; ".join(node_summary(n) for n in found) or "no live node"
     hint = ""
     if biggest is not None and request.get("GPU", 0) > biggest.gpus:
-        hint = (f" The biggest node has {biggest.gpus:g} GPU(s): ask for at most that many (one run spans the GPUs of "
-                "one node; many runs spread over the cluster), or add a bigger node.")
+        hint = (
+            f" The biggest node has {biggest.gpus:g} GPU(s): ask for at most that many (one run spans the GPUs of "
+            "one node; many runs spread over the cluster), or add a bigger node."
+        )
     raise UserError(f"the run asks for {asked} on one node, and no node of the cluster has that ({have}).{hint}")

@@ -10,6 +10,7 @@ Messages are tuples `(run_id, attempt, method, args, kwargs, sent_at)` of the St
 in storage; the app applies them in order with the real Store (`workbench.jobs.result_stream`). They go
 through a `ray.util.queue.Queue` (an actor on the app's node): Ray's own channel, no protocol of ours.
 """
+
 from __future__ import annotations
 
 import os
@@ -96,8 +97,9 @@ class TrainingJob:
     def stop(self) -> None:
         self.stopped.set()
 
-    def run(self, run_id: int, attempt: int, kind: str, spec_dict: dict, run_row: dict, resume: bool,
-            shipped=None) -> dict:
+    def run(
+        self, run_id: int, attempt: int, kind: str, spec_dict: dict, run_row: dict, resume: bool, shipped=None
+    ) -> dict:
         """Train; returns {"status", "messages": how many were sent}. Every error is reported as the run's
         failure (a message), as a local child does; only a dying process or node leaves it unsaid."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -125,8 +127,16 @@ class TrainingJob:
             from workbench.training.fit import fit
 
             devices = [f"/device:GPU:{i}" for i in range(_visible_gpus())]
-            fit(spec, store, run_id, devices=devices, stop=self.stopped, resume=resume,
-                dataset=dataset_here(spec, shipped), on_checkpoint=checkpointed)
+            fit(
+                spec,
+                store,
+                run_id,
+                devices=devices,
+                stop=self.stopped,
+                resume=resume,
+                dataset=dataset_here(spec, shipped),
+                on_checkpoint=checkpointed,
+            )
             if not uploaded:  # stopped before its first checkpoint: keep preprocessing.json all the same
                 self.storage.upload(folder, run_id)
         except BaseException as exc:

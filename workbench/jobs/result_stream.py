@@ -6,6 +6,7 @@ current, so a message a dead attempt left in flight cannot land after its succes
 waits until everything queued before it has been applied: the backend calls it when an attempt ends, before
 it writes the run's status itself.
 """
+
 from __future__ import annotations
 
 import collections
@@ -108,5 +109,6 @@ class ResultStream:
             self.applied += 1
         except Exception as exc:  # the store refused a write (disk full...): the backend fails the run with it
             with self._lock:
-                self._errors[(run_id, attempt)] = f"the app could not record the job's {method}: " \
-                                                  f"{type(exc).__name__}: {exc}"
+                self._errors[(run_id, attempt)] = (
+                    f"the app could not record the job's {method}: {type(exc).__name__}: {exc}"
+                )

@@ -9,6 +9,7 @@ Written on `pyarrow.fs` rather than by hand so that object stores work as well a
 to a temporary name and is then moved over the old one, the checkpoint's epoch file last, so a reader
 never takes a half-copied model for a whole one (the order `training.checkpoint` keeps on a local disk).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,6 @@ def checkpoint_files() -> tuple:
     return PREPROCESSING, CHECKPOINT, CHECKPOINT_INFO
 
 
-
 def _filesystem(uri: str):
     """(pyarrow filesystem, base path) for a folder or a URI."""
     from pyarrow import fs
@@ -36,8 +36,9 @@ def _filesystem(uri: str):
     try:
         return fs.FileSystem.from_uri(uri)
     except Exception as exc:  # pyarrow says ArrowInvalid / ArrowNotImplementedError in its own words
-        raise UserError(f"--storage {uri}: pyarrow cannot open it ({exc}); give a shared folder or a URI such as "
-                        "s3://bucket/prefix") from None
+        raise UserError(
+            f"--storage {uri}: pyarrow cannot open it ({exc}); give a shared folder or a URI such as s3://bucket/prefix"
+        ) from None
 
 
 class CheckpointStorage:
@@ -59,8 +60,9 @@ class CheckpointStorage:
                 out.write(b"ok")
             self.fs.delete_file(probe)
         except Exception as exc:
-            raise UserError(f"--storage {self.uri} is not writable here ({exc}); give a folder or URI every node "
-                            "can write") from None
+            raise UserError(
+                f"--storage {self.uri} is not writable here ({exc}); give a folder or URI every node can write"
+            ) from None
 
     def is_folder(self, path) -> bool:
         """Whether this storage is the local folder `path` (then there is nothing to copy)."""

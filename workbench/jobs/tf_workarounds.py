@@ -1,4 +1,5 @@
 """Work-arounds for TensorFlow bugs the workbench runs into; each says which bug and when it can go."""
+
 import logging
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ model already preprocesses 0..255 itself). `metadata_path(path)` is a JSON file 
 that preprocessing, the input and output, the run's test accuracy and its whole spec.
 A model a format cannot hold is refused with the converter's reason; the other formats still work.
 """
+
 import json
 import shutil
 import tempfile
@@ -64,18 +65,30 @@ def wrapped_model(loaded):
 
 def metadata(loaded) -> dict:
     pre, run = loaded.preprocessing, loaded.run
-    return {"run": run["id"], "name": run["name"], "kind": run.get("kind") or "scratch",
-            "input": {"name": INPUT_NAME, "shape": [None, *pre.image_shape], "dtype": "float32",
-                      "values": "RGB pixels 0..255 (uint8 images cast to float32; the SavedModel also has serve_uint8); no normalisation needed"},
-            "output": {"shape": [None, len(pre.class_names)], "values": "logits; softmax gives probabilities"},
-            "class_names": list(pre.class_names), "preprocessing_inside": pre.to_dict(),
-            "test_accuracy": run.get("test_accuracy"), "spec": run["spec"]}
+    return {
+        "run": run["id"],
+        "name": run["name"],
+        "kind": run.get("kind") or "scratch",
+        "input": {
+            "name": INPUT_NAME,
+            "shape": [None, *pre.image_shape],
+            "dtype": "float32",
+            "values": "RGB pixels 0..255 (uint8 images cast to float32; the SavedModel also has serve_uint8); no normalisation needed",
+        },
+        "output": {"shape": [None, len(pre.class_names)], "values": "logits; softmax gives probabilities"},
+        "class_names": list(pre.class_names),
+        "preprocessing_inside": pre.to_dict(),
+        "test_accuracy": run.get("test_accuracy"),
+        "spec": run["spec"],
+    }
 
 
 def _refuse(loaded, fmt, exc) -> UserError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return UserError(f"run {loaded.run['id']}'s model ({loaded.model.name}) cannot be exported as {fmt}: "
-                     f"{type(exc).__name__}: {first}; the other formats may still work")
+    return UserError(
+        f"run {loaded.run['id']}'s model ({loaded.model.name}) cannot be exported as {fmt}: "
+        f"{type(exc).__name__}: {first}; the other formats may still work"
+    )
 
 
 def _savedmodel(model, folder: Path):
@@ -87,10 +100,16 @@ def _savedmodel(model, folder: Path):
     shape = [None, *model.inputs[0].shape[1:]]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", lambda images: model(images, training=False),
-                         input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
-    archive.add_endpoint("serve_uint8", lambda images: model(tf.cast(images, tf.float32), training=False),
-                         input_signature=[tf.TensorSpec(shape, tf.uint8, name=INPUT_NAME)])
+    archive.add_endpoint(
+        "serve",
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)],
+    )
+    archive.add_endpoint(
+        "serve_uint8",
+        lambda images: model(tf.cast(images, tf.float32), training=False),
+        input_signature=[tf.TensorSpec(shape, tf.uint8, name=INPUT_NAME)],
+    )
     archive.write_out(str(folder), verbose=False)
 
 
@@ -107,8 +126,9 @@ def _onnx(model, path: Path):
     try:
         import tf2onnx
     except ImportError:
-        raise UserError("the onnx format needs tf2onnx (pip install tf2onnx onnx; onnxruntime to run it); "
-                        "it is not installed here") from None
+        raise UserError(
+            "the onnx format needs tf2onnx (pip install tf2onnx onnx; onnxruntime to run it); it is not installed here"
+        ) from None
     import tensorflow as tf
 
     spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32, name=INPUT_NAME)
@@ -116,8 +136,7 @@ def _onnx(model, path: Path):
     tf2onnx.convert.from_function(function, input_signature=[spec], opset=17, output_path=str(path))
 
 
-WRITERS = {"keras": lambda model, path: model.save(path), "savedmodel": _savedmodel, "tflite": _tflite,
-           "onnx": _onnx}
+WRITERS = {"keras": lambda model, path: model.save(path), "savedmodel": _savedmodel, "tflite": _tflite, "onnx": _onnx}
 
 
 def _check_output(path: Path, fmt: str) -> None:
@@ -142,7 +161,7 @@ def export_model(store, run_id: int, fmt: str, output=None, *, models: ModelCach
         WRITERS[fmt](wrapped_model(loaded), path)
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - converters raise anything; the user gets one line
+    except Exception as exc:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

@@ -13,6 +13,7 @@ channel weights, ReLU of the weighted sum.
 "Last convolutional block": the last layer of the model whose output is 4-D (the final block's
 activation in the zoo's models, before global pooling; the whole backbone in a fine-tuned model).
 """
+
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -53,6 +54,7 @@ class GradCam:
                     x = layer(x, training=False)
                     features = x if layer is self.layer else features
                 return features, x
+
             self._forward = forward
         self._step = tf.function(self._compute, reduce_retracing=True)
 
@@ -90,6 +92,8 @@ def _jet(values: np.ndarray) -> np.ndarray:
 def overlay(display: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """The map, smoothly enlarged to the picture's size and coloured, blended over the picture."""
     height, width = display.shape[:2]
-    enlarged = np.asarray(Image.fromarray(np.asarray(cam, np.float32)).resize((width, height), Image.Resampling.BILINEAR))
+    enlarged = np.asarray(
+        Image.fromarray(np.asarray(cam, np.float32)).resize((width, height), Image.Resampling.BILINEAR)
+    )
     blended = (1 - alpha) * display.astype(np.float32) + alpha * _jet(enlarged).astype(np.float32)
     return np.clip(blended, 0, 255).astype(np.uint8)

@@ -10,6 +10,7 @@ it, `DecompressionBombError` above twice it) is turned into the same refusal rat
 Pictures are centre-cropped to a square (CIFAR's images are square; a stretched photo looks like no
 training image) and resized with bicubic filtering, as image folders are when a dataset is decoded.
 """
+
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,17 +65,21 @@ def read_upload(path, size: int = 32, *, name: str | None = None) -> Picture:
     except OSError as exc:
         raise UserError(f"{name}: the upload cannot be read ({exc.strerror or exc}); upload it again") from None
     if length > MAX_FILE_BYTES:
-        raise UserError(f"{name} is {length / 2**20:.1f} MB; pictures up to {MAX_FILE_BYTES // 2**20} MB are "
-                        "accepted (a CIFAR model sees 32x32 pixels: a smaller copy predicts the same)")
+        raise UserError(
+            f"{name} is {length / 2**20:.1f} MB; pictures up to {MAX_FILE_BYTES // 2**20} MB are "
+            "accepted (a CIFAR model sees 32x32 pixels: a smaller copy predicts the same)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:  # reads the header only
                 width, height = image.size
                 if width * height > MAX_PIXELS:
-                    raise UserError(f"{name} is {width:,} x {height:,} pixels; pictures up to "
-                                    f"{MAX_PIXELS / 1e6:.0f} megapixels are accepted (this one would take "
-                                    f"{width * height * 3 / 2**30:.1f} GB to decode)")
+                    raise UserError(
+                        f"{name} is {width:,} x {height:,} pixels; pictures up to "
+                        f"{MAX_PIXELS / 1e6:.0f} megapixels are accepted (this one would take "
+                        f"{width * height * 3 / 2**30:.1f} GB to decode)"
+                    )
                 if image.format in ("JPEG", "MPO"):
                     image.draft("RGB", (max(size, DISPLAY), max(size, DISPLAY)))  # decode at a reduced scale
                 image.seek(0)  # an animation: its first frame

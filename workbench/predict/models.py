@@ -13,6 +13,7 @@ dataset (the same `prepare_data` training used), which needs the dataset to be w
 The cache is keyed by run id and the checkpoint's modification time, so a run trained again under
 the same id (or a replaced file) is loaded anew.
 """
+
 import json
 import threading
 from collections import OrderedDict
@@ -51,15 +52,24 @@ class Preprocessing:
         return x
 
     def to_dict(self) -> dict:
-        return {"mean": None if self.mean is None else list(self.mean),
-                "std": None if self.std is None else list(self.std), "resize_to": self.resize_to,
-                "image_shape": list(self.image_shape), "class_names": list(self.class_names)}
+        return {
+            "mean": None if self.mean is None else list(self.mean),
+            "std": None if self.std is None else list(self.std),
+            "resize_to": self.resize_to,
+            "image_shape": list(self.image_shape),
+            "class_names": list(self.class_names),
+        }
 
 
 def _from_dict(info: dict) -> Preprocessing:
     pick = lambda key: None if info.get(key) is None else tuple(float(v) for v in info[key])  # noqa: E731
-    return Preprocessing(pick("mean"), pick("std"), info.get("resize_to"), tuple(info["image_shape"]),
-                         tuple(str(c) for c in info["class_names"]))
+    return Preprocessing(
+        pick("mean"),
+        pick("std"),
+        info.get("resize_to"),
+        tuple(info["image_shape"]),
+        tuple(str(c) for c in info["class_names"]),
+    )
 
 
 def completed_run(store, run_id: int) -> dict:
@@ -68,8 +78,10 @@ def completed_run(store, run_id: int) -> dict:
     if run["status"] != "completed":
         raise UserError(f"run {run['id']} is {run['status']}; only completed runs can predict or be exported")
     if not (store.run_dir(run["id"]) / CHECKPOINT).exists():
-        raise UserError(f"run {run['id']} has no checkpoint ({store.run_dir(run['id']) / CHECKPOINT} is missing); "
-                        "train it again to use it")
+        raise UserError(
+            f"run {run['id']} has no checkpoint ({store.run_dir(run['id']) / CHECKPOINT} is missing); "
+            "train it again to use it"
+        )
     return run
 
 
@@ -91,11 +103,17 @@ def preprocessing_of(store, run: dict) -> Preprocessing:
         runner = runner_for(spec)
         data = prepare_data(spec, stats=runner.normalizes)
     except (UserError, OSError, TypeError, ValueError) as exc:
-        raise UserError(f"run {run['id']} was trained before its preprocessing was stored, and its dataset "
-                        f"cannot be loaded to rebuild it ({exc})") from None
-    return Preprocessing(None if data.mean is None else tuple(float(m) for m in data.mean),
-                         None if data.std is None else tuple(float(s) for s in data.std), runner.resize_to,
-                         tuple(data.dataset.image_shape), tuple(str(c) for c in data.dataset.class_names))
+        raise UserError(
+            f"run {run['id']} was trained before its preprocessing was stored, and its dataset "
+            f"cannot be loaded to rebuild it ({exc})"
+        ) from None
+    return Preprocessing(
+        None if data.mean is None else tuple(float(m) for m in data.mean),
+        None if data.std is None else tuple(float(s) for s in data.std),
+        runner.resize_to,
+        tuple(data.dataset.image_shape),
+        tuple(str(c) for c in data.dataset.class_names),
+    )
 
 
 @dataclass(eq=False)

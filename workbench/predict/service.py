@@ -9,6 +9,7 @@ was saved (`workbench.ensemble.lab`: weights, probabilities or logits, vote, the
 flip test-time augmentation), so a test image gets the probabilities the Errors tab shows for it. The
 map of each model explains the source's top-1 class (for an ensemble: the ensemble's, in every member).
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ class Prediction:
 @dataclass
 class _Plan:
     """What a source key means: its models and, for an ensemble, how they combine."""
+
     label: str
     run_ids: list
     names: list
@@ -58,6 +60,7 @@ class Predictor:
     def choices(self) -> list:
         """[(label, key)] of sources that can predict: completed runs with a checkpoint, and saved ensembles
         whose members all have one (a member without cannot predict a new picture)."""
+
         def has_checkpoint(run_id) -> bool:
             return (self.store.run_dir(run_id) / CHECKPOINT).exists()
 
@@ -80,11 +83,19 @@ class Predictor:
             try:
                 names.append(self.store.get_run(run_id)["name"])
             except UserError:
-                raise UserError(f"ensemble {number} ({ensemble['name']}) uses run {run_id}, which was deleted") from None
+                raise UserError(
+                    f"ensemble {number} ({ensemble['name']}) uses run {run_id}, which was deleted"
+                ) from None
         settings = ensemble_lab.settings_of(ensemble)
         temperatures = ensemble.get("temperatures") if settings.temperature else None
-        return _Plan(f"ensemble {number}: {ensemble['name']}", list(ensemble["members"]), names,
-                     list(ensemble["weights"]), settings, temperatures)
+        return _Plan(
+            f"ensemble {number}: {ensemble['name']}",
+            list(ensemble["members"]),
+            names,
+            list(ensemble["weights"]),
+            settings,
+            temperatures,
+        )
 
     def image_size(self, key) -> int:
         """The size pictures are brought to before the run's pipeline (its dataset's: 32 for CIFAR)."""
@@ -111,8 +122,9 @@ class Predictor:
         names = loaded[0].class_names
         pixels = np.stack([p.pixels for p in pictures])
         if pixels.shape[1:] != tuple(loaded[0].preprocessing.image_shape):
-            raise UserError(f"pictures of shape {pixels.shape[1:]}; {plan.label} takes "
-                            f"{tuple(loaded[0].preprocessing.image_shape)}")
+            raise UserError(
+                f"pictures of shape {pixels.shape[1:]}; {plan.label} takes {tuple(loaded[0].preprocessing.image_shape)}"
+            )
         if len(loaded) == 1:  # a run: logits and maps in one pass
             logits, maps = self._cam(loaded[0])(loaded[0].preprocessing.apply(pixels))
             entries = [[(plan.label, p)] for p in softmax(logits.astype(np.float64))]
@@ -122,8 +134,13 @@ class Predictor:
         results = []
         for i, picture in enumerate(pictures):
             top = names[int(np.argmax(entries[i][0][1]))]
-            overlays = [(f"{label}: {top}" + ("" if maps[i].max() > 0 else " (empty map: no region raises it)"),
-                         overlay(picture.display, maps[i])) for label, maps in zip(self._map_labels(plan), maps_per_model)]
+            overlays = [
+                (
+                    f"{label}: {top}" + ("" if maps[i].max() > 0 else " (empty map: no region raises it)"),
+                    overlay(picture.display, maps[i]),
+                )
+                for label, maps in zip(self._map_labels(plan), maps_per_model)
+            ]
             true = None if true_classes is None else true_classes[i]
             results.append(Prediction(picture, entries[i], overlays, names, true))
         return results
@@ -145,9 +162,11 @@ class Predictor:
         combined = ensemble_lab.combine(probs, plan.weights, plan.settings)
         top = np.argmax(combined, axis=1).astype(np.int32)
         maps = [self._cam(m)(m.preprocessing.apply(pixels), top)[1] for m in loaded]
-        entries = [[(plan.label, combined[i])] + [(f"member {r}: {n}", probs[j, i])
-                                                  for j, (r, n) in enumerate(zip(plan.run_ids, plan.names))]
-                   for i in range(len(pixels))]
+        entries = [
+            [(plan.label, combined[i])]
+            + [(f"member {r}: {n}", probs[j, i]) for j, (r, n) in enumerate(zip(plan.run_ids, plan.names))]
+            for i in range(len(pixels))
+        ]
         return entries, maps
 
     # --- test images ----------------------------------------------------------------------------
@@ -163,8 +182,10 @@ class Predictor:
         indices = [int(i) for i in indices]
         bad = [i for i in indices if not 0 <= i < len(images)]
         if bad:
-            raise UserError(f"test image {bad[0]} does not exist; the test set has {len(images):,} images (0 to "
-                            f"{len(images) - 1:,})")
+            raise UserError(
+                f"test image {bad[0]} does not exist; the test set has {len(images):,} images (0 to "
+                f"{len(images) - 1:,})"
+            )
         pictures = [from_array(images[i], f"test #{i}") for i in indices]
         return pictures, [names[labels[i]] for i in indices]
 
@@ -176,12 +197,12 @@ class Predictor:
             raise UserError(f"unknown class {class_name!r}; choose one of {', '.join(names)}")
         labels = self.store.load_labels(plan.run_ids[0], "test")
         members = np.flatnonzero(labels == names.index(class_name))
-        chosen = np.random.default_rng(seed).permutation(members)[:max(1, int(count))]
+        chosen = np.random.default_rng(seed).permutation(members)[: max(1, int(count))]
         return sorted(int(i) for i in chosen)
 
 
 def parse_indices(text) -> list:
-    """"3, 17 40-42" -> [3, 17, 40, 41, 42]; a UserError for anything else."""
+    """ "3, 17 40-42" -> [3, 17, 40, 41, 42]; a UserError for anything else."""
     indices = []
     for part in str(text or "").replace(",", " ").split():
         first, dash, last = part.partition("-")

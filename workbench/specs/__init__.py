@@ -1,7 +1,8 @@
 """What defines a run: one spec class per kind of run, all following `workbench.specs.base.Spec`.
 
-    spec = spec_class(run["kind"]).from_dict(run["spec"])   # the stored JSON back as its spec
+spec = spec_class(run["kind"]).from_dict(run["spec"])   # the stored JSON back as its spec
 """
+
 from workbench.errors import choose
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.run import RunSpec
@@ -14,4 +15,4 @@ def spec_class(kind: str):
     return SPEC_CLASSES[choose("run kind", kind, SPEC_CLASSES)]
 
 
-__all__ = ["RunSpec", "FinetuneSpec", "SPEC_CLASSES", "spec_class"]
+__all__ = ["SPEC_CLASSES", "FinetuneSpec", "RunSpec", "spec_class"]

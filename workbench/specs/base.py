@@ -15,6 +15,7 @@ value ("warm-up epochs must be in [0, 30)", with the classic value beside it), s
 fields to each other, and the coercion rules are few; pydantic would add a second error format to
 translate and nothing we use.
 """
+
 import dataclasses
 import json
 import shlex
@@ -131,16 +132,20 @@ def check_shared(spec, available_gpus: int) -> None:
     check(spec.val_size >= 0 and spec.train_subset >= 0, "val_size and train_subset must be >= 0 (0 = default)")
     check(spec.gpus >= -1, "gpus must be -1 (auto), 0 (CPU) or a number of GPUs")
     if spec.gpus > available_gpus:
-        raise UserError(f"the run asks for {spec.gpus} GPU(s) but this machine has {available_gpus}; "
-                        "use --gpus 0 for the CPU or -1 for automatic")
+        raise UserError(
+            f"the run asks for {spec.gpus} GPU(s) but this machine has {available_gpus}; "
+            "use --gpus 0 for the CPU or -1 for automatic"
+        )
     if spec.dataset == "synthetic":
         check(not spec.data_path, "the synthetic dataset is generated: leave the data path empty")
         return
     check(not spec.dataset_options, "dataset options (n_train, n_test, ...) apply to the synthetic dataset only")
     if spec.data_path:
         path = Path(spec.data_path).expanduser()
-        check(path.exists(), f"data path {spec.data_path} does not exist; give a CIFAR archive, "
-              "its extracted folder or an image folder")
+        check(
+            path.exists(),
+            f"data path {spec.data_path} does not exist; give a CIFAR archive, its extracted folder or an image folder",
+        )
         check(path.is_dir() or readable(path), f"data path {spec.data_path} cannot be read")
     elif spec.dataset == "folder":
         raise UserError("the 'folder' dataset needs a data path")
@@ -161,8 +166,11 @@ def readable(path: Path) -> bool:
 
 
 def _coerce(f: dataclasses.Field, value):
-    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "bool": bool, "dict": dict,
-                                                      "str": str}.get(f.type)
+    kind = (
+        f.type
+        if isinstance(f.type, type)
+        else {"int": int, "float": float, "bool": bool, "dict": dict, "str": str}.get(f.type)
+    )
     try:
         if kind is int:
             if isinstance(value, float) and not value.is_integer():

@@ -12,6 +12,7 @@ layers, so a `.keras` checkpoint loads with safe_mode=True (the pipeline deliver
          convnext_tiny                  (include_preprocessing=True): nothing added
   hub    hub:<handle or SavedModel>     Rescaling(1/255): TF Hub's image convention is RGB in [0, 1]
 """
+
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -51,18 +52,34 @@ class Backbone(NamedTuple):
 
 
 BACKBONES = {
-    "vgg19": Backbone("VGG19", "vgg19", 32, "block5_conv1",
-                      "20M params; unfreezes the last conv block (block5) by default", "caffe"),
-    "inception_v3": Backbone("InceptionV3", "inception_v3", 75, 249,
-                             "22M params; 249 = the top two inception blocks (mixed9, mixed10)", "tf"),
-    "resnet50_v2": Backbone("ResNet50V2", "resnet_v2", 32,
-                            "conv5_block1_preact_bn", "24M params; unfreezes stage conv5", "tf"),
-    "mobilenet_v2": Backbone("MobileNetV2", "mobilenet_v2", 32,
-                             "block_16_expand", "2.3M params; unfreezes the last inverted-residual block", "tf"),
-    "efficientnet_v2_b0": Backbone("EfficientNetV2B0", "efficientnet_v2",
-                                   32, "block6a_expand_conv", "5.9M params; unfreezes stage 6", "model"),
-    "convnext_tiny": Backbone("ConvNeXtTiny", "convnext", 32,
-                              "convnext_tiny_downsampling_block_2", "28M params; unfreezes the last stage", "model"),
+    "vgg19": Backbone(
+        "VGG19", "vgg19", 32, "block5_conv1", "20M params; unfreezes the last conv block (block5) by default", "caffe"
+    ),
+    "inception_v3": Backbone(
+        "InceptionV3", "inception_v3", 75, 249, "22M params; 249 = the top two inception blocks (mixed9, mixed10)", "tf"
+    ),
+    "resnet50_v2": Backbone(
+        "ResNet50V2", "resnet_v2", 32, "conv5_block1_preact_bn", "24M params; unfreezes stage conv5", "tf"
+    ),
+    "mobilenet_v2": Backbone(
+        "MobileNetV2",
+        "mobilenet_v2",
+        32,
+        "block_16_expand",
+        "2.3M params; unfreezes the last inverted-residual block",
+        "tf",
+    ),
+    "efficientnet_v2_b0": Backbone(
+        "EfficientNetV2B0", "efficientnet_v2", 32, "block6a_expand_conv", "5.9M params; unfreezes stage 6", "model"
+    ),
+    "convnext_tiny": Backbone(
+        "ConvNeXtTiny",
+        "convnext",
+        32,
+        "convnext_tiny_downsampling_block_2",
+        "28M params; unfreezes the last stage",
+        "model",
+    ),
 }
 HUB_MIN_SIZE = 32
 
@@ -128,7 +145,7 @@ class FinetuneSpec(Spec):
 
     @property
     def hub_handle(self) -> str:
-        return self.backbone[len(HUB_PREFIX):].strip()
+        return self.backbone[len(HUB_PREFIX) :].strip()
 
     def _normalize_names(self) -> "FinetuneSpec":
         """Backbone names and weight keywords are case-insensitive; empty weights mean imagenet."""
@@ -138,7 +155,11 @@ class FinetuneSpec(Spec):
 
     def default_name(self) -> str:
         backbone = f"hub:{Path(self.hub_handle.rstrip('/')).name}" if self.is_hub else self.backbone
-        weights = "" if self.is_hub else f"-{'imagenet' if self.weights == 'imagenet' else 'scratch' if self.weights == 'none' else Path(self.weights).stem}"
+        weights = (
+            ""
+            if self.is_hub
+            else f"-{'imagenet' if self.weights == 'imagenet' else 'scratch' if self.weights == 'none' else Path(self.weights).stem}"
+        )
         return f"{backbone}{weights}-{self.image_size}px-{self.head_epochs}+{self.finetune_epochs}ep"
 
     # --- validation -----------------------------------------------------------------------------
@@ -154,19 +175,30 @@ class FinetuneSpec(Spec):
         elif self.backbone in BACKBONES:
             min_size, label = BACKBONES[self.backbone].min_size, self.backbone
         else:
-            raise UserError(f"unknown backbone {self.backbone!r}; choose one of: {', '.join(BACKBONES)}, "
-                            "or hub:<TF Hub handle or local SavedModel folder>")
-        check(self.image_size >= min_size, f"image size {self.image_size} is below {label}'s minimum of "
-              f"{min_size} pixels; use --size {min_size} or more (the default is 96)")
+            raise UserError(
+                f"unknown backbone {self.backbone!r}; choose one of: {', '.join(BACKBONES)}, "
+                "or hub:<TF Hub handle or local SavedModel folder>"
+            )
+        check(
+            self.image_size >= min_size,
+            f"image size {self.image_size} is below {label}'s minimum of "
+            f"{min_size} pixels; use --size {min_size} or more (the default is 96)",
+        )
         check(self.image_size <= 512, "image size must be at most 512 (CIFAR images are 32x32; 96 is the default)")
         if self.weights not in WEIGHT_CHOICES:
             path = Path(self.weights).expanduser()
-            check(path.is_file(), f"weights file {self.weights} does not exist; give imagenet, none, "
-                   "or the path of a weights file (.weights.h5, .h5 or .keras)")
+            check(
+                path.is_file(),
+                f"weights file {self.weights} does not exist; give imagenet, none, "
+                "or the path of a weights file (.weights.h5, .h5 or .keras)",
+            )
             check(os.access(path, os.R_OK), f"weights file {self.weights} cannot be read")
         check(self.head_epochs >= 0 and self.finetune_epochs >= 0, "head and fine-tune epochs must be >= 0")
         check(self.epochs >= 1, "head epochs and fine-tune epochs are both 0: nothing to train")
         check(self.unfreeze_from >= -1, "unfreeze-from must be a backbone layer index, or -1 for the default")
-        check(self.head_lr > 0 and self.finetune_lr > 0, "learning rates must be > 0 (defaults: head 1e-3, fine-tune 1e-4)")
+        check(
+            self.head_lr > 0 and self.finetune_lr > 0,
+            "learning rates must be > 0 (defaults: head 1e-3, fine-tune 1e-4)",
+        )
         check(self.dense_units >= 1, "dense units must be at least 1 (default 1024)")
         check(0 <= self.dropout < 1, "dropout must be in [0, 1) (0: none)")

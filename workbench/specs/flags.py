@@ -4,6 +4,7 @@ CLI, the presets and the UI's "equivalent command" all speak the same language.
     --model wrn_28_10 --model-kwargs depth=16,widen_factor=4 --loss focal --loss-params gamma=2
     --augment flip_crop,cutout --schedule-params milestones=[0.5,0.75],gamma=0.1
 """
+
 import argparse
 import dataclasses
 import json
@@ -27,8 +28,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, spec_class) -> None:
         if f.type is bool:
             parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.type in (int, float):
-            parser.add_argument(name, dest=f.name, type=_number(f.type, f.name), default=None,
-                                metavar=f.name.upper(), help=help_text)
+            parser.add_argument(
+                name, dest=f.name, type=_number(f.type, f.name), default=None, metavar=f.name.upper(), help=help_text
+            )
         else:
             parser.add_argument(name, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
@@ -99,8 +101,9 @@ def parse_tags(text) -> list:
 
 
 def format_key_values(values: dict) -> str:
-    return ",".join(f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}"
-                    for k, v in values.items())
+    return ",".join(
+        f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}" for k, v in values.items()
+    )
 
 
 def _split_top_level(text: str) -> list:
@@ -123,5 +126,8 @@ def _number(kind, name):
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}"
+            )
+
     return convert

@@ -3,12 +3,14 @@ printable as the equivalent `python -m workbench train` command (the protocol is
 
 Specs are data: presets list them, the UI fills one from its form, the CLI from its flags.
 """
+
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from workbench.constants import SCRATCH
 from workbench.errors import UserError, choose
 from workbench.specs.base import PRECISIONS, SHARED_HELP, Spec, check
+from workbench.specs.catalogue import loss_params, schedule_params
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
@@ -83,17 +85,19 @@ class RunSpec(Spec):
         """Names, numbers and the model's options (by the family's own checkers, without building it;
         rules that tie options together are checked when the job builds the model)."""
         from models import check_options, list_models, model_info
-        from workbench.training.losses import loss_params
-        from workbench.training.schedules import schedule_params
 
         choose("model", self.model, list_models())
         options = model_info(self.model)["options"]
         if "weight_decay" in self.model_kwargs:
-            raise UserError("set weight decay with the run's weight_decay setting (--weight-decay), not as a model option")
+            raise UserError(
+                "set weight decay with the run's weight_decay setting (--weight-decay), not as a model option"
+            )
         unknown = sorted(set(self.model_kwargs) - set(options))
         if unknown:
-            raise UserError(f"model {self.model!r} has no option {', '.join(unknown)}; "
-                            f"it takes: {', '.join(sorted(set(options) - {'weight_decay'})) or 'none'}")
+            raise UserError(
+                f"model {self.model!r} has no option {', '.join(unknown)}; "
+                f"it takes: {', '.join(sorted(set(options) - {'weight_decay'})) or 'none'}"
+            )
         check_options(self.model, **self.model_kwargs)
         loss_params(self.loss, self.loss_params)
         schedule_params(self.schedule, self.schedule_params)
@@ -105,4 +109,4 @@ class RunSpec(Spec):
         check(0 <= self.warmup_epochs < max(self.epochs, 1), f"warm-up epochs must be in [0, {self.epochs})")
 
 
-__all__ = ["RunSpec", "OPTIMIZERS", "PRECISIONS", "HELP"]
+__all__ = ["HELP", "OPTIMIZERS", "PRECISIONS", "RunSpec"]

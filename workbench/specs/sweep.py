@@ -9,6 +9,7 @@ Pure data: the Train tab, the `sweep` command and the presets (`[sweep]` in a pr
 through here. Axes: any RunSpec field but the name; the forms and the CLI offer `AXES`. A preset may also
 leave combinations out (`skip`) and give models their own settings (`per_model`, e.g. a batch size).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,9 +21,14 @@ from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 
 AXES = ("model", "loss", "augment", "schedule", "learning_rate", "seed")
-AXIS_NAMES = {"model": ("model", "models"), "loss": ("loss", "losses"),
-              "augment": ("augmentation", "augmentations"), "schedule": ("schedule", "schedules"),
-              "learning_rate": ("learning rate", "learning rates"), "seed": ("seed", "seeds")}
+AXIS_NAMES = {
+    "model": ("model", "models"),
+    "loss": ("loss", "losses"),
+    "augment": ("augmentation", "augmentations"),
+    "schedule": ("schedule", "schedules"),
+    "learning_rate": ("learning rate", "learning rates"),
+    "seed": ("seed", "seeds"),
+}
 TAG_PREFIX = "sweep:"
 MAX_RUNS = 200  # a typo such as seeds "0-999" should not queue a thousand runs
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
@@ -36,14 +42,16 @@ def sweep_tag(name: str) -> str:
 
 def sweep_of(tags) -> str | None:
     """The sweep a run belongs to, from its tags (None: not part of one)."""
-    return next((tag[len(TAG_PREFIX):] for tag in tags or () if str(tag).startswith(TAG_PREFIX)), None)
+    return next((tag[len(TAG_PREFIX) :] for tag in tags or () if str(tag).startswith(TAG_PREFIX)), None)
 
 
 def check_name(name: str) -> str:
     name = str(name or "").strip()
     if not NAME_PATTERN.match(name):
-        raise UserError(f"sweep name {name!r} is not usable: use letters, digits, '-', '_' or '.' "
-                        "(at most 60, starting with a letter or digit), e.g. loss-study")
+        raise UserError(
+            f"sweep name {name!r} is not usable: use letters, digits, '-', '_' or '.' "
+            "(at most 60, starting with a letter or digit), e.g. loss-study"
+        )
     return name
 
 
@@ -107,8 +115,10 @@ def _typed(name: str, item):
         if kind is str:
             return str(item).strip()
     except (TypeError, ValueError):
-        raise UserError(f"{AXIS_NAMES.get(name, (name, name))[1]}: {item!r} is not "
-                        f"{'a whole number' if kind is int else 'a number'}") from None
+        raise UserError(
+            f"{AXIS_NAMES.get(name, (name, name))[1]}: {item!r} is not "
+            f"{'a whole number' if kind is int else 'a number'}"
+        ) from None
     return item
 
 
@@ -117,6 +127,7 @@ def _typed(name: str, item):
 class Sweep:
     """A base spec and the values to cross (see the module docstring). `axes`: field -> values (only
     swept fields); `skip`: partial settings left out; `per_model`: model -> settings for its runs."""
+
     name: str
     base: RunSpec
     axes: dict = field(default_factory=dict)
@@ -148,7 +159,7 @@ class Sweep:
                 raise UserError(f"{where}: [sweep] {axis} must be a list of values, e.g. {axis} = [...]")
             axes[axis] = parse_axis(axis, value)
         if not isinstance(skip, list) or not all(isinstance(s, dict) for s in skip):
-            raise UserError(f"{where}: [sweep] skip must be a list of tables, e.g. skip = [{{ loss = \"focal\" }}]")
+            raise UserError(f'{where}: [sweep] skip must be a list of tables, e.g. skip = [{{ loss = "focal" }}]')
         sweep = cls(name, base, {a: v for a, v in axes.items() if v}, tuple(skip), dict(per_model))
         sweep.check_parts(where)
         return sweep
@@ -202,8 +213,10 @@ class Sweep:
         if not points:
             raise UserError(f"sweep {self.name}: every combination is skipped; nothing to run")
         if len(points) > MAX_RUNS:
-            raise UserError(f"sweep {self.name} makes {len(points)} runs, more than {MAX_RUNS}; "
-                            "sweep fewer values (or split it into several sweeps)")
+            raise UserError(
+                f"sweep {self.name} makes {len(points)} runs, more than {MAX_RUNS}; "
+                "sweep fewer values (or split it into several sweeps)"
+            )
         specs = []
         for point in points:
             model = point.get("model", self.base.model)
@@ -222,8 +235,10 @@ class Sweep:
             try:
                 checked.append(spec.validate(available_gpus=available_gpus))
             except UserError as exc:
-                raise UserError(f"sweep {self.name}: run {index} of {len(specs)} ({describe(point)}) is refused: "
-                                f"{exc}. Nothing was queued") from None
+                raise UserError(
+                    f"sweep {self.name}: run {index} of {len(specs)} ({describe(point)}) is refused: "
+                    f"{exc}. Nothing was queued"
+                ) from None
         return checked
 
     def count_text(self) -> str:
@@ -257,6 +272,7 @@ class Sweep:
 
 def describe(point: dict) -> str:
     """A combination as a message names it: "model vgg16_bn, loss focal, learning rate 0.05, seed 2"."""
+
     def shown(value):
         if isinstance(value, tuple):
             return "+".join(value) or "none"

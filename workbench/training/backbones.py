@@ -17,6 +17,7 @@ which Keras refuses to deserialise in safe mode (it loads an external SavedModel
 needs safe_mode=False to load standalone. Resume never deserialises: it rebuilds the model from the
 spec and loads the checkpoint's weights (and optimizer state when the phase's optimizer matches).
 """
+
 import re
 
 import keras
@@ -32,6 +33,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 # --- model ------------------------------------------------------------------------------------
 
+
 def resolve_hub(handle: str) -> str:
     """A hub handle's local SavedModel folder (local paths pass through); UserError if unresolvable."""
     try:
@@ -41,9 +43,11 @@ def resolve_hub(handle: str) -> str:
     try:
         return hub.resolve(handle)
     except Exception as exc:  # URLError offline, OSError for a missing folder, ValueError for a bad handle
-        raise UserError(f"cannot resolve the hub backbone {handle!r} ({exc}). Offline, download the model on a "
-                        "machine with internet, copy its SavedModel folder here and use hub:/path/to/folder "
-                        "(or set TFHUB_CACHE_DIR to a cache that already holds it)") from None
+        raise UserError(
+            f"cannot resolve the hub backbone {handle!r} ({exc}). Offline, download the model on a "
+            "machine with internet, copy its SavedModel folder here and use hub:/path/to/folder "
+            "(or set TFHUB_CACHE_DIR to a cache that already holds it)"
+        ) from None
 
 
 def build_backbone(spec: FinetuneSpec, weights=None):
@@ -53,16 +57,19 @@ def build_backbone(spec: FinetuneSpec, weights=None):
     if spec.is_hub:
         path = resolve_hub(spec.hub_handle)
         try:  # float32: the SavedModel's signature is float32 whatever the mixed-precision policy
-            return keras.layers.TFSMLayer(path, call_endpoint="serving_default", trainable=True,
-                                          dtype="float32", name="backbone")
+            return keras.layers.TFSMLayer(
+                path, call_endpoint="serving_default", trainable=True, dtype="float32", name="backbone"
+            )
         except Exception as exc:
-            raise UserError(f"hub backbone {spec.hub_handle} is not a TF2 SavedModel with a 'serving_default' "
-                            f"signature: {exc}") from None
+            raise UserError(
+                f"hub backbone {spec.hub_handle} is not a TF2 SavedModel with a 'serving_default' signature: {exc}"
+            ) from None
     info = BACKBONES[spec.backbone]
     weights = spec.weights if weights is None else weights
     try:
-        return info.constructor(include_top=False, weights=None if weights == "none" else weights,
-                                input_shape=(size, size, 3))
+        return info.constructor(
+            include_top=False, weights=None if weights == "none" else weights, input_shape=(size, size, 3)
+        )
     except Exception as exc:
         raise _weights_error(spec, weights, exc) from None
 
@@ -72,15 +79,19 @@ def _weights_error(spec, weights, exc) -> UserError:
         url = re.search(r"URL fetch failure on (\S+):\s", str(exc))
         if url:
             fname = url.group(1).rsplit("/", 1)[-1]
-            return UserError(f"the ImageNet weights of {spec.backbone} are not in Keras' cache and could not be "
-                             f"downloaded ({str(exc).split(' -- ')[-1]}). Fetch {url.group(1)} and put it at "
-                             f"{keras_home() / 'models' / fname} (~/.keras/models/{fname}), or pass --weights PATH "
-                             "to a weights file, or --weights none")
+            return UserError(
+                f"the ImageNet weights of {spec.backbone} are not in Keras' cache and could not be "
+                f"downloaded ({str(exc).split(' -- ')[-1]}). Fetch {url.group(1)} and put it at "
+                f"{keras_home() / 'models' / fname} (~/.keras/models/{fname}), or pass --weights PATH "
+                "to a weights file, or --weights none"
+            )
         return UserError(f"the ImageNet weights of {spec.backbone} could not be loaded: {exc}")
     if weights != "none":
-        return UserError(f"weights file {weights} does not fit backbone {spec.backbone} at "
-                         f"{spec.image_size}x{spec.image_size} (include_top=False), or is not a Keras weights file "
-                         f"(.weights.h5, .h5, .keras): {' '.join(str(exc).split())[:300] or type(exc).__name__}")
+        return UserError(
+            f"weights file {weights} does not fit backbone {spec.backbone} at "
+            f"{spec.image_size}x{spec.image_size} (include_top=False), or is not a Keras weights file "
+            f"(.weights.h5, .h5, .keras): {' '.join(str(exc).split())[:300] or type(exc).__name__}"
+        )
     return UserError(f"backbone {spec.backbone} cannot be built at {spec.image_size}x{spec.image_size}: {exc}")
 
 
@@ -126,8 +137,9 @@ def _assemble(spec: FinetuneSpec, num_classes: int, weights):
     except Exception as exc:
         if not spec.is_hub:
             raise
-        raise UserError(f"hub backbone {spec.hub_handle} cannot take {size}x{size}x3 images: "
-                        f"{str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"hub backbone {spec.hub_handle} cannot take {size}x{size}x3 images: {str(exc).splitlines()[0]}"
+        ) from None
     if isinstance(x, dict):  # a SavedModel signature returns a dict of named outputs
         if len(x) != 1:
             raise UserError(f"hub backbone {spec.hub_handle} has outputs {sorted(x)}; it needs exactly one")
@@ -160,10 +172,15 @@ def unfreeze_index(spec: FinetuneSpec, backbone) -> int:
             return default
         return [layer.name for layer in layers].index(default)
     if not 0 <= spec.unfreeze_from < len(layers):
-        what = "a hub backbone is one layer: use 0 (all of it) or -1" if spec.is_hub else \
-            f"{spec.backbone} at {spec.image_size}px has layers 0..{len(layers) - 1}"
-        raise UserError(f"unfreeze-from {spec.unfreeze_from} is out of range: {what} "
-                        "(-1: the backbone's default; the Fine-tune tab's layer table lists them)")
+        what = (
+            "a hub backbone is one layer: use 0 (all of it) or -1"
+            if spec.is_hub
+            else f"{spec.backbone} at {spec.image_size}px has layers 0..{len(layers) - 1}"
+        )
+        raise UserError(
+            f"unfreeze-from {spec.unfreeze_from} is out of range: {what} "
+            "(-1: the backbone's default; the Fine-tune tab's layer table lists them)"
+        )
     return spec.unfreeze_from
 
 
@@ -194,19 +211,30 @@ def set_phase(backbone, phase: int, start: int) -> list:
 
 
 def compile_phase(model, spec: FinetuneSpec, phase: int):
-    optimizer = keras.optimizers.RMSprop(spec.head_lr) if phase == 1 else \
-        keras.optimizers.SGD(spec.finetune_lr, momentum=0.9, nesterov=True)
-    model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=False)
+    optimizer = (
+        keras.optimizers.RMSprop(spec.head_lr)
+        if phase == 1
+        else keras.optimizers.SGD(spec.finetune_lr, momentum=0.9, nesterov=True)
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=False,
+    )
 
 
 # --- the layer table ---------------------------------------------------------------------------
 
+
 def layer_table(backbone_name: str, image_size: int = 96) -> list:
     """[(index, name, type, trainable params)] of a backbone built with weights=None, for choosing the
     unfreeze point. BatchNorm rows count 0: phase 2 keeps them frozen."""
-    spec = FinetuneSpec(backbone=backbone_name, image_size=image_size, weights="none" if not
-                        str(backbone_name).startswith(HUB_PREFIX) else "imagenet").validate()
+    spec = FinetuneSpec(
+        backbone=backbone_name,
+        image_size=image_size,
+        weights="none" if not str(backbone_name).startswith(HUB_PREFIX) else "imagenet",
+    ).validate()
     backbone = build_backbone(spec)
     rows = []
     for index, layer in enumerate(backbone_layers(backbone)):

@@ -4,6 +4,7 @@ Order matters for crash safety: the epoch row is written before the checkpoint, 
 epoch is recorded beside it only once the file is complete. A crash between the two leaves the
 checkpoint one epoch behind; resume deletes the rows after the checkpoint's epoch and redoes them.
 """
+
 import json
 import math
 import os
@@ -24,8 +25,16 @@ class StoreCallback(keras.callbacks.Callback):
     `on_logged(row)`, if given, gets each epoch row as the store got it (live TensorBoard events);
     `on_checkpoint(epoch)` is called once a checkpoint is whole (a Ray job copies it to shared storage)."""
 
-    def __init__(self, store, run_id: int, run_dir, stop: threading.Event, progress: ProgressWriter = None,
-                 on_logged=None, on_checkpoint=None):
+    def __init__(
+        self,
+        store,
+        run_id: int,
+        run_dir,
+        stop: threading.Event,
+        progress: ProgressWriter = None,
+        on_logged=None,
+        on_checkpoint=None,
+    ):
         super().__init__()
         self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
         self.progress = progress or ProgressWriter(store, run_id)
@@ -52,8 +61,14 @@ class StoreCallback(keras.callbacks.Callback):
             return  # cancelled mid-epoch: the partial epoch is neither logged nor checkpointed
         seconds = self.progress.pass_seconds()
         loss = float(logs.get("loss", float("nan")))
-        row = dict(lr=float(self.model.optimizer.learning_rate), loss=loss, accuracy=_get(logs, "accuracy"),
-                   val_loss=_get(logs, "val_loss"), val_accuracy=_get(logs, "val_accuracy"), seconds=seconds)
+        row = dict(
+            lr=float(self.model.optimizer.learning_rate),
+            loss=loss,
+            accuracy=_get(logs, "accuracy"),
+            val_loss=_get(logs, "val_loss"),
+            val_accuracy=_get(logs, "val_accuracy"),
+            seconds=seconds,
+        )
         self.store.log_epoch(self.run_id, epoch + 1, **row)
         if self.on_logged is not None:
             self.on_logged({"epoch": epoch + 1, **row})
@@ -87,8 +102,10 @@ def save_checkpoint(model, run_dir, epoch: int):
 
 
 def _damaged(path, exc) -> UserError:
-    return UserError(f"the checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); it is "
-                     "damaged (a truncated copy or a full disk?). Start the run again (clone it in the Runs tab)")
+    return UserError(
+        f"the checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); it is "
+        "damaged (a truncated copy or a full disk?). Start the run again (clone it in the Runs tab)"
+    )
 
 
 def load_checkpoint(run_dir):
@@ -114,10 +131,13 @@ def save_preprocessing(run_dir, *, mean, std, resize_to, image_shape, class_name
     """What turns the dataset's uint8 images into the model's input, beside the checkpoint: the channel
     statistics the pipeline normalised with (None: the model takes 0..255 itself), the size it resized
     to (None: none), the dataset's image shape and class names. Written once, when training starts."""
-    info = {"mean": None if mean is None else [float(m) for m in mean],
-            "std": None if std is None else [float(s) for s in std],
-            "resize_to": int(resize_to) if resize_to else None, "image_shape": [int(d) for d in image_shape],
-            "class_names": [str(c) for c in class_names]}
+    info = {
+        "mean": None if mean is None else [float(m) for m in mean],
+        "std": None if std is None else [float(s) for s in std],
+        "resize_to": int(resize_to) if resize_to else None,
+        "image_shape": [int(d) for d in image_shape],
+        "class_names": [str(c) for c in class_names],
+    }
     tmp = run_dir / f".{PREPROCESSING}.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, run_dir / PREPROCESSING)

@@ -1,4 +1,5 @@
 """The devices TensorFlow sees, and the distribution strategy for a job's share of them."""
+
 import threading
 
 import tensorflow as tf

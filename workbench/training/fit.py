@@ -9,6 +9,7 @@ Lifecycle (run by `workbench.jobs`, in the job's own child process):
     -> or cancelled (stop flag), or diverged (non-finite loss; the last good checkpoint is kept).
 What differs between kinds of run (the model, the pixels it takes, its phases) is `workbench.training.runners`.
 """
+
 import math
 import os
 import threading
@@ -35,8 +36,9 @@ from workbench.training.tensorboard import live_writer
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
 
 
-def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False, dataset=None,
-        on_checkpoint=None) -> str:
+def fit(
+    spec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False, dataset=None, on_checkpoint=None
+) -> str:
     """Train (or resume) run `run_id`; returns the final status. Exceptions propagate to the job runner,
     which marks the run failed with the message.
     dataset: the spec's decoded `Dataset`, when the job got it from elsewhere (a Ray node without the data
@@ -44,14 +46,21 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
     (a Ray job copies it to storage every node reaches)."""
     run = store.get_run(run_id)
     progress = ProgressWriter(store, run_id, prior_seconds=run.get("train_seconds") or 0.0)
-    progress.write(phase=PREPARING, attempt=(run.get("attempt") or 0) + 1, attempt_started_at=utc_now(),
-                   step=0, step_seconds=None)
+    progress.write(
+        phase=PREPARING, attempt=(run.get("attempt") or 0) + 1, attempt_started_at=utc_now(), step=0, step_seconds=None
+    )
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes, dataset=dataset)
     run_dir = store.run_dir(run_id)
-    save_preprocessing(run_dir, mean=data.mean, std=data.std, resize_to=runner.resize_to,
-                       image_shape=data.dataset.image_shape, class_names=data.dataset.class_names)
+    save_preprocessing(
+        run_dir,
+        mean=data.mean,
+        std=data.std,
+        resize_to=runner.resize_to,
+        image_shape=data.dataset.image_shape,
+        class_names=data.dataset.class_names,
+    )
     strategy = device_utils.strategy_for(devices)
     steps = steps_per_epoch(len(data.x_train), spec.batch_size)
     done = min(checkpoint_epoch(run_dir), spec.epochs) if resume else 0
@@ -64,18 +73,34 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
             runner.init_from_data(model, data, batches)
         _restore(model, run_dir, phases, current, done)
     store.truncate_epochs(run_id, done)
-    store.update_run(run_id, params=int(model.count_params()), split_id=data.split_id,
-                     dataset=data.dataset.source, device=describe_devices(devices), step=0,
-                     checkpoint_path=str(run_dir / CHECKPOINT), train_images=steps * spec.batch_size,
-                     steps_per_epoch=steps, phase=TRAINING)
+    store.update_run(
+        run_id,
+        params=int(model.count_params()),
+        split_id=data.split_id,
+        dataset=data.dataset.source,
+        device=describe_devices(devices),
+        step=0,
+        checkpoint_path=str(run_dir / CHECKPOINT),
+        train_images=steps * spec.batch_size,
+        steps_per_epoch=steps,
+        phase=TRAINING,
+    )
     store.set_status(run_id, "running")
-    train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment,
-                            augment_options=getattr(spec, "augment_params", None),
-                            seed=spec.seed + 7919 * done, first_epoch=done, **batches)
+    train_ds = make_dataset(
+        data.x_train,
+        data.y_train,
+        training=True,
+        augment=spec.augment,
+        augment_options=getattr(spec, "augment_params", None),
+        seed=spec.seed + 7919 * done,
+        first_epoch=done,
+        **batches,
+    )
     val_ds = make_dataset(data.x_val, data.y_val, **batches)
     events = live_writer(spec, store, run_id)  # TensorBoard event files as it trains, if the spec asks
-    callback = StoreCallback(store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None,
-                             on_checkpoint=on_checkpoint)
+    callback = StoreCallback(
+        store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None, on_checkpoint=on_checkpoint
+    )
     for index in range(current, len(phases)):
         phase = phases[index]
         if done >= phase.until or stop.is_set() or callback.diverged:
@@ -83,13 +108,21 @@ def fit(spec, store, run_id: int, *, devices: list, stop: threading.Event, resum
         if index != current:  # the previous phase just ended: unfreeze, switch optimizers
             with strategy.scope():
                 phase.prepare(model)
-        model.fit(train_ds, validation_data=val_ds, epochs=phase.until, initial_epoch=done, callbacks=[callback],
-                  verbose=0, shuffle=False)  # the pipeline shuffles
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=phase.until,
+            initial_epoch=done,
+            callbacks=[callback],
+            verbose=0,
+            shuffle=False,
+        )  # the pipeline shuffles
         done = phase.until
     if callback.diverged:
         status, error = "diverged", DIVERGED
-    elif not stop.is_set() and save_predictions(model, store, run_id, data, batches, progress, stop,
-                                                prediction_views(spec)):
+    elif not stop.is_set() and save_predictions(
+        model, store, run_id, data, batches, progress, stop, prediction_views(spec)
+    ):
         status, error = "completed", None
     else:
         status, error = "cancelled", None
@@ -118,8 +151,9 @@ def _batch_options(spec, data: PreparedData, runner) -> dict:
         mean, std = data.mean, data.std
     else:  # the identity: the model gets 0..255 pixels and preprocesses them itself
         mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-    return dict(num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=mean, std=std,
-                resize_to=runner.resize_to)
+    return dict(
+        num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=mean, std=std, resize_to=runner.resize_to
+    )
 
 
 # The stored views of each split: (suffix, flip, shifts whose logits are averaged). Every run stores the
@@ -133,14 +167,24 @@ def prediction_views(spec) -> tuple:
     return VIEWS + (TRANSLATE_VIEWS if "translate" in spec.augment else ())
 
 
-def save_predictions(model, store, run_id, data: PreparedData, batches: dict, progress: ProgressWriter,
-                     stop: threading.Event, views=VIEWS) -> bool:
+def save_predictions(
+    model,
+    store,
+    run_id,
+    data: PreparedData,
+    batches: dict,
+    progress: ProgressWriter,
+    stop: threading.Event,
+    views=VIEWS,
+) -> bool:
     """Logits of validation and test for each of `views` (plain, mirrored for flip test-time
     augmentation, translated), and the test accuracy (plain); its batches are progress steps of one pass
     (phase "evaluating validation", then "... test").
     A stop request ends it after the current batch with nothing stored: returns False."""
-    splits = {EVAL_VALIDATION: ("val", data.x_val, data.y_val),
-              EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test)}
+    splits = {
+        EVAL_VALIDATION: ("val", data.x_val, data.y_val),
+        EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test),
+    }
     per_pass = {phase: math.ceil(len(y) / batches["batch_size"]) for phase, (_, _, y) in splits.items()}
     callback = EvaluationProgress(progress, stop)
     passes = sum(len(shifts) for _, _, shifts in views)
@@ -160,8 +204,9 @@ def save_predictions(model, store, run_id, data: PreparedData, batches: dict, pr
     for split, logits, y in results:
         store.save_logits(run_id, split, logits, y)
     _, test_logits, test_labels = results[len(views)]
-    store.update_run(run_id, test_accuracy=float((test_logits.argmax(1) == test_labels).mean()),
-                     eval_seconds=progress.pass_seconds())
+    store.update_run(
+        run_id, test_accuracy=float((test_logits.argmax(1) == test_labels).mean()), eval_seconds=progress.pass_seconds()
+    )
     return True
 
 

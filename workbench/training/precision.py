@@ -1,4 +1,5 @@
 """Build models under a precision policy without disturbing other jobs in the same process."""
+
 import threading
 
 import keras

@@ -5,6 +5,7 @@ first batch: `step` (batches done in the current pass: an epoch, or the final ev
 `step_seconds` (that pass's seconds at that step), this attempt's seconds and all attempts' total
 (`attempt_seconds`, `train_seconds`: written as it goes, so a killed attempt keeps its time).
 """
+
 import time
 
 import keras
@@ -38,8 +39,9 @@ class ProgressWriter:
     def write(self, **fields) -> None:
         self._written = time.perf_counter()
         seconds = self.attempt_seconds()
-        self.store.update_run(self.run_id, attempt_seconds=seconds, train_seconds=self.prior_seconds + seconds,
-                              **fields)
+        self.store.update_run(
+            self.run_id, attempt_seconds=seconds, train_seconds=self.prior_seconds + seconds, **fields
+        )
 
 
 class EvaluationProgress(keras.callbacks.Callback):

@@ -8,8 +8,9 @@ is one phase; a fine-tune run is two (the new head on the frozen backbone, then 
     model = runner.build(num_classes, image_shape, restoring=False)
     for phase in runner.phases(steps_per_epoch): phase.prepare(model); model.fit(..., epochs=phase.until)
 """
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -37,14 +38,22 @@ def accuracy_metric():
 
 # --- scratch -----------------------------------------------------------------------------------
 
+
 def build_model(spec, num_classes: int, input_shape) -> keras.Model:
     """A zoo model under the spec's precision, with L2 weight decay unless the optimizer decouples it.
     A model option with a value the family refuses is a UserError (the job fails with its message)."""
     weight_decay = 0.0 if spec.optimizer == "adamw" else spec.weight_decay
     try:
-        return under_policy(spec.precision, lambda: models.create_model(
-            spec.model, num_classes=num_classes, input_shape=tuple(input_shape), weight_decay=weight_decay,
-            **spec.model_kwargs))
+        return under_policy(
+            spec.precision,
+            lambda: models.create_model(
+                spec.model,
+                num_classes=num_classes,
+                input_shape=tuple(input_shape),
+                weight_decay=weight_decay,
+                **spec.model_kwargs,
+            ),
+        )
     except UserError:
         raise
     except (ValueError, TypeError) as exc:
@@ -66,11 +75,21 @@ def build_optimizer(spec, schedule) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model, spec, steps: int) -> None:
-    schedule = build_schedule(spec.schedule, base_lr=spec.learning_rate, epochs=spec.epochs,
-                              steps_per_epoch=steps, warmup_epochs=spec.warmup_epochs, params=spec.schedule_params)
+    schedule = build_schedule(
+        spec.schedule,
+        base_lr=spec.learning_rate,
+        epochs=spec.epochs,
+        steps_per_epoch=steps,
+        warmup_epochs=spec.warmup_epochs,
+        params=spec.schedule_params,
+    )
     # Keras wraps the optimizer in a LossScaleOptimizer itself when the model's policy is mixed_float16.
-    model.compile(optimizer=build_optimizer(spec, schedule), loss=build_loss(spec.loss, spec.loss_params),
-                  metrics=[accuracy_metric()], jit_compile=spec.xla)
+    model.compile(
+        optimizer=build_optimizer(spec, schedule),
+        loss=build_loss(spec.loss, spec.loss_params),
+        metrics=[accuracy_metric()],
+        jit_compile=spec.xla,
+    )
 
 
 class ScratchRunner:
@@ -121,6 +140,7 @@ class FinetuneRunner:
             def prepare(model):
                 backbones.set_phase(self.backbone, number, self.start)
                 backbones.compile_phase(model, self.spec, number)
+
             return prepare
 
         return [Phase(self.spec.head_epochs, phase(1)), Phase(self.spec.epochs, phase(2))]

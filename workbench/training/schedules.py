@@ -5,22 +5,14 @@ hyperbolic-tangent decay, no warm-up wrapper for arbitrary schedules and no piec
 (`linear`: cifar10-airbench's warm-up then linear decay; `PolynomialDecay(power=1)` has no warm-up), so
 those are written here (small, serialisable, so a saved `.keras` model restores its optimizer's schedule).
 """
+
 import keras
 import numpy as np
 
-from workbench.errors import UserError, choose
+from workbench.errors import UserError
+from workbench.specs.catalogue import SCHEDULES, schedule_params
 
-SCHEDULES = ("step", "cosine", "htd", "constant", "linear")
-SCHEDULE_PARAMS = {
-    # The classic CIFAR recipe: x0.2 at epochs 60, 120, 160 of 200, i.e. at 30%, 60%, 80% of the run.
-    "step": {"milestones": (0.3, 0.6, 0.8), "gamma": 0.2},
-    "cosine": {"final_fraction": 0.0},
-    # Hsueh et al. 2019, "Stochastic gradient descent with hyperbolic-tangent decay": L=-6, U=3.
-    "htd": {"lower": -6.0, "upper": 3.0},
-    "constant": {},
-    # cifar10-airbench: from start_fraction up to the peak over the warm-up, then down to final_fraction.
-    "linear": {"start_fraction": 0.2, "final_fraction": 0.07},
-}
+__all__ = ["SCHEDULES", "build_schedule", "learning_rates", "schedule_params"]
 
 
 @keras.saving.register_keras_serializable(package="workbench")
@@ -37,8 +29,12 @@ class HyperbolicTangentDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial_learning_rate / 2 * (1 - keras.ops.tanh(self.lower + (self.upper - self.lower) * progress))
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "lower": self.lower, "upper": self.upper}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "lower": self.lower,
+            "upper": self.upper,
+        }
 
 
 @keras.saving.register_keras_serializable(package="workbench")
@@ -93,34 +89,9 @@ class Constant(keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate}
 
 
-def schedule_params(name: str, params=None) -> dict:
-    choose("schedule", name, SCHEDULES)
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(SCHEDULE_PARAMS[name]))
-    if unknown:
-        allowed = ", ".join(SCHEDULE_PARAMS[name]) or "no parameters"
-        raise UserError(f"schedule {name!r} has no parameter {', '.join(unknown)}; it takes: {allowed}")
-    merged = {**SCHEDULE_PARAMS[name], **params}
-    if name == "step":
-        milestones = tuple(float(m) for m in merged["milestones"])
-        if not milestones or any(not 0 < m < 1 for m in milestones) or list(milestones) != sorted(milestones):
-            raise UserError("step milestones are increasing fractions of the run in (0, 1), e.g. 0.3,0.6,0.8")
-        if not 0 < float(merged["gamma"]) < 1:
-            raise UserError("step gamma is the factor applied at each milestone, in (0, 1) (classic: 0.2)")
-        merged = {"milestones": milestones, "gamma": float(merged["gamma"])}
-    if name == "cosine" and not 0 <= float(merged["final_fraction"]) < 1:
-        raise UserError("cosine final_fraction is the last learning rate as a fraction of the first, in [0, 1)")
-    if name == "linear":
-        merged = {k: float(v) for k, v in merged.items()}
-        if not all(0 <= v <= 1 for v in merged.values()):
-            raise UserError("linear start_fraction and final_fraction are fractions of the peak rate, in [0, 1]")
-    if name == "htd" and not float(merged["lower"]) < float(merged["upper"]):
-        raise UserError("htd needs lower < upper (Hsueh et al.: lower -6, upper 3)")
-    return merged
-
-
-def build_schedule(name: str, *, base_lr: float, epochs: int, steps_per_epoch: int,
-                   warmup_epochs: float = 0, params=None) -> keras.optimizers.schedules.LearningRateSchedule:
+def build_schedule(
+    name: str, *, base_lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0, params=None
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """The schedule for a run of `epochs` x `steps_per_epoch` optimizer steps."""
     params = schedule_params(name, params)
     if not base_lr > 0:
@@ -132,8 +103,12 @@ def build_schedule(name: str, *, base_lr: float, epochs: int, steps_per_epoch: i
     if name == "cosine":
         # Keras' CosineDecay ramps up itself: from 0 to warmup_target over warmup_steps, then decays.
         return keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else base_lr, decay_steps=max(1, total - warmup), alpha=params["final_fraction"],
-            warmup_target=base_lr if warmup else None, warmup_steps=warmup)
+            0.0 if warmup else base_lr,
+            decay_steps=max(1, total - warmup),
+            alpha=params["final_fraction"],
+            warmup_target=base_lr if warmup else None,
+            warmup_steps=warmup,
+        )
     if name == "linear":
         # Its own warm-up: up from start_fraction (not 0) over the warm-up steps, then down to the end.
         values = [base_lr * params["start_fraction"], base_lr, base_lr * params["final_fraction"]]

@@ -14,6 +14,7 @@ overlay in one chart:
 The values are the store's own epoch rows, so a live folder and an exported one say the same; an export
 replaces a run's event files, and a resumed run's folder is rewritten from its kept epochs first.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,8 +70,9 @@ class EventWriter:
             for old in self.folder.glob("**/events.out.tfevents.*"):
                 old.unlink()
         try:
-            self.writers = {part: tf.summary.create_file_writer(str(self.folder / part))
-                            for part in ("", "train", "validation")}
+            self.writers = {
+                part: tf.summary.create_file_writer(str(self.folder / part)) for part in ("", "train", "validation")
+            }
         except Exception as exc:  # an unwritable folder: say which
             raise UserError(f"cannot write TensorBoard events in {self.folder}: {exc}") from None
         with self.writers[""].as_default():
@@ -89,7 +91,9 @@ class EventWriter:
     def finish(self, run: dict) -> None:
         if run.get("test_accuracy") is not None:
             with self.writers[""].as_default():
-                self.tf.summary.scalar("test_accuracy", float(run["test_accuracy"]), step=int(run.get("epochs_done") or 0))
+                self.tf.summary.scalar(
+                    "test_accuracy", float(run["test_accuracy"]), step=int(run.get("epochs_done") or 0)
+                )
         self.close()
 
     def close(self) -> None:
@@ -117,8 +121,11 @@ def export(store, which, logdir=None) -> tuple:
     runs = store.seen_runs() if which == "all" else [store.get_run(int(which))]
     written, notes = [], []
     for run in runs:
-        if (run.get("spec") or {}).get("tensorboard") and run["status"] in ACTIVE_STATUSES \
-                and Path(logdir) == default_logdir(store):
+        if (
+            (run.get("spec") or {}).get("tensorboard")
+            and run["status"] in ACTIVE_STATUSES
+            and Path(logdir) == default_logdir(store)
+        ):
             notes.append(f"run {run['id']} is {run['status']} and writes its events live: left as it is")
         elif not run.get("epochs_done"):
             notes.append(f"run {run['id']} ({run['status']}) has no epoch yet: nothing to show")

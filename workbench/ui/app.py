@@ -1,4 +1,5 @@
 """Assemble the workbench page: a header with the devices and store, then one tab per module."""
+
 import html
 from dataclasses import dataclass
 
@@ -44,14 +45,20 @@ footer { display: none !important; }
 """
 
 # tab id -> (title, builder), in page order
-TABS = {"train": (TITLES["train"], create_train_tab), "runs": ("Runs", create_runs_tab),
-        "ensemble": ("Ensemble", create_ensemble_tab), "finetune": (TITLES["finetune"], create_finetune_tab),
-        "errors": ("Errors", create_errors_tab), "predict": ("Predict", create_predict_tab)}
+TABS = {
+    "train": (TITLES["train"], create_train_tab),
+    "runs": ("Runs", create_runs_tab),
+    "ensemble": ("Ensemble", create_ensemble_tab),
+    "finetune": (TITLES["finetune"], create_finetune_tab),
+    "errors": ("Errors", create_errors_tab),
+    "predict": ("Predict", create_predict_tab),
+}
 
 
 @dataclass(eq=False)
 class Page:
     """The page's tabs as their builders returned them (`demo.workbench`)."""
+
     train: FormTab
     runs: RunsTab
     ensemble: EnsembleTab
@@ -61,14 +68,18 @@ class Page:
 
 
 def header_markdown(ctx) -> str:
-    lines = ["## CIFAR Workbench",
-             f"**Devices:** {html.escape(ctx.device_summary)} · **Store:** `{html.escape(str(ctx.store.path))}`"]
+    lines = [
+        "## CIFAR Workbench",
+        f"**Devices:** {html.escape(ctx.device_summary)} · **Store:** `{html.escape(str(ctx.store.path))}`",
+    ]
     if ctx.cluster_summary is not None:  # --ray: where the jobs run, as the cluster is when the page loads
         lines.append(f"**Jobs run on the** {html.escape(cluster_line(ctx))}")
     if ctx.interrupted:
         ids = ", ".join(str(i) for i in ctx.interrupted)
-        lines.append(f"Runs left running by an earlier process were marked *interrupted*: {ids}. "
-                     "Follow one in the Train tab and press **Resume** to continue it from its last checkpoint.")
+        lines.append(
+            f"Runs left running by an earlier process were marked *interrupted*: {ids}. "
+            "Follow one in the Train tab and press **Resume** to continue it from its last checkpoint."
+        )
     return "\n\n".join(lines)
 
 
@@ -87,8 +98,10 @@ def _polling_only(shown: str, timers: dict) -> dict:
 def build_app(ctx) -> gr.Blocks:
     with gr.Blocks(title="CIFAR Workbench", fill_width=True) as demo:
         # With a cluster the header is computed at each page load (nodes come and go); otherwise once.
-        gr.Markdown((lambda: header_markdown(ctx)) if ctx.cluster_summary is not None else header_markdown(ctx),
-                    elem_id="header")
+        gr.Markdown(
+            (lambda: header_markdown(ctx)) if ctx.cluster_summary is not None else header_markdown(ctx),
+            elem_id="header",
+        )
         tab_items, contents = {}, {}
         with gr.Tabs() as tabs:
             for tab_id, (title, create) in TABS.items():
@@ -101,13 +114,19 @@ def build_app(ctx) -> gr.Blocks:
         # the leaderboard's live minutes matter only where they are seen.
         timers = {name: form.timer for name, form in forms.items()} | {"runs": page.runs.timer}
         for tab_id, tab_item in tab_items.items():
-            tab_item.select(lambda shown=tab_id: _polling_only(shown, timers), None, list(timers.values()),
-                            show_progress="hidden")
+            tab_item.select(
+                lambda shown=tab_id: _polling_only(shown, timers), None, list(timers.values()), show_progress="hidden"
+            )
         # Views of finished runs refresh when their tab is opened (not on a timer: that would undo a
         # user's sort or selection).
-        for tab_id, refresh in (("runs", page.runs.refresh), ("runs", page.runs.overview), ("runs", page.runs.sweeps),
-                                ("ensemble", page.ensemble.refresh), ("errors", page.errors.refresh),
-                                ("predict", page.predict.refresh)):
+        for tab_id, refresh in (
+            ("runs", page.runs.refresh),
+            ("runs", page.runs.overview),
+            ("runs", page.runs.sweeps),
+            ("ensemble", page.ensemble.refresh),
+            ("errors", page.errors.refresh),
+            ("predict", page.predict.refresh),
+        ):
             refresh.wire(tab_items[tab_id].select, show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.
         for refresh in (page.train.refresh, page.runs.refresh):

@@ -1,4 +1,5 @@
 """What every tab needs: the store, the job queue and the process's devices and defaults."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,10 @@ class AppContext:
         if any(resolved == root or root in resolved.parents for root in roots):
             return str(resolved)
         allowed = ", ".join(str(r) for r in roots) or "none"
-        raise UserError(f"{what} {value} is outside the folders this app may read ({allowed}); start the app with "
-                        "--data-root FOLDER to allow another one")
+        raise UserError(
+            f"{what} {value} is outside the folders this app may read ({allowed}); start the app with "
+            "--data-root FOLDER to allow another one"
+        )
 
 
 def default_data_roots(data_path: str, store_path, extra=()) -> list:

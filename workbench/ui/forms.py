@@ -5,6 +5,7 @@ with `spec_to_fields(spec, FORM_FIELDS)`; Train reads them back with `form_value
 (`spec_to_form_values(spec)` gives the same values as a list, in the order of the `/train` API).
 Dict-valued fields are edited as `key=value,...` text, the same syntax as the CLI flags.
 """
+
 import dataclasses
 import re
 
@@ -14,21 +15,31 @@ from models import list_models, model_info
 from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
+from workbench.specs.catalogue import LOSS_PARAMS, LOSSES, SCHEDULE_PARAMS, SCHEDULES
 from workbench.specs.flags import flag, format_key_values, parse_key_values
 from workbench.specs.run import HELP, OPTIMIZERS, PRECISIONS, RunSpec
-from workbench.training.losses import LOSS_PARAMS, LOSSES
-from workbench.training.schedules import SCHEDULE_PARAMS, SCHEDULES
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(RunSpec)]
 DICT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type is dict}
 LABELS = {
-    "model_kwargs": "Model options", "loss_params": "Loss parameters", "augment": "Augmentations",
-    "augment_params": "Augmentation parameters", "schedule_params": "Schedule parameters",
-    "warmup_epochs": "Warm-up epochs", "learning_rate": "Learning rate", "weight_decay": "Weight decay",
+    "model_kwargs": "Model options",
+    "loss_params": "Loss parameters",
+    "augment": "Augmentations",
+    "augment_params": "Augmentation parameters",
+    "schedule_params": "Schedule parameters",
+    "warmup_epochs": "Warm-up epochs",
+    "learning_rate": "Learning rate",
+    "weight_decay": "Weight decay",
     "ema_momentum": "Weight EMA momentum",
-    "batch_size": "Batch size", "gpus": "GPUs", "xla": "XLA", "data_path": "Data path",
-    "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
-    "split_seed": "Split seed", "train_subset": "Training subset (0 = all)", "name": "Run name (optional)",
+    "batch_size": "Batch size",
+    "gpus": "GPUs",
+    "xla": "XLA",
+    "data_path": "Data path",
+    "dataset_options": "Synthetic data options",
+    "val_size": "Validation images (0 = default)",
+    "split_seed": "Split seed",
+    "train_subset": "Training subset (0 = all)",
+    "name": "Run name (optional)",
     "tensorboard": "TensorBoard events live",
 }
 
@@ -50,21 +61,36 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
     with gr.Group():
         with gr.Row():
             c["model"] = gr.Dropdown(list_models(), value=d.model, label="Model", info="from the model zoo")
-            c["model_kwargs"] = gr.Textbox(key_value_text(d.model_kwargs), label=LABELS["model_kwargs"],
-                                           placeholder=option_hint(d.model), info="key=value,... (blank: the variant's own)")
+            c["model_kwargs"] = gr.Textbox(
+                key_value_text(d.model_kwargs),
+                label=LABELS["model_kwargs"],
+                placeholder=option_hint(d.model),
+                info="key=value,... (blank: the variant's own)",
+            )
         with gr.Row():
             c["loss"] = gr.Dropdown(list(LOSSES), value=d.loss, label="Loss")
-            c["loss_params"] = gr.Textbox(key_value_text(d.loss_params), label=LABELS["loss_params"],
-                                          placeholder=key_value_text(LOSS_PARAMS[d.loss]), info=info("loss_params"))
+            c["loss_params"] = gr.Textbox(
+                key_value_text(d.loss_params),
+                label=LABELS["loss_params"],
+                placeholder=key_value_text(LOSS_PARAMS[d.loss]),
+                info=info("loss_params"),
+            )
         with gr.Row():
             c["augment"] = gr.CheckboxGroup(list(AUGMENTATIONS), value=list(d.augment), label="Augmentations")
-            c["augment_params"] = gr.Textbox(key_value_text(d.augment_params), label=LABELS["augment_params"],
-                                             placeholder="cutout_size=16,pad=4,mixup_alpha=0.2", info=info("augment_params"))
+            c["augment_params"] = gr.Textbox(
+                key_value_text(d.augment_params),
+                label=LABELS["augment_params"],
+                placeholder="cutout_size=16,pad=4,mixup_alpha=0.2",
+                info=info("augment_params"),
+            )
         with gr.Row():
             c["schedule"] = gr.Dropdown(list(SCHEDULES), value=d.schedule, label="Schedule")
-            c["schedule_params"] = gr.Textbox(key_value_text(d.schedule_params), label=LABELS["schedule_params"],
-                                              placeholder=key_value_text(SCHEDULE_PARAMS[d.schedule]),
-                                              info=info("schedule_params"))
+            c["schedule_params"] = gr.Textbox(
+                key_value_text(d.schedule_params),
+                label=LABELS["schedule_params"],
+                placeholder=key_value_text(SCHEDULE_PARAMS[d.schedule]),
+                info=info("schedule_params"),
+            )
             c["warmup_epochs"] = gr.Number(d.warmup_epochs, label=LABELS["warmup_epochs"])
         with gr.Row():
             c["optimizer"] = gr.Dropdown(list(OPTIMIZERS), value=d.optimizer, label="Optimizer")
@@ -75,8 +101,9 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["ema_momentum"] = gr.Number(d.ema_momentum, label=LABELS["ema_momentum"])
             c["epochs"] = gr.Number(d.epochs, label="Epochs", precision=0)
             c["batch_size"] = gr.Number(d.batch_size, label=LABELS["batch_size"], precision=0)
-            c["gpus"] = gr.Dropdown(gpu_choices(gpu_count), value=d.gpus, label=LABELS["gpus"],
-                                    info=gpu_info(gpu_count))
+            c["gpus"] = gr.Dropdown(
+                gpu_choices(gpu_count), value=d.gpus, label=LABELS["gpus"], info=gpu_info(gpu_count)
+            )
         with gr.Row():  # three a row: six wrapped at the side-by-side width and stretched the last one
             c["precision"] = gr.Dropdown(list(PRECISIONS), value=d.precision, label="Precision")
             c["xla"] = gr.Checkbox(d.xla, label=LABELS["xla"])
@@ -84,8 +111,11 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
         with gr.Row():
             c["dataset"] = gr.Dropdown(list(DATASETS), value=d.dataset, label="Dataset")
             c["data_path"] = gr.Textbox(d.data_path, label=LABELS["data_path"], info=info("data_path"))
-            c["dataset_options"] = gr.Textbox(key_value_text(d.dataset_options), label=LABELS["dataset_options"],
-                                              placeholder="n_train=2000,n_test=500")
+            c["dataset_options"] = gr.Textbox(
+                key_value_text(d.dataset_options),
+                label=LABELS["dataset_options"],
+                placeholder="n_train=2000,n_test=500",
+            )
         with gr.Row():
             c["val_size"] = gr.Number(d.val_size, label=LABELS["val_size"], precision=0)
             c["split_seed"] = gr.Number(d.split_seed, label=LABELS["split_seed"], precision=0)

@@ -1,5 +1,6 @@
 """The live panel (jobs table, followed run's progress and curves, Cancel / Resume), shared by the
 Train and Fine-tune tabs. It polls the store every 2 s, so every page shows the same jobs."""
+
 from dataclasses import dataclass
 
 import gradio as gr
@@ -8,18 +9,18 @@ from workbench.errors import UserError
 from workbench.ui.layout import column_widths
 from workbench.ui.plots import live_curves
 from workbench.ui.refresh import Refresh
-from workbench.ui.views import live
+from workbench.views import live
 
 POLL_SECONDS = 2.0
 # Share of the table's width per column: each fits its header and values unbroken at the panel's
 # narrowest (PANEL_MIN_WIDTH); the name takes the rest and wraps.
-JOB_WIDTHS = {"id": 4.5, "status": 12, "epoch": 9, "progress": 12.5, "images/s": 12.5, "elapsed": 11,
-              "remaining": 13.5}
+JOB_WIDTHS = {"id": 4.5, "status": 12, "epoch": 9, "progress": 12.5, "images/s": 12.5, "elapsed": 11, "remaining": 13.5}
 
 
 @dataclass(eq=False)
 class LivePanel:
     """The panel as its tab and the page use it: `refresh` is one poll, which `timer` runs."""
+
     store: object  # store.Store
     follow: gr.Dropdown
     timer: gr.Timer
@@ -57,8 +58,7 @@ class _Poll:
             followed = live.default_follow(runs)
             if followed is None:
                 empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
-                return (rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn,
-                        *_buttons(None))
+                return (rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn, *_buttons(None))
             follow_update = gr.update(choices=choices, value=followed)
         else:
             # Leave the value alone: a poll that started before Train/Fine-tune set the new run must not
@@ -86,8 +86,10 @@ class _Poll:
 def _buttons(run) -> tuple:
     """Cancel (red) only while the run's job is queued or working; Resume only for a stopped run."""
     cancel = live.can_cancel(run)
-    return (gr.update(interactive=cancel, variant="stop" if cancel else "secondary"),
-            gr.update(interactive=live.can_resume(run)))
+    return (
+        gr.update(interactive=cancel, variant="stop" if cancel else "secondary"),
+        gr.update(interactive=live.can_resume(run)),
+    )
 
 
 def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool = True) -> LivePanel:
@@ -95,8 +97,14 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
     starts its poll timer running (the app turns each panel's timer on only while its tab is shown)."""
     gr.Markdown("### Jobs")
     columns = live.job_columns(nodes=ctx.cluster_summary is not None)
-    jobs = gr.Dataframe(headers=columns, value=[], interactive=False, elem_id=f"{prefix}jobs-table",
-                        wrap=True, column_widths=column_widths(columns, JOB_WIDTHS))
+    jobs = gr.Dataframe(
+        headers=columns,
+        value=[],
+        interactive=False,
+        elem_id=f"{prefix}jobs-table",
+        wrap=True,
+        column_widths=column_widths(columns, JOB_WIDTHS),
+    )
     follow = gr.Dropdown(label="Follow run", choices=[], value=None, elem_id=f"{prefix}follow-run")
     status = gr.HTML(elem_id=f"{prefix}live-panel")
     curves = gr.Plot(label="Live curves", elem_id=f"{prefix}live-curves")
@@ -107,12 +115,14 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
     last_drawn = gr.State(None)
 
     poll = _Poll(ctx)
-    refresh = Refresh(poll.refresh, [follow, last_drawn],
-                      [jobs, follow, status, curves, last_drawn, cancel_button, resume_button])
+    refresh = Refresh(
+        poll.refresh, [follow, last_drawn], [jobs, follow, status, curves, last_drawn, cancel_button, resume_button]
+    )
     timer = gr.Timer(POLL_SECONDS, active=active)
     refresh.wire(timer.tick, show_progress="hidden", api_name=f"{api_prefix}jobs")
-    follow.input(poll.refresh, [follow, gr.State(None)], refresh.outputs, show_progress="hidden",
-                 trigger_mode="always_last")
+    follow.input(
+        poll.refresh, [follow, gr.State(None)], refresh.outputs, show_progress="hidden", trigger_mode="always_last"
+    )
     cancel_button.click(lambda r: poll.act("cancel", r), follow, action_message, api_name=f"{api_prefix}cancel")
     resume_button.click(lambda r: poll.act("resume", r), follow, action_message, api_name=f"{api_prefix}resume")
     return LivePanel(store=ctx.store, follow=follow, timer=timer, refresh=refresh)

@@ -4,6 +4,7 @@ confusion matrix as a styled table, whose cells Gradio can report clicks on).
 No Gradio here. Every figure uses plotly_white's look, a fixed height, a title, axis titles
 and a legend; an empty input gives a figure that says what is missing instead of blank axes.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from workbench.ui.views import runs as rd
+from workbench.views import runs as rd
 
 HEIGHT = 360
 # plotly_white's layout without its per-trace-type defaults: Plotly deep-copies and validates a figure's
@@ -24,9 +25,14 @@ TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
 def _layout_settings(title: str, *, height: int = HEIGHT, subtitle: str = "", **extra) -> dict:
     """Shared style; a `subtitle` (a line under the title) keeps the title short enough for a half-width figure."""
     heading = dict(text=title, x=0.01, subtitle=dict(text=subtitle, font=dict(size=12, color="#666")))
-    settings = dict(title=heading, template=TEMPLATE, height=height,
-                    margin=dict(l=60, r=20, t=80 if subtitle else 60, b=50), hovermode="closest",
-                    legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+    settings = dict(
+        title=heading,
+        template=TEMPLATE,
+        height=height,
+        margin=dict(l=60, r=20, t=80 if subtitle else 60, b=50),
+        hovermode="closest",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+    )
     return {**settings, **extra}
 
 
@@ -45,8 +51,9 @@ def unvalidated_figure(traces: list[dict], layout: dict) -> go.Figure:
 def empty_figure(title: str, message: str) -> go.Figure:
     """A figure that only says `message` (no runs selected, no data yet, ...)."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font=dict(size=14, color="#666"))
+    fig.add_annotation(
+        text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=14, color="#666")
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, title)
@@ -87,13 +94,39 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
 
     mode = "lines+markers" if len(epochs) <= 30 else "lines"
     styles = {"train": dict(color="#1f77b4"), "val": dict(color="#ff7f0e")}
-    traces = [dict(type="scatter", x=x, y=col(key, 100.0 if c == 2 else 1.0), name=name, mode=mode,
-                   line=styles[group], legendgroup=group, showlegend=c == 1, xaxis=_axis("x", c), yaxis=_axis("y", c))
-              for key, name, group, c in (("loss", "training", "train", 1), ("val_loss", "validation", "val", 1),
-                                          ("accuracy", "train acc", "train", 2),
-                                          ("val_accuracy", "val acc", "val", 2))]
-    traces.append(dict(type="scatter", x=x, y=col("lr"), name="learning rate", mode=mode,
-                       line=dict(color="#2ca02c"), showlegend=False, xaxis="x3", yaxis="y3"))
+    traces = [
+        dict(
+            type="scatter",
+            x=x,
+            y=col(key, 100.0 if c == 2 else 1.0),
+            name=name,
+            mode=mode,
+            line=styles[group],
+            legendgroup=group,
+            showlegend=c == 1,
+            xaxis=_axis("x", c),
+            yaxis=_axis("y", c),
+        )
+        for key, name, group, c in (
+            ("loss", "training", "train", 1),
+            ("val_loss", "validation", "val", 1),
+            ("accuracy", "train acc", "train", 2),
+            ("val_accuracy", "val acc", "val", 2),
+        )
+    ]
+    traces.append(
+        dict(
+            type="scatter",
+            x=x,
+            y=col("lr"),
+            name="learning rate",
+            mode=mode,
+            line=dict(color="#2ca02c"),
+            showlegend=False,
+            xaxis="x3",
+            yaxis="y3",
+        )
+    )
     width = (1 - 2 * LIVE_GAP) / 3
     # Half an epoch of room at both ends: the last point's marker is not cut by the plot's right edge.
     epoch_axis = dict(title=dict(text="epoch"), range=[min(x) - 0.5, max(x) + 0.5], **whole_steps(max(x)))
@@ -102,21 +135,59 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
         left = (c - 1) * (width + LIVE_GAP)
         layout[_axis("xaxis", c)] = dict(epoch_axis, domain=[left, left + width], anchor=_axis("y", c))
         layout[_axis("yaxis", c)] = dict(title=dict(text=y_title, standoff=4), anchor=_axis("x", c))
-        annotations.append(dict(text=heading, x=left + width / 2, y=1.0, xref="paper", yref="paper",
-                                xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=16)))
+        annotations.append(
+            dict(
+                text=heading,
+                x=left + width / 2,
+                y=1.0,
+                xref="paper",
+                yref="paper",
+                xanchor="center",
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=16),
+            )
+        )
     layout["yaxis3"].update(exponentformat="e", rangemode="tozero")
     spec = run.get("spec") or {}
     if run.get("kind") == "finetune" and spec.get("head_epochs") and spec.get("finetune_epochs"):
         start = spec["head_epochs"] + 0.5  # where phase 2 (the unfrozen backbone) starts
-        shapes = [dict(type="line", x0=start, x1=start, y0=0, y1=1, xref=_axis("x", c), yref=f"{_axis('y', c)} domain",
-                       line=dict(dash="dot", color="#888")) for c in (1, 2, 3)]
-        annotations.append(dict(text="phase 2: backbone unfrozen", x=start, xref="x", yref="paper", y=1.0,
-                                showarrow=False, xanchor="left", font=dict(size=10, color="#666")))
+        shapes = [
+            dict(
+                type="line",
+                x0=start,
+                x1=start,
+                y0=0,
+                y1=1,
+                xref=_axis("x", c),
+                yref=f"{_axis('y', c)} domain",
+                line=dict(dash="dot", color="#888"),
+            )
+            for c in (1, 2, 3)
+        ]
+        annotations.append(
+            dict(
+                text="phase 2: backbone unfrozen",
+                x=start,
+                xref="x",
+                yref="paper",
+                y=1.0,
+                showarrow=False,
+                xanchor="left",
+                font=dict(size=10, color="#666"),
+            )
+        )
     # Legend under the plots: above them it covers the third subplot's title.
     layout.update(annotations=annotations, shapes=shapes)
-    return unvalidated_figure(traces, _layout_settings(
-        title, legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="center", x=0.5),
-        margin=dict(l=60, r=20, t=60, b=80), **layout))
+    return unvalidated_figure(
+        traces,
+        _layout_settings(
+            title,
+            legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="center", x=0.5),
+            margin=dict(l=60, r=20, t=60, b=80),
+            **layout,
+        ),
+    )
 
 
 def _axis(name: str, column: int) -> str:
@@ -125,8 +196,12 @@ def _axis(name: str, column: int) -> str:
 
 
 # -- Runs tab ------------------------------------------------------------------------------------
-def curves(series: list[tuple[dict, list[dict]]], metric: str = "Validation accuracy",
-           x_axis: str = "Epoch", smoothing: float = 0.0) -> go.Figure:
+def curves(
+    series: list[tuple[dict, list[dict]]],
+    metric: str = "Validation accuracy",
+    x_axis: str = "Epoch",
+    smoothing: float = 0.0,
+) -> go.Figure:
     """One line per run of `metric`; with smoothing > 0 the raw line is drawn faint behind the
     EMA-smoothed one (2 traces per run, the raw one out of the legend)."""
     title = f"{metric} by {x_axis.lower()}"
@@ -139,12 +214,30 @@ def curves(series: list[tuple[dict, list[dict]]], metric: str = "Validation accu
         color = palette[i % len(palette)]
         name = _label(run)
         if smoothing and smoothing > 0:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} (raw)", opacity=0.25,
-                                     line=dict(color=color, width=1), legendgroup=name,
-                                     showlegend=False, hoverinfo="skip"))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=f"{name} (raw)",
+                    opacity=0.25,
+                    line=dict(color=color, width=1),
+                    legendgroup=name,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
             ys = rd.ema(ys, smoothing)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) <= 30 else "lines",
-                                 name=name, line=dict(color=color), legendgroup=name))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers" if len(xs) <= 30 else "lines",
+                name=name,
+                line=dict(color=color),
+                legendgroup=name,
+            )
+        )
     x_title = "epoch" if x_axis == "Epoch" else "wall time (minutes of training)"
     y_title = metric.lower() + (" (%)" if "accuracy" in metric.lower() else "")
     fig.update_xaxes(title_text=x_title)
@@ -173,8 +266,7 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     """Completed runs: parameters (log x) against the accuracy, one trace per model."""
     title = f"Parameters vs {metric.lower()}"
     column = rd.accuracy_column(metric)
-    points = [r for r in runs if r["status"] == "completed" and r.get("params")
-              and r.get(column) is not None]
+    points = [r for r in runs if r["status"] == "completed" and r.get("params") and r.get(column) is not None]
     if not points:
         return empty_figure(title, f"No completed runs with a parameter count and {metric.lower()} yet")
     fig = go.Figure()
@@ -182,10 +274,17 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     for run in points:
         by_model.setdefault(rd.run_model(run) or "?", []).append(run)
     for model, group in sorted(by_model.items()):
-        fig.add_trace(go.Scatter(
-            x=[r["params"] for r in group], y=[100.0 * r[column] for r in group], mode="markers",
-            name=model, marker=dict(size=10, opacity=0.85), text=[_label(r) for r in group],
-            hovertemplate="%{text}<br>%{x:,} parameters<br>%{y:.2f}%<extra>" + model + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[r["params"] for r in group],
+                y=[100.0 * r[column] for r in group],
+                mode="markers",
+                name=model,
+                marker=dict(size=10, opacity=0.85),
+                text=[_label(r) for r in group],
+                hovertemplate="%{text}<br>%{x:,} parameters<br>%{y:.2f}%<extra>" + model + "</extra>",
+            )
+        )
     fig.update_xaxes(title_text="parameters (log scale)", type="log")
     fig.update_yaxes(title_text=metric.lower() + " (%)")
     return _layout(fig, title)
@@ -200,11 +299,16 @@ def grouped_accuracy(groups: list[dict], by: str = "Setting", metric: str = "Tes
     if not groups:
         return empty_figure(title, f"No runs with {metric.lower()} yet")
     # The run count goes under its bar's name: as bar text it sat on the error bar.
-    fig = go.Figure(go.Bar(
-        x=[f"{g['group']}<br>n={g['n']}" for g in groups], y=[g["mean"] for g in groups], name="mean",
-        error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
-        customdata=[g["pools"] for g in groups],
-        hovertemplate="%{x}<br>mean %{y:.2f}%<br>pools: %{customdata}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{g['group']}<br>n={g['n']}" for g in groups],
+            y=[g["mean"] for g in groups],
+            name="mean",
+            error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
+            customdata=[g["pools"] for g in groups],
+            hovertemplate="%{x}<br>mean %{y:.2f}%<br>pools: %{customdata}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text=by.lower())
     fig.update_yaxes(title_text=f"{metric.lower()} (%), mean ± std")
     return _layout(fig, title, showlegend=False)
@@ -230,8 +334,16 @@ def grid_heatmap(grid: dict, names: list[str]) -> go.Figure:
     for (w1, w2), acc in zip(np.round(weights[:, :2], 6), accuracy):
         i, j = index[w2], index[w1]
         cells[i, j] = acc if np.isnan(cells[i, j]) else max(cells[i, j], acc)
-    fig = go.Figure(go.Heatmap(x=axis, y=axis, z=100 * cells, colorscale="Viridis", colorbar=dict(title="val %"),
-                               hovertemplate="w1 %{x}<br>w2 %{y}<br>val %{z:.2f}%<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            x=axis,
+            y=axis,
+            z=100 * cells,
+            colorscale="Viridis",
+            colorbar=dict(title="val %"),
+            hovertemplate="w1 %{x}<br>w2 %{y}<br>val %{z:.2f}%<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text=f"weight of {names[0]}")
     fig.update_yaxes(title_text=f"weight of {names[1]}")
     subtitle = f"the best weight of {names[2]} at each cell" if weights.shape[1] == 3 else ""
@@ -253,28 +365,58 @@ def greedy_trajectory(trajectory: dict, best_step: int) -> go.Figure:
 
 def reliability_diagram(curves: dict) -> go.Figure:
     """Accuracy against confidence per bin, for the ensemble and each member (test split)."""
-    traces = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                   line=dict(color="#999", dash="dash"))]
+    traces = [
+        dict(
+            type="scatter",
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfect calibration",
+            line=dict(color="#999", dash="dash"),
+        )
+    ]
     for i, (name, curve) in enumerate(curves.items()):
         filled = np.asarray(curve["counts"]) > 0
-        traces.append(dict(type="scatter", x=np.asarray(curve["confidence"])[filled],
-                           y=np.asarray(curve["accuracy"])[filled], mode="lines+markers",
-                           name=f"{name} (ECE {100 * curve['ece']:.1f}%)", line=dict(width=4 if i == 0 else 1.5)))
+        traces.append(
+            dict(
+                type="scatter",
+                x=np.asarray(curve["confidence"])[filled],
+                y=np.asarray(curve["accuracy"])[filled],
+                mode="lines+markers",
+                name=f"{name} (ECE {100 * curve['ece']:.1f}%)",
+                line=dict(width=4 if i == 0 else 1.5),
+            )
+        )
     # The legend under the plot: inside, it covered the curves it names.
-    layout = _layout_settings("Reliability on the test split", height=480,
-                              legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
-                              xaxis=dict(title=dict(text="confidence"), range=[0, 1]),
-                              yaxis=dict(title=dict(text="accuracy"), range=[0, 1]))
+    layout = _layout_settings(
+        "Reliability on the test split",
+        height=480,
+        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+        xaxis=dict(title=dict(text="confidence"), range=[0, 1]),
+        yaxis=dict(title=dict(text="accuracy"), range=[0, 1]),
+    )
     return unvalidated_figure(traces, layout)  # redrawn on every slider move
 
 
 def agreement_heatmap(matrix: np.ndarray, names: list[str]) -> go.Figure:
     """How often each pair of members predicts the same class (test split)."""
-    fig = go.Figure(go.Heatmap(z=100 * np.asarray(matrix), x=names, y=names, colorscale="Blues", zmin=0, zmax=100,
-                               text=[[f"{100 * v:.1f}" for v in row] for row in matrix], texttemplate="%{text}",
-                               colorbar=dict(title="agree %")))
+    fig = go.Figure(
+        go.Heatmap(
+            z=100 * np.asarray(matrix),
+            x=names,
+            y=names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=100,
+            text=[[f"{100 * v:.1f}" for v in row] for row in matrix],
+            texttemplate="%{text}",
+            colorbar=dict(title="agree %"),
+        )
+    )
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Member agreement on test (%)", subtitle="low agreement is what an ensemble can use", height=420)
+    return _layout(
+        fig, "Member agreement on test (%)", subtitle="low agreement is what an ensemble can use", height=420
+    )
 
 
 # -- Errors tab ----------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """`Refresh`: a view's refresh handler together with the components it reads and writes. A tab hands
 its refreshes to the page, which runs them on the page's own events (page load, the tab opened)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import gradio as gr
 

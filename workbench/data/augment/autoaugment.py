@@ -18,6 +18,7 @@ a slot is four batched passes, each over only the images that need it (gathered,
   * blend (Brightness, Color, Contrast, Sharpness): PIL's ImageEnhance, `degenerate + f * (x - degenerate)`.
 No per-image Python, map_fn, vectorized_map or py_function anywhere.
 """
+
 import math
 
 import tensorflow as tf
@@ -93,8 +94,12 @@ def _policy_tables(image_size):
     probs = [[p for _, p, _ in sub] for sub in CIFAR10_POLICY]
     mags = [[op_magnitude(op, lvl, image_size) for op, _, lvl in sub] for sub in CIFAR10_POLICY]
     signed = [[op in SIGNED for op, _, _ in sub] for sub in CIFAR10_POLICY]
-    return (tf.constant(ops, tf.int32), tf.constant(probs, tf.float32),
-            tf.constant(mags, tf.float32), tf.constant(signed, tf.bool))
+    return (
+        tf.constant(ops, tf.int32),
+        tf.constant(probs, tf.float32),
+        tf.constant(mags, tf.float32),
+        tf.constant(signed, tf.bool),
+    )
 
 
 def _is(op, names):
@@ -128,8 +133,13 @@ def _geometric(images, op, mag, fill):
     uniform = all(f == fill[0] for f in fill)
     shift = 0.0 if uniform else tf.constant(fill, tf.float32)  # per-channel fill: transform x - fill
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images - shift, transforms=transforms, output_shape=shape[1:3],
-        fill_value=float(fill[0]) if uniform else 0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+        images=images - shift,
+        transforms=transforms,
+        output_shape=shape[1:3],
+        fill_value=float(fill[0]) if uniform else 0.0,
+        interpolation="NEAREST",
+        fill_mode="CONSTANT",
+    )
     return out + shift
 
 
@@ -211,6 +221,7 @@ def _blend(images, op, mag):
 
 def _on_subset(images, need, op, mag, stage):
     """Run `stage` on the images where `need` is true only, and put them back in place."""
+
     def run():
         where = tf.where(need)
         out = stage(tf.gather_nd(images, where), tf.gather_nd(op, where), tf.gather_nd(mag, where))
@@ -223,8 +234,12 @@ def _on_subset(images, need, op, mag, stage):
 def apply_ops(images, op, mag, fill=(0.0, 0.0, 0.0)):
     """Apply op id `op[i]` (index into OPS, 0 = Identity) with signed magnitude `mag[i]` to image i."""
     fill = tuple(float(f) for f in fill)
-    stages = ((GEOMETRIC, lambda x, o, m: _geometric(x, o, m, fill)), (POINT, _point), (LOOKUP, _lookup),
-              (BLEND, _blend))
+    stages = (
+        (GEOMETRIC, lambda x, o, m: _geometric(x, o, m, fill)),
+        (POINT, _point),
+        (LOOKUP, _lookup),
+        (BLEND, _blend),
+    )
     for names, stage in stages:
         images = _on_subset(images, _is(op, names), op, mag, stage)
     return images

@@ -29,6 +29,7 @@ one XLA-compiled function (`_spatial`) that fuses index arithmetic, gather and m
 of the same ops without XLA. bench/augment.py compares the result with Keras' ImageDataGenerator and
 with Keras 3's preprocessing layers in tf.data.
 """
+
 import math
 import numbers
 import os
@@ -55,13 +56,16 @@ def parse_augmentations(value) -> tuple:
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
-        raise UserError(f"augmentations must be a comma-separated string or a list of names, "
-                        f"not {type(value).__name__}; choose from: {', '.join(AUGMENTATIONS)}")
+        raise UserError(
+            f"augmentations must be a comma-separated string or a list of names, "
+            f"not {type(value).__name__}; choose from: {', '.join(AUGMENTATIONS)}"
+        )
     names = []
     for item in items:
         if not isinstance(item, str):
-            raise UserError(f"augmentation names must be strings, not {item!r}; "
-                            f"choose from: {', '.join(AUGMENTATIONS)}")
+            raise UserError(
+                f"augmentation names must be strings, not {item!r}; choose from: {', '.join(AUGMENTATIONS)}"
+            )
         name = item.strip().lower()
         if name:
             names.append(name)
@@ -69,16 +73,20 @@ def parse_augmentations(value) -> tuple:
         return ()
     for name in names:
         if name == "none":
-            raise UserError(f"'none' cannot be combined with other augmentations (got {value!r}); "
-                            f"use 'none' alone or names from: {', '.join(AUGMENTATIONS)}")
+            raise UserError(
+                f"'none' cannot be combined with other augmentations (got {value!r}); "
+                f"use 'none' alone or names from: {', '.join(AUGMENTATIONS)}"
+            )
         choose("augmentation", name, AUGMENTATIONS)
         if names.count(name) > 1:
-            raise UserError(f"augmentation {name!r} is listed more than once; "
-                            f"name each of {', '.join(AUGMENTATIONS)} at most once")
+            raise UserError(
+                f"augmentation {name!r} is listed more than once; name each of {', '.join(AUGMENTATIONS)} at most once"
+            )
     return tuple(n for n in ORDER if n in names)
 
 
 # ----------------------------------------------------------------------------------------------- ops
+
 
 def _dims(images):
     """(B, H, W, C): Python ints where the static shape knows them, scalar tensors otherwise."""
@@ -159,6 +167,7 @@ def _spatial(crop, cut, pad, size, fill, random_flip=True):
     gather, mask) is one XLA-compiled function when JIT_COMPILE: XLA fuses it into a single pass over the
     batch, ~1.6x faster than TF's kernels one by one. The random draws stay outside it, in TF's stateless
     kernels, so results are the same with or without XLA (XLA draws other numbers from the same seed)."""
+
     def pixels(images, offset, flip, centre):
         if crop:
             images = _crop_pixels(images, offset, flip)
@@ -170,8 +179,11 @@ def _spatial(crop, cut, pad, size, fill, random_flip=True):
 
     def spatial(images, crop_seed, cutout_seed):
         batch, height, width, _ = _dims(images)
-        offset, flip = flip_crop_draw(crop_seed, batch, pad) if crop else (tf.zeros([batch, 2], tf.int32),
-                                                                            tf.zeros([batch], tf.bool))
+        offset, flip = (
+            flip_crop_draw(crop_seed, batch, pad)
+            if crop
+            else (tf.zeros([batch, 2], tf.int32), tf.zeros([batch], tf.bool))
+        )
         if not random_flip:  # translate: the crop's offsets only
             flip = tf.zeros([batch], tf.bool)
         centre = cutout_draw(cutout_seed, batch, height, width) if cut else tf.zeros([batch, 2], tf.int32)
@@ -225,6 +237,7 @@ def cutmix(images, labels, seed, alpha=1.0):
 
 # ------------------------------------------------------------------------------------------ builder
 
+
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
         raise UserError(f"{name} must be a whole number from {lo} to {hi}, not {value!r}")
@@ -256,13 +269,16 @@ def check_augment_params(params: dict) -> dict:
     """Refuse parameter names that no augmentation takes (a typo would otherwise be a TypeError)."""
     unknown = sorted(set(params or {}) - set(AUGMENT_PARAMS))
     if unknown:
-        raise UserError(f"unknown augmentation parameter {', '.join(unknown)}; "
-                        f"allowed: {', '.join(f'{k} (default {v})' for k, v in AUGMENT_PARAMS.items())}")
+        raise UserError(
+            f"unknown augmentation parameter {', '.join(unknown)}; "
+            f"allowed: {', '.join(f'{k} (default {v})' for k, v in AUGMENT_PARAMS.items())}"
+        )
     return dict(params or {})
 
 
-def build_augmenter(names, image_size=32, *, pad=4, cutout_size=16, mixup_alpha=0.2, cutmix_alpha=1.0,
-                    translate=2, fill=(0.0, 0.0, 0.0)):
+def build_augmenter(
+    names, image_size=32, *, pad=4, cutout_size=16, mixup_alpha=0.2, cutmix_alpha=1.0, translate=2, fill=(0.0, 0.0, 0.0)
+):
     """`augment(images, labels, seed) -> (images, labels)` for the named augmentations, or None for none.
 
     Checks the parameters the chosen augmentations use: pad and translate 0..image_size//2, cutout_size
@@ -308,7 +324,8 @@ def build_augmenter(names, image_size=32, *, pad=4, cutout_size=16, mixup_alpha=
             images, labels = tf.cond(
                 use_mixup,
                 lambda: mixup(images, labels, stream["mixup"], mixup_alpha),
-                lambda: cutmix(images, labels, stream["cutmix"], cutmix_alpha))
+                lambda: cutmix(images, labels, stream["cutmix"], cutmix_alpha),
+            )
         elif "mixup" in names:
             images, labels = mixup(images, labels, stream["mixup"], mixup_alpha)
         elif "cutmix" in names:

@@ -3,6 +3,7 @@ and see validation and test accuracy, NLL and ECE, reliability and member agreem
 
 Everything is computed from stored logits (`workbench.ensemble.lab`); no model is re-run.
 """
+
 from dataclasses import dataclass
 
 import gradio as gr
@@ -16,8 +17,10 @@ from workbench.ui.refresh import Refresh
 
 MAX_SLIDERS = 8
 METRIC_COLUMNS = ["source", "weight", "T", "val acc %", "val NLL", "val ECE %", "test acc %", "test NLL", "test ECE %"]
-VOTE_NOTE = ("Majority vote: every member whose weight is above 0 casts one vote (the weights' sizes do not "
-             "count); a vote gives unvoted classes probability 0, so it has no NLL.")
+VOTE_NOTE = (
+    "Majority vote: every member whose weight is above 0 casts one vote (the weights' sizes do not "
+    "count); a vote gives unvoted classes probability 0, so it has no NLL."
+)
 METHOD_CHOICES = [("weighted mean", "mean"), ("majority vote", "vote")]
 SPACE_CHOICES = [("probabilities", "prob"), ("logits", "logit")]
 
@@ -25,6 +28,7 @@ SPACE_CHOICES = [("probabilities", "prob"), ("logits", "logit")]
 @dataclass(eq=False)
 class EnsembleView:
     """The tab's components."""
+
     runs: gr.Dropdown  # the members
     refresh: gr.Button
     unavailable: gr.Markdown
@@ -70,8 +74,11 @@ def member_choices(store, selected) -> tuple:
     several = len({c["split_id"] for c in everything if c["eligible"]}) > 1
     rows = lab.compatible_with(everything, selected or [])
     keep = {int(r) for r in selected or []}  # a selection stays valid until the handler reports on it
-    choices = [(f"{c['id']}: {c['name']}" + (f" (split {c['split_id']})" if several else ""), c["id"])
-               for c in rows if c["eligible"] or c["id"] in keep]
+    choices = [
+        (f"{c['id']}: {c['name']}" + (f" (split {c['split_id']})" if several else ""), c["id"])
+        for c in rows
+        if c["eligible"] or c["id"] in keep
+    ]
     lines = [f"- run {c['id']} {c['name']}: {c['reason']}" for c in rows if not c["eligible"]]
     return choices, ("**Not available to combine:**\n" + "\n".join(lines)) if lines else ""
 
@@ -82,12 +89,33 @@ def metrics_table(scored: dict, settings: lab.Settings) -> pd.DataFrame:
     pct = lambda v: round(100 * v, 2)  # noqa: E731
     nll = lambda v: "n/a" if v is None else round(v, 4)  # noqa: E731
     val, test = scored["val"], scored["test"]
-    rows = [["ensemble", "", "", pct(val["accuracy"]), nll(val["nll"]), pct(val["ece"]),
-             pct(test["accuracy"]), nll(test["nll"]), pct(test["ece"])]]
+    rows = [
+        [
+            "ensemble",
+            "",
+            "",
+            pct(val["accuracy"]),
+            nll(val["nll"]),
+            pct(val["ece"]),
+            pct(test["accuracy"]),
+            nll(test["nll"]),
+            pct(test["ece"]),
+        ]
+    ]
     for m, w in zip(scored["members"], scored["weights"]):
-        rows.append([f"{m['id']}: {m['name']}", round(w, 3), round(m["temperature"], 2), pct(m["val_accuracy"]),
-                     round(m["val_nll"], 4), pct(m["val_ece"]), pct(m["test_accuracy"]), round(m["test_nll"], 4),
-                     pct(m["test_ece"])])
+        rows.append(
+            [
+                f"{m['id']}: {m['name']}",
+                round(w, 3),
+                round(m["temperature"], 2),
+                pct(m["val_accuracy"]),
+                round(m["val_nll"], 4),
+                pct(m["val_ece"]),
+                pct(m["test_accuracy"]),
+                round(m["test_nll"], 4),
+                pct(m["test_ece"]),
+            ]
+        )
     table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     return table if settings.temperature else table.drop(columns="T")
 
@@ -101,8 +129,13 @@ def method_note(settings: lab.Settings) -> str:
 
 
 def settings_of(method, space, temperature, tta, translate=False):
-    return lab.Settings(method=method or "mean", space=space or "prob", temperature=bool(temperature), tta=bool(tta),
-                        translate=bool(translate))
+    return lab.Settings(
+        method=method or "mean",
+        space=space or "prob",
+        temperature=bool(temperature),
+        tta=bool(tta),
+        translate=bool(translate),
+    )
 
 
 def _settings_and_weights(method, space, temperature, tta, translate, *weights):
@@ -123,8 +156,14 @@ class _Handlers:
         self.store, self.room, self.v = ctx.store, lab.Lab(ctx.store), view
 
     def saved_choices(self):
-        return [(f"{e['id']}: {e['name']} (val {100 * (e['val_accuracy'] or 0):.2f}%, test "
-                 f"{100 * (e['test_accuracy'] or 0):.2f}%)", e["id"]) for e in self.store.list_ensembles()]
+        return [
+            (
+                f"{e['id']}: {e['name']} (val {100 * (e['val_accuracy'] or 0):.2f}%, test "
+                f"{100 * (e['test_accuracy'] or 0):.2f}%)",
+                e["id"],
+            )
+            for e in self.store.list_ensembles()
+        ]
 
     def refresh(self, selected):
         choices, unavailable = member_choices(self.store, selected)
@@ -144,8 +183,9 @@ class _Handlers:
         updates = {}
         for i, slider in enumerate(self.v.sliders):
             if members is not None and i < len(members.ids):
-                updates[slider] = gr.update(visible=True, value=round(float(weights[i]), 3),
-                                            label=f"{members.ids[i]}: {members.names[i]}")
+                updates[slider] = gr.update(
+                    visible=True, value=round(float(weights[i]), 3), label=f"{members.ids[i]}: {members.names[i]}"
+                )
             else:
                 updates[slider] = gr.update(visible=False)
         return updates
@@ -153,18 +193,25 @@ class _Handlers:
     def figures(self, members, settings, weights, full=True) -> dict:
         """The metrics table and reliability diagram, and with `full` the agreement heatmap."""
         scored = lab.score(members, weights, settings)
-        figures = {self.v.metrics: metrics_table(scored, settings),
-                   self.v.reliability: plots.reliability_diagram(lab.reliability(members, scored, settings))}
+        figures = {
+            self.v.metrics: metrics_table(scored, settings),
+            self.v.reliability: plots.reliability_diagram(lab.reliability(members, scored, settings)),
+        }
         if full:
-            figures[self.v.agreement] = plots.agreement_heatmap(ens.agreement_matrix(scored["test_member_probs"]),
-                                                                [f"{i}" for i in members.ids])
+            figures[self.v.agreement] = plots.agreement_heatmap(
+                ens.agreement_matrix(scored["test_member_probs"]), [f"{i}" for i in members.ids]
+            )
         return figures
 
     def select(self, run_ids, *settings_values):
         """A new selection: equal weights, everything recomputed, the previous search's results cleared."""
         run_ids, settings = run_ids or [], settings_of(*settings_values)
-        cleared = {**self.slider_updates(None, []), self.v.metrics: empty_metrics(settings),
-                   **self.search_cleared(), **self.narrowed(run_ids)}
+        cleared = {
+            **self.slider_updates(None, []),
+            self.v.metrics: empty_metrics(settings),
+            **self.search_cleared(),
+            **self.narrowed(run_ids),
+        }
         if len(run_ids) > MAX_SLIDERS:
             raise_message = f"**Select at most {MAX_SLIDERS} runs** (greedy selection handles more in the CLI)."
             return {**cleared, self.v.message: raise_message}
@@ -174,8 +221,7 @@ class _Handlers:
             figures = self.figures(members, settings, weights)
         except UserError as exc:
             return {**cleared, self.v.message: f"**{exc}**"}
-        return {**cleared, self.v.message: method_note(settings), **self.slider_updates(members, weights),
-                **figures}
+        return {**cleared, self.v.message: method_note(settings), **self.slider_updates(members, weights), **figures}
 
     def resettle(self, run_ids, *values):
         """New settings (method, averaging, temperature, TTA): the weights stay as they are, the figures
@@ -184,7 +230,7 @@ class _Handlers:
         cleared = {**self.search_cleared(), self.v.metrics: empty_metrics(settings)}
         try:
             members = self.room.load(run_ids)
-            figures = self.figures(members, settings, weights[:len(members.ids)])
+            figures = self.figures(members, settings, weights[: len(members.ids)])
         except UserError as exc:
             return {**cleared, self.v.message: f"**{exc}**"}
         return {**cleared, self.v.message: method_note(settings), **figures}
@@ -197,7 +243,7 @@ class _Handlers:
         except UserError:
             return gr.skip()
         try:
-            figures = self.figures(members, settings, weights[:len(members.ids)], full=False)
+            figures = self.figures(members, settings, weights[: len(members.ids)], full=False)
         except UserError as exc:
             return {self.v.message: f"**{exc}**"}
         # The message is left alone: a search that pushes new weights into the sliders fires this too,
@@ -215,16 +261,27 @@ class _Handlers:
             return {self.v.message: f"**{exc}**", **self.search_cleared()}
         shown = {**self.search_cleared(), **self.slider_updates(members, found["weights"])}
         if how == "grid":
-            top = pd.DataFrame([[*[round(w, 3) for w in row["weights"]], round(100 * row["accuracy"], 2)]
-                                for row in found["top"]], columns=[*(f"w{i}" for i in members.ids), "val acc %"])
-            note = f"Grid search over {found['combinations']:,} combinations: best validation accuracy " \
-                   f"{100 * found['val_accuracy']:.2f}%."
-            return {**shown, self.v.message: note, self.v.top: top,
-                    self.v.search_plot: plots.grid_heatmap(found["grid"], members.names)}
+            top = pd.DataFrame(
+                [[*[round(w, 3) for w in row["weights"]], round(100 * row["accuracy"], 2)] for row in found["top"]],
+                columns=[*(f"w{i}" for i in members.ids), "val acc %"],
+            )
+            note = (
+                f"Grid search over {found['combinations']:,} combinations: best validation accuracy "
+                f"{100 * found['val_accuracy']:.2f}%."
+            )
+            return {
+                **shown,
+                self.v.message: note,
+                self.v.top: top,
+                self.v.search_plot: plots.grid_heatmap(found["grid"], members.names),
+            }
         if how == "greedy":
             note = f"Greedy selection: best validation NLL after {found['best_step']} selections."
-            return {**shown, self.v.message: note,
-                    self.v.search_plot: plots.greedy_trajectory(found["trajectory"], found["best_step"])}
+            return {
+                **shown,
+                self.v.message: note,
+                self.v.search_plot: plots.greedy_trajectory(found["trajectory"], found["best_step"]),
+            }
         note = f"Optimised weights: validation NLL {found['val_nll']:.4f} (equal weights: {found['uniform_nll']:.4f})."
         return {**shown, self.v.message: note}
 
@@ -239,13 +296,15 @@ class _Handlers:
         settings, weights = _settings_and_weights(*values)
         try:
             members = self.room.load(run_ids)
-            scored = lab.score(members, weights[:len(members.ids)], settings, with_members=False)
+            scored = lab.score(members, weights[: len(members.ids)], settings, with_members=False)
             ensemble_id = lab.save(self.store, members, scored, settings, name)
         except UserError as exc:
             return f"**{exc}**", gr.skip()
-        return (f"Saved ensemble {ensemble_id}: **{name}** (val {100 * scored['val']['accuracy']:.2f}%, "
-                f"test {100 * scored['test']['accuracy']:.2f}%)",
-                gr.update(choices=self.saved_choices(), value=ensemble_id))
+        return (
+            f"Saved ensemble {ensemble_id}: **{name}** (val {100 * scored['val']['accuracy']:.2f}%, "
+            f"test {100 * scored['test']['accuracy']:.2f}%)",
+            gr.update(choices=self.saved_choices(), value=ensemble_id),
+        )
 
     def load_saved(self, ensemble_id):
         v = self.v
@@ -258,11 +317,20 @@ class _Handlers:
         except UserError as exc:
             return {v.message: f"**{exc}**"}
         choices, unavailable = member_choices(self.store, members.ids)
-        return {v.message: f"Loaded ensemble {saved['id']}: **{saved['name']}**",
-                v.runs: gr.update(choices=choices, value=members.ids), v.unavailable: unavailable,
-                v.method: settings.method, v.space: settings.space, v.temperature: settings.temperature,
-                v.tta: settings.tta, v.translate: settings.translate, v.name: saved["name"], **self.slider_updates(members, weights), **figures,
-                **self.search_cleared()}
+        return {
+            v.message: f"Loaded ensemble {saved['id']}: **{saved['name']}**",
+            v.runs: gr.update(choices=choices, value=members.ids),
+            v.unavailable: unavailable,
+            v.method: settings.method,
+            v.space: settings.space,
+            v.temperature: settings.temperature,
+            v.tta: settings.tta,
+            v.translate: settings.translate,
+            v.name: saved["name"],
+            **self.slider_updates(members, weights),
+            **figures,
+            **self.search_cleared(),
+        }
 
     def delete(self, ensemble_id):
         try:
@@ -274,12 +342,15 @@ class _Handlers:
 
 def _layout() -> EnsembleView:
     c = {}
-    gr.Markdown("Combine completed runs trained on the same split. Weights and temperatures are chosen on the "
-                "**validation** split; **test** figures are reported for the chosen weights, never used to choose. "
-                "Weights are relative: the largest is 1, and only their ratios matter.")
+    gr.Markdown(
+        "Combine completed runs trained on the same split. Weights and temperatures are chosen on the "
+        "**validation** split; **test** figures are reported for the chosen weights, never used to choose. "
+        "Weights are relative: the largest is 1, and only their ratios matter."
+    )
     with gr.Row():
-        c["runs"] = gr.Dropdown([], value=[], multiselect=True, label=f"Members (up to {MAX_SLIDERS})",
-                                elem_id="ensemble-runs", scale=4)
+        c["runs"] = gr.Dropdown(
+            [], value=[], multiselect=True, label=f"Members (up to {MAX_SLIDERS})", elem_id="ensemble-runs", scale=4
+        )
         c["refresh"] = gr.Button("Refresh runs", scale=1)
     c["unavailable"] = gr.Markdown(elem_id="ensemble-unavailable")
     with gr.Row():
@@ -289,16 +360,19 @@ def _layout() -> EnsembleView:
         c["tta"] = gr.Checkbox(False, label="Flip test-time augmentation")
         c["translate"] = gr.Checkbox(False, label="Translate test-time augmentation")
     with gr.Row():
-        c["sliders"] = [gr.Slider(0, 1, value=1, step=0.01, label=f"member {i + 1}", visible=False,
-                                  elem_id=f"ensemble-weight-{i}") for i in range(MAX_SLIDERS)]
+        c["sliders"] = [
+            gr.Slider(0, 1, value=1, step=0.01, label=f"member {i + 1}", visible=False, elem_id=f"ensemble-weight-{i}")
+            for i in range(MAX_SLIDERS)
+        ]
     with gr.Row():
         c["equal"] = gr.Button("Equal weights")
         c["grid"] = gr.Button("Grid search (step 0.1)", variant="primary")
         c["greedy"] = gr.Button("Greedy selection")
         c["optimize"] = gr.Button("Optimise weights (NLL)")
     c["message"] = gr.Markdown(elem_id="ensemble-message")
-    c["metrics"] = gr.Dataframe(headers=METRIC_COLUMNS, value=[], interactive=False, elem_id="ensemble-metrics",
-                                label="Ensemble and members")
+    c["metrics"] = gr.Dataframe(
+        headers=METRIC_COLUMNS, value=[], interactive=False, elem_id="ensemble-metrics", label="Ensemble and members"
+    )
     with gr.Row():
         c["search_plot"] = gr.Plot(label="Weight search")
         c["top"] = gr.Dataframe(value=[], interactive=False, label="Top weight combinations (validation)")
@@ -324,18 +398,36 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     searched = [v.search_plot, v.top]
     select_outputs = [v.message, v.runs, v.unavailable, *v.sliders, *figures, *searched]
     # always_last: picking three runs fires three events; only the last selection may draw the result.
-    v.runs.input(h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last",
-                 api_name="ensemble_select")
-    gr.on([x.input for x in v.settings], h.resettle, [v.runs, *v.settings, *v.sliders],
-          [v.message, *figures, *searched], trigger_mode="always_last", api_name="ensemble_settings")
-    gr.on([s.change for s in v.sliders], h.move, [v.runs, *v.settings, *v.sliders],
-          [v.message, v.metrics, v.reliability], trigger_mode="always_last", show_progress="hidden")
+    v.runs.input(
+        h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last", api_name="ensemble_select"
+    )
+    gr.on(
+        [x.input for x in v.settings],
+        h.resettle,
+        [v.runs, *v.settings, *v.sliders],
+        [v.message, *figures, *searched],
+        trigger_mode="always_last",
+        api_name="ensemble_settings",
+    )
+    gr.on(
+        [s.change for s in v.sliders],
+        h.move,
+        [v.runs, *v.settings, *v.sliders],
+        [v.message, v.metrics, v.reliability],
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
     for how in ("grid", "greedy", "optimize"):
-        getattr(v, how).click(lambda *values, how=how: h.run_search(how, *values), [v.runs, *v.settings],
-                              [v.message, *v.sliders, *searched], api_name=f"ensemble_{how}")
+        getattr(v, how).click(
+            lambda *values, how=how: h.run_search(how, *values),
+            [v.runs, *v.settings],
+            [v.message, *v.sliders, *searched],
+            api_name=f"ensemble_{how}",
+        )
     v.equal.click(h.equal, v.runs, [v.message, *v.sliders])
     v.save.click(h.save, [v.name, v.runs, *v.settings, *v.sliders], [v.message, v.saved], api_name="ensemble_save")
-    v.load.click(h.load_saved, v.saved,
-                 [v.message, v.runs, v.unavailable, *v.settings, v.name, *v.sliders, *figures, *searched])
+    v.load.click(
+        h.load_saved, v.saved, [v.message, v.runs, v.unavailable, *v.settings, v.name, *v.sliders, *figures, *searched]
+    )
     v.delete.click(h.delete, v.saved, [v.message, v.saved])
     return EnsembleTab(view=v, refresh=refresh)

@@ -1,6 +1,7 @@
 """Errors tab: which images a run or a saved ensemble gets wrong, by confusion cell and confidence,
 and where two sources disagree. Predictions come from stored logits; images are rebuilt from the
 run's dataset and checked against the stored labels' fingerprint (`workbench.inspect.sources`)."""
+
 import re
 import tempfile
 from dataclasses import dataclass
@@ -20,10 +21,17 @@ PER_PAGE = 64
 CONFUSION_MIN_WIDTH = 640  # px: the matrix's 11 columns in the page font (measured: 615 px at 1024)
 PICKED_SCALE = 8  # the clicked image, 32 -> 256 pixels
 ANY = "any"
-SORTS = [("confidently wrong first", "confident"), ("lowest true-class probability first", "true_low"),
-         ("random", "random")]
-COMPARE = [("off", "off"), ("A right, B wrong", "a_right_b_wrong"), ("B right, A wrong", "b_right_a_wrong"),
-           ("both wrong", "both_wrong")]
+SORTS = [
+    ("confidently wrong first", "confident"),
+    ("lowest true-class probability first", "true_low"),
+    ("random", "random"),
+]
+COMPARE = [
+    ("off", "off"),
+    ("A right, B wrong", "a_right_b_wrong"),
+    ("B right, A wrong", "b_right_a_wrong"),
+    ("both wrong", "both_wrong"),
+]
 PER_CLASS_COLUMNS = ["class", "images", "errors", "precision %", "recall %"]
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 NO_B = "⚠️ **Choose source B** to compare with A, or set the comparison to off."
@@ -32,6 +40,7 @@ NO_B = "⚠️ **Choose source B** to compare with A, or set the comparison to o
 @dataclass(eq=False)
 class ErrorsView:
     """The tab's components."""
+
     source: gr.Dropdown  # source A: a run or a saved ensemble
     split: gr.Radio
     refresh: gr.Button
@@ -58,8 +67,16 @@ class ErrorsView:
     @property
     def filters(self) -> list:
         """What chooses the images, in the order the handlers take them (`_Handlers.selection`)."""
-        return [self.source, self.split, self.true_class, self.predicted_class, self.sort, self.seed, self.compare,
-                self.source_b]
+        return [
+            self.source,
+            self.split,
+            self.true_class,
+            self.predicted_class,
+            self.sort,
+            self.seed,
+            self.compare,
+            self.source_b,
+        ]
 
 
 @dataclass(eq=False)
@@ -71,6 +88,7 @@ class ErrorsTab:
 @dataclass
 class Selection:
     """What the filters chose: source A, source B when comparing, and the images (indices into the split)."""
+
     a: sv.Source
     b: sv.Source | None
     indices: np.ndarray
@@ -87,15 +105,19 @@ class Selection:
         order = dict((value, label) for label, value in (COMPARE if b else SORTS))[self.mode if b else self.sort]
         if not b and self.sort == "random":
             order += f", seed {self.seed}"
-        return [sources, f"{SPLIT_NAMES[a.split]} split · true class: {self.true_name} · predicted by A: "
-                         f"{self.predicted_name} · {order}"]
+        return [
+            sources,
+            f"{SPLIT_NAMES[a.split]} split · true class: {self.true_name} · predicted by A: "
+            f"{self.predicted_name} · {order}",
+        ]
 
     def file_name(self) -> str:
         parts = ["errors", f"{self.a.kind}{self.a.id}", self.a.split]
         if self.b:
             parts += ["vs", f"{self.b.kind}{self.b.id}", self.mode]
         parts += ["true", self.true_name] * (self.true_name != ANY) + ["pred", self.predicted_name] * (
-            self.predicted_name != ANY)
+            self.predicted_name != ANY
+        )
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts)) + ".png"
 
 
@@ -118,16 +140,18 @@ def select_indices(a, b, true_class, predicted_class, sort, seed, mode) -> np.nd
         if predicted_class is not None:
             keep &= analysis.predictions(a.probs)[chosen] == predicted_class
         return chosen[keep]
-    return analysis.misclassified(a.probs, a.labels, true_class=true_class, predicted_class=predicted_class,
-                                  sort=sort, seed=int(seed or 0))
+    return analysis.misclassified(
+        a.probs, a.labels, true_class=true_class, predicted_class=predicted_class, sort=sort, seed=int(seed or 0)
+    )
 
 
 def per_class_rows(source) -> list:
     rows = []
     for row in analysis.per_class(source.labels, source.probs, source.class_names):
         pct = lambda v: None if v is None else round(100 * v, 1)  # noqa: E731
-        rows.append([row.get("name", row["class"]), row["count"], row["errors"], pct(row["precision"]),
-                     pct(row["recall"])])
+        rows.append(
+            [row.get("name", row["class"]), row["count"], row["errors"], pct(row["precision"]), pct(row["recall"])]
+        )
     return rows
 
 
@@ -149,8 +173,9 @@ class _Handlers:
     def selection(self, key, split, true_name, predicted_name, sort, seed, mode, key_b) -> Selection:
         a = self.load(key, split)
         b = self.load(key_b, split) if mode != "off" and key_b else None
-        indices = select_indices(a, b, _class_value(true_name, a.class_names),
-                                 _class_value(predicted_name, a.class_names), sort, seed, mode)
+        indices = select_indices(
+            a, b, _class_value(true_name, a.class_names), _class_value(predicted_name, a.class_names), sort, seed, mode
+        )
         return Selection(a, b, indices, true_name or ANY, predicted_name or ANY, sort, int(seed or 0), mode)
 
     def with_images(self, values) -> Selection:
@@ -175,14 +200,32 @@ class _Handlers:
             pages = gallery.page_count(len(indices), PER_PAGE)
             page_number = min(max(1, int(page_number or 1)), pages)
             if len(indices) == 0:
-                return {v.gallery: [], v.page: page_number, v.compare_note: "",
-                        v.count: "No images match: every image of this selection is right.", v.message: ""}
-            items = gallery.page(self.images(a), indices, a.probs, a.labels, a.class_names, page=page_number - 1,
-                                 per_page=PER_PAGE, probs_b=chosen.b.probs if chosen.b else None)
+                return {
+                    v.gallery: [],
+                    v.page: page_number,
+                    v.compare_note: "",
+                    v.count: "No images match: every image of this selection is right.",
+                    v.message: "",
+                }
+            items = gallery.page(
+                self.images(a),
+                indices,
+                a.probs,
+                a.labels,
+                a.class_names,
+                page=page_number - 1,
+                per_page=PER_PAGE,
+                probs_b=chosen.b.probs if chosen.b else None,
+            )
         except UserError as exc:
             return {v.gallery: [], v.count: "", v.message: f"**{exc}**", v.compare_note: ""}
-        return {v.gallery: items, v.page: page_number, v.compare_note: "",
-                v.count: f"{len(indices):,} images · page {page_number} of {pages}", v.message: ""}
+        return {
+            v.gallery: items,
+            v.page: page_number,
+            v.compare_note: "",
+            v.count: f"{len(indices):,} images · page {page_number} of {pages}",
+            v.message: "",
+        }
 
     def change_source(self, key, split, *rest):
         """A new source or split: confusion matrix, per-class table, class filters, then the gallery."""
@@ -193,12 +236,18 @@ class _Handlers:
             return {v.message: f"**{exc}**", v.gallery: [], v.page: 1, v.count: ""}
         matrix = analysis.confusion_matrix(a.labels, analysis.predictions(a.probs), a.num_classes)
         accuracy = np.trace(matrix) / max(1, matrix.sum())
-        title = (f"Confusion matrix: {a.name} on {SPLIT_NAMES[a.split]}, accuracy {100 * accuracy:.2f}% "
-                 "(click a cell to show its images, a class name for its row)")
+        title = (
+            f"Confusion matrix: {a.name} on {SPLIT_NAMES[a.split]}, accuracy {100 * accuracy:.2f}% "
+            "(click a cell to show its images, a class name for its row)"
+        )
         names = [ANY, *a.class_names]
-        return {v.confusion: gr.update(value=plots.confusion_table(matrix, a.class_names), label=title),
-                v.per_class: per_class_rows(a), v.true_class: gr.update(choices=names, value=ANY),
-                v.predicted_class: gr.update(choices=names, value=ANY), **self.show(1, key, split, ANY, ANY, *rest)}
+        return {
+            v.confusion: gr.update(value=plots.confusion_table(matrix, a.class_names), label=title),
+            v.per_class: per_class_rows(a),
+            v.true_class: gr.update(choices=names, value=ANY),
+            v.predicted_class: gr.update(choices=names, value=ANY),
+            **self.show(1, key, split, ANY, ANY, *rest),
+        }
 
     def pick_cell(self, key, split, sort, seed, mode, key_b, evt: gr.SelectData):
         """A confusion-table click: the row's true class and the column's predicted class filter the
@@ -212,8 +261,11 @@ class _Handlers:
             return gr.skip()
         column = evt.index[1]
         predicted = ANY if column == 0 else a.class_names[column - 1]
-        return {self.v.true_class: true_name, self.v.predicted_class: predicted,
-                **self.show(1, key, split, true_name, predicted, sort, seed, mode, key_b)}
+        return {
+            self.v.true_class: true_name,
+            self.v.predicted_class: predicted,
+            **self.show(1, key, split, true_name, predicted, sort, seed, mode, key_b),
+        }
 
     def pick(self, page_number, key, split, true_name, predicted_name, sort, seed, mode, key_b, evt: gr.SelectData):
         # Gradio injects the event by annotation on named parameters only, hence no *values here.
@@ -221,8 +273,15 @@ class _Handlers:
             chosen = self.selection(key, split, true_name, predicted_name, sort, seed, mode, key_b)
             position = (int(page_number or 1) - 1) * PER_PAGE + evt.index
             image = int(chosen.indices[position])
-            picked, _ = gallery.page(self.images(chosen.a), [image], chosen.a.probs, chosen.a.labels,
-                                     chosen.a.class_names, per_page=1, scale=PICKED_SCALE)[0]
+            picked, _ = gallery.page(
+                self.images(chosen.a),
+                [image],
+                chosen.a.probs,
+                chosen.a.labels,
+                chosen.a.class_names,
+                per_page=1,
+                scale=PICKED_SCALE,
+            )[0]
         except (UserError, IndexError) as exc:
             return gr.skip(), gr.skip(), f"**{exc}**"
         entries = []
@@ -232,19 +291,34 @@ class _Handlers:
             prefix = f"{letter}: " if chosen.b else ""  # compared: both sources' probabilities, told apart
             entries.append((f"{prefix}{source.name}", analysis.top5(source.probs[image], source.class_names)))
             for run_id, probs in source.members.items():
-                entries.append((f"{prefix}member {run_id}: {source.member_names.get(run_id, '')}",
-                                analysis.top5(probs[image], source.class_names)))
+                entries.append(
+                    (
+                        f"{prefix}member {run_id}: {source.member_names.get(run_id, '')}",
+                        analysis.top5(probs[image], source.class_names),
+                    )
+                )
         true_name = chosen.a.class_names[chosen.a.labels[image]]
-        return (plots.top5_bars(entries, f"Image #{image} (true: {true_name})"),
-                gr.update(value=picked, label=f"Image #{image}"), "")
+        return (
+            plots.top5_bars(entries, f"Image #{image} (true: {true_name})"),
+            gr.update(value=picked, label=f"Image #{image}"),
+            "",
+        )
 
     def export(self, *values):
         try:
             chosen = self.with_images(values)
             a, b = chosen.a, chosen.b
             path = Path(tempfile.mkdtemp(prefix="workbench-errors-")) / chosen.file_name()
-            gallery.export_grid(self.images(a), chosen.indices, a.probs, a.labels, a.class_names, path,
-                                title="\n".join(chosen.describe()), probs_b=b.probs if b else None)
+            gallery.export_grid(
+                self.images(a),
+                chosen.indices,
+                a.probs,
+                a.labels,
+                a.class_names,
+                path,
+                title="\n".join(chosen.describe()),
+                probs_b=b.probs if b else None,
+            )
         except UserError as exc:
             return gr.update(visible=False), f"**{exc}**"
         shown = min(len(chosen.indices), gallery.EXPORT_LIMIT)
@@ -253,8 +327,10 @@ class _Handlers:
     def refresh(self, key, key_b):
         choices = sv.source_choices(self.store)
         values = {v for _, v in choices}
-        return (gr.update(choices=choices, value=key if key in values else None),
-                gr.update(choices=choices, value=key_b if key_b in values else None))
+        return (
+            gr.update(choices=choices, value=key if key in values else None),
+            gr.update(choices=choices, value=key_b if key_b in values else None),
+        )
 
 
 def _layout() -> ErrorsView:
@@ -267,10 +343,16 @@ def _layout() -> ErrorsView:
     with gr.Row():
         # At least as wide as ten CIFAR-10 class columns need: below that the two tables stack instead of
         # squeezing the matrix into a box narrower than its columns (1024 px windows).
-        c["confusion"] = gr.Dataframe(value=[], interactive=False, label="Confusion matrix (click a cell to show "
-                                      "its images)", elem_id="errors-confusion", min_width=CONFUSION_MIN_WIDTH)
-        c["per_class"] = gr.Dataframe(headers=PER_CLASS_COLUMNS, value=[], interactive=False, label="Per class",
-                                      min_width=CONFUSION_MIN_WIDTH)
+        c["confusion"] = gr.Dataframe(
+            value=[],
+            interactive=False,
+            label="Confusion matrix (click a cell to show its images)",
+            elem_id="errors-confusion",
+            min_width=CONFUSION_MIN_WIDTH,
+        )
+        c["per_class"] = gr.Dataframe(
+            headers=PER_CLASS_COLUMNS, value=[], interactive=False, label="Per class", min_width=CONFUSION_MIN_WIDTH
+        )
     with gr.Row():
         c["true_class"] = gr.Dropdown([ANY], value=ANY, label="True class", elem_id="errors-true")
         c["predicted_class"] = gr.Dropdown([ANY], value=ANY, label="Predicted class", elem_id="errors-predicted")
@@ -285,11 +367,24 @@ def _layout() -> ErrorsView:
         c["page"] = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="errors-page")
         c["next"] = gr.Button("Next page ▶", size="sm")
         c["count"] = gr.Markdown(elem_id="errors-count")
-    c["gallery"] = gr.Gallery(label="Images (click one for its top-5 probabilities)", columns=8, height="auto",
-                              object_fit="contain", allow_preview=False, elem_id="errors-gallery")
+    c["gallery"] = gr.Gallery(
+        label="Images (click one for its top-5 probabilities)",
+        columns=8,
+        height="auto",
+        object_fit="contain",
+        allow_preview=False,
+        elem_id="errors-gallery",
+    )
     with gr.Row(equal_height=False):
-        c["picked"] = gr.Image(label="The image you click", interactive=False, show_label=True, height=PICKED_SCALE * 32,
-                               scale=1, min_width=PICKED_SCALE * 32, elem_id="errors-picked")
+        c["picked"] = gr.Image(
+            label="The image you click",
+            interactive=False,
+            show_label=True,
+            height=PICKED_SCALE * 32,
+            scale=1,
+            min_width=PICKED_SCALE * 32,
+            elem_id="errors-picked",
+        )
         c["top5"] = gr.Plot(label="Top-5 probabilities", scale=3)
     with gr.Row():
         c["export"] = gr.Button("Export the selection as one PNG")
@@ -306,13 +401,19 @@ def create_errors_tab(ctx) -> ErrorsTab:
     source_inputs = [v.source, v.split, v.sort, v.seed, v.compare, v.source_b]
     v.source.input(h.change_source, source_inputs, source_outputs, api_name="errors_source")
     v.split.input(h.change_source, source_inputs, source_outputs)
-    gr.on([v.true_class.input, v.predicted_class.input, v.sort.input, v.seed.submit, v.compare.input,
-           v.source_b.input], lambda *values: h.show(1, *values), filters, show_outputs, api_name="errors_page")
+    gr.on(
+        [v.true_class.input, v.predicted_class.input, v.sort.input, v.seed.submit, v.compare.input, v.source_b.input],
+        lambda *values: h.show(1, *values),
+        filters,
+        show_outputs,
+        api_name="errors_page",
+    )
     v.page.submit(h.show, [v.page, *filters], show_outputs)
     v.previous.click(lambda p, *values: h.show((p or 1) - 1, *values), [v.page, *filters], show_outputs)
     v.next.click(lambda p, *values: h.show((p or 1) + 1, *values), [v.page, *filters], show_outputs)
-    v.confusion.select(h.pick_cell, source_inputs, [v.true_class, v.predicted_class, *show_outputs],
-                       api_visibility="private")
+    v.confusion.select(
+        h.pick_cell, source_inputs, [v.true_class, v.predicted_class, *show_outputs], api_visibility="private"
+    )
     v.gallery.select(h.pick, [v.page, *filters], [v.top5, v.picked, v.message])
     v.export.click(h.export, filters, [v.export_file, v.message])
     refresh = Refresh(h.refresh, [v.source, v.source_b], [v.source, v.source_b])

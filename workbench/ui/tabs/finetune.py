@@ -1,6 +1,7 @@
 """Fine-tune tab: an ImageNet backbone (Keras applications or a TF Hub / SavedModel handle) on CIFAR
 resized to 96x96, in two phases (head on the frozen backbone, then the top layers unfrozen), with the
 same live panel, cancel and resume as the Train tab. Its runs are ordinary runs of kind "finetune"."""
+
 import dataclasses
 
 import gradio as gr
@@ -30,11 +31,21 @@ LAYOUT = [  # rows of the form, in FinetuneSpec field names; at most four a row,
     ("dataset", "data_path", "dataset_options"),
     ("val_size", "split_seed", "train_subset", "name"),
 ]
-LABELS = {"image_size": "Input size (pixels)", "head_epochs": "Phase 1 epochs (head)", "head_lr": "Phase 1 lr (RMSprop)",
-          "finetune_epochs": "Phase 2 epochs (fine-tune)", "finetune_lr": "Phase 2 lr (SGD, Nesterov)",
-          "unfreeze_from": "Unfreeze from layer (-1: default)", "dense_units": "Head units", "data_path": "Data path",
-          "dataset_options": "Synthetic data options", "val_size": "Validation images (0 = default)",
-          "train_subset": "Training subset (0 = all)", "name": "Run name (optional)", "gpus": "GPUs"}
+LABELS = {
+    "image_size": "Input size (pixels)",
+    "head_epochs": "Phase 1 epochs (head)",
+    "head_lr": "Phase 1 lr (RMSprop)",
+    "finetune_epochs": "Phase 2 epochs (fine-tune)",
+    "finetune_lr": "Phase 2 lr (SGD, Nesterov)",
+    "unfreeze_from": "Unfreeze from layer (-1: default)",
+    "dense_units": "Head units",
+    "data_path": "Data path",
+    "dataset_options": "Synthetic data options",
+    "val_size": "Validation images (0 = default)",
+    "train_subset": "Training subset (0 = all)",
+    "name": "Run name (optional)",
+    "gpus": "GPUs",
+}
 # Help where the form differs from the CLI flag it shares the spec's text with.
 FORM_HELP = {"augment": "applied at 32x32, before the resize; none ticked: no augmentation"}
 
@@ -112,10 +123,12 @@ def create_finetune_tab(ctx) -> FormTab:
     defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
-            gr.Markdown("Phase 1 trains a new head (pooling, Dense, logits) on the frozen backbone; phase 2 "
-                        "unfreezes the backbone from the chosen layer (BatchNorm stays frozen) and trains on with a "
-                        "small learning rate. Images are resized on the fly; nothing is materialised. "
-                        "ImageNet weights download on first use; offline, give a weights file's path.")
+            gr.Markdown(
+                "Phase 1 trains a new head (pooling, Dense, logits) on the frozen backbone; phase 2 "
+                "unfreezes the backbone from the chosen layer (BatchNorm stays frozen) and trains on with a "
+                "small learning rate. Images are resized on the fly; nothing is materialised. "
+                "ImageNet weights download on first use; offline, give a weights file's path."
+            )
             form = build_form(defaults, len(ctx.gpu_names))
             tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0", elem_id="ft-tags")
             estimate_box(ctx, form, lambda values: values_to_spec(list(form), values), defaults, "ft-estimate")
@@ -124,8 +137,13 @@ def create_finetune_tab(ctx) -> FormTab:
             command = command_box(defaults.to_cli(), "Equivalent command", "ft-command")
             with gr.Accordion("Backbone layers (to choose the unfreeze point)", open=False):
                 show_layers = gr.Button("Show the backbone's layers", size="sm")
-                layers = gr.Dataframe(headers=["index", "name", "type", "trainable params"], value=[],
-                                      interactive=False, max_height=360, elem_id="ft-layers")
+                layers = gr.Dataframe(
+                    headers=["index", "name", "type", "trainable params"],
+                    value=[],
+                    interactive=False,
+                    max_height=360,
+                    elem_id="ft-layers",
+                )
         with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx, prefix="ft-", api_prefix="finetune_", active=False)
     names = list(form)

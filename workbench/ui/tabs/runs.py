@@ -8,6 +8,7 @@ While a run is running, `timer` redraws the leaderboard so its training minutes 
 What the buttons do to the store is in `workbench.ui.tabs.runs_actions`, plain functions raising
 UserError; the handlers here turn their answers into component updates.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,16 +36,28 @@ from workbench.ui.tabs.runs_actions import (
     toggle_archive,
 )
 from workbench.ui.tabs.runs_sweeps import SweepView, sweep_layout, wire_sweep_view
-from workbench.ui.views import runs as rd
+from workbench.views import runs as rd
 
 log = logging.getLogger(__name__)
 TITLES = {"train": "Train", "finetune": "Fine-tune"}  # the tabs "Clone" fills, as the page names them
 LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
 # Percent of the leaderboard's width: at 1024 px every column fits its header and usual values (the
 # longest model and augmentation names wrap), Name most of what is left; Notes takes the rest.
-LEADERBOARD_WIDTHS = {"Kind": 7, "ID": 3.5, "Name": 11, "Model": 9, "Loss": 11, "Augmentations": 10, "Status": 8,
-                      "Best val acc %": 4.8, "Final val acc %": 4.8, "Test acc %": 4.8, "Params": 6.5, "Train min": 5,
-                      "Tags": 7}
+LEADERBOARD_WIDTHS = {
+    "Kind": 7,
+    "ID": 3.5,
+    "Name": 11,
+    "Model": 9,
+    "Loss": 11,
+    "Augmentations": 10,
+    "Status": 8,
+    "Best val acc %": 4.8,
+    "Final val acc %": 4.8,
+    "Test acc %": 4.8,
+    "Params": 6.5,
+    "Train min": 5,
+    "Tags": 7,
+}
 # With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
 NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
 
@@ -52,6 +65,7 @@ NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8,
 @dataclass(eq=False)
 class RunsView:
     """The tab's components."""
+
     summary: gr.Markdown
     status_filter: gr.Dropdown
     model_filter: gr.Dropdown
@@ -91,8 +105,15 @@ class RunsView:
     @property
     def filters(self) -> list:
         """The leaderboard's filters, in the order `leaderboard()` takes them."""
-        return [self.status_filter, self.model_filter, self.loss_filter, self.tag_filter, self.show_archived,
-                self.show_ensembles, self.sort_by]
+        return [
+            self.status_filter,
+            self.model_filter,
+            self.loss_filter,
+            self.tag_filter,
+            self.show_archived,
+            self.show_ensembles,
+            self.sort_by,
+        ]
 
 
 @dataclass(eq=False)
@@ -118,18 +139,21 @@ def _message(exc: Exception) -> str:
 def _guarded(status=None, figure_title: str | None = None):
     """Turn any exception into a warning toast plus the message in the `status` component (the other
     outputs are left as they are), or into a figure titled `figure_title` that explains it."""
+
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args):
             try:
                 return fn(*args)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
+            except Exception as exc:
                 text = _message(exc)
                 gr.Warning(text)
                 if figure_title is not None:
                     return plots.empty_figure(figure_title, text)
                 return gr.skip() if status is None else {status: f"⚠️ {text}"}
+
         return wrapper
+
     return decorate
 
 
@@ -155,12 +179,21 @@ class _Handlers:
         self.ctx, self.store, self.v = ctx, ctx.store, view
         self.columns = rd.columns(nodes=ctx.cluster_summary is not None)
 
-    def refresh_fn(self, status=(), model=(), loss=(), tag=(), show_archived=False, show_ensembles=True,
-                   sort_by=rd.DEFAULT_SORT, selection=(), pick=None):
+    def refresh_fn(
+        self,
+        status=(),
+        model=(),
+        loss=(),
+        tag=(),
+        show_archived=False,
+        show_ensembles=True,
+        sort_by=rd.DEFAULT_SORT,
+        selection=(),
+        pick=None,
+    ):
         v, store = self.v, self.store
         runs = load_runs(store)
-        rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles,
-                           sort_by, runs=runs)
+        rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles, sort_by, runs=runs)
         options = rd.filter_options(runs)
         choices = [rd.run_choice(r) for r in sorted(runs, key=lambda r: -r["id"])]
         by_id = {r["id"]: rd.run_choice(r) for r in runs}
@@ -176,15 +209,21 @@ class _Handlers:
         else:
             hidden = sum(1 for r in runs if r["archived"]) if not show_archived else 0
             n_runs = sum(1 for r in rows if r["Kind"] != "ensemble")
-            summary = (f"{n_runs} of {len(runs)} run(s) shown"
-                       f"{f', {hidden} archived hidden' if hidden else ''}"
-                       f" · {len(rows) - n_runs} ensemble(s)")
-        return {v.leaderboard: gr.update(value=rd.display_table(rows, self.columns)), v.summary: summary,
-                v.status_filter: _choices_update(options["status"], status),
-                v.model_filter: _choices_update(options["model"], model),
-                v.loss_filter: _choices_update(options["loss"], loss),
-                v.tag_filter: _choices_update(options["tag"], tag),
-                v.selection: selection_update, v.pick: pick_update}
+            summary = (
+                f"{n_runs} of {len(runs)} run(s) shown"
+                f"{f', {hidden} archived hidden' if hidden else ''}"
+                f" · {len(rows) - n_runs} ensemble(s)"
+            )
+        return {
+            v.leaderboard: gr.update(value=rd.display_table(rows, self.columns)),
+            v.summary: summary,
+            v.status_filter: _choices_update(options["status"], status),
+            v.model_filter: _choices_update(options["model"], model),
+            v.loss_filter: _choices_update(options["loss"], loss),
+            v.tag_filter: _choices_update(options["tag"], tag),
+            v.selection: selection_update,
+            v.pick: pick_update,
+        }
 
     def live_fn(self, *values):
         """A timer tick: the leaderboard again while some run is running (its minutes move), else nothing."""
@@ -197,13 +236,14 @@ class _Handlers:
         return {self.v.scatter: scatter, self.v.groups: groups}
 
     def export_fn(self, *values):
-        return {self.v.export_file: gr.update(value=export_csv(self.store, *values, shown=self.columns), visible=True),
-                self.v.action_status: ""}
+        return {
+            self.v.export_file: gr.update(value=export_csv(self.store, *values, shown=self.columns), visible=True),
+            self.v.action_status: "",
+        }
 
     def details_fn(self, choice):
         notes, tags, label, details = run_details(self.store, choice)
-        return {self.v.notes: notes, self.v.tags: tags, self.v.archive: gr.update(value=label),
-                self.v.details: details}
+        return {self.v.notes: notes, self.v.tags: tags, self.v.archive: gr.update(value=label), self.v.details: details}
 
     def row_selected(self, evt: gr.SelectData):
         row = dict(zip(self.columns, evt.row_value or []))
@@ -231,22 +271,35 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         c["tag_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Tags (any)")
     with gr.Row():
         c["show_archived"] = gr.Checkbox(False, label="Show archived")
-        c["show_ensembles"] = gr.Checkbox(True, label="Show ensembles",
-                                          info="hidden while a status/model/loss/tag filter is on")
+        c["show_ensembles"] = gr.Checkbox(
+            True, label="Show ensembles", info="hidden while a status/model/loss/tag filter is on"
+        )
         c["sort_by"] = gr.Dropdown(list(rd.SORTS), value=rd.DEFAULT_SORT, label="Sort by")
         c["refresh"] = gr.Button("Refresh", variant="secondary")
     c["leaderboard"] = gr.Dataframe(
-        value=[], headers=rd.shown_headers(shown), datatype=rd.datatypes(shown), interactive=False, wrap=True,
-        max_height=480, show_search="search",
+        value=[],
+        headers=rd.shown_headers(shown),
+        datatype=rd.datatypes(shown),
+        interactive=False,
+        wrap=True,
+        max_height=480,
+        show_search="search",
         column_widths=column_widths(shown, LEADERBOARD_WIDTHS if shown == rd.COLUMNS else NODE_WIDTHS),
-        label="Leaderboard (click a column header to sort, a row to pick the run below)", elem_id="runs-leaderboard")
+        label="Leaderboard (click a column header to sort, a row to pick the run below)",
+        elem_id="runs-leaderboard",
+    )
     with gr.Row():
         c["export"] = gr.Button("Export table as CSV", size="sm")
         c["export_file"] = gr.File(label="Leaderboard CSV", visible=False, interactive=False)
 
     with gr.Accordion("Compare runs", open=True):
-        c["selection"] = gr.Dropdown([], value=[], multiselect=True, label="Runs to compare",
-                                     info="pick runs to overlay their curves and per-class accuracy")
+        c["selection"] = gr.Dropdown(
+            [],
+            value=[],
+            multiselect=True,
+            label="Runs to compare",
+            info="pick runs to overlay their curves and per-class accuracy",
+        )
         with gr.Row():
             c["metric"] = gr.Dropdown(list(rd.CURVE_METRICS), value="Validation accuracy", label="Metric")
             c["x_axis"] = gr.Radio(list(rd.X_AXES), value="Epoch", label="X axis")
@@ -254,10 +307,15 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         c["curves"] = gr.Plot(plots.curves([]), label="Curves")
         c["per_class"] = gr.Plot(plots.per_class([]), label="Per-class accuracy")
         with gr.Row():
-            c["accuracy_metric"] = gr.Dropdown(list(rd.ACCURACY_METRICS), value="Test accuracy",
-                                               label="Accuracy for the overview")
-            c["group_by"] = gr.Radio(list(rd.GROUP_BY), value="Setting", label="Group by",
-                                     info="Setting: runs that differ only in their seed, the seeds as the spread")
+            c["accuracy_metric"] = gr.Dropdown(
+                list(rd.ACCURACY_METRICS), value="Test accuracy", label="Accuracy for the overview"
+            )
+            c["group_by"] = gr.Radio(
+                list(rd.GROUP_BY),
+                value="Setting",
+                label="Group by",
+                info="Setting: runs that differ only in their seed, the seeds as the spread",
+            )
         with gr.Row():
             c["scatter"] = gr.Plot(label="Parameters vs accuracy")
             c["groups"] = gr.Plot(label="Accuracy by group")
@@ -271,8 +329,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         c["details"] = gr.Markdown()
         with gr.Row():
             c["notes"] = gr.Textbox(label="Notes", lines=2, scale=3)
-            c["tags"] = gr.Textbox(label="Tags", placeholder="baseline, seed-sweep", scale=2,
-                                   info="comma-separated")
+            c["tags"] = gr.Textbox(label="Tags", placeholder="baseline, seed-sweep", scale=2, info="comma-separated")
         with gr.Row():
             c["save"] = gr.Button("Save notes and tags")
             c["archive"] = gr.Button("Archive")
@@ -288,47 +345,85 @@ def create_runs_tab(ctx) -> RunsTab:
     """Build the Runs tab inside the caller's `gr.Tab`."""
     v = _layout(rd.columns(nodes=ctx.cluster_summary is not None))
     h = _Handlers(ctx, v)
-    refresh = Refresh(_guarded(status=v.summary)(h.refresh_fn), [*v.filters, v.selection, v.pick],
-                      [v.leaderboard, v.summary, v.status_filter, v.model_filter, v.loss_filter, v.tag_filter,
-                       v.selection, v.pick])
-    overview = Refresh(_guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived],
-                       [v.scatter, v.groups])
+    refresh = Refresh(
+        _guarded(status=v.summary)(h.refresh_fn),
+        [*v.filters, v.selection, v.pick],
+        [v.leaderboard, v.summary, v.status_filter, v.model_filter, v.loss_filter, v.tag_filter, v.selection, v.pick],
+    )
+    overview = Refresh(
+        _guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived], [v.scatter, v.groups]
+    )
     _wire(ctx.store, v, h, refresh, overview)
     runs_export.wire(ctx, v.model_export, v.pick)
-    v.timer.tick(_guarded(status=v.summary)(h.live_fn), refresh.inputs, refresh.outputs, show_progress="hidden",
-                 api_visibility="private")
+    v.timer.tick(
+        _guarded(status=v.summary)(h.live_fn),
+        refresh.inputs,
+        refresh.outputs,
+        show_progress="hidden",
+        api_visibility="private",
+    )
     return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=wire_sweep_view(ctx.store, v.sweeps, v.refresh))
 
 
 def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):
     quiet = dict(show_progress="hidden")
     private = dict(show_progress="hidden", api_visibility="private")
-    refresh.on([v.refresh.click, v.sort_by.input, v.show_archived.input, v.show_ensembles.input,
-                v.status_filter.input, v.model_filter.input, v.loss_filter.input, v.tag_filter.input],
-               api_name="runs_refresh", **quiet)
-    overview.on([v.refresh.click, v.accuracy_metric.input, v.group_by.input, v.show_archived.input],
-                api_name="runs_overview", **quiet)
+    refresh.on(
+        [
+            v.refresh.click,
+            v.sort_by.input,
+            v.show_archived.input,
+            v.show_ensembles.input,
+            v.status_filter.input,
+            v.model_filter.input,
+            v.loss_filter.input,
+            v.tag_filter.input,
+        ],
+        api_name="runs_refresh",
+        **quiet,
+    )
+    overview.on(
+        [v.refresh.click, v.accuracy_metric.input, v.group_by.input, v.show_archived.input],
+        api_name="runs_overview",
+        **quiet,
+    )
     curves_fn = _guarded(figure_title="Curves")(functools.partial(curves_figure, store))
     per_class_fn = _guarded(figure_title="Per-class test accuracy")(functools.partial(per_class_figure, store))
-    gr.on([v.refresh.click, v.selection.input, v.metric.input, v.x_axis.input, v.smoothing.input], curves_fn,
-          [v.selection, v.metric, v.x_axis, v.smoothing], v.curves, api_name="runs_curves", **quiet)
+    gr.on(
+        [v.refresh.click, v.selection.input, v.metric.input, v.x_axis.input, v.smoothing.input],
+        curves_fn,
+        [v.selection, v.metric, v.x_axis, v.smoothing],
+        v.curves,
+        api_name="runs_curves",
+        **quiet,
+    )
     v.selection.input(per_class_fn, [v.selection], v.per_class, api_name="runs_per_class", **quiet)
-    v.export.click(_guarded(status=v.action_status)(h.export_fn), v.filters, [v.export_file, v.action_status],
-                   api_name="runs_export")
+    v.export.click(
+        _guarded(status=v.action_status)(h.export_fn),
+        v.filters,
+        [v.export_file, v.action_status],
+        api_name="runs_export",
+    )
 
     details = Refresh(_guarded()(h.details_fn), [v.pick], [v.notes, v.tags, v.archive, v.details])
     details.wire(v.pick.input, show_progress="hidden", api_name="runs_details")
     details.wire(v.leaderboard.select(h.row_selected, None, v.pick, **private).then, **private)
 
     # After an action: the leaderboard again, and (archive, delete) the picked run's details.
-    saved = v.save.click(_guarded(status=v.action_status)(h.save_fn), [v.pick, v.notes, v.tags],
-                         v.action_status, api_name="runs_save")
+    saved = v.save.click(
+        _guarded(status=v.action_status)(h.save_fn), [v.pick, v.notes, v.tags], v.action_status, api_name="runs_save"
+    )
     refresh.wire(saved.then, **private)
-    archived = v.archive.click(_guarded(status=v.action_status)(h.archive_fn), [v.pick], v.action_status,
-                               api_name="runs_archive")
+    archived = v.archive.click(
+        _guarded(status=v.action_status)(h.archive_fn), [v.pick], v.action_status, api_name="runs_archive"
+    )
     details.wire(refresh.wire(archived.then, **private).then, **private)
-    deleted = v.delete.click(_guarded(status=v.action_status)(h.delete_fn), [v.pick, v.sure],
-                             [v.action_status, v.sure], api_name="runs_delete")
+    deleted = v.delete.click(
+        _guarded(status=v.action_status)(h.delete_fn),
+        [v.pick, v.sure],
+        [v.action_status, v.sure],
+        api_name="runs_delete",
+    )
     details.wire(refresh.wire(deleted.then, **private).then, **private)
 
 
@@ -338,20 +433,30 @@ def wire_clone(ctx, runs: RunsTab, tabs, targets: dict):
     half-updated values), switches to that tab and turns on that tab's live-panel timer (a tab switched
     to by code fires no select event); the other form is left as it is."""
     status = runs.view.action_status
-    outputs = [*(component for target in targets.values() for component in target.form.values()),
-               *(target.timer for target in targets.values()), *(target.command for target in targets.values()),
-               *(target.tags for target in targets.values()), runs.timer, tabs, status]
+    outputs = [
+        *(component for target in targets.values() for component in target.form.values()),
+        *(target.timer for target in targets.values()),
+        *(target.command for target in targets.values()),
+        *(target.tags for target in targets.values()),
+        runs.timer,
+        tabs,
+        status,
+    ]
 
     @_guarded(status=status)
     def clone_fn(choice):
         clone = clone_values(ctx.store, choice)
         target = targets[clone.tab]
-        return {**{target.form[name]: value for name, value in clone.fields.items()},
-                **{other.timer: gr.Timer(active=name == clone.tab) for name, other in targets.items()},
-                runs.timer: gr.Timer(active=False), target.command: clone.command, target.tags: clone.tags,
-                tabs: gr.Tabs(selected=clone.tab),
-                status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[clone.tab]} form as "
-                        f"**{clone.fields['name']}**{f' with its tags ({clone.tags})' if clone.tags else ''}: "
-                        "change what you want to try and start it."}
+        return {
+            **{target.form[name]: value for name, value in clone.fields.items()},
+            **{other.timer: gr.Timer(active=name == clone.tab) for name, other in targets.items()},
+            runs.timer: gr.Timer(active=False),
+            target.command: clone.command,
+            target.tags: clone.tags,
+            tabs: gr.Tabs(selected=clone.tab),
+            status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[clone.tab]} form as "
+            f"**{clone.fields['name']}**{f' with its tags ({clone.tags})' if clone.tags else ''}: "
+            "change what you want to try and start it.",
+        }
 
     runs.view.clone.click(clone_fn, [runs.view.pick], outputs, api_name="runs_clone")

@@ -1,6 +1,7 @@
 """The Runs tab's actions on the store, without Gradio: the leaderboard and its CSV, a run's details,
 notes, tags, archiving, deletion and cloning, and the comparison figures. Each raises UserError
 with what the user should do; `workbench.ui.tabs.runs` wires them to the tab."""
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,7 @@ from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
-from workbench.ui.views import runs as rd
+from workbench.views import runs as rd
 
 
 def load_runs(store) -> list[dict]:
@@ -22,16 +23,35 @@ def load_runs(store) -> list[dict]:
 def with_live_time(store, runs: list[dict], now: float | None = None) -> list[dict]:
     """The runs, a running one with its training time so far in `train_seconds`."""
     now = time.time() if now is None else now
-    return [{**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)} if r["status"] == "running"
-            else r for r in runs]
+    return [
+        {**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)} if r["status"] == "running" else r
+        for r in runs
+    ]
 
 
-def leaderboard(store, status=(), model=(), loss=(), tag=(), show_archived=False,
-                show_ensembles=True, sort_by=rd.DEFAULT_SORT, runs=None) -> list[dict]:
+def leaderboard(
+    store,
+    status=(),
+    model=(),
+    loss=(),
+    tag=(),
+    show_archived=False,
+    show_ensembles=True,
+    sort_by=rd.DEFAULT_SORT,
+    runs=None,
+) -> list[dict]:
     runs = with_live_time(store, load_runs(store) if runs is None else runs)
-    return rd.leaderboard_rows(runs, store.list_ensembles(), status=status, model=model, loss=loss,
-                               tag=tag, show_archived=bool(show_archived),
-                               show_ensembles=bool(show_ensembles), sort_by=sort_by or rd.DEFAULT_SORT)
+    return rd.leaderboard_rows(
+        runs,
+        store.list_ensembles(),
+        status=status,
+        model=model,
+        loss=loss,
+        tag=tag,
+        show_archived=bool(show_archived),
+        show_ensembles=bool(show_ensembles),
+        sort_by=sort_by or rd.DEFAULT_SORT,
+    )
 
 
 def export_csv(store, *filters, shown=rd.COLUMNS) -> str:
@@ -44,6 +64,7 @@ def export_csv(store, *filters, shown=rd.COLUMNS) -> str:
 @dataclass
 class Clone:
     """What "Clone" puts into a form: the run's settings under a new name, and its tags."""
+
     tab: str  # the form the run came from: "train" or "finetune"
     fields: dict  # that form's values by field name
     tags: str  # the run's tags, as the form's tag box takes them
@@ -79,7 +100,7 @@ def toggle_archive(store, choice) -> str:
     store.archive_run(run["id"], not run["archived"])
     if run["archived"]:
         return f"Run {run['id']} is back on the leaderboard."
-    return f"Archived run {run['id']} (tick \"show archived\" to see it)."
+    return f'Archived run {run["id"]} (tick "show archived" to see it).'
 
 
 def delete_run(store, queue, choice, sure: bool) -> str:
@@ -88,7 +109,7 @@ def delete_run(store, queue, choice, sure: bool) -> str:
     if run["status"] in ACTIVE_STATUSES or run["id"] in active:
         raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
     if not sure:
-        raise UserError(f"tick \"I am sure\" to delete run {run['id']} ({run['name']}) and its files")
+        raise UserError(f'tick "I am sure" to delete run {run["id"]} ({run["name"]}) and its files')
     store.delete_run(run["id"])
     return f"Deleted run {run['id']} ({run['name']}) and its files."
 
@@ -98,16 +119,22 @@ def run_details(store, choice) -> tuple[str, str, str, str]:
     if not choice:
         return "", "", "Archive", ""
     run = store.get_run(rd.parse_choice(choice))
-    lines = [f"**Run {run['id']}: {run['name']}** · {run['status']}"
-             f"{' · archived' if run['archived'] else ''} · {run['epochs_done']} epoch(s)"]
+    lines = [
+        f"**Run {run['id']}: {run['name']}** · {run['status']}"
+        f"{' · archived' if run['archived'] else ''} · {run['epochs_done']} epoch(s)"
+    ]
     try:
         lines.append(f"`{RunSpec.from_dict(run['spec']).to_cli()}`")
     except (UserError, TypeError, ValueError):
         pass
     if run.get("error"):
         lines.append(f"Error: {str(run['error']).strip().splitlines()[-1][:300]}")
-    return (run.get("notes") or "", ", ".join(run.get("tags") or []),
-            "Unarchive" if run["archived"] else "Archive", "\n\n".join(lines))
+    return (
+        run.get("notes") or "",
+        ", ".join(run.get("tags") or []),
+        "Unarchive" if run["archived"] else "Archive",
+        "\n\n".join(lines),
+    )
 
 
 def curves_figure(store, selection, metric, x_axis, smoothing):
@@ -127,12 +154,21 @@ def per_class_figure(store, selection):
         results.append((run, rd.class_names(rd.run_dataset(run), logits.shape[1]), accuracy))
     fig = plots.per_class(results)
     if missing and results:
-        fig.add_annotation(text=f"no test predictions stored for run(s) {', '.join(missing)}",
-                           showarrow=False, xref="paper", yref="paper", x=0, y=-0.25, xanchor="left")
+        fig.add_annotation(
+            text=f"no test predictions stored for run(s) {', '.join(missing)}",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=-0.25,
+            xanchor="left",
+        )
     return fig
 
 
 def overview_figures(store, metric, group_by, show_archived=False):
     runs = rd.filter_runs(load_runs(store), status=("completed",), show_archived=bool(show_archived))
-    return (plots.params_scatter(runs, metric),
-            plots.grouped_accuracy(rd.group_accuracy(runs, group_by, metric), group_by, metric))
+    return (
+        plots.params_scatter(runs, metric),
+        plots.grouped_accuracy(rd.group_accuracy(runs, group_by, metric), group_by, metric),
+    )

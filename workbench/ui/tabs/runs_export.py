@@ -1,6 +1,7 @@
 """The Runs tab's model download: the picked run's model with its preprocessing, in a chosen format,
 as one zip with its JSON (class names, preprocessing, spec), written into a new temporary folder that
 Gradio then serves (`workbench.predict.export`)."""
+
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -9,11 +10,15 @@ import gradio as gr
 
 from workbench.errors import UserError
 from workbench.predict.export import FORMATS, export_zip
-from workbench.ui.views import runs as rd
+from workbench.views import runs as rd
 
 log = logging.getLogger(__name__)
-FORMAT_CHOICES = [("Keras (.keras)", "keras"), ("TensorFlow SavedModel", "savedmodel"), ("TFLite", "tflite"),
-                  ("ONNX", "onnx")]
+FORMAT_CHOICES = [
+    ("Keras (.keras)", "keras"),
+    ("TensorFlow SavedModel", "savedmodel"),
+    ("TFLite", "tflite"),
+    ("ONNX", "onnx"),
+]
 assert [value for _, value in FORMAT_CHOICES] == list(FORMATS)
 
 
@@ -28,8 +33,14 @@ class ModelExport:
 def layout() -> ModelExport:
     """The row's components, inside the caller's layout (the Runs tab's "Manage a run")."""
     with gr.Row(equal_height=False):
-        fmt = gr.Dropdown(FORMAT_CHOICES, value="keras", label="Model format", scale=1, min_width=160,
-                          info="takes 0..255 RGB images, returns logits")
+        fmt = gr.Dropdown(
+            FORMAT_CHOICES,
+            value="keras",
+            label="Model format",
+            scale=1,
+            min_width=160,
+            info="takes 0..255 RGB images, returns logits",
+        )
         button = gr.Button("Download the model", scale=1, elem_id="runs-model-export")
         file = gr.File(label="Model and its JSON (zip)", visible=False, interactive=False, scale=2)
     message = gr.Markdown()
@@ -47,7 +58,7 @@ def wire(ctx, export: ModelExport, pick) -> None:
     def download(choice, fmt):
         try:
             path = model_zip(ctx.store, choice, fmt)
-        except Exception as exc:  # noqa: BLE001 - a converter's failure is shown, never a traceback
+        except Exception as exc:
             if not isinstance(exc, UserError):
                 log.exception("model export failed")
             return gr.update(value=None, visible=False), f"⚠️ {exc}"

@@ -1,7 +1,8 @@
 """The Runs tab's Sweeps view: pick a sweep (runs tagged `sweep:NAME`); its table in the seed's layout, one
 row per setting with mean ± std over seeds, and a paired comparison of one varied setting (the loss, by
 default) against a baseline value for every other setting, paired by seed. The tables are
-`workbench.ui.views.sweeps`'; this module only lays them out and refreshes them."""
+`workbench.views.sweeps`'; this module only lays them out and refreshes them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,14 +13,34 @@ import pandas as pd
 from workbench.errors import UserError
 from workbench.ui.layout import column_widths
 from workbench.ui.refresh import Refresh
-from workbench.ui.views import sweeps as views
+from workbench.views import sweeps as views
 
-NONE_YET = ("No sweeps yet: queue one from the Train tab's **Sweep** box, `python -m workbench sweep`, or a "
-            "sweep preset (`make train-all` trains the classic one).")
-PAIR_COLUMNS = ("Setting", "Compared", "Seeds", "Baseline %", "Other %", "Difference (pp)", "Spread (std, pp)",
-                "Reading")
-TABLE_COLUMNS = ("Network", "GPUs", "Parameters", "Batch", "Epochs", "Loss", "Seeds", "Training time", "Val acc %",
-                 "Test acc %")  # the seed's table before any sweep (a sweep adds what it varies)
+NONE_YET = (
+    "No sweeps yet: queue one from the Train tab's **Sweep** box, `python -m workbench sweep`, or a "
+    "sweep preset (`make train-all` trains the classic one)."
+)
+PAIR_COLUMNS = (
+    "Setting",
+    "Compared",
+    "Seeds",
+    "Baseline %",
+    "Other %",
+    "Difference (pp)",
+    "Spread (std, pp)",
+    "Reading",
+)
+TABLE_COLUMNS = (
+    "Network",
+    "GPUs",
+    "Parameters",
+    "Batch",
+    "Epochs",
+    "Loss",
+    "Seeds",
+    "Training time",
+    "Val acc %",
+    "Test acc %",
+)  # the seed's table before any sweep (a sweep adds what it varies)
 PAIR_WIDTHS = {"Seeds": 6, "Baseline %": 12, "Other %": 12, "Difference (pp)": 10, "Spread (std, pp)": 9}
 
 
@@ -37,20 +58,40 @@ class SweepView:
 def sweep_layout() -> SweepView:
     with gr.Accordion("Sweeps", open=True, elem_id="sweeps-view"):
         with gr.Row():
-            pick = gr.Dropdown([], value=None, label="Sweep", info="runs tagged sweep:NAME", scale=2,
-                               elem_id="sweeps-pick")
-            compare = gr.Dropdown([], value=None, label="Compare", info="a setting the sweep varies",
-                                  elem_id="sweeps-compare")
-            baseline = gr.Dropdown([], value=None, label="against", info="the baseline value", elem_id="sweeps-baseline")
-            metric = gr.Dropdown(["Test accuracy", "Final validation accuracy"], value="Test accuracy",
-                                 label="Accuracy compared", info="in the paired table", elem_id="sweeps-metric")
+            pick = gr.Dropdown(
+                [], value=None, label="Sweep", info="runs tagged sweep:NAME", scale=2, elem_id="sweeps-pick"
+            )
+            compare = gr.Dropdown(
+                [], value=None, label="Compare", info="a setting the sweep varies", elem_id="sweeps-compare"
+            )
+            baseline = gr.Dropdown(
+                [], value=None, label="against", info="the baseline value", elem_id="sweeps-baseline"
+            )
+            metric = gr.Dropdown(
+                ["Test accuracy", "Final validation accuracy"],
+                value="Test accuracy",
+                label="Accuracy compared",
+                info="in the paired table",
+                elem_id="sweeps-metric",
+            )
         summary = gr.Markdown(NONE_YET, elem_id="sweeps-summary")
-        table = gr.Dataframe(value=[], headers=list(TABLE_COLUMNS), interactive=False, wrap=True,
-                             label="One row per setting: mean ± std over seeds", elem_id="sweeps-table")
-        pairs = gr.Dataframe(value=[], headers=list(PAIR_COLUMNS), interactive=False, wrap=True,
-                             column_widths=column_widths(PAIR_COLUMNS, PAIR_WIDTHS),
-                             label="Paired by seed: the other value minus the baseline, in percentage points",
-                             elem_id="sweeps-pairs")
+        table = gr.Dataframe(
+            value=[],
+            headers=list(TABLE_COLUMNS),
+            interactive=False,
+            wrap=True,
+            label="One row per setting: mean ± std over seeds",
+            elem_id="sweeps-table",
+        )
+        pairs = gr.Dataframe(
+            value=[],
+            headers=list(PAIR_COLUMNS),
+            interactive=False,
+            wrap=True,
+            column_widths=column_widths(PAIR_COLUMNS, PAIR_WIDTHS),
+            label="Paired by seed: the other value minus the baseline, in percentage points",
+            elem_id="sweeps-pairs",
+        )
     return SweepView(pick, compare, baseline, metric, summary, table, pairs)
 
 
@@ -61,9 +102,14 @@ def show(store, pick=None, compare=None, baseline=None, metric="Test accuracy") 
     found = views.sweep_names(runs)
     empty = pd.DataFrame(columns=list(PAIR_COLUMNS))
     if not found:
-        return {"pick": gr.update(choices=[], value=None), "compare": gr.update(choices=[], value=None),
-                "baseline": gr.update(choices=[], value=None), "summary": NONE_YET,
-                "table": pd.DataFrame(columns=list(TABLE_COLUMNS)), "pairs": empty}
+        return {
+            "pick": gr.update(choices=[], value=None),
+            "compare": gr.update(choices=[], value=None),
+            "baseline": gr.update(choices=[], value=None),
+            "summary": NONE_YET,
+            "table": pd.DataFrame(columns=list(TABLE_COLUMNS)),
+            "pairs": empty,
+        }
     names = [info["name"] for info in found]
     name = views.parse_sweep_choice(pick) if pick else names[0]
     name = name if name in names else names[0]
@@ -77,18 +123,25 @@ def show(store, pick=None, compare=None, baseline=None, metric="Test accuracy") 
     baseline = baseline if baseline in values else next(iter(values), None)
     pairs = views.paired(members, compare, baseline, metric) if compare else []
     active = f", {info['active']} queued or running" if info["active"] else ""
-    text = (f"**{name}**: {info['runs']} runs, {info['completed']} completed{active}. Each row pools a setting's "
-            "completed seeds (val: the final epoch's accuracy).")
+    text = (
+        f"**{name}**: {info['runs']} runs, {info['completed']} completed{active}. Each row pools a setting's "
+        "completed seeds (val: the final epoch's accuracy)."
+    )
     if compare and not pairs:
         text += f" No setting has both {compare} values completed for a common seed yet."
     elif pairs:
-        text += (f" Below, each other {compare} against **{baseline}**, seed by seed: a difference beyond two "
-                 "standard errors of the seeds' differences reads as helps or hurts.")
-    return {"pick": gr.update(choices=[views.sweep_choice(i) for i in found], value=views.sweep_choice(info)),
-            "compare": gr.update(choices=options, value=compare), "baseline": gr.update(choices=values, value=baseline),
-            "summary": text, "table": table,
-            "pairs": pd.DataFrame(views.display(pairs, list(PAIR_COLUMNS)), columns=list(PAIR_COLUMNS)) if pairs
-            else empty}
+        text += (
+            f" Below, each other {compare} against **{baseline}**, seed by seed: a difference beyond two "
+            "standard errors of the seeds' differences reads as helps or hurts."
+        )
+    return {
+        "pick": gr.update(choices=[views.sweep_choice(i) for i in found], value=views.sweep_choice(info)),
+        "compare": gr.update(choices=options, value=compare),
+        "baseline": gr.update(choices=values, value=baseline),
+        "summary": text,
+        "table": table,
+        "pairs": pd.DataFrame(views.display(pairs, list(PAIR_COLUMNS)), columns=list(PAIR_COLUMNS)) if pairs else empty,
+    }
 
 
 def wire_sweep_view(store, view: SweepView, refresh_button) -> Refresh:
@@ -105,6 +158,9 @@ def wire_sweep_view(store, view: SweepView, refresh_button) -> Refresh:
         return {getattr(view, key): value for key, value in shown.items()}
 
     sweeps = Refresh(refresh, [view.pick, view.compare, view.baseline, view.metric], outputs)
-    sweeps.on([view.pick.input, view.compare.input, view.baseline.input, view.metric.input, refresh_button.click],
-              api_name="runs_sweeps", show_progress="hidden")
+    sweeps.on(
+        [view.pick.input, view.compare.input, view.baseline.input, view.metric.input, refresh_button.click],
+        api_name="runs_sweeps",
+        show_progress="hidden",
+    )
     return sweeps

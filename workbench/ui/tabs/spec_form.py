@@ -1,6 +1,7 @@
 """What the Train and Fine-tune tabs share: the `FormTab` they return (a spec's form, its equivalent
 command and the live panel), the command and the time estimate kept up to date as the form changes, a
 refused value flagged at its field, and queueing a run."""
+
 import functools
 import shlex
 from dataclasses import dataclass
@@ -11,12 +12,13 @@ from workbench.errors import UserError
 from workbench.jobs.estimate import estimate
 from workbench.specs.flags import parse_tags
 from workbench.ui.live_panel import LivePanel, start_polling
-from workbench.ui.views.live import estimate_text
+from workbench.views.live import estimate_text
 
 
 @dataclass(eq=False)
 class FormTab:
     """A tab that queues runs from a spec's form, as the page and Runs' "Clone" use it."""
+
     form: dict  # spec field name -> its component, in the order of the spec's fields
     command: gr.Code  # the form's equivalent command line
     panel: LivePanel
@@ -33,8 +35,9 @@ class FormTab:
 
 def command_box(value: str, label: str, elem_id: str) -> gr.Code:
     """The equivalent command: as tall as the command is long (it wraps), with a copy button."""
-    return gr.Code(value, label=label, language="shell", interactive=False, wrap_lines=True, lines=1, max_lines=8,
-                   elem_id=elem_id)
+    return gr.Code(
+        value, label=label, language="shell", interactive=False, wrap_lines=True, lines=1, max_lines=8, elem_id=elem_id
+    )
 
 
 def command_line(spec, tags: list) -> str:
@@ -67,14 +70,20 @@ def wire_preview(form: dict, command, read, words, message, extra=()):
         return updates
 
     inputs = [*fields, *extra]
-    gr.on([c.change for c in inputs], preview, inputs=[*inputs, flagged],
-          outputs=[command, flagged, message, *fields], show_progress="hidden")
+    gr.on(
+        [c.change for c in inputs],
+        preview,
+        inputs=[*inputs, flagged],
+        outputs=[command, flagged, message, *fields],
+        show_progress="hidden",
+    )
 
 
 def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.Markdown:
     """A line under the form saying how long its spec will take here and where that figure comes from
     (`workbench.jobs.estimate`: the store's history, else a labelled rough figure), kept up to date as
     the form changes and on every page load (runs finished since change the history)."""
+
     def say(read_spec) -> str:
         try:
             spec = read_spec().validate(available_gpus=len(ctx.gpu_names))
@@ -84,8 +93,13 @@ def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.
 
     box = gr.Markdown(lambda: say(lambda: defaults), elem_id=elem_id)
     components = list(form.values())
-    gr.on([c.change for c in components], lambda *values: say(lambda: values_to_spec(values)), inputs=components,
-          outputs=box, show_progress="hidden")
+    gr.on(
+        [c.change for c in components],
+        lambda *values: say(lambda: values_to_spec(values)),
+        inputs=components,
+        outputs=box,
+        show_progress="hidden",
+    )
     return box
 
 
@@ -105,8 +119,13 @@ def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_nam
         return f"Queued run {run_id}: **{spec.display_name()}**. {note}".strip(), follow, False
 
     queued = button.click(queue, inputs, [message, panel.follow, refused], concurrency_limit=1, api_name=api_name)
-    queued.then(lambda no: gr.update(elem_classes=["refused"] if no else []), refused, message,
-                api_visibility="private", show_progress="hidden")
+    queued.then(
+        lambda no: gr.update(elem_classes=["refused"] if no else []),
+        refused,
+        message,
+        api_visibility="private",
+        show_progress="hidden",
+    )
     queued.then(start_polling, None, panel.timer, api_visibility="private")
 
 
@@ -115,8 +134,14 @@ def wire_spec_form(ctx, tab: FormTab, read_spec, words, message, button, api_nam
     `read_spec(values)` (the fields' values in the form's order) gives the spec as it would be queued:
     its paths checked against the allowed folders (what differs between the Train and Fine-tune tabs),
     validated; else it raises UserError."""
-    wire_preview(tab.form, tab.command, lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])),
-                 words, message, extra=[tab.tags])
+    wire_preview(
+        tab.form,
+        tab.command,
+        lambda *values: command_line(read_spec(values[:-1]), parse_tags(values[-1])),
+        words,
+        message,
+        extra=[tab.tags],
+    )
 
     def submit(tag_text, *values):
         spec = read_spec(values)

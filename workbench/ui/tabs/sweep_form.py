@@ -4,6 +4,7 @@ the cross product makes, how long they take here, the equivalent `python -m work
 combination that would be refused. **Queue sweep** checks every run first and queues all of them (tagged
 `sweep:NAME`) or none. The expansion is `workbench.specs.sweep`'s, shared with the CLI and the presets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,16 +15,17 @@ import gradio as gr
 from models import list_models
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate_many
+from workbench.specs.catalogue import LOSSES, SCHEDULES
 from workbench.specs.flags import parse_tags
 from workbench.specs.sweep import AXES, Sweep, default_name, submit_sweep
-from workbench.training.losses import LOSSES
-from workbench.training.schedules import SCHEDULES
 from workbench.ui.live_panel import start_polling
 from workbench.ui.tabs.spec_form import command_box
-from workbench.ui.views.sweeps import time_text
+from workbench.views.sweeps import time_text
 
-EMPTY = ("Fill one or more boxes with several values to sweep them; every other setting comes from the form "
-         "above. Each run is checked before any is queued.")
+EMPTY = (
+    "Fill one or more boxes with several values to sweep them; every other setting comes from the form "
+    "above. Each run is checked before any is queued."
+)
 
 
 @dataclass(eq=False)
@@ -39,25 +41,52 @@ class SweepBox:
 def sweep_layout() -> SweepBox:
     """The box's components, inside the caller's layout (closed until opened)."""
     axes = {}
-    with gr.Accordion("Sweep: several values per setting, queued as one tagged sweep", open=False,
-                      elem_id="sweep-box"):
+    with gr.Accordion("Sweep: several values per setting, queued as one tagged sweep", open=False, elem_id="sweep-box"):
         with gr.Row():
-            name = gr.Textbox(label="Sweep name", placeholder="e.g. loss-study (default: sweep-MMDD-HHMM)",
-                              info="its runs are tagged sweep:NAME", elem_id="sweep-name")
-            axes["model"] = gr.Dropdown(list_models(), value=[], multiselect=True, label="Models",
-                                        info="from the model zoo", elem_id="sweep-model")
-            axes["loss"] = gr.Dropdown(list(LOSSES), value=[], multiselect=True, label="Losses",
-                                       info="each against the first in the Runs tab", elem_id="sweep-loss")
+            name = gr.Textbox(
+                label="Sweep name",
+                placeholder="e.g. loss-study (default: sweep-MMDD-HHMM)",
+                info="its runs are tagged sweep:NAME",
+                elem_id="sweep-name",
+            )
+            axes["model"] = gr.Dropdown(
+                list_models(),
+                value=[],
+                multiselect=True,
+                label="Models",
+                info="from the model zoo",
+                elem_id="sweep-model",
+            )
+            axes["loss"] = gr.Dropdown(
+                list(LOSSES),
+                value=[],
+                multiselect=True,
+                label="Losses",
+                info="each against the first in the Runs tab",
+                elem_id="sweep-loss",
+            )
         with gr.Row():
-            axes["augment"] = gr.Textbox(label="Augmentation sets", placeholder="flip_crop; flip_crop,cutout; none",
-                                         info="sets separated by ';'", elem_id="sweep-augment")
-            axes["schedule"] = gr.Dropdown(list(SCHEDULES), value=[], multiselect=True, label="Schedules",
-                                           info="with the form's schedule parameters", elem_id="sweep-schedule")
+            axes["augment"] = gr.Textbox(
+                label="Augmentation sets",
+                placeholder="flip_crop; flip_crop,cutout; none",
+                info="sets separated by ';'",
+                elem_id="sweep-augment",
+            )
+            axes["schedule"] = gr.Dropdown(
+                list(SCHEDULES),
+                value=[],
+                multiselect=True,
+                label="Schedules",
+                info="with the form's schedule parameters",
+                elem_id="sweep-schedule",
+            )
         with gr.Row():
-            axes["learning_rate"] = gr.Textbox(label="Learning rates", placeholder="0.1, 0.05",
-                                               info="comma-separated", elem_id="sweep-learning_rate")
-            axes["seed"] = gr.Textbox(label="Seeds", placeholder="0, 1, 2 or 0-2", info="mean ± std over these",
-                                      elem_id="sweep-seed")
+            axes["learning_rate"] = gr.Textbox(
+                label="Learning rates", placeholder="0.1, 0.05", info="comma-separated", elem_id="sweep-learning_rate"
+            )
+            axes["seed"] = gr.Textbox(
+                label="Seeds", placeholder="0, 1, 2 or 0-2", info="mean ± std over these", elem_id="sweep-seed"
+            )
         summary = gr.Markdown(EMPTY, elem_id="sweep-summary")
         command = command_box("# fill one or more sweep boxes above", "Equivalent sweep command", "sweep-command")
         button = gr.Button("Queue sweep", variant="primary", elem_id="sweep-button")
@@ -77,8 +106,11 @@ class SweepActions:
 
     def plan(self, name_text, axis_values, form_values) -> tuple:
         """The sweep and its validated specs (UserError names the first refused combination)."""
-        sweep = Sweep.from_values(str(name_text or "").strip() or default_name(datetime.now()),
-                                  self.read_spec(form_values), dict(zip(AXES, axis_values)))
+        sweep = Sweep.from_values(
+            str(name_text or "").strip() or default_name(datetime.now()),
+            self.read_spec(form_values),
+            dict(zip(AXES, axis_values)),
+        )
         return sweep, sweep.validate(available_gpus=self.gpus)
 
     def preview(self, name_text, axis_values, tag_text, form_values) -> tuple:
@@ -91,8 +123,10 @@ class SweepActions:
             return f"**Not queueable yet:** {self.words.say(str(exc))}", "# not queueable yet: see above"
         earlier = sum(sweep.tag in (r.get("tags") or ()) for r in self.ctx.store.list_runs(include_archived=True))
         adds = f" (adding to its {earlier} earlier runs)" if earlier else ""
-        text = (f"**{sweep.count_text()}**, tagged `{sweep.tag}`{adds}. "
-                f"{time_text(estimate_many(specs, self.ctx.store, self.gpus))}")
+        text = (
+            f"**{sweep.count_text()}**, tagged `{sweep.tag}`{adds}. "
+            f"{time_text(estimate_many(specs, self.ctx.store, self.gpus))}"
+        )
         return text, sweep.to_cli(parse_tags(tag_text))
 
     def queue(self, name_text, axis_values, tag_text, form_values) -> tuple:
@@ -104,8 +138,10 @@ class SweepActions:
             run_ids = submit_sweep(self.ctx.queue, sweep, parse_tags(tag_text))
         except UserError as exc:
             raise UserError(self.words.say(str(exc))) from None
-        return (f"Queued {len(run_ids)} runs (runs {run_ids[0]}-{run_ids[-1]}) as sweep **{sweep.name}**, tagged "
-                f"`{sweep.tag}`; the Runs tab's Sweeps view shows their table."), run_ids
+        return (
+            f"Queued {len(run_ids)} runs (runs {run_ids[0]}-{run_ids[-1]}) as sweep **{sweep.name}**, tagged "
+            f"`{sweep.tag}`; the Runs tab's Sweeps view shows their table."
+        ), run_ids
 
 
 def wire_sweep(ctx, box: SweepBox, form: dict, tags, panel, read_spec, words) -> SweepActions:
@@ -115,7 +151,7 @@ def wire_sweep(ctx, box: SweepBox, form: dict, tags, panel, read_spec, words) ->
 
     def split(values):
         n = len(AXES)
-        return values[0], values[1:1 + n], values[1 + n], values[2 + n:]
+        return values[0], values[1 : 1 + n], values[1 + n], values[2 + n :]
 
     def queue(*values):
         try:
@@ -126,8 +162,13 @@ def wire_sweep(ctx, box: SweepBox, form: dict, tags, panel, read_spec, words) ->
         return f"{text} {note}".strip(), follow
 
     inputs = [box.name, *box.axes.values(), tags, *form.values()]
-    gr.on([c.change for c in inputs], lambda *values: actions.preview(*split(values)), inputs,
-          [box.summary, box.command], show_progress="hidden")
+    gr.on(
+        [c.change for c in inputs],
+        lambda *values: actions.preview(*split(values)),
+        inputs,
+        [box.summary, box.command],
+        show_progress="hidden",
+    )
     queued = box.button.click(queue, inputs, [box.message, panel.follow], concurrency_limit=1, api_name="sweep")
     queued.then(start_polling, None, panel.timer, api_visibility="private")
     return actions

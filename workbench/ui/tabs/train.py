@@ -8,13 +8,13 @@ The form starts with a recipe that fits the device: on a machine without a GPU t
 else the classic one (hours on a GPU, days on a CPU); a button fills either, and the line under the
 form says how long the form's run will take here. A third button fills the fast recipe (presets/fast.toml).
 """
+
 import gradio as gr
 
-from workbench.cli.presets import load_preset
+from workbench.specs.catalogue import LOSS_PARAMS, SCHEDULE_PARAMS
 from workbench.specs.flags import format_key_values
+from workbench.specs.presets import load_preset
 from workbench.specs.run import RunSpec
-from workbench.training.losses import LOSS_PARAMS
-from workbench.training.schedules import SCHEDULE_PARAMS
 from workbench.ui.forms import (
     FORM_FIELDS,
     LABELS,
@@ -38,9 +38,11 @@ def recipes(data_path: str) -> dict:
     """The form's recipes: "quick" (ResNet-20 on a 15,000-image subset for 5 epochs, cosine), "fast"
     (presets/fast.toml) and "classic" (RunSpec's defaults: ResNet-20, 200 epochs, step schedule)."""
     fast = load_preset(FAST)[0]
-    return {"quick": QUICK.replace(data_path=data_path, gpus=-1),
-            "fast": fast.replace(name="", data_path=data_path, gpus=-1),
-            "classic": RunSpec(data_path=data_path, gpus=-1)}
+    return {
+        "quick": QUICK.replace(data_path=data_path, gpus=-1),
+        "fast": fast.replace(name="", data_path=data_path, gpus=-1),
+        "classic": RunSpec(data_path=data_path, gpus=-1),
+    }
 
 
 def create_train_tab(ctx) -> FormTab:
@@ -71,12 +73,17 @@ def create_train_tab(ctx) -> FormTab:
     tab = FormTab(form=form, command=command, panel=panel, tags=tags)
     wire_spec_form(ctx, tab, read_spec, words, message, train_button, api_name="train")
     for button, name in ((quick_button, "quick"), (fast_button, "fast"), (classic_button, "classic")):
-        button.click(lambda name=name: spec_to_form_values(recipe[name]), None, list(form.values()),
-                     show_progress="hidden")
+        button.click(
+            lambda name=name: spec_to_form_values(recipe[name]), None, list(form.values()), show_progress="hidden"
+        )
     form["model"].change(lambda m: gr.update(placeholder=option_hint(m)), form["model"], form["model_kwargs"])
-    form["loss"].change(lambda n: gr.update(placeholder=format_key_values(LOSS_PARAMS[n])), form["loss"],
-                        form["loss_params"])
-    form["schedule"].change(lambda n: gr.update(placeholder=format_key_values(SCHEDULE_PARAMS[n]) or "none"),
-                            form["schedule"], form["schedule_params"])
+    form["loss"].change(
+        lambda n: gr.update(placeholder=format_key_values(LOSS_PARAMS[n])), form["loss"], form["loss_params"]
+    )
+    form["schedule"].change(
+        lambda n: gr.update(placeholder=format_key_values(SCHEDULE_PARAMS[n]) or "none"),
+        form["schedule"],
+        form["schedule_params"],
+    )
     wire_sweep(ctx, sweep, form, tags, panel, read_spec, words)
     return tab

@@ -4,6 +4,7 @@ Leaderboard rows and filters, run choices ("id: name"), tag parsing, per-class a
 accuracy grouped by setting (seeds as the spread) or by loss/augmentation/model (saying what each
 group pools), a running run's training time, a clone's new name, EMA smoothing and curve series.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,22 @@ from workbench.errors import UserError
 from workbench.inspect.analysis import class_accuracy
 
 # Leaderboard columns, in display order; accuracies are percentages, training time minutes.
-COLUMNS = ("Kind", "ID", "Name", "Model", "Loss", "Augmentations", "Status", "Best val acc %",
-           "Final val acc %", "Test acc %", "Params", "Train min", "Tags", "Notes")
+COLUMNS = (
+    "Kind",
+    "ID",
+    "Name",
+    "Model",
+    "Loss",
+    "Augmentations",
+    "Status",
+    "Best val acc %",
+    "Final val acc %",
+    "Test acc %",
+    "Params",
+    "Train min",
+    "Tags",
+    "Notes",
+)
 HEADERS = {"Augmentations": "Augment"}  # shown instead, in a column that fits its values; the CSV keeps COLUMNS
 NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
 DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
@@ -35,6 +50,7 @@ def columns(nodes: bool = False) -> tuple:
         return COLUMNS
     at = COLUMNS.index("Status") + 1
     return COLUMNS[:at] + (NODE,) + COLUMNS[at:]
+
 
 # "sort by" label -> (column, descending)
 SORTS = {
@@ -168,8 +184,7 @@ def filter_options(runs: list[dict]) -> dict:
     }
 
 
-def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(),
-                show_archived: bool = False) -> list[dict]:
+def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(), show_archived: bool = False) -> list[dict]:
     """Runs that pass every active filter (an empty filter passes all; tags: any of them)."""
     status, model, loss, tag = (set(x or ()) for x in (status, model, loss, tag))
     kept = []
@@ -191,14 +206,21 @@ def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(),
 def run_row(run: dict) -> dict:
     status = run["status"] + (" (archived)" if run.get("archived") else "")
     return {
-        "Kind": run.get("kind") or "scratch", "ID": run["id"], "Name": run["name"],
-        "Model": run_model(run), "Loss": run_loss(run),
+        "Kind": run.get("kind") or "scratch",
+        "ID": run["id"],
+        "Name": run["name"],
+        "Model": run_model(run),
+        "Loss": run_loss(run),
         "Augmentations": run_augment(run, ", "),  # as --augment takes them; wraps between names
-        "Status": status, "Best val acc %": _pct(run.get("best_val_accuracy")),
+        "Status": status,
+        "Best val acc %": _pct(run.get("best_val_accuracy")),
         "Final val acc %": _pct(run.get("final_val_accuracy")),
-        "Test acc %": _pct(run.get("test_accuracy")), "Params": run.get("params"),
+        "Test acc %": _pct(run.get("test_accuracy")),
+        "Params": run.get("params"),
         "Train min": _minutes(run.get("train_seconds")),
-        "Tags": ", ".join(run.get("tags") or []), "Notes": run.get("notes") or "", NODE: run.get("node") or "",
+        "Tags": ", ".join(run.get("tags") or []),
+        "Notes": run.get("notes") or "",
+        NODE: run.get("node") or "",
     }
 
 
@@ -206,20 +228,32 @@ def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
     members = [int(m) for m in ensemble.get("members") or []]
     found = [runs_by_id[m] for m in members if m in runs_by_id]
     complete = len(found) == len(members) and members
-    params = sum(r.get("params") or 0 for r in found) if complete and all(
-        r.get("params") is not None for r in found) else None
+    params = (
+        sum(r.get("params") or 0 for r in found)
+        if complete and all(r.get("params") is not None for r in found)
+        else None
+    )
     seconds = sum(r.get("train_seconds") or 0 for r in found) if complete else None
     missing = [m for m in members if m not in runs_by_id]
     note = f"{ensemble.get('method', '')} of runs {', '.join(map(str, members))}"
     if missing:
         note += f" (run(s) {', '.join(map(str, missing))} deleted or hidden)"
     return {
-        "Kind": "ensemble", "ID": ensemble["id"], "Name": ensemble["name"],
-        "Model": f"ensemble of {len(members)}", "Loss": "", "Augmentations": "",
-        "Status": "saved", "Best val acc %": _pct(ensemble.get("val_accuracy")),
+        "Kind": "ensemble",
+        "ID": ensemble["id"],
+        "Name": ensemble["name"],
+        "Model": f"ensemble of {len(members)}",
+        "Loss": "",
+        "Augmentations": "",
+        "Status": "saved",
+        "Best val acc %": _pct(ensemble.get("val_accuracy")),
         "Final val acc %": _pct(ensemble.get("val_accuracy")),
-        "Test acc %": _pct(ensemble.get("test_accuracy")), "Params": params,
-        "Train min": _minutes(seconds), "Tags": "", "Notes": note, NODE: "",
+        "Test acc %": _pct(ensemble.get("test_accuracy")),
+        "Params": params,
+        "Train min": _minutes(seconds),
+        "Tags": "",
+        "Notes": note,
+        NODE: "",
     }
 
 
@@ -244,12 +278,20 @@ def sort_rows(rows: list[dict], sort_by: str = DEFAULT_SORT) -> list[dict]:
     return sorted(rows, key=key)
 
 
-def leaderboard_rows(runs: list[dict], ensembles: list[dict] = (), *, status=(), model=(),
-                     loss=(), tag=(), show_archived=False, show_ensembles=True,
-                     sort_by: str = DEFAULT_SORT) -> list[dict]:
+def leaderboard_rows(
+    runs: list[dict],
+    ensembles: list[dict] = (),
+    *,
+    status=(),
+    model=(),
+    loss=(),
+    tag=(),
+    show_archived=False,
+    show_ensembles=True,
+    sort_by: str = DEFAULT_SORT,
+) -> list[dict]:
     """The leaderboard: filtered runs plus (when no run filter is active) the saved ensembles."""
-    kept = filter_runs(runs, status=status, model=model, loss=loss, tag=tag,
-                       show_archived=show_archived)
+    kept = filter_runs(runs, status=status, model=model, loss=loss, tag=tag, show_archived=show_archived)
     rows = [run_row(r) for r in kept]
     if show_ensembles and not any((status, model, loss, tag)):
         by_id = {r["id"]: r for r in runs}
@@ -373,8 +415,16 @@ def group_accuracy(runs: list[dict], by: str = "Setting", metric: str = "Test ac
     for name, members in groups.items():
         values = np.array([100.0 * float(r[column]) for r in members])
         std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        result.append({"group": labels.get(name, name), "n": len(values), "mean": float(values.mean()), "std": std,
-                       "runs": [r["id"] for r in members], "pools": pooled(members, by)})
+        result.append(
+            {
+                "group": labels.get(name, name),
+                "n": len(values),
+                "mean": float(values.mean()),
+                "std": std,
+                "runs": [r["id"] for r in members],
+                "pools": pooled(members, by),
+            }
+        )
     return sorted(result, key=lambda g: (-g["mean"], g["group"]))
 
 

@@ -8,6 +8,7 @@ sweep view and `python -m workbench sweeps NAME` both print these.
 A sweep's runs are those tagged `sweep:NAME` (`workbench.specs.sweep`); a setting is a run's spec but
 its seed (`views.runs.setting_key`).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,8 @@ import numpy as np
 
 from workbench.errors import UserError
 from workbench.specs.sweep import TAG_PREFIX, sweep_of, sweep_tag
-from workbench.ui.views.live import duration
-from workbench.ui.views.runs import (
+from workbench.views.live import duration
+from workbench.views.runs import (
     ACCURACY_METRICS,
     NOT_SETTINGS,
     accuracy_column,
@@ -29,9 +30,20 @@ from workbench.ui.views.runs import (
 )
 
 # Fields shown in the seed's table whether they vary or not, and the title of any field that varies.
-TITLES = {"model": "Network", "gpus": "GPUs", "params": "Parameters", "batch_size": "Batch", "epochs": "Epochs",
-          "loss": "Loss", "augment": "Augment", "schedule": "Schedule", "learning_rate": "LR",
-          "optimizer": "Optimizer", "weight_decay": "Weight decay", "train_subset": "Subset"}
+TITLES = {
+    "model": "Network",
+    "gpus": "GPUs",
+    "params": "Parameters",
+    "batch_size": "Batch",
+    "epochs": "Epochs",
+    "loss": "Loss",
+    "augment": "Augment",
+    "schedule": "Schedule",
+    "learning_rate": "LR",
+    "optimizer": "Optimizer",
+    "weight_decay": "Weight decay",
+    "train_subset": "Subset",
+}
 FIXED = ("model", "gpus", "params", "batch_size", "epochs", "loss")
 LOSS_ORDER = ("cross_entropy",)  # the usual baseline of a loss comparison
 
@@ -43,10 +55,17 @@ def sweep_names(runs: list[dict]) -> list[dict]:
     for run in runs:
         for tag in run.get("tags") or ():
             if str(tag).startswith(TAG_PREFIX):
-                found.setdefault(str(tag)[len(TAG_PREFIX):], []).append(run)
-    result = [{"name": name, "runs": len(members), "completed": sum(r["status"] == "completed" for r in members),
-               "active": sum(r["status"] in ("queued", "running") for r in members),
-               "newest": max(r["id"] for r in members)} for name, members in found.items()]
+                found.setdefault(str(tag)[len(TAG_PREFIX) :], []).append(run)
+    result = [
+        {
+            "name": name,
+            "runs": len(members),
+            "completed": sum(r["status"] == "completed" for r in members),
+            "active": sum(r["status"] in ("queued", "running") for r in members),
+            "newest": max(r["id"] for r in members),
+        }
+        for name, members in found.items()
+    ]
     return sorted(result, key=lambda s: -s["newest"])
 
 
@@ -138,14 +157,23 @@ def sweep_table(runs: list[dict]) -> list[dict]:
         row = {}
         for field in (*FIXED, *extra):
             shown = sorted({_shown(_value(r, field)) for r in (done or members)} - {""})
-            row[TITLES.get(field, field)] = (format_count(_value(first, "params")) if field == "params"
-                                             else ", ".join(shown))
+            row[TITLES.get(field, field)] = (
+                format_count(_value(first, "params")) if field == "params" else ", ".join(shown)
+            )
         seconds, _ = mean_std(r.get("train_seconds") for r in done)
         val = mean_std(100 * r["final_val_accuracy"] for r in done if r.get("final_val_accuracy") is not None)
         test = mean_std(100 * r["test_accuracy"] for r in done if r.get("test_accuracy") is not None)
-        row.update({"Seeds": f"{len(done)}/{len(members)}", "Training time": duration(seconds) if seconds else "",
-                    "Val acc %": pm(*val), "Test acc %": pm(*test), "_val": val, "_test": test,
-                    "_runs": [r["id"] for r in members]})
+        row.update(
+            {
+                "Seeds": f"{len(done)}/{len(members)}",
+                "Training time": duration(seconds) if seconds else "",
+                "Val acc %": pm(*val),
+                "Test acc %": pm(*test),
+                "_val": val,
+                "_test": test,
+                "_runs": [r["id"] for r in members],
+            }
+        )
         rows.append(row)
     return rows
 
@@ -198,12 +226,19 @@ def paired(runs: list[dict], factor: str, baseline: str | None = None, metric: s
             seeds = sorted(set(base) & set(mine), key=str)
             diffs = [mine[s] - base[s] for s in seeds]
             mean, std = mean_std(diffs)
-            rows.append({"Setting": group["label"], "Compared": f"{value} − {baseline}", "Seeds": len(seeds),
-                         "Baseline %": pm(*mean_std(base[s] for s in seeds)),
-                         "Other %": pm(*mean_std(mine[s] for s in seeds)),
-                         "Difference (pp)": "" if mean is None else f"{mean:+.2f}",
-                         "Spread (std, pp)": "" if std is None else f"{std:.2f}",
-                         "Reading": verdict(mean, std, len(seeds), value), "_diff": (mean, std, len(seeds))})
+            rows.append(
+                {
+                    "Setting": group["label"],
+                    "Compared": f"{value} − {baseline}",
+                    "Seeds": len(seeds),
+                    "Baseline %": pm(*mean_std(base[s] for s in seeds)),
+                    "Other %": pm(*mean_std(mine[s] for s in seeds)),
+                    "Difference (pp)": "" if mean is None else f"{mean:+.2f}",
+                    "Spread (std, pp)": "" if std is None else f"{std:.2f}",
+                    "Reading": verdict(mean, std, len(seeds), value),
+                    "_diff": (mean, std, len(seeds)),
+                }
+            )
     return rows
 
 
@@ -234,8 +269,16 @@ def text_table(columns: list[str], cells: list[list]) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
 
 
-__all__ = ["sweep_names", "sweep_runs", "sweep_table", "paired", "factors", "factor_values", "sweep_of",
-           "ACCURACY_METRICS"]
+__all__ = [
+    "ACCURACY_METRICS",
+    "factor_values",
+    "factors",
+    "paired",
+    "sweep_names",
+    "sweep_of",
+    "sweep_runs",
+    "sweep_table",
+]
 
 
 def time_text(est) -> str:
@@ -244,7 +287,9 @@ def time_text(est) -> str:
         return "Time: unknown here yet (no run like these has finished, and their models' cost is not listed)."
     text = f"~{duration(est.seconds)} of training in all{' (rough)' if est.rough else ''}"
     if est.side_by_side > 1:
-        text += f"; the queue runs {est.side_by_side} side by side on this machine's GPUs, so about {duration(est.wall)}"
+        text += (
+            f"; the queue runs {est.side_by_side} side by side on this machine's GPUs, so about {duration(est.wall)}"
+        )
     else:
         text += f", one run at a time on the {est.device}"
     if est.unknown:

@@ -6,6 +6,7 @@ times from its finished epochs, else from the current pass's `step` and `step_se
 from the first batches), and the final evaluation (validation and test, plain and mirrored) has its
 own progress and estimate. Elapsed time is per attempt (a resume starts a new one) and in total.
 """
+
 import html
 import time
 from datetime import datetime
@@ -18,11 +19,18 @@ NODE_COLUMN = "node"  # with jobs on a Ray cluster: where each run trains (runs.
 
 def job_columns(nodes: bool = False) -> list:
     return JOB_COLUMNS + ([NODE_COLUMN] if nodes else [])
+
+
 # Forward passes only: an evaluation batch costs about a third of a training batch (forward + backward).
 EVAL_SPEEDUP = 3.0
 EVALUATING = (EVAL_VALIDATION, EVAL_TEST)
-COLOURS = {"completed": "#16a34a", "failed": "#dc2626", "diverged": "#dc2626", "cancelled": "#a16207",
-           "interrupted": "#a16207"}
+COLOURS = {
+    "completed": "#16a34a",
+    "failed": "#dc2626",
+    "diverged": "#dc2626",
+    "cancelled": "#a16207",
+    "interrupted": "#a16207",
+}
 
 
 def read_runs(store) -> list:
@@ -112,9 +120,16 @@ def progress(run: dict, epochs: list, now=None) -> dict:
     else:
         fraction = min(1.0, (done + in_epoch) / total)
     attempt, total_seconds = elapsed(run, now)
-    return {"epoch": f"{min(done + (phase == TRAINING), total)}/{total}", "phase": phase, "fraction": fraction,
-            "images_per_second": rate, "attempt_seconds": attempt, "elapsed": total_seconds,
-            "remaining": remaining, "evaluation_remaining": evaluation}
+    return {
+        "epoch": f"{min(done + (phase == TRAINING), total)}/{total}",
+        "phase": phase,
+        "fraction": fraction,
+        "images_per_second": rate,
+        "attempt_seconds": attempt,
+        "elapsed": total_seconds,
+        "remaining": remaining,
+        "evaluation_remaining": evaluation,
+    }
 
 
 def duration(seconds) -> str:
@@ -167,8 +182,19 @@ def jobs_rows(store, runs: list, recent: int = 5, nodes: bool = False) -> list:
     for run in sorted(started, key=lambda r: r["id"]) + line + finished[:recent]:
         p = progress(run, store.epochs(run["id"]))
         rate = f"{p['images_per_second']:,.0f}" if p["images_per_second"] else "-"
-        rows.append([run["id"], run["name"], status_word(run, runs), p["epoch"], f"{100 * p['fraction']:.0f}%", rate,
-                     duration(p["elapsed"]), duration(p["remaining"])] + ([run.get("node") or "-"] if nodes else []))
+        rows.append(
+            [
+                run["id"],
+                run["name"],
+                status_word(run, runs),
+                p["epoch"],
+                f"{100 * p['fraction']:.0f}%",
+                rate,
+                duration(p["elapsed"]),
+                duration(p["remaining"]),
+            ]
+            + ([run.get("node") or "-"] if nodes else [])
+        )
     return rows
 
 
@@ -209,14 +235,18 @@ def progress_facts(run: dict, epochs: list, runs: list = ()) -> list:
     p = progress(run, epochs)
     facts = [_phase_text(run, p, runs or [run]), _rate_text(p)]
     if p["attempt_seconds"] is not None and (run.get("attempt") or 0) > 1:
-        facts.append(f"elapsed {duration(p['attempt_seconds'])} this attempt (#{run['attempt']}), "
-                     f"{duration(p['elapsed'])} in all")
+        facts.append(
+            f"elapsed {duration(p['attempt_seconds'])} this attempt (#{run['attempt']}), "
+            f"{duration(p['elapsed'])} in all"
+        )
     elif p["elapsed"] is not None:
         facts.append(f"elapsed {duration(p['elapsed'])}")
     if p["remaining"] is not None:
         after = p["evaluation_remaining"] if p["phase"] not in EVALUATING else None
-        facts.append(f"remaining ~{duration(p['remaining'])}" + (
-            f" (incl. ~{duration(after)} final evaluation)" if after else ""))
+        facts.append(
+            f"remaining ~{duration(p['remaining'])}"
+            + (f" (incl. ~{duration(after)} final evaluation)" if after else "")
+        )
     if run.get("best_val_accuracy") is not None:
         facts.append(f"best val {100 * run['best_val_accuracy']:.2f}%")
     if run.get("test_accuracy") is not None:
@@ -229,12 +259,18 @@ def status_html(run: dict, epochs: list, runs: list = ()) -> str:
     waiting one in the queue)."""
     fraction = progress(run, epochs)["fraction"]
     colour = COLOURS.get(run["status"], "#2563eb")
-    facts = [f"<b>{html.escape(run['name'])}</b> (run {run['id']})", f"<b style='color:{colour}'>{run['status']}</b>",
-             *(html.escape(f) for f in progress_facts(run, epochs, runs))]
-    bar = (f"<div style='background:#e5e7eb;border-radius:6px;height:14px;width:100%'>"
-           f"<div style='background:{colour};width:{100 * fraction:.1f}%;height:14px;border-radius:6px'></div></div>")
-    error = (f"<pre style='white-space:pre-wrap;color:#b91c1c'>{html.escape(run['error'])}</pre>"
-             if run.get("error") else "")
+    facts = [
+        f"<b>{html.escape(run['name'])}</b> (run {run['id']})",
+        f"<b style='color:{colour}'>{run['status']}</b>",
+        *(html.escape(f) for f in progress_facts(run, epochs, runs)),
+    ]
+    bar = (
+        f"<div style='background:#e5e7eb;border-radius:6px;height:14px;width:100%'>"
+        f"<div style='background:{colour};width:{100 * fraction:.1f}%;height:14px;border-radius:6px'></div></div>"
+    )
+    error = (
+        f"<pre style='white-space:pre-wrap;color:#b91c1c'>{html.escape(run['error'])}</pre>" if run.get("error") else ""
+    )
     return f"<div id='live-status'>{bar}<p>{' · '.join(facts)}</p>{error}</div>"
 
 
@@ -293,10 +329,12 @@ def estimate_text(est, *, quick_hint: str = QUICK_HINT, markdown: bool = True) -
     if est.seconds is None:
         text = f"**Estimated time:** unknown — {est.source}."
     else:
-        text = (f"**Time on this {est.device}: ~{duration(est.seconds)}{' (rough)' if est.rough else ''}** — "
-                f"{est.epochs} epoch{'s' if est.epochs != 1 else ''} of {est.images:,} images at "
-                f"~{1 / est.per_image:,.0f} images/s, then ~{duration(est.evaluation)} of final evaluation. "
-                f"{est.source}.")
+        text = (
+            f"**Time on this {est.device}: ~{duration(est.seconds)}{' (rough)' if est.rough else ''}** — "
+            f"{est.epochs} epoch{'s' if est.epochs != 1 else ''} of {est.images:,} images at "
+            f"~{1 / est.per_image:,.0f} images/s, then ~{duration(est.evaluation)} of final evaluation. "
+            f"{est.source}."
+        )
         if est.device == "CPU" and est.seconds > 3600:
             text += f" That is long for a CPU: {quick_hint}"
     return text if markdown else text.replace("**", "")

@@ -1,0 +1,83 @@
+"""Presets: lists of runs in `presets/*.toml`, read into specs (trained by `train-all`, `workbench.cli.presets`).
+
+A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each named) or a sweep
+(`[defaults]` and a `[sweep]` table: a name and lists of values to cross, expanded by
+`workbench.specs.sweep`; its runs are tagged `sweep:NAME`).
+"""
+
+import tomllib
+from pathlib import Path
+
+from workbench.errors import UserError
+from workbench.specs.run import RunSpec
+from workbench.specs.sweep import Sweep, parse_axis
+
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
+
+
+class Preset(list):
+    """A preset's RunSpecs (a list, as before), and `sweep`: its `workbench.specs.sweep.Sweep` or None."""
+
+    def __init__(self, specs, sweep=None):
+        super().__init__(specs)
+        self.sweep = sweep
+
+    @property
+    def tags(self) -> tuple:
+        return (self.sweep.tag,) if self.sweep else ()
+
+
+def list_presets() -> list:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: str, *, seeds=None) -> Preset:
+    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, or its [sweep] expanded over
+    them; each normalised. `seeds` (text or a list) replaces a sweep's seeds."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESETS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise UserError(f"no preset {name_or_path!r}; choose one of: {', '.join(list_presets())} or a .toml path")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    if "sweep" in data:
+        return _load_sweep(data, path, seeds)
+    if seeds is not None:
+        raise UserError(f"preset {path.name} is a list of runs, not a sweep: seeds apply to sweep presets")
+    runs = data.get("runs") or []
+    if not runs:
+        raise UserError(f"preset {path} lists no [[runs]] and no [sweep]")
+    specs = []
+    for index, entry in enumerate(runs, 1):
+        try:
+            spec = RunSpec.from_dict({**data.get("defaults", {}), **entry})
+        except UserError as exc:
+            raise UserError(f"preset {path.name}, run {index}: {exc}") from None
+        if not spec.name:
+            raise UserError(f"preset {path.name}, run {index}: every run needs a name (it is how reruns find it)")
+        specs.append(spec)
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"preset {path.name} names runs twice: {', '.join(duplicates)}")
+    return Preset(specs)
+
+
+def _load_sweep(data: dict, path: Path, seeds) -> Preset:
+    if data.get("runs"):
+        raise UserError(f"preset {path.name} has both [[runs]] and a [sweep]; a preset is one or the other")
+    if not isinstance(data["sweep"], dict):
+        raise UserError(f"preset {path.name}: sweep must be a table ([sweep])")
+    try:
+        base = RunSpec.from_dict(data.get("defaults", {}))
+        table = dict(data["sweep"])
+        if seeds is not None:
+            table["seed"] = list(parse_axis("seed", seeds))
+        sweep = Sweep.from_preset(table, base, where=f"preset {path.name}")
+        return Preset(sweep.specs(), sweep)
+    except UserError as exc:
+        message = str(exc)
+        raise UserError(message if message.startswith("preset") else f"preset {path.name}: {message}") from None
