@@ -9,6 +9,14 @@ import os
 import sys
 from pathlib import Path
 
+from workbench.errors import UserError
+from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
+from workbench.jobs.cluster_flags import check as check_cluster_flags
+from workbench.jobs.cluster_flags import open_queue
+from workbench.jobs.malloc_tuning import limit_arenas
+from workbench.predict.images import MAX_FILE_BYTES
+from workbench.ui.context import AppContext, default_data_roots
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -37,16 +45,12 @@ def parse_args(argv=None):
         help="user:password required to open the page (or WORKBENCH_AUTH)",
     )
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
-    from workbench.jobs.cluster_flags import add_arguments
-
-    add_arguments(parser)  # --ray, --storage, --retries, --ray-cpus, --ray-resources: jobs on a Ray cluster
+    add_cluster_arguments(parser)  # --ray, --storage, --retries, --ray-cpus, --ray-resources: jobs on a Ray cluster
     return parser.parse_args(argv)
 
 
 def check_args(args):
     """Refuse unsafe or impossible settings before anything starts. Returns (auth tuple or None)."""
-    from workbench.errors import UserError
-
     auth = None
     if args.auth:
         user, sep, password = args.auth.partition(":")
@@ -65,19 +69,15 @@ def check_args(args):
     for root in args.data_root:
         if not Path(root).expanduser().is_dir():
             raise UserError(f"--data-root {root} is not a folder")
-    from workbench.jobs.cluster_flags import check
-
-    check(args)
+    check_cluster_flags(args)
     return auth
 
 
 def create(args):
     """Open the store, start the job queue and build the page (no server yet)."""
-    from store import Store
-    from workbench.jobs.cluster_flags import open_queue
-    from workbench.training import devices
-    from workbench.ui.app import build_app
-    from workbench.ui.context import AppContext, default_data_roots
+    from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); after the flags are checked
+    from workbench.training import devices  # noqa: PLC0415 - TensorFlow: seconds to import, after the flags are checked
+    from workbench.ui.app import build_app  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
 
     store = Store(args.db) if args.db else Store()
     queue = open_queue(store, args)
@@ -97,15 +97,11 @@ def create(args):
 
 
 def main(argv=None) -> int:
-    from workbench.errors import UserError
-    from workbench.jobs.malloc_tuning import limit_arenas
-
     args = parse_args(argv)
     limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
     try:
         auth = check_args(args)  # before the heavy imports below: a bad flag is answered in a second, not 20
-        from workbench.predict.images import MAX_FILE_BYTES
-        from workbench.ui.app import CSS
+        from workbench.ui.app import CSS  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
 
         ctx, demo = create(args)
     except UserError as exc:

@@ -5,6 +5,8 @@ that says what is allowed or what to do. The UI and CLI show its text as is; any
 a bug and is shown with its traceback in the run's error field.
 """
 
+import traceback
+
 
 class UserError(ValueError):
     """Bad input from a user: the message says what is wrong and what is allowed."""
@@ -21,8 +23,6 @@ def choose(kind: str, name: str, allowed) -> str:
 def failure_message(exc: BaseException) -> str:
     """A failed run's error text: a user's mistake or an OS error as its message, anything else (a bug)
     with the end of its traceback."""
-    import traceback
-
     if isinstance(exc, (UserError, OSError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}\n\n{''.join(traceback.format_exception(exc)[-6:])}"

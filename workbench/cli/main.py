@@ -10,15 +10,20 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.cli.presets import percent
+from workbench.cli.export import MODEL_FORMATS, export_run
+from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.errors import UserError
 from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
 from workbench.jobs.cluster_flags import check as check_cluster_flags
 from workbench.jobs.cluster_flags import open_queue
+from workbench.jobs.estimate import estimate
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
+from workbench.specs.presets import load_preset
+from workbench.training.tensorboard import export as export_tensorboard
+from workbench.views.live import estimate_text, phase_of, progress_facts, resume_message
 
 COMMANDS = "train, finetune, sweep, sweeps, train-all, resume, runs, export, ensemble, models"
 
@@ -146,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open_store(args):
-    from store import Store
+    from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); --help needs no store
 
     return Store(args.db) if args.db else Store()
 
@@ -157,9 +162,6 @@ def _train(args):
     spec = spec_from_args(args, args.spec_class)
     store = _open_store(args)
     queue = open_queue(store, args)
-    from workbench.jobs.estimate import estimate
-    from workbench.views.live import estimate_text
-
     try:
         run_id = queue.submit(spec, tags=parse_tags(args.tags))
     except UserError:
@@ -179,8 +181,6 @@ def _say_cluster(queue) -> None:
 
 
 def _resume(args):
-    from workbench.views.live import resume_message
-
     check_cluster_flags(args)
     store = _open_store(args)
     queue = open_queue(store, args)
@@ -201,8 +201,6 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
     """Print each new epoch until the runs end, and what a run is doing (its phase, rate and remaining
     time, as the live panel says it) when that changes or every `every` seconds inside a long epoch or
     the final evaluation; Ctrl-C cancels them (resumable later)."""
-    from workbench.views.live import phase_of, progress_facts
-
     shown = {run_id: 0 for run_id in run_ids}
     said = {run_id: (None, 0.0) for run_id in run_ids}  # (phase, when) of each run's last progress line
     try:
@@ -239,7 +237,10 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
         run = store.get_run(run_id)
         line = f"{prefix}run {run_id} {run['status']}"
         if run["status"] == "completed":
-            line += f": best val {percent(run['best_val_accuracy'])} (epoch {run['best_epoch']}), test {percent(run['test_accuracy'])}"
+            line += (
+                f": best val {percent(run['best_val_accuracy'])} (epoch {run['best_epoch']}), "
+                f"test {percent(run['test_accuracy'])}"
+            )
         elif run["error"]:
             line += f": {run['error'].splitlines()[0]}"
             failed += 1
@@ -252,9 +253,6 @@ def _f(value, digits=4):
 
 
 def _train_all(args):
-    from workbench.cli.presets import plan_preset, run_preset
-    from workbench.specs.presets import load_preset
-
     check_cluster_flags(args)
     preset = load_preset(args.preset, seeds=args.seeds)
     store = _open_store(args)
@@ -306,8 +304,7 @@ def _export(args):
         raise UserError(
             "'all' exports TensorBoard events only (--format tensorboard); name one run for csv, npz or a model format"
         )
-    from workbench.cli.export import MODEL_FORMATS, export_run
-    from workbench.predict.export import metadata_path
+    from workbench.predict.export import metadata_path  # noqa: PLC0415 - Keras: predict.export imports it at the top
 
     path = export_run(_open_store(args), args.run, args.format, args.output)
     print(f"wrote {path}")
@@ -316,9 +313,7 @@ def _export(args):
 
 
 def _export_tensorboard(args):
-    from workbench.training.tensorboard import export
-
-    logdir, written, notes = export(_open_store(args), args.run, args.output)
+    logdir, written, notes = export_tensorboard(_open_store(args), args.run, args.output)
     for note in notes:
         print(f"  {note}")
     if not written:
@@ -327,7 +322,7 @@ def _export_tensorboard(args):
 
 
 def _ensemble(args):
-    from workbench.ensemble import lab
+    from workbench.ensemble import lab  # noqa: PLC0415 - SciPy: ensemble.calibration imports it (seconds); --help needs none
 
     store = _open_store(args)
     members = lab.Lab(store).load(args.runs)
@@ -344,13 +339,15 @@ def _ensemble(args):
     scored = lab.score(members, lab.relative_weights(weights), settings)
     temperature = f" {'T':>5s}" if settings.temperature else ""  # a column only when it is applied
     print(
-        f"{'run':>5}  {'name':32s} {'weight':>7s}{temperature} {'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}"
+        f"{'run':>5}  {'name':32s} {'weight':>7s}{temperature} "
+        f"{'val acc':>8s} {'test acc':>8s} {'test NLL':>8s} {'test ECE':>8s}"
     )
     for member, weight in zip(scored["members"], scored["weights"]):
         temperature = f" {member['temperature']:5.2f}" if settings.temperature else ""
         print(
             f"{member['id']:>5}  {member['name'][:32]:32s} {weight:7.3f}{temperature} "
-            f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} {member['test_nll']:8.4f} {percent(member['test_ece']):>8s}"
+            f"{percent(member['val_accuracy']):>8s} {percent(member['test_accuracy']):>8s} "
+            f"{member['test_nll']:8.4f} {percent(member['test_ece']):>8s}"
         )
     print(f"\nensemble ({settings.describe()}; weights chosen by {args.method} on validation, the largest at 1):")
     for label, split in (("validation", scored["val"]), ("test", scored["test"])):
@@ -362,7 +359,7 @@ def _ensemble(args):
 
 
 def _print_models():
-    from models.__main__ import main as print_table
+    from models.__main__ import main as print_table  # noqa: PLC0415 - Keras: the zoo builds its models with it
 
     print_table([])
 

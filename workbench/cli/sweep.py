@@ -5,6 +5,7 @@ parser by `add_commands`. The expansion is `workbench.specs.sweep`'s, the tables
 from datetime import datetime
 
 from workbench.errors import UserError
+from workbench.jobs.estimate import estimate_many
 from workbench.specs.flags import add_spec_arguments, flag, parse_tags, spec_from_args
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import AXES, AXIS_NAMES, Sweep, default_name, submit_sweep
@@ -74,9 +75,8 @@ def build_sweep(args) -> Sweep:
 
 
 def run_sweep(args, follow, open_store) -> int:
-    from workbench.jobs.estimate import estimate_many
-    from workbench.training.devices import gpu_names
-    from workbench.views.sweeps import time_text
+    from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
+    from workbench.views.sweeps import time_text  # noqa: PLC0415 - SciPy: views.sweeps imports it (seconds); --help needs none
 
     sweep = build_sweep(args)
     gpus = len(gpu_names())
@@ -89,7 +89,7 @@ def run_sweep(args, follow, open_store) -> int:
     print(time_text(estimate_many(specs, store, gpus)))
     if args.dry_run:
         return 0
-    from workbench.jobs.queue import JobQueue
+    from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; a dry run needs none
 
     queue = JobQueue(store)
     run_ids = submit_sweep(queue, sweep, parse_tags(args.tags))
@@ -102,7 +102,7 @@ def run_sweep(args, follow, open_store) -> int:
 
 
 def show_sweeps(args, open_store) -> int:
-    from workbench.views import sweeps as views
+    from workbench.views import sweeps as views  # noqa: PLC0415 - SciPy: views.sweeps imports it (seconds); --help needs none
 
     store = open_store(args)
     if not args.name:
@@ -119,7 +119,7 @@ def show_sweeps(args, open_store) -> int:
 
 
 def _print_sweep(store, name: str, compare, baseline, metric: str) -> None:
-    from workbench.views import sweeps as views
+    from workbench.views import sweeps as views  # noqa: PLC0415 - SciPy: views.sweeps imports it (seconds); --help needs none
 
     runs = views.sweep_runs(store.seen_runs(include_archived=True), name)
     rows = views.sweep_table(runs)

@@ -126,8 +126,7 @@ def _load_keras(name: str) -> Dataset:
 
 def _keras_download(name: str) -> Path:
     """Download and extract through keras.utils.get_file (hash-checked); the extracted folder."""
-    # Imported here: importing Keras costs seconds and only a download needs it.
-    from keras.utils import get_file
+    from keras.utils import get_file  # noqa: PLC0415 - Keras: seconds to import, only a download needs it
 
     fname, inner, file_hash = _KERAS_DOWNLOADS[name]
     try:

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 from workbench.constants import ACTIVE_STATUSES
+from workbench.errors import failure_message
+from workbench.specs import spec_class
 
 LOG_NAME = "process.log"
 FAILED_EXIT = 3  # the child caught the error and marked the run failed itself
@@ -45,7 +47,7 @@ def gpu_visibility(devices: list, visible: str | None) -> tuple[str | None, list
     reserves memory on cards other jobs hold); `visible` is the app's own CUDA_VISIBLE_DEVICES, which
     maps the app's GPU numbers to physical ones. A CPU job sees no GPU. Other device names (virtual
     CPUs) pass unchanged with the app's visibility."""
-    from workbench.training.devices import cuda_visible_ids  # imports TensorFlow: not before the child's own setup
+    from workbench.training.devices import cuda_visible_ids  # noqa: PLC0415 - TensorFlow: not before the child's own setup
 
     gpu_numbers = [int(name.rsplit(":", 1)[1]) for name in devices if "GPU" in name.upper()]
     if not gpu_numbers:
@@ -165,10 +167,8 @@ def main() -> int:
     header = json.loads(line)
     stop = threading.Event()
     threading.Thread(target=_watch_parent, args=(stop,), daemon=True, name="parent-watch").start()
-    from store import Store
-    from workbench.errors import failure_message
-    from workbench.specs import spec_class
-    from workbench.training.fit import fit
+    from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); after the parent watch starts
+    from workbench.training.fit import fit  # noqa: PLC0415 - TensorFlow: after TF_CPP_MIN_LOG_LEVEL is set
 
     with Store(header["store"]) as store:
         run_id = header["run_id"]

@@ -85,12 +85,12 @@ def check(args) -> dict:
 
 def open_queue(store, args):
     """The job queue the flags ask for: this machine's (no --ray), or one whose jobs run on the cluster."""
-    from workbench.jobs.queue import JobQueue
+    from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; flags are checked first
 
     resources = check(args)
     if not getattr(args, "ray", None):
         return JobQueue(store)
-    from workbench.jobs.ray_backend import RayBackend
+    from workbench.jobs.ray_backend import RayBackend  # noqa: PLC0415 - Ray: imported only with --ray
 
     backend = RayBackend(
         store, args.ray, storage=args.storage, retries=args.retries, cpus_per_job=args.ray_cpus, resources=resources

@@ -8,6 +8,8 @@ separable and Dense layers; grouped convolutions by their kernels), not typed in
 tests/test_estimate.py checks that every registered model is listed and recounts a few.
 """
 
+from workbench.specs.finetune import BACKBONES
+
 MODEL_MMACS = {
     "airbench94": 118.1,
     "airbench_cpu": 33.1,
@@ -75,10 +77,9 @@ def _product(shape) -> int:
 
 
 def main() -> None:
-    import keras
+    import keras  # noqa: PLC0415 - Keras: seconds to import, only counting needs it (estimate reads the tables)
 
-    from models import create_model, list_models
-    from workbench.specs.finetune import BACKBONES
+    from models import create_model, list_models  # noqa: PLC0415 - Keras: the zoo imports it
 
     for name in list_models():
         print(f'    "{name}": {count_mmacs(create_model(name)):.1f},', flush=True)

@@ -11,6 +11,7 @@ after each job does the rest. There is no Python API for either: glibc's `mallop
 import ctypes
 import ctypes.util
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def limit_arenas(count: int = 2) -> bool:
     """At most `count` malloc arenas for threads started from now on (call it before TensorFlow
     starts its threads, like MALLOC_ARENA_MAX does); returns whether glibc took it. An arena limit the
     user set in MALLOC_ARENA_MAX is left alone."""
-    import os
-
     libc = _glibc()
     if not libc or "MALLOC_ARENA_MAX" in os.environ:
         return False

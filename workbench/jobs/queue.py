@@ -62,7 +62,7 @@ class LocalBackend:
             job.process = ChildJob(store, job.run_id, job.spec, job.devices, job.resume, inherit_fds=inherit_fds)
             job.process.run(job.stop, stop_grace=self.stop_grace)
         else:
-            from workbench.training.fit import fit
+            from workbench.training.fit import fit  # noqa: PLC0415 - Keras: the training code loads only for in-thread jobs
 
             fit(job.spec, store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
 

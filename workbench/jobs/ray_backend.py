@@ -22,11 +22,15 @@ import threading
 import time
 from pathlib import Path
 
+from workbench.data.split import load_spec_dataset
 from workbench.errors import UserError
 from workbench.jobs import ray_cluster
 from workbench.jobs.child import STOP_GRACE_SECONDS
+from workbench.jobs.remote_job import TrainingJob
+from workbench.jobs.result_stream import ResultStream
 from workbench.jobs.storage import CheckpointStorage
 from workbench.training.checkpoint import checkpoint_epoch
+from workbench.training.tensorboard import default_logdir, write_run
 
 POLL_SECONDS = 0.25
 STUCK, NOT_STARTED = "stuck", "not started"  # how an attempt ended without a result, besides Ray's errors
@@ -74,12 +78,9 @@ class RayBackend:
         self._attempts = itertools.count(1)
 
     def _start_stream(self):
-        import ray
-        from ray.util.queue import Queue
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        from workbench.jobs.remote_job import TrainingJob
-        from workbench.jobs.result_stream import ResultStream
+        import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
+        from ray.util.queue import Queue  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
         # The message queue lives on the app's node: it dies only with the app, never with a worker node.
         here = ray.get_runtime_context().get_node_id()
@@ -132,7 +133,7 @@ class RayBackend:
 
     def _disconnect(self):
         if self.started_ray:
-            import ray
+            import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
             ray.shutdown()
 
@@ -162,7 +163,7 @@ class RayBackend:
 
     def _attempt(self, store, job) -> str | None:
         """One attempt; returns why it was interrupted (its node died), None when its status is written."""
-        import ray
+        import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
         run = store.get_run(job.run_id)
         attempt = next(self._attempts)  # tags this attempt's messages (the run's own count may lag a dead one)
@@ -213,8 +214,8 @@ class RayBackend:
 
     def _wait(self, actor, ref, job) -> tuple:
         """(the actor's result, None) or (None, why it ended without one: Ray's error text, or 'stuck')."""
-        import ray
-        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError
+        import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
         stop_sent = None
         while True:
@@ -247,9 +248,7 @@ class RayBackend:
         with the files reads its own copy instead."""
         if spec.dataset == "synthetic":
             return None
-        import ray
-
-        from workbench.data.split import load_spec_dataset
+        import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
         key = _dataset_key(spec)
         with self._ship_lock:
@@ -288,8 +287,6 @@ def _first_line(text: str) -> str:
 def _write_events(store, run_id: int) -> None:
     """TensorBoard events of a remote run, from the store's rows once it ends (a node does not write into the
     app's folder; the rows are the same, so the events are those a local run writes as it goes)."""
-    from workbench.training.tensorboard import default_logdir, write_run
-
     try:
         write_run(store, store.get_run(run_id), default_logdir(store))
     except Exception as exc:  # events are a view: the run itself is recorded either way

@@ -82,7 +82,7 @@ def connect(address: str) -> bool:
         # Ray turns 127.0.0.1 into this machine's outward address (the route to the internet) unless told that
         # this is no multi-machine cluster: a loopback cluster must stay on loopback. Read when Ray is imported.
         os.environ.setdefault(SINGLE_MACHINE, "0")
-    import ray
+    import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
     if ray.is_initialized():
         return False
@@ -117,7 +117,7 @@ def connect(address: str) -> bool:
 
 def nodes() -> list:
     """The cluster's live nodes, head first as Ray lists them."""
-    import ray
+    import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
     found = []
     for info in ray.nodes():

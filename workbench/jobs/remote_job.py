@@ -14,12 +14,15 @@ through a `ray.util.queue.Queue` (an actor on the app's node): Ray's own channel
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from workbench.constants import ACTIVE_STATUSES
+from workbench.errors import failure_message
+from workbench.specs import spec_class
 
 FORWARDED = ("update_run", "set_status", "log_epoch", "truncate_epochs", "save_logits")
 
@@ -66,7 +69,7 @@ class RemoteStore:
 def node_label() -> str:
     """The node as the jobs and runs tables show it: its address and the start of its Ray id (two nodes of
     one machine share an address)."""
-    import ray
+    import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
     context = ray.get_runtime_context()
     ip = ray.util.get_node_ip_address()
@@ -80,7 +83,7 @@ def dataset_here(spec, shipped):
         return None
     if spec.data_path and Path(spec.data_path).expanduser().exists():
         return None  # this node has the files: its own decode cache is faster than a transfer
-    import ray
+    import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
     return ray.get(shipped[0])  # a list around the ref: Ray passes it unresolved until the job needs it
 
@@ -103,9 +106,6 @@ class TrainingJob:
         """Train; returns {"status", "messages": how many were sent}. Every error is reported as the run's
         failure (a message), as a local child does; only a dying process or node leaves it unsaid."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from workbench.errors import failure_message
-        from workbench.specs import spec_class
-
         folder = Path(tempfile.mkdtemp(prefix=f"workbench-run-{run_id}-"))
         store = RemoteStore(self.messages, run_id, attempt, run_row, folder)
         store.update_run(run_id, node=node_label())
@@ -124,7 +124,7 @@ class TrainingJob:
                 uploaded.append(epoch)
                 store.send("checkpoint", epoch)
 
-            from workbench.training.fit import fit
+            from workbench.training.fit import fit  # noqa: PLC0415 - TensorFlow: after TF_CPP_MIN_LOG_LEVEL is set
 
             devices = [f"/device:GPU:{i}" for i in range(_visible_gpus())]
             fit(
@@ -150,12 +150,10 @@ class TrainingJob:
 
 def _visible_gpus() -> int:
     """The GPUs Ray gave this actor (it sets CUDA_VISIBLE_DEVICES to them)."""
-    import ray
+    import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
     return len(ray.get_gpu_ids())
 
 
 def _remove(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)

@@ -70,7 +70,7 @@ class ResultStream:
     # --- the thread ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        from ray.util.queue import Empty
+        from ray.util.queue import Empty  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
         while not self._closed.is_set():
             try:

@@ -22,14 +22,18 @@ def checkpoint_files() -> tuple:
     """The run folder's files storage keeps, in copy order: the model before the epoch that vouches for it.
     (Imported here, not at the top: the checkpoint module imports Keras, which a job imports only once it runs,
     so that a node that cannot import it fails the run with the reason rather than in Ray's actor start.)"""
-    from workbench.training.checkpoint import CHECKPOINT, CHECKPOINT_INFO, PREPROCESSING
+    from workbench.training.checkpoint import (  # noqa: PLC0415 - Keras: see the docstring
+        CHECKPOINT,
+        CHECKPOINT_INFO,
+        PREPROCESSING,
+    )
 
     return PREPROCESSING, CHECKPOINT, CHECKPOINT_INFO
 
 
 def _filesystem(uri: str):
     """(pyarrow filesystem, base path) for a folder or a URI."""
-    from pyarrow import fs
+    from pyarrow import fs  # noqa: PLC0415 - pyarrow: only --ray uses storage (a second at import)
 
     if "://" not in uri:
         return fs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
@@ -66,7 +70,7 @@ class CheckpointStorage:
 
     def is_folder(self, path) -> bool:
         """Whether this storage is the local folder `path` (then there is nothing to copy)."""
-        from pyarrow import fs
+        from pyarrow import fs  # noqa: PLC0415 - pyarrow: only --ray uses storage (a second at import)
 
         return isinstance(self.fs, fs.LocalFileSystem) and Path(self.base) == Path(path).resolve()
 
@@ -92,7 +96,7 @@ class CheckpointStorage:
 
     def download(self, run_id: int, run_dir) -> int:
         """Copy the run's stored checkpoint files into `run_dir` (the epoch file last); returns its epoch."""
-        from pyarrow import fs
+        from pyarrow import fs  # noqa: PLC0415 - pyarrow: only --ray uses storage (a second at import)
 
         source = self.run_path(run_id)
         if self.fs.get_file_info(f"{source}/{checkpoint_files()[-1]}").type == fs.FileType.NotFound:

@@ -22,7 +22,7 @@ def release_custom_gradients() -> int:
     Remove this once the pinned TensorFlow has the fix: `tests/test_reliability.py` checks the leak.
     """
     try:
-        from tensorflow.python.framework import ops  # private: the registry has no public API
+        from tensorflow.python.framework import ops  # noqa: PLC0415 - TensorFlow, private: no public API
 
         registry = ops._gradient_registry._registry
     except (ImportError, AttributeError):  # a TensorFlow that moved it: nothing to release here

@@ -21,7 +21,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from workbench.errors import UserError
 from workbench.predict.models import ModelCache, completed_run
@@ -43,8 +45,6 @@ def metadata_path(path) -> Path:
 
 def wrapped_model(loaded):
     """The run's model behind its preprocessing: 0..255 float32 [N, H, W, 3] in, float32 logits out."""
-    import keras
-
     pre = loaded.preprocessing
     inputs = keras.Input(shape=tuple(pre.image_shape), dtype="float32", name=INPUT_NAME)
     x = inputs
@@ -73,7 +73,10 @@ def metadata(loaded) -> dict:
             "name": INPUT_NAME,
             "shape": [None, *pre.image_shape],
             "dtype": "float32",
-            "values": "RGB pixels 0..255 (uint8 images cast to float32; the SavedModel also has serve_uint8); no normalisation needed",
+            "values": (
+                "RGB pixels 0..255 (uint8 images cast to float32; the SavedModel also has serve_uint8); "
+                "no normalisation needed"
+            ),
         },
         "output": {"shape": [None, len(pre.class_names)], "values": "logits; softmax gives probabilities"},
         "class_names": list(pre.class_names),
@@ -94,9 +97,6 @@ def _refuse(loaded, fmt, exc) -> UserError:
 def _savedmodel(model, folder: Path):
     """Keras' export with two endpoints: `serve` (also `serving_default`) takes float32 0..255 images,
     `serve_uint8` takes uint8 ones."""
-    import keras
-    import tensorflow as tf
-
     shape = [None, *model.inputs[0].shape[1:]]
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -114,8 +114,6 @@ def _savedmodel(model, folder: Path):
 
 
 def _tflite(model, path: Path):
-    import tensorflow as tf
-
     with tempfile.TemporaryDirectory(prefix="workbench-tflite-") as tmp:
         model.export(str(Path(tmp) / "saved"), format="tf_saved_model", verbose=False)  # one signature
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved"))
@@ -124,13 +122,11 @@ def _tflite(model, path: Path):
 
 def _onnx(model, path: Path):
     try:
-        import tf2onnx
+        import tf2onnx  # noqa: PLC0415 - ONNX: optional, and seconds to import; only this format needs it
     except ImportError:
         raise UserError(
             "the onnx format needs tf2onnx (pip install tf2onnx onnx; onnxruntime to run it); it is not installed here"
         ) from None
-    import tensorflow as tf
-
     spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32, name=INPUT_NAME)
     function = tf.function(lambda images: model(images, training=False))
     tf2onnx.convert.from_function(function, input_signature=[spec], opset=17, output_path=str(path))

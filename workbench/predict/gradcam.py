@@ -14,6 +14,7 @@ channel weights, ReLU of the weighted sum.
 activation in the zoo's models, before global pooling; the whole backbone in a fine-tuned model).
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -37,8 +38,6 @@ class GradCam:
     """Logits and class-activation maps of a batch in one forward and one backward pass."""
 
     def __init__(self, model):
-        import keras
-
         self.layer = last_conv_layer(model)
         try:
             both = keras.Model(model.inputs, [self.layer.output, model.output])

@@ -20,9 +20,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
+from workbench.data.split import prepare_data
 from workbench.errors import UserError
-from workbench.training.checkpoint import CHECKPOINT, PREPROCESSING
+from workbench.specs import spec_class
+from workbench.training.checkpoint import CHECKPOINT, PREPROCESSING, load_checkpoint
+from workbench.training.runners import runner_for
 
 MODELS_KEPT = 4  # loaded models held at once (ResNet-20: ~3 MB; WRN-28-10: ~150 MB)
 
@@ -46,8 +50,6 @@ class Preprocessing:
         if self.mean is not None:
             x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.resize_to and x.shape[1:3] != (self.resize_to, self.resize_to):
-            import tensorflow as tf
-
             x = tf.image.resize(x, (self.resize_to, self.resize_to), method="bilinear").numpy()
         return x
 
@@ -94,10 +96,6 @@ def preprocessing_of(store, run: dict) -> Preprocessing:
             return _from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # damaged: rebuild it below
-    from workbench.data.split import prepare_data
-    from workbench.specs import spec_class
-    from workbench.training.runners import runner_for
-
     try:
         spec = spec_class(run.get("kind") or "scratch").from_dict(run["spec"])
         runner = runner_for(spec)
@@ -151,8 +149,6 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        from workbench.training.checkpoint import load_checkpoint
-
         loaded = LoadedModel(run, load_checkpoint(path.parent), preprocessing_of(self.store, run))
         with self._lock:
             for old in [k for k in self._models if k[0] == run["id"]]:

@@ -18,6 +18,7 @@ from workbench.ensemble import combine as ens
 from workbench.ensemble import lab as ensemble_lab
 from workbench.ensemble.calibration import softmax
 from workbench.errors import UserError
+from workbench.inspect import analysis
 from workbench.inspect import sources as sv
 from workbench.predict.gradcam import GradCam, overlay
 from workbench.predict.images import MAX_IMAGES, Picture, from_array
@@ -34,9 +35,7 @@ class Prediction:
 
     def top5(self, k: int = 5) -> list:
         """[(label, [(class name, probability)])] for every entry of `probs`."""
-        from workbench.inspect.analysis import top5
-
-        return [(label, top5(p, self.class_names, k)) for label, p in self.probs]
+        return [(label, analysis.top5(p, self.class_names, k)) for label, p in self.probs]
 
 
 @dataclass

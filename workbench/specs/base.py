@@ -25,6 +25,7 @@ from typing import ClassVar
 from workbench.constants import RUN_KINDS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError, choose
+from workbench.specs.flags import spec_to_args
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -80,7 +81,7 @@ class Spec:
 
     def normalized(self):
         """Coerce types the UI, the CLI and JSON deliver loosely (strings, lists, floats for ints)."""
-        from workbench.data.augment.ops import parse_augmentations
+        from workbench.data.augment.ops import parse_augmentations  # noqa: PLC0415 - TensorFlow: the augmentations' module imports it
 
         values = {f.name: _coerce(f, getattr(self, f.name)) for f in dataclasses.fields(self)}
         values["augment"] = parse_augmentations(self.augment)
@@ -95,8 +96,6 @@ class Spec:
 
     def to_cli(self) -> str:
         """The equivalent `python -m workbench <command>` (settings that differ from the defaults)."""
-        from workbench.specs.flags import spec_to_args
-
         return shlex.join(["python", "-m", "workbench", self.command, *spec_to_args(self)])
 
     def display_name(self) -> str:
@@ -122,7 +121,7 @@ class Spec:
 
 def check_shared(spec, available_gpus: int) -> None:
     """The checks of the settings every kind shares (SHARED_HELP), plus its epochs."""
-    from workbench.data.augment.ops import build_augmenter, check_augment_params
+    from workbench.data.augment.ops import build_augmenter, check_augment_params  # noqa: PLC0415 - TensorFlow: the augmentations' module imports it
 
     build_augmenter(spec.augment, 32, **check_augment_params(getattr(spec, "augment_params", {})))
     choose("precision", spec.precision, PRECISIONS)

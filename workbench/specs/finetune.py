@@ -39,14 +39,14 @@ class Backbone(NamedTuple):
     # `--help` need only the names above.
     @property
     def constructor(self):
-        from keras import applications
+        from keras import applications  # noqa: PLC0415 - Keras: seconds to import (see above)
 
         return getattr(applications, self.application)
 
     @property
     def preprocess_input(self):
         """The backbone's own function; the model uses `preprocessing` instead (tests compare them)."""
-        from keras import applications
+        from keras import applications  # noqa: PLC0415 - Keras: seconds to import (see above)
 
         return getattr(applications, self.module).preprocess_input
 
@@ -155,11 +155,12 @@ class FinetuneSpec(Spec):
 
     def default_name(self) -> str:
         backbone = f"hub:{Path(self.hub_handle.rstrip('/')).name}" if self.is_hub else self.backbone
-        weights = (
-            ""
-            if self.is_hub
-            else f"-{'imagenet' if self.weights == 'imagenet' else 'scratch' if self.weights == 'none' else Path(self.weights).stem}"
-        )
+        if self.is_hub:
+            weights = ""
+        elif self.weights in ("imagenet", "none"):
+            weights = "-imagenet" if self.weights == "imagenet" else "-scratch"
+        else:
+            weights = f"-{Path(self.weights).stem}"
         return f"{backbone}{weights}-{self.image_size}px-{self.head_epochs}+{self.finetune_epochs}ep"
 
     # --- validation -----------------------------------------------------------------------------

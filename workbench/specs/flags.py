@@ -128,6 +128,6 @@ def _number(kind, name):
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}"
-            )
+            ) from None
 
     return convert

@@ -84,7 +84,7 @@ class RunSpec(Spec):
     def check_own(self) -> None:
         """Names, numbers and the model's options (by the family's own checkers, without building it;
         rules that tie options together are checked when the job builds the model)."""
-        from models import check_options, list_models, model_info
+        from models import check_options, list_models, model_info  # noqa: PLC0415 - Keras: the zoo imports it
 
         choose("model", self.model, list_models())
         options = model_info(self.model)["options"]

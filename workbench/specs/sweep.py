@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import shlex
 from dataclasses import dataclass, field
 
 from workbench.errors import UserError
+from workbench.specs.flags import spec_to_args
 from workbench.specs.run import RunSpec
 
 AXES = ("model", "loss", "augment", "schedule", "learning_rate", "seed")
@@ -83,7 +85,7 @@ def parse_axis(name: str, value) -> tuple:
 
 
 def _augment_set(item) -> tuple:
-    from workbench.data.augment.ops import parse_augmentations
+    from workbench.data.augment.ops import parse_augmentations  # noqa: PLC0415 - TensorFlow: the augmentations' module imports it
 
     if isinstance(item, str) and item.strip().lower() == "none":
         return ()
@@ -252,10 +254,6 @@ class Sweep:
     def to_cli(self, tags=()) -> str:
         """The equivalent `python -m workbench sweep` command: the base's flags but the swept ones, then
         one flag per axis."""
-        import shlex
-
-        from workbench.specs.flags import spec_to_args
-
         swept = {a: getattr(RunSpec(), a) for a in self.axes}
         base = self.base.replace(**swept, name="")  # the swept fields at their defaults: no flag for them
         args = ["python", "-m", "workbench", "sweep", self.name, *spec_to_args(base)]

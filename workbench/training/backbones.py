@@ -37,7 +37,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 def resolve_hub(handle: str) -> str:
     """A hub handle's local SavedModel folder (local paths pass through); UserError if unresolvable."""
     try:
-        import tensorflow_hub as hub
+        import tensorflow_hub as hub  # noqa: PLC0415 - TF Hub: optional, and only hub backbones need it
     except ImportError:
         raise UserError("hub backbones need the tensorflow-hub package") from None
     try:

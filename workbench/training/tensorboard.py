@@ -22,6 +22,8 @@ from pathlib import Path
 
 from workbench.constants import ACTIVE_STATUSES
 from workbench.errors import UserError
+from workbench.specs.flags import format_key_values
+from workbench.specs.sweep import sweep_of
 
 TRAIN = {"loss": "epoch_loss", "accuracy": "epoch_accuracy", "lr": "epoch_learning_rate", "seconds": "epoch_seconds"}
 VALIDATION = {"val_loss": "epoch_loss", "val_accuracy": "epoch_accuracy"}
@@ -41,9 +43,6 @@ def run_folder(run: dict) -> str:
 def hyperparameters(run: dict) -> dict:
     """The run's settings as the HParams plugin takes them (bool, int, float or text), plus its kind and
     the sweep it belongs to."""
-    from workbench.specs.flags import format_key_values
-    from workbench.specs.sweep import sweep_of
-
     values = {"kind": str(run.get("kind") or "scratch"), "sweep": sweep_of(run.get("tags")) or ""}
     for key, value in sorted((run.get("spec") or {}).items()):
         if key in LEFT_OUT or value is None:
@@ -62,8 +61,8 @@ class EventWriter:
     test accuracy. Opening it with `fresh=True` first deletes the folder's old event files."""
 
     def __init__(self, folder: Path, run: dict, *, fresh: bool = True):
-        import tensorflow as tf
-        from tensorboard.plugins.hparams import api as hp
+        import tensorflow as tf  # noqa: PLC0415 - TensorFlow: seconds to import; `export` and the CLI load this module
+        from tensorboard.plugins.hparams import api as hp  # noqa: PLC0415 - TensorBoard: imports TensorFlow
 
         self.tf, self.folder = tf, Path(folder)
         if fresh:

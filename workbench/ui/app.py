@@ -17,12 +17,16 @@ CSS = """
 #live-status p { margin: 0.4em 0; }
 footer { display: none !important; }
 /* Tables in the page's own font, snug cells; a header never splits a word (cells get widths that fit theirs). */
-.table-wrap table, .table-wrap .virtual-row { font-family: var(--font); font-size: 13px; font-variant-numeric: tabular-nums; }
+.table-wrap table, .table-wrap .virtual-row {
+  font-family: var(--font); font-size: 13px; font-variant-numeric: tabular-nums;
+}
 .table-wrap .cell-wrap { padding: 4px 6px; }
 .table-wrap th { font-size: 12px; }
 .table-wrap th span.text { word-break: normal; overflow-wrap: normal; }
 /* A refused value: its field outlined, the reason as its info line; the form's message above its button alike. */
-.block.refused { border: 1px solid var(--error-border-color) !important; background: var(--error-background-fill) !important; }
+.block.refused {
+  border: 1px solid var(--error-border-color) !important; background: var(--error-background-fill) !important;
+}
 .block.refused .info-text, .prose.refused { color: var(--error-text-color); }
 .block.refused:has(> [data-testid="markdown-wrapper"]) { padding: 6px 12px !important; }
 /* Errors gallery: pixels stay sharp when enlarged; the whole caption (prediction, confidence, true class) under

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.data.datasets import keras_cache_dir
 from workbench.errors import UserError
 
 
@@ -39,7 +40,5 @@ def default_data_roots(data_path: str, store_path, extra=()) -> list:
     if data_path:
         path = Path(data_path).expanduser().resolve()
         roots.append(path if path.is_dir() else path.parent)
-    from workbench.data.datasets import keras_cache_dir
-
     roots += [Path(store_path).resolve().parent, keras_cache_dir(), *[Path(r) for r in extra]]
     return [str(r) for r in dict.fromkeys(roots)]

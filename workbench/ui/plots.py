@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
@@ -315,8 +316,6 @@ def grouped_accuracy(groups: list[dict], by: str = "Setting", metric: str = "Tes
 
 
 def _palette() -> list[str]:
-    import plotly.colors
-
     return list(plotly.colors.qualitative.Plotly)
 
 
@@ -428,7 +427,7 @@ def confusion_table(matrix: np.ndarray, class_names: list[str]):
     click reaches the server with its row and column and a Plotly click does not. Column 0 names the
     true class, then one column of counts per predicted class; mistakes are shaded red by their count,
     the diagonal green."""
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 - pandas: a second at import, only this table needs it
 
     matrix = np.asarray(matrix)
     names = [str(n) for n in class_names]

@@ -9,7 +9,9 @@ import gradio as gr
 from workbench.data.augment.ops import AUGMENTATIONS
 from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
+from workbench.specs import finetune as finetune_spec
 from workbench.specs.run import PRECISIONS
+from workbench.training.backbones import layer_table
 from workbench.ui.forms import (
     FormWords,
     gpu_choices,
@@ -50,14 +52,8 @@ LABELS = {
 FORM_HELP = {"augment": "applied at 32x32, before the resize; none ticked: no augmentation"}
 
 
-def _spec_module():
-    from workbench.specs import finetune as finetune_spec
-
-    return finetune_spec
-
-
 def build_form(defaults, gpu_count: int) -> dict:
-    fs = _spec_module()
+    fs = finetune_spec
     types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
     words = form_words()
     help_text = {**{name: words.say(text) for name, text in fs.HELP.items()}, **FORM_HELP, "gpus": gpu_info(gpu_count)}
@@ -90,7 +86,7 @@ def build_form(defaults, gpu_count: int) -> dict:
 
 
 def form_words() -> FormWords:
-    return FormWords(_spec_module().FinetuneSpec, LABELS, form_names())
+    return FormWords(finetune_spec.FinetuneSpec, LABELS, form_names())
 
 
 def form_names() -> list:
@@ -104,14 +100,12 @@ def form_fields(spec) -> dict:
 
 
 def values_to_spec(names: list, values):
-    return spec_from_values(_spec_module().FinetuneSpec, names, values, LABELS)
+    return spec_from_values(finetune_spec.FinetuneSpec, names, values, LABELS)
 
 
 def list_layers(backbone, size):
-    from workbench.training.backbones import layer_table
-
     try:
-        if str(backbone).startswith(_spec_module().HUB_PREFIX):
+        if str(backbone).startswith(finetune_spec.HUB_PREFIX):
             raise UserError("a hub SavedModel is one layer to Keras: it is fine-tuned whole in phase 2")
         return [list(row) for row in layer_table(backbone, int(size or 96))], ""
     except UserError as exc:
@@ -119,7 +113,7 @@ def list_layers(backbone, size):
 
 
 def create_finetune_tab(ctx) -> FormTab:
-    fs = _spec_module()
+    fs = finetune_spec
     defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from workbench.constants import ACTIVE_STATUSES
 from workbench.errors import UserError
+from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
+from workbench.ui.tabs.finetune import form_fields
 from workbench.views import runs as rd
 
 
@@ -77,9 +79,6 @@ def clone_values(store, choice) -> Clone:
     tags = ", ".join(run.get("tags") or [])
     try:
         if run.get("kind") == "finetune":
-            from workbench.specs.finetune import FinetuneSpec
-            from workbench.ui.tabs.finetune import form_fields
-
             spec = FinetuneSpec.from_dict(run["spec"]).replace(name=name)
             return Clone("finetune", form_fields(spec), tags, spec.to_cli())
         spec = RunSpec.from_dict(run["spec"]).replace(name=name)
