@@ -109,7 +109,7 @@ def patches(images: np.ndarray, size: int = PATCH) -> np.ndarray:
     """Every size x size patch (stride 1) of float images [N, H, W, C], flattened: [N * P, size * size * C]
     in the order of a Conv2D kernel's (kh, kw, c) axes."""
     x = np.asarray(images, np.float64)
-    n, h, w, c = x.shape
+    _n, _h, _w, c = x.shape
     views = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))  # [N, H', W', C, kh, kw]
     return views.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * c)
 

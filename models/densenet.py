@@ -46,7 +46,7 @@ def apply_dense_layer(
 
 def apply_transition(x, compression: float, *, dropout: float = 0.0, weight_decay: float = 0.0, name: str):
     """Transition: BN-ReLU-conv1x1(floor(compression * C))-[dropout]-avgpool 2x2 (the "C" of DenseNet-BC)."""
-    filters = max(1, int(math.floor(compression * x.shape[-1])))
+    filters = max(1, math.floor(compression * x.shape[-1]))
     x = apply_bn_relu(x, name=name)
     x = conv2d(filters, 1, weight_decay=weight_decay, name=f"{name}_conv")(x)
     x = apply_dropout(x, dropout, name=f"{name}_dropout")

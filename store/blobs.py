@@ -41,9 +41,8 @@ def labels_hash(labels) -> str:
     The same labels give the same hash whatever their original integer dtype or container.
     """
     array = np.asarray(labels)
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            raise ValueError("labels must be whole numbers (class indices)")
+    if array.size and not np.issubdtype(array.dtype, np.integer) and not np.all(np.equal(np.mod(array, 1), 0)):
+        raise ValueError("labels must be whole numbers (class indices)")
     array = np.ascontiguousarray(array.reshape(-1), dtype="<i8")
     return hashlib.sha256(array.tobytes()).hexdigest()
 

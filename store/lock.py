@@ -14,9 +14,9 @@ import os
 import time
 from pathlib import Path
 
-ACQUIRE_PATIENCE = 0.5  # seconds: a reader's probe (`held`) holds the lock for microseconds
-
 from workbench.errors import UserError
+
+ACQUIRE_PATIENCE = 0.5  # seconds: a reader's probe (`held`) holds the lock for microseconds
 
 
 class StoreLock:
@@ -25,7 +25,7 @@ class StoreLock:
         self._handle = None
 
     def acquire(self) -> "StoreLock":
-        handle = open(self.path, "a+")
+        handle = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held (closed by `release`)
         if not _try_lock(handle, fcntl.LOCK_EX, patience=ACQUIRE_PATIENCE):
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
@@ -58,7 +58,7 @@ def held(store_path) -> bool:
     or a job process one of them left behind). Probed with a shared lock taken and dropped at once;
     True where it cannot tell, so runs then read as stored."""
     try:
-        handle = open(f"{store_path}.lock")
+        handle = open(f"{store_path}.lock")  # noqa: SIM115 - closed by the `with` below, past the open's own errors
     except FileNotFoundError:  # no job runner ever opened this store
         return False
     except OSError:

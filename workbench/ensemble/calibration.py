@@ -109,9 +109,8 @@ def check_labels(y, n: int, k: int, name: str = "y") -> np.ndarray:
             f"{name} has {len(y)} labels but the predictions cover {n} images; "
             f"labels and predictions must be for the same images, in the same order"
         )
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise UserError(f"{name} must be integer class indices; got non-integer values")
+    if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or not np.all(y == np.round(y))):
+        raise UserError(f"{name} must be integer class indices; got non-integer values")
     y = y.astype(np.int64, copy=False)
     if n and (y.min() < 0 or y.max() >= k):
         raise UserError(

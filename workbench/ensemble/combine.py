@@ -110,7 +110,7 @@ def fit_member_temperatures(val_logits_list, y_val) -> list:
 
 def _vote_counts(probs: np.ndarray) -> np.ndarray:
     """Votes per class [N, K] (int64): each member votes for its arg-max (lowest class on ties)."""
-    m, n, k = probs.shape
+    _m, n, k = probs.shape
     cells = np.arange(n) * k + probs.argmax(axis=2)  # [M, N] flat (image, class) index
     return np.bincount(cells.ravel(), minlength=n * k).reshape(n, k)
 
@@ -270,7 +270,7 @@ class WeightOptimum:
 
 def _nll_and_grad(space: str, scores: np.ndarray, y: np.ndarray):
     """f(w) = validation NLL of the ensemble with weights w (treated as already on the simplex), and df/dw."""
-    m, n, _ = scores.shape
+    _m, n, _ = scores.shape
     idx = np.arange(n)
     s_true = scores[:, idx, y]  # [M, N]
     if space == "prob":

@@ -99,7 +99,7 @@ def build_schedule(
     if not 0 <= warmup_epochs < epochs:
         raise UserError(f"warm-up epochs must be in [0, {epochs}) for a {epochs}-epoch run")
     total = max(1, int(epochs * steps_per_epoch))
-    warmup = int(round(warmup_epochs * steps_per_epoch))
+    warmup = round(warmup_epochs * steps_per_epoch)
     if name == "cosine":
         # Keras' CosineDecay ramps up itself: from 0 to warmup_target over warmup_steps, then decays.
         return keras.optimizers.schedules.CosineDecay(
@@ -116,7 +116,7 @@ def build_schedule(
     if name == "step":
         # PiecewiseConstantDecay switches *after* a boundary step; -1 makes the new rate start exactly
         # at the milestone's first step (epoch 60 of 200 starts at step 60 * steps_per_epoch).
-        boundaries = sorted({max(0, int(round(m * total)) - 1) for m in params["milestones"]})
+        boundaries = sorted({max(0, round(m * total) - 1) for m in params["milestones"]})
         values = [base_lr * params["gamma"] ** i for i in range(len(boundaries) + 1)]
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     elif name == "htd":
