@@ -224,7 +224,8 @@ def main():
     )
 
     print(
-        "\n| members (M x N x K, step) | combinations | grid_search | classic loops | NumPy matrix | vs classic | vs NumPy |"
+        "\n| members (M x N x K, step) | combinations | grid_search | classic loops | NumPy matrix "
+        "| vs classic | vs NumPy |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -16,9 +16,9 @@
 
 Targets (2-core CPU): at least 85% test accuracy within 900 s of training; the three-member ensemble at
 least 1 point above its best member (plain predictions). `--preset speedrun` (presets/speedrun.toml:
-airbench94, mixed precision, XLA) times the curve on a GPU instead: 94% test accuracy within 15 s. Exits 1 if one is missed. `--small` runs both
-parts in a minute or two on a few thousand images with a narrow net (for tests/test_bench.py, with
-`--data synthetic`: its accuracies mean nothing and it misses its targets).
+airbench94, mixed precision, XLA) times the curve on a GPU instead: 94% test accuracy within 15 s. Exits 1 if
+one is missed. `--small` runs both parts in a minute or two on a few thousand images with a narrow net (for
+tests/test_bench.py, with `--data synthetic`: its accuracies mean nothing and it misses its targets).
 """
 
 import argparse
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         within = max((a for _, s, a in result["rows"] if s <= seconds_target), default=0.0)
         if result["seconds"] <= seconds_target:
             within = max(within, result["final"])
-        reached = "%.1f s" % result["reached"] if result["reached"] else "never"
+        reached = f"{result['reached']:.1f} s" if result["reached"] else "never"
         print(f"best epoch-end test accuracy {100 * best:.2f}%; {100 * accuracy_target:.0f}% reached after {reached}")
         targets.at_least(
             f"test accuracy within {seconds_target} s of training", 100 * within, 100 * accuracy_target, unit="%"

@@ -130,7 +130,7 @@ class Soak:
                 members = self.random.sample(done, min(3, len(done)))
                 self.client(
                     "ensemble",
-                    lambda: lab.score(
+                    lambda members=members: lab.score(
                         room.load(members), [self.random.random() + 0.01 for _ in members], lab.Settings()
                     ),
                 )
@@ -190,20 +190,23 @@ class Soak:
                 slope = statistics.linear_regression(times, values).slope * 60
                 print(f"RSS slope after warm-up: {slope:+.1f} MB/min")
             print(
-                f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, end {self.memory[-1][1]:.0f} "
-                f"MB, peak {max(m[1] for m in self.memory):.0f} MB; open files: start {self.memory[0][2]}, "
+                f"memory: start {self.memory[0][1]:.0f} MB, after warm-up {warm[0][1]:.0f} MB, "
+                f"end {self.memory[-1][1]:.0f} MB, peak {max(m[1] for m in self.memory):.0f} MB; "
+                f"open files: start {self.memory[0][2]}, "
                 f"end {self.memory[-1][2]}, peak {max(m[2] for m in self.memory)}"
             )
             if self.job_rss:
                 print(
-                    f"job processes (each run's own, gone when it ends): median {statistics.median(self.job_rss):.0f} MB, "
-                    f"peak {max(self.job_rss):.0f} MB"
+                    "job processes (each run's own, gone when it ends): "
+                    f"median {statistics.median(self.job_rss):.0f} MB, peak {max(self.job_rss):.0f} MB"
                 )
             mode = " --in-process" if not self.queue.isolate else ""
             print(
-                f"| soak, {seconds / 60:.0f} min{', jobs in-process' if mode else ''} | {statuses.get('completed', 0)} runs completed, "
-                f"{statuses.get('cancelled', 0)} cancelled, {len(problems)} lost, {len(self.client_errors)} client errors; "
-                f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up | `python bench/soak.py --seconds {seconds:.0f}{mode}` |"
+                f"| soak, {seconds / 60:.0f} min{', jobs in-process' if mode else ''} "
+                f"| {statuses.get('completed', 0)} runs completed, {statuses.get('cancelled', 0)} cancelled, "
+                f"{len(problems)} lost, {len(self.client_errors)} client errors; "
+                f"RSS {warm[0][1]:.0f} -> {self.memory[-1][1]:.0f} MB after warm-up "
+                f"| `python bench/soak.py --seconds {seconds:.0f}{mode}` |"
             )
         self.store.close()
         targets = Targets()

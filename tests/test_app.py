@@ -37,13 +37,13 @@ def _check(*argv):
 
 def test_flags_are_checked_before_anything_starts(tmp_path, monkeypatch):
     monkeypatch.delenv("WORKBENCH_AUTH", raising=False)
-    with pytest.raises(UserError, match="--share opens a public link .* give a login with --auth"):
+    with pytest.raises(UserError, match=r"--share opens a public link .* give a login with --auth"):
         _check("--share")
     with pytest.raises(UserError, match="--auth must be user:password"):
         _check("--auth", "alice")
     with pytest.raises(UserError, match="--port must be between"):
         _check("--port", "70000")
-    with pytest.raises(UserError, match="--data .* does not exist"):
+    with pytest.raises(UserError, match=r"--data .* does not exist"):
         _check("--data", str(tmp_path / "nothing.tar.gz"))
     assert _check("--share", "--auth", "alice:pw") == ("alice", "pw")
     monkeypatch.setenv("WORKBENCH_AUTH", "bob:secret")

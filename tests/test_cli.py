@@ -121,7 +121,8 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
     table = capsys.readouterr().out
     assert "completed" in table and "2/2" in table and f"{100 * test_accuracy:.2f}%" in table
     assert main(["--db", db, "export", "1", "--format", "csv"]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "run-1.csv")))
+    with open(tmp_path / "run-1.csv") as exported:
+        rows = list(csv.DictReader(exported))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["val_accuracy"]) >= 0
     assert main(["--db", db, "export", "1", "--format", "npz", "-o", str(tmp_path / "x.npz")]) == 0
     with np.load(tmp_path / "x.npz") as archive:

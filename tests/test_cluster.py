@@ -56,7 +56,7 @@ def _finished(store, queue, run_id, timeout=180) -> dict:
 
 
 def test_every_node_is_on_loopback_and_the_cluster_is_described(ray_cluster, lab):  # noqa: F811
-    store, queue, backend = lab
+    _store, queue, backend = lab
     nodes = ray_cluster.nodes()
     assert len(nodes) == 2 and {n["NodeManagerAddress"] for n in nodes} == {LOOPBACK}
     if shutil.which("ss"):  # every port of every Ray process, not only the nodes' own addresses
@@ -74,7 +74,7 @@ def test_a_spec_no_node_can_hold_is_refused_before_any_row(lab):
 
 
 def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(
-    ray_cluster,
+    ray_cluster,  # noqa: F811  (the session's cluster, a fixture)
     lab,
     tmp_path,
     cache_dir,

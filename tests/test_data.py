@@ -111,7 +111,18 @@ def test_truncated_archive_and_garbage_are_clear_errors(tmp_path, cache_dir):
 def test_real_image_folder_archive(cache_dir):
     data = load_dataset("cifar10", MINI)
     assert data.x_train.shape == (400, 32, 32, 3) and data.x_test.shape == (200, 32, 32, 3)
-    assert data.class_names == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert data.class_names == [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     assert np.bincount(data.y_train).tolist() == [40] * 10
     assert not data.synthetic and "cifar10-mini" in data.source
     # Real photos, not noise: neighbouring pixels are strongly correlated.
@@ -145,7 +156,7 @@ def test_any_image_folder_is_resized_or_kept(tmp_path, cache_dir):
 def test_image_folder_errors(tmp_path, cache_dir):
     _image_tree(tmp_path / "bad", extra=False)
     (tmp_path / "bad" / "train" / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(UserError, match="cannot decode image .*broken.jpg"):
+    with pytest.raises(UserError, match=r"cannot decode image .*broken.jpg"):
         load_dataset("folder", tmp_path / "bad")
     _image_tree(tmp_path / "mixed", extra=False)
     Image.new("RGB", (10, 10)).save(tmp_path / "mixed" / "train" / "cats" / "small.png")

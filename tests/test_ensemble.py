@@ -1,6 +1,8 @@
 """Ensemble and calibration mathematics on stored predictions: known answers, hand computations and
 brute-force references (scipy.stats.mode, the classic nested-loop grid search)."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -204,7 +206,7 @@ def test_grid_search_matches_classic_nested_loops(space):
     assert result.val_accuracy > single  # the ensemble helps on this data
     top = result.top
     assert top[0]["accuracy"] == result.val_accuracy and len(top) == 10
-    assert all(a["accuracy"] >= b["accuracy"] for a, b in zip(top, top[1:]))
+    assert all(a["accuracy"] >= b["accuracy"] for a, b in pairwise(top))
     assert len({tuple(np.round(r["normalized_weights"], 9)) for r in top}) == 10  # no proportional repeats
 
 
@@ -382,7 +384,7 @@ def test_bad_inputs_raise_user_errors_that_say_what_is_allowed():
     with pytest.raises(UserError, match="does not divide max_weight"):
         ens.classic_nested_loops(probs, y, step=0.3)
     seven = np.repeat(probs[:1], 7, axis=0)
-    with pytest.raises(UserError, match="19,487,171 weight combinations.*optimize_weights or greedy_selection"):
+    with pytest.raises(UserError, match=r"19,487,171 weight combinations.*optimize_weights or greedy_selection"):
         ens.grid_search(seven, y, step=0.1)  # 11^7: refused before any work
     with pytest.raises(UserError, match="optimize_weights"):
         ens.classic_nested_loops(seven, y, step=0.1)

@@ -72,7 +72,7 @@ def test_loading_refuses_what_cannot_be_combined(filled):
 
 
 def test_scores_match_hand_computation_and_scipy_mode(filled):
-    store, ids, _, _, y_val, y_test = filled
+    store, ids, _, _, _y_val, y_test = filled
     members = lab.Lab(store).load(ids)
     scored = lab.score(members, [1, 1, 1], lab.Settings())
     probs = [np.exp(z) / np.exp(z).sum(1, keepdims=True) for z in members.logits["test"]]

@@ -2,6 +2,7 @@
 short two-phase runs (a tiny hub SavedModel made here, and MobileNetV2 with weights=None) into a real store."""
 
 import argparse
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -76,7 +77,7 @@ def test_spec_round_trips_through_dict_and_cli():
     data = spec.to_dict()
     assert data["epochs"] == 25 and data["augment"] == ["flip_crop"]
     assert FinetuneSpec.from_dict(data) == spec  # the derived "epochs" key is tolerated
-    with pytest.raises(UserError, match="unknown fine-tune setting.*learning_rate"):
+    with pytest.raises(UserError, match=r"unknown fine-tune setting.*learning_rate"):
         FinetuneSpec.from_dict({**data, "learning_rate": 0.1})
     parser = argparse.ArgumentParser()
     add_spec_arguments(parser, FinetuneSpec)
@@ -113,7 +114,7 @@ def test_cheap_validation_messages():
         FinetuneSpec(head_epochs=0, finetune_epochs=0).validate()
     with pytest.raises(UserError, match="must be >= 0"):
         FinetuneSpec(head_epochs=-1).validate()
-    with pytest.raises(UserError, match="weights file /nowhere/w.h5 does not exist"):
+    with pytest.raises(UserError, match=re.escape("weights file /nowhere/w.h5 does not exist")):
         FinetuneSpec(weights="/nowhere/w.h5").validate()
     with pytest.raises(UserError, match="hub backbone brings its own weights"):
         FinetuneSpec(backbone="hub:/x", weights="none").validate()

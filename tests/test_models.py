@@ -305,5 +305,5 @@ def test_every_builder_argument_has_one_checker():
 
 
 def test_unknown_model_name_in_model_info():
-    with pytest.raises(UserError, match="choose one of: .*densenet_bc_100_12"):
+    with pytest.raises(UserError, match=r"choose one of: .*densenet_bc_100_12"):
         model_info("resnet-20")

@@ -49,7 +49,7 @@ def test_login_is_required_on_every_route(served):
 
     client = Client(server.url, auth=("alice", "wonderland"), verbose=False)
     assert "/train" in json.dumps(client.view_api(return_format="dict", print_info=False))
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not login"):  # gradio_client's error for refused credentials
         Client(server.url, auth=("alice", "wrong"), verbose=False)
     assert "wonderland" not in server.log.read_text()
     with Store(server.db) as store:

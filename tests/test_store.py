@@ -177,7 +177,7 @@ def test_not_sqlite_file_is_refused(tmp_path):
 def test_damaged_sqlite_file_is_refused(tmp_path):
     path = tmp_path / "damaged.db"
     path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 20)
-    with pytest.raises(UserError, match="is not a SQLite database.*point --db / WORKBENCH_DB"):
+    with pytest.raises(UserError, match=r"is not a SQLite database.*point --db / WORKBENCH_DB"):
         Store(path)
 
 
@@ -213,7 +213,7 @@ def test_store_from_newer_version_is_refused(tmp_path):
             "VALUES (?, 'm999_from_the_future', '2099-01-01')",
             [MIGRATION_SET],
         )
-    with pytest.raises(UserError, match="newer version.*m999_from_the_future.*upgrade CIFAR Workbench"):
+    with pytest.raises(UserError, match=r"newer version.*m999_from_the_future.*upgrade CIFAR Workbench"):
         Store(path)
 
 
@@ -250,9 +250,9 @@ def test_create_get_update_list(fresh_store):
 
 def test_update_rejects_unknown_fields_and_runs(fresh_store):
     run_id = fresh_store.create_run("a", {})
-    with pytest.raises(ValueError, match="unknown run field.*colour"):
+    with pytest.raises(ValueError, match=r"unknown run field.*colour"):
         fresh_store.update_run(run_id, colour="red")
-    with pytest.raises(ValueError, match="unknown run field.*id"):
+    with pytest.raises(ValueError, match=r"unknown run field.*id"):
         fresh_store.update_run(run_id, id=5)
     with pytest.raises(UserError, match="unknown run status"):
         fresh_store.update_run(run_id, status="sleeping")
@@ -264,7 +264,7 @@ def test_update_rejects_unknown_fields_and_runs(fresh_store):
         lambda: fresh_store.set_status(99, "running"),
         lambda: _epoch(fresh_store, 99, 1, 0.5),
     ):
-        with pytest.raises(UserError, match="^no run 99$"):
+        with pytest.raises(UserError, match=r"^no run 99$"):
             call()
     assert fresh_store.epochs(99) == []
 
@@ -616,7 +616,10 @@ def test_labels_are_stored_once_and_cleaned_up_with_their_last_run(fresh_store):
         fresh_store.save_logits(run_id, "val", np.zeros((12, 3)), labels)
     np.testing.assert_array_equal(fresh_store.load_labels(first, "val"), labels)
     assert fresh_store.load_labels(second, "val").dtype == np.int64
-    count = lambda: fresh_store._query("SELECT COUNT(*) AS n FROM labels")[0]["n"]
+
+    def count():
+        return fresh_store._query("SELECT COUNT(*) AS n FROM labels")[0]["n"]
+
     assert count() == 1
     fresh_store.delete_run(first)
     assert count() == 1

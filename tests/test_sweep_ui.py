@@ -74,7 +74,7 @@ def test_the_sweep_box_queues_every_run_tagged_or_none(store):
     actions = SweepActions(ctx, lambda values: form_values_to_spec(*values), FormWords(RunSpec, LABELS, FORM_FIELDS))
     form = spec_to_form_values(RunSpec(model="lenet", dataset="synthetic", epochs=1))
     axes = ["", ["cross_entropy", "focal"], "", [], "0.1, 0", "0-1"]  # model, loss, augment, schedule, lr, seed
-    with pytest.raises(UserError, match="run 3 of 8 .*learning rate 0.*is refused"):
+    with pytest.raises(UserError, match=r"run 3 of 8 .*learning rate 0.*is refused"):
         actions.queue("mine", axes, "", form)
     assert queue.submitted == []
     text, command = actions.preview("mine", axes[:4] + ["0.1", "0-1"], "extra", form)

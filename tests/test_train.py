@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import keras
 import numpy as np
@@ -111,7 +112,7 @@ def test_cancel_then_resume_finishes_without_duplicate_epochs(store, isolated_qu
     # The optimizer's step came back with the weights: the cosine schedule goes on falling after the
     # resume instead of starting again from the peak learning rate.
     lrs = [e["lr"] for e in store.epochs(run_id)]
-    assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
+    assert all(a > b for a, b in pairwise(lrs)), lrs
 
 
 def test_cancel_a_queued_job_and_one_job_at_a_time_on_cpu(store, queue):
