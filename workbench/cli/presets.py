@@ -67,7 +67,7 @@ def _safe_comparable(run: dict):
 
 def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
     """Queue every step (the queue runs them as devices allow) and report progress until all end."""
-    from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; a dry run needs none
+    from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; callers pass their own
 
     own_queue = queue is None
     queue = queue or JobQueue(store)
