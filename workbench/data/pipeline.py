@@ -54,8 +54,8 @@ def make_dataset(
     """Batches of (normalised float32 images, one-hot float32 labels), made as `options` say.
 
     training: shuffle each epoch (seeded) and apply the augmentations; evaluation keeps the order.
-    flip: mirror every image, shift: move every image by
-    `shift` pixels down and right (negative: up and left), REFLECT-padded (test-time augmentation).
+    flip: mirror every image, shift: move every image by `shift` pixels down and right (negative: up and
+    left), REFLECT-padded (test-time augmentation).
     first_epoch: the epoch the first pass over the dataset trains (alt_flip's parity on resume).
     """
     n = len(images)
