@@ -40,7 +40,7 @@ from workbench.data.split import prepare_data
 from workbench.ensemble import lab
 from workbench.ensemble.calibration import softmax
 from workbench.specs.presets import load_preset
-from workbench.training.fit import TRANSLATE_VIEWS, VIEWS
+from workbench.training.fit import TRANSLATE_VIEWS, VIEWS, batch_options
 from workbench.training.runners import runner_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def tta_accuracy(model, x, y, batches, spec) -> float:
     probs = 0.0
     for _, flip, shifts in views:
         logits = np.mean(
-            [model.predict(make_dataset(x, y, flip=flip, shift=s, **batches), verbose=0) for s in shifts], axis=0
+            [model.predict(make_dataset(x, y, batches, flip=flip, shift=s), verbose=0) for s in shifts], axis=0
         )
         probs = probs + softmax(logits)
     return float((np.argmax(probs, 1) == y).mean())
@@ -88,23 +88,21 @@ def curve(spec, accuracy_target: float) -> dict:
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes)
-    batches = dict(
-        num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=data.mean, std=data.std, resize_to=None
-    )
+    batches = batch_options(spec, data, runner)
     model = runner.build(data.dataset.num_classes, data.dataset.image_shape, restoring=False)
     runner.init_from_data(model, data, batches)
     runner.phases(steps_per_epoch(len(data.x_train), spec.batch_size))[0].prepare(model)
     train_ds = make_dataset(
         data.x_train,
         data.y_train,
+        batches,
         training=True,
         augment=spec.augment,
         augment_options=spec.augment_params,
         seed=spec.seed,
-        **batches,
     )
     x_test, y_test = data.dataset.x_test, data.dataset.y_test
-    test_ds = make_dataset(x_test, y_test, **batches)
+    test_ds = make_dataset(x_test, y_test, batches)
     callback = Curve(test_ds, y_test)
     print(
         f"{spec.model} {spec.model_kwargs or ''}: {model.count_params():,} parameters, {len(data.x_train):,} "

@@ -53,7 +53,7 @@ def child(args) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from workbench.data.pipeline import make_dataset
+    from workbench.data.pipeline import BatchOptions, make_dataset
     from workbench.training import backbones as finetune
 
     after_imports = vm_rss()
@@ -71,17 +71,10 @@ def child(args) -> dict:
     finetune.compile_phase(model, spec, 2)
     steps = args.steps or len(x) // args.batch_size
     if args.child == "pipeline":  # what finetune.fit feeds: 0..255 pixels resized per batch in tf.data
-        train = make_dataset(
-            x,
-            y,
-            num_classes=10,
-            batch_size=args.batch_size,
-            mean=np.zeros(3),
-            std=np.ones(3),
-            training=True,
-            augment=("flip_crop",),
-            resize_to=args.size,
+        batches = BatchOptions(
+            num_classes=10, batch_size=args.batch_size, mean=np.zeros(3), std=np.ones(3), resize_to=args.size
         )
+        train = make_dataset(x, y, batches, training=True, augment=("flip_crop",))
         feed = dict(x=train)
     else:  # naive: the resized float32 set materialised, then model.fit on arrays
         resized = tf.image.resize(tf.cast(x, tf.float32), (args.size, args.size)).numpy()

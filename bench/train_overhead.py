@@ -26,7 +26,7 @@ import tensorflow as tf
 from bench.targets import Targets
 from store import Store
 from workbench.data.augment.ops import build_augmenter
-from workbench.data.pipeline import make_dataset
+from workbench.data.pipeline import BatchOptions, make_dataset
 from workbench.data.split import prepare_data
 from workbench.specs.run import RunSpec
 from workbench.training.checkpoint import StoreCallback
@@ -53,9 +53,9 @@ def build_sides(spec: RunSpec, store: Store):
         model = build_model(spec, classes, data.dataset.image_shape)
         compile_model(model, spec, steps)
         models.append(model)
-    batches = dict(num_classes=classes, batch_size=spec.batch_size, mean=data.mean, std=data.std)
-    train_ds = make_dataset(data.x_train, data.y_train, training=True, augment=spec.augment, seed=spec.seed, **batches)
-    val_ds = make_dataset(data.x_val, data.y_val, **batches)
+    batches = BatchOptions(num_classes=classes, batch_size=spec.batch_size, mean=data.mean, std=data.std)
+    train_ds = make_dataset(data.x_train, data.y_train, batches, training=True, augment=spec.augment, seed=spec.seed)
+    val_ds = make_dataset(data.x_val, data.y_val, batches)
     run_id = store.create_run("bench", spec.to_dict())
     callback = StoreCallback(store, run_id, store.run_dir(run_id), threading.Event())
 

@@ -73,6 +73,77 @@ def test_a_spec_no_node_can_hold_is_refused_before_any_row(lab):
     assert len(store.list_runs()) == before
 
 
+TINY_FLAGS = [
+    "--model",
+    "resnet20",
+    "--model-kwargs",
+    "depth=8,base_width=4",
+    "--dataset",
+    "synthetic",
+    "--dataset-options",
+    "n_train=600,n_test=100",
+    "--batch-size",
+    "50",
+    "--learning-rate",
+    "0.05",
+    "--schedule",
+    "cosine",
+    "--augment",
+    "flip_crop",
+    "--epochs",
+    "1",
+]
+
+
+def test_every_cli_command_that_runs_jobs_names_the_cluster_and_lets_it_go(ray_cluster, tmp_path, capsys):  # noqa: F811
+    """train, finetune, resume, train-all and sweep open their queue on the cluster alike: each says where jobs
+    run, in the same words, and lets the queue go when it ends (here: refused, as each job asks for more CPUs
+    than any node has), releasing the store's job lock; nothing is queued."""
+    from store.lock import held
+    from workbench.cli.main import main
+
+    db = tmp_path / "cli.db"
+    with Store(db) as store:
+        stopped = store.create_run("stopped", tiny().to_dict())
+        store.set_status(stopped, "interrupted")
+    preset = tmp_path / "one.toml"
+    preset.write_text('[defaults]\nmodel = "lenet"\ndataset = "synthetic"\n[[runs]]\nname = "one"\n')
+    commands = {
+        "train": ["train", *TINY_FLAGS],
+        "finetune": ["finetune"],
+        "resume": ["resume", str(stopped)],
+        "train-all": ["train-all", "--preset", str(preset)],
+        "sweep": ["sweep", *TINY_FLAGS, "--seeds", "0,1"],
+    }
+    said = {}
+    for name, argv in commands.items():
+        assert main([*argv, "--db", str(db), "--ray", ray_cluster.address, "--ray-cpus", "4"]) == 2, name
+        captured = capsys.readouterr()
+        said[name] = [line for line in captured.out.splitlines() if line.startswith("Ray cluster:")]
+        assert "asks for 4 CPU on one node, and no node of the cluster has that" in captured.err, (name, captured)
+        assert not held(db), f"{name} left the store's job lock taken"
+    assert said["train"] == ["Ray cluster: 2 nodes, 0 GPUs, 2 CPUs"], said
+    assert all(lines == said["train"] for lines in said.values()), said
+    with Store(db) as store:
+        assert [(r["id"], r["status"]) for r in store.list_runs()] == [(stopped, "interrupted")]
+
+
+def test_a_sweep_from_the_cli_trains_on_the_cluster(ray_cluster, tmp_path, capsys):  # noqa: F811
+    """`sweep --ray ADDRESS`: the sweep's runs go to the cluster's nodes and come back whole into the store."""
+    from workbench.cli.main import main
+
+    db = tmp_path / "sweep.db"
+    argv = ["sweep", "onnodes", *TINY_FLAGS, "--seeds", "0,1", "--db", str(db), "--ray", ray_cluster.address]
+    assert main(argv) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "Ray cluster: 2 nodes, 0 GPUs, 2 CPUs" in out and "sweep onnodes: 2 seeds = 2 runs" in out
+    with Store(db) as store:
+        runs = store.list_runs()
+        assert [r["status"] for r in runs] == ["completed", "completed"], [r["error"] for r in runs]
+        assert all(r["node"] and "sweep:onnodes" in r["tags"] for r in runs)
+        assert all((store.run_dir(r["id"]) / "model.keras").exists() for r in runs)
+
+
 def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(
     ray_cluster,  # noqa: F811  (the session's cluster, a fixture)
     lab,

@@ -11,7 +11,7 @@ import pytest
 import models
 from models.airbench import WHITEN, init_whitening, patches, whitening_kernel
 from workbench.data.augment.ops import build_augmenter
-from workbench.data.pipeline import make_dataset
+from workbench.data.pipeline import BatchOptions, make_dataset
 from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.specs.presets import load_preset
@@ -88,10 +88,7 @@ def _mirrored_per_epoch(first_epoch, epochs=3, n=8):
     ds = make_dataset(
         x,
         np.arange(n) % 2,
-        num_classes=2,
-        batch_size=4,
-        mean=[0, 0, 0],
-        std=[1, 1, 1],
+        BatchOptions(num_classes=2, batch_size=4, mean=np.zeros(3), std=np.ones(3)),
         training=True,
         augment=("alt_flip",),
         seed=3,

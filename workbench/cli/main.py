@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 from workbench.cli.export import MODEL_FORMATS, export_run
+from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.errors import UserError
-from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
-from workbench.jobs.cluster_flags import check as check_cluster_flags
-from workbench.jobs.cluster_flags import open_queue
 from workbench.jobs.estimate import estimate
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
@@ -42,6 +40,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        check_queue_flags(args)  # a command that runs jobs: its Ray flags' mistakes before the store is opened
         return args.handler(args) or 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -82,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(spec_class.command, help=help_text, description=description)
         add_spec_arguments(command, spec_class)
         command.add_argument("--tags", default="", help="comma-separated tags for the run")
-        add_cluster_arguments(command)
+        add_queue_arguments(command)
         command.set_defaults(handler=_train, spec_class=spec_class)
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
 
@@ -91,12 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_all.add_argument("--data", dest="data_path", default=None, help="data path for runs that name none")
     train_all.add_argument("--dry-run", action="store_true", help="list what would run, train nothing")
     train_all.add_argument("--seeds", default=None, help="a sweep preset's seeds instead of its own (0,1,2 or 0-2)")
-    add_cluster_arguments(train_all)
+    add_queue_arguments(train_all)
     train_all.set_defaults(handler=_train_all)
 
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run", type=int)
-    add_cluster_arguments(resume)
+    add_queue_arguments(resume)
     resume.set_defaults(handler=_resume)
 
     runs = sub.add_parser("runs", help="table of the runs in the store")
@@ -158,40 +157,22 @@ def _open_store(args):
 
 def _train(args):
     """`train` and `finetune`: one run of the subcommand's spec class, followed until it ends."""
-    check_cluster_flags(args)
     spec = spec_from_args(args, args.spec_class)
     store = _open_store(args)
-    queue = open_queue(store, args)
-    try:
+    with open_job_queue(args, store) as queue:
         run_id = queue.submit(spec, tags=parse_tags(args.tags))
-    except UserError:
-        queue.shutdown()
-        raise
-    print(f"run {run_id}: {spec.display_name()}  ({store.path})")
-    _say_cluster(queue)
-    hint = f"{_prog()} train-all --preset quick trains runs that finish in minutes."
-    print(estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=hint, markdown=False), flush=True)
-    return _follow(queue, store, [run_id])
-
-
-def _say_cluster(queue) -> None:
-    describe = getattr(queue.backend, "describe", None)
-    if describe is not None:
-        print(describe(), flush=True)
+        print(f"run {run_id}: {spec.display_name()}  ({store.path})")
+        hint = f"{_prog()} train-all --preset quick trains runs that finish in minutes."
+        print(estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=hint, markdown=False), flush=True)
+        return _follow(queue, store, [run_id])
 
 
 def _resume(args):
-    check_cluster_flags(args)
     store = _open_store(args)
-    queue = open_queue(store, args)
-    _say_cluster(queue)
-    try:
+    with open_job_queue(args, store) as queue:
         epoch = queue.resume(args.run)
-    except UserError:
-        queue.shutdown()
-        raise
-    print(resume_message(store.get_run(args.run), epoch, store.seen_runs()), flush=True)  # where it starts
-    return _follow(queue, store, [args.run])
+        print(resume_message(store.get_run(args.run), epoch, store.seen_runs()), flush=True)  # where it starts
+        return _follow(queue, store, [args.run])
 
 
 PROGRESS_EVERY = 30.0  # seconds between progress lines inside a long epoch or the final evaluation
@@ -253,7 +234,6 @@ def _f(value, digits=4):
 
 
 def _train_all(args):
-    check_cluster_flags(args)
     preset = load_preset(args.preset, seeds=args.seeds)
     store = _open_store(args)
     if preset.sweep:
@@ -263,12 +243,8 @@ def _train_all(args):
         print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
     if args.dry_run:
         return 0
-    queue = open_queue(store, args)
-    _say_cluster(queue)
-    try:
+    with open_job_queue(args, store) as queue:
         return run_preset(plan, store, queue=queue)
-    finally:
-        queue.shutdown()  # idempotent: run_preset's Ctrl-C path has already done it
 
 
 def _runs(args):

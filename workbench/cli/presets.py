@@ -65,12 +65,9 @@ def _safe_comparable(run: dict):
         return None  # a row this version cannot read is no match
 
 
-def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
-    """Queue every step (the queue runs them as devices allow) and report progress until all end."""
-    from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; callers pass their own
-
-    own_queue = queue is None
-    queue = queue or JobQueue(store)
+def run_preset(steps: list, store, *, queue, poll=1.0, out=print) -> int:
+    """Queue every step on `queue` (the caller's: `workbench.cli.job_queue.open_job_queue`, which shuts it down;
+    it runs them as devices allow) and report progress until all end."""
     run_ids = []
     for step in steps:
         if step.action != "new" and step.tags:  # a matching run from before joins the sweep
@@ -109,8 +106,6 @@ def run_preset(steps: list, store, *, queue=None, poll=1.0, out=print) -> int:
         queue.shutdown()
         out("cancelled; run train-all again to resume where it stopped")
         return 130
-    if own_queue:
-        queue.shutdown()  # all jobs ended: release the store's job lock
     finished = [store.get_run(r) for r in run_ids]
     failed = [r for r in finished if r["status"] != "completed"]
     out(

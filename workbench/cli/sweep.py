@@ -4,6 +4,7 @@ parser by `add_commands`. The expansion is `workbench.specs.sweep`'s, the tables
 
 from datetime import datetime
 
+from workbench.cli.job_queue import add_queue_arguments, open_job_queue
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate_many
 from workbench.specs.flags import add_spec_arguments, flag, parse_tags, spec_from_args
@@ -51,6 +52,7 @@ def add_commands(sub, *, follow, open_store) -> None:
     add_spec_arguments(sweep, RunSpec)
     sweep.add_argument("--tags", default="", help="more comma-separated tags for every run")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate, queue nothing")
+    add_queue_arguments(sweep)
     sweep.set_defaults(handler=lambda args: run_sweep(args, follow, open_store))
 
     show = sub.add_parser("sweeps", help="list the sweeps, or show one: mean ± std over seeds and a paired comparison")
@@ -89,12 +91,10 @@ def run_sweep(args, follow, open_store) -> int:
     print(time_text(estimate_many(specs, store, gpus)))
     if args.dry_run:
         return 0
-    from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; a dry run needs none
-
-    queue = JobQueue(store)
-    run_ids = submit_sweep(queue, sweep, parse_tags(args.tags))
-    print(f"queued runs {run_ids[0]}-{run_ids[-1]} tagged {sweep.tag}  ({store.path})", flush=True)
-    status = follow(queue, store, run_ids)
+    with open_job_queue(args, store) as queue:
+        run_ids = submit_sweep(queue, sweep, parse_tags(args.tags))
+        print(f"queued runs {run_ids[0]}-{run_ids[-1]} tagged {sweep.tag}  ({store.path})", flush=True)
+        status = follow(queue, store, run_ids)
     if status != 130:
         print()
         _print_sweep(store, sweep.name, None, None, "Test accuracy")

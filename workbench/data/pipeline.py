@@ -3,7 +3,13 @@
 The images stay uint8 in one tensor; the pipeline shuffles and batches *indices*, gathers a batch,
 augments it with batched ops (`workbench.data.augment.ops`), normalises, and prefetches, as cifar10-airbench
 does, so there is no per-image Python and no float copy of the dataset.
+
+    options = BatchOptions(num_classes=10, batch_size=128, mean=data.mean, std=data.std)  # once per run
+    train_ds = make_dataset(x_train, y_train, options, training=True, augment=("flip_crop",))
+    val_ds = make_dataset(x_val, y_val, options)
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -11,37 +17,53 @@ import tensorflow as tf
 from workbench.data.augment.ops import build_augmenter, parse_augmentations
 
 
+@dataclass(frozen=True, eq=False)  # eq=False: mean and std are arrays, which == does not compare to a bool
+class BatchOptions:
+    """What every pass over a run's splits shares: how its images become batches for its model (training,
+    validation, the final evaluation's views). A run's are made by `workbench.training.fit.batch_options`."""
+
+    num_classes: int
+    """Classes of the dataset: the labels become one-hot vectors of this length."""
+    batch_size: int
+    """Images per batch, the global batch (split over the job's GPUs); training drops the last partial one."""
+    mean: np.ndarray
+    """Per channel, subtracted from the 0..255 pixels: the training split's mean, or zeros for a model that
+    preprocesses its pixels itself."""
+    std: np.ndarray
+    """Per channel, what the pixels are divided by after the mean: the training split's standard deviation, or
+    ones."""
+    resize_to: int | None = None
+    """A side to resize each normalised batch to on the fly (fine-tuning at 96x96) instead of materialising a
+    resized copy of the dataset; None keeps the images' own size."""
+
+
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray,
+    options: BatchOptions,
     *,
-    num_classes: int,
-    batch_size: int,
-    mean,
-    std,
     training: bool = False,
     augment=(),
     augment_options=None,
     seed: int = 0,
-    resize_to=None,
     flip: bool = False,
     shift: int = 0,
     first_epoch: int = 0,
     drop_remainder=None,
 ) -> tf.data.Dataset:
-    """Batches of (normalised float32 images, one-hot float32 labels).
+    """Batches of (normalised float32 images, one-hot float32 labels), made as `options` say.
 
     training: shuffle each epoch (seeded) and apply the augmentations; evaluation keeps the order.
-    resize_to: a size to resize each batch to on the fly (fine-tuning at 96x96) instead of
-    materialising a resized copy of the dataset. flip: mirror every image, shift: move every image by
-    `shift` pixels down and right (negative: up and left), REFLECT-padded (test-time augmentation).
+    flip: mirror every image, shift: move every image by `shift` pixels down and right (negative: up and
+    left), REFLECT-padded (test-time augmentation).
     first_epoch: the epoch the first pass over the dataset trains (alt_flip's parity on resume).
     """
     n = len(images)
     images = tf.constant(images)
-    labels_1hot = tf.one_hot(tf.constant(labels, tf.int64), num_classes, dtype=tf.float32)
-    mean = tf.constant(np.asarray(mean, np.float32))
-    std = tf.constant(np.asarray(std, np.float32))
+    labels_1hot = tf.one_hot(tf.constant(labels, tf.int64), options.num_classes, dtype=tf.float32)
+    mean = tf.constant(np.asarray(options.mean, np.float32))
+    std = tf.constant(np.asarray(options.std, np.float32))
+    resize_to = options.resize_to
     augmenter = (
         build_augmenter(
             augment, images.shape[1], **(augment_options or {}), fill=tuple(float(m) for m in np.asarray(mean))
@@ -65,7 +87,7 @@ def make_dataset(
     if training:
         indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     drop = training if drop_remainder is None else drop_remainder
-    batches = indices.batch(batch_size, drop_remainder=drop)
+    batches = indices.batch(options.batch_size, drop_remainder=drop)
     if augmenter is not None:
         # One stateless seed pair per batch, different every epoch but fixed by `seed`.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

@@ -1,5 +1,6 @@
-"""The flags that send jobs to a Ray cluster, shared by `app.py` and the CLI's `train`, `finetune`, `train-all`
-and `resume`; and the job queue they make. Without `--ray` (or WORKBENCH_RAY) nothing of Ray is imported.
+"""The flags that send jobs to a Ray cluster, shared by `app.py` and the CLI's `train`, `finetune`, `train-all`,
+`resume` and `sweep` (`workbench.cli.job_queue`); and the job queue they make. Without `--ray` (or WORKBENCH_RAY)
+nothing of Ray is imported.
 
     --ray ADDRESS          HOST:PORT of a running cluster's head, or 'local' (a private Ray on this machine)
     --storage FOLDER|URI   checkpoints every node reaches (default: the store's files folder)

@@ -19,7 +19,7 @@ import numpy as np
 
 from store.store import utc_now
 from workbench.constants import EVAL_TEST, EVAL_VALIDATION, PREPARING, TRAINING
-from workbench.data.pipeline import make_dataset, steps_per_epoch
+from workbench.data.pipeline import BatchOptions, make_dataset, steps_per_epoch
 from workbench.data.split import PreparedData, prepare_data
 from workbench.training import devices as device_utils
 from workbench.training.checkpoint import (
@@ -66,7 +66,7 @@ def fit(
     done = min(checkpoint_epoch(run_dir), spec.epochs) if resume else 0
     phases = runner.phases(steps)
     current = next((i for i, p in enumerate(phases) if p.until > done), len(phases) - 1)
-    batches = _batch_options(spec, data, runner)
+    batches = batch_options(spec, data, runner)
     with strategy.scope():
         model = runner.build(data.dataset.num_classes, data.dataset.image_shape, restoring=bool(done))
         if not done:  # weights computed from the data (airbench's whitening); a checkpoint has them
@@ -89,14 +89,14 @@ def fit(
     train_ds = make_dataset(
         data.x_train,
         data.y_train,
+        batches,
         training=True,
         augment=spec.augment,
         augment_options=getattr(spec, "augment_params", None),
         seed=spec.seed + 7919 * done,
         first_epoch=done,
-        **batches,
     )
-    val_ds = make_dataset(data.x_val, data.y_val, **batches)
+    val_ds = make_dataset(data.x_val, data.y_val, batches)
     events = live_writer(spec, store, run_id)  # TensorBoard event files as it trains, if the spec asks
     callback = StoreCallback(
         store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None, on_checkpoint=on_checkpoint
@@ -146,12 +146,14 @@ def _restore(model, run_dir, phases: list, current: int, done: int) -> None:
         restore_weights(model, run_dir)
 
 
-def _batch_options(spec, data: PreparedData, runner) -> dict:
+def batch_options(spec, data: PreparedData, runner) -> BatchOptions:
+    """The run's batches: its spec's batch size, its data's classes, and the pixels as its runner's model
+    takes them (standardised by the training split's statistics, or 0..255; resized for a fine-tune)."""
     if runner.normalizes:
         mean, std = data.mean, data.std
     else:  # the identity: the model gets 0..255 pixels and preprocesses them itself
         mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-    return dict(
+    return BatchOptions(
         num_classes=data.dataset.num_classes, batch_size=spec.batch_size, mean=mean, std=std, resize_to=runner.resize_to
     )
 
@@ -172,7 +174,7 @@ def save_predictions(
     store,
     run_id,
     data: PreparedData,
-    batches: dict,
+    batches: BatchOptions,
     progress: ProgressWriter,
     stop: threading.Event,
     views=VIEWS,
@@ -185,7 +187,7 @@ def save_predictions(
         EVAL_VALIDATION: ("val", data.x_val, data.y_val),
         EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test),
     }
-    per_pass = {phase: math.ceil(len(y) / batches["batch_size"]) for phase, (_, _, y) in splits.items()}
+    per_pass = {phase: math.ceil(len(y) / batches.batch_size) for phase, (_, _, y) in splits.items()}
     callback = EvaluationProgress(progress, stop)
     passes = sum(len(shifts) for _, _, shifts in views)
     progress.begin_pass(eval_steps=passes * sum(per_pass.values()))
@@ -195,7 +197,7 @@ def save_predictions(
         for suffix, flip, shifts in views:
             logits = []
             for shift in shifts:
-                ds = make_dataset(x, y, flip=flip, shift=shift, **batches)
+                ds = make_dataset(x, y, batches, flip=flip, shift=shift)
                 logits.append(np.asarray(model.predict(ds, verbose=0, callbacks=[callback]), dtype=np.float32))
                 if stop.is_set():
                     return False

@@ -17,6 +17,7 @@ import numpy as np
 
 import models
 from workbench.constants import FINETUNE, SCRATCH
+from workbench.data.pipeline import BatchOptions
 from workbench.errors import UserError
 from workbench.training import backbones
 from workbench.training.losses import build_loss
@@ -104,12 +105,12 @@ class ScratchRunner:
     def build(self, num_classes: int, image_shape, *, restoring: bool) -> keras.Model:
         return build_model(self.spec, num_classes, image_shape)
 
-    def init_from_data(self, model, data, batches: dict) -> None:
+    def init_from_data(self, model, data, batches: BatchOptions) -> None:
         """Weights the family computes from the training images (airbench's whitening layer), from up
         to 5,000 of them normalised as the pipeline feeds them."""
         if models.needs_data_init(self.spec.model):
             images = data.x_train[:DATA_INIT_IMAGES].astype(np.float32)
-            models.init_from_data(self.spec.model, model, (images - batches["mean"]) / batches["std"])
+            models.init_from_data(self.spec.model, model, (images - batches.mean) / batches.std)
 
     def phases(self, steps: int) -> list:
         return [Phase(self.spec.epochs, lambda model: compile_model(model, self.spec, steps))]
@@ -132,7 +133,7 @@ class FinetuneRunner:
         self.start = backbones.unfreeze_index(self.spec, self.backbone)
         return model
 
-    def init_from_data(self, model, data, batches: dict) -> None:
+    def init_from_data(self, model, data, batches: BatchOptions) -> None:
         """Nothing: the backbone's weights come from ImageNet."""
 
     def phases(self, steps: int) -> list:
