@@ -12,6 +12,7 @@ from pathlib import Path
 
 from workbench.cli.presets import percent
 from workbench.cli.sweep import add_commands as add_sweep_commands
+from workbench.constants import RunStatus
 from workbench.errors import UserError
 from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
 from workbench.jobs.cluster_flags import check as check_cluster_flags
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted", file=sys.stderr)  # Ctrl-C stopped the command: not a run status
         return 130
 
 
@@ -238,7 +239,7 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
     for run_id in run_ids:
         run = store.get_run(run_id)
         line = f"{prefix}run {run_id} {run['status']}"
-        if run["status"] == "completed":
+        if run["status"] == RunStatus.COMPLETED:
             line += f": best val {percent(run['best_val_accuracy'])} (epoch {run['best_epoch']}), test {percent(run['test_accuracy'])}"
         elif run["error"]:
             line += f": {run['error'].splitlines()[0]}"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.constants import RunStatus
 from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
 from workbench.data.split import split_arrays
 from workbench.ensemble import lab as ensemble_lab
@@ -122,7 +123,7 @@ def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> 
 def source_choices(store) -> list:
     """[(label, key)] of completed runs with stored val or test predictions, then saved ensembles."""
     choices = []
-    for run in store.list_runs(status="completed"):
+    for run in store.list_runs(status=RunStatus.COMPLETED):
         if not set(store.prediction_splits(run["id"])) & set(SPLITS):
             continue
         accuracy = run.get("test_accuracy")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, RunKind
 from workbench.errors import UserError
 
 TRAIN = {"loss": "epoch_loss", "accuracy": "epoch_accuracy", "lr": "epoch_learning_rate", "seconds": "epoch_seconds"}
@@ -44,7 +44,7 @@ def hyperparameters(run: dict) -> dict:
     from workbench.specs.flags import format_key_values
     from workbench.specs.sweep import sweep_of
 
-    values = {"kind": str(run.get("kind") or "scratch"), "sweep": sweep_of(run.get("tags")) or ""}
+    values = {"kind": str(run.get("kind") or RunKind.SCRATCH), "sweep": sweep_of(run.get("tags")) or ""}
     for key, value in sorted((run.get("spec") or {}).items()):
         if key in LEFT_OUT or value is None:
             continue

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from workbench.constants import RunKind, RunStatus
 from workbench.views import runs as rd
 
 HEIGHT = 360
@@ -150,7 +151,7 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
         )
     layout["yaxis3"].update(exponentformat="e", rangemode="tozero")
     spec = run.get("spec") or {}
-    if run.get("kind") == "finetune" and spec.get("head_epochs") and spec.get("finetune_epochs"):
+    if run.get("kind") == RunKind.FINETUNE and spec.get("head_epochs") and spec.get("finetune_epochs"):
         start = spec["head_epochs"] + 0.5  # where phase 2 (the unfrozen backbone) starts
         shapes = [
             dict(
@@ -266,7 +267,7 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     """Completed runs: parameters (log x) against the accuracy, one trace per model."""
     title = f"Parameters vs {metric.lower()}"
     column = rd.accuracy_column(metric)
-    points = [r for r in runs if r["status"] == "completed" and r.get("params") and r.get(column) is not None]
+    points = [r for r in runs if r["status"] == RunStatus.COMPLETED and r.get("params") and r.get(column) is not None]
     if not points:
         return empty_figure(title, f"No completed runs with a parameter count and {metric.lower()} yet")
     fig = go.Figure()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.constants import CIFAR10_CLASSES
+from workbench.constants import CIFAR10_CLASSES, RunKind
 from workbench.errors import UserError
 from workbench.inspect.analysis import class_accuracy
 
@@ -206,7 +206,7 @@ def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(), show_
 def run_row(run: dict) -> dict:
     status = run["status"] + (" (archived)" if run.get("archived") else "")
     return {
-        "Kind": run.get("kind") or "scratch",
+        "Kind": run.get("kind") or RunKind.SCRATCH.value,
         "ID": run["id"],
         "Name": run["name"],
         "Model": run_model(run),

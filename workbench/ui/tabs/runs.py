@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from workbench.constants import RunStatus
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.layout import column_widths
@@ -227,7 +228,7 @@ class _Handlers:
 
     def live_fn(self, *values):
         """A timer tick: the leaderboard again while some run is running (its minutes move), else nothing."""
-        if not self.store.runs_with_status("running"):
+        if not self.store.runs_with_status(RunStatus.RUNNING):
             return gr.skip()
         return self.refresh_fn(*values)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, RunKind, RunStatus
 from workbench.errors import UserError
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
@@ -24,7 +24,9 @@ def with_live_time(store, runs: list[dict], now: float | None = None) -> list[di
     """The runs, a running one with its training time so far in `train_seconds`."""
     now = time.time() if now is None else now
     return [
-        {**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)} if r["status"] == "running" else r
+        {**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)}
+        if r["status"] == RunStatus.RUNNING
+        else r
         for r in runs
     ]
 
@@ -76,7 +78,7 @@ def clone_values(store, choice) -> Clone:
     name = rd.fresh_name(run["name"], (r["name"] for r in load_runs(store)))
     tags = ", ".join(run.get("tags") or [])
     try:
-        if run.get("kind") == "finetune":
+        if run.get("kind") == RunKind.FINETUNE:
             from workbench.specs.finetune import FinetuneSpec
             from workbench.ui.tabs.finetune import form_fields
 
@@ -167,7 +169,7 @@ def per_class_figure(store, selection):
 
 
 def overview_figures(store, metric, group_by, show_archived=False):
-    runs = rd.filter_runs(load_runs(store), status=("completed",), show_archived=bool(show_archived))
+    runs = rd.filter_runs(load_runs(store), status=(RunStatus.COMPLETED,), show_archived=bool(show_archived))
     return (
         plots.params_scatter(runs, metric),
         plots.grouped_accuracy(rd.group_accuracy(runs, group_by, metric), group_by, metric),
