@@ -268,4 +268,6 @@ def test_load_source_for_a_run_and_a_saved_ensemble(store):
         sources_view.load_source(store, lab, "model:3", "test", cache)
     choices = sources_view.source_choices(store)
     assert [key for _, key in choices] == [f"run:{a}", f"run:{b}", f"ensemble:{ensemble_id}"]
+    assert [sources_view.parse_key(key) for _, key in choices] == [("run", a), ("run", b), ("ensemble", ensemble_id)]
+    assert sources_view.source_key("ensemble", ensemble_id) == f"ensemble:{ensemble_id}" == ens.key
     assert choices[2][0].startswith("ensemble") and "pair" in choices[2][0]

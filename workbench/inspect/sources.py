@@ -48,15 +48,22 @@ class Source:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.id}"
+        return source_key(self.kind, self.id)
 
     @property
     def num_classes(self) -> int:
         return self.probs.shape[1]
 
 
+# A source's key: "run:ID" or "ensemble:ID". Runs and saved ensembles share the Errors and Predict tabs'
+# dropdowns, whose values are these keys; they are written by `source_key` and read by `parse_key` only.
+def source_key(kind: str, number: int) -> str:
+    """The key of run `number` ("run") or saved ensemble `number` ("ensemble")."""
+    return f"{choose('source kind', kind, KINDS)}:{int(number)}"
+
+
 def parse_key(key: str) -> tuple:
-    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID"."""
+    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID" (`source_key`)."""
     kind, _, number = str(key or "").strip().partition(":")
     if kind not in KINDS or not number.strip().isdigit():
         raise UserError(f"unknown source {key!r}; choose a run (run:ID) or a saved ensemble (ensemble:ID)")
@@ -128,12 +135,12 @@ def source_choices(store) -> list:
             continue
         accuracy = run.get("test_accuracy")
         label = f"run {run['id']} · {run['name']}" + (f" (test {accuracy:.1%})" if accuracy is not None else "")
-        choices.append((label, f"run:{run['id']}"))
+        choices.append((label, source_key("run", run["id"])))
     for ensemble in store.list_ensembles():
         accuracy = ensemble.get("test_accuracy")
         label = f"ensemble {ensemble['id']} · {ensemble['name']} ({len(ensemble['members'])} runs"
         label += f", test {accuracy:.1%})" if accuracy is not None else ")"
-        choices.append((label, f"ensemble:{ensemble['id']}"))
+        choices.append((label, source_key("ensemble", ensemble["id"])))
     return choices
 
 

@@ -64,10 +64,6 @@ def _clean(values):
     return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
 
 
-def _label(run: dict) -> str:
-    return f"{run['id']}: {run['name']}"
-
-
 def whole_steps(last) -> dict:
     """Axis settings for a count (epochs, selection steps): ticks on whole numbers only, at most ~8."""
     last = max(1, math.ceil(last or 1))
@@ -213,7 +209,7 @@ def curves(
     for i, (run, epochs) in enumerate(series):
         xs, ys = rd.curve_series(epochs, metric, x_axis)
         color = palette[i % len(palette)]
-        name = _label(run)
+        name = rd.run_label(run)
         if smoothing and smoothing > 0:
             fig.add_trace(
                 go.Scatter(
@@ -256,7 +252,7 @@ def per_class(results: list[tuple[dict, list[str], np.ndarray]]) -> go.Figure:
     fig = go.Figure()
     for run, names, accuracy in results:
         values = [None if np.isnan(a) else round(100.0 * float(a), 2) for a in accuracy]
-        fig.add_trace(go.Bar(x=list(names), y=values, name=_label(run)))
+        fig.add_trace(go.Bar(x=list(names), y=values, name=rd.run_label(run)))
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="class")
     fig.update_yaxes(title_text="test accuracy (%)")
@@ -282,7 +278,7 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
                 mode="markers",
                 name=model,
                 marker=dict(size=10, opacity=0.85),
-                text=[_label(r) for r in group],
+                text=[rd.run_label(r) for r in group],
                 hovertemplate="%{text}<br>%{x:,} parameters<br>%{y:.2f}%<extra>" + model + "</extra>",
             )
         )

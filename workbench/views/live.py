@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 
 from workbench.constants import ACTIVE_STATUSES, RESUMABLE_STATUSES, RunPhase, RunStatus
+from workbench.views.runs import run_choice
 
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
 NODE_COLUMN = "node"  # with jobs on a Ray cluster: where each run trains (runs.node)
@@ -201,7 +202,7 @@ def jobs_rows(store, runs: list, recent: int = 5, nodes: bool = False) -> list:
 def follow_choices(runs: list) -> list:
     """(label, run id) choices for the run the live panel follows, newest first."""
     newest = sorted(runs, key=lambda r: r["id"], reverse=True)
-    return [(f"{r['id']}: {r['name']} ({r['status']})", r["id"]) for r in newest[:50]]
+    return [run_choice(r, f" ({r['status']})") for r in newest[:50]]
 
 
 def default_follow(runs: list):

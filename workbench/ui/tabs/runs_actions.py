@@ -74,7 +74,7 @@ class Clone:
 
 
 def clone_values(store, choice) -> Clone:
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     name = rd.fresh_name(run["name"], (r["name"] for r in load_runs(store)))
     tags = ", ".join(run.get("tags") or [])
     try:
@@ -91,14 +91,14 @@ def clone_values(store, choice) -> Clone:
 
 
 def save_notes_tags(store, choice, notes, tags) -> str:
-    run_id = rd.parse_choice(choice)
+    run_id = rd.chosen_run_id(choice)
     tag_list = parse_tags(tags)
     store.update_run(run_id, notes=str(notes or "").strip(), tags=tag_list)
     return f"Saved the notes and tags ({', '.join(tag_list) or 'none'}) of run {run_id}."
 
 
 def toggle_archive(store, choice) -> str:
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     store.archive_run(run["id"], not run["archived"])
     if run["archived"]:
         return f"Run {run['id']} is back on the leaderboard."
@@ -106,7 +106,7 @@ def toggle_archive(store, choice) -> str:
 
 
 def delete_run(store, queue, choice, sure: bool) -> str:
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
     if run["status"] in ACTIVE_STATUSES or run["id"] in active:
         raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
@@ -120,9 +120,9 @@ def run_details(store, choice) -> tuple[str, str, str, str]:
     """Notes, tags text, archive button label and a Markdown summary of the picked run."""
     if not choice:
         return "", "", "Archive", ""
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     lines = [
-        f"**Run {run['id']}: {run['name']}** · {run['status']}"
+        f"**Run {rd.run_label(run)}** · {run['status']}"
         f"{' · archived' if run['archived'] else ''} · {run['epochs_done']} epoch(s)"
     ]
     try:
@@ -140,13 +140,13 @@ def run_details(store, choice) -> tuple[str, str, str, str]:
 
 
 def curves_figure(store, selection, metric, x_axis, smoothing):
-    series = [(store.get_run(i), store.epochs(i)) for i in rd.parse_choices(selection)]
+    series = [(store.get_run(i), store.epochs(i)) for i in rd.chosen_run_ids(selection)]
     return plots.curves(series, metric, x_axis, float(smoothing or 0))
 
 
 def per_class_figure(store, selection):
     results, missing = [], []
-    for run_id in rd.parse_choices(selection):
+    for run_id in rd.chosen_run_ids(selection):
         run = store.get_run(run_id)
         if "test" not in store.prediction_splits(run_id):
             missing.append(str(run_id))
