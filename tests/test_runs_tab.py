@@ -1,12 +1,15 @@
 """The Runs tab: leaderboard data, analysis helpers, figures, store actions and handlers on a real Store."""
 
 import csv
+import json
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from store import Store
+from workbench.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, PREPROCESSING
+from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
@@ -174,7 +177,8 @@ def test_per_class_accuracy_by_hand(store, filled):
     small = rd.per_class_accuracy(np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]), [0, 0, 1, 2], 4)
     np.testing.assert_allclose(small[:3], [0.5, 0.0, 1.0])
     assert np.isnan(small[3])
-    assert rd.class_names("cifar10", 10)[0] == "airplane" and rd.class_names("cifar100", 3) == [
+    cifar10 = store.get_run(ids["a"])
+    assert class_names(store, cifar10, 10)[0] == "airplane" and class_names(store, cifar10, 3) == [
         "class 0",
         "class 1",
         "class 2",
@@ -194,6 +198,24 @@ def test_a_run_choice_is_its_label_and_its_id(store, filled):
             rd.chosen_run_id(nothing)
     with pytest.raises(UserError, match="is not a run"):
         rd.chosen_run_id(f"{ids['b']}: b")  # a label is not read back
+
+
+def test_class_names_one_answer_for_every_tab(store):
+    """`class_names(store, run)`, which the Runs, Errors and Predict tabs share: the names stored with the
+    run, else those the caller loaded, else the official CIFAR names, else "class i"; a count other than
+    the logits' passes a source over."""
+    folder = store.get_run(_add(store, "folder", dataset="folder", vals=()))
+    assert class_names(store, folder, 3) == ["class 0", "class 1", "class 2"]
+    assert class_names(store, folder, 2, found=["cats", "dogs"]) == ["cats", "dogs"]
+    (store.run_dir(folder["id"]) / PREPROCESSING).write_text(json.dumps({"class_names": ["ants", "bees"]}))
+    assert class_names(store, folder, 2, found=["cats", "dogs"]) == class_names(store, folder) == ["ants", "bees"]
+    assert class_names(store, folder, 3, found=["a", "b", "c"]) == ["a", "b", "c"]  # stored: another count
+    cifar100 = store.get_run(_add(store, "c100", dataset="cifar100", vals=()))
+    assert class_names(store, cifar100, 100) == list(CIFAR100_CLASSES) and CIFAR100_CLASSES[99] == "worm"
+    cifar10 = store.get_run(_add(store, "c10", vals=()))
+    assert class_names(store, cifar10, 10) == list(CIFAR10_CLASSES) == class_names(store, cifar10)
+    (store.run_dir(cifar10["id"]) / PREPROCESSING).write_text("{damaged")
+    assert class_names(store, cifar10, 10) == list(CIFAR10_CLASSES)
 
 
 def test_grouping_and_smoothing(store, filled):

@@ -1,4 +1,5 @@
-"""Names the whole workbench shares, each defined once: run statuses, run kinds, CIFAR class names.
+"""Names the whole workbench shares, each defined once: run statuses, phases and kinds, CIFAR class names,
+the file a run's class names are stored in.
 
 A leaf module (it imports nothing of ours), so `store/` may import it beside `workbench.errors`.
 
@@ -57,3 +58,21 @@ RUN_KINDS = tuple(RunKind)
 # --- datasets ----------------------------------------------------------------------------------
 # The official order (batches.meta of the CIFAR-10 archive): label i is CIFAR10_CLASSES[i].
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# CIFAR-100's 100 fine labels in the official order (the archive's meta: fine_label_names, alphabetical).
+CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
+    "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
+    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish",
+    "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange",
+    "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
+    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
+    "willow_tree", "wolf", "woman", "worm",
+)  # fmt: skip
+
+# --- a run's files folder ---------------------------------------------------------------------------
+# How pixels reach the run's model (written when training starts, `workbench.training.checkpoint`), with
+# its dataset's class names: here, below training, so every tab may read the names (`workbench.data.classes`).
+PREPROCESSING = "preprocessing.json"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.constants import RunStatus
+from workbench.data import classes
 from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
 from workbench.data.split import split_arrays
 from workbench.ensemble import lab as ensemble_lab
@@ -245,11 +246,7 @@ def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
 
 
 def _class_names(store, run_id: int, cache: dict, num_classes: int) -> list:
-    """The dataset's class names when it loads and has `num_classes` classes, else "class 0", ..."""
-    try:
-        data = _data_spec(store.get_run(run_id))
-        key = ("dataset", *_data_key(data))
-        names = list(cache[key].class_names) if key in cache else []
-    except UserError:
-        names = []
-    return [str(n) for n in names] if len(names) == num_classes else [f"class {i}" for i in range(num_classes)]
+    """The run's class names (`workbench.data.classes`), its dataset's as loaded into `cache` among them."""
+    run = store.get_run(run_id)
+    key = ("dataset", *_data_key(_data_spec(run)))
+    return classes.class_names(store, run, num_classes, found=cache[key].class_names if key in cache else None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.constants import CIFAR10_CLASSES, RunKind
+from workbench.constants import RunKind
 from workbench.errors import UserError
 from workbench.inspect.analysis import class_accuracy
 
@@ -162,12 +162,6 @@ def running_seconds(run: dict, epochs: list[dict], now: float):
     if not since:
         return done or None
     return done + max(0.0, now - datetime.fromisoformat(since).timestamp())
-
-
-def class_names(dataset: str, num_classes: int) -> list[str]:
-    if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES):
-        return list(CIFAR10_CLASSES)
-    return [f"class {i}" for i in range(num_classes)]
 
 
 # -- leaderboard ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from workbench.constants import ACTIVE_STATUSES, RunKind, RunStatus
+from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
@@ -153,7 +154,7 @@ def per_class_figure(store, selection):
             continue
         logits = store.load_logits(run_id, "test")
         accuracy = rd.per_class_accuracy(logits, store.load_labels(run_id, "test"), logits.shape[1])
-        results.append((run, rd.class_names(rd.run_dataset(run), logits.shape[1]), accuracy))
+        results.append((run, class_names(store, run, logits.shape[1]), accuracy))
     fig = plots.per_class(results)
     if missing and results:
         fig.add_annotation(
