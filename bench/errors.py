@@ -95,7 +95,7 @@ def main():
             runs.append(run_id)
         lab, cache = Lab(store), {}
         started = time.perf_counter()
-        sources = [sources_view.load_source(store, lab, f"run:{r}", "test", cache) for r in runs]
+        sources = [sources_view.load_source(store, lab, sources_view.source_key("run", r), "test", cache) for r in runs]
         print(f"first view (dataset load, split images, hash check): {time.perf_counter() - started:.2f} s")
         assert all(s.images_error is None for s in sources), sources[0].images_error
         accuracy = np.mean(sources[0].probs.argmax(1) == y)
@@ -122,7 +122,7 @@ def main():
             assert matrix.sum() == len(y) and len(table) == classes
 
         def load(i):
-            source = sources_view.load_source(store, lab, f"run:{runs[i % 2]}", "test", cache)
+            source = sources_view.load_source(store, lab, sources_view.source_key("run", runs[i % 2]), "test", cache)
             analysis.confusion_matrix(source.labels, analysis.predictions(source.probs), classes)
             analysis.per_class(source.labels, source.probs, source.class_names)
 

@@ -35,6 +35,7 @@ from PIL import Image
 
 from bench.targets import Targets
 from store import Store
+from workbench.inspect.sources import source_key
 from workbench.predict.images import read_uploads
 from workbench.predict.service import Predictor
 from workbench.specs.run import RunSpec
@@ -96,7 +97,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "runs" / "bench.db") as store:
         run_id, params = completed_run(store, args.model)
-        key = f"run:{run_id}"
+        key = source_key("run", run_id)
         upload = photo(Path(folder) / "upload.jpg", args.width, args.height)
         big = photo(Path(folder) / "photo.jpg", 4000, 3000)
         predictor = Predictor(store)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES
+from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES, RunKind, RunStatus
 from workbench.errors import UserError, choose
 
 from . import blobs, lock, schema
@@ -125,7 +125,7 @@ class Store:
         name: str,
         spec: dict,
         *,
-        kind: str = "scratch",
+        kind: str = RunKind.SCRATCH,
         dataset=None,
         split_id=None,
         params=None,
@@ -140,7 +140,7 @@ class Store:
             "name": str(name),
             "kind": choose("run kind", kind, RUN_KINDS),
             "spec": blobs.dumps(spec),
-            "status": "queued",
+            "status": RunStatus.QUEUED,
             "queued_at": now,
             "dataset": dataset,
             "split_id": split_id,
@@ -196,9 +196,9 @@ class Store:
         with self._write():
             row = self._run_row(run_id)
             fields = {"status": status, "error": error}
-            if status == "running" and not row["started_at"]:
+            if status == RunStatus.RUNNING and not row["started_at"]:
                 fields["started_at"] = utc_now()
-            if status == "queued":
+            if status == RunStatus.QUEUED:
                 fields.update(queued_at=utc_now(), phase=None)
             if status in FINISHED_STATUSES:
                 fields["phase"] = None
@@ -227,9 +227,14 @@ class Store:
             rows = self.runs_with_status(*statuses)
             for row in rows:
                 db.execute(
-                    "UPDATE runs SET status = 'interrupted', phase = NULL, finished_at = ?, error = "
-                    "coalesce(error, ?) WHERE id = ?",
-                    [utc_now(), f"the process stopped while this run was {row['status']}", row["id"]],
+                    "UPDATE runs SET status = ?, phase = NULL, finished_at = ?, error = coalesce(error, ?) "
+                    "WHERE id = ?",
+                    [
+                        RunStatus.INTERRUPTED.value,
+                        utc_now(),
+                        f"the process stopped while this run was {row['status']}",
+                        row["id"],
+                    ],
                 )
         return [row["id"] for row in rows]
 
@@ -245,7 +250,7 @@ class Store:
         runs = self.list_runs(include_archived=include_archived)
         if any(r["status"] in ACTIVE_STATUSES for r in runs) and not self.runner_alive():
             runs = [
-                {**r, "status": "interrupted", "phase": None, "error": r["error"] or NOBODY_RUNNING}
+                {**r, "status": RunStatus.INTERRUPTED.value, "phase": None, "error": r["error"] or NOBODY_RUNNING}
                 if r["status"] in ACTIVE_STATUSES
                 else r
                 for r in runs

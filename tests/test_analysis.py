@@ -6,6 +6,7 @@ import pytest
 from conftest import logits_for
 from PIL import Image
 
+from workbench.constants import CIFAR10_CLASSES
 from workbench.data.datasets import load_dataset
 from workbench.data.split import make_split
 from workbench.ensemble.calibration import softmax
@@ -232,7 +233,7 @@ def test_split_images_refuse_mismatched_or_missing_data(store, tmp_path):
     store.set_status(missing, "completed")
     source = sources_view.load_source(store, Lab(store), f"run:{missing}", "test", {})
     assert "not available" in source.images_error  # predictions still browsable, images refused with why
-    assert source.class_names == [f"class {i}" for i in range(10)]
+    assert source.class_names == list(CIFAR10_CLASSES)  # the official names: no need of the data
 
 
 def test_load_source_for_a_run_and_a_saved_ensemble(store):
@@ -268,4 +269,6 @@ def test_load_source_for_a_run_and_a_saved_ensemble(store):
         sources_view.load_source(store, lab, "model:3", "test", cache)
     choices = sources_view.source_choices(store)
     assert [key for _, key in choices] == [f"run:{a}", f"run:{b}", f"ensemble:{ensemble_id}"]
+    assert [sources_view.parse_key(key) for _, key in choices] == [("run", a), ("run", b), ("ensemble", ensemble_id)]
+    assert sources_view.source_key("ensemble", ensemble_id) == f"ensemble:{ensemble_id}" == ens.key
     assert choices[2][0].startswith("ensemble") and "pair" in choices[2][0]

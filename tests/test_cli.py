@@ -147,12 +147,12 @@ def test_following_a_run_says_what_it_does_between_epochs(tmp_path, capsys):
     """During the final evaluation (minutes for a big test split) the CLI says so, with its batches and
     the time left, as the live panel does, instead of going quiet after the last epoch."""
     from workbench.cli.main import _follow
-    from workbench.constants import EVAL_TEST
+    from workbench.constants import RunPhase
 
     with Store(tmp_path / "w.db") as store:
         run_id = store.create_run("evaluating", {"epochs": 2})
         store.set_status(run_id, "running")
-        store.update_run(run_id, phase=EVAL_TEST, step=10, eval_steps=40, step_seconds=5.0, epochs_done=2)
+        store.update_run(run_id, phase=RunPhase.EVAL_TEST, step=10, eval_steps=40, step_seconds=5.0, epochs_done=2)
         assert _follow(_EndsAfter(1), store, [run_id], every=0) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"run {run_id}: evaluating test (10 of 40 batches)")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from conftest import ROOT
 
+from workbench.constants import RunKind, RunPhase, RunStatus
+
 PACKAGES = ("workbench", "store", "models")
 # The two leaf modules `store/` and `models/` may use: they import nothing of ours themselves.
 BASE = {"workbench.errors", "workbench.constants"}
@@ -234,3 +236,84 @@ def test_kinds_are_told_apart_by_the_protocol_not_by_class_names():
                 assert not any(names_a_type(side) for side in [node.left, *node.comparators]), (
                     f"{module} tells kinds apart by a class name (line {node.lineno})"
                 )
+
+
+# Run statuses, phases and kinds are named by their enums (`workbench.constants`), never spelt out.
+STATUS_WORDS = frozenset(map(str, [*RunStatus, *RunPhase]))
+KIND_WORDS = frozenset(map(str, RunKind))
+FIELDS = {"status": STATUS_WORDS, "phase": STATUS_WORDS, "kind": KIND_WORDS}  # a column and what it holds
+NOT_A_STATUS = "not a run status"  # on a line whose word only looks like one (e.g. printing "interrupted")
+
+
+def bare_status_literals(module: str, tree, lines: list) -> list:
+    """Where a status, phase or kind is spelt as a string: a side of a comparison (or an item of a tuple,
+    list or set compared with `in`), an argument of a call (a kind: only as `kind=`), a `"status": ...`
+    entry of a dict, a default of a parameter named status, phase or kind. A CLI command or a tab named
+    "finetune", a dict field named "completed" or text in an f-string do not count."""
+    found = []
+
+    def words(node, allowed) -> list:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return [n for n in items if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in allowed]
+
+    def report(nodes, where):
+        for n in nodes:
+            if NOT_A_STATUS not in lines[n.lineno - 1]:
+                found.append(f"{module}:{n.lineno}: {n.value!r} {where}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                report(words(side, STATUS_WORDS | KIND_WORDS), "compared")
+        elif isinstance(node, ast.Call):
+            for arg in node.args:
+                report(words(arg, STATUS_WORDS), "passed")
+            for keyword in node.keywords:
+                report(words(keyword.value, FIELDS.get(keyword.arg, STATUS_WORDS)), "passed")
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value in FIELDS:
+                    report(words(value, FIELDS[key.value]), f"as {key.value!r}")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = node.args
+            positional = [*arguments.posonlyargs, *arguments.args]
+            pairs = list(zip(positional[len(positional) - len(arguments.defaults) :], arguments.defaults))
+            pairs += [(a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults) if d is not None]
+            for argument, default in pairs:
+                if argument.arg in FIELDS:
+                    report(words(default, FIELDS[argument.arg]), f"as the default of {argument.arg}")
+    return sorted(set(found))
+
+
+def test_statuses_phases_and_kinds_are_named_by_their_enums():
+    offences = []
+    for module, tree in MODULES.items():
+        if module != "workbench.constants":
+            offences += bare_status_literals(module, tree, SOURCES[module].splitlines())
+    assert offences == []
+
+
+def test_a_planted_bare_status_is_found():
+    planted = (
+        "def f(store, run, kind='scratch'):\n"  # 1
+        "    if run['status'] == 'completed':\n"  # 2
+        "        store.set_status(run['id'], 'failed', 'why')\n"  # 3
+        "    active = run['status'] in ('queued', 'running')\n"  # 4
+        "    store.update_run(run['id'], phase='evaluating test')\n"  # 5
+        "    row = {'status': 'interrupted', 'completed': 3, 'kind': 'finetune'}\n"  # 6
+        "    if run.get('kind') != 'finetune':\n"  # 7
+        "        return Clone('finetune', api_name='finetune', text=f'{n} completed')\n"  # 8: a tab, text
+        "    print('interrupted')  # the command: not a run status\n"  # 9
+    )
+    found = bare_status_literals("planted", ast.parse(planted), planted.splitlines())
+    assert found == [
+        "planted:1: 'scratch' as the default of kind",
+        "planted:2: 'completed' compared",
+        "planted:3: 'failed' passed",
+        "planted:4: 'queued' compared",
+        "planted:4: 'running' compared",
+        "planted:5: 'evaluating test' passed",
+        "planted:6: 'finetune' as 'kind'",
+        "planted:6: 'interrupted' as 'status'",
+        "planted:7: 'finetune' compared",
+    ]

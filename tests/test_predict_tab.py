@@ -31,7 +31,7 @@ def served(tmp_path_factory):
         run_id = queue.submit(RunSpec.from_dict({**TINY, "epochs": 1, "name": "tiny"}))
         assert queue.wait(run_id, timeout=300) and store.get_run(run_id)["status"] == "completed"
         queue.shutdown()
-        path = model_zip(store, f"{run_id}: tiny", "keras")
+        path = model_zip(store, run_id, "keras")
         with zipfile.ZipFile(path) as bundle:
             assert sorted(bundle.namelist()) == ["run-1.json", "run-1.keras"]
     server = AppServer(folder, "--auth", "alice:wonderland")

@@ -1,12 +1,15 @@
 """The Runs tab: leaderboard data, analysis helpers, figures, store actions and handlers on a real Store."""
 
 import csv
+import json
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from store import Store
+from workbench.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, PREPROCESSING
+from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
@@ -174,11 +177,45 @@ def test_per_class_accuracy_by_hand(store, filled):
     small = rd.per_class_accuracy(np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]), [0, 0, 1, 2], 4)
     np.testing.assert_allclose(small[:3], [0.5, 0.0, 1.0])
     assert np.isnan(small[3])
-    assert rd.class_names("cifar10", 10)[0] == "airplane" and rd.class_names("cifar100", 3) == [
+    cifar10 = store.get_run(ids["a"])
+    assert class_names(store, cifar10, 10)[0] == "airplane" and class_names(store, cifar10, 3) == [
         "class 0",
         "class 1",
         "class 2",
     ]
+
+
+def test_a_run_choice_is_its_label_and_its_id(store, filled):
+    """Every run dropdown's choices are `rd.run_choice`s: the page shows "12: name", the value is 12."""
+    ids, *_ = filled
+    run = store.get_run(ids["b"])
+    assert rd.run_choice(run) == (f"{ids['b']}: b", ids["b"]) and rd.run_label(run) == f"{ids['b']}: b"
+    assert rd.run_choice(run, " (completed)") == (f"{ids['b']}: b (completed)", ids["b"])
+    assert rd.chosen_run_id(np.int64(ids["b"])) == ids["b"] and rd.chosen_run_ids(None) == []
+    assert rd.chosen_run_ids([ids["a"], ids["b"]]) == [ids["a"], ids["b"]] == rd.chosen_run_ids(ids["a"]) + [ids["b"]]
+    for nothing in (None, "", " "):
+        with pytest.raises(UserError, match="pick a run first"):
+            rd.chosen_run_id(nothing)
+    with pytest.raises(UserError, match="is not a run"):
+        rd.chosen_run_id(f"{ids['b']}: b")  # a label is not read back
+
+
+def test_class_names_one_answer_for_every_tab(store):
+    """`class_names(store, run)`, which the Runs, Errors and Predict tabs share: the names stored with the
+    run, else those the caller loaded, else the official CIFAR names, else "class i"; a count other than
+    the logits' passes a source over."""
+    folder = store.get_run(_add(store, "folder", dataset="folder", vals=()))
+    assert class_names(store, folder, 3) == ["class 0", "class 1", "class 2"]
+    assert class_names(store, folder, 2, found=["cats", "dogs"]) == ["cats", "dogs"]
+    (store.run_dir(folder["id"]) / PREPROCESSING).write_text(json.dumps({"class_names": ["ants", "bees"]}))
+    assert class_names(store, folder, 2, found=["cats", "dogs"]) == class_names(store, folder) == ["ants", "bees"]
+    assert class_names(store, folder, 3, found=["a", "b", "c"]) == ["a", "b", "c"]  # stored: another count
+    cifar100 = store.get_run(_add(store, "c100", dataset="cifar100", vals=()))
+    assert class_names(store, cifar100, 100) == list(CIFAR100_CLASSES) and CIFAR100_CLASSES[99] == "worm"
+    cifar10 = store.get_run(_add(store, "c10", vals=()))
+    assert class_names(store, cifar10, 10) == list(CIFAR10_CLASSES) == class_names(store, cifar10)
+    (store.run_dir(cifar10["id"]) / PREPROCESSING).write_text("{damaged")
+    assert class_names(store, cifar10, 10) == list(CIFAR10_CLASSES)
 
 
 def test_grouping_and_smoothing(store, filled):
@@ -209,10 +246,10 @@ def test_figures(store, filled):
     fig = plots.curves([(a, store.epochs(ids["a"])), (b, store.epochs(ids["b"]))], "Validation loss", "Epoch", 0)
     assert [t.name for t in fig.data] == [f"{ids['a']}: a", f"{ids['b']}: b"]
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.height == 360 and fig.layout.title.text
-    smooth = ra.curves_figure(store, [f"{ids['a']}: a"], "Validation accuracy", "Wall time", 0.6)
+    smooth = ra.curves_figure(store, [ids["a"]], "Validation accuracy", "Wall time", 0.6)
     assert len(smooth.data) == 2 and smooth.data[1].y[1] == pytest.approx(0.6 * 50 + 0.4 * 60)
     assert "wall time" in smooth.layout.xaxis.title.text
-    pc = ra.per_class_figure(store, [f"{ids['a']}: a", f"{ids['b']}: b"])
+    pc = ra.per_class_figure(store, [ids["a"], ids["b"]])
     assert len(pc.data) == 1 and list(pc.data[0].x)[:2] == ["airplane", "automobile"]
     assert "no test predictions" in pc.layout.annotations[0].text
     scatter, groups = ra.overview_figures(store, "Test accuracy", "Loss")
@@ -244,10 +281,10 @@ def test_refresh_and_empty_state(store, filled, tmp_path):
     ids, *_ = filled
     _, _, tab = _tabs(store)
     v = tab.view
-    out = tab.refresh.fn([], [], [], [], False, True, rd.DEFAULT_SORT, [f"{ids['a']}: a", "999: gone"], None)
+    out = tab.refresh.fn([], [], [], [], False, True, rd.DEFAULT_SORT, [ids["a"], 999], None)
     table, summary = out[v.leaderboard]["value"].data, out[v.summary]  # a pandas Styler: numbers shown short
     assert len(table) == 5 and "4 of 5 run(s) shown, 1 archived hidden" in summary
-    assert out[v.selection]["value"] == [f"{ids['a']}: a"] and f"{ids['d']}: d" in out[v.selection]["choices"]
+    assert out[v.selection]["value"] == [ids["a"]] and (f"{ids['d']}: d", ids["d"]) in out[v.selection]["choices"]
     with Store(tmp_path / "empty.db") as empty:
         _, _, tab = _tabs(empty)
         out = tab.refresh.fn()
@@ -266,7 +303,7 @@ def test_export_csv(store, filled):
 
 def test_notes_tags_archive_delete_clone(store, filled):
     ids, *_ = filled
-    choice = f"{ids['b']}: b"
+    choice = ids["b"]  # the pick's value: its choices are (label, run id)
     assert "run" in ra.save_notes_tags(store, choice, " lr too high ", "x, y ,x,, z")
     run = store.get_run(ids["b"])
     assert run["notes"] == "lr too high" and run["tags"] == ["x", "y", "z"]
@@ -316,7 +353,7 @@ def test_tab_builds_and_clones_into_the_train_form(store, filled):
     assert len(tab.refresh.fn()[tab.view.leaderboard]["value"].data) == 5
     assert tab.overview.outputs == [tab.view.scatter, tab.view.groups]
     clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")
-    out = clone(f"{ids['b']}: b")
+    out = clone(ids["b"])
     assert out[train.form["loss"]] == "label_smoothing" and out[train.form["name"]] == "b-2"
     assert out[train.tags] == "baseline, ls" and "--name b-2" in out[train.command]
     assert "--loss label_smoothing" in out[train.command] and out[train.timer].active and not out[tab.timer].active
@@ -341,14 +378,14 @@ def test_a_fine_tune_run_clones_into_the_fine_tune_form(store):
         name="ft-clone",
     )
     run_id = store.create_run("ft-clone", spec.to_dict(), kind="finetune", tags=["ft"])
-    clone = ra.clone_values(store, f"{run_id}: ft-clone")
+    clone = ra.clone_values(store, run_id)
     assert clone.tab == "finetune" and list(clone.fields) == ft.form_names() and clone.tags == "ft"
     assert "--backbone mobilenet_v2 --weights none" in clone.command and "--name ft-clone-2" in clone.command
     fields = clone.fields  # the form gives the same spec back, under the new name
     assert ft.values_to_spec(list(fields), list(fields.values())) == spec.replace(name="ft-clone-2")
     store.update_run(run_id, spec={"backbone": "vgg19", "no_such_field": 1})
     with pytest.raises(UserError, match="stored settings cannot be read"):
-        ra.clone_values(store, f"{run_id}: ft-clone")
+        ra.clone_values(store, run_id)
 
 
 def test_accuracy_by_setting_spreads_over_seeds(store):

@@ -1,6 +1,7 @@
 """The store on real SQLite files: schema, migrations, runs, epochs, logits, ensembles, threads."""
 
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from store import Store, default_db_path
 from store.schema import MIGRATION_NAMES, MIGRATION_SET
-from workbench.constants import RUN_STATUSES
+from workbench.constants import RUN_STATUSES, RunKind, RunPhase, RunStatus
 from workbench.errors import UserError
 
 SPEC = {"model": "resnet20", "epochs": 30, "lr": 0.1, "augment": ["flip", "crop"]}
@@ -284,6 +285,23 @@ def test_set_status_timestamps(fresh_store):
     run = s.get_run(run_id)
     assert run["started_at"] == started and run["finished_at"] is None and run["error"] is None
     assert set(RUN_STATUSES) == {"queued", "running", "completed", "failed", "cancelled", "interrupted", "diverged"}
+
+
+def test_enum_members_are_stored_and_dumped_as_their_plain_strings(fresh_store):
+    """Code passes RunStatus / RunKind / RunPhase members; SQLite stores text, JSON a plain string, and
+    what comes back (a plain str) equals the member, hashes like it and finds it in a dict or a tuple."""
+    run_id = fresh_store.create_run("enum", {}, kind=RunKind.FINETUNE)
+    fresh_store.set_status(run_id, RunStatus.RUNNING)
+    fresh_store.update_run(run_id, phase=RunPhase.EVAL_TEST)
+    row = _raw(fresh_store.path).execute("SELECT status, typeof(status), kind, phase FROM runs").fetchone()
+    assert tuple(row) == ("running", "text", "finetune", "evaluating test")
+    run = fresh_store.get_run(run_id)
+    assert type(run["status"]) is str and run["status"] == RunStatus.RUNNING
+    assert hash(run["status"]) == hash(RunStatus.RUNNING) and {RunStatus.RUNNING: 1}[run["status"]] == 1
+    assert run["kind"] in (RunKind.FINETUNE,) and run["phase"] == RunPhase.EVAL_TEST
+    assert [r["id"] for r in fresh_store.list_runs(status=RunStatus.RUNNING)] == [run_id]
+    assert json.dumps({RunStatus.FAILED: [RunKind.SCRATCH]}) == '{"failed": ["scratch"]}'
+    assert f"{RunStatus.QUEUED} {RunPhase.TRAINING}" == "queued training" and str(RunKind.SCRATCH) == "scratch"
 
 
 def test_failed_write_rolls_back(fresh_store):

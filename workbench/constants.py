@@ -1,26 +1,78 @@
-"""Names the whole workbench shares, each defined once: run statuses, run kinds, CIFAR class names.
+"""Names the whole workbench shares, each defined once: run statuses, phases and kinds, CIFAR class names,
+the file a run's class names are stored in.
 
-A leaf module (it imports nothing), so `store/` may import it beside `workbench.errors`.
+A leaf module (it imports nothing of ours), so `store/` may import it beside `workbench.errors`.
+
+Statuses, phases and kinds are `StrEnum`s: a member *is* its string (`RunStatus.COMPLETED ==
+"completed"`, `str()`, f-strings, `json.dumps` and SQLite all give the plain value), so rows read back
+from the store as plain `str` compare equal to the members. Code names the members, never the bare
+strings (tests/test_layout.py checks that).
 """
 
+from enum import StrEnum
+
+
 # --- run statuses: the lifecycle queued -> running -> one of the finished ones -------------------
-ACTIVE_STATUSES = ("queued", "running")  # a job owns the run (or did, if its process died)
-FINISHED_STATUSES = ("completed", "failed", "cancelled", "interrupted", "diverged")
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    DIVERGED = "diverged"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)  # a job owns the run (or did, if its process died)
+FINISHED_STATUSES = (
+    RunStatus.COMPLETED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.INTERRUPTED,
+    RunStatus.DIVERGED,
+)
 RUN_STATUSES = ACTIVE_STATUSES + FINISHED_STATUSES
 # What `resume` (and a preset's rerun) may continue from the last checkpoint.
-RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed", "diverged")
+RESUMABLE_STATUSES = (RunStatus.INTERRUPTED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.DIVERGED)
+
 
 # --- what an active run's job is doing (runs.phase; none while it waits in the queue) -------------
-PREPARING = "preparing"  # the job's process started: importing TensorFlow, loading data, building the model
-TRAINING = "training"
-EVAL_VALIDATION, EVAL_TEST = "evaluating validation", "evaluating test"  # the final predictions
-PHASES = (PREPARING, TRAINING, EVAL_VALIDATION, EVAL_TEST)
+class RunPhase(StrEnum):
+    PREPARING = "preparing"  # the job's process started: importing TensorFlow, loading data, building the model
+    TRAINING = "training"
+    EVAL_VALIDATION = "evaluating validation"  # the final predictions
+    EVAL_TEST = "evaluating test"
+
+
+PHASES = tuple(RunPhase)
+
 
 # --- run kinds: which spec a run's stored JSON is ------------------------------------------------
-SCRATCH = "scratch"  # a model from the zoo trained from random initialisation (RunSpec)
-FINETUNE = "finetune"  # an ImageNet backbone with a new head (FinetuneSpec)
-RUN_KINDS = (SCRATCH, FINETUNE)
+class RunKind(StrEnum):
+    SCRATCH = "scratch"  # a model from the zoo trained from random initialisation (RunSpec)
+    FINETUNE = "finetune"  # an ImageNet backbone with a new head (FinetuneSpec)
+
+
+RUN_KINDS = tuple(RunKind)
 
 # --- datasets ----------------------------------------------------------------------------------
 # The official order (batches.meta of the CIFAR-10 archive): label i is CIFAR10_CLASSES[i].
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# CIFAR-100's 100 fine labels in the official order (the archive's meta: fine_label_names, alphabetical).
+CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
+    "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
+    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish",
+    "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange",
+    "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
+    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
+    "willow_tree", "wolf", "woman", "worm",
+)  # fmt: skip
+
+# --- a run's files folder ---------------------------------------------------------------------------
+# How pixels reach the run's model (written when training starts, `workbench.training.checkpoint`), with
+# its dataset's class names: here, below training, so every tab may read the names (`workbench.data.classes`).
+PREPROCESSING = "preprocessing.json"

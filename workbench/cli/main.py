@@ -14,6 +14,7 @@ from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.sweep import add_commands as add_sweep_commands
+from workbench.constants import RunStatus
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate
 from workbench.jobs.malloc_tuning import limit_arenas
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted", file=sys.stderr)  # Ctrl-C stopped the command: not a run status
         return 130
 
 
@@ -217,7 +218,7 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
     for run_id in run_ids:
         run = store.get_run(run_id)
         line = f"{prefix}run {run_id} {run['status']}"
-        if run["status"] == "completed":
+        if run["status"] == RunStatus.COMPLETED:
             line += (
                 f": best val {percent(run['best_val_accuracy'])} (epoch {run['best_epoch']}), "
                 f"test {percent(run['test_accuracy'])}"

@@ -9,6 +9,7 @@ Reading the preset files is `workbench.specs.presets`.
 import time
 from dataclasses import dataclass
 
+from workbench.constants import RunKind, RunStatus
 from workbench.errors import UserError
 from workbench.specs.run import RunSpec
 
@@ -37,7 +38,7 @@ def plan_preset(specs: list, store, *, data_path=None) -> list:
     existing = [
         (run, _safe_comparable(run))
         for run in store.list_runs(include_archived=True)
-        if run.get("kind", "scratch") == RunSpec.kind
+        if run.get("kind", RunKind.SCRATCH) == RunSpec.kind
     ]
     tags = tuple(getattr(specs, "tags", ()))
     for spec in specs:
@@ -49,9 +50,9 @@ def plan_preset(specs: list, store, *, data_path=None) -> list:
         latest = same[-1] if same else None
         if latest is None:
             steps.append(Step("new", spec, tags=tags))
-        elif latest["status"] == "completed":
-            steps.append(Step("skip", spec, latest["id"], "completed", tags=tags))
-        elif latest["status"] == "diverged":
+        elif latest["status"] == RunStatus.COMPLETED:
+            steps.append(Step("skip", spec, latest["id"], RunStatus.COMPLETED, tags=tags))
+        elif latest["status"] == RunStatus.DIVERGED:
             steps.append(Step("skip", spec, latest["id"], "diverged: change its learning rate to rerun", tags=tags))
         else:
             steps.append(Step("resume", spec, latest["id"], tags=tags))
@@ -107,7 +108,7 @@ def run_preset(steps: list, store, *, queue, poll=1.0, out=print) -> int:
         out("cancelled; run train-all again to resume where it stopped")
         return 130
     finished = [store.get_run(r) for r in run_ids]
-    failed = [r for r in finished if r["status"] != "completed"]
+    failed = [r for r in finished if r["status"] != RunStatus.COMPLETED]
     out(
         f"train-all: {len(finished) - len(failed)} completed, {len(failed)} not completed, "
         f"{sum(s.action == 'skip' for s in steps)} skipped"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench.constants import RunStatus
 from workbench.ensemble import combine as ens
 from workbench.ensemble.calibration import reliability_curve
 from workbench.errors import UserError, choose
@@ -78,7 +79,7 @@ def candidates(store) -> list:
     for run in store.list_runs():
         splits = set(store.prediction_splits(run["id"]))
         reason = None
-        if run["status"] != "completed":
+        if run["status"] != RunStatus.COMPLETED:
             reason = f"{run['status']}: only completed runs have stored logits"
         elif not {"val", "test"} <= splits:
             reason = "no stored validation and test logits"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.constants import RunStatus
+from workbench.data import classes
 from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
 from workbench.data.split import split_arrays
 from workbench.ensemble import lab as ensemble_lab
@@ -47,15 +49,22 @@ class Source:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.id}"
+        return source_key(self.kind, self.id)
 
     @property
     def num_classes(self) -> int:
         return self.probs.shape[1]
 
 
+# A source's key: "run:ID" or "ensemble:ID". Runs and saved ensembles share the Errors and Predict tabs'
+# dropdowns, whose values are these keys; they are written by `source_key` and read by `parse_key` only.
+def source_key(kind: str, number: int) -> str:
+    """The key of run `number` ("run") or saved ensemble `number` ("ensemble")."""
+    return f"{choose('source kind', kind, KINDS)}:{int(number)}"
+
+
 def parse_key(key: str) -> tuple:
-    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID"."""
+    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID" (`source_key`)."""
     kind, _, number = str(key or "").strip().partition(":")
     if kind not in KINDS or not number.strip().isdigit():
         raise UserError(f"unknown source {key!r}; choose a run (run:ID) or a saved ensemble (ensemble:ID)")
@@ -122,17 +131,17 @@ def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> 
 def source_choices(store) -> list:
     """[(label, key)] of completed runs with stored val or test predictions, then saved ensembles."""
     choices = []
-    for run in store.list_runs(status="completed"):
+    for run in store.list_runs(status=RunStatus.COMPLETED):
         if not set(store.prediction_splits(run["id"])) & set(SPLITS):
             continue
         accuracy = run.get("test_accuracy")
         label = f"run {run['id']} · {run['name']}" + (f" (test {accuracy:.1%})" if accuracy is not None else "")
-        choices.append((label, f"run:{run['id']}"))
+        choices.append((label, source_key("run", run["id"])))
     for ensemble in store.list_ensembles():
         accuracy = ensemble.get("test_accuracy")
         label = f"ensemble {ensemble['id']} · {ensemble['name']} ({len(ensemble['members'])} runs"
         label += f", test {accuracy:.1%})" if accuracy is not None else ")"
-        choices.append((label, f"ensemble:{ensemble['id']}"))
+        choices.append((label, source_key("ensemble", ensemble["id"])))
     return choices
 
 
@@ -237,11 +246,7 @@ def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
 
 
 def _class_names(store, run_id: int, cache: dict, num_classes: int) -> list:
-    """The dataset's class names when it loads and has `num_classes` classes, else "class 0", ..."""
-    try:
-        data = _data_spec(store.get_run(run_id))
-        key = ("dataset", *_data_key(data))
-        names = list(cache[key].class_names) if key in cache else []
-    except UserError:
-        names = []
-    return [str(n) for n in names] if len(names) == num_classes else [f"class {i}" for i in range(num_classes)]
+    """The run's class names (`workbench.data.classes`), its dataset's as loaded into `cache` among them."""
+    run = store.get_run(run_id)
+    key = ("dataset", *_data_key(_data_spec(run)))
+    return classes.class_names(store, run, num_classes, found=cache[key].class_names if key in cache else None)

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, RunStatus
 from workbench.errors import failure_message
 from workbench.specs import spec_class
 
@@ -122,12 +122,12 @@ class ChildJob:
         if killed:
             self.store.set_status(
                 self.run_id,
-                "cancelled",
+                RunStatus.CANCELLED,
                 f"it did not stop within {stop_grace:.0f} s of the "
                 "request and was killed; resume continues from its last checkpoint",
             )
         else:
-            self.store.set_status(self.run_id, "failed", self.death_message(code))
+            self.store.set_status(self.run_id, RunStatus.FAILED, self.death_message(code))
 
     def death_message(self, code: int) -> str:
         if code < 0:
@@ -176,7 +176,7 @@ def main() -> int:
             spec = spec_class(header["kind"]).from_dict(header["spec"])
             fit(spec, store, run_id, devices=header["devices"], stop=stop, resume=header["resume"])
         except BaseException as exc:  # the run carries the reason; the app reads the exit code
-            store.set_status(run_id, "failed", failure_message(exc))
+            store.set_status(run_id, RunStatus.FAILED, failure_message(exc))
             return FAILED_EXIT
     return 0
 

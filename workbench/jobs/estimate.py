@@ -14,7 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from workbench.constants import FINETUNE
+from workbench.constants import RunKind, RunStatus
 from workbench.jobs.costs import BACKBONE_MMACS, MODEL_MMACS
 
 # Fields that set the cost of a step; runs that agree on them (and the device) are comparable.
@@ -93,7 +93,7 @@ def _measured(store, runs: list) -> tuple:
 def mmacs(kind: str, spec: dict) -> float | None:
     """Multiply-adds per image, in millions, of a spec's model as `costs.py` lists it (a fine-tune's at
     its input size); None for one not listed or with options changed."""
-    if kind == FINETUNE:
+    if kind == RunKind.FINETUNE:
         base = BACKBONE_MMACS.get(spec.get("backbone"))
         return base * (spec.get("image_size", 224) / 224) ** 2 if base else None
     return None if spec.get("model_kwargs") else MODEL_MMACS.get(spec.get("model"))
@@ -101,7 +101,7 @@ def mmacs(kind: str, spec: dict) -> float | None:
 
 def _cost_ratio(spec) -> float:
     """A fine-tune's phase 1 runs the frozen backbone forward only: its epochs cost less."""
-    if spec.kind != FINETUNE:
+    if spec.kind != RunKind.FINETUNE:
         return 1.0
     return (spec.head_epochs / FROZEN_SPEEDUP + spec.finetune_epochs) / max(spec.epochs, 1)
 
@@ -111,13 +111,15 @@ def estimate(spec, store, gpu_count: int) -> Estimate:
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
     history = [
-        r for r in store.list_runs(include_archived=True) if r["status"] == "completed" and _device_of_run(r) == device
+        r
+        for r in store.list_runs(include_archived=True)
+        if r["status"] == RunStatus.COMPLETED and _device_of_run(r) == device
     ]
     size = sizes(spec, history)
     if size is None:
         return Estimate(None, "a folder dataset's size is known once a run has loaded it", device=name)
     images, eval_batches = size
-    what = spec.model if spec.kind != FINETUNE else f"{spec.backbone} fine-tune"
+    what = spec.model if spec.kind != RunKind.FINETUNE else f"{spec.backbone} fine-tune"
     same = [r for r in history if r["kind"] == spec.kind and _speed_key(r["spec"]) == _speed_key(spec.to_dict())]
     per_image, per_eval = _measured(store, same)
     rough = per_image is None
@@ -141,7 +143,7 @@ def _rough(spec, store, history: list, device: tuple) -> tuple:
     """(seconds per training image, where it comes from) from the model's multiply-adds, or (None, why)."""
     options = ""
     cost = mmacs(spec.kind, spec.to_dict())
-    if cost is None and spec.kind != FINETUNE and spec.model in MODEL_MMACS:
+    if cost is None and spec.kind != RunKind.FINETUNE and spec.model in MODEL_MMACS:
         cost, options = MODEL_MMACS[spec.model], f" (as {spec.model} with its own options: yours may change this a lot)"
     if cost is None:
         return None, "no run like it has finished here yet, and its model's cost is not in workbench/jobs/costs.py"

@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from store.lock import StoreLock
-from workbench.constants import ACTIVE_STATUSES, PREPARING
+from workbench.constants import ACTIVE_STATUSES, RunPhase, RunStatus
 from workbench.errors import UserError, failure_message
 from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
 from workbench.jobs.malloc_tuning import release_free_memory
@@ -117,11 +117,11 @@ class JobQueue:
         run = self.store.get_run(run_id)
         if run["status"] in ACTIVE_STATUSES:
             raise UserError(f"run {run_id} is {run['status']}; only a stopped run can be resumed")
-        if run["status"] == "completed":
+        if run["status"] == RunStatus.COMPLETED:
             raise UserError(f"run {run_id} is already completed")
         spec = self._validate(spec_class(run["kind"]).from_dict(run["spec"]))
         epoch = checkpoint_epoch(self.store.run_dir(run_id))
-        self.store.set_status(run_id, "queued")
+        self.store.set_status(run_id, RunStatus.QUEUED)
         self._enqueue(_Job(run_id, spec, self._gpus_needed(spec), resume=True))
         return epoch
 
@@ -132,7 +132,7 @@ class JobQueue:
             for job in self._pending:
                 if job.run_id == run_id:
                     self._pending.remove(job)
-                    self.store.set_status(run_id, "cancelled")
+                    self.store.set_status(run_id, RunStatus.CANCELLED)
                     job.done.set()
                     return False
             job = self._running.get(run_id)
@@ -164,7 +164,7 @@ class JobQueue:
             pending, self._pending = self._pending, []
             running = list(self._running.values())
         for job in pending:
-            self.store.set_status(job.run_id, "cancelled")
+            self.store.set_status(job.run_id, RunStatus.CANCELLED)
             job.done.set()
         for job in running:
             job.stop.set()
@@ -212,7 +212,7 @@ class JobQueue:
             self._running[job.run_id] = job
             if leasing:
                 try:  # readers tell a started job from a waiting one by it; the job itself does not need it
-                    self.store.update_run(job.run_id, phase=PREPARING)
+                    self.store.update_run(job.run_id, phase=RunPhase.PREPARING)
                 except Exception:
                     traceback.print_exc()
             threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
@@ -253,6 +253,6 @@ class JobQueue:
 
     def _mark_failed(self, run_id: int, exc: BaseException):
         try:
-            self.store.set_status(run_id, "failed", failure_message(exc))
+            self.store.set_status(run_id, RunStatus.FAILED, failure_message(exc))
         except Exception:  # the store itself is what failed (disk full, unwritable): say so where we can
             traceback.print_exc()

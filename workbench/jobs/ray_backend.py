@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from workbench.constants import RunStatus
 from workbench.data.split import load_spec_dataset
 from workbench.errors import UserError
 from workbench.jobs import ray_cluster
@@ -146,13 +147,13 @@ class RayBackend:
                 outcome = self._attempt(store, job)
                 if outcome is None:
                     return
-                store.set_status(job.run_id, "interrupted", outcome)
+                store.set_status(job.run_id, RunStatus.INTERRUPTED, outcome)
                 if job.stop.is_set() or retry == self.retries:
                     return
                 # Queued again with the reason, until the next attempt starts ("running" clears it).
                 store.set_status(
                     job.run_id,
-                    "queued",
+                    RunStatus.QUEUED,
                     f"attempt interrupted: {outcome}; resuming from its last "
                     f"checkpoint on another node (retry {retry + 1} of {self.retries})",
                 )
@@ -192,24 +193,24 @@ class RayBackend:
         node = store.get_run(job.run_id).get("node")
         write_error = self.stream.error(job.run_id, attempt)
         if write_error:
-            store.set_status(job.run_id, "failed", write_error)
+            store.set_status(job.run_id, RunStatus.FAILED, write_error)
             return None
         if result is not None:
             return None  # its final status came with its messages
         if error == STUCK:
             store.set_status(
                 job.run_id,
-                "cancelled",
+                RunStatus.CANCELLED,
                 f"it did not stop within {self.stop_grace:.0f} s of the request "
                 "and was killed; resume continues from its last checkpoint",
             )
             return None
         if error == NOT_STARTED:
-            store.set_status(job.run_id, "cancelled")
+            store.set_status(job.run_id, RunStatus.CANCELLED)
             return None
         if self._node_died(node, error):
             return f"the node it ran on ({node or 'not yet known'}) left the cluster: {_first_line(error)}"
-        store.set_status(job.run_id, "failed", f"the training process on node {node or '?'} died: {error}")
+        store.set_status(job.run_id, RunStatus.FAILED, f"the training process on node {node or '?'} died: {error}")
         return None
 
     def _wait(self, actor, ref, job) -> tuple:

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, RunStatus
 from workbench.errors import failure_message
 from workbench.specs import spec_class
 
@@ -140,11 +140,11 @@ class TrainingJob:
             if not uploaded:  # stopped before its first checkpoint: keep preprocessing.json all the same
                 self.storage.upload(folder, run_id)
         except BaseException as exc:
-            store.set_status(run_id, "failed", failure_message(exc))
+            store.set_status(run_id, RunStatus.FAILED, failure_message(exc))
         finally:
             _remove(folder)
         if store.row.get("status") in ACTIVE_STATUSES:
-            store.set_status(run_id, "failed", "the job ended without a final status")
+            store.set_status(run_id, RunStatus.FAILED, "the job ended without a final status")
         return {"status": store.row.get("status"), "messages": store.sent}
 
 

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from workbench.constants import RunKind
 from workbench.errors import UserError
 from workbench.predict.models import ModelCache, completed_run
 
@@ -68,7 +69,7 @@ def metadata(loaded) -> dict:
     return {
         "run": run["id"],
         "name": run["name"],
-        "kind": run.get("kind") or "scratch",
+        "kind": run.get("kind") or RunKind.SCRATCH.value,
         "input": {
             "name": INPUT_NAME,
             "shape": [None, *pre.image_shape],

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from workbench.constants import RunKind, RunStatus
 from workbench.data.split import prepare_data
 from workbench.errors import UserError
 from workbench.specs import spec_class
@@ -77,7 +78,7 @@ def _from_dict(info: dict) -> Preprocessing:
 def completed_run(store, run_id: int) -> dict:
     """The run, refused unless it completed and its checkpoint is there."""
     run = store.get_run(int(run_id))
-    if run["status"] != "completed":
+    if run["status"] != RunStatus.COMPLETED:
         raise UserError(f"run {run['id']} is {run['status']}; only completed runs can predict or be exported")
     if not (store.run_dir(run["id"]) / CHECKPOINT).exists():
         raise UserError(
@@ -97,7 +98,7 @@ def preprocessing_of(store, run: dict) -> Preprocessing:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # damaged: rebuild it below
     try:
-        spec = spec_class(run.get("kind") or "scratch").from_dict(run["spec"])
+        spec = spec_class(run.get("kind") or RunKind.SCRATCH).from_dict(run["spec"])
         runner = runner_for(spec)
         data = prepare_data(spec, stats=runner.normalizes)
     except (UserError, OSError, TypeError, ValueError) as exc:

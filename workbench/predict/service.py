@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench.data import classes
 from workbench.ensemble import combine as ens
 from workbench.ensemble import lab as ensemble_lab
 from workbench.ensemble.calibration import softmax
@@ -101,8 +102,13 @@ class Predictor:
         return self.models.get(self._plan(key).run_ids[0]).preprocessing.image_size
 
     def class_names(self, key) -> list:
-        """The class names the source predicts (its first run's dataset's)."""
-        return self.models.get(self._plan(key).run_ids[0]).class_names
+        """The class names the source predicts (its first run's)."""
+        return self._class_names(self._plan(key).run_ids[0])
+
+    def _class_names(self, run_id: int) -> list:
+        """The run's class names (`workbench.data.classes`), those its model was loaded with among them."""
+        loaded = self.models.get(run_id)
+        return classes.class_names(self.store, loaded.run, len(loaded.class_names), found=loaded.class_names)
 
     @staticmethod
     def _cam(loaded) -> GradCam:
@@ -118,7 +124,7 @@ class Predictor:
             raise UserError(f"{len(pictures)} pictures; predict at most {MAX_IMAGES} at a time")
         plan = self._plan(key)
         loaded = [self.models.get(run_id) for run_id in plan.run_ids]
-        names = loaded[0].class_names
+        names = self._class_names(plan.run_ids[0])
         pixels = np.stack([p.pixels for p in pictures])
         if pixels.shape[1:] != tuple(loaded[0].preprocessing.image_shape):
             raise UserError(
@@ -177,7 +183,7 @@ class Predictor:
         run_id = plan.run_ids[0]
         images = sv.split_images(self.store, run_id, "test", self._images)
         labels = self.store.load_labels(run_id, "test")
-        names = self.models.get(run_id).class_names
+        names = self._class_names(run_id)
         indices = [int(i) for i in indices]
         bad = [i for i in indices if not 0 <= i < len(images)]
         if bad:

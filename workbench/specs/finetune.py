@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
-from workbench.constants import FINETUNE
+from workbench.constants import RunKind
 from workbench.errors import UserError
 from workbench.specs.base import SHARED_HELP, Spec, check
 
@@ -104,7 +104,7 @@ class FinetuneSpec(Spec):
     """Fine-tune an ImageNet backbone on CIFAR: phase 1 trains a new head on the frozen backbone,
     phase 2 unfreezes its top layers; one run, one continuous epoch numbering."""
 
-    kind: ClassVar[str] = FINETUNE
+    kind: ClassVar[str] = RunKind.FINETUNE
     label: ClassVar[str] = "fine-tune"
     command: ClassVar[str] = "finetune"
     help: ClassVar[dict] = HELP

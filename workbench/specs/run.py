@@ -7,7 +7,7 @@ Specs are data: presets list them, the UI fills one from its form, the CLI from 
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from workbench.constants import SCRATCH
+from workbench.constants import RunKind
 from workbench.errors import UserError, choose
 from workbench.specs.base import PRECISIONS, SHARED_HELP, Spec, check
 from workbench.specs.catalogue import loss_params, schedule_params
@@ -41,7 +41,7 @@ class RunSpec(Spec):
     """A training run. Defaults are the classic CIFAR recipe (SGD + Nesterov 0.9, lr 0.1, weight decay
     5e-4, batch 128, step schedule x0.2 at 30/60/80% of 200 epochs, flip + crop)."""
 
-    kind: ClassVar[str] = SCRATCH
+    kind: ClassVar[str] = RunKind.SCRATCH
     label: ClassVar[str] = "run"
     command: ClassVar[str] = "train"
     help: ClassVar[dict] = HELP

@@ -12,12 +12,12 @@ import threading
 
 import keras
 
+from workbench.constants import PREPROCESSING  # how pixels reach the model: what prediction and export need
 from workbench.errors import UserError
 from workbench.training.progress import ProgressWriter
 
 CHECKPOINT = "model.keras"
 CHECKPOINT_INFO = "checkpoint.json"
-PREPROCESSING = "preprocessing.json"  # how pixels reach the model: what prediction and export need
 
 
 class StoreCallback(keras.callbacks.Callback):

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from store.store import utc_now
-from workbench.constants import EVAL_TEST, EVAL_VALIDATION, PREPARING, TRAINING
+from workbench.constants import RunPhase, RunStatus
 from workbench.data.pipeline import BatchOptions, make_dataset, steps_per_epoch
 from workbench.data.split import PreparedData, prepare_data
 from workbench.training import devices as device_utils
@@ -47,7 +47,11 @@ def fit(
     run = store.get_run(run_id)
     progress = ProgressWriter(store, run_id, prior_seconds=run.get("train_seconds") or 0.0)
     progress.write(
-        phase=PREPARING, attempt=(run.get("attempt") or 0) + 1, attempt_started_at=utc_now(), step=0, step_seconds=None
+        phase=RunPhase.PREPARING,
+        attempt=(run.get("attempt") or 0) + 1,
+        attempt_started_at=utc_now(),
+        step=0,
+        step_seconds=None,
     )
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
@@ -83,9 +87,9 @@ def fit(
         checkpoint_path=str(run_dir / CHECKPOINT),
         train_images=steps * spec.batch_size,
         steps_per_epoch=steps,
-        phase=TRAINING,
+        phase=RunPhase.TRAINING,
     )
-    store.set_status(run_id, "running")
+    store.set_status(run_id, RunStatus.RUNNING)
     train_ds = make_dataset(
         data.x_train,
         data.y_train,
@@ -119,13 +123,13 @@ def fit(
         )  # the pipeline shuffles
         done = phase.until
     if callback.diverged:
-        status, error = "diverged", DIVERGED
+        status, error = RunStatus.DIVERGED, DIVERGED
     elif not stop.is_set() and save_predictions(
         model, store, run_id, data, batches, progress, stop, prediction_views(spec)
     ):
-        status, error = "completed", None
+        status, error = RunStatus.COMPLETED, None
     else:
-        status, error = "cancelled", None
+        status, error = RunStatus.CANCELLED, None
     progress.write()
     store.set_status(run_id, status, error)
     if events:
@@ -184,8 +188,8 @@ def save_predictions(
     (phase "evaluating validation", then "... test").
     A stop request ends it after the current batch with nothing stored: returns False."""
     splits = {
-        EVAL_VALIDATION: ("val", data.x_val, data.y_val),
-        EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test),
+        RunPhase.EVAL_VALIDATION: ("val", data.x_val, data.y_val),
+        RunPhase.EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test),
     }
     per_pass = {phase: math.ceil(len(y) / batches.batch_size) for phase, (_, _, y) in splits.items()}
     callback = EvaluationProgress(progress, stop)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 import models
-from workbench.constants import FINETUNE, SCRATCH
+from workbench.constants import RunKind
 from workbench.data.pipeline import BatchOptions
 from workbench.errors import UserError
 from workbench.training import backbones
@@ -147,7 +147,7 @@ class FinetuneRunner:
         return [Phase(self.spec.head_epochs, phase(1)), Phase(self.spec.epochs, phase(2))]
 
 
-RUNNERS = {SCRATCH: ScratchRunner, FINETUNE: FinetuneRunner}
+RUNNERS = {RunKind.SCRATCH: ScratchRunner, RunKind.FINETUNE: FinetuneRunner}
 
 
 def runner_for(spec):

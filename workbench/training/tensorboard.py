@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, RunKind
 from workbench.errors import UserError
 from workbench.specs.flags import format_key_values
 from workbench.specs.sweep import sweep_of
@@ -43,7 +43,7 @@ def run_folder(run: dict) -> str:
 def hyperparameters(run: dict) -> dict:
     """The run's settings as the HParams plugin takes them (bool, int, float or text), plus its kind and
     the sweep it belongs to."""
-    values = {"kind": str(run.get("kind") or "scratch"), "sweep": sweep_of(run.get("tags")) or ""}
+    values = {"kind": str(run.get("kind") or RunKind.SCRATCH), "sweep": sweep_of(run.get("tags")) or ""}
     for key, value in sorted((run.get("spec") or {}).items()):
         if key in LEFT_OUT or value is None:
             continue

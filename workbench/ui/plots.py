@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from workbench.constants import RunKind, RunStatus
 from workbench.views import runs as rd
 
 HEIGHT = 360
@@ -62,10 +63,6 @@ def empty_figure(title: str, message: str) -> go.Figure:
 
 def _clean(values):
     return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
-
-
-def _label(run: dict) -> str:
-    return f"{run['id']}: {run['name']}"
 
 
 def whole_steps(last) -> dict:
@@ -151,7 +148,7 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
         )
     layout["yaxis3"].update(exponentformat="e", rangemode="tozero")
     spec = run.get("spec") or {}
-    if run.get("kind") == "finetune" and spec.get("head_epochs") and spec.get("finetune_epochs"):
+    if run.get("kind") == RunKind.FINETUNE and spec.get("head_epochs") and spec.get("finetune_epochs"):
         start = spec["head_epochs"] + 0.5  # where phase 2 (the unfrozen backbone) starts
         shapes = [
             dict(
@@ -213,7 +210,7 @@ def curves(
     for i, (run, epochs) in enumerate(series):
         xs, ys = rd.curve_series(epochs, metric, x_axis)
         color = palette[i % len(palette)]
-        name = _label(run)
+        name = rd.run_label(run)
         if smoothing and smoothing > 0:
             fig.add_trace(
                 go.Scatter(
@@ -256,7 +253,7 @@ def per_class(results: list[tuple[dict, list[str], np.ndarray]]) -> go.Figure:
     fig = go.Figure()
     for run, names, accuracy in results:
         values = [None if np.isnan(a) else round(100.0 * float(a), 2) for a in accuracy]
-        fig.add_trace(go.Bar(x=list(names), y=values, name=_label(run)))
+        fig.add_trace(go.Bar(x=list(names), y=values, name=rd.run_label(run)))
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="class")
     fig.update_yaxes(title_text="test accuracy (%)")
@@ -267,7 +264,7 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     """Completed runs: parameters (log x) against the accuracy, one trace per model."""
     title = f"Parameters vs {metric.lower()}"
     column = rd.accuracy_column(metric)
-    points = [r for r in runs if r["status"] == "completed" and r.get("params") and r.get(column) is not None]
+    points = [r for r in runs if r["status"] == RunStatus.COMPLETED and r.get("params") and r.get(column) is not None]
     if not points:
         return empty_figure(title, f"No completed runs with a parameter count and {metric.lower()} yet")
     fig = go.Figure()
@@ -282,7 +279,7 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
                 mode="markers",
                 name=model,
                 marker=dict(size=10, opacity=0.85),
-                text=[_label(r) for r in group],
+                text=[rd.run_label(r) for r in group],
                 hovertemplate="%{text}<br>%{x:,} parameters<br>%{y:.2f}%<extra>" + model + "</extra>",
             )
         )

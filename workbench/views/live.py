@@ -11,7 +11,8 @@ import html
 import time
 from datetime import datetime
 
-from workbench.constants import ACTIVE_STATUSES, EVAL_TEST, EVAL_VALIDATION, PREPARING, RESUMABLE_STATUSES, TRAINING
+from workbench.constants import ACTIVE_STATUSES, RESUMABLE_STATUSES, RunPhase, RunStatus
+from workbench.views.runs import run_choice
 
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
 NODE_COLUMN = "node"  # with jobs on a Ray cluster: where each run trains (runs.node)
@@ -23,13 +24,13 @@ def job_columns(nodes: bool = False) -> list:
 
 # Forward passes only: an evaluation batch costs about a third of a training batch (forward + backward).
 EVAL_SPEEDUP = 3.0
-EVALUATING = (EVAL_VALIDATION, EVAL_TEST)
+EVALUATING = (RunPhase.EVAL_VALIDATION, RunPhase.EVAL_TEST)
 COLOURS = {
-    "completed": "#16a34a",
-    "failed": "#dc2626",
-    "diverged": "#dc2626",
-    "cancelled": "#a16207",
-    "interrupted": "#a16207",
+    RunStatus.COMPLETED: "#16a34a",
+    RunStatus.FAILED: "#dc2626",
+    RunStatus.DIVERGED: "#dc2626",
+    RunStatus.CANCELLED: "#a16207",
+    RunStatus.INTERRUPTED: "#a16207",
 }
 
 
@@ -77,7 +78,7 @@ def elapsed(run: dict, now=None) -> tuple:
     total = run.get("train_seconds")
     if run.get("attempt_started_at") is None:  # from before attempts were recorded, or never started
         start = _timestamp(run.get("started_at"))
-        if start is None or run["status"] == "queued":
+        if start is None or run["status"] == RunStatus.QUEUED:
             return None, total
         if active or total is None:
             return None, max(0.0, (now if active else _timestamp(run.get("finished_at")) or now) - start)
@@ -94,7 +95,7 @@ def phase_of(run: dict):
     """What the run's job is doing; None while it waits in the queue or once it has finished."""
     if run["status"] not in ACTIVE_STATUSES:
         return None
-    return run.get("phase") or (TRAINING if run["status"] == "running" else None)
+    return run.get("phase") or (RunPhase.TRAINING if run["status"] == RunStatus.RUNNING else None)
 
 
 def progress(run: dict, epochs: list, now=None) -> dict:
@@ -105,14 +106,14 @@ def progress(run: dict, epochs: list, now=None) -> dict:
     phase = phase_of(run)
     step, _ = _in_pass(run)
     steps = run.get("steps_per_epoch") or 0
-    in_epoch = min(step, steps) / steps if steps and phase == TRAINING else 0.0
-    per_epoch = _epoch_seconds(run, epochs, training=phase == TRAINING)
+    in_epoch = min(step, steps) / steps if steps and phase == RunPhase.TRAINING else 0.0
+    per_epoch = _epoch_seconds(run, epochs, training=phase == RunPhase.TRAINING)
     images = run.get("train_images")
     rate = images / per_epoch if images and per_epoch else None
     remaining = evaluation = None
     if phase in EVALUATING:
         remaining = evaluation = _eval_remaining(run, per_epoch)
-    elif phase == TRAINING and per_epoch:
+    elif phase == RunPhase.TRAINING and per_epoch:
         evaluation = _eval_remaining(run, per_epoch)
         remaining = per_epoch * max(total - done - in_epoch, 0) + (evaluation or 0.0)
     if phase in EVALUATING and run.get("eval_steps"):
@@ -121,7 +122,7 @@ def progress(run: dict, epochs: list, now=None) -> dict:
         fraction = min(1.0, (done + in_epoch) / total)
     attempt, total_seconds = elapsed(run, now)
     return {
-        "epoch": f"{min(done + (phase == TRAINING), total)}/{total}",
+        "epoch": f"{min(done + (phase == RunPhase.TRAINING), total)}/{total}",
         "phase": phase,
         "fraction": fraction,
         "images_per_second": rate,
@@ -143,7 +144,7 @@ def duration(seconds) -> str:
 
 def waiting(runs: list) -> list:
     """Queued runs whose job has not started, in queue order (when each was queued)."""
-    queued = [r for r in runs if r["status"] == "queued" and not phase_of(r)]
+    queued = [r for r in runs if r["status"] == RunStatus.QUEUED and not phase_of(r)]
     return sorted(queued, key=lambda r: (r.get("queued_at") or r["created_at"], r["id"]))
 
 
@@ -163,10 +164,10 @@ def queue_note(run: dict, runs: list) -> str:
 
 def status_word(run: dict, runs: list) -> str:
     """The jobs table's status: the phase while a job works, the queue place while it waits."""
-    if run["status"] == "queued" and not phase_of(run):
+    if run["status"] == RunStatus.QUEUED and not phase_of(run):
         line = [r["id"] for r in waiting(runs)]
-        return f"queued #{line.index(run['id']) + 1}" if run["id"] in line else "queued"
-    if phase_of(run) == PREPARING:
+        return f"queued #{line.index(run['id']) + 1}" if run["id"] in line else RunStatus.QUEUED.value
+    if phase_of(run) == RunPhase.PREPARING:
         return "starting"
     return "evaluating" if phase_of(run) in EVALUATING else run["status"]
 
@@ -201,7 +202,7 @@ def jobs_rows(store, runs: list, recent: int = 5, nodes: bool = False) -> list:
 def follow_choices(runs: list) -> list:
     """(label, run id) choices for the run the live panel follows, newest first."""
     newest = sorted(runs, key=lambda r: r["id"], reverse=True)
-    return [(f"{r['id']}: {r['name']} ({r['status']})", r["id"]) for r in newest[:50]]
+    return [run_choice(r, f" ({r['status']})") for r in newest[:50]]
 
 
 def default_follow(runs: list):
@@ -216,16 +217,16 @@ def default_follow(runs: list):
 def _rate_text(p: dict) -> str:
     if p["images_per_second"]:
         return f"{p['images_per_second']:,.0f} images/s"
-    return "images/s: after the first batches" if p["phase"] == TRAINING else ""
+    return "images/s: after the first batches" if p["phase"] == RunPhase.TRAINING else ""
 
 
 def _phase_text(run: dict, p: dict, runs: list) -> str:
-    if p["phase"] == PREPARING:
+    if p["phase"] == RunPhase.PREPARING:
         return "starting: loading the data and building the model"
     if p["phase"] in EVALUATING:
         step = min(run.get("step") or 0, run.get("eval_steps") or 0)
         return f"{p['phase']} ({step:,} of {run['eval_steps']:,} batches)"
-    note = queue_note(run, runs) if run["status"] == "queued" else ""
+    note = queue_note(run, runs) if run["status"] == RunStatus.QUEUED else ""
     return f"waiting: {note}" if note else f"epoch {p['epoch']}"
 
 
@@ -296,7 +297,7 @@ def cancel_message(run: dict, started: bool) -> str:
     if not started:
         return f"Run {run['id']} cancelled: it was waiting in the queue and had not started."
     phase = phase_of(run)
-    if phase == PREPARING:
+    if phase == RunPhase.PREPARING:
         how = "it is still loading its data and building its model, and stops before its first batch"
     elif phase in EVALUATING:
         how = "it is in its final evaluation, stops after the current batch and stores no predictions"

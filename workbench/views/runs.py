@@ -1,6 +1,6 @@
 """The Runs tab's data, as pure functions of store rows and arrays (no Gradio, no store access).
 
-Leaderboard rows and filters, run choices ("id: name"), tag parsing, per-class accuracy,
+Leaderboard rows and filters, run choices ((label "id: name", id) for Gradio), tag parsing, per-class accuracy,
 accuracy grouped by setting (seeds as the spread) or by loss/augmentation/model (saying what each
 group pools), a running run's training time, a clone's new name, EMA smoothing and curve series.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.constants import CIFAR10_CLASSES
+from workbench.constants import RunKind
 from workbench.errors import UserError
 from workbench.inspect.analysis import class_accuracy
 
@@ -113,29 +113,34 @@ def run_dataset(run: dict) -> str:
     return str(spec_of(run).get("dataset") or run.get("dataset") or "")
 
 
-def run_choice(run: dict) -> str:
+def run_label(run: dict) -> str:
+    """How the page names a run in its choices, legends and headings: "12: name"."""
     return f"{run['id']}: {run['name']}"
 
 
-def parse_choice(choice) -> int:
-    """The run id of a choice "12: name" (or a bare id)."""
+def run_choice(run: dict, note: str = "") -> tuple[str, int]:
+    """A run as a choice of a Gradio dropdown or checkbox group: (its label and `note`, its id). Every run
+    choice of the page is one of these: the component's value is the id (a list of ids when it picks
+    several) and nothing reads an id back out of a label."""
+    return run_label(run) + note, int(run["id"])
+
+
+def chosen_run_id(choice) -> int:
+    """The run id a component of `run_choice`s gave; a UserError when none is picked."""
     if choice is None or (isinstance(choice, str) and not choice.strip()):
         raise UserError("pick a run first")
-    if isinstance(choice, (int, np.integer)):
+    if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool):
         return int(choice)
-    head = str(choice).split(":", 1)[0].strip()
-    try:
-        return int(head)
-    except ValueError:
-        raise UserError(f"{choice!r} is not a run; pick one from the list") from None
+    raise UserError(f"{choice!r} is not a run; pick one from the list")
 
 
-def parse_choices(choices) -> list[int]:
+def chosen_run_ids(choices) -> list[int]:
+    """The run ids a multiselect of `run_choice`s gave (None: none)."""
     if choices is None:
         return []
-    if isinstance(choices, (str, int)):
+    if isinstance(choices, (str, int, np.integer)):
         choices = [choices]
-    return [parse_choice(c) for c in choices]
+    return [chosen_run_id(c) for c in choices]
 
 
 def fresh_name(name: str, taken) -> str:
@@ -157,12 +162,6 @@ def running_seconds(run: dict, epochs: list[dict], now: float):
     if not since:
         return done or None
     return done + max(0.0, now - datetime.fromisoformat(since).timestamp())
-
-
-def class_names(dataset: str, num_classes: int) -> list[str]:
-    if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES):
-        return list(CIFAR10_CLASSES)
-    return [f"class {i}" for i in range(num_classes)]
 
 
 # -- leaderboard ---------------------------------------------------------------------------------
@@ -206,7 +205,7 @@ def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(), show_
 def run_row(run: dict) -> dict:
     status = run["status"] + (" (archived)" if run.get("archived") else "")
     return {
-        "Kind": run.get("kind") or "scratch",
+        "Kind": run.get("kind") or RunKind.SCRATCH.value,
         "ID": run["id"],
         "Name": run["name"],
         "Model": run_model(run),

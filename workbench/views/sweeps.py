@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from workbench.constants import ACTIVE_STATUSES, RunStatus
 from workbench.errors import UserError
 from workbench.specs.sweep import TAG_PREFIX, sweep_of, sweep_tag
 from workbench.views.live import duration
@@ -60,8 +61,8 @@ def sweep_names(runs: list[dict]) -> list[dict]:
         {
             "name": name,
             "runs": len(members),
-            "completed": sum(r["status"] == "completed" for r in members),
-            "active": sum(r["status"] in ("queued", "running") for r in members),
+            "completed": sum(r["status"] == RunStatus.COMPLETED for r in members),
+            "active": sum(r["status"] in ACTIVE_STATUSES for r in members),
             "newest": max(r["id"] for r in members),
         }
         for name, members in found.items()
@@ -152,7 +153,7 @@ def sweep_table(runs: list[dict]) -> list[dict]:
         groups.setdefault(setting_key(run), []).append(run)
     rows = []
     for members in groups.values():
-        done = [r for r in members if r["status"] == "completed"]
+        done = [r for r in members if r["status"] == RunStatus.COMPLETED]
         first = (done or members)[0]
         row = {}
         for field in (*FIXED, *extra):
@@ -207,7 +208,7 @@ def paired(runs: list[dict], factor: str, baseline: str | None = None, metric: s
     others = [f for f in varying(runs) if f not in (factor, "seed")]
     groups: dict[str, dict] = {}
     for run in sorted(runs, key=lambda r: r["id"]):
-        if run["status"] != "completed" or run.get(column) is None:
+        if run["status"] != RunStatus.COMPLETED or run.get(column) is None:
             continue
         spec = {k: v for k, v in spec_of(run).items() if k not in (*NOT_SETTINGS, factor)}
         key = json.dumps(spec, sort_keys=True, default=str)

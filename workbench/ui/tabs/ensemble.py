@@ -14,6 +14,7 @@ from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
+from workbench.views import runs as rd
 
 MAX_SLIDERS = 8
 METRIC_COLUMNS = ["source", "weight", "T", "val acc %", "val NLL", "val ECE %", "test acc %", "test NLL", "test ECE %"]
@@ -75,7 +76,7 @@ def member_choices(store, selected) -> tuple:
     rows = lab.compatible_with(everything, selected or [])
     keep = {int(r) for r in selected or []}  # a selection stays valid until the handler reports on it
     choices = [
-        (f"{c['id']}: {c['name']}" + (f" (split {c['split_id']})" if several else ""), c["id"])
+        rd.run_choice(c, f" (split {c['split_id']})" if several else "")
         for c in rows
         if c["eligible"] or c["id"] in keep
     ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from workbench.constants import RunStatus
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.layout import column_widths
@@ -166,7 +167,7 @@ def _ids(choices) -> list[int]:
     ids = []
     for choice in choices or []:
         try:
-            ids.append(rd.parse_choice(choice))
+            ids.append(rd.chosen_run_id(choice))
         except UserError:
             pass
     return ids
@@ -195,12 +196,12 @@ class _Handlers:
         runs = load_runs(store)
         rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles, sort_by, runs=runs)
         options = rd.filter_options(runs)
-        choices = [rd.run_choice(r) for r in sorted(runs, key=lambda r: -r["id"])]
-        by_id = {r["id"]: rd.run_choice(r) for r in runs}
+        choices = [rd.run_choice(r) for r in sorted(runs, key=lambda r: -r["id"])]  # values: the run ids
+        known = {r["id"] for r in runs}
         ids = _ids(selection)
-        kept = [by_id[i] for i in ids if i in by_id]
+        kept = [i for i in ids if i in known]
         pick_ids = _ids([pick] if pick else [])
-        pick_value = by_id.get(pick_ids[0]) if pick_ids else None
+        pick_value = pick_ids[0] if pick_ids and pick_ids[0] in known else None
         # values are only sent when a run went away, so a timer tick never fights a user's edit
         selection_update = gr.update(choices=choices, **({"value": kept} if len(kept) < len(ids) else {}))
         pick_update = gr.update(choices=choices, **({"value": pick_value} if pick and not pick_value else {}))
@@ -227,7 +228,7 @@ class _Handlers:
 
     def live_fn(self, *values):
         """A timer tick: the leaderboard again while some run is running (its minutes move), else nothing."""
-        if not self.store.runs_with_status("running"):
+        if not self.store.runs_with_status(RunStatus.RUNNING):
             return gr.skip()
         return self.refresh_fn(*values)
 
@@ -249,7 +250,7 @@ class _Handlers:
         row = dict(zip(self.columns, evt.row_value or []))
         if "Name" not in row or row["Kind"] == "ensemble" or row["ID"] is None:
             return gr.skip()
-        return f"{int(row['ID'])}: {row['Name']}"
+        return int(row["ID"])  # the pick's value: its choices are `rd.run_choice`s
 
     def save_fn(self, choice, notes, tags):
         return save_notes_tags(self.store, choice, notes, tags)
@@ -454,7 +455,7 @@ def wire_clone(ctx, runs: RunsTab, tabs, targets: dict):
             target.command: clone.command,
             target.tags: clone.tags,
             tabs: gr.Tabs(selected=clone.tab),
-            status: f"Cloned run {rd.parse_choice(choice)} into the {TITLES[clone.tab]} form as "
+            status: f"Cloned run {rd.chosen_run_id(choice)} into the {TITLES[clone.tab]} form as "
             f"**{clone.fields['name']}**{f' with its tags ({clone.tags})' if clone.tags else ''}: "
             "change what you want to try and start it.",
         }

@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from workbench.constants import ACTIVE_STATUSES
+from workbench.constants import ACTIVE_STATUSES, RunKind, RunStatus
+from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.flags import parse_tags
@@ -26,7 +27,9 @@ def with_live_time(store, runs: list[dict], now: float | None = None) -> list[di
     """The runs, a running one with its training time so far in `train_seconds`."""
     now = time.time() if now is None else now
     return [
-        {**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)} if r["status"] == "running" else r
+        {**r, "train_seconds": rd.running_seconds(r, store.epochs(r["id"]), now)}
+        if r["status"] == RunStatus.RUNNING
+        else r
         for r in runs
     ]
 
@@ -74,11 +77,11 @@ class Clone:
 
 
 def clone_values(store, choice) -> Clone:
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     name = rd.fresh_name(run["name"], (r["name"] for r in load_runs(store)))
     tags = ", ".join(run.get("tags") or [])
     try:
-        if run.get("kind") == "finetune":
+        if run.get("kind") == RunKind.FINETUNE:
             spec = FinetuneSpec.from_dict(run["spec"]).replace(name=name)
             return Clone("finetune", form_fields(spec), tags, spec.to_cli())
         spec = RunSpec.from_dict(run["spec"]).replace(name=name)
@@ -88,14 +91,14 @@ def clone_values(store, choice) -> Clone:
 
 
 def save_notes_tags(store, choice, notes, tags) -> str:
-    run_id = rd.parse_choice(choice)
+    run_id = rd.chosen_run_id(choice)
     tag_list = parse_tags(tags)
     store.update_run(run_id, notes=str(notes or "").strip(), tags=tag_list)
     return f"Saved the notes and tags ({', '.join(tag_list) or 'none'}) of run {run_id}."
 
 
 def toggle_archive(store, choice) -> str:
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     store.archive_run(run["id"], not run["archived"])
     if run["archived"]:
         return f"Run {run['id']} is back on the leaderboard."
@@ -103,7 +106,7 @@ def toggle_archive(store, choice) -> str:
 
 
 def delete_run(store, queue, choice, sure: bool) -> str:
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
     if run["status"] in ACTIVE_STATUSES or run["id"] in active:
         raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
@@ -117,9 +120,9 @@ def run_details(store, choice) -> tuple[str, str, str, str]:
     """Notes, tags text, archive button label and a Markdown summary of the picked run."""
     if not choice:
         return "", "", "Archive", ""
-    run = store.get_run(rd.parse_choice(choice))
+    run = store.get_run(rd.chosen_run_id(choice))
     lines = [
-        f"**Run {run['id']}: {run['name']}** · {run['status']}"
+        f"**Run {rd.run_label(run)}** · {run['status']}"
         f"{' · archived' if run['archived'] else ''} · {run['epochs_done']} epoch(s)"
     ]
     try:
@@ -137,20 +140,20 @@ def run_details(store, choice) -> tuple[str, str, str, str]:
 
 
 def curves_figure(store, selection, metric, x_axis, smoothing):
-    series = [(store.get_run(i), store.epochs(i)) for i in rd.parse_choices(selection)]
+    series = [(store.get_run(i), store.epochs(i)) for i in rd.chosen_run_ids(selection)]
     return plots.curves(series, metric, x_axis, float(smoothing or 0))
 
 
 def per_class_figure(store, selection):
     results, missing = [], []
-    for run_id in rd.parse_choices(selection):
+    for run_id in rd.chosen_run_ids(selection):
         run = store.get_run(run_id)
         if "test" not in store.prediction_splits(run_id):
             missing.append(str(run_id))
             continue
         logits = store.load_logits(run_id, "test")
         accuracy = rd.per_class_accuracy(logits, store.load_labels(run_id, "test"), logits.shape[1])
-        results.append((run, rd.class_names(rd.run_dataset(run), logits.shape[1]), accuracy))
+        results.append((run, class_names(store, run, logits.shape[1]), accuracy))
     fig = plots.per_class(results)
     if missing and results:
         fig.add_annotation(
@@ -166,7 +169,7 @@ def per_class_figure(store, selection):
 
 
 def overview_figures(store, metric, group_by, show_archived=False):
-    runs = rd.filter_runs(load_runs(store), status=("completed",), show_archived=bool(show_archived))
+    runs = rd.filter_runs(load_runs(store), status=(RunStatus.COMPLETED,), show_archived=bool(show_archived))
     return (
         plots.params_scatter(runs, metric),
         plots.grouped_accuracy(rd.group_accuracy(runs, group_by, metric), group_by, metric),

@@ -51,7 +51,7 @@ def model_zip(store, choice, fmt) -> str:
     """The picked run's model as a zip in a new temporary folder; a UserError says why not."""
     if not choice:
         raise UserError("pick a completed run above first")
-    return str(export_zip(store, rd.parse_choice(choice), fmt, tempfile.mkdtemp(prefix="workbench-model-")))
+    return str(export_zip(store, rd.chosen_run_id(choice), fmt, tempfile.mkdtemp(prefix="workbench-model-")))
 
 
 def wire(ctx, export: ModelExport, pick) -> None:
