@@ -5,8 +5,11 @@ augments it with batched ops (`workbench.data.augment.ops`), normalises, and pre
 does, so there is no per-image Python and no float copy of the dataset.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from workbench.data.augment.ops import build_augmenter, parse_augmentations
 
@@ -17,17 +20,17 @@ def make_dataset(
     *,
     num_classes: int,
     batch_size: int,
-    mean,
-    std,
+    mean: ArrayLike,
+    std: ArrayLike,
     training: bool = False,
-    augment=(),
-    augment_options=None,
+    augment: str | Sequence[str] = (),
+    augment_options: dict | None = None,
     seed: int = 0,
-    resize_to=None,
+    resize_to: int | None = None,
     flip: bool = False,
     shift: int = 0,
     first_epoch: int = 0,
-    drop_remainder=None,
+    drop_remainder: bool | None = None,
 ) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels).
 
@@ -79,7 +82,7 @@ def make_dataset(
     else:
         batches = batches.map(lambda idx, s: (idx, s, tf.constant(0, tf.int64)))
 
-    def load(idx, batch_seed, epoch):
+    def load(idx: tf.Tensor, batch_seed: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.cast(tf.gather(images, idx), tf.float32)
         y = tf.gather(labels_1hot, idx)
         if alternate:
@@ -99,7 +102,7 @@ def make_dataset(
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _shift(x, shift: int):
+def _shift(x: tf.Tensor, shift: int) -> tf.Tensor:
     """Images moved by `shift` pixels along both axes, the uncovered border REFLECT-filled."""
     p = abs(shift)
     padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
