@@ -40,7 +40,7 @@ class SplitArrays:
 
 @dataclass
 class PreparedData(SplitArrays):
-    dataset: Dataset | None = None
+    dataset: Dataset
     mean: np.ndarray | None = None  # per-channel statistics of x_train (None when the model normalises itself)
     std: np.ndarray | None = None
 
