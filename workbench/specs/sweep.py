@@ -85,7 +85,7 @@ def parse_axis(name: str, value: str | Iterable[Any] | None) -> tuple:
     return tuple(dict.fromkeys(values))
 
 
-def _augment_set(item: str | Iterable[str]) -> tuple:
+def _augment_set(item: str | Sequence[str]) -> tuple:
     from workbench.data.augment.ops import parse_augmentations
 
     if isinstance(item, str) and item.strip().lower() == "none":
