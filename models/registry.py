@@ -91,7 +91,7 @@ def register_family(
     def decorator(builder: Callable) -> Callable:
         if name in _FAMILIES:
             raise RuntimeError(f"model family {name!r} registered twice")
-        all_checks = {
+        all_checks: dict[str, Checker] = {
             "input_shape": functools.partial(check_input_shape, min_size=min_input_size),
             **SHARED_CHECKS,
             **checks,
@@ -109,7 +109,7 @@ def register_family(
             if names:
                 raise RuntimeError(f"model family {name!r} has {problem}: {sorted(names)}")
         _FAMILIES[name] = family
-        checked.family = name
+        checked.family = name  # type: ignore[attr-defined]  # which family built it, for whoever holds it
         return checked
 
     return decorator

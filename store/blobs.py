@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Container
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def logits_to_npy(logits) -> bytes:
+def logits_to_npy(logits: ArrayLike) -> bytes:
     """Float32 `.npy` bytes of `logits` (any array-like of numbers; cast to float32)."""
     return array_to_npy(np.asarray(logits, dtype=np.float32))
 
 
-def array_to_npy(array) -> bytes:
+def array_to_npy(array: ArrayLike) -> bytes:
     """`.npy` bytes of a numeric array, in its own dtype."""
     array = np.ascontiguousarray(array)
     buffer = io.BytesIO()
@@ -35,7 +38,7 @@ def npy_to_array(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(bytes(data)), allow_pickle=False)
 
 
-def labels_hash(labels) -> str:
+def labels_hash(labels: ArrayLike) -> str:
     """sha256 hex digest of the labels as little-endian int64 bytes, in order.
 
     The same labels give the same hash whatever their original integer dtype or container.
@@ -47,7 +50,7 @@ def labels_hash(labels) -> str:
     return hashlib.sha256(array.tobytes()).hexdigest()
 
 
-def _json_default(value):
+def _json_default(value: object) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -59,11 +62,11 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def dumps(value) -> str:
+def dumps(value: Any) -> str:
     """JSON text of `value`; numpy scalars/arrays, tuples, sets and Paths become plain JSON."""
     return json.dumps(value, default=_json_default)
 
 
-def decode_json(row: dict, fields) -> dict:
+def decode_json(row: dict[str, Any], fields: Container[str]) -> dict[str, Any]:
     """A copy of `row` with the JSON text in `fields` decoded (NULL stays None)."""
     return {k: json.loads(v) if k in fields and v is not None else v for k, v in row.items()}

@@ -13,6 +13,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
+from typing import IO
 
 from workbench.errors import UserError
 
@@ -20,9 +21,9 @@ ACQUIRE_PATIENCE = 0.5  # seconds: a reader's probe (`held`) holds the lock for 
 
 
 class StoreLock:
-    def __init__(self, store_path):
+    def __init__(self, store_path: Path | str) -> None:
         self.path = Path(f"{store_path}.lock")
-        self._handle = None
+        self._handle: IO[str] | None = None
 
     def acquire(self) -> "StoreLock":
         handle = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held (closed by `release`)
@@ -44,6 +45,7 @@ class StoreLock:
 
     def fileno(self) -> int:
         """The locked file's descriptor: a child process that inherits it holds the lock while it lives."""
+        assert self._handle is not None, "fileno() of a lock not acquired"
         return self._handle.fileno()
 
     def release(self) -> None:
@@ -53,7 +55,7 @@ class StoreLock:
             self._handle = None
 
 
-def held(store_path) -> bool:
+def held(store_path: Path | str) -> bool:
     """Whether a process holds `<store>.lock`, i.e. runs this store's jobs (an app, a training command,
     or a job process one of them left behind). Probed with a shared lock taken and dropped at once;
     True where it cannot tell, so runs then read as stored."""
@@ -70,7 +72,7 @@ def held(store_path) -> bool:
         return False
 
 
-def _try_lock(handle, mode: int, patience: float = 0.0) -> bool:
+def _try_lock(handle: IO[str], mode: int, patience: float = 0.0) -> bool:
     deadline = time.monotonic() + patience
     while True:
         try:

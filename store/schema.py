@@ -18,8 +18,11 @@ Table and column names are a public contract (the UI and the CLI read them):
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from workbench.constants import RUN_KINDS, RUN_STATUSES
@@ -30,6 +33,7 @@ from . import blobs
 MIGRATION_SET = "workbench"
 MIGRATIONS = Migrations(MIGRATION_SET)
 MIGRATION_NAMES: list[str] = []
+_Migration = TypeVar("_Migration", bound=Callable[[Database], None])
 
 
 RUN_COLUMNS = (
@@ -156,7 +160,7 @@ def open_error(path: Path, exc: sqlite3.Error) -> UserError:
     )
 
 
-def check_known_migrations(db, path: Path) -> None:
+def check_known_migrations(db: Database, path: Path) -> None:
     """Refuse a store written by a newer version, or a SQLite file that is not a store at all."""
     tables = set(db.table_names())
     if Migrations.migrations_table in tables:
@@ -181,14 +185,14 @@ def check_known_migrations(db, path: Path) -> None:
 # -- migrations: append new ones at the end, never edit a shipped one --------------------------
 
 
-def migration(fn):
+def migration(fn: _Migration) -> _Migration:
     """Register `fn` as the next migration (named after the function) and remember its name."""
     MIGRATION_NAMES.append(fn.__name__)
     return MIGRATIONS(name=fn.__name__)(fn)
 
 
 @migration
-def m001_initial(db):
+def m001_initial(db: Database) -> None:
     # `runs` and `ensembles` are written as SQL for AUTOINCREMENT: ids of deleted runs are never
     # reused, so a stale `run-<id>` folder or log line can't be mistaken for a newer run.
     # (sqlite-utils' `transform` keeps AUTOINCREMENT, so later migrations may use it.)
@@ -221,10 +225,10 @@ def m001_initial(db):
         )
         """
     )
-    db["runs"].create_index(["status"], index_name="idx_runs_status")
-    db["runs"].create_index(["archived"], index_name="idx_runs_archived")
+    db.table("runs").create_index(["status"], index_name="idx_runs_status")
+    db.table("runs").create_index(["archived"], index_name="idx_runs_archived")
 
-    db["epochs"].create(
+    db.table("epochs").create(
         {
             "run": int,
             "epoch": int,
@@ -242,9 +246,9 @@ def m001_initial(db):
     )
     # The (run, epoch) primary key already serves `WHERE run = ?`; this named index is part of the
     # contract so the UI's per-run queries stay fast whatever the key becomes later.
-    db["epochs"].create_index(["run"], index_name="idx_epochs_run")
+    db.table("epochs").create_index(["run"], index_name="idx_epochs_run")
 
-    db["predictions"].create(
+    db.table("predictions").create(
         {
             "run": int,
             "split": str,
@@ -257,11 +261,11 @@ def m001_initial(db):
         foreign_keys=[("run", "runs", "id")],
         not_null=["run", "split", "logits", "shape", "labels_hash"],
     )
-    db["predictions"].create_index(["run"], index_name="idx_predictions_run")
+    db.table("predictions").create_index(["run"], index_name="idx_predictions_run")
 
     # The labels each stored prediction was computed against, once per distinct label vector, so the
     # ensemble and error views score stored logits without loading the dataset.
-    db["labels"].create({"hash": str, "labels": bytes, "count": int}, pk="hash", not_null=["labels"])
+    db.table("labels").create({"hash": str, "labels": bytes, "count": int}, pk="hash", not_null=["labels"])
 
     db.execute(
         """
@@ -282,16 +286,16 @@ def m001_initial(db):
 
 
 @migration
-def m002_live_progress(db):
+def m002_live_progress(db: Database) -> None:
     # Progress inside an epoch, for the live panel: epochs of big models take minutes, so the UI shows
     # the step within the epoch, written by the training callback every few seconds.
-    db["runs"].add_column("train_images", int)
-    db["runs"].add_column("steps_per_epoch", int)
-    db["runs"].add_column("step", int, not_null_default=0)
+    db.table("runs").add_column("train_images", int)
+    db.table("runs").add_column("steps_per_epoch", int)
+    db.table("runs").add_column("step", int, not_null_default=0)
 
 
 @migration
-def m003_phases_and_attempts(db):
+def m003_phases_and_attempts(db: Database) -> None:
     # Progress that tells the truth: what the job is doing (`phase`: preparing, training, evaluating
     # validation/test), how far the pass it is in has got (`step` of `steps_per_epoch`, or of
     # `eval_steps` while evaluating) and how long that pass has taken (`step_seconds`), so rates and
@@ -307,13 +311,13 @@ def m003_phases_and_attempts(db):
         ("attempt_seconds", float),
         ("queued_at", str),
     ):
-        db["runs"].add_column(name, kind)
-    db["runs"].add_column("attempt", int, not_null_default=0)
+        db.table("runs").add_column(name, kind)
+    db.table("runs").add_column("attempt", int, not_null_default=0)
     db.execute("UPDATE runs SET queued_at = created_at")
 
 
 @migration
-def m004_node(db):
+def m004_node(db: Database) -> None:
     # Where a run trained when jobs run on a Ray cluster (`workbench.jobs.ray_backend`): the node's address
     # and the start of its id, as the jobs and runs tables show it. Empty for runs trained by the app itself.
-    db["runs"].add_column("node", str)
+    db.table("runs").add_column("node", str)

@@ -9,9 +9,12 @@ import os
 import shutil
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, SupportsFloat
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sqlite_utils import Database
 
 from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES, RunKind, RunStatus
@@ -32,7 +35,7 @@ def default_db_path() -> Path:
     return Path(os.environ.get("WORKBENCH_DB", "runs/workbench.db"))
 
 
-def _float(value):
+def _float(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)
 
 
@@ -56,7 +59,7 @@ class Store:
     read-then-write transaction can't fail midway because another connection wrote first.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 30.0):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         self.files_root = self.path.parent / f"{self.path.stem}-files"
         self._lock = threading.RLock()
@@ -82,7 +85,7 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _write(self):
+    def _write(self) -> Iterator[Database]:
         """Hold the lock and one `BEGIN IMMEDIATE` transaction; commit, or roll back on error."""
         with self._lock:
             conn = self.db.conn
@@ -98,7 +101,7 @@ class Store:
                 self.db.rollback()
                 raise
 
-    def _query(self, sql: str, params=()) -> list[dict]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         with self._lock:
             return list(self.db.query(sql, params))
 
@@ -126,10 +129,10 @@ class Store:
         spec: dict,
         *,
         kind: str = RunKind.SCRATCH,
-        dataset=None,
-        split_id=None,
-        params=None,
-        tags=(),
+        dataset: str | None = None,
+        split_id: str | None = None,
+        params: int | None = None,
+        tags: Iterable[str] = (),
         notes: str = "",
     ) -> int:
         """Add a `queued` run and return its id."""
@@ -152,20 +155,24 @@ class Store:
             "epochs_done": 0,
         }
         with self._write() as db:
-            return int(db["runs"].insert(row).last_pk)
+            run_id = db.table("runs").insert(row).last_pk
+            assert run_id is not None, "an insert into runs sets last_pk"
+            return int(run_id)
 
-    def update_run(self, run_id: int, **fields) -> None:
+    def update_run(self, run_id: int, **fields: Any) -> None:
         """Set columns of a run; unknown column names raise ValueError."""
         fields = schema.encode_run_fields(fields)
         with self._write() as db:
             self._run_row(run_id)
-            db["runs"].update(int(run_id), fields)
+            db.table("runs").update(int(run_id), fields)
 
     def get_run(self, run_id: int) -> dict:
         """The run's row as a dict, with `spec` and `tags` decoded and `archived` a bool."""
         return self._decode_run(self._run_row(run_id))
 
-    def list_runs(self, *, status=None, include_archived: bool = False, order: str = "id") -> list[dict]:
+    def list_runs(
+        self, *, status: str | Iterable[str] | None = None, include_archived: bool = False, order: str = "id"
+    ) -> list[dict]:
         """Runs, optionally only those with `status` (a name or a list of names).
 
         `order` is a run column, prefixed with `-` for descending (e.g. `-best_val_accuracy`).
@@ -203,7 +210,7 @@ class Store:
             if status in FINISHED_STATUSES:
                 fields["phase"] = None
             fields["finished_at"] = utc_now() if status in FINISHED_STATUSES else None
-            self.db["runs"].update(int(run_id), fields)
+            self.db.table("runs").update(int(run_id), fields)
 
     def archive_run(self, run_id: int, archived: bool = True) -> None:
         self.update_run(run_id, archived=archived)
@@ -218,7 +225,7 @@ class Store:
             db.execute("DELETE FROM labels WHERE hash NOT IN (SELECT labels_hash FROM predictions)")
         shutil.rmtree(self.files_root / f"run-{int(run_id)}", ignore_errors=True)
 
-    def mark_interrupted(self, statuses=ACTIVE_STATUSES) -> list[int]:
+    def mark_interrupted(self, statuses: Iterable[str] = ACTIVE_STATUSES) -> list[int]:
         """Mark runs left `running`/`queued` by a process that is gone as `interrupted`.
 
         Call it once at startup, before this process queues or starts anything.
@@ -242,7 +249,7 @@ class Store:
         """Whether a process runs this store's jobs (holds its job lock: `store.lock.held`)."""
         return lock.held(self.path)
 
-    def seen_runs(self, *, status=None, include_archived: bool = False) -> list[dict]:
+    def seen_runs(self, *, status: str | Iterable[str] | None = None, include_archived: bool = False) -> list[dict]:
         """`list_runs` as a reader shows them: while no process holds the store's job lock, a run still
         marked queued or running has nobody working on it and reads as interrupted, saying why (the store
         is left as it is: the next job runner marks it for good, `mark_interrupted`). `status` filters on
@@ -266,12 +273,12 @@ class Store:
         run_id: int,
         epoch: int,
         *,
-        lr=None,
-        loss=None,
-        accuracy=None,
-        val_loss=None,
-        val_accuracy=None,
-        seconds=None,
+        lr: SupportsFloat | None = None,
+        loss: SupportsFloat | None = None,
+        accuracy: SupportsFloat | None = None,
+        val_loss: SupportsFloat | None = None,
+        val_accuracy: SupportsFloat | None = None,
+        seconds: SupportsFloat | None = None,
     ) -> None:
         """Record epoch `epoch` (1-based; re-logging replaces it) and refresh the run's summary.
 
@@ -292,7 +299,7 @@ class Store:
         )
         with self._write() as db:
             self._run_row(run_id)
-            db["epochs"].upsert(row, pk=("run", "epoch"))
+            db.table("epochs").upsert(row, pk=("run", "epoch"))
             self._refresh_summary(run_id)
 
     def _refresh_summary(self, run_id: int) -> None:
@@ -303,7 +310,7 @@ class Store:
             "IS NOT NULL ORDER BY val_accuracy DESC, epoch ASC LIMIT 1",
             [run_id],
         )
-        self.db["runs"].update(
+        self.db.table("runs").update(
             run_id,
             {
                 "epochs_done": last[0]["epoch"] if last else 0,
@@ -328,7 +335,7 @@ class Store:
     # -- predictions ------------------------------------------------------------------------
     labels_hash = staticmethod(blobs.labels_hash)
 
-    def save_logits(self, run_id: int, split: str, logits, labels) -> None:
+    def save_logits(self, run_id: int, split: str, logits: ArrayLike, labels: ArrayLike) -> None:
         """Store (replacing) the run's logits for `split`, fingerprinted by its labels."""
         array = np.asarray(logits, dtype=np.float32)
         labels = np.asarray(labels)
@@ -349,8 +356,8 @@ class Store:
         }
         with self._write() as db:
             self._run_row(run_id)
-            db["predictions"].upsert(row, pk=("run", "split"))
-            db["labels"].insert(label_row, pk="hash", ignore=True)
+            db.table("predictions").upsert(row, pk=("run", "split"))
+            db.table("labels").insert(label_row, pk="hash", ignore=True)
 
     def _prediction(self, run_id: int, split: str, columns: str) -> dict:
         rows = self._query(f"SELECT {columns} FROM predictions WHERE run = ? AND split = ?", [int(run_id), str(split)])
@@ -390,13 +397,13 @@ class Store:
         self,
         name: str,
         method: str,
-        members,
-        weights,
+        members: Iterable[int],
+        weights: Iterable[float],
         *,
-        temperatures=None,
-        val_accuracy=None,
-        test_accuracy=None,
-        options=None,
+        temperatures: Iterable[float] | None = None,
+        val_accuracy: SupportsFloat | None = None,
+        test_accuracy: SupportsFloat | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> int:
         """Save an ensemble recipe (members are run ids) and return its id."""
         temps = None if temperatures is None else blobs.dumps([float(t) for t in temperatures])
@@ -412,7 +419,9 @@ class Store:
             "created_at": utc_now(),
         }
         with self._write() as db:
-            return int(db["ensembles"].insert(row).last_pk)
+            ensemble_id = db.table("ensembles").insert(row).last_pk
+            assert ensemble_id is not None, "an insert into ensembles sets last_pk"
+            return int(ensemble_id)
 
     def list_ensembles(self) -> list[dict]:
         rows = self._query("SELECT * FROM ensembles ORDER BY id")
@@ -442,7 +451,7 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(prog=_prog(), description="CIFAR Workbench, headless.", parents=[global_flags])
     sub = parser.add_subparsers(dest="command", metavar="{" + COMMANDS.replace(" ", "") + "}")
-    sub.add_parser = functools.partial(sub.add_parser, parents=[global_flags])
+    # every subcommand takes the global flags (type: ignore: mypy refuses assigning to a method)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[global_flags])  # type: ignore[method-assign]
 
     for spec_class, help_text, description in (
         (

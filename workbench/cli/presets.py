@@ -82,7 +82,7 @@ def run_preset(steps: list, store, *, queue, poll=1.0, out=print) -> int:
         if step.action != "skip":
             run_ids.append(step.run_id)
     total_epochs = sum(s.spec.epochs for s in steps if s.action != "skip")
-    shown = {}
+    shown: dict[int, tuple[int, str]] = {}  # run id -> (epochs done, status) last printed
     try:
         while run_ids:
             done_epochs, changed = 0, False

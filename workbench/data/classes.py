@@ -11,14 +11,19 @@ Light on purpose (no TensorFlow, no dataset loading): a table of runs may ask fo
 """
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from workbench.constants import CIFAR10_CLASSES, CIFAR100_CLASSES, PREPROCESSING
 from workbench.errors import UserError
 
+if TYPE_CHECKING:  # the store imports sqlite_utils and pandas: seconds, for a type
+    from store import Store
+
 OFFICIAL = {"cifar10": CIFAR10_CLASSES, "cifar100": CIFAR100_CLASSES}  # dataset -> its names, label order
 
 
-def stored_class_names(store, run: dict) -> list | None:
+def stored_class_names(store: "Store", run: dict) -> list | None:
     """The class names saved in the run's folder when it started training; None when there are none
     (a run from before they were saved, one that never started, an unreadable file)."""
     try:
@@ -34,7 +39,9 @@ def _dataset_of(run: dict) -> str:
     return str((spec.get("dataset") if isinstance(spec, dict) else None) or run.get("dataset") or "")
 
 
-def class_names(store, run: dict, num_classes: int | None = None, found=None) -> list[str]:
+def class_names(
+    store: "Store", run: dict, num_classes: int | None = None, found: Sequence[str] | None = None
+) -> list[str]:
     """The run's class names (see the module's docstring); without `num_classes`, the first names known."""
     for names in (stored_class_names(store, run), found, OFFICIAL.get(_dataset_of(run))):
         if names is not None and len(names) and (num_classes is None or len(names) == num_classes):

@@ -12,6 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,9 @@ def keras_cache_dir() -> Path:
     return keras_home() / "datasets"
 
 
-def load_dataset(name="cifar10", path=None, *, image_size=32, **synthetic_options) -> Dataset:
+def load_dataset(
+    name: str = "cifar10", path: str | Path | None = None, *, image_size: int | None = 32, **synthetic_options: Any
+) -> Dataset:
     """Load a dataset by name. Sources, in order: `path` if given (official archive or extracted folder,
     image folder tree or tar/zip), then Keras' cache and loader (download on first use).
 
@@ -87,7 +90,7 @@ def load_dataset(name="cifar10", path=None, *, image_size=32, **synthetic_option
     return _load_keras(name)
 
 
-def _load_path(name: str, path: Path, image_size) -> Dataset:
+def _load_path(name: str, path: Path, image_size: int | None) -> Dataset:
     path = path.resolve()
     if not path.exists():
         raise UserError(
@@ -157,7 +160,7 @@ def _keras_download(name: str) -> Path:
     return folder
 
 
-def _dataset(name: str, raw: sources.RawData, synthetic=False) -> Dataset:
+def _dataset(name: str, raw: sources.RawData, synthetic: bool = False) -> Dataset:
     return Dataset(
         name, raw.x_train, raw.y_train, raw.x_test, raw.y_test, list(raw.class_names), raw.description, synthetic
     )
@@ -170,7 +173,7 @@ def _cache_file(key: str) -> Path:
     return decode_cache() / f"decoded-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
-def _read_cache(key: str):
+def _read_cache(key: str) -> sources.RawData | None:
     path = _cache_file(key)
     if not path.exists():
         return None
@@ -189,7 +192,7 @@ def _read_cache(key: str):
         return None
 
 
-def _write_cache(key: str, raw: sources.RawData):
+def _write_cache(key: str, raw: sources.RawData) -> None:
     path = _cache_file(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

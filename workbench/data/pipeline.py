@@ -9,6 +9,7 @@ does, so there is no per-image Python and no float copy of the dataset.
     val_ds = make_dataset(x_val, y_val, options)
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +44,13 @@ def make_dataset(
     options: BatchOptions,
     *,
     training: bool = False,
-    augment=(),
-    augment_options=None,
+    augment: str | Sequence[str] = (),
+    augment_options: dict | None = None,
     seed: int = 0,
     flip: bool = False,
     shift: int = 0,
     first_epoch: int = 0,
-    drop_remainder=None,
+    drop_remainder: bool | None = None,
 ) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels), made as `options` say.
 
@@ -101,7 +102,7 @@ def make_dataset(
     else:
         batches = batches.map(lambda idx, s: (idx, s, tf.constant(0, tf.int64)))
 
-    def load(idx, batch_seed, epoch):
+    def load(idx: tf.Tensor, batch_seed: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.cast(tf.gather(images, idx), tf.float32)
         y = tf.gather(labels_1hot, idx)
         if alternate:
@@ -121,7 +122,7 @@ def make_dataset(
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _shift(x, shift: int):
+def _shift(x: tf.Tensor, shift: int) -> tf.Tensor:
     """Images moved by `shift` pixels along both axes, the uncovered border REFLECT-filled."""
     p = abs(shift)
     padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")

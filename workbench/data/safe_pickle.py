@@ -8,6 +8,7 @@ and dtypes, bytes) and refuse everything else with a clear error.
 import _codecs
 import io
 import pickle
+from typing import Any
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
@@ -28,7 +29,7 @@ _ALLOWED = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
         except KeyError:

@@ -8,6 +8,7 @@ splits it. Everything a user can get wrong here raises `UserError` naming the fi
 import io
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,8 +40,9 @@ class RawData:
 class _Files:
     """Uniform read access to the files of a folder, a tar (any compression) or a zip archive."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = path
+        self._read: Callable[[str], bytes]
         if path.is_dir():
             self.names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
             self._read = lambda name: (path / name).read_bytes()
@@ -56,15 +58,15 @@ class _Files:
                 "cifar-10-python.tar.gz, its extracted folder, or an image folder with train/ and test/"
             )
 
-    def _load_tar(self, path: Path):
+    def _load_tar(self, path: Path) -> None:
         # Read members in archive order: a .tar.gz can only be read sequentially, so random access
         # through extractfile() would decompress from the start for every file.
-        contents = {}
+        contents: dict[str, bytes] = {}
         try:
             with tarfile.open(path) as archive:
                 for member in archive:
-                    if member.isfile():
-                        contents[member.name.lstrip("./")] = archive.extractfile(member).read()
+                    if member.isfile() and (data := archive.extractfile(member)) is not None:
+                        contents[member.name.lstrip("./")] = data.read()
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise UserError(f"{path} is a corrupt or truncated archive ({exc}); download it again") from None
         self.names = sorted(contents)
@@ -73,10 +75,17 @@ class _Files:
     def read(self, name: str) -> bytes:
         return self._read(name)
 
-    def find(self, suffix: str):
+    def find(self, suffix: str) -> str | None:
         """The one file whose path ends with `suffix` (path components), or None."""
         hits = [n for n in self.names if n == suffix or n.endswith("/" + suffix)]
         return min(hits, key=len) if hits else None
+
+    def need(self, suffix: str) -> str:
+        """`find`, for a file the format requires (`detect_format` saw it): UserError if it is missing."""
+        name = self.find(suffix)
+        if name is None:
+            raise UserError(f"{self.path} lacks {suffix}; download the archive again")
+        return name
 
 
 def _is_tar(path: Path) -> bool:
@@ -100,7 +109,7 @@ def detect_format(files: _Files) -> str:
     )
 
 
-def open_source(path: Path):
+def open_source(path: Path) -> tuple[_Files, str]:
     if not path.exists():
         raise UserError(f"data path {path} does not exist; give the path of a CIFAR archive or image folder")
     files = _Files(path)
@@ -112,18 +121,18 @@ def open_source(path: Path):
 
 def read_official(files: _Files, fmt: str) -> RawData:
     if fmt == "cifar10":
-        train = [load_batch(files.read(files.find(b)), b) for b in CIFAR10_BATCHES if files.find(b)]
+        train = [load_batch(files.read(files.need(b)), b) for b in CIFAR10_BATCHES if files.find(b)]
         if len(train) != 5:
             raise UserError(f"{files.path} lacks some of data_batch_1..5; download the archive again")
-        test = load_batch(files.read(files.find("test_batch")), "test_batch")
+        test = load_batch(files.read(files.need("test_batch")), "test_batch")
         meta_name = files.find("batches.meta")
         names = _names(load_batch(files.read(meta_name), "batches.meta"), "label_names") if meta_name else None
         names = names or list(CIFAR10_CLASSES)  # a copy without batches.meta: the official order
         label_key = "labels"
     else:
-        train = [load_batch(files.read(files.find("train")), "train")]
-        test = load_batch(files.read(files.find("test")), "test")
-        names = _names(load_batch(files.read(files.find("meta")), "meta"), "fine_label_names")
+        train = [load_batch(files.read(files.need("train")), "train")]
+        test = load_batch(files.read(files.need("test")), "test")
+        names = _names(load_batch(files.read(files.need("meta")), "meta"), "fine_label_names")
         label_key = "fine_labels"
     x_train = np.concatenate([_images(b, label_key) for b in train])
     y_train = np.concatenate([_labels(b, label_key) for b in train])
@@ -153,7 +162,7 @@ def _labels(batch: dict, label_key: str) -> np.ndarray:
     return np.asarray(batch[label_key], dtype=np.int64)
 
 
-def _names(meta: dict, key: str):
+def _names(meta: dict, key: str) -> list[str] | None:
     names = meta.get(key)
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names] if names else None
 
@@ -161,7 +170,7 @@ def _names(meta: dict, key: str):
 # --- image folders ---------------------------------------------------------------------------------
 
 
-def _image_root(files: _Files):
+def _image_root(files: _Files) -> str | None:
     """The prefix under which train/<class>/<image> and test/<class>/<image> live, or None."""
     for name in files.names:
         parts = PurePosixPath(name).parts
@@ -173,10 +182,12 @@ def _image_root(files: _Files):
     return None
 
 
-def read_image_folder(files: _Files, image_size) -> RawData:
+def read_image_folder(files: _Files, image_size: int | None) -> RawData:
     """Decode every image; resize to image_size x image_size (None keeps the original size)."""
     root = _image_root(files)
-    by_split = {"train": {}, "test": {}}
+    if root is None:
+        raise UserError(f"{files.path} holds no train/<class>/* and test/<class>/* image folders")
+    by_split: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
     skipped = 0
     for name in files.names:
         if not name.startswith(root):
@@ -212,7 +223,8 @@ def read_image_folder(files: _Files, image_size) -> RawData:
     return RawData(*arrays["train"], *arrays["test"], class_names, f"image folder {files.path.name}{note}")
 
 
-def _decode(files: _Files, name: str, image_size) -> np.ndarray:
+def _decode(files: _Files, name: str, image_size: int | None) -> np.ndarray:
+    image: Image.Image
     try:
         with Image.open(io.BytesIO(files.read(name))) as image:
             image = image.convert("RGB")
@@ -226,7 +238,9 @@ def _decode(files: _Files, name: str, image_size) -> np.ndarray:
 # --- generated data ---------------------------------------------------------------------------------
 
 
-def make_synthetic(n_train=2000, n_test=500, num_classes=10, image_size=32, seed=0) -> RawData:
+def make_synthetic(
+    n_train: int = 2000, n_test: int = 500, num_classes: int = 10, image_size: int = 32, seed: int = 0
+) -> RawData:
     """Coloured, oriented stripes with noise and random phase: a small CNN learns it in seconds.
 
     Class k has its own hue and stripe angle; each image gets a random phase, brightness and Gaussian
@@ -239,7 +253,7 @@ def make_synthetic(n_train=2000, n_test=500, num_classes=10, image_size=32, seed
     angles = np.linspace(0, np.pi, num_classes, endpoint=False)
     hues = np.stack([np.cos(2 * np.pi * (np.arange(num_classes) / num_classes + s)) for s in (0, 1 / 3, 2 / 3)], 1)
 
-    def generate(n):
+    def generate(n: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.arange(n) % num_classes
         rng.shuffle(labels)
         theta, phase = angles[labels], rng.uniform(0, 2 * np.pi, n)

@@ -9,6 +9,7 @@ predictions are chosen exactly as that run's training chose them.
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -39,9 +40,21 @@ class SplitArrays:
 
 @dataclass
 class PreparedData(SplitArrays):
-    dataset: Dataset = None
-    mean: np.ndarray = None  # per-channel statistics of x_train (None when the model normalises itself)
-    std: np.ndarray = None
+    dataset: Dataset
+    mean: np.ndarray | None = None  # per-channel statistics of x_train (None when the model normalises itself)
+    std: np.ndarray | None = None
+
+
+class DataSpec(Protocol):
+    """The settings of a run's spec (`workbench.specs`, a layer above) that say what data it trains on."""
+
+    dataset: str
+    data_path: str
+    dataset_options: dict
+    val_size: int
+    split_seed: int
+    train_subset: int
+    batch_size: int
 
 
 def default_val_size(n_train: int) -> int:
@@ -49,7 +62,7 @@ def default_val_size(n_train: int) -> int:
     return 5000 if n_train >= 50000 else max(1, round(n_train / 10))
 
 
-def make_split(y_train: np.ndarray, *, val_size=None, seed=0) -> Split:
+def make_split(y_train: np.ndarray, *, val_size: int | None = None, seed: int = 0) -> Split:
     """Stratified train/validation split of the official training set; the test set is never touched."""
     y_train = np.asarray(y_train)
     n = len(y_train)
@@ -72,7 +85,7 @@ def make_split(y_train: np.ndarray, *, val_size=None, seed=0) -> Split:
     return Split(train_idx, val_idx, int(seed), f"seed{seed}-{digest}")
 
 
-def split_arrays(dataset: Dataset, *, val_size=0, split_seed=0, train_subset=0) -> SplitArrays:
+def split_arrays(dataset: Dataset, *, val_size: int = 0, split_seed: int = 0, train_subset: int = 0) -> SplitArrays:
     """The training and validation arrays of `dataset` for a run's split settings (0: the defaults)."""
     split = make_split(dataset.y_train, val_size=val_size or None, seed=split_seed)
     train_idx = split.train_idx
@@ -88,12 +101,14 @@ def split_arrays(dataset: Dataset, *, val_size=0, split_seed=0, train_subset=0) 
     )
 
 
-def load_spec_dataset(spec, *, image_size=32) -> Dataset:
+def load_spec_dataset(spec: DataSpec, *, image_size: int | None = 32) -> Dataset:
     """The decoded dataset a spec names (its path, Keras' cache or download, or generated)."""
     return load_dataset(spec.dataset, spec.data_path or None, image_size=image_size, **spec.dataset_options)
 
 
-def prepare_data(spec, *, image_size=32, stats=True, dataset: Dataset = None) -> PreparedData:
+def prepare_data(
+    spec: DataSpec, *, image_size: int | None = 32, stats: bool = True, dataset: Dataset | None = None
+) -> PreparedData:
     """Load a spec's dataset (or take `dataset`, the same one decoded elsewhere) and split it as its
     settings say; refuse a batch larger than the training split. `stats`: compute the channel statistics
     the pipeline normalises with."""
@@ -108,7 +123,7 @@ def prepare_data(spec, *, image_size=32, stats=True, dataset: Dataset = None) ->
     return PreparedData(**vars(arrays), dataset=dataset, mean=mean, std=std)
 
 
-def channel_stats(images: np.ndarray):
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std (in 0..255) of uint8 images.
 
     Exact and fast: a 256-bin histogram per channel instead of a float copy of the whole array.

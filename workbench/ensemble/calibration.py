@@ -19,9 +19,12 @@ expected, a non-positive temperature) raise `workbench.errors.UserError` saying 
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.special
+from numpy.typing import ArrayLike, DTypeLike
 from scipy.optimize import minimize_scalar
 
 from workbench.errors import UserError
@@ -34,12 +37,12 @@ PROB_TOLERANCE = 1e-3  # how far a row of probabilities may sum from 1 (float32 
 # --- input checks (shared with workbench.ensemble.combine) ------------------------------------------------
 
 
-def _out_dtype(dtype) -> np.dtype:
+def _out_dtype(dtype: DTypeLike) -> np.dtype:
     """float32 for float16/float32 input, float64 for everything else."""
     return np.dtype(np.float32) if dtype in (np.float16, np.float32) else np.dtype(np.float64)
 
 
-def _numeric(array, name: str) -> np.ndarray:
+def _numeric(array: ArrayLike, name: str) -> np.ndarray:
     try:
         array = np.asarray(array)
     except Exception as exc:  # ragged lists and the like
@@ -51,7 +54,7 @@ def _numeric(array, name: str) -> np.ndarray:
     return array
 
 
-def check_logits(logits, name: str = "logits") -> np.ndarray:
+def check_logits(logits: ArrayLike, name: str = "logits") -> np.ndarray:
     """Logits as an array [N, K] (K >= 2) with finite values."""
     logits = _numeric(logits, name)
     if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
@@ -63,7 +66,7 @@ def check_logits(logits, name: str = "logits") -> np.ndarray:
     return logits
 
 
-def check_probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
+def check_probs(probs: ArrayLike, name: str = "probs", ndim: int = 2) -> np.ndarray:
     """Probabilities as float64 of shape [N, K] (ndim=2) or [M, N, K] (ndim=3); rows must sum to 1."""
     probs = _numeric(probs, name)
     shape_words = "[images, classes]" if ndim == 2 else "[members, images, classes]"
@@ -94,7 +97,7 @@ def check_probs(probs, name: str = "probs", ndim: int = 2) -> np.ndarray:
     return probs
 
 
-def check_labels(y, n: int, k: int, name: str = "y") -> np.ndarray:
+def check_labels(y: ArrayLike, n: int, k: int, name: str = "y") -> np.ndarray:
     """Integer class labels [N] in [0, K) as int64."""
     y = _numeric(y, name)
     if y.ndim == 2 and y.shape == (n, k):
@@ -119,7 +122,7 @@ def check_labels(y, n: int, k: int, name: str = "y") -> np.ndarray:
     return y
 
 
-def check_temperature(temperature, name: str = "temperature") -> float:
+def check_temperature(temperature: Any, name: str = "temperature") -> float:
     try:
         t = float(temperature)
     except (TypeError, ValueError):
@@ -132,17 +135,17 @@ def check_temperature(temperature, name: str = "temperature") -> float:
 # --- softmax (scipy.special's, stable: the max is subtracted; our part is the checks and the dtype) --
 
 
-def log_softmax(logits, temperature: float = 1.0) -> np.ndarray:
+def log_softmax(logits: ArrayLike, temperature: float = 1.0) -> np.ndarray:
     """log softmax(logits / temperature) over the last axis, stable, float64 inside (dtype: module doc)."""
     return _scaled(scipy.special.log_softmax, logits, temperature)
 
 
-def softmax(logits, temperature: float = 1.0) -> np.ndarray:
+def softmax(logits: ArrayLike, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / temperature) over the last axis, stable, float64 inside (dtype: module doc)."""
     return _scaled(scipy.special.softmax, logits, temperature)
 
 
-def _scaled(function, logits, temperature):
+def _scaled(function: Callable[..., np.ndarray], logits: ArrayLike, temperature: float) -> np.ndarray:
     logits = _numeric(logits, "logits")
     z = function(np.asarray(logits, dtype=np.float64) / check_temperature(temperature), axis=-1)
     return z.astype(_out_dtype(logits.dtype), copy=False)
@@ -151,7 +154,7 @@ def _scaled(function, logits, temperature):
 # --- metrics ----------------------------------------------------------------------------------------
 
 
-def nll(probs, y) -> float:
+def nll(probs: ArrayLike, y: ArrayLike) -> float:
     """Mean negative log-likelihood of the true classes, probabilities clipped to [1e-12, 1]."""
     probs = check_probs(probs)
     y = check_labels(y, *probs.shape)
@@ -159,7 +162,7 @@ def nll(probs, y) -> float:
     return float(-np.mean(np.log(np.clip(p, EPS, 1.0))))
 
 
-def accuracy(probs_or_labels, y) -> float:
+def accuracy(probs_or_labels: ArrayLike, y: ArrayLike) -> float:
     """Fraction correct: arg-max of probabilities/scores [N, K] (lowest class on ties), or labels [N]."""
     pred = _numeric(probs_or_labels, "predictions")
     if pred.ndim == 2:
@@ -180,13 +183,13 @@ def accuracy(probs_or_labels, y) -> float:
     return float(np.mean(pred == y))
 
 
-def _bins(bins) -> int:
+def _bins(bins: Any) -> int:
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= 1000:
         raise UserError(f"bins must be a whole number from 1 to 1000; got {bins!r}")
     return int(bins)
 
 
-def reliability_curve(probs, y, bins: int = 15) -> dict:
+def reliability_curve(probs: ArrayLike, y: ArrayLike, bins: int = 15) -> dict[str, Any]:
     """Per confidence bin: what a reliability diagram plots.
 
     Confidence = max probability, prediction = its arg-max. Bins are equal-width on [0, 1]; bin b holds
@@ -217,7 +220,7 @@ def reliability_curve(probs, y, bins: int = 15) -> dict:
     }
 
 
-def expected_calibration_error(probs, y, bins: int = 15) -> float:
+def expected_calibration_error(probs: ArrayLike, y: ArrayLike, bins: int = 15) -> float:
     """ECE with `bins` equal-width confidence bins (Naeini et al. 2015; Guo et al. 2017): see
     `reliability_curve` for the binning."""
     return reliability_curve(probs, y, bins)["ece"]
@@ -226,7 +229,7 @@ def expected_calibration_error(probs, y, bins: int = 15) -> float:
 # --- temperature scaling ---------------------------------------------------------------------------
 
 
-def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
+def fit_temperature(val_logits: ArrayLike, y_val: ArrayLike, bounds: tuple[float, float] = T_BOUNDS) -> float:
     """The temperature T minimising the validation NLL of softmax(val_logits / T).
 
     One scalar over all classes (Guo et al. 2017), so arg-max and accuracy do not change. Searched on
@@ -235,7 +238,7 @@ def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
     validation split, then apply the same T to test logits.
     """
     logits = check_logits(val_logits, "val_logits")
-    y = check_labels(y_val, *logits.shape, name="y_val")
+    y = check_labels(y_val, logits.shape[0], logits.shape[1], name="y_val")
     lo, hi = (check_temperature(b, "temperature bound") for b in bounds)
     if not lo < hi:
         raise UserError(f"temperature bounds must be (low, high) with 0 < low < high; got {bounds!r}")
@@ -243,7 +246,7 @@ def fit_temperature(val_logits, y_val, bounds: tuple = T_BOUNDS) -> float:
     z = z - z.max(axis=1, keepdims=True)  # shift-invariant, keeps exp() in range for T >= lo
     z_true = z[np.arange(len(y)), y]
 
-    def objective(log_t):
+    def objective(log_t: float) -> float:
         s = z / math.exp(log_t)
         m = s.max(axis=1)
         lse = m + np.log(np.exp(s - m[:, None]).sum(axis=1))

@@ -26,9 +26,11 @@ the validation split; the chosen weights/temperatures are then applied to test p
 Errors a user can cause raise `workbench.errors.UserError` saying what is allowed.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from scipy.optimize import minimize
 
 from workbench.ensemble.calibration import (
@@ -67,7 +69,9 @@ METRICS = ("nll", "accuracy")
 # --- inputs -----------------------------------------------------------------------------------------
 
 
-def member_probs(logits_list, temperatures=None, dtype=np.float64) -> np.ndarray:
+def member_probs(
+    logits_list: Sequence[ArrayLike] | np.ndarray, temperatures: ArrayLike | None = None, dtype: DTypeLike = np.float64
+) -> np.ndarray:
     """Stack members' softmax(logits_m / T_m) into probs [M, N, K] (float64 by default).
 
     `logits_list`: a list of [N, K] arrays (or one [M, N, K] array), all for the same images and
@@ -98,7 +102,7 @@ def member_probs(logits_list, temperatures=None, dtype=np.float64) -> np.ndarray
     )
 
 
-def fit_member_temperatures(val_logits_list, y_val) -> list:
+def fit_member_temperatures(val_logits_list: Sequence[ArrayLike], y_val: ArrayLike) -> list[float]:
     """One temperature per member, each fitted on validation logits (calibration.fit_temperature)."""
     if not isinstance(val_logits_list, (list, tuple)) or not val_logits_list:
         raise UserError("val_logits_list must be a non-empty list of [images, classes] arrays, one per member")
@@ -115,7 +119,7 @@ def _vote_counts(probs: np.ndarray) -> np.ndarray:
     return np.bincount(cells.ravel(), minlength=n * k).reshape(n, k)
 
 
-def vote_distribution(probs) -> np.ndarray:
+def vote_distribution(probs: ArrayLike) -> np.ndarray:
     """Fraction of members whose arg-max is each class, [N, K] float64 (rows sum to 1).
 
     Useful as pseudo-probabilities of a hard vote for NLL/ECE (unvoted classes get 0, so NLL is
@@ -125,7 +129,7 @@ def vote_distribution(probs) -> np.ndarray:
     return _vote_counts(probs) / probs.shape[0]
 
 
-def vote(probs, tie_break: str = "lowest") -> np.ndarray:
+def vote(probs: ArrayLike, tie_break: str = "lowest") -> np.ndarray:
     """Hard majority vote over members' arg-max, predicted labels [N] (int64).
 
     tie_break="lowest": the lowest class among those with the most votes, which is exactly
@@ -141,7 +145,9 @@ def vote(probs, tie_break: str = "lowest") -> np.ndarray:
     return np.where(tied, probs.sum(axis=0), -np.inf).argmax(axis=1)
 
 
-def weighted_mean(probs, weights=None, space: str = "prob", *, checked: bool = False) -> np.ndarray:
+def weighted_mean(
+    probs: ArrayLike, weights: ArrayLike | None = None, space: str = "prob", *, checked: bool = False
+) -> np.ndarray:
     """Soft vote: combined probabilities [N, K] (float64). Weights (default uniform) are normalised to
     sum 1; all-zero, negative or a wrong count is refused. `checked=True`: `probs` is a float64 [M, N, K]
     array that `member_probs` made (rows known to sum to 1), so the scan that checks them is skipped: it
@@ -153,7 +159,7 @@ def weighted_mean(probs, weights=None, space: str = "prob", *, checked: bool = F
     per-image constant, which softmax removes). Zero probabilities are clipped to the smallest float64.
     """
     space = choose("space", space, SPACES)
-    probs = probs if checked else stacked_probs(probs)
+    probs = np.asarray(probs) if checked else stacked_probs(probs)  # asarray: the same array, typed
     w = normalized_weights(np.ones(probs.shape[0]) if weights is None else weights, probs.shape[0])
     # A matrix-vector product over the flattened images: np.tensordot copied the [M, N, K] stack first.
     scores = member_scores(probs, space)
@@ -190,7 +196,7 @@ class GreedyResult:
         }
 
 
-def greedy_selection(val_probs, y_val, size: int = 50, metric: str = "nll") -> GreedyResult:
+def greedy_selection(val_probs: ArrayLike, y_val: ArrayLike, size: int = 50, metric: str = "nll") -> GreedyResult:
     """Forward selection with replacement (Caruana et al. 2004) on the mean of probabilities.
 
     Start empty; at each of `size` steps add the member (possibly again) whose addition gives the
@@ -208,7 +214,9 @@ def greedy_selection(val_probs, y_val, size: int = 50, metric: str = "nll") -> G
     total = np.zeros(probs.shape[1:])  # running sum of selected members' probs [N, K]
     total_true = np.zeros(n)
     counts = np.zeros(m, dtype=np.int64)
-    selected, accs, nlls = [], [], []
+    selected: list[int] = []
+    accs: list[float] = []
+    nlls: list[float] = []
     for t in range(1, size + 1):
         if metric == "nll":
             cand = -np.mean(np.log(np.clip((total_true + p_true) / t, EPS, 1.0)), axis=1)
@@ -222,13 +230,13 @@ def greedy_selection(val_probs, y_val, size: int = 50, metric: str = "nll") -> G
         selected.append(choice)
         accs.append(float(np.mean(total.argmax(axis=1) == y)))
         nlls.append(float(-np.mean(np.log(np.clip(total_true / t, EPS, 1.0)))))
-    accs, nlls = np.asarray(accs), np.asarray(nlls)
-    best = int(np.argmin(nlls) if metric == "nll" else np.argmax(accs)) + 1
+    acc_curve, nll_curve = np.asarray(accs), np.asarray(nlls)
+    best = int(np.argmin(nll_curve) if metric == "nll" else np.argmax(acc_curve)) + 1
     best_counts = np.bincount(selected[:best], minlength=m)
     return GreedyResult(
         weights=counts / size,
         selected=selected,
-        trajectory={"accuracy": accs, "nll": nlls},
+        trajectory={"accuracy": acc_curve, "nll": nll_curve},
         counts=counts,
         metric=metric,
         best_step=best,
@@ -268,21 +276,21 @@ class WeightOptimum:
         }
 
 
-def _nll_and_grad(space: str, scores: np.ndarray, y: np.ndarray):
+def _nll_and_grad(space: str, scores: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """f(w) = validation NLL of the ensemble with weights w (treated as already on the simplex), and df/dw."""
     _m, n, _ = scores.shape
     idx = np.arange(n)
     s_true = scores[:, idx, y]  # [M, N]
     if space == "prob":
 
-        def f(w):
+        def f_prob(w: np.ndarray) -> tuple[float, np.ndarray]:
             q = w @ s_true
             qc = np.maximum(q, EPS)
             return float(-np.mean(np.log(qc))), -(s_true * ((q >= EPS) / qc)).mean(axis=1)
 
-        return f
+        return f_prob
 
-    def f(w):  # scores are log-probabilities here
+    def f(w: np.ndarray) -> tuple[float, np.ndarray]:  # scores are log-probabilities here
         z = np.tensordot(w, scores, axes=1)  # [N, K]
         zmax = z.max(axis=1, keepdims=True)
         e = np.exp(z - zmax)
@@ -296,7 +304,7 @@ def _nll_and_grad(space: str, scores: np.ndarray, y: np.ndarray):
     return f
 
 
-def optimize_weights(val_probs, y_val, space: str = "prob") -> WeightOptimum:
+def optimize_weights(val_probs: ArrayLike, y_val: ArrayLike, space: str = "prob") -> WeightOptimum:
     """Weights on the simplex (w >= 0, sum 1) minimising the validation NLL of weighted_mean(.., space).
 
     Solved with `scipy.optimize.minimize(method="SLSQP")`, bounds [0, 1] per weight and the equality
@@ -345,13 +353,13 @@ def optimize_weights(val_probs, y_val, space: str = "prob") -> WeightOptimum:
 # --- diagnostics ------------------------------------------------------------------------------------------
 
 
-def agreement_matrix(probs) -> np.ndarray:
+def agreement_matrix(probs: ArrayLike) -> np.ndarray:
     """[M, M] fraction of images on which members i and j have the same arg-max (diagonal 1, symmetric)."""
     labels = stacked_probs(probs).argmax(axis=2)  # [M, N]
     return np.stack([np.mean(labels[i] == labels, axis=1) for i in range(len(labels))])
 
 
-def evaluate(probs, y, bins: int = 15) -> dict:
+def evaluate(probs: ArrayLike, y: ArrayLike, bins: int = 15) -> dict[str, float]:
     """{"accuracy", "nll", "ece"} of combined probabilities [N, K] (e.g. weighted_mean's output, or
     vote_distribution for a hard vote). Report test numbers with it; never choose with them."""
     probs = check_probs(probs)

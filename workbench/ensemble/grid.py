@@ -13,9 +13,12 @@ validation, report test).
 import functools
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from workbench.ensemble.inputs import SPACES, member_scores, probs_and_labels
 from workbench.ensemble.margins import count_correct, surely_right, true_class
@@ -60,7 +63,7 @@ class GridSearchResult:
         }
 
 
-def _grid_steps(step, max_weight) -> int:
+def _grid_steps(step: Any, max_weight: Any) -> int:
     """Number of steps n with n * step == max_weight; refuses a step that does not divide it."""
     try:
         step, max_weight = float(step), float(max_weight)
@@ -79,7 +82,7 @@ def _grid_steps(step, max_weight) -> int:
     return n
 
 
-def _fixed(fixed, m: int):
+def _fixed(fixed: Any, m: int) -> tuple[int, float] | None:
     """(member index, total) of the `fixed={"member": i, "total": t}` option, or None."""
     if fixed is None:
         return None
@@ -102,7 +105,7 @@ def _fixed(fixed, m: int):
     return int(member), total
 
 
-def _combination_count(m: int, n: int, fixed) -> int:
+def _combination_count(m: int, n: int, fixed: tuple[int, float] | None) -> int:
     count = (n + 1) ** (m - (fixed is not None))
     if count > MAX_COMBINATIONS:
         free = m - (fixed is not None)
@@ -115,7 +118,9 @@ def _combination_count(m: int, n: int, fixed) -> int:
     return count
 
 
-def grid_weights(m: int, step: float = 0.1, max_weight: float = 1.0, fixed=None):
+def grid_weights(
+    m: int, step: float = 0.1, max_weight: float = 1.0, fixed: dict[str, Any] | None = None
+) -> tuple[np.ndarray, int]:
     """The [C, M] weight matrix grid_search evaluates and the number of skipped rows.
 
     Rows come in `itertools.product(values, repeat=free)` order (first member slowest), values
@@ -137,15 +142,15 @@ class _Grid:
     skipped: int
 
 
-def _checked_grid(m: int, step, max_weight, fixed) -> _Grid:
+def _checked_grid(m: int, step: float, max_weight: float, fixed: dict[str, Any] | None) -> _Grid:
     n = _grid_steps(step, max_weight)
-    fixed = _fixed(fixed, m)
-    _combination_count(m, n, fixed)
-    return _grid(m, n, float(step), fixed)
+    fixed_at = _fixed(fixed, m)
+    _combination_count(m, n, fixed_at)
+    return _grid(m, n, float(step), fixed_at)
 
 
 @functools.lru_cache(maxsize=32)
-def _grid(m: int, n: int, step: float, fixed) -> _Grid:
+def _grid(m: int, n: int, step: float, fixed: tuple[int, float] | None) -> _Grid:
     """grid_weights' checked arguments -> the grid; cached, since a user searches the same few grids
     again and again (and building one costs as much as a small search)."""
     free = m - (fixed is not None)
@@ -171,11 +176,11 @@ def _grid(m: int, n: int, step: float, fixed) -> _Grid:
 
 
 def grid_search(
-    val_probs,
-    y_val,
+    val_probs: ArrayLike,
+    y_val: ArrayLike,
     step: float = 0.1,
     max_weight: float = 1.0,
-    fixed=None,
+    fixed: dict[str, Any] | None = None,
     space: str = "prob",
     top: int = 10,
     tie_break: str = "earliest",
@@ -247,14 +252,14 @@ def grid_search(
     )
 
 
-def _python_ints(indices: np.ndarray, chunk: int = 64):
+def _python_ints(indices: np.ndarray, chunk: int = 64) -> Iterator[int]:
     """The indices as Python ints, converted a chunk at a time (a loop that stops early never converts
     a 2-million-row order; Python ints index the grid's key list faster than NumPy integers)."""
     for start in range(0, len(indices), chunk):
         yield from indices[start : start + chunk].tolist()
 
 
-def grid_heatmap(result: GridSearchResult, i: int = 0, j: int = 1) -> dict:
+def grid_heatmap(result: GridSearchResult, i: int = 0, j: int = 1) -> dict[str, np.ndarray]:
     """Accuracy over two members' weights for a heatmap: {"rows": weight values of member i,
     "columns": weight values of member j, "accuracy": [rows, columns]}, each cell the best accuracy over
     all other weights with w_i, w_j at those values (the exact grid value with two free weights, e.g.
@@ -276,8 +281,13 @@ def grid_heatmap(result: GridSearchResult, i: int = 0, j: int = 1) -> dict:
 
 
 def classic_nested_loops(
-    val_probs, y_val, step: float = 0.1, max_weight: float = 1.0, fixed=None, space: str = "prob"
-) -> dict:
+    val_probs: ArrayLike,
+    y_val: ArrayLike,
+    step: float = 0.1,
+    max_weight: float = 1.0,
+    fixed: dict[str, Any] | None = None,
+    space: str = "prob",
+) -> dict[str, Any]:
     """The grid search the way classic ensemble scripts write it: one Python iteration per combination,
     `for w1 in ...: for w2 in ...: ...` (itertools.product for M members), combined = sum w_m p_m,
     accuracy of its arg-max, keep it `if acc > best_acc`. With `fixed`, member i's weight is
@@ -288,15 +298,15 @@ def classic_nested_loops(
     probs, y = probs_and_labels(val_probs, y_val)
     m = probs.shape[0]
     n = _grid_steps(step, max_weight)
-    fixed = _fixed(fixed, m)
-    _combination_count(m, n, fixed)
+    fixed_at = _fixed(fixed, m)
+    _combination_count(m, n, fixed_at)
     scores = member_scores(probs, space)
     values = [i * float(step) for i in range(n + 1)]
     best_acc, best_w, evaluated = -1.0, None, 0
-    for free in itertools.product(values, repeat=m - (fixed is not None)):
+    for free in itertools.product(values, repeat=m - (fixed_at is not None)):
         w = list(free)
-        if fixed is not None:
-            member, total = fixed
+        if fixed_at is not None:
+            member, total = fixed_at
             last = total - sum(free)
             if last < -1e-9:
                 continue

@@ -2,6 +2,7 @@
 the scores that are averaged (probabilities, or log-probabilities for a weighted geometric mean)."""
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from workbench.ensemble.calibration import check_labels, check_probs
 from workbench.errors import UserError
@@ -10,17 +11,19 @@ SPACES = ("prob", "logit")
 LOG_FLOOR = np.finfo(np.float64).tiny  # probabilities are clipped here before log in "logit" space
 
 
-def stacked_probs(probs, name="probs") -> np.ndarray:
+def stacked_probs(probs: ArrayLike, name: str = "probs") -> np.ndarray:
     """Members' probabilities [M, N, K] as float64, rows summing to 1."""
     return check_probs(probs, name, ndim=3)
 
 
-def probs_and_labels(probs, y, name="val_probs", y_name="y_val"):
+def probs_and_labels(
+    probs: ArrayLike, y: ArrayLike, name: str = "val_probs", y_name: str = "y_val"
+) -> tuple[np.ndarray, np.ndarray]:
     probs = stacked_probs(probs, name)
     return probs, check_labels(y, probs.shape[1], probs.shape[2], y_name)
 
 
-def normalized_weights(weights, m: int) -> np.ndarray:
+def normalized_weights(weights: ArrayLike, m: int) -> np.ndarray:
     """Non-negative finite weights, one per member, not all zero, normalised to sum 1."""
     try:
         w = np.asarray(weights, dtype=np.float64).reshape(-1)

@@ -8,14 +8,20 @@ Weights are shown, searched and saved on one scale, `relative_weights`: the larg
 ratios matter to a weighted mean; a vote only asks which are above 0).
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from workbench.constants import RunStatus
 from workbench.ensemble import combine as ens
 from workbench.ensemble.calibration import reliability_curve
 from workbench.errors import UserError, choose
+
+if TYPE_CHECKING:
+    from store import Store
 
 METHODS = ("mean", "vote")
 SEARCHES = ("grid", "greedy", "optimize")
@@ -64,7 +70,7 @@ class Members:
         return self.logits["val"][0].shape[1]
 
 
-def relative_weights(weights) -> list:
+def relative_weights(weights: ArrayLike) -> list[float]:
     """Weights scaled so that the largest is 1: the one scale the tab's sliders, tables, the CLI and
     saved ensembles use."""
     w = np.asarray(weights, np.float64).reshape(-1)
@@ -73,7 +79,7 @@ def relative_weights(weights) -> list:
     return (w / w.max()).tolist()
 
 
-def candidates(store) -> list:
+def candidates(store: "Store") -> list[dict]:
     """Every non-archived run with its eligibility: [{"id", "name", "split_id", "eligible", "reason"}]."""
     rows = []
     for run in store.list_runs():
@@ -99,7 +105,7 @@ def candidates(store) -> list:
     return rows
 
 
-def compatible_with(candidate_rows: list, selected_ids) -> list:
+def compatible_with(candidate_rows: list[dict], selected_ids: Iterable[int | str] | None) -> list[dict]:
     """Candidates annotated with why they cannot join the current selection: a split other than that of
     the first selected run (picked first, so every later pick is checked against it)."""
     by_id = {c["id"]: c for c in candidate_rows}
@@ -116,12 +122,12 @@ def compatible_with(candidate_rows: list, selected_ids) -> list:
 class Lab:
     """Loads members from a store (caching their logits: slider moves must not re-read blobs)."""
 
-    def __init__(self, store):
+    def __init__(self, store: "Store") -> None:
         self.store = store
-        self._cache = {}
-        self._members = {}
+        self._cache: dict[tuple[int, str, str], tuple[np.ndarray, str]] = {}
+        self._members: dict[tuple, Members] = {}
 
-    def _logits(self, run_id: int, split: str):
+    def _logits(self, run_id: int, split: str) -> tuple[np.ndarray, str]:
         info = self.store.prediction_info(run_id, split)
         key = (run_id, split, info["created_at"])
         if key not in self._cache:
@@ -130,24 +136,24 @@ class Lab:
             self._cache[key] = (self.store.load_logits(run_id, split), info["labels_hash"])
         return self._cache[key]
 
-    def load(self, run_ids) -> Members:
+    def load(self, run_ids: Iterable[int | str] | None) -> Members:
         """Members' logits and labels, after checking they can be combined at all (memoised: a slider
         move re-uses the loaded members, their fitted temperatures and probabilities)."""
-        run_ids = [int(r) for r in dict.fromkeys(run_ids or [])]
-        key = tuple(run_ids), tuple(self._stamp(r) for r in run_ids)
+        ids = [int(r) for r in dict.fromkeys(run_ids or [])]
+        key = tuple(ids), tuple(self._stamp(r) for r in ids)
         if key not in self._members:
             if len(self._members) > 16:
                 self._members.clear()
-            self._members[key] = self._load(run_ids)
+            self._members[key] = self._load(ids)
         return self._members[key]
 
-    def _stamp(self, run_id: int):
+    def _stamp(self, run_id: int) -> str | None:
         try:
             return self.store.prediction_info(run_id, "val")["created_at"]
         except UserError:
             return None
 
-    def _load(self, run_ids: list) -> Members:
+    def _load(self, run_ids: list[int]) -> Members:
         if len(run_ids) < 2:
             raise UserError("an ensemble needs at least two completed runs; select another one")
         runs = [self.store.get_run(r) for r in run_ids]
@@ -165,7 +171,8 @@ class Lab:
                 f"these runs were trained on different validation splits ({detail}); runs with "
                 "different splits cannot be combined (their validation images differ)"
             )
-        logits, labels = {}, {}
+        logits: dict[str, list[np.ndarray]] = {}
+        labels: dict[str, np.ndarray] = {}
         for split in [base + view for base in ("val", "test") for view in VIEWS]:
             if not all(split in self.store.prediction_splits(r) for r in run_ids):
                 continue
@@ -202,12 +209,12 @@ def member_probs(members: Members, split: str, settings: Settings) -> np.ndarray
             "translate test-time augmentation needs the runs' translated predictions, which only "
             "runs trained with the translate augmentation store; turn translate TTA off"
         )
-    probs = sum(ens.member_probs(members.logits[split + view], temps) for view in views) / len(views)
+    probs = np.asarray(sum(ens.member_probs(members.logits[split + view], temps) for view in views)) / len(views)
     members._probs[key] = probs
     return probs
 
 
-def combine(probs: np.ndarray, weights, settings: Settings) -> np.ndarray:
+def combine(probs: np.ndarray, weights: ArrayLike, settings: Settings) -> np.ndarray:
     """The ensemble's [N, K] probabilities. For a vote, members with weight 0 are left out."""
     weights = np.asarray(weights, np.float64)
     if weights.shape != (probs.shape[0],):
@@ -219,11 +226,13 @@ def combine(probs: np.ndarray, weights, settings: Settings) -> np.ndarray:
     return ens.weighted_mean(probs, weights, settings.space, checked=True)  # from member_probs: valid
 
 
-def score(members: Members, weights, settings: Settings, *, with_members: bool = True) -> dict:
+def score(
+    members: Members, weights: Sequence[float] | np.ndarray, settings: Settings, *, with_members: bool = True
+) -> dict[str, Any]:
     """Validation and test accuracy, NLL and ECE of the ensemble for `weights` (and each member's).
     A vote's NLL is None: a class no member voted for has probability 0, so its NLL is undefined."""
     choose("method", settings.method, METHODS)
-    result = {"weights": [float(w) for w in weights], "members": []}
+    result: dict[str, Any] = {"weights": [float(w) for w in weights], "members": []}
     for split in ("val", "test"):
         probs = member_probs(members, split, settings)
         combined = combine(probs, weights, settings)
@@ -242,7 +251,8 @@ def member_summary(members: Members, settings: Settings, bins: int = 15) -> dict
     computed once per selection and settings, not on every slider move."""
     key = ("summary", settings.temperature, tuple(settings.views()), bins)
     if key not in members._probs:
-        rows, curves = [], {}
+        rows: list[dict[str, Any]] = []
+        curves: dict[str, dict[str, Any]] = {}
         probs = {s: member_probs(members, s, settings) for s in ("val", "test")}
         for i, (run_id, name) in enumerate(zip(members.ids, members.names)):
             rows.append(
@@ -270,6 +280,7 @@ def search(members: Members, settings: Settings, how: str, *, step: float = 0.1,
         raise UserError("weight searches apply to the weighted mean; a vote counts every member equally")
     val_probs = member_probs(members, "val", settings)
     y_val = members.labels["val"]
+    found: ens.GridSearchResult | ens.GreedyResult | ens.WeightOptimum
     if how == "grid":
         if len(members.ids) > MAX_GRID_MEMBERS:
             raise UserError(
@@ -309,7 +320,7 @@ def reliability(members: Members, scored: dict, settings: Settings, bins: int = 
     return {**curves, **member_summary(members, settings, bins)["curves"]}
 
 
-def save(store, members: Members, scored: dict, settings: Settings, name: str) -> int:
+def save(store: "Store", members: Members, scored: dict, settings: Settings, name: str) -> int:
     name = (name or "").strip()
     if not name:
         raise UserError("give the ensemble a name before saving it")

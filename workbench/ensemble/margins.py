@@ -35,7 +35,9 @@ def surely_right(truth_probs: np.ndarray) -> np.ndarray:
     return sure
 
 
-def _prepare_margins(scores: np.ndarray, y: np.ndarray, truth: np.ndarray, sure: np.ndarray):
+def _prepare_margins(
+    scores: np.ndarray, y: np.ndarray, truth: np.ndarray, sure: np.ndarray
+) -> tuple[int, np.ndarray, np.ndarray, list[int]]:
     """Reduce the accuracy of sum_m w_m scores_m (w >= 0, not all 0) to sign tests on margins.
 
     Image n is predicted correctly iff for every class k != y_n the margin sum_m w_m d[m, n, k],
@@ -160,11 +162,11 @@ def count_correct(
     return correct
 
 
-def _one_product(weights, margins):
+def _one_product(weights: np.ndarray, margins: np.ndarray) -> np.ndarray:
     """A single block: BLAS, 3x faster than einsum here, and one call cannot pile up thread waits."""
     return weights @ margins
 
 
-def _many_products(weights, margins):
+def _many_products(weights: np.ndarray, margins: np.ndarray) -> np.ndarray:
     """Block after block: einsum, see `count_correct`."""
     return np.einsum("cm,mq->cq", weights, margins)

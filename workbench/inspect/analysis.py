@@ -17,6 +17,8 @@ The predicted class is `argmax` (the first of tied maxima, as NumPy breaks ties)
 Bad input a user can cause (shapes, labels out of range, an unknown sort) raises `UserError`.
 """
 
+from typing import Any
+
 import numpy as np
 
 from workbench.ensemble.calibration import check_labels, check_probs
@@ -71,7 +73,7 @@ def per_class(y_true, probs, class_names=None) -> list:
     rows = []
     for c in range(k):
         recall = float(correct[c] / counts[c]) if counts[c] else None
-        row = {"class": c}
+        row: dict[str, Any] = {"class": c}
         if class_names is not None:
             row["name"] = str(class_names[c])
         row.update(

@@ -167,7 +167,7 @@ def _where(data: dict) -> str:
 
 def _data_key(data: dict) -> tuple:
     """Identifies the dataset files' content as far as cheaply possible: a changed file is a new key."""
-    stamp = None
+    stamp: tuple[int, int] | str | None = None
     if data["data_path"]:
         try:
             stat = Path(data["data_path"]).expanduser().stat()

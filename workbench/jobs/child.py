@@ -24,11 +24,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.constants import ACTIVE_STATUSES, RunStatus
 from workbench.errors import failure_message
 from workbench.specs import spec_class
+
+if TYPE_CHECKING:
+    from store import Store
+    from workbench.specs.base import Spec
 
 LOG_NAME = "process.log"
 FAILED_EXIT = 3  # the child caught the error and marked the run failed itself
@@ -60,7 +66,9 @@ def gpu_visibility(devices: list, visible: str | None) -> tuple[str | None, list
 class ChildJob:
     """The app's handle on one job's child process."""
 
-    def __init__(self, store, run_id: int, spec, devices: list, resume: bool, inherit_fds=()):
+    def __init__(
+        self, store: "Store", run_id: int, spec: "Spec", devices: list, resume: bool, inherit_fds: Iterable[int] = ()
+    ) -> None:
         """Start the child at once; `run` then waits for it."""
         visible, child_devices = gpu_visibility(devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
         env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
@@ -93,13 +101,14 @@ class ChildJob:
         self._send(json.dumps(header))
 
     def _send(self, line: str) -> None:
+        assert self.process.stdin is not None  # Popen(stdin=PIPE)
         try:
             self.process.stdin.write(line.encode() + b"\n")
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError):
             pass  # the child is already gone; wait() reports how
 
-    def run(self, stop: threading.Event, poll_seconds=0.5, stop_grace=STOP_GRACE_SECONDS) -> None:
+    def run(self, stop: threading.Event, poll_seconds: float = 0.5, stop_grace: float = STOP_GRACE_SECONDS) -> None:
         """Wait for the child; pass a stop request on, and kill it if it has not stopped `stop_grace`
         seconds later (stuck in native code); mark the run if the child died without writing its status."""
         stop_sent, killed = None, False
@@ -115,6 +124,7 @@ class ChildJob:
             elif stop_sent is not None and not killed and time.monotonic() - stop_sent > stop_grace:
                 self.process.kill()
                 killed = True
+        assert self.process.stdin is not None  # Popen(stdin=PIPE)
         self.process.stdin.close()
         code = self.process.returncode
         if code in (0, FAILED_EXIT) or self.store.get_run(self.run_id)["status"] not in ACTIVE_STATUSES:

@@ -14,15 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UserError
 from workbench.jobs import ray_cluster
 
+if TYPE_CHECKING:
+    from store import Store
+    from workbench.jobs.queue import JobQueue
 
-def add_arguments(parser: argparse.ArgumentParser, default=None) -> None:
+
+def add_arguments(parser: argparse.ArgumentParser, default: Any = None) -> None:
     """default: argparse.SUPPRESS for subcommands sharing the flags before and after their name."""
 
-    def value(fallback):
+    def value(fallback: Any) -> Any:
         return fallback if default is None else default
 
     group = parser.add_argument_group("Ray cluster (jobs on other machines)")
@@ -55,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser, default=None) -> None:
     )
 
 
-def check(args) -> dict:
+def check(args: argparse.Namespace) -> dict:
     """Refuse flag mistakes before anything heavy is imported; returns the custom resources."""
     ray, storage = getattr(args, "ray", None), getattr(args, "storage", None)
     resources_text = getattr(args, "ray_resources", None)
@@ -84,7 +89,7 @@ def check(args) -> dict:
     return resources
 
 
-def open_queue(store, args):
+def open_queue(store: Store, args: argparse.Namespace) -> JobQueue:
     """The job queue the flags ask for: this machine's (no --ray), or one whose jobs run on the cluster."""
     from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; flags are checked first
 

@@ -8,6 +8,9 @@ separable and Dense layers; grouped convolutions by their kernels), not typed in
 tests/test_estimate.py checks that every registered model is listed and recounts a few.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 from workbench.specs.finetune import BACKBONES
 
 MODEL_MMACS = {
@@ -47,9 +50,9 @@ BACKBONE_MMACS = {  # at 224x224, without the head (a few thousand multiply-adds
 }
 
 
-def count_mmacs(model) -> float:
+def count_mmacs(model: Any) -> float:
     """Multiply-adds per image, in millions, of a built Keras model (nested models counted inside)."""
-    total = 0
+    total: float = 0
     for layer in model.layers:
         if hasattr(layer, "layers"):
             total += count_mmacs(layer) * 1e6
@@ -69,7 +72,7 @@ def count_mmacs(model) -> float:
     return total / 1e6
 
 
-def _product(shape) -> int:
+def _product(shape: Iterable[int]) -> int:
     result = 1
     for size in shape:
         result *= int(size)

@@ -12,10 +12,16 @@ curve calibrated by this store's nearest run of another model on that device, el
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from workbench.constants import RunKind, RunStatus
 from workbench.jobs.costs import BACKBONE_MMACS, MODEL_MMACS
+
+if TYPE_CHECKING:
+    from store import Store
+    from workbench.specs.base import Spec
 
 # Fields that set the cost of a step; runs that agree on them (and the device) are comparable.
 SPEED_FIELDS = ("model", "model_kwargs", "backbone", "image_size", "precision", "batch_size", "xla")
@@ -42,19 +48,19 @@ class Estimate:
     device: str = "CPU"
 
 
-def device_of(spec, gpu_count: int) -> tuple:
+def device_of(spec: "Spec", gpu_count: int) -> tuple[str, int]:
     """('CPU', 1) or ('GPU', n): what the queue will give this spec."""
     gpus = (1 if gpu_count else 0) if spec.gpus == -1 else spec.gpus
     return ("GPU", gpus) if gpus else ("CPU", 1)
 
 
-def _device_of_run(run: dict) -> tuple:
+def _device_of_run(run: dict) -> tuple[str, int]:
     names = [n.strip() for n in (run.get("device") or "").split(",") if n.strip()]
     gpus = sum(n.upper().startswith("GPU") for n in names)
     return ("GPU", gpus) if gpus else ("CPU", 1)
 
 
-def sizes(spec, history: list) -> tuple | None:
+def sizes(spec: "Spec", history: list[dict]) -> tuple[int, int] | None:
     """(training images per epoch, batches of the final evaluation) the job will see, from the spec
     alone; a folder dataset's from an earlier run on it, else None."""
     if spec.dataset == "synthetic":
@@ -77,10 +83,11 @@ def _speed_key(spec_dict: dict) -> tuple:
     return tuple(repr(spec_dict.get(f)) for f in SPEED_FIELDS)
 
 
-def _measured(store, runs: list) -> tuple:
+def _measured(store: "Store", runs: list[dict]) -> tuple[float | None, float | None]:
     """(seconds per training image, seconds per evaluation batch or None) of finished runs: the median
     epoch after the first (which also traces the graph) over the epoch's images."""
-    per_image, per_eval = [], []
+    per_image: list[float] = []
+    per_eval: list[float] = []
     for run in runs:
         seconds = [e["seconds"] for e in store.epochs(run["id"]) if e.get("seconds")]
         if run.get("train_images") and seconds:
@@ -94,19 +101,19 @@ def mmacs(kind: str, spec: dict) -> float | None:
     """Multiply-adds per image, in millions, of a spec's model as `costs.py` lists it (a fine-tune's at
     its input size); None for one not listed or with options changed."""
     if kind == RunKind.FINETUNE:
-        base = BACKBONE_MMACS.get(spec.get("backbone"))
+        base = BACKBONE_MMACS.get(spec.get("backbone", ""))
         return base * (spec.get("image_size", 224) / 224) ** 2 if base else None
-    return None if spec.get("model_kwargs") else MODEL_MMACS.get(spec.get("model"))
+    return None if spec.get("model_kwargs") else MODEL_MMACS.get(spec.get("model", ""))
 
 
-def _cost_ratio(spec) -> float:
+def _cost_ratio(spec: Any) -> float:  # a RunSpec or a FinetuneSpec (by its kind)
     """A fine-tune's phase 1 runs the frozen backbone forward only: its epochs cost less."""
     if spec.kind != RunKind.FINETUNE:
         return 1.0
     return (spec.head_epochs / FROZEN_SPEEDUP + spec.finetune_epochs) / max(spec.epochs, 1)
 
 
-def estimate(spec, store, gpu_count: int) -> Estimate:
+def estimate(spec: Any, store: "Store", gpu_count: int) -> Estimate:  # RunSpec or FinetuneSpec
     """How long `spec` will take on the device the queue will give it (see the module's docstring)."""
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
@@ -139,7 +146,7 @@ def estimate(spec, store, gpu_count: int) -> Estimate:
     return Estimate(seconds, source, images, spec.epochs, training, evaluation, rough, name)
 
 
-def _rough(spec, store, history: list, device: tuple) -> tuple:
+def _rough(spec: Any, store: "Store", history: list[dict], device: tuple[str, int]) -> tuple[float | None, str]:
     """(seconds per training image, where it comes from) from the model's multiply-adds, or (None, why)."""
     options = ""
     cost = mmacs(spec.kind, spec.to_dict())
@@ -147,12 +154,12 @@ def _rough(spec, store, history: list, device: tuple) -> tuple:
         cost, options = MODEL_MMACS[spec.model], f" (as {spec.model} with its own options: yours may change this a lot)"
     if cost is None:
         return None, "no run like it has finished here yet, and its model's cost is not in workbench/jobs/costs.py"
-    known = [(abs(math.log(mmacs(r["kind"], r["spec"]) / cost)), r) for r in history if mmacs(r["kind"], r["spec"])]
+    known = [(abs(math.log(m / cost)), m, r) for r in history if (m := mmacs(r["kind"], r["spec"]))]
     if known:
-        _, nearest = min(known, key=lambda pair: pair[0])
+        _, nearest_cost, nearest = min(known, key=lambda found: found[0])
         per_image, _ = _measured(store, [nearest])
         if per_image:
-            scaled = per_image * (cost / mmacs(nearest["kind"], nearest["spec"])) ** EXPONENT
+            scaled = per_image * (cost / nearest_cost) ** EXPONENT
             return scaled, (
                 f"Rough: no run like it has finished here yet; scaled from run {nearest['id']} "
                 f"({nearest['name']}) by the models' multiply-adds{options}"
@@ -195,10 +202,11 @@ class ManyEstimate:
     device: str
 
 
-def estimate_many(specs: list, store, gpu_count: int) -> ManyEstimate:
+def estimate_many(specs: "Sequence[Spec]", store: "Store", gpu_count: int) -> ManyEstimate:
     """`estimate` of every spec (specs that cost the same are estimated once), added up; the queue runs
     as many side by side as the GPUs allow (one at a time on the CPU)."""
-    figures, cache = [], {}
+    figures: list[Estimate] = []
+    cache: dict[tuple[str, str], Estimate] = {}
     for spec in specs:
         data = spec.to_dict()
         key = (spec.kind, repr([data.get(f) for f in COST_FIELDS]))
@@ -209,7 +217,7 @@ def estimate_many(specs: list, store, gpu_count: int) -> ManyEstimate:
     devices = [device_of(spec, gpu_count) for spec in specs]
     needed = max((n for kind, n in devices if kind == "GPU"), default=0)
     side_by_side = max(1, gpu_count // needed) if needed else 1
-    seconds = sum(e.seconds for e in known) if known else None
+    seconds = sum(e.seconds or 0.0 for e in known) if known else None  # known: seconds not None
     return ManyEstimate(
         seconds,
         None if seconds is None else seconds / min(side_by_side, len(specs)),

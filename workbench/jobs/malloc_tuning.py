@@ -12,14 +12,15 @@ import ctypes
 import ctypes.util
 import logging
 import os
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc's malloc.h
-_libc = None
+_libc: ctypes.CDLL | Literal[False] | None = None  # False: not glibc
 
 
-def _glibc():
+def _glibc() -> ctypes.CDLL | Literal[False]:
     global _libc
     if _libc is None:
         try:

@@ -19,8 +19,11 @@ jobs itself). Validation, the run rows, statuses, Cancel and Resume are this one
 
 import threading
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
+from store import Store
 from store.lock import StoreLock
 from workbench.constants import ACTIVE_STATUSES, RunPhase, RunStatus
 from workbench.errors import UserError, failure_message
@@ -28,20 +31,43 @@ from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
 from workbench.jobs.malloc_tuning import release_free_memory
 from workbench.jobs.tf_workarounds import release_custom_gradients
 from workbench.specs import spec_class
+from workbench.specs.base import Spec
 from workbench.training import devices as device_utils
 from workbench.training.checkpoint import checkpoint_epoch
 
 
 @dataclass
-class _Job:
+class Job:
+    """A queued or running job, as the queue and its backend (`Backend.run`) see it."""
+
     run_id: int
-    spec: object  # a workbench.specs spec (RunSpec, FinetuneSpec)
+    spec: Spec  # a workbench.specs spec (RunSpec, FinetuneSpec)
     gpus: int  # how many GPUs it needs (0: the CPU)
     resume: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     devices: list = field(default_factory=list)
-    process: object = None  # the ChildJob training it, when isolated
+    process: ChildJob | None = None  # the ChildJob training it, when isolated
+
+
+class Backend(Protocol):
+    """Where jobs train: `LocalBackend` below, or `workbench.jobs.ray_backend.RayBackend`."""
+
+    leases_devices: bool  # True: the queue leases this machine's GPUs; False: a PlacingBackend
+
+    def check(self, spec: Spec) -> None: ...
+
+    def run(self, store: Store, job: Job, inherit_fds: Sequence[int] = ...) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PlacingBackend(Backend, Protocol):
+    """A backend that places jobs itself (leases_devices False), so it says what its machines hold."""
+
+    def max_gpus(self) -> int: ...
+
+    def gpus_needed(self, spec: Spec) -> int: ...
 
 
 class LocalBackend:
@@ -49,13 +75,13 @@ class LocalBackend:
 
     leases_devices = True  # the queue hands each job its GPUs; one CPU job at a time
 
-    def __init__(self, isolate=True, stop_grace=STOP_GRACE_SECONDS):
+    def __init__(self, isolate: bool = True, stop_grace: float = STOP_GRACE_SECONDS) -> None:
         self.isolate, self.stop_grace = isolate, stop_grace
 
-    def check(self, spec) -> None:
+    def check(self, spec: Spec) -> None:
         """Nothing beyond the spec's own validation: the machine's GPUs are counted there."""
 
-    def run(self, store, job: _Job, inherit_fds=()) -> None:
+    def run(self, store: Store, job: Job, inherit_fds: Sequence[int] = ()) -> None:
         """Train the job until it ends; the run's final status is written (an exception: the queue marks it
         failed)."""
         if self.isolate:
@@ -71,7 +97,15 @@ class LocalBackend:
 
 
 class JobQueue:
-    def __init__(self, store, *, devices=None, isolate=True, stop_grace=STOP_GRACE_SECONDS, backend=None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        devices: Sequence[str] | None = None,
+        isolate: bool = True,
+        stop_grace: float = STOP_GRACE_SECONDS,
+        backend: Backend | None = None,
+    ) -> None:
         """devices: the GPUs jobs may use (default: all TensorFlow sees; [] for CPU only).
         isolate: train each job in its own child process (`workbench.jobs.child`: memory returned
         after every run, a native crash fails one run); False trains in a thread of this process
@@ -84,22 +118,23 @@ class JobQueue:
         Takes the store's job lock (`store.lock`): a second job-running process on the same
         store is refused instead of marking this one's runs interrupted. `shutdown()` releases it."""
         self.store, self.isolate = store, isolate  # isolate: read by bench/soak.py to name its mode
-        self.backend = backend or LocalBackend(isolate, stop_grace)
+        self.backend: Backend = backend or LocalBackend(isolate, stop_grace)
         self._store_lock = StoreLock(store.path).acquire()
+        self.gpus: list[str]
         if not self.backend.leases_devices:
             self.gpus = []
         else:
             self.gpus = list(device_utils.gpu_names() if devices is None else devices)
         self._lock = threading.Condition()
-        self._pending: list = []
-        self._running: dict = {}
+        self._pending: list[Job] = []
+        self._running: dict[int, Job] = {}
         self._free = list(self.gpus)
         self._cpu_busy = False
         self.interrupted = store.mark_interrupted()
 
     # --- public ------------------------------------------------------------------------------
 
-    def submit(self, spec, *, tags=(), notes="") -> int:
+    def submit(self, spec: Spec, *, tags: Iterable[str] = (), notes: str = "") -> int:
         """Validate a spec's names, numbers and paths (instant; nothing is written if it is invalid) and
         queue it. What needs the data or a model (the batch against the split, model option values, a
         backbone's weights) is checked by the job itself, which fails the run with the reason."""
@@ -107,7 +142,7 @@ class JobQueue:
         run_id = self.store.create_run(
             spec.display_name(), spec.to_dict(), kind=spec.kind, dataset=spec.dataset, tags=tags, notes=notes
         )
-        self._enqueue(_Job(run_id, spec, self._gpus_needed(spec)))
+        self._enqueue(Job(run_id, spec, self._gpus_needed(spec)))
         return run_id
 
     def resume(self, run_id: int) -> int:
@@ -122,12 +157,13 @@ class JobQueue:
         spec = self._validate(spec_class(run["kind"]).from_dict(run["spec"]))
         epoch = checkpoint_epoch(self.store.run_dir(run_id))
         self.store.set_status(run_id, RunStatus.QUEUED)
-        self._enqueue(_Job(run_id, spec, self._gpus_needed(spec), resume=True))
+        self._enqueue(Job(run_id, spec, self._gpus_needed(spec), resume=True))
         return epoch
 
     def cancel(self, run_id: int) -> bool:
         """Stop a job that waits in the queue at once (returns False), or one that has started after its
         current batch (returns True: it becomes cancelled when its process has stopped)."""
+        job: Job | None
         with self._lock:
             for job in self._pending:
                 if job.run_id == run_id:
@@ -141,7 +177,7 @@ class JobQueue:
         job.stop.set()
         return True
 
-    def wait(self, run_id: int, timeout=None) -> bool:
+    def wait(self, run_id: int, timeout: float | None = None) -> bool:
         job = self._job(run_id)
         return True if job is None else job.done.wait(timeout)
 
@@ -158,7 +194,7 @@ class JobQueue:
                 if job.process is not None and job.process.process.poll() is None
             }
 
-    def shutdown(self, timeout=30.0) -> None:
+    def shutdown(self, timeout: float = 30.0) -> None:
         """Stop every job (status cancelled) and wait for the threads to end."""
         with self._lock:
             pending, self._pending = self._pending, []
@@ -175,33 +211,33 @@ class JobQueue:
 
     # --- scheduling --------------------------------------------------------------------------
 
-    def _validate(self, spec):
+    def _validate(self, spec: Spec) -> Spec:
         """The spec's own checks, and the backend's (a cluster that could never place it), before any row."""
         if self.backend.leases_devices:
             return spec.validate(available_gpus=len(self.gpus))
         self.backend.check(spec)  # says what the cluster has, before the spec's "this machine has" wording
-        return spec.validate(available_gpus=self.backend.max_gpus())
+        return spec.validate(available_gpus=cast(PlacingBackend, self.backend).max_gpus())
 
-    def _gpus_needed(self, spec) -> int:
+    def _gpus_needed(self, spec: Spec) -> int:
         if not self.backend.leases_devices:
-            return self.backend.gpus_needed(spec)
+            return cast(PlacingBackend, self.backend).gpus_needed(spec)
         if spec.gpus == -1:
             return 1 if self.gpus else 0
         return spec.gpus
 
-    def _job(self, run_id):
+    def _job(self, run_id: int) -> Job | None:
         with self._lock:
             for job in self._pending:
                 if job.run_id == run_id:
                     return job
             return self._running.get(run_id)
 
-    def _enqueue(self, job: _Job):
+    def _enqueue(self, job: Job) -> None:
         with self._lock:
             self._pending.append(job)
             self._start_ready()
 
-    def _start_ready(self):
+    def _start_ready(self) -> None:
         """Start every pending job whose devices are free, oldest first. Called with the lock held.
         A backend that places jobs itself gets them all now; the job writes its phase when it starts."""
         leasing = self.backend.leases_devices
@@ -217,7 +253,7 @@ class JobQueue:
                     traceback.print_exc()
             threading.Thread(target=self._run, args=(job,), name=f"run-{job.run_id}", daemon=True).start()
 
-    def _lease(self, job: _Job) -> bool:
+    def _lease(self, job: Job) -> bool:
         """Give the job its GPUs (or the CPU) if they are free now. Called with the lock held."""
         if job.gpus == 0:
             # With no GPU, one job at a time: two would only share the same cores more slowly.
@@ -231,7 +267,7 @@ class JobQueue:
             return False
         return True
 
-    def _run(self, job: _Job):
+    def _run(self, job: Job) -> None:
         try:
             self.backend.run(self.store, job, inherit_fds=[self._store_lock.fileno()])
         except BaseException as exc:  # a thread never dies silently: the run carries the reason
@@ -251,7 +287,7 @@ class JobQueue:
                 release_free_memory()  # walks the C heap: outside the lock, the next job need not wait
             job.done.set()
 
-    def _mark_failed(self, run_id: int, exc: BaseException):
+    def _mark_failed(self, run_id: int, exc: BaseException) -> None:
         try:
             self.store.set_status(run_id, RunStatus.FAILED, failure_message(exc))
         except Exception:  # the store itself is what failed (disk full, unwritable): say so where we can

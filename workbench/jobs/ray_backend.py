@@ -20,7 +20,9 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workbench.constants import RunStatus
 from workbench.data.split import load_spec_dataset
@@ -33,6 +35,11 @@ from workbench.jobs.storage import CheckpointStorage
 from workbench.training.checkpoint import checkpoint_epoch
 from workbench.training.tensorboard import default_logdir, write_run
 
+if TYPE_CHECKING:
+    from store import Store
+    from workbench.jobs.queue import Job
+    from workbench.specs.base import Spec
+
 POLL_SECONDS = 0.25
 STUCK, NOT_STARTED = "stuck", "not started"  # how an attempt ended without a result, besides Ray's errors
 NODE_DEATH = re.compile(r"NodeDied|node (?:has )?died|node .*(?:is )?dead", re.IGNORECASE)
@@ -43,16 +50,16 @@ class RayBackend:
 
     def __init__(
         self,
-        store,
+        store: Store,
         address: str,
         *,
         storage: str | None = None,
         retries: int = 1,
         cpus_per_job: float = 1,
         resources: dict | None = None,
-        stop_grace=STOP_GRACE_SECONDS,
+        stop_grace: float = STOP_GRACE_SECONDS,
         runtime_env: dict | None = None,
-    ):
+    ) -> None:
         """address: HOST:PORT of a running cluster, or 'local' (a private Ray on this machine, on loopback).
         storage: where checkpoints go, a folder or URI every node reaches (default: the store's own files
         folder, which only nodes of this machine reach: a cluster with other machines needs one).
@@ -78,7 +85,7 @@ class RayBackend:
         self._ship_lock = threading.Lock()
         self._attempts = itertools.count(1)
 
-    def _start_stream(self):
+    def _start_stream(self) -> None:
         import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
         from ray.util.queue import Queue  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
@@ -89,9 +96,9 @@ class RayBackend:
             actor_options={"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)}
         )
         self.stream = ResultStream(self.store, self.messages, on_checkpoint=self._mirror_checkpoint)
-        self._actor_class = ray.remote(TrainingJob)
+        self._actor_class: Any = ray.remote(TrainingJob)  # Any: Ray's types give actor methods no .remote
 
-    def _refuse_unshared_storage(self, storage) -> None:
+    def _refuse_unshared_storage(self, storage: str | None) -> None:
         """Checkpoints in the store's folder reach only this machine's nodes: refuse a wider cluster without
         --storage rather than leave runs that cannot resume elsewhere."""
         if storage:
@@ -112,7 +119,7 @@ class RayBackend:
     def max_gpus(self) -> int:
         return int(max((n.gpus for n in ray_cluster.nodes()), default=0))
 
-    def gpus_needed(self, spec) -> int:
+    def gpus_needed(self, spec: Spec) -> int:
         if spec.gpus == -1:  # one GPU when the cluster has one, else the CPU (as locally)
             return 1 if self.max_gpus() else 0
         return spec.gpus
@@ -120,7 +127,7 @@ class RayBackend:
     def request(self, gpus: int) -> dict:
         return {"GPU": gpus, "CPU": self.cpus_per_job, **self.resources}
 
-    def check(self, spec) -> None:
+    def check(self, spec: Spec) -> None:
         """Refuse a spec no node of the cluster can ever hold, before any run row exists."""
         ray_cluster.check_fits(self.request(max(0, self.gpus_needed(spec))), ray_cluster.nodes())
 
@@ -132,7 +139,7 @@ class RayBackend:
             pass  # the cluster is already gone
         self._disconnect()
 
-    def _disconnect(self):
+    def _disconnect(self) -> None:
         if self.started_ray:
             import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
@@ -140,7 +147,7 @@ class RayBackend:
 
     # --- one job ---------------------------------------------------------------------------------
 
-    def run(self, store, job, inherit_fds=()) -> None:
+    def run(self, store: Store, job: Job, inherit_fds: Sequence[int] = ()) -> None:
         """Run the job's attempts until one ends with a status, or its node died `retries` + 1 times."""
         try:
             for retry in range(self.retries + 1):
@@ -162,7 +169,7 @@ class RayBackend:
             if getattr(job.spec, "tensorboard", False):
                 _write_events(store, job.run_id)
 
-    def _attempt(self, store, job) -> str | None:
+    def _attempt(self, store: Store, job: Job) -> str | None:
         """One attempt; returns why it was interrupted (its node died), None when its status is written."""
         import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
@@ -213,7 +220,7 @@ class RayBackend:
         store.set_status(job.run_id, RunStatus.FAILED, f"the training process on node {node or '?'} died: {error}")
         return None
 
-    def _wait(self, actor, ref, job) -> tuple:
+    def _wait(self, actor: Any, ref: Any, job: Job) -> tuple[dict | None, str | None]:
         """(the actor's result, None) or (None, why it ended without one: Ray's error text, or 'stuck')."""
         import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
@@ -234,16 +241,16 @@ class RayBackend:
             elif stop_sent is not None and time.monotonic() - stop_sent > self.stop_grace:
                 return None, STUCK
 
-    def _node_died(self, node_label, error: str) -> bool:
+    def _node_died(self, node_label: str | None, error: str | None) -> bool:
         """Whether the attempt ended because its node left: the node is gone, or Ray's reason says so (it died
         before the job said where it ran)."""
         if node_label and not any(n.label == node_label for n in ray_cluster.nodes()):
             return True
-        return bool(NODE_DEATH.search(error))
+        return bool(NODE_DEATH.search(error or ""))
 
     # --- data and checkpoints --------------------------------------------------------------------
 
-    def _ship_dataset(self, spec):
+    def _ship_dataset(self, spec: Spec) -> list[Any] | None:
         """[ObjectRef] of the spec's decoded dataset, put once per dataset (None: generated data, every node
         makes it itself). Wrapped in a list so that Ray hands the job the reference, not the arrays: a node
         with the files reads its own copy instead."""
@@ -268,24 +275,24 @@ class RayBackend:
         if not self.storage.is_folder(run_dir.parent):
             self.storage.download(run_id, run_dir)
 
-    def _share_checkpoint(self, store, run_id: int) -> None:
+    def _share_checkpoint(self, store: Store, run_id: int) -> None:
         """Before a resume: a checkpoint only the app has (the run trained here before) goes to storage."""
         run_dir = store.run_dir(run_id)
         if not self.storage.is_folder(run_dir.parent) and checkpoint_epoch(run_dir) > self.storage.epoch(run_id):
             self.storage.upload(run_dir, run_id)
 
 
-def _dataset_key(spec) -> tuple:
+def _dataset_key(spec: Spec) -> tuple:
     path = Path(spec.data_path).expanduser().resolve() if spec.data_path else None
     stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path and path.is_file() else None
     return (spec.dataset, str(path) if path else None, stamp, tuple(sorted(spec.dataset_options.items())))
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: str | None) -> str:
     return next((line for line in (text or "").splitlines() if line.strip()), "")[:300]
 
 
-def _write_events(store, run_id: int) -> None:
+def _write_events(store: Store, run_id: int) -> None:
     """TensorBoard events of a remote run, from the store's rows once it ends (a node does not write into the
     app's folder; the rows are the same, so the events are those a local run writes as it goes)."""
     try:
@@ -294,7 +301,7 @@ def _write_events(store, run_id: int) -> None:
         print(f"run {run_id}: could not write its TensorBoard events ({exc})", flush=True)
 
 
-def _ray_reason(exc) -> str:
+def _ray_reason(exc: BaseException) -> str:
     """Ray's error as a run's reason: its first lines and the end of its (remote) traceback."""
     text = f"{type(exc).__name__}: {exc}"
     if len(text) <= 2000:

@@ -61,7 +61,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_reachable(host: str, port: int, timeout=CONNECT_TIMEOUT) -> None:
+def check_reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> None:
     """A refused or silent port is answered in seconds, before Ray's own minute-long connect retries."""
     try:
         with socket.create_connection((host, port), timeout=timeout):

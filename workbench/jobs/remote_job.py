@@ -19,10 +19,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workbench.constants import ACTIVE_STATUSES, RunStatus
 from workbench.errors import failure_message
 from workbench.specs import spec_class
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from ray.util.queue import Queue
+
+    from workbench.data.datasets import Dataset
+    from workbench.jobs.storage import CheckpointStorage
+    from workbench.specs.base import Spec
 
 FORWARDED = ("update_run", "set_status", "log_epoch", "truncate_epochs", "save_logits")
 
@@ -31,12 +40,12 @@ class RemoteStore:
     """The part of `store.Store` that `fit` uses, on a node without the store: reads answer from the run
     row the app sent along (kept up to date with this job's own writes); writes become messages."""
 
-    def __init__(self, messages, run_id: int, attempt: int, run_row: dict, run_dir: Path):
+    def __init__(self, messages: Queue, run_id: int, attempt: int, run_row: dict, run_dir: Path | str) -> None:
         self.messages, self.run_id, self.attempt = messages, int(run_id), int(attempt)
         self.row, self.folder = dict(run_row), Path(run_dir)
         self.sent = 0
 
-    def send(self, method: str, *args, **kwargs) -> None:
+    def send(self, method: str, *args: Any, **kwargs: Any) -> None:
         # time.time(): when it was sent, so the app can tell how late epoch rows arrive (bench/cluster.py)
         self.messages.put((self.run_id, self.attempt, method, args, kwargs, time.time()))
         self.sent += 1
@@ -47,22 +56,22 @@ class RemoteStore:
     def run_dir(self, run_id: int) -> Path:
         return self.folder
 
-    def update_run(self, run_id: int, **fields) -> None:
+    def update_run(self, run_id: int, **fields: Any) -> None:
         self.row.update(fields)
         self.send("update_run", **fields)
 
-    def set_status(self, run_id: int, status: str, error=None) -> None:
+    def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         self.row.update(status=status, error=error)
         self.send("set_status", status, error)
 
-    def log_epoch(self, run_id: int, epoch: int, **row) -> None:
+    def log_epoch(self, run_id: int, epoch: int, **row: Any) -> None:
         self.row["epochs_done"] = int(epoch)
         self.send("log_epoch", int(epoch), **row)
 
     def truncate_epochs(self, run_id: int, after_epoch: int) -> None:
         self.send("truncate_epochs", int(after_epoch))
 
-    def save_logits(self, run_id: int, split: str, logits, labels) -> None:
+    def save_logits(self, run_id: int, split: str, logits: ArrayLike, labels: ArrayLike) -> None:
         self.send("save_logits", split, logits, labels)
 
 
@@ -76,7 +85,7 @@ def node_label() -> str:
     return f"{ip} {context.get_node_id()[:8]}"
 
 
-def dataset_here(spec, shipped):
+def dataset_here(spec: Spec, shipped: list[Any] | None) -> Dataset | None:
     """The decoded dataset from Ray's object store when this node lacks the run's data path (None: the job
     loads it itself, from its path or by generating it)."""
     if shipped is None:
@@ -93,7 +102,7 @@ class TrainingJob:
     run, in its own worker process, which ends with the actor, so its memory goes back as a child's does.
     Threaded (max_concurrency=2) so `stop` arrives while `run` trains."""
 
-    def __init__(self, messages, storage):
+    def __init__(self, messages: Queue, storage: CheckpointStorage) -> None:
         self.messages, self.storage = messages, storage
         self.stopped = threading.Event()
 
@@ -101,7 +110,14 @@ class TrainingJob:
         self.stopped.set()
 
     def run(
-        self, run_id: int, attempt: int, kind: str, spec_dict: dict, run_row: dict, resume: bool, shipped=None
+        self,
+        run_id: int,
+        attempt: int,
+        kind: str,
+        spec_dict: dict,
+        run_row: dict,
+        resume: bool,
+        shipped: list[Any] | None = None,
     ) -> dict:
         """Train; returns {"status", "messages": how many were sent}. Every error is reported as the run's
         failure (a message), as a local child does; only a dying process or node leaves it unsaid."""
@@ -117,7 +133,7 @@ class TrainingJob:
             if resume:
                 self.storage.download(run_id, folder)
 
-            uploaded = []
+            uploaded: list[int] = []
 
             def checkpointed(epoch: int) -> None:
                 self.storage.upload(folder, run_id)

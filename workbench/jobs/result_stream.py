@@ -13,15 +13,28 @@ import collections
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from workbench.jobs.remote_job import FORWARDED
+
+if TYPE_CHECKING:
+    from ray.util.queue import Queue
+
+    from store import Store
 
 FENCE = "fence"
 CHECKPOINT = "checkpoint"
 
 
 class ResultStream:
-    def __init__(self, store, messages, on_checkpoint=None, poll_seconds=0.2):
+    def __init__(
+        self,
+        store: Store,
+        messages: Queue,
+        on_checkpoint: Callable[[int, int], None] | None = None,
+        poll_seconds: float = 0.2,
+    ) -> None:
         """messages: the Ray queue jobs write to; on_checkpoint(run_id, epoch): a checkpoint is in storage
         (the backend mirrors it into the store's run folder)."""
         self.store, self.messages, self.on_checkpoint = store, messages, on_checkpoint
@@ -32,7 +45,9 @@ class ResultStream:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.applied = 0
-        self.epoch_delays = collections.deque(maxlen=1000)  # seconds from a job's epoch row to the store
+        self.epoch_delays: collections.deque[float] = collections.deque(
+            maxlen=1000
+        )  # seconds from a job's epoch row to the store
         self._thread = threading.Thread(target=self._loop, name="ray-results", daemon=True)
         self._thread.start()
 
@@ -46,11 +61,11 @@ class ResultStream:
         with self._lock:
             self._current.pop(int(run_id), None)
 
-    def error(self, run_id: int, attempt: int):
+    def error(self, run_id: int, attempt: int) -> str | None:
         with self._lock:
             return self._errors.get((int(run_id), int(attempt)))
 
-    def fence(self, run_id: int, timeout=60.0) -> bool:
+    def fence(self, run_id: int, timeout: float = 60.0) -> bool:
         """Wait until every message queued before now has been applied (or dropped)."""
         token = object()
         done = threading.Event()

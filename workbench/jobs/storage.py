@@ -13,7 +13,9 @@ never takes a half-copied model for a whole one (the order `training.checkpoint`
 from __future__ import annotations
 
 import json
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import UserError
 
@@ -31,7 +33,7 @@ def checkpoint_files() -> tuple:
     return PREPROCESSING, CHECKPOINT, CHECKPOINT_INFO
 
 
-def _filesystem(uri: str):
+def _filesystem(uri: str) -> tuple[Any, str]:
     """(pyarrow filesystem, base path) for a folder or a URI."""
     from pyarrow import fs  # noqa: PLC0415 - pyarrow: only --ray uses storage (a second at import)
 
@@ -48,11 +50,11 @@ def _filesystem(uri: str):
 class CheckpointStorage:
     """One storage location; picklable as its URI, so remote jobs reopen it on their own node."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str) -> None:
         self.uri = str(uri)
         self.fs, self.base = _filesystem(self.uri)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[CheckpointStorage], tuple[str]]:
         return (CheckpointStorage, (self.uri,))
 
     def check_writable(self) -> None:
@@ -68,7 +70,7 @@ class CheckpointStorage:
                 f"--storage {self.uri} is not writable here ({exc}); give a folder or URI every node can write"
             ) from None
 
-    def is_folder(self, path) -> bool:
+    def is_folder(self, path: str | PathLike[str]) -> bool:
         """Whether this storage is the local folder `path` (then there is nothing to copy)."""
         from pyarrow import fs  # noqa: PLC0415 - pyarrow: only --ray uses storage (a second at import)
 
@@ -85,7 +87,7 @@ class CheckpointStorage:
         except (OSError, ValueError, KeyError, FileNotFoundError):
             return 0
 
-    def upload(self, run_dir, run_id: int) -> None:
+    def upload(self, run_dir: str | PathLike[str], run_id: int) -> None:
         """Copy the run folder's checkpoint files that exist to storage, the epoch file last."""
         target = self.run_path(run_id)
         self.fs.create_dir(target, recursive=True)
@@ -94,7 +96,7 @@ class CheckpointStorage:
             if source.exists():
                 self._copy_in(source, f"{target}/{name}")
 
-    def download(self, run_id: int, run_dir) -> int:
+    def download(self, run_id: int, run_dir: str | PathLike[str]) -> int:
         """Copy the run's stored checkpoint files into `run_dir` (the epoch file last); returns its epoch."""
         from pyarrow import fs  # noqa: PLC0415 - pyarrow: only --ray uses storage (a second at import)
 

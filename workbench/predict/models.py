@@ -18,6 +18,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -47,7 +48,7 @@ class Preprocessing:
     def apply(self, images) -> np.ndarray:
         """uint8 (or 0..255 float) [N, H, W, 3] -> what the model was trained on, as the pipeline does it
         (`workbench.data.pipeline.make_dataset`: normalise, then resize bilinearly)."""
-        x = np.asarray(images, np.float32)
+        x: np.ndarray = np.asarray(images, np.float32)
         if self.mean is not None:
             x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.resize_to and x.shape[1:3] != (self.resize_to, self.resize_to):
@@ -118,7 +119,7 @@ def preprocessing_of(store, run: dict) -> Preprocessing:
 @dataclass(eq=False)
 class LoadedModel:
     run: dict
-    model: object  # keras.Model: preprocessed pixels in, logits out
+    model: Any  # keras.Model: preprocessed pixels in, logits out
     preprocessing: Preprocessing
     gradcam: object = None  # its `workbench.predict.gradcam.GradCam`, made on first use, dropped with it
 
@@ -139,7 +140,7 @@ class ModelCache:
 
     def __init__(self, store, size: int = MODELS_KEPT):
         self.store, self.size = store, size
-        self._models = OrderedDict()
+        self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, run_id: int) -> LoadedModel:

@@ -47,7 +47,7 @@ class _Plan:
     run_ids: list
     names: list
     weights: list = field(default_factory=list)
-    settings: object = None  # ensemble_lab.Settings, ensembles only
+    settings: ensemble_lab.Settings | None = None  # ensembles only
     temperatures: list | None = None
 
 
@@ -55,7 +55,7 @@ class Predictor:
     def __init__(self, store, models: ModelCache | None = None):
         self.store = store
         self.models = models or ModelCache(store)
-        self._images = {}  # inspect.sources' cache: test images rebuilt from a run's dataset
+        self._images: dict = {}  # inspect.sources' cache: test images rebuilt from a run's dataset
 
     def choices(self) -> list:
         """[(label, key)] of sources that can predict: completed runs with a checkpoint, and saved ensembles
@@ -162,6 +162,7 @@ class Predictor:
             raise UserError(f"{plan.label}: its members predict different numbers of classes")
         logits = [m.logits(pixels) for m in loaded]
         probs = ens.member_probs(logits, plan.temperatures)
+        assert plan.settings is not None  # an ensemble's plan has its settings
         if plan.settings.tta:
             probs = (probs + ens.member_probs([m.logits(pixels, flip=True) for m in loaded], plan.temperatures)) / 2
         combined = ensemble_lab.combine(probs, plan.weights, plan.settings)
@@ -208,7 +209,7 @@ class Predictor:
 
 def parse_indices(text) -> list:
     """ "3, 17 40-42" -> [3, 17, 40, 41, 42]; a UserError for anything else."""
-    indices = []
+    indices: list[int] = []
     for part in str(text or "").replace(",", " ").split():
         first, dash, last = part.partition("-")
         if not first.isdigit() or (dash and not last.isdigit()):

@@ -20,7 +20,7 @@ import dataclasses
 import json
 import shlex
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from workbench.constants import RUN_KINDS
 from workbench.data.datasets import DATASETS
@@ -56,7 +56,25 @@ class Spec:
     flag_names: ClassVar[dict] = {"data_path": "--data"}
     derived: ClassVar[tuple] = ()  # keys to_dict adds for readers (e.g. "epochs"); from_dict drops them
 
-    def __init_subclass__(cls, **kwargs):
+    if TYPE_CHECKING:  # what every kind's dataclass has (SHARED_HELP's settings), for the checker only
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+        augment: tuple
+        batch_size: int
+        gpus: int
+        precision: str
+        seed: int
+        dataset: str
+        data_path: str
+        dataset_options: dict
+        val_size: int
+        split_seed: int
+        train_subset: int
+        name: str
+
+        @property
+        def epochs(self) -> int: ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         choose("run kind", cls.kind, RUN_KINDS)
 
@@ -71,7 +89,7 @@ class Spec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict):
+    def from_dict(cls, data: dict) -> Self:
         data = {k: v for k, v in data.items() if k not in cls.derived}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -79,7 +97,7 @@ class Spec:
             raise UserError(f"unknown {cls.label} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data).normalized()
 
-    def normalized(self):
+    def normalized(self) -> Self:
         """Coerce types the UI, the CLI and JSON deliver loosely (strings, lists, floats for ints)."""
         from workbench.data.augment.ops import parse_augmentations  # noqa: PLC0415 - TensorFlow: the augmentations' module imports it
 
@@ -87,11 +105,11 @@ class Spec:
         values["augment"] = parse_augmentations(self.augment)
         return dataclasses.replace(self, **values)._normalize_names()
 
-    def _normalize_names(self):
+    def _normalize_names(self) -> Self:
         """Hook: case-folding of names a kind accepts loosely."""
         return self
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         return dataclasses.replace(self, **changes).normalized()
 
     def to_cli(self) -> str:
@@ -106,7 +124,7 @@ class Spec:
 
     # --- validation -----------------------------------------------------------------------------
 
-    def validate(self, *, available_gpus: int = 0):
+    def validate(self, *, available_gpus: int = 0) -> Self:
         """Check every field without loading data or building a model; raise UserError saying what is
         allowed. Returns the normalised spec."""
         spec = self.normalized()
@@ -119,7 +137,7 @@ class Spec:
         raise NotImplementedError
 
 
-def check_shared(spec, available_gpus: int) -> None:
+def check_shared(spec: Spec, available_gpus: int) -> None:
     """The checks of the settings every kind shares (SHARED_HELP), plus its epochs."""
     from workbench.data.augment.ops import build_augmenter, check_augment_params  # noqa: PLC0415 - TensorFlow: the augmentations' module imports it
 
@@ -164,7 +182,7 @@ def readable(path: Path) -> bool:
         return False
 
 
-def _coerce(f: dataclasses.Field, value):
+def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
     kind = (
         f.type
         if isinstance(f.type, type)

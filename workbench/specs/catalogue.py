@@ -4,6 +4,8 @@ TensorFlow, and the UI builds its forms and the CLI its flags from the same tabl
 `training.schedules` build the Keras objects from them.
 """
 
+from typing import Any
+
 from workbench.errors import UserError, choose
 
 LOSSES = ("cross_entropy", "focal", "label_smoothing")
@@ -15,7 +17,7 @@ LOSS_PARAMS = {
 }
 
 
-def loss_params(name: str, params=None) -> dict:
+def loss_params(name: str, params: dict | None = None) -> dict:
     """The loss's full parameters: defaults overridden by `params`, each checked."""
     choose("loss", name, LOSSES)
     params = dict(params or {})
@@ -38,7 +40,7 @@ def loss_params(name: str, params=None) -> dict:
 
 
 SCHEDULES = ("step", "cosine", "htd", "constant", "linear")
-SCHEDULE_PARAMS = {
+SCHEDULE_PARAMS: dict[str, dict[str, Any]] = {
     # The classic CIFAR recipe: x0.2 at epochs 60, 120, 160 of 200, i.e. at 30%, 60%, 80% of the run.
     "step": {"milestones": (0.3, 0.6, 0.8), "gamma": 0.2},
     "cosine": {"final_fraction": 0.0},
@@ -50,7 +52,7 @@ SCHEDULE_PARAMS = {
 }
 
 
-def schedule_params(name: str, params=None) -> dict:
+def schedule_params(name: str, params: dict | None = None) -> dict:
     choose("schedule", name, SCHEDULES)
     params = dict(params or {})
     unknown = sorted(set(params) - set(SCHEDULE_PARAMS[name]))

@@ -15,9 +15,10 @@ layers, so a `.keras` checkpoint loads with safe_mode=True (the pipeline deliver
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from workbench.constants import RunKind
 from workbench.errors import UserError
@@ -38,13 +39,13 @@ class Backbone(NamedTuple):
     # Looked up when used: importing keras.applications costs seconds, and the CLI's `runs` or
     # `--help` need only the names above.
     @property
-    def constructor(self):
+    def constructor(self) -> Callable[..., Any]:
         from keras import applications  # noqa: PLC0415 - Keras: seconds to import (see above)
 
         return getattr(applications, self.application)
 
     @property
-    def preprocess_input(self):
+    def preprocess_input(self) -> Callable[..., Any]:
         """The backbone's own function; the model uses `preprocessing` instead (tests compare them)."""
         from keras import applications  # noqa: PLC0415 - Keras: seconds to import (see above)
 

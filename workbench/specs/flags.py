@@ -8,15 +8,33 @@ CLI, the presets and the UI's "equivalent command" all speak the same language.
 import argparse
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from workbench.errors import UserError
 
 
-def flag(spec_class, field_name: str) -> str:
+class SpecLike(Protocol):
+    """What flags need of a spec (`workbench.specs.base.Spec`, which imports this module)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    help: ClassVar[dict]
+    flag_names: ClassVar[dict]
+
+    def to_dict(self) -> dict: ...
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Self: ...
+
+
+SpecT = TypeVar("SpecT", bound=SpecLike)
+
+
+def flag(spec_class: type[SpecLike], field_name: str) -> str:
     return spec_class.flag_names.get(field_name, "--" + field_name.replace("_", "-"))
 
 
-def add_spec_arguments(parser: argparse.ArgumentParser, spec_class) -> None:
+def add_spec_arguments(parser: argparse.ArgumentParser, spec_class: type[SpecLike]) -> None:
     """One flag per field of `spec_class` (a `workbench.specs.base.Spec`), defaulting to None so we
     know which ones the user gave."""
     defaults = spec_class()
@@ -35,7 +53,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, spec_class) -> None:
             parser.add_argument(name, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
 
-def spec_from_args(namespace, spec_class, base=None):
+def spec_from_args(namespace: argparse.Namespace, spec_class: type[SpecT], base: SpecT | None = None) -> SpecT:
     """A `spec_class` spec from parsed flags, on top of `base` (or the defaults)."""
     values = (base or spec_class()).to_dict()
     for f in dataclasses.fields(spec_class):
@@ -46,7 +64,7 @@ def spec_from_args(namespace, spec_class, base=None):
     return spec_class.from_dict(values)
 
 
-def spec_to_args(spec) -> list:
+def spec_to_args(spec: SpecLike) -> list[str]:
     """The flags that reproduce `spec` (only those that differ from its class's defaults)."""
     spec_class = type(spec)
     defaults = spec_class()
@@ -92,7 +110,7 @@ def parse_key_values(text: str, where: str = "value") -> dict:
     return result
 
 
-def parse_tags(text) -> list:
+def parse_tags(text: str | Sequence[str] | None) -> list[str]:
     """'a, b,,a' (or a list) -> ["a", "b"]: stripped, empty ones and repeats dropped; the one reading of
     tags, for the CLI's --tags, the forms' tag boxes and the Runs tab's filter."""
     if isinstance(text, (list, tuple)):
@@ -121,8 +139,8 @@ def _split_top_level(text: str) -> list:
     return [p for p in (p.strip() for p in parts) if p]
 
 
-def _number(kind, name):
-    def convert(text):
+def _number(kind: type[int] | type[float], name: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
         try:
             return kind(text)
         except ValueError:

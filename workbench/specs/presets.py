@@ -6,6 +6,7 @@ A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each n
 """
 
 import tomllib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from workbench.errors import UserError
@@ -18,7 +19,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 class Preset(list):
     """A preset's RunSpecs (a list, as before), and `sweep`: its `workbench.specs.sweep.Sweep` or None."""
 
-    def __init__(self, specs, sweep=None):
+    def __init__(self, specs: Iterable[RunSpec], sweep: Sweep | None = None) -> None:
         super().__init__(specs)
         self.sweep = sweep
 
@@ -31,7 +32,7 @@ def list_presets() -> list:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
-def load_preset(name_or_path: str, *, seeds=None) -> Preset:
+def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None = None) -> Preset:
     """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, or its [sweep] expanded over
     them; each normalised. `seeds` (text or a list) replaces a sweep's seeds."""
     path = Path(name_or_path)
@@ -66,7 +67,7 @@ def load_preset(name_or_path: str, *, seeds=None) -> Preset:
     return Preset(specs)
 
 
-def _load_sweep(data: dict, path: Path, seeds) -> Preset:
+def _load_sweep(data: dict, path: Path, seeds: str | Sequence[int] | None) -> Preset:
     if data.get("runs"):
         raise UserError(f"preset {path.name} has both [[runs]] and a [sweep]; a preset is one or the other")
     if not isinstance(data["sweep"], dict):

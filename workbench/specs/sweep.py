@@ -16,7 +16,10 @@ import dataclasses
 import itertools
 import re
 import shlex
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, Self
 
 from workbench.errors import UserError
 from workbench.specs.flags import spec_to_args
@@ -42,7 +45,7 @@ def sweep_tag(name: str) -> str:
     return TAG_PREFIX + name
 
 
-def sweep_of(tags) -> str | None:
+def sweep_of(tags: Iterable[str] | None) -> str | None:
     """The sweep a run belongs to, from its tags (None: not part of one)."""
     return next((tag[len(TAG_PREFIX) :] for tag in tags or () if str(tag).startswith(TAG_PREFIX)), None)
 
@@ -57,13 +60,13 @@ def check_name(name: str) -> str:
     return name
 
 
-def default_name(now) -> str:
+def default_name(now: datetime) -> str:
     """A name for a sweep the user did not name: `sweep-MMDD-HHMM` of `now` (a datetime)."""
     return now.strftime("sweep-%m%d-%H%M")
 
 
 # -- one axis's values, from what a form, the CLI or TOML delivers --------------------------------
-def parse_axis(name: str, value) -> tuple:
+def parse_axis(name: str, value: str | Iterable[Any] | None) -> tuple:
     """The values of axis `name`, deduplicated in the order given; () for none (the base spec's value).
     Text: names and numbers separated by commas or spaces, seeds also as ranges ("0-4"); augmentations
     as sets separated by ';' ("flip_crop; flip_crop,cutout; none"). Lists (multiselects, TOML) as they are."""
@@ -73,7 +76,7 @@ def parse_axis(name: str, value) -> tuple:
         return ()
     if name == "augment":
         items = value.split(";") if isinstance(value, str) else list(value)
-        values = [_augment_set(item) for item in items if not (isinstance(item, str) and not item.strip())]
+        values: list[Any] = [_augment_set(item) for item in items if not (isinstance(item, str) and not item.strip())]
     else:
         items = re.split(r"[,\s]+", value.strip()) if isinstance(value, str) else list(value)
         values = []
@@ -84,7 +87,7 @@ def parse_axis(name: str, value) -> tuple:
     return tuple(dict.fromkeys(values))
 
 
-def _augment_set(item) -> tuple:
+def _augment_set(item: str | Sequence[str]) -> tuple:
     from workbench.data.augment.ops import parse_augmentations  # noqa: PLC0415 - TensorFlow: the augmentations' module imports it
 
     if isinstance(item, str) and item.strip().lower() == "none":
@@ -92,7 +95,7 @@ def _augment_set(item) -> tuple:
     return parse_augmentations(item.strip() if isinstance(item, str) else item)
 
 
-def _ints(item) -> list:
+def _ints(item: Any) -> list[int]:
     text = str(item).strip()
     found = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
     if found:
@@ -103,7 +106,7 @@ def _ints(item) -> list:
     return [_typed("seed", item)]
 
 
-def _typed(name: str, item):
+def _typed(name: str, item: Any) -> Any:
     kind = _FIELDS[name].type
     kind = kind if isinstance(kind, type) else {"int": int, "float": float, "bool": bool, "str": str}.get(kind, object)
     try:
@@ -136,19 +139,19 @@ class Sweep:
     skip: tuple = ()
     per_model: dict = field(default_factory=dict)
 
-    def __post_init__(self):  # the axes in one order (the form's; seeds last): names and tables read alike
+    def __post_init__(self) -> None:  # the axes in one order (the form's; seeds last): names and tables read alike
         order = [a for a in AXES if a != "seed"]
         rank = lambda a: (a == "seed", order.index(a) if a in order else len(order))  # noqa: E731
         self.axes = {a: tuple(self.axes[a]) for a in sorted(self.axes, key=rank)}
 
     @classmethod
-    def from_values(cls, name: str, base: RunSpec, values: dict):
+    def from_values(cls, name: str, base: RunSpec, values: dict) -> Self:
         """A sweep from a form's or the CLI's values per axis (text or lists; empty ones are not swept)."""
         axes = {axis: parsed for axis, value in values.items() if (parsed := parse_axis(axis, value))}
         return cls(check_name(name), base, axes)
 
     @classmethod
-    def from_preset(cls, table: dict, base: RunSpec, where: str = "preset"):
+    def from_preset(cls, table: dict, base: RunSpec, where: str = "preset") -> Self:
         """A preset's `[sweep]` table: name, one list per swept setting, optional `skip` (a list of
         partial settings) and `per_model` (model -> settings)."""
         table = dict(table)
@@ -251,7 +254,7 @@ class Sweep:
         text = f"{' × '.join(factors)} = {runs} run{'s' * (runs != 1)}"
         return text + (f" ({total - runs} combination{'s' * (total - runs != 1)} skipped)" if runs != total else "")
 
-    def to_cli(self, tags=()) -> str:
+    def to_cli(self, tags: Iterable[str] = ()) -> str:
         """The equivalent `python -m workbench sweep` command: the base's flags but the swept ones, then
         one flag per axis."""
         swept = {a: getattr(RunSpec(), a) for a in self.axes}
@@ -271,7 +274,7 @@ class Sweep:
 def describe(point: dict) -> str:
     """A combination as a message names it: "model vgg16_bn, loss focal, learning rate 0.05, seed 2"."""
 
-    def shown(value):
+    def shown(value: Any) -> str:
         if isinstance(value, tuple):
             return "+".join(value) or "none"
         return f"{value:g}" if isinstance(value, float) else str(value)
@@ -279,7 +282,7 @@ def describe(point: dict) -> str:
     return ", ".join(f"{AXIS_NAMES.get(k, (k,))[0]} {shown(v)}" for k, v in point.items())
 
 
-def _short(axis: str, value) -> str:
+def _short(axis: str, value: Any) -> str:
     if axis == "seed":
         return f"s{value}"
     if axis == "loss":
@@ -293,7 +296,16 @@ def _short(axis: str, value) -> str:
     return f"{axis}{value}"
 
 
-def submit_sweep(queue, sweep: Sweep, tags=()) -> list:
+class _Queue(Protocol):
+    """What `submit_sweep` needs of a `workbench.jobs.queue.JobQueue` (a layer above specs)."""
+
+    @property
+    def gpus(self) -> Sequence[str]: ...
+
+    def submit(self, spec: RunSpec, *, tags: Iterable[str] = ..., notes: str = ...) -> int: ...
+
+
+def submit_sweep(queue: _Queue, sweep: Sweep, tags: Iterable[str] = ()) -> list[int]:
     """Validate every run of `sweep`, then queue them all (a `workbench.jobs.queue.JobQueue`), tagged with
     the sweep's tag and `tags`; returns their run ids. Nothing is queued when one run is refused."""
     specs = sweep.validate(available_gpus=len(queue.gpus))

@@ -50,7 +50,7 @@ def resolve_hub(handle: str) -> str:
         ) from None
 
 
-def build_backbone(spec: FinetuneSpec, weights=None):
+def build_backbone(spec: FinetuneSpec, weights: str | None = None) -> keras.layers.Layer:
     """The backbone alone, include_top=False, at spec.image_size. weights: override spec.weights
     ("none" on resume, where the checkpoint's weights replace them). Load failures become UserErrors."""
     size = spec.image_size
@@ -74,7 +74,7 @@ def build_backbone(spec: FinetuneSpec, weights=None):
         raise _weights_error(spec, weights, exc) from None
 
 
-def _weights_error(spec, weights, exc) -> UserError:
+def _weights_error(spec: FinetuneSpec, weights: str, exc: BaseException) -> UserError:
     if weights == "imagenet":
         url = re.search(r"URL fetch failure on (\S+):\s", str(exc))
         if url:
@@ -95,7 +95,7 @@ def _weights_error(spec, weights, exc) -> UserError:
     return UserError(f"backbone {spec.backbone} cannot be built at {spec.image_size}x{spec.image_size}: {exc}")
 
 
-def preprocessing_layer(spec: FinetuneSpec):
+def preprocessing_layer(spec: FinetuneSpec) -> keras.layers.Layer | None:
     """The backbone's preprocess_input as a built-in layer (0..255 RGB in), or None when the backbone
     does it itself. The caffe layer's weights are set by `build_model` once it is built."""
     mode = "hub" if spec.is_hub else BACKBONES[spec.backbone].preprocessing
@@ -108,14 +108,16 @@ def preprocessing_layer(spec: FinetuneSpec):
     return None
 
 
-def _caffe_weights():
+def _caffe_weights() -> list[np.ndarray]:
     kernel = np.zeros((1, 1, 3, 3), np.float32)
     for rgb, bgr in ((0, 2), (1, 1), (2, 0)):
         kernel[0, 0, rgb, bgr] = 1.0
     return [kernel, -np.asarray(CAFFE_MEAN_BGR, np.float32)]
 
 
-def build_model(spec: FinetuneSpec, num_classes: int, *, weights=None):
+def build_model(
+    spec: FinetuneSpec, num_classes: int, *, weights: str | None = None
+) -> tuple[keras.Model, keras.layers.Layer]:
     """(model, backbone): 0..255 RGB [image_size, image_size, 3] -> preprocessing -> backbone (training=False)
     -> GlobalAveragePooling2D -> Dense(dense_units, relu) -> Dropout -> Dense(num_classes) float32 logits.
     Built under the spec's precision policy. The backbone is frozen (phase 1)."""
@@ -126,7 +128,9 @@ def build_model(spec: FinetuneSpec, num_classes: int, *, weights=None):
     return model, backbone
 
 
-def _assemble(spec: FinetuneSpec, num_classes: int, weights):
+def _assemble(
+    spec: FinetuneSpec, num_classes: int, weights: str | None
+) -> tuple[keras.Model, keras.layers.Layer, keras.layers.Layer | None]:
     size = spec.image_size
     backbone = build_backbone(spec, weights)
     inputs = keras.Input((size, size, 3), name="image")
@@ -156,12 +160,12 @@ def _assemble(spec: FinetuneSpec, num_classes: int, weights):
     return model, backbone, preprocess
 
 
-def backbone_layers(backbone) -> list:
+def backbone_layers(backbone: keras.layers.Layer) -> list:
     """The layers an unfreeze index counts: a keras.applications model's layers; a hub backbone is one."""
     return list(backbone.layers) if isinstance(backbone, keras.Model) else [backbone]
 
 
-def unfreeze_index(spec: FinetuneSpec, backbone) -> int:
+def unfreeze_index(spec: FinetuneSpec, backbone: keras.layers.Layer) -> int:
     """spec.unfreeze_from, or the backbone's default (-1), checked against the backbone's layers."""
     layers = backbone_layers(backbone)
     if spec.unfreeze_from == -1:
@@ -184,7 +188,7 @@ def unfreeze_index(spec: FinetuneSpec, backbone) -> int:
     return spec.unfreeze_from
 
 
-def _set_trainable(layer, trainable: bool):
+def _set_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
     """Set a layer trainable, keeping every BatchNormalization inside it frozen."""
     if isinstance(layer, keras.layers.BatchNormalization):
         layer.trainable = False
@@ -195,7 +199,7 @@ def _set_trainable(layer, trainable: bool):
             _set_trainable(sub, True)
 
 
-def set_phase(backbone, phase: int, start: int) -> list:
+def set_phase(backbone: keras.layers.Layer, phase: int, start: int) -> list[str]:
     """Phase 1: whole backbone frozen. Phase 2: layers[start:] trainable except BatchNorm. Returns
     the names of the backbone layers that are trainable."""
     if phase == 1:
@@ -210,7 +214,7 @@ def set_phase(backbone, phase: int, start: int) -> list:
     return [layer.name for layer in layers if layer.trainable and layer.weights]
 
 
-def compile_phase(model, spec: FinetuneSpec, phase: int):
+def compile_phase(model: keras.Model, spec: FinetuneSpec, phase: int) -> None:
     optimizer = (
         keras.optimizers.RMSprop(spec.head_lr)
         if phase == 1

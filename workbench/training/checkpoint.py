@@ -9,12 +9,15 @@ import json
 import math
 import os
 import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import keras
 
 from workbench.constants import PREPROCESSING  # how pixels reach the model: what prediction and export need
 from workbench.errors import UserError
 from workbench.training.progress import ProgressWriter
+from workbench.training.run_store import RunStore
 
 CHECKPOINT = "model.keras"
 CHECKPOINT_INFO = "checkpoint.json"
@@ -27,35 +30,35 @@ class StoreCallback(keras.callbacks.Callback):
 
     def __init__(
         self,
-        store,
+        store: RunStore,
         run_id: int,
-        run_dir,
+        run_dir: Path,
         stop: threading.Event,
-        progress: ProgressWriter = None,
-        on_logged=None,
-        on_checkpoint=None,
-    ):
+        progress: ProgressWriter | None = None,
+        on_logged: Callable[[dict], None] | None = None,
+        on_checkpoint: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__()
         self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
         self.progress = progress or ProgressWriter(store, run_id)
         self.on_logged, self.on_checkpoint = on_logged, on_checkpoint
         self.diverged = False
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.progress.begin_pass()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.stop.is_set():  # checked every step: a cancel takes effect within one batch
             self.model.stop_training = True
         self.progress.step(batch + 1)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         # Keras validates even an epoch cut short by stop_training (5,000 images: the slow part of a
         # cancel); the partial epoch is dropped anyway, so skip it.
         if self.stop.is_set():
             self.model.stop_evaluating = True
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         if self.stop.is_set() and self.model.stop_training:
             return  # cancelled mid-epoch: the partial epoch is neither logged nor checkpointed
@@ -82,12 +85,12 @@ class StoreCallback(keras.callbacks.Callback):
         self.progress.write(step=0, step_seconds=0.0)
 
 
-def _get(logs, key):
+def _get(logs: dict, key: str) -> float | None:
     value = logs.get(key)
     return None if value is None else float(value)
 
 
-def save_checkpoint(model, run_dir, epoch: int):
+def save_checkpoint(model: keras.Model, run_dir: Path, epoch: int) -> None:
     path = run_dir / CHECKPOINT
     tmp = run_dir / f".{CHECKPOINT}.tmp.keras"
     try:
@@ -101,14 +104,14 @@ def save_checkpoint(model, run_dir, epoch: int):
         raise OSError(f"could not write the checkpoint in {run_dir}: {exc.strerror or exc}") from exc
 
 
-def _damaged(path, exc) -> UserError:
+def _damaged(path: Path, exc: BaseException) -> UserError:
     return UserError(
         f"the checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); it is "
         "damaged (a truncated copy or a full disk?). Start the run again (clone it in the Runs tab)"
     )
 
 
-def load_checkpoint(run_dir):
+def load_checkpoint(run_dir: Path) -> keras.Model:
     """The checkpointed model, loaded with Keras' safe_mode (no arbitrary code from the file)."""
     path = run_dir / CHECKPOINT
     try:
@@ -117,7 +120,7 @@ def load_checkpoint(run_dir):
         raise _damaged(path, exc) from None
 
 
-def restore_weights(model, run_dir) -> None:
+def restore_weights(model: keras.Model, run_dir: Path) -> None:
     """Load the checkpoint's weights into a model rebuilt from its spec; with the optimizer's state too
     when the model is compiled and its optimizer built (the schedule then goes on from its step)."""
     path = run_dir / CHECKPOINT
@@ -127,7 +130,15 @@ def restore_weights(model, run_dir) -> None:
         raise _damaged(path, exc) from None
 
 
-def save_preprocessing(run_dir, *, mean, std, resize_to, image_shape, class_names) -> None:
+def save_preprocessing(
+    run_dir: Path,
+    *,
+    mean: Iterable[float] | None,
+    std: Iterable[float] | None,
+    resize_to: int | None,
+    image_shape: Iterable[int],
+    class_names: Iterable[str],
+) -> None:
     """What turns the dataset's uint8 images into the model's input, beside the checkpoint: the channel
     statistics the pipeline normalised with (None: the model takes 0..255 itself), the size it resized
     to (None: none), the dataset's image shape and class names. Written once, when training starts."""
@@ -143,7 +154,7 @@ def save_preprocessing(run_dir, *, mean, std, resize_to, image_shape, class_name
     os.replace(tmp, run_dir / PREPROCESSING)
 
 
-def checkpoint_epoch(run_dir) -> int:
+def checkpoint_epoch(run_dir: Path) -> int:
     """The epoch of the complete checkpoint in run_dir, 0 if there is none."""
     try:
         info = json.loads((run_dir / CHECKPOINT_INFO).read_text())

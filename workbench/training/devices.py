@@ -1,6 +1,7 @@
 """The devices TensorFlow sees, and the distribution strategy for a job's share of them."""
 
 import threading
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -8,7 +9,7 @@ _configured = threading.Lock()
 _done = False
 
 
-def configure():
+def configure() -> None:
     """Turn on GPU memory growth once, before any GPU is used, so side-by-side jobs share cards."""
     global _done
     with _configured:
@@ -22,13 +23,13 @@ def configure():
         _done = True
 
 
-def cuda_visible_ids(value: str | None) -> list:
+def cuda_visible_ids(value: str | None) -> list[str]:
     """The physical GPU ids a CUDA_VISIBLE_DEVICES value lists, in order ([] when unset or empty):
     a process's GPU i is physical GPU ids[i]."""
     return [v.strip() for v in value.split(",")] if value else []
 
 
-def gpu_names() -> list:
+def gpu_names() -> list[str]:
     """Logical GPU device names, e.g. ['/device:GPU:0', '/device:GPU:1']."""
     configure()
     return [d.name for d in tf.config.list_logical_devices("GPU")]
@@ -47,7 +48,7 @@ def describe() -> str:
     return f"{len(gpus)} GPU(s): " + ", ".join(names)
 
 
-def strategy_for(devices: list) -> tf.distribute.Strategy:
+def strategy_for(devices: Sequence[str]) -> tf.distribute.Strategy:
     """MirroredStrategy over several devices (global batch split across replicas), else one device."""
     if len(devices) > 1:
         return tf.distribute.MirroredStrategy(devices)

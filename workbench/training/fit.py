@@ -13,14 +13,19 @@ What differs between kinds of run (the model, the pixels it takes, its phases) i
 import math
 import os
 import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import cast
 
 import keras
 import numpy as np
 
-from store.store import utc_now
+from store.store import Store, utc_now
 from workbench.constants import RunPhase, RunStatus
+from workbench.data.datasets import Dataset
 from workbench.data.pipeline import BatchOptions, make_dataset, steps_per_epoch
 from workbench.data.split import PreparedData, prepare_data
+from workbench.specs.base import Spec
 from workbench.training import devices as device_utils
 from workbench.training.checkpoint import (
     CHECKPOINT,
@@ -30,14 +35,23 @@ from workbench.training.checkpoint import (
     save_preprocessing,
 )
 from workbench.training.progress import EvaluationProgress, ProgressWriter
-from workbench.training.runners import runner_for
+from workbench.training.run_store import RunStore
+from workbench.training.runners import Phase, Runner, runner_for
 from workbench.training.tensorboard import live_writer
 
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
 
 
 def fit(
-    spec, store, run_id: int, *, devices: list, stop: threading.Event, resume=False, dataset=None, on_checkpoint=None
+    spec: Spec,
+    store: RunStore,
+    run_id: int,
+    *,
+    devices: list,
+    stop: threading.Event,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
 ) -> str:
     """Train (or resume) run `run_id`; returns the final status. Exceptions propagate to the job runner,
     which marks the run failed with the message.
@@ -101,7 +115,8 @@ def fit(
         first_epoch=done,
     )
     val_ds = make_dataset(data.x_val, data.y_val, batches)
-    events = live_writer(spec, store, run_id)  # TensorBoard event files as it trains, if the spec asks
+    # TensorBoard event files as it trains, if the spec asks (a Ray job's spec does not: the store is local)
+    events = live_writer(spec, cast(Store, store), run_id)
     callback = StoreCallback(
         store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None, on_checkpoint=on_checkpoint
     )
@@ -137,7 +152,7 @@ def fit(
     return status
 
 
-def _restore(model, run_dir, phases: list, current: int, done: int) -> None:
+def _restore(model: keras.Model, run_dir: Path, phases: list[Phase], current: int, done: int) -> None:
     """Get the model ready for phase `current` after `done` epochs: at a phase's first epoch the phase
     starts a new optimizer (weights only from the checkpoint); within a phase the optimizer's state
     (its step, so the schedule goes on; momenta) comes back too."""
@@ -150,10 +165,11 @@ def _restore(model, run_dir, phases: list, current: int, done: int) -> None:
         restore_weights(model, run_dir)
 
 
-def batch_options(spec, data: PreparedData, runner) -> BatchOptions:
+def batch_options(spec: Spec, data: PreparedData, runner: Runner) -> BatchOptions:
     """The run's batches: its spec's batch size, its data's classes, and the pixels as its runner's model
     takes them (standardised by the training split's statistics, or 0..255; resized for a fine-tune)."""
     if runner.normalizes:
+        assert data.mean is not None and data.std is not None, "prepare_data gives a normalising runner its statistics"
         mean, std = data.mean, data.std
     else:  # the identity: the model gets 0..255 pixels and preprocesses them itself
         mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
@@ -169,19 +185,19 @@ VIEWS = (("", False, (0,)), ("_flip", True, (0,)))
 TRANSLATE_VIEWS = (("_translate", False, (-1, 1)), ("_translate_flip", True, (-1, 1)))
 
 
-def prediction_views(spec) -> tuple:
+def prediction_views(spec: Spec) -> tuple:
     return VIEWS + (TRANSLATE_VIEWS if "translate" in spec.augment else ())
 
 
 def save_predictions(
-    model,
-    store,
-    run_id,
+    model: keras.Model,
+    store: RunStore,
+    run_id: int,
     data: PreparedData,
     batches: BatchOptions,
     progress: ProgressWriter,
     stop: threading.Event,
-    views=VIEWS,
+    views: Sequence[tuple[str, bool, tuple[int, ...]]] = VIEWS,
 ) -> bool:
     """Logits of validation and test for each of `views` (plain, mirrored for flip test-time
     augmentation, translated), and the test accuracy (plain); its batches are progress steps of one pass
@@ -207,8 +223,8 @@ def save_predictions(
                     return False
                 callback.offset += per_pass[phase]
             results.append((split + suffix, np.mean(logits, axis=0, dtype=np.float32), y))
-    for split, logits, y in results:
-        store.save_logits(run_id, split, logits, y)
+    for split, view_logits, y in results:
+        store.save_logits(run_id, split, view_logits, y)
     _, test_logits, test_labels = results[len(views)]
     store.update_run(
         run_id, test_accuracy=float((test_logits.argmax(1) == test_labels).mean()), eval_seconds=progress.pass_seconds()

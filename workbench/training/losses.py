@@ -12,7 +12,7 @@ from workbench.specs.catalogue import LOSSES, loss_params
 __all__ = ["LOSSES", "build_loss", "loss_params"]
 
 
-def build_loss(name: str, params=None) -> keras.losses.Loss:
+def build_loss(name: str, params: dict | None = None) -> keras.losses.Loss:
     params = loss_params(name, params)
     if name == "focal":
         return keras.losses.CategoricalFocalCrossentropy(

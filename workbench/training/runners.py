@@ -9,8 +9,9 @@ is one phase; a fine-tune run is two (the new head on the frozen backbone, then 
     for phase in runner.phases(steps_per_epoch): phase.prepare(model); model.fit(..., epochs=phase.until)
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -18,7 +19,11 @@ import numpy as np
 import models
 from workbench.constants import RunKind
 from workbench.data.pipeline import BatchOptions
+from workbench.data.split import PreparedData
 from workbench.errors import UserError
+from workbench.specs.base import Spec
+from workbench.specs.finetune import FinetuneSpec
+from workbench.specs.run import RunSpec
 from workbench.training import backbones
 from workbench.training.losses import build_loss
 from workbench.training.precision import under_policy
@@ -33,14 +38,14 @@ class Phase:
     prepare: Callable  # prepare(model): trainable layers and compile, under the job's strategy
 
 
-def accuracy_metric():
+def accuracy_metric() -> keras.metrics.Metric:
     return keras.metrics.CategoricalAccuracy(name="accuracy")
 
 
 # --- scratch -----------------------------------------------------------------------------------
 
 
-def build_model(spec, num_classes: int, input_shape) -> keras.Model:
+def build_model(spec: RunSpec, num_classes: int, input_shape: Sequence[int]) -> keras.Model:
     """A zoo model under the spec's precision, with L2 weight decay unless the optimizer decouples it.
     A model option with a value the family refuses is a UserError (the job fails with its message)."""
     weight_decay = 0.0 if spec.optimizer == "adamw" else spec.weight_decay
@@ -61,7 +66,7 @@ def build_model(spec, num_classes: int, input_shape) -> keras.Model:
         raise UserError(f"model {spec.model!r} cannot be built with {spec.model_kwargs}: {exc}") from None
 
 
-def build_optimizer(spec, schedule) -> keras.optimizers.Optimizer:
+def build_optimizer(spec: RunSpec, schedule: Any) -> keras.optimizers.Optimizer:
     # ema_momentum > 0: Keras keeps an exponential moving average of the weights, which replaces them
     # when training ends (fit's finalize_variable_values), so the final evaluation uses the average.
     ema = getattr(spec, "ema_momentum", 0.0)
@@ -75,7 +80,7 @@ def build_optimizer(spec, schedule) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(schedule, momentum=spec.momentum, **kw)
 
 
-def compile_model(model, spec, steps: int) -> None:
+def compile_model(model: keras.Model, spec: RunSpec, steps: int) -> None:
     schedule = build_schedule(
         spec.schedule,
         base_lr=spec.learning_rate,
@@ -93,26 +98,39 @@ def compile_model(model, spec, steps: int) -> None:
     )
 
 
+class Runner(Protocol):
+    """What the loop needs of a kind of run (`ScratchRunner`, `FinetuneRunner`)."""
+
+    normalizes: bool  # the pipeline standardises pixels; False: the model gets 0..255
+    resize_to: int | None
+
+    def build(self, num_classes: int, image_shape: Sequence[int], *, restoring: bool) -> keras.Model: ...
+
+    def init_from_data(self, model: keras.Model, data: PreparedData, batches: BatchOptions) -> None: ...
+
+    def phases(self, steps: int) -> list[Phase]: ...
+
+
 class ScratchRunner:
     """A zoo model, trained in one phase; the pipeline normalises with the training split's statistics."""
 
     normalizes = True  # the pipeline standardises pixels; False: the model gets 0..255
-    resize_to = None
+    resize_to: int | None = None
 
-    def __init__(self, spec):
+    def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
 
-    def build(self, num_classes: int, image_shape, *, restoring: bool) -> keras.Model:
+    def build(self, num_classes: int, image_shape: Sequence[int], *, restoring: bool) -> keras.Model:
         return build_model(self.spec, num_classes, image_shape)
 
-    def init_from_data(self, model, data, batches: BatchOptions) -> None:
+    def init_from_data(self, model: keras.Model, data: PreparedData, batches: BatchOptions) -> None:
         """Weights the family computes from the training images (airbench's whitening layer), from up
         to 5,000 of them normalised as the pipeline feeds them."""
         if models.needs_data_init(self.spec.model):
             images = data.x_train[:DATA_INIT_IMAGES].astype(np.float32)
             models.init_from_data(self.spec.model, model, (images - batches.mean) / batches.std)
 
-    def phases(self, steps: int) -> list:
+    def phases(self, steps: int) -> list[Phase]:
         return [Phase(self.spec.epochs, lambda model: compile_model(model, self.spec, steps))]
 
 
@@ -122,23 +140,23 @@ class FinetuneRunner:
 
     normalizes = False
 
-    def __init__(self, spec):
+    def __init__(self, spec: FinetuneSpec) -> None:
         self.spec = spec
-        self.resize_to = spec.image_size
+        self.resize_to: int | None = spec.image_size
         self.backbone, self.start = None, 0
 
-    def build(self, num_classes: int, image_shape, *, restoring: bool) -> keras.Model:
+    def build(self, num_classes: int, image_shape: Sequence[int], *, restoring: bool) -> keras.Model:
         # Restoring: the checkpoint's weights replace the backbone's, so skip loading the ImageNet file.
         model, self.backbone = backbones.build_model(self.spec, num_classes, weights="none" if restoring else None)
         self.start = backbones.unfreeze_index(self.spec, self.backbone)
         return model
 
-    def init_from_data(self, model, data, batches: BatchOptions) -> None:
+    def init_from_data(self, model: keras.Model, data: PreparedData, batches: BatchOptions) -> None:
         """Nothing: the backbone's weights come from ImageNet."""
 
-    def phases(self, steps: int) -> list:
-        def phase(number):
-            def prepare(model):
+    def phases(self, steps: int) -> list[Phase]:
+        def phase(number: int) -> Callable[[keras.Model], None]:
+            def prepare(model: keras.Model) -> None:
                 backbones.set_phase(self.backbone, number, self.start)
                 backbones.compile_phase(model, self.spec, number)
 
@@ -147,9 +165,12 @@ class FinetuneRunner:
         return [Phase(self.spec.head_epochs, phase(1)), Phase(self.spec.epochs, phase(2))]
 
 
-RUNNERS = {RunKind.SCRATCH: ScratchRunner, RunKind.FINETUNE: FinetuneRunner}
+RUNNERS: dict[str, Callable[[Any], Runner]] = {
+    RunKind.SCRATCH: ScratchRunner,
+    RunKind.FINETUNE: FinetuneRunner,
+}  # spec -> runner
 
 
-def runner_for(spec):
+def runner_for(spec: Spec) -> Runner:
     """The runner of a spec's kind (the spec protocol's `kind`, `workbench.specs.base`)."""
     return RUNNERS[spec.kind](spec)

@@ -6,6 +6,9 @@ hyperbolic-tangent decay, no warm-up wrapper for arbitrary schedules and no piec
 those are written here (small, serialisable, so a saved `.keras` model restores its optimizer's schedule).
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -19,16 +22,16 @@ __all__ = ["SCHEDULES", "build_schedule", "learning_rates", "schedule_params"]
 class HyperbolicTangentDecay(keras.optimizers.schedules.LearningRateSchedule):
     """lr(t) = lr0 / 2 * (1 - tanh(L + (U - L) * t / T))  (Hsueh et al. 2019)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, lower=-6.0, upper=3.0):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, lower: float = -6.0, upper: float = 3.0) -> None:
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps = int(decay_steps)
         self.lower, self.upper = float(lower), float(upper)
 
-    def __call__(self, step):
+    def __call__(self, step: Any) -> Any:
         progress = keras.ops.minimum(keras.ops.cast(step, "float32") / self.decay_steps, 1.0)
         return self.initial_learning_rate / 2 * (1 - keras.ops.tanh(self.lower + (self.upper - self.lower) * progress))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -41,18 +44,18 @@ class HyperbolicTangentDecay(keras.optimizers.schedules.LearningRateSchedule):
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """Ramp linearly from 0 to the wrapped schedule's value over `warmup_steps`, then follow it."""
 
-    def __init__(self, schedule, warmup_steps):
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule | dict, warmup_steps: int) -> None:
         if isinstance(schedule, dict):
             schedule = keras.optimizers.schedules.deserialize(schedule)
         self.schedule = schedule
         self.warmup_steps = int(warmup_steps)
 
-    def __call__(self, step):
+    def __call__(self, step: Any) -> Any:
         step = keras.ops.cast(step, "float32")
         ramp = keras.ops.minimum((step + 1) / self.warmup_steps, 1.0)
         return ramp * self.schedule(step)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"schedule": keras.optimizers.schedules.serialize(self.schedule), "warmup_steps": self.warmup_steps}
 
 
@@ -61,11 +64,11 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
     """The rate interpolated linearly between (boundaries[i], values[i]), constant beyond the ends
     (NumPy's `interp`, as cifar10-airbench's schedule)."""
 
-    def __init__(self, boundaries, values):
+    def __init__(self, boundaries: Iterable[float], values: Iterable[float]) -> None:
         self.boundaries = [float(b) for b in boundaries]
         self.values = [float(v) for v in values]
 
-    def __call__(self, step):
+    def __call__(self, step: Any) -> Any:
         step = keras.ops.cast(step, "float32")
         rate = keras.ops.cast(self.values[0], "float32") + 0 * step
         for (b0, v0), (b1, v1) in zip(zip(self.boundaries, self.values), zip(self.boundaries[1:], self.values[1:])):
@@ -73,24 +76,30 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
             rate = rate + fraction * (v1 - v0)
         return rate
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"boundaries": self.boundaries, "values": self.values}
 
 
 @keras.saving.register_keras_serializable(package="workbench")
 class Constant(keras.optimizers.schedules.LearningRateSchedule):
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate: float) -> None:
         self.learning_rate = float(learning_rate)
 
-    def __call__(self, step):
+    def __call__(self, step: Any) -> Any:
         return keras.ops.cast(self.learning_rate, "float32") + 0 * keras.ops.cast(step, "float32")
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"learning_rate": self.learning_rate}
 
 
 def build_schedule(
-    name: str, *, base_lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0, params=None
+    name: str,
+    *,
+    base_lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0,
+    params: dict | None = None,
 ) -> keras.optimizers.schedules.LearningRateSchedule:
     """The schedule for a run of `epochs` x `steps_per_epoch` optimizer steps."""
     params = schedule_params(name, params)
@@ -126,6 +135,6 @@ def build_schedule(
     return LinearWarmup(schedule, warmup) if warmup else schedule
 
 
-def learning_rates(schedule, steps) -> np.ndarray:
+def learning_rates(schedule: Callable[[int], Any], steps: Iterable[int]) -> np.ndarray:
     """The schedule's value at each of `steps` (for plots and tests)."""
     return np.array([float(schedule(int(s))) for s in steps])

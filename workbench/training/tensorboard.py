@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.constants import ACTIVE_STATUSES, RunKind
 from workbench.errors import UserError
 from workbench.specs.flags import format_key_values
 from workbench.specs.sweep import sweep_of
 
+if TYPE_CHECKING:
+    from store import Store
+    from workbench.specs.base import Spec
+
 TRAIN = {"loss": "epoch_loss", "accuracy": "epoch_accuracy", "lr": "epoch_learning_rate", "seconds": "epoch_seconds"}
 VALIDATION = {"val_loss": "epoch_loss", "val_accuracy": "epoch_accuracy"}
 LEFT_OUT = ("name", "data_path", "tensorboard")  # spec fields that are not hyperparameters
 
 
-def default_logdir(store) -> Path:
+def default_logdir(store: Store) -> Path:
     """`<store folder>/<store stem>-tensorboard`: where live runs write, and the export's default."""
     return store.path.parent / f"{store.path.stem}-tensorboard"
 
@@ -43,7 +48,10 @@ def run_folder(run: dict) -> str:
 def hyperparameters(run: dict) -> dict:
     """The run's settings as the HParams plugin takes them (bool, int, float or text), plus its kind and
     the sweep it belongs to."""
-    values = {"kind": str(run.get("kind") or RunKind.SCRATCH), "sweep": sweep_of(run.get("tags")) or ""}
+    values: dict[str, bool | int | float | str] = {
+        "kind": str(run.get("kind") or RunKind.SCRATCH),
+        "sweep": sweep_of(run.get("tags")) or "",
+    }
     for key, value in sorted((run.get("spec") or {}).items()):
         if key in LEFT_OUT or value is None:
             continue
@@ -60,7 +68,7 @@ class EventWriter:
     """The three writers of one run's folder; `epoch(row)` writes a store epoch row, `finish(run)` the
     test accuracy. Opening it with `fresh=True` first deletes the folder's old event files."""
 
-    def __init__(self, folder: Path, run: dict, *, fresh: bool = True):
+    def __init__(self, folder: Path, run: dict, *, fresh: bool = True) -> None:
         import tensorflow as tf  # noqa: PLC0415 - TensorFlow: seconds to import; `export` and the CLI load this module
         from tensorboard.plugins.hparams import api as hp  # noqa: PLC0415 - TensorBoard: imports TensorFlow
 
@@ -101,7 +109,7 @@ class EventWriter:
             writer.close()
 
 
-def write_run(store, run: dict, logdir: Path) -> Path:
+def write_run(store: Store, run: dict, logdir: Path) -> Path:
     """Write (or rewrite) one run's event files from the store; returns its folder."""
     folder = Path(logdir) / run_folder(run)
     writer = EventWriter(folder, run)
@@ -111,7 +119,7 @@ def write_run(store, run: dict, logdir: Path) -> Path:
     return folder
 
 
-def export(store, which, logdir=None) -> tuple:
+def export(store: Store, which: int | str, logdir: str | Path | None = None) -> tuple[Path, list[Path], list[str]]:
     """`which`: a run id or "all" (every run with an epoch, archived ones aside). Returns (the log folder,
     the folders written, notes on runs left out). A run that trains with live events keeps its folder."""
     logdir = Path(logdir) if logdir else default_logdir(store)
@@ -137,7 +145,7 @@ def export(store, which, logdir=None) -> tuple:
     return logdir, written, notes
 
 
-def live_writer(spec, store, run_id: int):
+def live_writer(spec: Spec, store: Store, run_id: int) -> EventWriter | None:
     """An EventWriter for a run that asked for live events (None when it did not), its folder rewritten from
     the epochs the store keeps (a resumed run continues where its checkpoint is)."""
     if not getattr(spec, "tensorboard", False):

@@ -2,6 +2,7 @@
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -106,7 +107,8 @@ def build_app(ctx) -> gr.Blocks:
             (lambda: header_markdown(ctx)) if ctx.cluster_summary is not None else header_markdown(ctx),
             elem_id="header",
         )
-        tab_items, contents = {}, {}
+        tab_items: dict[str, Any] = {}
+        contents: dict[str, Any] = {}
         with gr.Tabs() as tabs:
             for tab_id, (title, create) in TABS.items():
                 with gr.Tab(title, id=tab_id) as tab_items[tab_id]:

@@ -8,6 +8,7 @@ Dict-valued fields are edited as `key=value,...` text, the same syntax as the CL
 
 import dataclasses
 import re
+from typing import Any
 
 import gradio as gr
 
@@ -56,7 +57,7 @@ def gpu_info(gpu_count: int) -> str:
 def build_form(defaults: RunSpec, gpu_count: int) -> dict:
     """Create the form's components (inside the caller's layout) and return them by field name."""
     d = defaults
-    c = {}
+    c: dict[str, Any] = {}
     info = lambda name: HELP[name]  # noqa: E731
     with gr.Group():
         with gr.Row():

@@ -8,6 +8,7 @@ and a legend; an empty input gives a figure that says what is missing instead of
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import plotly.colors
@@ -128,7 +129,9 @@ def live_curves(run: dict, epochs: list[dict]) -> go.Figure:
     width = (1 - 2 * LIVE_GAP) / 3
     # Half an epoch of room at both ends: the last point's marker is not cut by the plot's right edge.
     epoch_axis = dict(title=dict(text="epoch"), range=[min(x) - 0.5, max(x) + 0.5], **whole_steps(max(x)))
-    layout, annotations, shapes = {}, [], []
+    layout: dict[str, Any] = {}
+    annotations: list[dict] = []
+    shapes: list[dict] = []
     for c, (heading, y_title) in enumerate(LIVE_PANELS, start=1):
         left = (c - 1) * (width + LIVE_GAP)
         layout[_axis("xaxis", c)] = dict(epoch_axis, domain=[left, left + width], anchor=_axis("y", c))

@@ -9,6 +9,7 @@ own progress and estimate. Elapsed time is per attempt (a resume starts a new on
 
 import html
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 from workbench.constants import ACTIVE_STATUSES, RESUMABLE_STATUSES, RunPhase, RunStatus
@@ -142,7 +143,7 @@ def duration(seconds) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s"
 
 
-def waiting(runs: list) -> list:
+def waiting(runs: Sequence[dict]) -> list:
     """Queued runs whose job has not started, in queue order (when each was queued)."""
     queued = [r for r in runs if r["status"] == RunStatus.QUEUED and not phase_of(r)]
     return sorted(queued, key=lambda r: (r.get("queued_at") or r["created_at"], r["id"]))
@@ -152,7 +153,7 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def queue_note(run: dict, runs: list) -> str:
+def queue_note(run: dict, runs: Sequence[dict]) -> str:
     """Where a waiting run stands: its place in the queue and what it waits for."""
     line = [r["id"] for r in waiting(runs)]
     if run["id"] not in line:
@@ -220,7 +221,7 @@ def _rate_text(p: dict) -> str:
     return "images/s: after the first batches" if p["phase"] == RunPhase.TRAINING else ""
 
 
-def _phase_text(run: dict, p: dict, runs: list) -> str:
+def _phase_text(run: dict, p: dict, runs: Sequence[dict]) -> str:
     if p["phase"] == RunPhase.PREPARING:
         return "starting: loading the data and building the model"
     if p["phase"] in EVALUATING:
@@ -230,7 +231,7 @@ def _phase_text(run: dict, p: dict, runs: list) -> str:
     return f"waiting: {note}" if note else f"epoch {p['epoch']}"
 
 
-def progress_facts(run: dict, epochs: list, runs: list = ()) -> list:
+def progress_facts(run: dict, epochs: list, runs: Sequence[dict] = ()) -> list:
     """What the followed run is doing, in plain words: phase, rate, elapsed, remaining and its scores,
     as the live panel shows them and `python -m workbench train` prints them."""
     p = progress(run, epochs)
@@ -255,7 +256,7 @@ def progress_facts(run: dict, epochs: list, runs: list = ()) -> list:
     return [f for f in facts if f]
 
 
-def status_html(run: dict, epochs: list, runs: list = ()) -> str:
+def status_html(run: dict, epochs: list, runs: Sequence[dict] = ()) -> str:
     """A progress bar and one line of facts for the followed run (`runs`: all of them, to place a
     waiting one in the queue)."""
     fraction = progress(run, epochs)["fraction"]

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -279,7 +280,7 @@ def sort_rows(rows: list[dict], sort_by: str = DEFAULT_SORT) -> list[dict]:
 
 def leaderboard_rows(
     runs: list[dict],
-    ensembles: list[dict] = (),
+    ensembles: Sequence[dict] = (),
     *,
     status=(),
     model=(),
@@ -439,7 +440,8 @@ def ema(values, alpha: float) -> list:
     alpha = float(alpha or 0.0)
     if not 0.0 <= alpha < 1.0:
         raise UserError(f"smoothing must be in [0, 1), got {alpha}")
-    out, state = [], None
+    out: list[float | None] = []
+    state: float | None = None
     for x in values:
         if x is None or (isinstance(x, float) and math.isnan(x)):
             out.append(None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 
@@ -155,7 +156,7 @@ def sweep_table(runs: list[dict]) -> list[dict]:
     for members in groups.values():
         done = [r for r in members if r["status"] == RunStatus.COMPLETED]
         first = (done or members)[0]
-        row = {}
+        row: dict[str, Any] = {}
         for field in (*FIXED, *extra):
             shown = sorted({_shown(_value(r, field)) for r in (done or members)} - {""})
             row[TITLES.get(field, field)] = (

@@ -20,6 +20,7 @@ No per-image Python, map_fn, vectorized_map or py_function anywhere.
 """
 
 import math
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -63,7 +64,7 @@ SIGNED = frozenset(GEOMETRIC + BLEND)
 _ID = {name: i for i, name in enumerate(OPS)}
 
 
-def op_magnitude(name: str, level, image_size: int = 32) -> float:
+def op_magnitude(name: str, level: int | None, image_size: int = 32) -> float:
     """Unsigned magnitude of `name` at bin `level` (0..9), as torchvision's `_augmentation_space(10, size)`.
 
     Shear: slope 0..0.3; Translate: whole pixels 0..150/331*size (truncated); Rotate: degrees 0..30;
@@ -88,7 +89,7 @@ def op_magnitude(name: str, level, image_size: int = 32) -> float:
     return 0.9 * t  # Brightness, Color, Contrast, Sharpness
 
 
-def _policy_tables(image_size):
+def _policy_tables(image_size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """The policy as [25, 2] tensors: op ids, probabilities, unsigned magnitudes, signed flags."""
     ops = [[_ID[op] for op, _, _ in sub] for sub in CIFAR10_POLICY]
     probs = [[p for _, p, _ in sub] for sub in CIFAR10_POLICY]
@@ -102,23 +103,23 @@ def _policy_tables(image_size):
     )
 
 
-def _is(op, names):
+def _is(op: tf.Tensor, names: Sequence[str]) -> tf.Tensor:
     """Per image: whether op id `op` [k] is one of `names`."""
     return tf.reduce_any(tf.equal(op[:, None], tf.constant([_ID[n] for n in names], tf.int32)), axis=1)
 
 
-def _round_clip(x):
+def _round_clip(x: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(tf.round(x), 0.0, 255.0)
 
 
-def _geometric(images, op, mag, fill):
+def _geometric(images: tf.Tensor, op: tf.Tensor, mag: tf.Tensor, fill: Sequence[float]) -> tf.Tensor:
     """Shear/translate/rotate, each image by its own matrix, in one projective-transform op."""
     shape = tf.shape(images)
     h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
     zero = tf.zeros_like(mag)
 
-    def only(name):
+    def only(name: str) -> tf.Tensor:
         return tf.where(tf.equal(op, _ID[name]), mag, zero)
 
     theta = only("Rotate") * (math.pi / 180.0)  # counter-clockwise, about the centre (as tf.image.rot90)
@@ -143,11 +144,11 @@ def _geometric(images, op, mag, fill):
     return out + shift
 
 
-def _per_image(value):
+def _per_image(value: tf.Tensor) -> tf.Tensor:
     return value[:, None, None, None]
 
 
-def _point(images, op, mag):
+def _point(images: tf.Tensor, op: tf.Tensor, mag: tf.Tensor) -> tf.Tensor:
     """Invert, Solarize, Posterize: pixel-wise arithmetic with per-image constants. (Arithmetic masks,
     not tf.where: TF's select kernel is several times slower than a fused multiply-add on CPU.)"""
     x = _round_clip(images)
@@ -159,7 +160,7 @@ def _point(images, op, mag):
     return y + inverted * (255.0 - x - y)
 
 
-def _equalize_lut(hist, top):
+def _equalize_lut(hist: tf.Tensor, top: tf.Tensor) -> tf.Tensor:
     """PIL/torchvision Equalize tables from int32 histograms [k, C, 256]; `top` [k, C] is each max value."""
     total = tf.reduce_sum(hist, axis=-1)
     last = tf.gather(hist, top, batch_dims=2)  # count of the highest occupied bin
@@ -170,7 +171,7 @@ def _equalize_lut(hist, top):
     return tf.where((step > 0)[..., None], lut, tf.range(256)[None, None])
 
 
-def _lookup(images, op, mag):
+def _lookup(images: tf.Tensor, op: tf.Tensor, mag: tf.Tensor) -> tf.Tensor:
     """AutoContrast, Equalize: per-image, per-channel 256-entry tables built from histograms (one
     bincount over the images), applied with one gather."""
     del mag
@@ -192,7 +193,7 @@ def _lookup(images, op, mag):
     return tf.gather(tf.reshape(lut, [-1]), index)
 
 
-def _blend(images, op, mag):
+def _blend(images: tf.Tensor, op: tf.Tensor, mag: tf.Tensor) -> tf.Tensor:
     """PIL ImageEnhance: blend each image with a degenerate image by factor 1 + mag (1 = unchanged)."""
     channels = images.shape[-1]
     if channels == 3:  # PIL's "L" conversion
@@ -210,7 +211,7 @@ def _blend(images, op, mag):
     inner = tf.pad(tf.ones([1, shape[1] - 2, shape[2] - 2, 1]), [[0, 0], [1, 1], [1, 1], [0, 0]])
     smooth = smooth * inner + images * (1.0 - inner)
 
-    def weight(name):
+    def weight(name: str) -> tf.Tensor:
         return _per_image(tf.cast(tf.equal(op, _ID[name]), tf.float32))
 
     # Brightness: black; selected by 0/1 weights (exact) rather than tf.where (slow on CPU).
@@ -219,10 +220,16 @@ def _blend(images, op, mag):
     return tf.clip_by_value(tf.floor(degenerate + factor * (images - degenerate)), 0.0, 255.0)  # PIL truncates
 
 
-def _on_subset(images, need, op, mag, stage):
+def _on_subset(
+    images: tf.Tensor,
+    need: tf.Tensor,
+    op: tf.Tensor,
+    mag: tf.Tensor,
+    stage: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor],
+) -> tf.Tensor:
     """Run `stage` on the images where `need` is true only, and put them back in place."""
 
-    def run():
+    def run() -> tf.Tensor:
         where = tf.where(need)
         out = stage(tf.gather_nd(images, where), tf.gather_nd(op, where), tf.gather_nd(mag, where))
         return tf.tensor_scatter_nd_update(images, where, out)
@@ -231,10 +238,10 @@ def _on_subset(images, need, op, mag, stage):
     return tf.cond(tf.reduce_any(need), run, lambda: tf.identity(images))
 
 
-def apply_ops(images, op, mag, fill=(0.0, 0.0, 0.0)):
+def apply_ops(images: tf.Tensor, op: tf.Tensor, mag: tf.Tensor, fill: Sequence[float] = (0.0, 0.0, 0.0)) -> tf.Tensor:
     """Apply op id `op[i]` (index into OPS, 0 = Identity) with signed magnitude `mag[i]` to image i."""
     fill = tuple(float(f) for f in fill)
-    stages = (
+    stages: tuple[tuple[tuple[str, ...], Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]], ...] = (
         (GEOMETRIC, lambda x, o, m: _geometric(x, o, m, fill)),
         (POINT, _point),
         (LOOKUP, _lookup),
@@ -245,7 +252,9 @@ def apply_ops(images, op, mag, fill=(0.0, 0.0, 0.0)):
     return images
 
 
-def apply_op(images, name: str, magnitude=0.0, fill=(0.0, 0.0, 0.0)):
+def apply_op(
+    images: tf.Tensor, name: str, magnitude: float | tf.Tensor = 0.0, fill: Sequence[float] = (0.0, 0.0, 0.0)
+) -> tf.Tensor:
     """Apply one op to every image: `magnitude` (a scalar or one per image) as `op_magnitude` gives,
     with a sign for signed ops. For tests and inspection; the policy goes through `apply_ops` too."""
     if name not in OPS:
@@ -258,7 +267,9 @@ def apply_op(images, name: str, magnitude=0.0, fill=(0.0, 0.0, 0.0)):
     return out
 
 
-def autoaugment(images, seed, fill=(0.0, 0.0, 0.0), image_size=None):
+def autoaugment(
+    images: tf.Tensor, seed: tf.Tensor, fill: Sequence[float] = (0.0, 0.0, 0.0), image_size: int | None = None
+) -> tf.Tensor:
     """The CIFAR-10 AutoAugment policy on a batch, deterministic under `seed` (int [2])."""
     images = tf.convert_to_tensor(images, tf.float32)
     if image_size is None:

@@ -33,6 +33,8 @@ with Keras 3's preprocessing layers in tf.data.
 import math
 import numbers
 import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -47,7 +49,7 @@ JIT_COMPILE = os.environ.get("WORKBENCH_AUGMENT_XLA", "1") != "0"
 _STREAM = {"autoaugment": 0, "flip_crop": 1, "cutout": 2, "mixup": 3, "cutmix": 4, "mix_choice": 5}
 
 
-def parse_augmentations(value) -> tuple:
+def parse_augmentations(value: str | Sequence[str] | None) -> tuple:
     """Names from "flip_crop,cutout", a list/tuple, or ""/None/"none"; returned in application `ORDER`."""
     if value is None:
         return ()
@@ -88,19 +90,19 @@ def parse_augmentations(value) -> tuple:
 # ----------------------------------------------------------------------------------------------- ops
 
 
-def _dims(images):
+def _dims(images: tf.Tensor) -> tuple:
     """(B, H, W, C): Python ints where the static shape knows them, scalar tensors otherwise."""
     dynamic = tf.shape(images)
     return tuple(s if s is not None else dynamic[i] for i, s in enumerate(images.shape.as_list()))
 
 
-def _reflect(i, n):
+def _reflect(i: tf.Tensor, n: int | tf.Tensor) -> tf.Tensor:
     """Index into a length-n axis of position i in [-(n-1), 2n-2] under tf.pad REFLECT (edge not repeated)."""
     i = tf.abs(i)
     return tf.where(i > n - 1, 2 * (n - 1) - i, i)
 
 
-def flip_crop_draw(seed, batch, pad):
+def flip_crop_draw(seed: tf.Tensor, batch: int | tf.Tensor, pad: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Random draws for flip_crop: crop offsets int32 [B, 2] in -pad..pad (rows, columns), flip bool [B]."""
     offset_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     offset = tf.random.stateless_uniform([batch, 2], offset_seed, 0, 2 * pad + 1, tf.int32) - pad
@@ -108,7 +110,7 @@ def flip_crop_draw(seed, batch, pad):
     return offset, flip
 
 
-def flip_crop_index(offset, flip, height, width):
+def flip_crop_index(offset: tf.Tensor, flip: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     """int32 [B, H, W]: each output pixel's source pixel, as a row of the batch flattened to [B*H*W, C].
 
     Output pixel (r, c) of image b is pixel (r + dy, c' + dx) of the image REFLECT-padded by pad >= |dy|,
@@ -123,14 +125,14 @@ def flip_crop_index(offset, flip, height, width):
     return rows[:, :, None] + cols[:, None, :]
 
 
-def cutout_draw(seed, batch, height, width):
+def cutout_draw(seed: tf.Tensor, batch: int | tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     """Random draws for cutout: square centres int32 [B, 2] (row, column), uniform over the image."""
     # One draw for both axes (stateless_uniform takes one maxval); the modulo's bias is below size / 2**30.
     centre = tf.random.stateless_uniform([batch, 2], seed, 0, 2**30, tf.int32)
     return centre % tf.stack([height, width])
 
 
-def cutout_mask(centre, height, width, size):
+def cutout_mask(centre: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor, size: int) -> tf.Tensor:
     """bool [B, H, W], true in each image's square: rows cy - size//2 .. cy - size//2 + size - 1 and
     likewise columns, clipped at the border."""
     start = centre - size // 2
@@ -140,35 +142,37 @@ def cutout_mask(centre, height, width, size):
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def _crop_pixels(images, offset, flip):
+def _crop_pixels(images: tf.Tensor, offset: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
     _, height, width, channels = _dims(images)
     return tf.gather(tf.reshape(images, [-1, channels]), flip_crop_index(offset, flip, height, width))
 
 
-def _cutout_pixels(images, centre, size, fill):
+def _cutout_pixels(images: tf.Tensor, centre: tf.Tensor, size: int, fill: Sequence[float]) -> tf.Tensor:
     _, height, width, _ = _dims(images)
     keep = tf.cast(~cutout_mask(centre, height, width, size), tf.float32)[..., None]
     return images * keep + tf.constant(fill, tf.float32) * (1.0 - keep)  # exact: keep is 0 or 1
 
 
-def flip_crop(images, seed, pad=4):
+def flip_crop(images: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
     """Random horizontal flip (p = 0.5) + random crop after `pad`-pixel REFLECT padding, per image."""
     return _crop_pixels(images, *flip_crop_draw(seed, tf.shape(images)[0], pad))
 
 
-def cutout(images, seed, size=16, fill=(0.0, 0.0, 0.0)):
+def cutout(images: tf.Tensor, seed: tf.Tensor, size: int = 16, fill: Sequence[float] = (0.0, 0.0, 0.0)) -> tf.Tensor:
     """Set one `size` square per image (random centre, clipped at the border) to `fill`."""
     batch, height, width, _ = _dims(images)
     return _cutout_pixels(images, cutout_draw(seed, batch, height, width), size, fill)
 
 
-def _spatial(crop, cut, pad, size, fill, random_flip=True):
+def _spatial(
+    crop: bool, cut: bool, pad: int, size: int, fill: Sequence[float], random_flip: bool = True
+) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]:
     """flip_crop then cutout as `f(images, crop_seed, cutout_seed)`. The pixel work (index arithmetic,
     gather, mask) is one XLA-compiled function when JIT_COMPILE: XLA fuses it into a single pass over the
     batch, ~1.6x faster than TF's kernels one by one. The random draws stay outside it, in TF's stateless
     kernels, so results are the same with or without XLA (XLA draws other numbers from the same seed)."""
 
-    def pixels(images, offset, flip, centre):
+    def pixels(images: tf.Tensor, offset: tf.Tensor, flip: tf.Tensor, centre: tf.Tensor) -> tf.Tensor:
         if crop:
             images = _crop_pixels(images, offset, flip)
         if cut:
@@ -177,7 +181,7 @@ def _spatial(crop, cut, pad, size, fill, random_flip=True):
 
     pixels_fn = tf.function(pixels, jit_compile=True) if JIT_COMPILE else pixels
 
-    def spatial(images, crop_seed, cutout_seed):
+    def spatial(images: tf.Tensor, crop_seed: tf.Tensor, cutout_seed: tf.Tensor) -> tf.Tensor:
         batch, height, width, _ = _dims(images)
         offset, flip = (
             flip_crop_draw(crop_seed, batch, pad)
@@ -192,18 +196,18 @@ def _spatial(crop, cut, pad, size, fill, random_flip=True):
     return spatial
 
 
-def _beta(seed, alpha):
+def _beta(seed: tf.Tensor, alpha: float) -> tf.Tensor:
     """One Beta(alpha, alpha) sample from two stateless Gamma(alpha) samples (float64: small alphas)."""
     a, b = tf.unstack(tf.random.stateless_gamma([2], seed, alpha=alpha, dtype=tf.float64))
     return tf.cast(tf.where(a + b > 0, a / tf.maximum(a + b, 1e-300), 0.5), tf.float32)
 
 
-def _partner(seed, batch):
+def _partner(seed: tf.Tensor, batch: int | tf.Tensor) -> tf.Tensor:
     """A stateless random permutation of the batch: who each image is mixed with."""
     return tf.argsort(tf.random.stateless_uniform([batch], seed))
 
 
-def mixup(images, labels, seed, alpha=0.2):
+def mixup(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, alpha: float = 0.2) -> tuple[tf.Tensor, tf.Tensor]:
     """Mixup: one lam ~ Beta(alpha, alpha) for the batch, mixed with a permutation of the batch."""
     lam_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     lam = _beta(lam_seed, alpha)
@@ -213,7 +217,7 @@ def mixup(images, labels, seed, alpha=0.2):
     return images, labels
 
 
-def cutmix(images, labels, seed, alpha=1.0):
+def cutmix(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, alpha: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
     """CutMix: lam ~ Beta(alpha, alpha); a box of sides sqrt(1 - lam) * (H, W) at a uniform centre
     (clipped) is taken from a permutation of the batch; labels are mixed by the box's real area."""
     lam_seed, box_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
@@ -238,20 +242,20 @@ def cutmix(images, labels, seed, alpha=1.0):
 # ------------------------------------------------------------------------------------------ builder
 
 
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
         raise UserError(f"{name} must be a whole number from {lo} to {hi}, not {value!r}")
     return int(value)
 
 
-def _check_alpha(name, value):
+def _check_alpha(name: str, value: Any) -> float:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value <= 0:
         raise UserError(f"{name} must be a number greater than 0 (Beta(alpha, alpha)), not {value!r}")
     return float(value)
 
 
-def _check_fill(fill):
+def _check_fill(fill: Any) -> tuple[float, ...]:
     values = (fill,) * 3 if isinstance(fill, numbers.Real) and not isinstance(fill, bool) else fill
     try:
         values = tuple(float(v) for v in values)
@@ -277,8 +281,16 @@ def check_augment_params(params: dict) -> dict:
 
 
 def build_augmenter(
-    names, image_size=32, *, pad=4, cutout_size=16, mixup_alpha=0.2, cutmix_alpha=1.0, translate=2, fill=(0.0, 0.0, 0.0)
-):
+    names: str | Sequence[str] | None,
+    image_size: int = 32,
+    *,
+    pad: int = 4,
+    cutout_size: int = 16,
+    mixup_alpha: float = 0.2,
+    cutmix_alpha: float = 1.0,
+    translate: int = 2,
+    fill: Sequence[float] | float = (0.0, 0.0, 0.0),
+) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None:
     """`augment(images, labels, seed) -> (images, labels)` for the named augmentations, or None for none.
 
     Checks the parameters the chosen augmentations use: pad and translate 0..image_size//2, cutout_size
@@ -305,7 +317,7 @@ def build_augmenter(
     crop, cut = "flip_crop" in names or "translate" in names, "cutout" in names
     spatial = _spatial(crop, cut, pad, cutout_size, fill, random_flip="translate" not in names) if crop or cut else None
 
-    def augment(images, labels, seed):
+    def augment(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         images = tf.convert_to_tensor(images)
         shape = images.shape
         if images.dtype != tf.float32:
@@ -333,5 +345,5 @@ def build_augmenter(
         images.set_shape(shape)
         return images, labels
 
-    augment.names = names
+    augment.names = names  # type: ignore[attr-defined]  # what it applies, for whoever holds it
     return augment

@@ -5,6 +5,7 @@ Everything is computed from stored logits (`workbench.ensemble.lab`); no model i
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -342,7 +343,7 @@ class _Handlers:
 
 
 def _layout() -> EnsembleView:
-    c = {}
+    c: dict[str, Any] = {}
     gr.Markdown(
         "Combine completed runs trained on the same split. Weights and temperatures are chosen on the "
         "**validation** split; **test** figures are reported for the chosen weights, never used to choose. "

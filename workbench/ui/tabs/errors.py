@@ -6,6 +6,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -163,6 +164,7 @@ class _Handlers:
     """The tab's event handlers; sources are loaded once per (source, split) and kept in `cache`."""
 
     def __init__(self, ctx, view: ErrorsView):
+        self.cache: dict[tuple, Any]  # inspect.sources' cache: datasets and split images
         self.store, self.room, self.cache, self.v = ctx.store, lab.Lab(ctx.store), {}, view
 
     def load(self, key, split):
@@ -334,7 +336,7 @@ class _Handlers:
 
 
 def _layout() -> ErrorsView:
-    c = {}
+    c: dict[str, Any] = {}
     with gr.Row():
         c["source"] = gr.Dropdown([], label="Source A (run or saved ensemble)", elem_id="errors-source", scale=3)
         c["split"] = gr.Radio([("test", "test"), ("validation", "val")], value="test", label="Split", scale=1)

@@ -3,6 +3,7 @@ resized to 96x96, in two phases (head on the frozen backbone, then the top layer
 same live panel, cancel and resume as the Train tab. Its runs are ordinary runs of kind "finetune"."""
 
 import dataclasses
+from typing import Any
 
 import gradio as gr
 
@@ -57,13 +58,13 @@ def build_form(defaults, gpu_count: int) -> dict:
     types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
     words = form_words()
     help_text = {**{name: words.say(text) for name, text in fs.HELP.items()}, **FORM_HELP, "gpus": gpu_info(gpu_count)}
-    c = {}
+    c: dict[str, Any] = {}
     with gr.Group():
         for row in LAYOUT:
             with gr.Row():
                 for name in row:
                     value, label = getattr(defaults, name), LABELS.get(name, name.replace("_", " ").capitalize())
-                    kwargs = dict(label=label, info=help_text.get(name), elem_id=f"ft-{name}")
+                    kwargs: dict[str, Any] = dict(label=label, info=help_text.get(name), elem_id=f"ft-{name}")
                     if name == "backbone":
                         c[name] = gr.Dropdown(list(fs.BACKBONES), value=value, allow_custom_value=True, **kwargs)
                     elif name == "augment":

@@ -9,6 +9,7 @@ through a share link with a login as on localhost.
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -168,7 +169,7 @@ class _Handlers:
 
 
 def _layout() -> PredictView:
-    c = {}
+    c: dict[str, Any] = {}
     with gr.Row():
         c["source"] = gr.Dropdown(
             [],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -122,7 +123,7 @@ class RunsTab:
     view: RunsView
     refresh: Refresh  # leaderboard, summary, filter choices and run choices
     overview: Refresh  # the parameters-vs-accuracy and by-group figures
-    sweeps: Refresh = None  # the Sweeps view
+    sweeps: Refresh  # the Sweeps view
 
     @property
     def timer(self) -> gr.Timer:
@@ -203,8 +204,10 @@ class _Handlers:
         pick_ids = _ids([pick] if pick else [])
         pick_value = pick_ids[0] if pick_ids and pick_ids[0] in known else None
         # values are only sent when a run went away, so a timer tick never fights a user's edit
-        selection_update = gr.update(choices=choices, **({"value": kept} if len(kept) < len(ids) else {}))
-        pick_update = gr.update(choices=choices, **({"value": pick_value} if pick and not pick_value else {}))
+        keep: dict[str, Any] = {"value": kept} if len(kept) < len(ids) else {}
+        selection_update = gr.update(choices=choices, **keep)
+        clear: dict[str, Any] = {"value": pick_value} if pick and not pick_value else {}
+        pick_update = gr.update(choices=choices, **clear)
         if not runs and not rows:
             summary = f"### {rd.EMPTY_MESSAGE}"
         else:
@@ -263,7 +266,7 @@ class _Handlers:
 
 
 def _layout(shown=rd.COLUMNS) -> RunsView:
-    c = {}
+    c: dict[str, Any] = {}
     c["summary"] = gr.Markdown("Loading runs... (press Refresh if this stays)")
     with gr.Row():
         c["status_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Status")
@@ -367,8 +370,8 @@ def create_runs_tab(ctx) -> RunsTab:
 
 
 def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):
-    quiet = dict(show_progress="hidden")
-    private = dict(show_progress="hidden", api_visibility="private")
+    quiet: dict[str, Any] = dict(show_progress="hidden")
+    private: dict[str, Any] = dict(show_progress="hidden", api_visibility="private")
     refresh.on(
         [
             v.refresh.click,

@@ -84,8 +84,8 @@ def clone_values(store, choice) -> Clone:
         if run.get("kind") == RunKind.FINETUNE:
             spec = FinetuneSpec.from_dict(run["spec"]).replace(name=name)
             return Clone("finetune", form_fields(spec), tags, spec.to_cli())
-        spec = RunSpec.from_dict(run["spec"]).replace(name=name)
-        return Clone("train", spec_to_fields(spec, FORM_FIELDS), tags, spec.to_cli())
+        run_spec = RunSpec.from_dict(run["spec"]).replace(name=name)
+        return Clone("train", spec_to_fields(run_spec, FORM_FIELDS), tags, run_spec.to_cli())
     except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
 

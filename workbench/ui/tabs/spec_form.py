@@ -53,8 +53,8 @@ def wire_preview(form: dict, command, read, words, message, extra=()):
     fields, info = list(form.values()), {name: c.info or "" for name, c in form.items()}
     flagged = gr.State(None)  # (field name, reason) shown at that field now
 
-    def preview(*values):
-        *values, shown = values
+    def preview(*given):
+        *values, shown = given
         try:
             text, now = read(*values), None
         except UserError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import gradio as gr
 
@@ -40,7 +41,7 @@ class SweepBox:
 
 def sweep_layout() -> SweepBox:
     """The box's components, inside the caller's layout (closed until opened)."""
-    axes = {}
+    axes: dict[str, Any] = {}
     with gr.Accordion("Sweep: several values per setting, queued as one tagged sweep", open=False, elem_id="sweep-box"):
         with gr.Row():
             name = gr.Textbox(
