@@ -89,6 +89,20 @@ def test_api_queues_a_run_and_lists_it(app_server):
         assert len(store.list_runs()) == before + 1
 
 
+def test_a_mistyped_model_is_refused_not_replaced(app_server):
+    """Issue 23: "lenett" in the Model field became lenet and Train queued a LeNet run."""
+    from gradio_client import Client
+
+    with Store(app_server.db) as store:
+        before = len(store.list_runs())
+    client = Client(app_server.url, verbose=False)
+    message, _ = client.predict("", *spec_to_form_values(TINY.replace(model="lenett")), api_name="/train")
+    assert message.startswith("**Not queued:** Model “lenett” is not in the model zoo (closest: lenet)"), message
+    assert "python -m workbench models" in message
+    with Store(app_server.db) as store:
+        assert len(store.list_runs()) == before
+
+
 def _status(url, data=None):
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
     try:
