@@ -30,7 +30,8 @@ AXIS_HELP = {
 
 def add_commands(sub, *, follow, open_store) -> None:
     """Add `sweep` and `sweeps` to the CLI's subparsers; `follow(queue, store, run_ids)` and `open_store(args)`
-    are the CLI's own (following runs until they end, the --db store)."""
+    are the CLI's own (following runs until they end, the --db store; `open_store(args, create=False)`: None
+    where the store's file does not exist)."""
     sweep = sub.add_parser(
         "sweep",
         help="queue the cross product of several models/losses/augmentations/schedules/lrs/seeds as one sweep",
@@ -81,13 +82,15 @@ def run_sweep(args, follow, open_store) -> int:
     sweep = build_sweep(args)
     gpus = len(gpu_names())
     specs = sweep.validate(available_gpus=gpus)
-    store = open_store(args)
-    taken = sum(sweep.tag in (r.get("tags") or ()) for r in store.list_runs(include_archived=True))
+    store = open_store(args, create=not args.dry_run)  # a dry run reads the store only if it exists
+    earlier = store.list_runs(include_archived=True) if store is not None else []
+    taken = sum(sweep.tag in (r.get("tags") or ()) for r in earlier)
     print(f"sweep {sweep.name}: {sweep.count_text()}" + (f" (adding to its {taken} earlier runs)" if taken else ""))
     for spec in specs:
         print(f"  {spec.name}")
     print(time_text(estimate_many(specs, store, gpus)))
     if args.dry_run:
+        print("dry run: nothing queued")
         return 0
     from workbench.jobs.queue import JobQueue  # noqa: PLC0415 - TensorFlow: the queue imports it; a dry run needs none
 

@@ -107,12 +107,12 @@ def _cost_ratio(spec) -> float:
 
 
 def estimate(spec, store, gpu_count: int) -> Estimate:
-    """How long `spec` will take on the device the queue will give it (see the module's docstring)."""
+    """How long `spec` will take on the device the queue will give it (see the module's docstring);
+    `store` None (none yet): without history."""
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
-    history = [
-        r for r in store.list_runs(include_archived=True) if r["status"] == "completed" and _device_of_run(r) == device
-    ]
+    runs = store.list_runs(include_archived=True) if store is not None else []
+    history = [r for r in runs if r["status"] == "completed" and _device_of_run(r) == device]
     size = sizes(spec, history)
     if size is None:
         return Estimate(None, "a folder dataset's size is known once a run has loaded it", device=name)
