@@ -68,6 +68,7 @@ RUN_COLUMNS = (
     "attempt_seconds",
     "queued_at",
     "node",
+    "val_steps",
 )
 EPOCH_COLUMNS = (
     "run",
@@ -317,3 +318,10 @@ def m004_node(db):
     # Where a run trained when jobs run on a Ray cluster (`workbench.jobs.ray_backend`): the node's address
     # and the start of its id, as the jobs and runs tables show it. Empty for runs trained by the app itself.
     db["runs"].add_column("node", str)
+
+
+@migration
+def m005_val_steps(db):
+    # The batches of the validation at each epoch's end, so the live panel shows that pass's progress
+    # (phase "validating": minutes for a fine-tune at 96x96) instead of a stalled epoch.
+    db["runs"].add_column("val_steps", int)

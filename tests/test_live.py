@@ -78,6 +78,28 @@ def test_the_final_evaluation_has_its_own_progress_and_estimate(store, runner):
     assert row[2:5] == ["evaluating", "2/2", "75%"] and row[-1] == "0m 05s"
 
 
+def test_each_epochs_validation_shows_as_its_own_phase(store, runner):
+    """Issue 23: a fine-tune's panel stayed on "epoch 1/2 · remaining ~0m 14s" through a 75 s validation."""
+    # The first epoch's validation, 10 of 40 batches in 5 s: no epoch logged yet, so no rate or total.
+    run_id = _running(store, epochs=2, phase="validating", val_steps=40, step=10, step_seconds=5.0)
+    p, html = _view(store, run_id)
+    assert p["epoch"] == "1/2" and p["fraction"] == pytest.approx(0.5)
+    assert p["validation_remaining"] == pytest.approx(15.0)
+    assert "epoch 1/2 · validating (10 of 40 batches)" in html
+    row = next(r for r in live.jobs_rows(store, store.seen_runs()) if r[0] == run_id)
+    assert row[2:5] == ["validating", "1/2", "50%"]
+    # The second epoch's: the rest of this validation, then the epochs left at the logged pace.
+    run_id = _running(store, epochs=4, phase="validating", val_steps=40, step=30, step_seconds=15.0)
+    store.log_epoch(run_id, 1, loss=1.0, val_accuracy=0.5, seconds=40.0)
+    p, html = _view(store, run_id)
+    assert p["epoch"] == "2/4" and p["remaining"] == pytest.approx(5.0 + 2 * 40.0)
+    assert "epoch 2/4 · validating (30 of 40 batches)" in html and "remaining ~1m 25s" in html
+    assert "validating epoch 2, stops after the current batch" in live.cancel_message(store.get_run(run_id), True)
+    # Without a batch count (a run from before it was stored): the phase all the same.
+    store.update_run(run_id, val_steps=None)
+    assert "epoch 2/4 · validating…" in _view(store, run_id)[1]
+
+
 def test_elapsed_time_is_per_attempt_and_in_all(store, runner):
     # A second attempt that started a minute ago, after attempts that took 100 s.
     run_id = _running(store, attempt=2, attempt_started_at=_iso(60), attempt_seconds=30.0, train_seconds=130.0)

@@ -13,8 +13,9 @@ RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed", "diverged")
 # --- what an active run's job is doing (runs.phase; none while it waits in the queue) -------------
 PREPARING = "preparing"  # the job's process started: importing TensorFlow, loading data, building the model
 TRAINING = "training"
+EVAL_EPOCH = "validating"  # the validation at the end of each epoch (its batches: runs.val_steps)
 EVAL_VALIDATION, EVAL_TEST = "evaluating validation", "evaluating test"  # the final predictions
-PHASES = (PREPARING, TRAINING, EVAL_VALIDATION, EVAL_TEST)
+PHASES = (PREPARING, TRAINING, EVAL_EPOCH, EVAL_VALIDATION, EVAL_TEST)
 
 # --- run kinds: which spec a run's stored JSON is ------------------------------------------------
 SCRATCH = "scratch"  # a model from the zoo trained from random initialisation (RunSpec)

@@ -13,6 +13,7 @@ from pathlib import Path
 from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.sweep import add_commands as add_sweep_commands
+from workbench.constants import EVAL_EPOCH, TRAINING
 from workbench.errors import UserError
 from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
 from workbench.jobs.cluster_flags import check as check_cluster_flags
@@ -249,6 +250,7 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
                     said[run_id] = (said[run_id][0], time.monotonic())  # an epoch line says enough for now
                 run = store.get_run(run_id)
                 phase, last = phase_of(run), said[run_id]
+                phase = TRAINING if phase == EVAL_EPOCH else phase  # each epoch's validation: said every `every` s
                 if phase and (phase != last[0] or time.monotonic() - last[1] >= every):
                     print(f"{prefix}run {run_id}: {' · '.join(progress_facts(run, epochs))}", flush=True)
                     said[run_id] = (phase, time.monotonic())

@@ -12,6 +12,7 @@ import threading
 
 import keras
 
+from workbench.constants import EVAL_EPOCH, TRAINING
 from workbench.errors import UserError
 from workbench.training.progress import ProgressWriter
 
@@ -42,18 +43,31 @@ class StoreCallback(keras.callbacks.Callback):
         self.diverged = False
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.progress.begin_pass()
+        self.progress.begin_pass(phase=TRAINING)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.stop.is_set():  # checked every step: a cancel takes effect within one batch
             self.model.stop_training = True
         self.progress.step(batch + 1)
 
+    def on_test_begin(self, logs=None):
+        # The epoch's validation (minutes for a big model or input size): its own phase and batch count.
+        if not self.stop.is_set():
+            self.progress.begin_steps(phase=EVAL_EPOCH)
+
     def on_test_batch_begin(self, batch, logs=None):
         # Keras validates even an epoch cut short by stop_training (5,000 images: the slow part of a
-        # cancel); the partial epoch is dropped anyway, so skip it.
+        # cancel); the partial epoch is dropped anyway, so skip it. A cancel during the validation of a
+        # whole epoch stops it too, and the epoch, not validated, is dropped like a partial one.
         if self.stop.is_set():
             self.model.stop_evaluating = True
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.stop.is_set():  # Keras checks this after the batch: a cancel takes effect within one batch
+            self.model.stop_evaluating = True
+            self.model.stop_training = True
+        self.progress.step(batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -79,7 +93,7 @@ class StoreCallback(keras.callbacks.Callback):
         save_checkpoint(self.model, self.run_dir, epoch + 1)
         if self.on_checkpoint is not None:
             self.on_checkpoint(epoch + 1)
-        self.progress.write(step=0, step_seconds=0.0)
+        self.progress.write(step=0, step_seconds=0.0, phase=TRAINING)
 
 
 def _get(logs, key):

@@ -3,15 +3,24 @@ so every page (a reload, a second browser) shows the same state.
 
 What a job is doing comes from `runs.phase` (none while it waits in the queue): rates and remaining
 times from its finished epochs, else from the current pass's `step` and `step_seconds` (so they exist
-from the first batches), and the final evaluation (validation and test, plain and mirrored) has its
-own progress and estimate. Elapsed time is per attempt (a resume starts a new one) and in total.
+from the first batches); each epoch's validation ("validating", `val_steps` batches) and the final
+evaluation (validation and test, plain and mirrored) have their own progress and estimate. Elapsed
+time is per attempt (a resume starts a new one) and in total.
 """
 
 import html
 import time
 from datetime import datetime
 
-from workbench.constants import ACTIVE_STATUSES, EVAL_TEST, EVAL_VALIDATION, PREPARING, RESUMABLE_STATUSES, TRAINING
+from workbench.constants import (
+    ACTIVE_STATUSES,
+    EVAL_EPOCH,
+    EVAL_TEST,
+    EVAL_VALIDATION,
+    PREPARING,
+    RESUMABLE_STATUSES,
+    TRAINING,
+)
 
 JOB_COLUMNS = ["id", "name", "status", "epoch", "progress", "images/s", "elapsed", "remaining"]
 NODE_COLUMN = "node"  # with jobs on a Ray cluster: where each run trains (runs.node)
@@ -103,25 +112,30 @@ def progress(run: dict, epochs: list, now=None) -> dict:
     total = int(run["spec"].get("epochs") or 1)
     done = int(run["epochs_done"] or 0)
     phase = phase_of(run)
-    step, _ = _in_pass(run)
+    step, per_batch = _in_pass(run)
     steps = run.get("steps_per_epoch") or 0
     in_epoch = min(step, steps) / steps if steps and phase == TRAINING else 0.0
+    validation = None  # seconds the epoch's validation still needs, while it runs
+    if phase == EVAL_EPOCH:
+        in_epoch = 1.0  # the epoch's batches are trained; its validation runs
+        if per_batch and run.get("val_steps"):
+            validation = per_batch * max(run["val_steps"] - step, 0)
     per_epoch = _epoch_seconds(run, epochs, training=phase == TRAINING)
     images = run.get("train_images")
     rate = images / per_epoch if images and per_epoch else None
     remaining = evaluation = None
     if phase in EVALUATING:
         remaining = evaluation = _eval_remaining(run, per_epoch)
-    elif phase == TRAINING and per_epoch:
+    elif phase in (TRAINING, EVAL_EPOCH) and per_epoch:
         evaluation = _eval_remaining(run, per_epoch)
-        remaining = per_epoch * max(total - done - in_epoch, 0) + (evaluation or 0.0)
+        remaining = per_epoch * max(total - done - in_epoch, 0) + (validation or 0.0) + (evaluation or 0.0)
     if phase in EVALUATING and run.get("eval_steps"):
         fraction = min(1.0, step / run["eval_steps"])
     else:
         fraction = min(1.0, (done + in_epoch) / total)
     attempt, total_seconds = elapsed(run, now)
     return {
-        "epoch": f"{min(done + (phase == TRAINING), total)}/{total}",
+        "epoch": f"{min(done + (phase in (TRAINING, EVAL_EPOCH)), total)}/{total}",
         "phase": phase,
         "fraction": fraction,
         "images_per_second": rate,
@@ -129,6 +143,7 @@ def progress(run: dict, epochs: list, now=None) -> dict:
         "elapsed": total_seconds,
         "remaining": remaining,
         "evaluation_remaining": evaluation,
+        "validation_remaining": validation,
     }
 
 
@@ -168,6 +183,8 @@ def status_word(run: dict, runs: list) -> str:
         return f"queued #{line.index(run['id']) + 1}" if run["id"] in line else "queued"
     if phase_of(run) == PREPARING:
         return "starting"
+    if phase_of(run) == EVAL_EPOCH:
+        return "validating"
     return "evaluating" if phase_of(run) in EVALUATING else run["status"]
 
 
@@ -225,6 +242,10 @@ def _phase_text(run: dict, p: dict, runs: list) -> str:
     if p["phase"] in EVALUATING:
         step = min(run.get("step") or 0, run.get("eval_steps") or 0)
         return f"{p['phase']} ({step:,} of {run['eval_steps']:,} batches)"
+    if p["phase"] == EVAL_EPOCH:
+        total = run.get("val_steps")
+        done = f" ({min(run.get('step') or 0, total):,} of {total:,} batches)" if total else "…"
+        return f"epoch {p['epoch']} · validating{done}"
     note = queue_note(run, runs) if run["status"] == "queued" else ""
     return f"waiting: {note}" if note else f"epoch {p['epoch']}"
 
@@ -300,6 +321,11 @@ def cancel_message(run: dict, started: bool) -> str:
         how = "it is still loading its data and building its model, and stops before its first batch"
     elif phase in EVALUATING:
         how = "it is in its final evaluation, stops after the current batch and stores no predictions"
+    elif phase == EVAL_EPOCH:
+        how = (
+            f"it is validating epoch {int(run['epochs_done'] or 0) + 1}, stops after the current batch and "
+            "drops that epoch, unvalidated"
+        )
     else:
         _, per_batch = _in_pass(run)
         pace = f" (about {per_batch:.1f} s each here)" if per_batch else ""
