@@ -146,9 +146,12 @@ def test_cancel_and_resume_say_what_will_happen(store, runner):
     assert "stops after its current batch (about 1.2 s each here)" in said
     assert "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1" in said
     store.log_epoch(run_id, 1, loss=1.0, seconds=10.0)
-    assert "Epochs 1-1 are kept (its checkpoint): Resume would continue from epoch 2 of 10" in live.cancel_message(
+    assert "Epoch 1 is kept (its checkpoint): Resume would continue from epoch 2 of 10" in live.cancel_message(
         store.get_run(run_id), True
     )
+    store.log_epoch(run_id, 2, loss=1.0, seconds=10.0)
+    assert "Epochs 1-2 are kept (its checkpoint)" in live.cancel_message(store.get_run(run_id), True)
+    store.truncate_epochs(run_id, 1)
     store.update_run(run_id, phase="evaluating validation")
     assert "final evaluation" in live.cancel_message(store.get_run(run_id), True)
     assert live.cancel_message(run, started=False).endswith("was waiting in the queue and had not started.")
@@ -160,3 +163,41 @@ def test_cancel_and_resume_say_what_will_happen(store, runner):
     assert "runs the final evaluation only" in live.resume_message(run, 10, [run])
     store.set_status(run_id, "completed")
     assert not live.can_cancel(store.get_run(run_id)) and not live.can_resume(store.get_run(run_id))
+
+
+def test_a_resumed_run_says_so_at_once_and_its_time_per_attempt_from_the_start(store, runner):
+    """Issue 23: after Resume the panel said "cancelled", then "starting … elapsed 1m 41s" that dropped to
+    "0m 09s this attempt"; and the "Cancelling run 3" line stayed after the run had stopped."""
+    run_id = _running(store, attempt=1, attempt_started_at=_iso(200), attempt_seconds=100.0, train_seconds=100.0)
+    store.log_epoch(run_id, 1, loss=1.0, seconds=40.0)
+    notice = live.cancel_message(store.get_run(run_id), True)
+    assert notice.startswith(f"Cancelling run {run_id}:")
+    assert live.settled_notice(notice, store.seen_runs()) is None  # still stopping: the line stays
+    store.set_status(run_id, "cancelled")
+    assert live.settled_notice(notice, store.seen_runs()) == (
+        f"Run {run_id} has stopped (cancelled). Epoch 1 is kept (its checkpoint): Resume would continue from "
+        "epoch 2 of 10."
+    )
+    assert live.settled_notice("Run 3 queued to resume", store.seen_runs()) is None
+    # Resume: queued, and the queue starts its job at once (phase "preparing") before the job clocks its
+    # second attempt. The first attempt's clock is not taken for this one's.
+    store.set_status(run_id, "queued")
+    assert store.get_run(run_id)["attempt_started_at"] is None  # the last attempt's clock stopped with it
+    store.update_run(run_id, phase="preparing")
+    p, html = _view(store, run_id)
+    assert p["attempt_seconds"] is None and p["elapsed"] == 100.0
+    assert "queued</b> · resuming from epoch 2/10: loading the data and its checkpoint" in html
+    assert "elapsed 0m 00s this attempt (#2), 1m 40s in all" in html
+    # The job clocks attempt 2: the same words, counting.
+    store.update_run(run_id, attempt=2, attempt_started_at=_iso(9), attempt_seconds=0.0, train_seconds=100.0)
+    p, html = _view(store, run_id)
+    assert 9 <= p["attempt_seconds"] <= 15 and 109 <= p["elapsed"] <= 115
+    assert "elapsed 0m 09s this attempt (#2), 1m 49s in all" in html or "this attempt (#2), 1m 5" in html
+    # Waiting behind another job instead: where it stands, and where it will resume.
+    store.set_status(run_id, "cancelled")
+    store.update_run(run_id, attempt=1, attempt_started_at=_iso(200))
+    store.set_status(run_id, "queued")
+    busy = _running(store)
+    runs = store.seen_runs()
+    run = next(r for r in runs if r["id"] == run_id)
+    assert f"resuming from epoch 2/10; waiting: 1st in the queue, behind run {busy}" in live.status_html(run, [], runs)

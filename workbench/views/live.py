@@ -9,6 +9,7 @@ time is per attempt (a resume starts a new one) and in total.
 """
 
 import html
+import re
 import time
 from datetime import datetime
 
@@ -84,7 +85,9 @@ def elapsed(run: dict, now=None) -> tuple:
     now = time.time() if now is None else now
     active = run["status"] in ACTIVE_STATUSES
     total = run.get("train_seconds")
-    if run.get("attempt_started_at") is None:  # from before attempts were recorded, or never started
+    # From before attempts were recorded, never started, or queued again (Resume) until its job clocks the
+    # new attempt: no attempt's clock runs.
+    if run.get("attempt_started_at") is None:
         start = _timestamp(run.get("started_at"))
         if start is None or run["status"] == "queued":
             return None, total
@@ -97,6 +100,12 @@ def elapsed(run: dict, now=None) -> tuple:
     if active:  # queued again, not started yet: the attempts so far
         return None, total
     return run.get("attempt_seconds"), total
+
+
+def _next_epoch(run: dict) -> str:
+    """Where a resumed run's job starts: "epoch 2/10", or the final evaluation once every epoch is done."""
+    done, total = int(run["epochs_done"] or 0), int(run["spec"].get("epochs") or 1)
+    return f"epoch {done + 1}/{total}" if done < total else "the final evaluation"
 
 
 def phase_of(run: dict):
@@ -238,6 +247,8 @@ def _rate_text(p: dict) -> str:
 
 def _phase_text(run: dict, p: dict, runs: list) -> str:
     if p["phase"] == PREPARING:
+        if run["epochs_done"]:
+            return f"resuming from {_next_epoch(run)}: loading the data and its checkpoint"
         return "starting: loading the data and building the model"
     if p["phase"] in EVALUATING:
         step = min(run.get("step") or 0, run.get("eval_steps") or 0)
@@ -247,6 +258,8 @@ def _phase_text(run: dict, p: dict, runs: list) -> str:
         done = f" ({min(run.get('step') or 0, total):,} of {total:,} batches)" if total else "…"
         return f"epoch {p['epoch']} · validating{done}"
     note = queue_note(run, runs) if run["status"] == "queued" else ""
+    if note and run["epochs_done"]:
+        return f"resuming from {_next_epoch(run)}; waiting: {note}"
     return f"waiting: {note}" if note else f"epoch {p['epoch']}"
 
 
@@ -255,11 +268,14 @@ def progress_facts(run: dict, epochs: list, runs: list = ()) -> list:
     as the live panel shows them and `python -m workbench train` prints them."""
     p = progress(run, epochs)
     facts = [_phase_text(run, p, runs or [run]), _rate_text(p)]
-    if p["attempt_seconds"] is not None and (run.get("attempt") or 0) > 1:
+    attempts = run.get("attempt") or 0
+    if p["attempt_seconds"] is not None and attempts > 1:
         facts.append(
-            f"elapsed {duration(p['attempt_seconds'])} this attempt (#{run['attempt']}), "
-            f"{duration(p['elapsed'])} in all"
+            f"elapsed {duration(p['attempt_seconds'])} this attempt (#{attempts}), {duration(p['elapsed'])} in all"
         )
+    elif p["attempt_seconds"] is None and run["status"] == "queued" and attempts and p["elapsed"] is not None:
+        # queued again (Resume): the new attempt's clock has not begun
+        facts.append(f"elapsed 0m 00s this attempt (#{attempts + 1}), {duration(p['elapsed'])} in all")
     elif p["elapsed"] is not None:
         facts.append(f"elapsed {duration(p['elapsed'])}")
     if p["remaining"] is not None:
@@ -309,7 +325,8 @@ def _kept(run: dict) -> str:
         return "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1."
     if done >= total:
         return f"All {total} epochs are kept: Resume would run the final evaluation only."
-    return f"Epochs 1-{done} are kept (its checkpoint): Resume would continue from epoch {done + 1} of {total}."
+    kept = "Epoch 1 is kept" if done == 1 else f"Epochs 1-{done} are kept"
+    return f"{kept} (its checkpoint): Resume would continue from epoch {done + 1} of {total}."
 
 
 def cancel_message(run: dict, started: bool) -> str:
@@ -331,6 +348,20 @@ def cancel_message(run: dict, started: bool) -> str:
         pace = f" (about {per_batch:.1f} s each here)" if per_batch else ""
         how = f"it stops after its current batch{pace}, without validating the unfinished epoch"
     return f"Cancelling run {run['id']}: {how}. {_kept(run)}"
+
+
+def settled_notice(notice: str, runs: list):
+    """The Cancel / Resume line once what it announced is over: "Cancelling run N: ..." becomes what the
+    run kept, once its job has stopped; None: leave the line as it is."""
+    match = re.match(r"Cancelling run (\d+):", notice or "")
+    if not match:
+        return None
+    run = next((r for r in runs if r["id"] == int(match.group(1))), None)
+    if run is None:
+        return ""
+    if run["status"] in ACTIVE_STATUSES:
+        return None
+    return f"Run {run['id']} has stopped ({run['status']}). {_kept(run)}"
 
 
 def resume_message(run: dict, epoch: int, runs: list) -> str:
