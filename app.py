@@ -96,6 +96,16 @@ def create(args):
     return ctx, build_app(ctx)
 
 
+def startup_text(local_url: str, share_url) -> str:
+    """Where the page is, and how this app shares it (Gradio prints the public link itself)."""
+    if share_url:
+        return f"* Running on local URL:  {local_url}"
+    return (
+        f"* Running on local URL:  {local_url}\n"
+        "* For a public link too: python app.py --share --auth user:password (a login is required to share)"
+    )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
@@ -115,7 +125,11 @@ def main(argv=None) -> int:
     # Serve nothing from disk but Gradio's own files: not the store, its checkpoints, or the home folder.
     blocked = [str(ctx.store.path.parent.resolve()), str(Path.home())]
     try:
+        # quiet: Gradio's start-up lines tell the user to "set `share=True` in `launch()`", which is not how
+        # this app shares; it keeps the thread free so our own lines follow, then blocks until Ctrl-C.
         demo.queue(default_concurrency_limit=4).launch(
+            quiet=True,
+            prevent_thread_lock=True,
             server_name=args.host,
             server_port=args.port,
             share=args.share,
@@ -128,6 +142,8 @@ def main(argv=None) -> int:
             css=CSS,
             max_file_size=MAX_FILE_BYTES,
         )  # a larger upload is refused before Gradio stores it
+        print(startup_text(demo.local_url, demo.share_url), flush=True)
+        demo.block_thread()
     finally:
         ctx.queue.shutdown()
     return 0

@@ -72,6 +72,7 @@ RUN_COLUMNS = (
     "attempt_seconds",
     "queued_at",
     "node",
+    "val_steps",
 )
 EPOCH_COLUMNS = (
     "run",
@@ -321,3 +322,10 @@ def m004_node(db: Database) -> None:
     # Where a run trained when jobs run on a Ray cluster (`workbench.jobs.ray_backend`): the node's address
     # and the start of its id, as the jobs and runs tables show it. Empty for runs trained by the app itself.
     db.table("runs").add_column("node", str)
+
+
+@migration
+def m005_val_steps(db: Database) -> None:
+    # The batches of the validation at each epoch's end, so the live panel shows that pass's progress
+    # (phase "validating": minutes for a fine-tune at 96x96) instead of a stalled epoch.
+    db.table("runs").add_column("val_steps", int)

@@ -198,7 +198,8 @@ class Store:
 
     def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         """Set status and error; stamps started_at on first `running`, finished_at when terminal,
-        queued_at (its place in line) when queued; a finished or newly queued run has no phase."""
+        queued_at (its place in line) when queued; a finished or newly queued run has no phase, and a
+        newly queued one no attempt under way (its job clocks the next: `attempt_started_at`)."""
         choose("run status", status, RUN_STATUSES)
         with self._write():
             row = self._run_row(run_id)
@@ -206,7 +207,7 @@ class Store:
             if status == RunStatus.RUNNING and not row["started_at"]:
                 fields["started_at"] = utc_now()
             if status == RunStatus.QUEUED:
-                fields.update(queued_at=utc_now(), phase=None)
+                fields.update(queued_at=utc_now(), phase=None, attempt_started_at=None)
             if status in FINISHED_STATUSES:
                 fields["phase"] = None
             fields["finished_at"] = utc_now() if status in FINISHED_STATUSES else None

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 from store import Store
 from workbench.errors import UserError
@@ -87,6 +87,28 @@ def test_api_queues_a_run_and_lists_it(app_server):
     assert message.startswith("**Not queued:** learning rate must be > 0")
     with Store(app_server.db) as store:
         assert len(store.list_runs()) == before + 1
+
+
+def test_a_mistyped_model_is_refused_not_replaced(app_server):
+    """Issue 23: "lenett" in the Model field became lenet and Train queued a LeNet run."""
+    from gradio_client import Client
+
+    with Store(app_server.db) as store:
+        before = len(store.list_runs())
+    client = Client(app_server.url, verbose=False)
+    message, _ = client.predict("", *spec_to_form_values(TINY.replace(model="lenett")), api_name="/train")
+    assert message.startswith("**Not queued:** Model “lenett” is not in the model zoo (closest: lenet)"), message
+    assert "python -m workbench models" in message
+    with Store(app_server.db) as store:
+        assert len(store.list_runs()) == before
+
+
+def test_startup_lines_name_this_apps_share_flag(app_server):
+    """Issue 23: Gradio's start-up line said to "set `share=True` in `launch()`"; the app says --share."""
+    log = wait_until(lambda: "--share" in app_server.log.read_text() and app_server.log.read_text(), "the hint")
+    assert f"Running on local URL:  http://127.0.0.1:{app_server.port}/" in log
+    assert "python app.py --share --auth user:password" in log
+    assert "share=True" not in log
 
 
 def _status(url, data=None):

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -210,6 +211,28 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "notadb").write_text("hello")
     assert main(["--db", str(tmp_path / "notadb"), "runs"]) == 2
     assert "is not a SQLite database" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command, estimate",
+    [
+        (["train", "--dry-run", "--epochs", "3"], r"Time on this CPU: ~\d+m \d+s \(rough\) — 3 epochs of"),
+        (["finetune", "--dry-run"], r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\) — \d+ epochs of"),
+        (["sweep", "--dry-run", "--seeds", "0,1", "--epochs", "2"], r"~\d+h? ?\d+m( \d+s)? of training in all"),
+        (["train-all", "--dry-run", "--preset", "quick"], r"~\d+h? ?\d+m( \d+s)? of training in all"),
+    ],
+    ids=["train", "finetune", "sweep", "train-all"],
+)
+def test_dry_runs_estimate_and_write_nothing(tmp_path, monkeypatch, capsys, command, estimate):
+    """Issue 23: `train-all --dry-run` created the store and gave no time estimate. Every dry run says what
+    would run and how long, and leaves no store, folder or lock behind (also none in the working folder)."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "new" / "w.db"
+    assert main(["--db", str(db), *command]) == 0
+    out = capsys.readouterr().out
+    assert re.search(estimate, out), out
+    assert "dry run: nothing queued" in out
+    assert list(tmp_path.iterdir()) == []
 
 
 def _write_preset(path, epochs=1):

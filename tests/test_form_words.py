@@ -1,9 +1,12 @@
 """The specs' messages and help said in a form's words: which field a refusal is about, and the form's labels
 in place of the CLI's flags and snake_case names (the specs' own text stays as the CLI shows it)."""
 
+import pytest
+
+from workbench.errors import UserError
 from workbench.specs.finetune import HELP, FinetuneSpec
 from workbench.specs.run import RunSpec
-from workbench.ui.forms import FORM_FIELDS, LABELS, FormWords, plain_label
+from workbench.ui.forms import FORM_FIELDS, LABELS, FormWords, form_values_to_spec, plain_label, spec_to_form_values
 from workbench.ui.tabs import finetune as ft
 
 
@@ -31,3 +34,13 @@ def test_a_refusal_names_its_field_by_the_forms_label():
     assert "--" in HELP["finetune_epochs"]  # the CLI's help is left as it is
     assert tune.say("--sizes and --size-x stay") == "--sizes and --size-x stay"  # whole flags only
     assert plain_label("Validation images (0 = default)") == "Validation images"
+
+
+def test_an_unknown_model_is_refused_at_the_model_field():
+    values = spec_to_form_values(RunSpec(model="lenett"))
+    with pytest.raises(UserError) as refused:
+        form_values_to_spec(*values)
+    message = str(refused.value)
+    assert message.startswith("Model “lenett” is not in the model zoo (closest: lenet);")
+    assert "python -m workbench models" in message
+    assert FormWords(RunSpec, LABELS, FORM_FIELDS).field(message) == "model"

@@ -78,6 +78,28 @@ def test_the_final_evaluation_has_its_own_progress_and_estimate(store, runner):
     assert row[2:5] == ["evaluating", "2/2", "75%"] and row[-1] == "0m 05s"
 
 
+def test_each_epochs_validation_shows_as_its_own_phase(store, runner):
+    """Issue 23: a fine-tune's panel stayed on "epoch 1/2 · remaining ~0m 14s" through a 75 s validation."""
+    # The first epoch's validation, 10 of 40 batches in 5 s: no epoch logged yet, so no rate or total.
+    run_id = _running(store, epochs=2, phase="validating", val_steps=40, step=10, step_seconds=5.0)
+    p, html = _view(store, run_id)
+    assert p["epoch"] == "1/2" and p["fraction"] == pytest.approx(0.5)
+    assert p["validation_remaining"] == pytest.approx(15.0)
+    assert "epoch 1/2 · validating (10 of 40 batches)" in html
+    row = next(r for r in live.jobs_rows(store, store.seen_runs()) if r[0] == run_id)
+    assert row[2:5] == ["validating", "1/2", "50%"]
+    # The second epoch's: the rest of this validation, then the epochs left at the logged pace.
+    run_id = _running(store, epochs=4, phase="validating", val_steps=40, step=30, step_seconds=15.0)
+    store.log_epoch(run_id, 1, loss=1.0, val_accuracy=0.5, seconds=40.0)
+    p, html = _view(store, run_id)
+    assert p["epoch"] == "2/4" and p["remaining"] == pytest.approx(5.0 + 2 * 40.0)
+    assert "epoch 2/4 · validating (30 of 40 batches)" in html and "remaining ~1m 25s" in html
+    assert "validating epoch 2, stops after the current batch" in live.cancel_message(store.get_run(run_id), True)
+    # Without a batch count (a run from before it was stored): the phase all the same.
+    store.update_run(run_id, val_steps=None)
+    assert "epoch 2/4 · validating…" in _view(store, run_id)[1]
+
+
 def test_elapsed_time_is_per_attempt_and_in_all(store, runner):
     # A second attempt that started a minute ago, after attempts that took 100 s.
     run_id = _running(store, attempt=2, attempt_started_at=_iso(60), attempt_seconds=30.0, train_seconds=130.0)
@@ -124,9 +146,12 @@ def test_cancel_and_resume_say_what_will_happen(store, runner):
     assert "stops after its current batch (about 1.2 s each here)" in said
     assert "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1" in said
     store.log_epoch(run_id, 1, loss=1.0, seconds=10.0)
-    assert "Epochs 1-1 are kept (its checkpoint): Resume would continue from epoch 2 of 10" in live.cancel_message(
+    assert "Epoch 1 is kept (its checkpoint): Resume would continue from epoch 2 of 10" in live.cancel_message(
         store.get_run(run_id), True
     )
+    store.log_epoch(run_id, 2, loss=1.0, seconds=10.0)
+    assert "Epochs 1-2 are kept (its checkpoint)" in live.cancel_message(store.get_run(run_id), True)
+    store.truncate_epochs(run_id, 1)
     store.update_run(run_id, phase="evaluating validation")
     assert "final evaluation" in live.cancel_message(store.get_run(run_id), True)
     assert live.cancel_message(run, started=False).endswith("was waiting in the queue and had not started.")
@@ -138,3 +163,41 @@ def test_cancel_and_resume_say_what_will_happen(store, runner):
     assert "runs the final evaluation only" in live.resume_message(run, 10, [run])
     store.set_status(run_id, "completed")
     assert not live.can_cancel(store.get_run(run_id)) and not live.can_resume(store.get_run(run_id))
+
+
+def test_a_resumed_run_says_so_at_once_and_its_time_per_attempt_from_the_start(store, runner):
+    """Issue 23: after Resume the panel said "cancelled", then "starting … elapsed 1m 41s" that dropped to
+    "0m 09s this attempt"; and the "Cancelling run 3" line stayed after the run had stopped."""
+    run_id = _running(store, attempt=1, attempt_started_at=_iso(200), attempt_seconds=100.0, train_seconds=100.0)
+    store.log_epoch(run_id, 1, loss=1.0, seconds=40.0)
+    notice = live.cancel_message(store.get_run(run_id), True)
+    assert notice.startswith(f"Cancelling run {run_id}:")
+    assert live.settled_notice(notice, store.seen_runs()) is None  # still stopping: the line stays
+    store.set_status(run_id, "cancelled")
+    assert live.settled_notice(notice, store.seen_runs()) == (
+        f"Run {run_id} has stopped (cancelled). Epoch 1 is kept (its checkpoint): Resume would continue from "
+        "epoch 2 of 10."
+    )
+    assert live.settled_notice("Run 3 queued to resume", store.seen_runs()) is None
+    # Resume: queued, and the queue starts its job at once (phase "preparing") before the job clocks its
+    # second attempt. The first attempt's clock is not taken for this one's.
+    store.set_status(run_id, "queued")
+    assert store.get_run(run_id)["attempt_started_at"] is None  # the last attempt's clock stopped with it
+    store.update_run(run_id, phase="preparing")
+    p, html = _view(store, run_id)
+    assert p["attempt_seconds"] is None and p["elapsed"] == 100.0
+    assert "queued</b> · resuming from epoch 2/10: loading the data and its checkpoint" in html
+    assert "elapsed 0m 00s this attempt (#2), 1m 40s in all" in html
+    # The job clocks attempt 2: the same words, counting.
+    store.update_run(run_id, attempt=2, attempt_started_at=_iso(9), attempt_seconds=0.0, train_seconds=100.0)
+    p, html = _view(store, run_id)
+    assert 9 <= p["attempt_seconds"] <= 15 and 109 <= p["elapsed"] <= 115
+    assert "elapsed 0m 09s this attempt (#2), 1m 49s in all" in html or "this attempt (#2), 1m 5" in html
+    # Waiting behind another job instead: where it stands, and where it will resume.
+    store.set_status(run_id, "cancelled")
+    store.update_run(run_id, attempt=1, attempt_started_at=_iso(200))
+    store.set_status(run_id, "queued")
+    busy = _running(store)
+    runs = store.seen_runs()
+    run = next(r for r in runs if r["id"] == run_id)
+    assert f"resuming from epoch 2/10; waiting: 1st in the queue, behind run {busy}" in live.status_html(run, [], runs)

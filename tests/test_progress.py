@@ -77,7 +77,20 @@ def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
     assert store.prediction_splits(run_id) == [] and run["test_accuracy"] is None  # nothing half-stored
     assert run["epochs_done"] == 2 and checkpoint_epoch(store.run_dir(run_id)) == 2
     second = [r for r in log(run_id) if r["attempt"] == 2]
-    assert _phases(second)[:3] == ["preparing", "training", "evaluating validation"]
+    # Each epoch's validation is its own phase, counted in its own batches (60 images, 50 a batch: 2).
+    assert _phases(second)[:7] == [
+        "preparing",
+        "training",
+        "validating",
+        "training",
+        "validating",
+        "training",
+        "evaluating validation",
+    ]
+    validating = [r for r in second if r["phase"] == "validating"]
+    assert [r["step"] for r in validating] == [0, 1, 2] * 2 and all(r["step_seconds"] >= 0 for r in validating)
+    assert [r["epochs_done"] for r in validating] == [0, 0, 0, 1, 1, 1]  # the epoch is logged after it
+    assert run["val_steps"] == 2
     # In-epoch progress exists before the first epoch ends: what the panel's rate and remaining time use.
     assert any(
         r["phase"] == "training" and r["epochs_done"] == 0 and r["step"] > 0 and r["step_seconds"] > 0 for r in second
@@ -138,3 +151,41 @@ def test_a_cancel_skips_the_unfinished_epochs_validation(store):
         callbacks=[CancelAtTheSecondBatch(), StoreCallback(store, run_id, store.run_dir(run_id), stop)],
     )
     assert CancelAtTheSecondBatch.validated <= 1 and store.epochs(run_id) == []
+
+
+def test_a_cancel_while_validating_a_whole_epoch_drops_it_at_once(store, monkeypatch):
+    """The validation of a whole epoch is its own phase; a cancel during it stops it after the batch and
+    drops the epoch unvalidated (no epoch row with a partial validation's scores, no next epoch begun)."""
+    monkeypatch.setattr(progress_module, "PROGRESS_EVERY", 0.0)
+    spec = RunSpec.from_dict({**TINY, "epochs": 2})
+    from workbench.training.runners import build_model, compile_model
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(100, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 100), 10)
+    train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(50)
+    validation = tf.data.Dataset.from_tensor_slices((images, labels)).batch(10)  # 10 batches
+    stop = threading.Event()
+    seen = []
+
+    class CancelDuringTheSecondValidationBatch(keras.callbacks.Callback):  # the user presses Cancel
+        def on_test_batch_begin(self, batch, logs=None):
+            run = store.get_run(run_id)
+            seen.append((run["phase"], run["step"]))
+            if batch == 1:
+                stop.set()
+
+    run_id = store.create_run("cancel", spec.to_dict())
+    model = build_model(spec, 10, (32, 32, 3))
+    compile_model(model, spec, steps=2)
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=2,
+        verbose=0,
+        shuffle=False,
+        callbacks=[StoreCallback(store, run_id, store.run_dir(run_id), stop), CancelDuringTheSecondValidationBatch()],
+    )
+    assert seen == [("validating", 0), ("validating", 1)]  # no third batch, no second epoch
+    assert (store.get_run(run_id)["phase"], store.get_run(run_id)["step"]) == ("validating", 2)
+    assert store.epochs(run_id) == [] and checkpoint_epoch(store.run_dir(run_id)) == 0

@@ -114,6 +114,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "queued_at",
         "attempt",
         "node",
+        "val_steps",
     ]
     assert columns["epochs"] == [
         "run",

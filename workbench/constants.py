@@ -40,6 +40,7 @@ RESUMABLE_STATUSES = (RunStatus.INTERRUPTED, RunStatus.CANCELLED, RunStatus.FAIL
 class RunPhase(StrEnum):
     PREPARING = "preparing"  # the job's process started: importing TensorFlow, loading data, building the model
     TRAINING = "training"
+    EVAL_EPOCH = "validating"  # the validation at the end of each epoch (its batches: runs.val_steps)
     EVAL_VALIDATION = "evaluating validation"  # the final predictions
     EVAL_TEST = "evaluating test"
 

@@ -14,9 +14,9 @@ from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.sweep import add_commands as add_sweep_commands
-from workbench.constants import RunStatus
+from workbench.constants import RunPhase, RunStatus
 from workbench.errors import UserError
-from workbench.jobs.estimate import estimate
+from workbench.jobs.estimate import estimate, estimate_many
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(spec_class.command, help=help_text, description=description)
         add_spec_arguments(command, spec_class)
         command.add_argument("--tags", default="", help="comma-separated tags for the run")
+        command.add_argument(
+            "--dry-run", action="store_true", help="say what would run and how long it takes, queue nothing"
+        )
         add_queue_arguments(command)
         command.set_defaults(handler=_train, spec_class=spec_class)
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
@@ -90,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
     train_all.add_argument("--data", dest="data_path", default=None, help="data path for runs that name none")
-    train_all.add_argument("--dry-run", action="store_true", help="list what would run, train nothing")
+    train_all.add_argument(
+        "--dry-run", action="store_true", help="list what would run and the time estimate, train nothing"
+    )
     train_all.add_argument("--seeds", default=None, help="a sweep preset's seeds instead of its own (0,1,2 or 0-2)")
     add_queue_arguments(train_all)
     train_all.set_defaults(handler=_train_all)
@@ -151,22 +156,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_store(args):
-    from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); --help needs no store
+def _open_store(args, create=True):
+    """The --db store (default: $WORKBENCH_DB or runs/workbench.db). With `create=False`, None when its file
+    does not exist yet: a dry run estimates without history rather than create a store (or its folder)."""
+    from store import Store, default_db_path  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); --help needs no store
 
-    return Store(args.db) if args.db else Store()
+    path = Path(args.db) if args.db else default_db_path()
+    if not create and not path.is_file():
+        return None
+    return Store(path)
+
+
+def _quick_hint() -> str:
+    return f"{_prog()} train-all --preset quick trains runs that finish in minutes."
 
 
 def _train(args):
     """`train` and `finetune`: one run of the subcommand's spec class, followed until it ends."""
     spec = spec_from_args(args, args.spec_class)
+    if args.dry_run:
+        return _dry_run(args, spec)
     store = _open_store(args)
     with open_job_queue(args, store) as queue:
         run_id = queue.submit(spec, tags=parse_tags(args.tags))
         print(f"run {run_id}: {spec.display_name()}  ({store.path})")
-        hint = f"{_prog()} train-all --preset quick trains runs that finish in minutes."
-        print(estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=hint, markdown=False), flush=True)
+        print(
+            estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=_quick_hint(), markdown=False), flush=True
+        )
         return _follow(queue, store, [run_id])
+
+
+def _dry_run(args, spec) -> int:
+    """`train --dry-run` / `finetune --dry-run`: the run that would be queued and its time estimate; nothing
+    written (no store, no folder, no lock: the store is only read, and only when it exists)."""
+    from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
+
+    gpus = len(gpu_names())
+    spec = spec.validate(available_gpus=gpus)
+    store = _open_store(args, create=False)
+    tags = parse_tags(args.tags)
+    print(f"would queue: {spec.display_name()}" + (f", tagged {','.join(tags)}" if tags else ""))
+    print(estimate_text(estimate(spec, store, gpus), quick_hint=_quick_hint(), markdown=False))
+    print("dry run: nothing queued")
+    return 0
 
 
 def _resume(args):
@@ -185,7 +217,9 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
     time, as the live panel says it) when that changes or every `every` seconds inside a long epoch or
     the final evaluation; Ctrl-C cancels them (resumable later)."""
     shown = {run_id: 0 for run_id in run_ids}
-    said = {run_id: (None, 0.0) for run_id in run_ids}  # (phase, when) of each run's last progress line
+    said: dict[int, tuple[str | None, float]] = {
+        run_id: (None, 0.0) for run_id in run_ids
+    }  # (phase, when) of each run's last progress line
     try:
         while True:
             for run_id in run_ids:
@@ -202,6 +236,8 @@ def _follow(queue, store, run_ids, prefix="", every=PROGRESS_EVERY):
                     said[run_id] = (said[run_id][0], time.monotonic())  # an epoch line says enough for now
                 run = store.get_run(run_id)
                 phase, last = phase_of(run), said[run_id]
+                # Each epoch's validation counts as training here: said every `every` s, not at each switch.
+                phase = RunPhase.TRAINING if phase == RunPhase.EVAL_EPOCH else phase
                 if phase and (phase != last[0] or time.monotonic() - last[1] >= every):
                     print(f"{prefix}run {run_id}: {' · '.join(progress_facts(run, epochs))}", flush=True)
                     said[run_id] = (phase, time.monotonic())
@@ -237,16 +273,35 @@ def _f(value, digits=4):
 
 def _train_all(args):
     preset = load_preset(args.preset, seeds=args.seeds)
-    store = _open_store(args)
+    store = _open_store(args, create=not args.dry_run)  # a dry run reads the store only if it exists
     if preset.sweep:
         print(f"sweep {preset.sweep.name}: {preset.sweep.count_text()}, tagged {preset.sweep.tag}")
     plan = plan_preset(preset, store, data_path=args.data_path)
     for step in plan:
         print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
+    print(_plan_time(plan, store), flush=True)
     if args.dry_run:
+        print("dry run: nothing queued")
         return 0
     with open_job_queue(args, store) as queue:
         return run_preset(plan, store, queue=queue)
+
+
+def _plan_time(plan, store) -> str:
+    """How long a train-all plan takes here: its new runs, and its resumed ones from their last epoch."""
+    from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
+    from workbench.views.sweeps import time_text  # noqa: PLC0415 - SciPy: views.sweeps imports it (seconds); --help needs none
+
+    specs = []
+    for step in plan:
+        if step.action == "new":
+            specs.append(step.spec)
+        elif step.action == "resume":
+            left = step.spec.epochs - (store.get_run(step.run_id)["epochs_done"] or 0)
+            specs.append(step.spec.replace(epochs=max(1, left)))
+    if not specs:
+        return "Time: nothing to run (every run is completed or skipped)."
+    return time_text(estimate_many(specs, store, len(gpu_names())))
 
 
 def _runs(args):

@@ -32,12 +32,13 @@ def _comparable(spec_dict: dict) -> dict:
 
 
 def plan_preset(specs: list, store, *, data_path=None) -> list:
-    """What train-all will do for each run, given what the store already holds. A sweep's runs match on
-    their settings alone (the same name preferred), a list's on name and settings."""
+    """What train-all will do for each run, given what the store already holds (`store` None: no store yet,
+    every run is new). A sweep's runs match on their settings alone (the same name preferred), a list's on
+    name and settings."""
     steps = []
     existing = [
         (run, _safe_comparable(run))
-        for run in store.list_runs(include_archived=True)
+        for run in (store.list_runs(include_archived=True) if store is not None else [])
         if run.get("kind", RunKind.SCRATCH) == RunSpec.kind
     ]
     tags = tuple(getattr(specs, "tags", ()))

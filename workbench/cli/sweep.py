@@ -31,7 +31,8 @@ AXIS_HELP = {
 
 def add_commands(sub, *, follow, open_store) -> None:
     """Add `sweep` and `sweeps` to the CLI's subparsers; `follow(queue, store, run_ids)` and `open_store(args)`
-    are the CLI's own (following runs until they end, the --db store)."""
+    are the CLI's own (following runs until they end, the --db store; `open_store(args, create=False)`: None
+    where the store's file does not exist)."""
     sweep = sub.add_parser(
         "sweep",
         help="queue the cross product of several models/losses/augmentations/schedules/lrs/seeds as one sweep",
@@ -83,13 +84,15 @@ def run_sweep(args, follow, open_store) -> int:
     sweep = build_sweep(args)
     gpus = len(gpu_names())
     specs = sweep.validate(available_gpus=gpus)
-    store = open_store(args)
-    taken = sum(sweep.tag in (r.get("tags") or ()) for r in store.list_runs(include_archived=True))
+    store = open_store(args, create=not args.dry_run)  # a dry run reads the store only if it exists
+    earlier = store.list_runs(include_archived=True) if store is not None else []
+    taken = sum(sweep.tag in (r.get("tags") or ()) for r in earlier)
     print(f"sweep {sweep.name}: {sweep.count_text()}" + (f" (adding to its {taken} earlier runs)" if taken else ""))
     for spec in specs:
         print(f"  {spec.name}")
     print(time_text(estimate_many(specs, store, gpus)))
     if args.dry_run:
+        print("dry run: nothing queued")
         return 0
     with open_job_queue(args, store) as queue:
         run_ids = submit_sweep(queue, sweep, parse_tags(args.tags))

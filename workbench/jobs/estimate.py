@@ -83,11 +83,13 @@ def _speed_key(spec_dict: dict) -> tuple:
     return tuple(repr(spec_dict.get(f)) for f in SPEED_FIELDS)
 
 
-def _measured(store: "Store", runs: list[dict]) -> tuple[float | None, float | None]:
+def _measured(store: "Store | None", runs: list[dict]) -> tuple[float | None, float | None]:
     """(seconds per training image, seconds per evaluation batch or None) of finished runs: the median
     epoch after the first (which also traces the graph) over the epoch's images."""
     per_image: list[float] = []
     per_eval: list[float] = []
+    if store is None:  # no store yet (a dry run): nothing measured
+        return None, None
     for run in runs:
         seconds = [e["seconds"] for e in store.epochs(run["id"]) if e.get("seconds")]
         if run.get("train_images") and seconds:
@@ -113,15 +115,13 @@ def _cost_ratio(spec: Any) -> float:  # a RunSpec or a FinetuneSpec (by its kind
     return (spec.head_epochs / FROZEN_SPEEDUP + spec.finetune_epochs) / max(spec.epochs, 1)
 
 
-def estimate(spec: Any, store: "Store", gpu_count: int) -> Estimate:  # RunSpec or FinetuneSpec
-    """How long `spec` will take on the device the queue will give it (see the module's docstring)."""
+def estimate(spec: Any, store: "Store | None", gpu_count: int) -> Estimate:  # RunSpec or FinetuneSpec
+    """How long `spec` will take on the device the queue will give it (see the module's docstring);
+    `store` None (none yet): without history."""
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
-    history = [
-        r
-        for r in store.list_runs(include_archived=True)
-        if r["status"] == RunStatus.COMPLETED and _device_of_run(r) == device
-    ]
+    runs = store.list_runs(include_archived=True) if store is not None else []
+    history = [r for r in runs if r["status"] == RunStatus.COMPLETED and _device_of_run(r) == device]
     size = sizes(spec, history)
     if size is None:
         return Estimate(None, "a folder dataset's size is known once a run has loaded it", device=name)
@@ -146,7 +146,7 @@ def estimate(spec: Any, store: "Store", gpu_count: int) -> Estimate:  # RunSpec 
     return Estimate(seconds, source, images, spec.epochs, training, evaluation, rough, name)
 
 
-def _rough(spec: Any, store: "Store", history: list[dict], device: tuple[str, int]) -> tuple[float | None, str]:
+def _rough(spec: Any, store: "Store | None", history: list[dict], device: tuple[str, int]) -> tuple[float | None, str]:
     """(seconds per training image, where it comes from) from the model's multiply-adds, or (None, why)."""
     options = ""
     cost = mmacs(spec.kind, spec.to_dict())

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import keras
 
-from workbench.constants import PREPROCESSING  # how pixels reach the model: what prediction and export need
+from workbench.constants import (
+    PREPROCESSING,  # how pixels reach the model: what prediction and export need
+    RunPhase,
+)
 from workbench.errors import UserError
 from workbench.training.progress import ProgressWriter
 from workbench.training.run_store import RunStore
@@ -45,18 +48,31 @@ class StoreCallback(keras.callbacks.Callback):
         self.diverged = False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.progress.begin_pass()
+        self.progress.begin_pass(phase=RunPhase.TRAINING)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.stop.is_set():  # checked every step: a cancel takes effect within one batch
             self.model.stop_training = True
         self.progress.step(batch + 1)
 
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        # The epoch's validation (minutes for a big model or input size): its own phase and batch count.
+        if not self.stop.is_set():
+            self.progress.begin_steps(phase=RunPhase.EVAL_EPOCH)
+
     def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         # Keras validates even an epoch cut short by stop_training (5,000 images: the slow part of a
-        # cancel); the partial epoch is dropped anyway, so skip it.
+        # cancel); the partial epoch is dropped anyway, so skip it. A cancel during the validation of a
+        # whole epoch stops it too, and the epoch, not validated, is dropped like a partial one.
         if self.stop.is_set():
             self.model.stop_evaluating = True
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.stop.is_set():  # Keras checks this after the batch: a cancel takes effect within one batch
+            self.model.stop_evaluating = True
+            self.model.stop_training = True
+        self.progress.step(batch + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -82,7 +98,7 @@ class StoreCallback(keras.callbacks.Callback):
         save_checkpoint(self.model, self.run_dir, epoch + 1)
         if self.on_checkpoint is not None:
             self.on_checkpoint(epoch + 1)
-        self.progress.write(step=0, step_seconds=0.0)
+        self.progress.write(step=0, step_seconds=0.0, phase=RunPhase.TRAINING)
 
 
 def _get(logs: dict, key: str) -> float | None:

@@ -101,6 +101,7 @@ def fit(
         checkpoint_path=str(run_dir / CHECKPOINT),
         train_images=steps * spec.batch_size,
         steps_per_epoch=steps,
+        val_steps=math.ceil(len(data.y_val) / spec.batch_size),  # the validation keeps its last partial batch
         phase=RunPhase.TRAINING,
     )
     store.set_status(run_id, RunStatus.RUNNING)

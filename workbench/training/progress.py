@@ -1,8 +1,8 @@
 """A job's progress as the store shows it, written by the training and evaluation callbacks.
 
 The live panel derives rates and remaining times from these columns alone, so they must exist from the
-first batch: `step` (batches done in the current pass: an epoch, or the final evaluation) and
-`step_seconds` (that pass's seconds at that step), this attempt's seconds and all attempts' total
+first batch: `step` (batches done in the current pass: an epoch's training, its validation, or the final
+evaluation) and `step_seconds` (that pass's seconds at that step), this attempt's seconds and all attempts' total
 (`attempt_seconds`, `train_seconds`: written as it goes, so a killed attempt keeps its time).
 """
 
@@ -22,7 +22,7 @@ class ProgressWriter:
 
     def __init__(self, store: RunStore, run_id: int, prior_seconds: float = 0.0) -> None:
         self.store, self.run_id, self.prior_seconds = store, run_id, prior_seconds
-        self.started = self._pass_started = self._written = time.perf_counter()
+        self.started = self._pass_started = self._steps_started = self._written = time.perf_counter()
 
     def attempt_seconds(self) -> float:
         return time.perf_counter() - self.started
@@ -30,12 +30,17 @@ class ProgressWriter:
     def begin_pass(self, **fields: Any) -> None:
         """A new epoch or evaluation starts: step 0 (with any other run fields, e.g. the phase)."""
         self._pass_started = time.perf_counter()
+        self.begin_steps(**fields)
+
+    def begin_steps(self, **fields: Any) -> None:
+        """A new count of batches inside the pass (an epoch's validation): step 0, the pass's clock kept."""
+        self._steps_started = time.perf_counter()
         self.write(step=0, step_seconds=0.0, **fields)
 
     def step(self, step: int) -> None:
-        """`step` batches of the current pass are done; written if the last write is old enough."""
+        """`step` batches since the last count began are done; written if the last write is old enough."""
         if time.perf_counter() - self._written >= PROGRESS_EVERY:
-            self.write(step=step, step_seconds=time.perf_counter() - self._pass_started)
+            self.write(step=step, step_seconds=time.perf_counter() - self._steps_started)
 
     def pass_seconds(self) -> float:
         return time.perf_counter() - self._pass_started

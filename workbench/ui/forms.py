@@ -7,6 +7,7 @@ Dict-valued fields are edited as `key=value,...` text, the same syntax as the CL
 """
 
 import dataclasses
+import difflib
 import re
 from typing import Any
 
@@ -61,7 +62,11 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
     info = lambda name: HELP[name]  # noqa: E731
     with gr.Group():
         with gr.Row():
-            c["model"] = gr.Dropdown(list_models(), value=d.model, label="Model", info="from the model zoo")
+            # A typed name is kept as typed (not replaced by a listed one) and refused at the field when the
+            # zoo has no such model (`check_model`).
+            c["model"] = gr.Dropdown(
+                list_models(), value=d.model, label="Model", info="from the model zoo", allow_custom_value=True
+            )
             c["model_kwargs"] = gr.Textbox(
                 key_value_text(d.model_kwargs),
                 label=LABELS["model_kwargs"],
@@ -129,7 +134,25 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
     return c
 
 
+def check_model(name) -> str:
+    """`name` when the zoo has that model; else a UserError saying what was typed, the closest names and
+    where the whole list is (the Model field names itself first, so the refusal is shown at that field)."""
+    names = list_models()
+    if name in names:
+        return name
+    if name in (None, ""):
+        raise UserError("Model is empty; enter a value")
+    close = difflib.get_close_matches(str(name or ""), names, n=3, cutoff=0.6)
+    closest = f"closest: {', '.join(close)}" if close else "no listed name is close"
+    raise UserError(
+        f"Model “{name}” is not in the model zoo ({closest}); the Model list shows all {len(names)}, "
+        "as does python -m workbench models"
+    )
+
+
 def option_hint(model: str) -> str:
+    if model not in list_models():
+        return ""  # an unknown name: the Model field says so
     options = {k: v for k, v in model_info(model)["options"].items() if k != "weight_decay"}
     return key_value_text(options)
 
@@ -160,6 +183,7 @@ def spec_to_fields(spec, names) -> dict:
 
 def form_values_to_spec(*values) -> RunSpec:
     """A RunSpec from the Train form's values (raises UserError with the field's problem)."""
+    check_model(values[FORM_FIELDS.index("model")])
     return values_to_spec(RunSpec, FORM_FIELDS, values, LABELS)
 
 

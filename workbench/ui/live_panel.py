@@ -47,11 +47,16 @@ class _Poll:
     def __init__(self, ctx):
         self.ctx = ctx
 
-    def refresh(self, followed, drawn):
-        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves, and
-        Cancel / Resume enabled only where they can act on the followed run."""
+    def refresh(self, followed, drawn, notice=""):
+        """One poll: jobs table, follow choices, the followed run's status and (if changed) curves,
+        Cancel / Resume enabled only where they can act on the followed run, and the Cancel / Resume line
+        once what it announced is over (`live.settled_notice`)."""
         store = self.ctx.store
         runs = live.read_runs(store)
+        settled = live.settled_notice(notice, runs)
+        return *self._panel(store, runs, followed, drawn), gr.skip() if settled is None else settled
+
+    def _panel(self, store, runs, followed, drawn) -> tuple:
         rows = live.jobs_rows(store, runs, nodes=self.ctx.cluster_summary is not None)
         choices = live.follow_choices(runs)
         if followed not in {value for _, value in choices}:
@@ -116,13 +121,23 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
 
     poll = _Poll(ctx)
     refresh = Refresh(
-        poll.refresh, [follow, last_drawn], [jobs, follow, status, curves, last_drawn, cancel_button, resume_button]
+        poll.refresh,
+        [follow, last_drawn, action_message],
+        [jobs, follow, status, curves, last_drawn, cancel_button, resume_button, action_message],
     )
     timer = gr.Timer(POLL_SECONDS, active=active)
     refresh.wire(timer.tick, show_progress="hidden", api_name=f"{api_prefix}jobs")
     follow.input(
-        poll.refresh, [follow, gr.State(None)], refresh.outputs, show_progress="hidden", trigger_mode="always_last"
+        poll.refresh,
+        [follow, gr.State(None), action_message],
+        refresh.outputs,
+        show_progress="hidden",
+        trigger_mode="always_last",
     )
-    cancel_button.click(lambda r: poll.act("cancel", r), follow, action_message, api_name=f"{api_prefix}cancel")
-    resume_button.click(lambda r: poll.act("resume", r), follow, action_message, api_name=f"{api_prefix}resume")
+    # The panel redrawn as soon as the action is taken (Resume: "queued · resuming from epoch N"), not at
+    # the next poll seconds later.
+    for button, action in ((cancel_button, "cancel"), (resume_button, "resume")):
+        button.click(
+            lambda r, action=action: poll.act(action, r), follow, action_message, api_name=f"{api_prefix}{action}"
+        ).then(poll.refresh, refresh.inputs, refresh.outputs, show_progress="hidden", api_visibility="private")
     return LivePanel(store=ctx.store, follow=follow, timer=timer, refresh=refresh)

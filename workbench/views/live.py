@@ -3,11 +3,13 @@ so every page (a reload, a second browser) shows the same state.
 
 What a job is doing comes from `runs.phase` (none while it waits in the queue): rates and remaining
 times from its finished epochs, else from the current pass's `step` and `step_seconds` (so they exist
-from the first batches), and the final evaluation (validation and test, plain and mirrored) has its
-own progress and estimate. Elapsed time is per attempt (a resume starts a new one) and in total.
+from the first batches); each epoch's validation ("validating", `val_steps` batches) and the final
+evaluation (validation and test, plain and mirrored) have their own progress and estimate. Elapsed
+time is per attempt (a resume starts a new one) and in total.
 """
 
 import html
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -77,7 +79,9 @@ def elapsed(run: dict, now=None) -> tuple:
     now = time.time() if now is None else now
     active = run["status"] in ACTIVE_STATUSES
     total = run.get("train_seconds")
-    if run.get("attempt_started_at") is None:  # from before attempts were recorded, or never started
+    # From before attempts were recorded, never started, or queued again (Resume) until its job clocks the
+    # new attempt: no attempt's clock runs.
+    if run.get("attempt_started_at") is None:
         start = _timestamp(run.get("started_at"))
         if start is None or run["status"] == RunStatus.QUEUED:
             return None, total
@@ -90,6 +94,12 @@ def elapsed(run: dict, now=None) -> tuple:
     if active:  # queued again, not started yet: the attempts so far
         return None, total
     return run.get("attempt_seconds"), total
+
+
+def _next_epoch(run: dict) -> str:
+    """Where a resumed run's job starts: "epoch 2/10", or the final evaluation once every epoch is done."""
+    done, total = int(run["epochs_done"] or 0), int(run["spec"].get("epochs") or 1)
+    return f"epoch {done + 1}/{total}" if done < total else "the final evaluation"
 
 
 def phase_of(run: dict):
@@ -105,25 +115,30 @@ def progress(run: dict, epochs: list, now=None) -> dict:
     total = int(run["spec"].get("epochs") or 1)
     done = int(run["epochs_done"] or 0)
     phase = phase_of(run)
-    step, _ = _in_pass(run)
+    step, per_batch = _in_pass(run)
     steps = run.get("steps_per_epoch") or 0
     in_epoch = min(step, steps) / steps if steps and phase == RunPhase.TRAINING else 0.0
+    validation = None  # seconds the epoch's validation still needs, while it runs
+    if phase == RunPhase.EVAL_EPOCH:
+        in_epoch = 1.0  # the epoch's batches are trained; its validation runs
+        if per_batch and run.get("val_steps"):
+            validation = per_batch * max(run["val_steps"] - step, 0)
     per_epoch = _epoch_seconds(run, epochs, training=phase == RunPhase.TRAINING)
     images = run.get("train_images")
     rate = images / per_epoch if images and per_epoch else None
     remaining = evaluation = None
     if phase in EVALUATING:
         remaining = evaluation = _eval_remaining(run, per_epoch)
-    elif phase == RunPhase.TRAINING and per_epoch:
+    elif phase in (RunPhase.TRAINING, RunPhase.EVAL_EPOCH) and per_epoch:
         evaluation = _eval_remaining(run, per_epoch)
-        remaining = per_epoch * max(total - done - in_epoch, 0) + (evaluation or 0.0)
+        remaining = per_epoch * max(total - done - in_epoch, 0) + (validation or 0.0) + (evaluation or 0.0)
     if phase in EVALUATING and run.get("eval_steps"):
         fraction = min(1.0, step / run["eval_steps"])
     else:
         fraction = min(1.0, (done + in_epoch) / total)
     attempt, total_seconds = elapsed(run, now)
     return {
-        "epoch": f"{min(done + (phase == RunPhase.TRAINING), total)}/{total}",
+        "epoch": f"{min(done + (phase in (RunPhase.TRAINING, RunPhase.EVAL_EPOCH)), total)}/{total}",
         "phase": phase,
         "fraction": fraction,
         "images_per_second": rate,
@@ -131,6 +146,7 @@ def progress(run: dict, epochs: list, now=None) -> dict:
         "elapsed": total_seconds,
         "remaining": remaining,
         "evaluation_remaining": evaluation,
+        "validation_remaining": validation,
     }
 
 
@@ -170,6 +186,8 @@ def status_word(run: dict, runs: list) -> str:
         return f"queued #{line.index(run['id']) + 1}" if run["id"] in line else RunStatus.QUEUED.value
     if phase_of(run) == RunPhase.PREPARING:
         return "starting"
+    if phase_of(run) == RunPhase.EVAL_EPOCH:
+        return "validating"
     return "evaluating" if phase_of(run) in EVALUATING else run["status"]
 
 
@@ -223,11 +241,19 @@ def _rate_text(p: dict) -> str:
 
 def _phase_text(run: dict, p: dict, runs: Sequence[dict]) -> str:
     if p["phase"] == RunPhase.PREPARING:
+        if run["epochs_done"]:
+            return f"resuming from {_next_epoch(run)}: loading the data and its checkpoint"
         return "starting: loading the data and building the model"
     if p["phase"] in EVALUATING:
         step = min(run.get("step") or 0, run.get("eval_steps") or 0)
         return f"{p['phase']} ({step:,} of {run['eval_steps']:,} batches)"
+    if p["phase"] == RunPhase.EVAL_EPOCH:
+        total = run.get("val_steps")
+        done = f" ({min(run.get('step') or 0, total):,} of {total:,} batches)" if total else "…"
+        return f"epoch {p['epoch']} · validating{done}"
     note = queue_note(run, runs) if run["status"] == RunStatus.QUEUED else ""
+    if note and run["epochs_done"]:
+        return f"resuming from {_next_epoch(run)}; waiting: {note}"
     return f"waiting: {note}" if note else f"epoch {p['epoch']}"
 
 
@@ -236,11 +262,14 @@ def progress_facts(run: dict, epochs: list, runs: Sequence[dict] = ()) -> list:
     as the live panel shows them and `python -m workbench train` prints them."""
     p = progress(run, epochs)
     facts = [_phase_text(run, p, runs or [run]), _rate_text(p)]
-    if p["attempt_seconds"] is not None and (run.get("attempt") or 0) > 1:
+    attempts = run.get("attempt") or 0
+    if p["attempt_seconds"] is not None and attempts > 1:
         facts.append(
-            f"elapsed {duration(p['attempt_seconds'])} this attempt (#{run['attempt']}), "
-            f"{duration(p['elapsed'])} in all"
+            f"elapsed {duration(p['attempt_seconds'])} this attempt (#{attempts}), {duration(p['elapsed'])} in all"
         )
+    elif p["attempt_seconds"] is None and run["status"] == RunStatus.QUEUED and attempts and p["elapsed"] is not None:
+        # queued again (Resume): the new attempt's clock has not begun
+        facts.append(f"elapsed 0m 00s this attempt (#{attempts + 1}), {duration(p['elapsed'])} in all")
     elif p["elapsed"] is not None:
         facts.append(f"elapsed {duration(p['elapsed'])}")
     if p["remaining"] is not None:
@@ -290,7 +319,8 @@ def _kept(run: dict) -> str:
         return "No epoch has finished, so nothing is kept: Resume would start it over from epoch 1."
     if done >= total:
         return f"All {total} epochs are kept: Resume would run the final evaluation only."
-    return f"Epochs 1-{done} are kept (its checkpoint): Resume would continue from epoch {done + 1} of {total}."
+    kept = "Epoch 1 is kept" if done == 1 else f"Epochs 1-{done} are kept"
+    return f"{kept} (its checkpoint): Resume would continue from epoch {done + 1} of {total}."
 
 
 def cancel_message(run: dict, started: bool) -> str:
@@ -302,11 +332,30 @@ def cancel_message(run: dict, started: bool) -> str:
         how = "it is still loading its data and building its model, and stops before its first batch"
     elif phase in EVALUATING:
         how = "it is in its final evaluation, stops after the current batch and stores no predictions"
+    elif phase == RunPhase.EVAL_EPOCH:
+        how = (
+            f"it is validating epoch {int(run['epochs_done'] or 0) + 1}, stops after the current batch and "
+            "drops that epoch, unvalidated"
+        )
     else:
         _, per_batch = _in_pass(run)
         pace = f" (about {per_batch:.1f} s each here)" if per_batch else ""
         how = f"it stops after its current batch{pace}, without validating the unfinished epoch"
     return f"Cancelling run {run['id']}: {how}. {_kept(run)}"
+
+
+def settled_notice(notice: str, runs: list):
+    """The Cancel / Resume line once what it announced is over: "Cancelling run N: ..." becomes what the
+    run kept, once its job has stopped; None: leave the line as it is."""
+    match = re.match(r"Cancelling run (\d+):", notice or "")
+    if not match:
+        return None
+    run = next((r for r in runs if r["id"] == int(match.group(1))), None)
+    if run is None:
+        return ""
+    if run["status"] in ACTIVE_STATUSES:
+        return None
+    return f"Run {run['id']} has stopped ({run['status']}). {_kept(run)}"
 
 
 def resume_message(run: dict, epoch: int, runs: list) -> str:

@@ -122,6 +122,51 @@ class Selection:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts)) + ".png"
 
 
+def _scope(true_name: str, predicted_name: str, split: str) -> str:
+    """Which images the class filters keep, as the start of a sentence."""
+    if true_name != ANY and predicted_name != ANY:
+        return f"in this cell (true {true_name}, predicted {predicted_name} by A)"
+    if true_name != ANY:
+        return f"among the {true_name} images"
+    if predicted_name != ANY:
+        return f"among the images A predicts as {predicted_name}"
+    return f"on the {SPLIT_NAMES[split]} split"
+
+
+def _all(n: int) -> str:
+    return "the one image" if n == 1 else f"all {n:,} images"
+
+
+def no_match_message(chosen: Selection) -> str:
+    """Why a selection holds no image, in what is true of the images the class filters keep: how many
+    there are, and how many of them A (and, compared, B) gets right."""
+    a, b = chosen.a, chosen.b
+    predicted_a = analysis.predictions(a.probs)
+    keep = np.ones(len(a.labels), bool)
+    if chosen.true_name != ANY:
+        keep &= a.labels == a.class_names.index(chosen.true_name)
+    if chosen.predicted_name != ANY:
+        keep &= predicted_a == a.class_names.index(chosen.predicted_name)
+    scope = _scope(chosen.true_name, chosen.predicted_name, a.split)
+    n = int(keep.sum())
+    if n == 0:
+        return f"No images match: there are no images {scope}."
+    right_a = predicted_a[keep] == a.labels[keep]
+    wrong_a = int((~right_a).sum())
+    if b is None or chosen.mode == "off":
+        return f"No images match: {scope}, A gets {_all(n)} right."
+    if chosen.mode == "a_right_b_wrong":
+        fact = f"A gets {_all(n)} wrong" if wrong_a == n else f"B is right on {_all(n - wrong_a)} A gets right"
+    elif wrong_a == 0:  # the other two modes need an image A gets wrong
+        fact = f"A gets {_all(n)} right"
+    elif chosen.mode == "b_right_a_wrong":
+        fact = f"B is wrong on {_all(wrong_a)} A gets wrong"
+    else:
+        fact = f"B is right on {_all(wrong_a)} A gets wrong"
+    label = dict((value, label) for label, value in COMPARE)[chosen.mode]
+    return f"No images match: {scope}, {fact}, so none is “{label}”."
+
+
 def compare_note(mode, key_b) -> str:
     """What the field beside B says: a comparison without B has nothing to show."""
     return NO_B if mode != "off" and not key_b else ""
@@ -206,7 +251,7 @@ class _Handlers:
                     v.gallery: [],
                     v.page: page_number,
                     v.compare_note: "",
-                    v.count: "No images match: every image of this selection is right.",
+                    v.count: no_match_message(chosen),
                     v.message: "",
                 }
             items = gallery.page(

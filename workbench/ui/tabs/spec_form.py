@@ -3,6 +3,7 @@ command and the live panel), the command and the time estimate kept up to date a
 refused value flagged at its field, and queueing a run."""
 
 import functools
+import json
 import shlex
 from dataclasses import dataclass
 
@@ -103,6 +104,12 @@ def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.
     return box
 
 
+def say_at_once(button, message, text: str):
+    """`button`'s click writes `text` into `message` in the browser itself, at once: on a loaded machine the
+    server's answer takes seconds, and the click must show it was taken (the answer then replaces it)."""
+    button.click(None, None, message, js=f"() => {json.dumps(text)}", show_progress="hidden", api_visibility="private")
+
+
 def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_name: str, words):
     """`button` queues a run: `submit(*inputs)` queues it and returns its spec and run id, or raises
     UserError; `message` says which (a refusal in the form's words, highlighted), and the panel follows the
@@ -118,6 +125,7 @@ def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_nam
         follow, note = panel.followed_update(run_id)
         return f"Queued run {run_id}: **{spec.display_name()}**. {note}".strip(), follow, False
 
+    say_at_once(button, message, "⏳ Checking the form and queueing the run…")
     queued = button.click(queue, inputs, [message, panel.follow, refused], concurrency_limit=1, api_name=api_name)
     queued.then(
         lambda no: gr.update(elem_classes=["refused"] if no else []),

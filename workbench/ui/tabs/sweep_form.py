@@ -20,7 +20,7 @@ from workbench.specs.catalogue import LOSSES, SCHEDULES
 from workbench.specs.flags import parse_tags
 from workbench.specs.sweep import AXES, Sweep, default_name, submit_sweep
 from workbench.ui.live_panel import start_polling
-from workbench.ui.tabs.spec_form import command_box
+from workbench.ui.tabs.spec_form import command_box, say_at_once
 from workbench.views.sweeps import time_text
 
 EMPTY = (
@@ -170,6 +170,7 @@ def wire_sweep(ctx, box: SweepBox, form: dict, tags, panel, read_spec, words) ->
         [box.summary, box.command],
         show_progress="hidden",
     )
+    say_at_once(box.button, box.message, "⏳ Checking every run and queueing the sweep…")
     queued = box.button.click(queue, inputs, [box.message, panel.follow], concurrency_limit=1, api_name="sweep")
     queued.then(start_polling, None, panel.timer, api_visibility="private")
     return actions

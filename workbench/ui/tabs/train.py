@@ -26,7 +26,7 @@ from workbench.ui.forms import (
 )
 from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
-from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, wire_spec_form
+from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, say_at_once, wire_spec_form
 from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
 
 # ResNet-20 on a 15,000-image subset for 5 epochs, cosine: 65.9% test in about 4 minutes on a 2-core CPU.
@@ -73,8 +73,12 @@ def create_train_tab(ctx) -> FormTab:
     tab = FormTab(form=form, command=command, panel=panel, tags=tags)
     wire_spec_form(ctx, tab, read_spec, words, message, train_button, api_name="train")
     for button, name in ((quick_button, "quick"), (fast_button, "fast"), (classic_button, "classic")):
+        say_at_once(button, message, f"⏳ Filling in the {name} recipe…")
         button.click(
-            lambda name=name: spec_to_form_values(recipe[name]), None, list(form.values()), show_progress="hidden"
+            lambda name=name: [*spec_to_form_values(recipe[name]), ""],
+            None,
+            [*form.values(), message],
+            show_progress="hidden",
         )
     form["model"].change(lambda m: gr.update(placeholder=option_hint(m)), form["model"], form["model_kwargs"])
     form["loss"].change(
