@@ -6,7 +6,15 @@ import pytest
 from workbench.errors import UserError
 from workbench.specs.finetune import HELP, FinetuneSpec
 from workbench.specs.run import RunSpec
-from workbench.ui.forms import FORM_FIELDS, LABELS, FormWords, form_values_to_spec, plain_label, spec_to_form_values
+from workbench.ui.forms import (
+    FORM_FIELDS,
+    LABELS,
+    FormWords,
+    form_values_to_spec,
+    option_hint,
+    plain_label,
+    spec_to_form_values,
+)
 from workbench.ui.tabs import finetune as ft
 
 
@@ -44,3 +52,12 @@ def test_an_unknown_model_is_refused_at_the_model_field():
     assert message.startswith("Model “lenett” is not in the model zoo (closest: lenet);")
     assert "python -m workbench models" in message
     assert FormWords(RunSpec, LABELS, FORM_FIELDS).field(message) == "model"
+
+
+def test_the_model_options_hint_rounds_its_floats_and_shows_the_variants_values():
+    """airbench's scale is 1/9: the placeholder says 0.111, which fits the field, not 0.1111111111111111; and
+    it shows what a blank field gives, the variant's own values (airbench_cpu's narrower widths)."""
+    hint = option_hint("airbench_cpu")
+    assert "scale=0.111" in hint and "0.1111" not in hint
+    assert "widths=[32,128,128]" in hint
+    assert "depth=110," in option_hint("resnet110")

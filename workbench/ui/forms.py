@@ -153,8 +153,19 @@ def check_model(name) -> str:
 def option_hint(model: str) -> str:
     if model not in list_models():
         return ""  # an unknown name: the Model field says so
-    options = {k: v for k, v in model_info(model)["options"].items() if k != "weight_decay"}
+    info = model_info(model)  # the family's options with the variant's own values (resnet110: depth=110, not 20)
+    options = {k: _rounded(v) for k, v in {**info["options"], **info["defaults"]}.items() if k != "weight_decay"}
     return key_value_text(options)
+
+
+def _rounded(value):
+    """A default as a hint shows it: floats to 3 significant digits (airbench's scale 1/9 as 0.111, not
+    0.1111111111111111, which the field cut short), inside lists too; other values unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.3g}")
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def key_value_text(values: dict) -> str:
