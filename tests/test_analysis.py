@@ -86,6 +86,18 @@ def test_misclassified_filters_and_sort_orders():
         analysis.misclassified(PROBS * 3, Y)
 
 
+def test_ordered_puts_any_indices_in_a_sort_order():
+    """What orders a comparison's images like A's own mistakes (they were in image order)."""
+    assert analysis.ordered([6, 4, 3, 2, 1], PROBS, Y).tolist() == [1, 3, 6, 2, 4]  # 6 and 2 tie: given order
+    assert analysis.ordered([1, 2, 3, 4, 6], PROBS, Y, sort="true_low").tolist() == [2, 1, 3, 6, 4]
+    assert analysis.ordered([1, 2, 3], PROBS, Y, sort="random", seed=3).tolist() == (
+        np.random.default_rng(3).permutation([1, 2, 3]).tolist()
+    )
+    assert analysis.ordered([], PROBS, Y).tolist() == []
+    with pytest.raises(UserError, match="image indices"):
+        analysis.ordered([7], PROBS, Y)
+
+
 def test_compare_and_all_wrong():
     b = onehot([1, 0, 2, 1, 0, 1, 1])  # right on 1, 2, 3, 5, 6; A is right on 0 and 5
     result = analysis.compare(PROBS, b, Y)
@@ -177,9 +189,12 @@ def test_export_grid_png(pictures, tmp_path):
         title="A: run 1 (a) · B: run 2 (b)\ntest split · true class: any",
         probs_b=np.eye(3)[labels],
     )
-    with Image.open(named) as grid:
-        taller = grid.size[1] - height
-    assert taller > 0 and taller % 5 == 0  # five lines more: two title lines, a caption line for B in 3 rows
+    titled = gallery.export_grid(
+        images, np.arange(10), probs, labels, NAMES, tmp_path / "t.png", columns=4, title="A: run 1 (a)\ntest split"
+    )
+    with Image.open(named) as grid, Image.open(titled) as title_only:
+        taller, title_lines = grid.size[1] - height, title_only.size[1] - height
+    assert title_lines > 0 and taller > title_lines and (taller - title_lines) % 3 == 0  # + a B line in 3 rows
 
 
 # --- sources and their images, on a real store ----------------------------------------------------

@@ -151,5 +151,5 @@ def test_an_export_names_its_sources_split_and_filter():
     assert alone.file_name() == "errors-run3-val-true-cat.png"
     compared = Selection(a, b, np.arange(2), "any", "dog", "confident", 0, "a_right_b_wrong")
     assert compared.describe()[0] == "A: run 3 (mini-0) · B: ensemble 1 (pair)"
-    assert compared.describe()[1].endswith("predicted by A: dog · A right, B wrong")
+    assert compared.describe()[1].endswith("predicted by A: dog · A right, B wrong · confidently wrong first")
     assert compared.file_name() == "errors-run3-val-vs-ensemble1-a_right_b_wrong-pred-dog.png"

@@ -137,9 +137,24 @@ def misclassified(
         keep &= y == true_class
     if predicted_class is not None:
         keep &= pred == predicted_class
-    idx = np.flatnonzero(keep).astype(np.int64)
+    return _order(np.flatnonzero(keep).astype(np.int64), probs, y, sort, seed)
+
+
+def ordered(indices, probs, y, *, sort: str = "confident", seed: int = 0) -> np.ndarray:
+    """`indices` (int64) in `misclassified`'s `sort` order by the source whose `probs` they are ordered by:
+    "confident" highest probability of its predicted class first, "true_low" lowest probability of the true
+    class first, "random" a shuffle seeded by `seed`. Ties keep the given order (stable sorts)."""
+    probs, y = _inputs(probs, y)
+    choose("sort", sort, SORTS)
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(y)):
+        raise UserError(f"image indices must be in [0, {len(y) - 1}]")
+    return _order(idx, probs, y, sort, seed)
+
+
+def _order(idx: np.ndarray, probs: np.ndarray, y: np.ndarray, sort: str, seed: int) -> np.ndarray:
     if sort == "confident":
-        return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")]
+        return idx[np.argsort(-probs[idx].max(axis=1), kind="stable")]
     if sort == "true_low":
         return idx[np.argsort(probs[idx, y[idx]], kind="stable")]
     return np.random.default_rng(seed).permutation(idx)

@@ -24,6 +24,9 @@ from PIL import Image, ImageDraw, ImageFont
 from workbench.errors import UserError
 
 EXPORT_LIMIT = 256  # images in one exported grid; more would make a PNG too large to look at
+# Pillow's default font in pixels: at its own 10 px a space is 2 px wide and the title read "testsplit".
+TITLE_SIZE = 14
+CAPTION_SIZE = 12
 
 
 def page_count(n: int, per_page: int) -> int:
@@ -121,7 +124,7 @@ def export_grid(
     total = len(indices)
     chosen = indices[:EXPORT_LIMIT]
     big = _upscale(images[chosen], scale)
-    font = ImageFont.load_default()
+    font, title_font = ImageFont.load_default(CAPTION_SIZE), ImageFont.load_default(TITLE_SIZE)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     labelled = _labelled(chosen, probs, labels, class_names, probs_b)
     names = ["pred"] if probs_b is None else ["A", "B"]
@@ -130,6 +133,7 @@ def export_grid(
         for i, (t, found) in zip(chosen, labelled)
     ]
     line_h = int(max(measure.textbbox((0, 0), "Ag#(%)", font=font)[3], 10)) + 2
+    title_h = int(max(measure.textbbox((0, 0), "Ag#(%)", font=title_font)[3], 10)) + 3
     pad = 6
     text_w = max(measure.textlength(line, font=font) for lines in captions for line in lines)
     cell_w = int(max(big.shape[2], text_w)) + pad
@@ -142,12 +146,12 @@ def export_grid(
         else f"first {EXPORT_LIMIT} of {total} images (an export holds at most {EXPORT_LIMIT})"
     )
     heading = [*str(title or "").splitlines(), count]
-    header = len(heading) * line_h + pad
-    width = max(columns * cell_w + pad, *(int(measure.textlength(line, font=font)) + 2 * pad for line in heading))
+    header = len(heading) * title_h + pad
+    width = max(columns * cell_w + pad, *(int(measure.textlength(line, font=title_font)) + 2 * pad for line in heading))
     canvas = Image.new("RGB", (width, header + rows * cell_h + pad), "white")
     draw = ImageDraw.Draw(canvas)
     for j, line in enumerate(heading):
-        draw.text((pad, pad // 2 + j * line_h), line, fill="black", font=font)
+        draw.text((pad, pad // 2 + j * title_h), line, fill="black", font=title_font)
     for n, (img, lines, (t, found)) in enumerate(zip(big, captions, labelled)):
         x = pad + (n % columns) * cell_w
         y = header + (n // columns) * cell_h

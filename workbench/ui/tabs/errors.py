@@ -103,9 +103,11 @@ class Selection:
         """Two lines naming the sources, the split and the filter (the exported PNG's title)."""
         a, b = self.a, self.b
         sources = f"A: {a.kind} {a.id} ({a.name})" + (f" · B: {b.kind} {b.id} ({b.name})" if b else "")
-        order = dict((value, label) for label, value in (COMPARE if b else SORTS))[self.mode if b else self.sort]
-        if not b and self.sort == "random":
+        order = dict((value, label) for label, value in SORTS)[self.sort]
+        if self.sort == "random":
             order += f", seed {self.seed}"
+        if b:
+            order = dict((value, label) for label, value in COMPARE)[self.mode] + f" · {order}"
         return [
             sources,
             f"{SPLIT_NAMES[a.split]} split · true class: {self.true_name} · predicted by A: "
@@ -185,7 +187,10 @@ def select_indices(a, b, true_class, predicted_class, sort, seed, mode) -> np.nd
             keep &= a.labels[chosen] == true_class
         if predicted_class is not None:
             keep &= analysis.predictions(a.probs)[chosen] == predicted_class
-        return chosen[keep]
+        # In the chosen order, as without B (it was image order): by the wrong source's probabilities, B's
+        # where only B is wrong, else A's.
+        wrong = b if mode == "a_right_b_wrong" else a
+        return analysis.ordered(chosen[keep], wrong.probs, a.labels, sort=sort, seed=int(seed or 0))
     return analysis.misclassified(
         a.probs, a.labels, true_class=true_class, predicted_class=predicted_class, sort=sort, seed=int(seed or 0)
     )
