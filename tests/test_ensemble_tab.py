@@ -10,7 +10,7 @@ from conftest import wait_until as _wait
 
 from store import Store
 from workbench.ensemble import lab
-from workbench.ui.tabs.ensemble import metrics_table
+from workbench.ui.tabs.ensemble import TOP_WAITING, metrics_table, top_table
 
 pytestmark = pytest.mark.browser
 
@@ -175,3 +175,22 @@ def test_mix_search_and_save_in_the_browser(tmp_path, browser):
         page.close()
     finally:
         server.stop()
+
+
+def test_a_loaded_ensemble_shows_its_saved_weights_in_the_top_table(tmp_path):
+    """The table showed bare headers "1 2 3" after a load (an empty frame without columns): now the saved
+    weights, one column per member, and the validation accuracy they were saved with."""
+    _fill_store(tmp_path / "w.db")
+    fns, v, store = _handlers(tmp_path / "w.db")
+    mean = ("mean", "prob", False, False, False)
+    saved = fns["ensemble_save"]("pair", [1, 3], *mean, 1.0, 0.5, *[1.0] * 6)[1]["value"]
+    loaded = fns["ensemble_load"](saved)
+    top = loaded[v.top]
+    assert list(top.columns) == ["w1", "w3", "val acc %"]
+    assert top.iloc[0, :2].tolist() == [1.0, 0.5]
+    assert top.iloc[0, 2] == round(100 * store.get_ensemble(saved)["val_accuracy"], 2)
+    assert loaded[v.search_plot] is None and "Loaded ensemble" in loaded[v.message]
+    # Before a search: the members' headers, or with none one that says what fills the table; never 1 2 3.
+    assert list(fns["ensemble_select"]([1, 2], *mean)[v.top].columns) == ["w1", "w2", "val acc %"]
+    assert list(top_table().columns) == [TOP_WAITING, "val acc %"] and top_table().empty
+    store.close()

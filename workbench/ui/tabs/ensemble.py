@@ -23,6 +23,18 @@ VOTE_NOTE = (
     "Majority vote: every member whose weight is above 0 casts one vote (the weights' sizes do not "
     "count); a vote gives unvoted classes probability 0, so it has no NLL."
 )
+TOP_ACCURACY = "val acc %"
+TOP_WAITING = "weights (a grid search lists its best here)"  # the one header before there are members
+
+
+def top_table(member_ids=(), rows=()) -> pd.DataFrame:
+    """The top-weights table: a column per member ("w<run id>") and the validation accuracy; with no
+    members one column that says what fills it. No rows gives its headers only: an empty frame without
+    columns was drawn with Gradio's placeholder headers "1 2 3"."""
+    columns = [*(f"w{i}" for i in member_ids), TOP_ACCURACY] if member_ids else [TOP_WAITING, TOP_ACCURACY]
+    return pd.DataFrame(list(rows), columns=columns)
+
+
 METHOD_CHOICES = [("weighted mean", "mean"), ("majority vote", "vote")]
 SPACE_CHOICES = [("probabilities", "prob"), ("logits", "logit")]
 
@@ -177,8 +189,9 @@ class _Handlers:
         choices, unavailable = member_choices(self.store, selected)
         return {self.v.runs: gr.update(choices=choices), self.v.unavailable: unavailable}
 
-    def search_cleared(self) -> dict:
-        return {self.v.search_plot: None, self.v.top: pd.DataFrame()}
+    def search_cleared(self, member_ids=()) -> dict:
+        """No search shown: no plot, the table's headers for these members."""
+        return {self.v.search_plot: None, self.v.top: top_table(member_ids)}
 
     def slider_updates(self, members, weights) -> dict:
         """One slider per member, labelled with its run and showing its weight; the rest hidden."""
@@ -211,7 +224,7 @@ class _Handlers:
         cleared = {
             **self.slider_updates(None, []),
             self.v.metrics: empty_metrics(settings),
-            **self.search_cleared(),
+            **self.search_cleared(run_ids if len(run_ids) <= MAX_SLIDERS else ()),
             **self.narrowed(run_ids),
         }
         if len(run_ids) > MAX_SLIDERS:
@@ -229,7 +242,7 @@ class _Handlers:
         """New settings (method, averaging, temperature, TTA): the weights stay as they are, the figures
         follow, and a search made under the old settings is cleared."""
         settings, weights = _settings_and_weights(*values)
-        cleared = {**self.search_cleared(), self.v.metrics: empty_metrics(settings)}
+        cleared = {**self.search_cleared(run_ids or ()), self.v.metrics: empty_metrics(settings)}
         try:
             members = self.room.load(run_ids)
             figures = self.figures(members, settings, weights[: len(members.ids)])
@@ -260,12 +273,12 @@ class _Handlers:
             members = self.room.load(run_ids)
             found = lab.search(members, settings, how)
         except UserError as exc:
-            return {self.v.message: f"**{exc}**", **self.search_cleared()}
-        shown = {**self.search_cleared(), **self.slider_updates(members, found["weights"])}
+            return {self.v.message: f"**{exc}**", **self.search_cleared(run_ids or ())}
+        shown = {**self.search_cleared(members.ids), **self.slider_updates(members, found["weights"])}
         if how == "grid":
-            top = pd.DataFrame(
+            top = top_table(
+                members.ids,
                 [[*[round(w, 3) for w in row["weights"]], round(100 * row["accuracy"], 2)] for row in found["top"]],
-                columns=[*(f"w{i}" for i in members.ids), "val acc %"],
             )
             note = (
                 f"Grid search over {found['combinations']:,} combinations: best validation accuracy "
@@ -331,7 +344,9 @@ class _Handlers:
             v.name: saved["name"],
             **self.slider_updates(members, weights),
             **figures,
-            **self.search_cleared(),
+            v.search_plot: None,
+            # The saved weights (on the sliders' scale) and the validation accuracy they were saved with.
+            v.top: top_table(members.ids, [[*(round(float(w), 3) for w in weights), _percent(saved["val_accuracy"])]]),
         }
 
     def delete(self, ensemble_id):
@@ -377,7 +392,7 @@ def _layout() -> EnsembleView:
     )
     with gr.Row():
         c["search_plot"] = gr.Plot(label="Weight search")
-        c["top"] = gr.Dataframe(value=[], interactive=False, label="Top weight combinations (validation)")
+        c["top"] = gr.Dataframe(value=top_table(), interactive=False, label="Top weight combinations (validation)")
     with gr.Row():
         c["reliability"] = gr.Plot(label="Reliability")
         c["agreement"] = gr.Plot(label="Agreement")
@@ -429,7 +444,14 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     v.equal.click(h.equal, v.runs, [v.message, *v.sliders])
     v.save.click(h.save, [v.name, v.runs, *v.settings, *v.sliders], [v.message, v.saved], api_name="ensemble_save")
     v.load.click(
-        h.load_saved, v.saved, [v.message, v.runs, v.unavailable, *v.settings, v.name, *v.sliders, *figures, *searched]
+        h.load_saved,
+        v.saved,
+        [v.message, v.runs, v.unavailable, *v.settings, v.name, *v.sliders, *figures, *searched],
+        api_name="ensemble_load",
     )
     v.delete.click(h.delete, v.saved, [v.message, v.saved])
     return EnsembleTab(view=v, refresh=refresh)
+
+
+def _percent(fraction) -> float | None:
+    return None if fraction is None else round(100 * float(fraction), 2)
