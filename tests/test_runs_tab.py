@@ -255,7 +255,7 @@ def test_figures(store, filled):
     scatter, groups = ra.overview_figures(store, "Test accuracy", "Loss")
     assert sorted(t.name for t in scatter.data) == ["resnet20"] and scatter.layout.xaxis.type == "log"
     assert len(scatter.data[0].x) == 3  # completed, unarchived, with params and test accuracy
-    assert list(groups.data[0].x) == ["label_smoothing<br>n=2", "cross_entropy<br>n=1"]  # counts clear of the bars
+    assert list(groups.data[0].y) == ["label_smoothing (n=2)", "cross_entropy (n=1)"]  # counts clear of the bars
     # Built unvalidated for the poll's speed: validated here, so an unknown property still fails.
     live = go.Figure(plots.live_curves(a, store.epochs(ids["a"])).to_dict())
     assert [t.name for t in live.data] == ["training", "validation", "train acc", "val acc", "learning rate"]
@@ -405,8 +405,39 @@ def test_accuracy_by_setting_spreads_over_seeds(store):
     assert groups[0]["group"] == "resnet20 · cross_entropy · flip_crop · learning_rate=0.1"
     assert groups[1]["group"].endswith("learning_rate=0.05")
     figure = plots.grouped_accuracy(groups, "Setting")
-    assert "over seeds" in figure.layout.title.text and list(figure.data[0].customdata) == ["seeds 0, 1", "seeds 0"]
-    assert "pools every setting with that loss" in plots.grouped_accuracy(groups, "Loss").layout.title.text
+    assert "over seeds" in figure.layout.title.subtitle.text
+    assert list(figure.data[0].customdata) == ["seeds 0, 1", "seeds 0"]
+    assert "pools every setting with that loss" in plots.grouped_accuracy(groups, "Loss").layout.title.subtitle.text
+
+
+def test_the_group_figure_is_readable_however_many_groups():
+    """Issue 23: rotated names under upright bars left ~70 px of plot, the y title ran into the chart title and
+    names were cut at 1024 px. Now horizontal bars, names wrapped at " · " on the y axis with automargin, the
+    figure taller for every group and name line, the spread in a subtitle and no y title to collide."""
+
+    def groups(n):
+        return [
+            dict(
+                group=f"wide_resnet{i} · label_smoothing · flip_crop+cutout · learning_rate=0.0{i}",
+                n=2,
+                mean=90.0 - i,
+                std=0.5,
+                pools="seeds 0, 1",
+            )
+            for i in range(n)
+        ]
+
+    few, many = plots.grouped_accuracy(groups(2), "Setting"), plots.grouped_accuracy(groups(12), "Setting")
+    for figure in (few, many):
+        assert figure.data[0].orientation == "h" and figure.layout.yaxis.automargin is True
+        assert figure.layout.yaxis.autorange == "reversed"  # best (first) on top
+        assert not figure.layout.yaxis.title.text and figure.layout.title.text == "Test accuracy by setting"
+        assert all(len(line) <= 30 for label in figure.data[0].y for line in label.split("<br>"))
+    assert few.layout.height >= plots.HEIGHT and many.layout.height > few.layout.height + 10 * plots.GROUP_LINE_PX
+    assert many.data[0].y[0] == "wide_resnet0 ·<br>label_smoothing ·<br>flip_crop+cutout ·<br>learning_rate=0.00 (n=2)"
+    assert plots.group_label("cross_entropy", 3) == "cross_entropy (n=3)"
+    validated = go.Figure(many.to_dict())  # every property a real one
+    assert validated.layout.height == many.layout.height
 
 
 def test_a_clone_gets_a_name_no_run_has():

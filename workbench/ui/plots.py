@@ -291,28 +291,52 @@ def params_scatter(runs: list[dict], metric: str = "Test accuracy") -> go.Figure
     return _layout(fig, title)
 
 
+GROUP_LABEL_CHARS = 26  # a group's name wraps at its " · " into lines of about this many characters
+GROUP_LINE_PX = 15  # height per label line (12 px tick font) ...
+GROUP_BAR_PX = 14  # ... plus this much per bar, so a bar is never thinner than its name
+
+
+def group_label(name: str, n: int, width: int = GROUP_LABEL_CHARS) -> str:
+    """A group's name for the y axis: wrapped at its " · " separators into lines of about `width`
+    characters (a part longer than that is a line of its own, never cut), the run count on the last line."""
+    lines: list[str] = []
+    for part in str(name).split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    lines[-1] += f" (n={n})"
+    return " ·<br>".join(lines)
+
+
 def grouped_accuracy(groups: list[dict], by: str = "Setting", metric: str = "Test accuracy") -> go.Figure:
-    """Bars of the mean accuracy per group, std error bars, the run count on each bar; the title says
-    what the spread is over (a setting's seeds, or everything a coarser group pools), each bar's hover
-    what it pools."""
+    """Horizontal bars of the mean accuracy per group, best on top, std error bars; each group's name on
+    the y axis (wrapped, its run count after it), the subtitle what the spread is over (a setting's seeds,
+    or everything a coarser group pools), each bar's hover what it pools. Rotated names under upright bars
+    left ~70 px of plot and were cut at 1024 px: the figure grows with the groups and their name lines."""
     spread = "over seeds" if by == "Setting" else f"over runs: each bar pools every setting with that {by.lower()}"
-    title = f"{metric} by {by.lower()} (mean ± std {spread})"
+    title = f"{metric} by {by.lower()}"
+    subtitle = f"mean ± std {spread}"
     if not groups:
-        return empty_figure(title, f"No runs with {metric.lower()} yet")
-    # The run count goes under its bar's name: as bar text it sat on the error bar.
+        return _layout(empty_figure(title, f"No runs with {metric.lower()} yet"), title, subtitle=subtitle)
+    labels = [group_label(g["group"], g["n"]) for g in groups]
+    lines = sum(label.count("<br>") + 1 for label in labels)
+    height = max(HEIGHT, 150 + GROUP_LINE_PX * lines + GROUP_BAR_PX * len(groups))
     fig = go.Figure(
         go.Bar(
-            x=[f"{g['group']}<br>n={g['n']}" for g in groups],
-            y=[g["mean"] for g in groups],
+            y=labels,
+            x=[g["mean"] for g in groups],
+            orientation="h",
             name="mean",
-            error_y=dict(type="data", array=[g["std"] for g in groups], visible=True),
+            error_x=dict(type="data", array=[g["std"] for g in groups], visible=True),
             customdata=[g["pools"] for g in groups],
-            hovertemplate="%{x}<br>mean %{y:.2f}%<br>pools: %{customdata}<extra></extra>",
+            hovertemplate="%{y}<br>mean %{x:.2f}%<br>pools: %{customdata}<extra></extra>",
         )
     )
-    fig.update_xaxes(title_text=by.lower())
-    fig.update_yaxes(title_text=f"{metric.lower()} (%), mean ± std")
-    return _layout(fig, title, showlegend=False)
+    # Best first from the top; the names' width taken from the plot, not cut (automargin).
+    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix=" ")
+    fig.update_xaxes(title_text=f"{metric.lower()} (%), mean ± std", automargin=True, rangemode="tozero")
+    return _layout(fig, title, subtitle=subtitle, height=height, showlegend=False, margin=dict(l=10, r=20, t=80, b=50))
 
 
 def _palette() -> list[str]:
