@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.ui.layout import FORM_AND_PANEL_CSS
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.finetune import create_finetune_tab
@@ -48,6 +49,7 @@ footer { display: none !important; }
 #predict-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
   text-overflow: clip; text-align: left; }
 """
+CSS += FORM_AND_PANEL_CSS + "\n"
 
 # tab id -> (title, builder), in page order
 TABS = {

@@ -62,7 +62,7 @@ class _Poll:
         if followed not in {value for _, value in choices}:
             followed = live.default_follow(runs)
             if followed is None:
-                empty = "<p>No runs yet: fill in the form and press the button under it.</p>"
+                empty = "<p>No runs yet: fill in the form and press the button at its end.</p>"
                 return (rows, gr.update(choices=choices, value=None), empty, gr.skip(), drawn, *_buttons(None))
             follow_update = gr.update(choices=choices, value=followed)
         else:

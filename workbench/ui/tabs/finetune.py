@@ -21,7 +21,7 @@ from workbench.ui.forms import (
     spec_to_fields,
 )
 from workbench.ui.forms import values_to_spec as spec_from_values
-from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
+from workbench.ui.layout import FORM_AND_PANEL, FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, wire_spec_form
 
@@ -116,7 +116,7 @@ def list_layers(backbone, size):
 def create_finetune_tab(ctx) -> FormTab:
     fs = finetune_spec
     defaults = fs.FinetuneSpec(data_path=ctx.data_path or "")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_classes=[FORM_AND_PANEL]):
         with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
             gr.Markdown(
                 "Phase 1 trains a new head (pooling, Dense, logits) on the frozen backbone; phase 2 "

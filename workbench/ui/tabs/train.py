@@ -24,7 +24,7 @@ from workbench.ui.forms import (
     option_hint,
     spec_to_form_values,
 )
-from workbench.ui.layout import FORM_MIN_WIDTH, PANEL_MIN_WIDTH
+from workbench.ui.layout import FORM_AND_PANEL, FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, say_at_once, wire_spec_form
 from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
@@ -48,7 +48,7 @@ def recipes(data_path: str) -> dict:
 def create_train_tab(ctx) -> FormTab:
     recipe = recipes(ctx.data_path or "")
     defaults = recipe["classic" if ctx.gpu_names else "quick"]
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_classes=[FORM_AND_PANEL]):
         with gr.Column(scale=3, min_width=FORM_MIN_WIDTH):
             with gr.Row():
                 quick_button = gr.Button("Quick CPU recipe (minutes)", size="sm", elem_id="recipe-quick")
