@@ -1,6 +1,7 @@
 """The specs' messages and help said in a form's words: which field a refusal is about, and the form's labels
 in place of the CLI's flags and snake_case names (the specs' own text stays as the CLI shows it)."""
 
+import gradio as gr
 import pytest
 
 from workbench.errors import UserError
@@ -10,6 +11,7 @@ from workbench.ui.forms import (
     FORM_FIELDS,
     LABELS,
     FormWords,
+    build_form,
     form_values_to_spec,
     option_hint,
     plain_label,
@@ -61,3 +63,12 @@ def test_the_model_options_hint_rounds_its_floats_and_shows_the_variants_values(
     assert "scale=0.111" in hint and "0.1111" not in hint
     assert "widths=[32,128,128]" in hint
     assert "depth=110," in option_hint("resnet110")
+
+
+def test_path_fields_are_one_line_that_is_never_broken_inside_a_name():
+    """A wrapping box broke a path at a hyphen or inside a name (issue 23): path fields are one line."""
+    with gr.Blocks():
+        train = build_form(RunSpec(), 0)
+        tune = ft.build_form(FinetuneSpec(), 0)
+    for field in (train["data_path"], tune["data_path"], tune["weights"]):
+        assert field.lines == 1 and field.max_lines == 1

@@ -46,6 +46,11 @@ LABELS = {
 }
 
 
+# A path's field is one line that scrolls: a wrapping box broke a path wherever it ran out of room, at a
+# hyphen or inside a name ("cifar-" / "10-batches-py" at 1400 px, issue 23), which read as a different path.
+PATH_BOX: dict[str, Any] = dict(lines=1, max_lines=1)
+
+
 def gpu_choices(gpu_count: int) -> list:
     choices = [("auto", -1), ("CPU", 0)]
     return choices + [(f"{n} GPU{'s' if n > 1 else ''}", n) for n in range(1, gpu_count + 1)]
@@ -116,7 +121,7 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["seed"] = gr.Number(d.seed, label="Seed", precision=0)
         with gr.Row():
             c["dataset"] = gr.Dropdown(list(DATASETS), value=d.dataset, label="Dataset")
-            c["data_path"] = gr.Textbox(d.data_path, label=LABELS["data_path"], info=info("data_path"))
+            c["data_path"] = gr.Textbox(d.data_path, label=LABELS["data_path"], info=info("data_path"), **PATH_BOX)
             c["dataset_options"] = gr.Textbox(
                 key_value_text(d.dataset_options),
                 label=LABELS["dataset_options"],

@@ -14,6 +14,7 @@ from workbench.specs import finetune as finetune_spec
 from workbench.specs.run import PRECISIONS
 from workbench.training.backbones import layer_table
 from workbench.ui.forms import (
+    PATH_BOX,
     FormWords,
     gpu_choices,
     gpu_info,
@@ -53,6 +54,9 @@ LABELS = {
 FORM_HELP = {"augment": "applied at 32x32, before the resize; none ticked: no augmentation"}
 
 
+PATHS = ("data_path", "weights")  # fields that take a file's path: one line, never broken inside a name
+
+
 def build_form(defaults, gpu_count: int) -> dict:
     fs = finetune_spec
     types = {f.name: f.type for f in dataclasses.fields(fs.FinetuneSpec)}
@@ -79,6 +83,8 @@ def build_form(defaults, gpu_count: int) -> dict:
                         c[name] = gr.Textbox(key_value_text(value), **kwargs)
                     elif types[name] in (int, float):
                         c[name] = gr.Number(value, precision=0 if types[name] is int else None, **kwargs)
+                    elif name in PATHS:
+                        c[name] = gr.Textbox(value, **kwargs, **PATH_BOX)
                     else:
                         c[name] = gr.Textbox(value, **kwargs)
     missing = [f.name for f in dataclasses.fields(fs.FinetuneSpec) if f.name not in c]
