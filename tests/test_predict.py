@@ -259,3 +259,19 @@ def test_grad_cam_of_a_nested_backbone():
     np.testing.assert_allclose(logits, flat_logits, atol=1e-5)
     np.testing.assert_allclose(maps, flat_maps, atol=1e-5)
     assert maps.shape == (2, 16, 16) and maps.max() <= 1.0
+
+
+def test_the_overlay_lets_the_picture_show_where_the_map_is_cold():
+    """Issue 23: a uniform 0.45 of jet covered the picture in dark blue. The colour's share follows the map:
+    none where it is 0 (an empty map leaves the picture as it is), OVERLAY_ALPHA at its peak."""
+    from workbench.predict.gradcam import OVERLAY_ALPHA, overlay
+
+    picture = np.full((8, 8, 3), 200, np.uint8)
+    np.testing.assert_array_equal(overlay(picture, np.zeros((2, 2), np.float32)), picture)
+    hot = overlay(picture, np.ones((2, 2), np.float32)).astype(float)
+    red = np.array([127.0, 0.0, 0.0])  # jet at 1: dark red
+    np.testing.assert_allclose(hot[0, 0], (1 - OVERLAY_ALPHA) * 200 + OVERLAY_ALPHA * red, atol=1)
+    half = np.array([[0.0, 1.0]], np.float32)
+    blended = overlay(picture, half).astype(float)
+    assert np.abs(blended[:, 0] - 200).max() < np.abs(blended[:, -1] - 200).max()  # cold side nearer the picture
+    assert OVERLAY_ALPHA <= 0.5

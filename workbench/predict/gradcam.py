@@ -88,11 +88,19 @@ def _jet(values: np.ndarray) -> np.ndarray:
     return (255 * channels).astype(np.uint8)
 
 
-def overlay(display: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The map, smoothly enlarged to the picture's size and coloured, blended over the picture."""
+OVERLAY_ALPHA = 0.5  # the colour's share where the map peaks; it fades with the map to none where it is 0
+
+
+def overlay(display: np.ndarray, cam: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """The map, smoothly enlarged to the picture's size and coloured, blended over the picture with an
+    opacity that follows the map: `alpha` at its peak, the picture itself where the map is 0. A uniform
+    0.45 of jet hid the picture under dark blue wherever the map was cold (most of it; all of an empty map)."""
     height, width = display.shape[:2]
-    enlarged = np.asarray(
-        Image.fromarray(np.asarray(cam, np.float32)).resize((width, height), Image.Resampling.BILINEAR)
+    enlarged = np.clip(
+        np.asarray(Image.fromarray(np.asarray(cam, np.float32)).resize((width, height), Image.Resampling.BILINEAR)),
+        0,
+        1,
     )
-    blended = (1 - alpha) * display.astype(np.float32) + alpha * _jet(enlarged).astype(np.float32)
+    weight = (alpha * enlarged)[..., None]
+    blended = (1 - weight) * display.astype(np.float32) + weight * _jet(enlarged).astype(np.float32)
     return np.clip(blended, 0, 255).astype(np.uint8)
