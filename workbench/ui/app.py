@@ -43,8 +43,9 @@ footer { display: none !important; }
 #errors-gallery .grid-wrap { max-height: calc(2.5 * ((100cqw - 56px) / 8 + 56px) + 24px) !important; height: auto; }
 /* Predict: the captions (picture, model, class) under each map, wrapped, not cut short over it. */
 #predict-gallery .grid-wrap { height: auto !important; min-height: 0; }
-/* Its first row under the gallery's label (26 px, floated over the box), not behind it: the tiles' tops were hidden. */
-#predict-gallery .grid-container { padding-top: 30px; }
+/* Both galleries: the first row under the gallery's label (26 px, floated over the box), not behind it (the tiles'
+   tops were hidden). */
+#predict-gallery .grid-container, #errors-gallery .grid-container { padding-top: 30px; }
 #predict-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important; }
 #predict-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
 #predict-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
