@@ -142,14 +142,14 @@ def test_nan_learning_rate_marks_the_run_diverged(store, queue):
 
 
 def test_unwritable_checkpoint_marks_the_run_failed_and_the_queue_goes_on(store, queue):
-    run_id = queue.submit(tiny(epochs=2))
+    run_id = queue.submit(tiny(epochs=2, **SMALL))
     # The checkpoint's place is taken by a folder: writing it fails like a read-only or full disk.
     (store.run_dir(run_id) / CHECKPOINT).mkdir()
     assert queue.wait(run_id, timeout=300)
     run = store.get_run(run_id)
     assert run["status"] == "failed" and "could not write the checkpoint" in run["error"]
     assert store.integrity_check() == "ok"
-    next_id = queue.submit(tiny(epochs=1))
+    next_id = queue.submit(tiny(epochs=1, **SMALL))
     assert queue.wait(next_id, timeout=300) and store.get_run(next_id)["status"] == "completed"
 
 
