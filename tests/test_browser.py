@@ -41,11 +41,7 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     assert _field(page, "epochs").input_value() == "5"
     _wait_text(page.locator("#train-estimate"), r"Time on this CPU: ~\d+m \d+s \(rough\)\*?\*? — 5 epochs")
     _screenshot(page, "01-train-tab-empty")
-    page.locator("#recipe-classic").click()
-    _wait_text(page.locator("#train-estimate"), r"200 epochs .*long for a CPU")
-    assert _field(page, "epochs").input_value() == "200"
-    page.locator("#recipe-quick").click()
-    _wait_text(page.locator("#train-estimate"), r"— 5 epochs of 14,976 images")
+    # (The recipe buttons, each refilling the whole form: test_estimate.py's test_the_recipe_buttons_...)
     # A bad value is explained next to the form and nothing is queued.
     _fill(page, "epochs", 0)
     with Store(app_server.db) as store:  # the server is shared: other tests' runs may be there
