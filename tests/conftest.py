@@ -163,61 +163,23 @@ class AppServer:
 def app_server(tmp_path_factory):
     """One server on an empty store, shared by every test that asks for it (an app start costs about 20 s
     here, mostly importing Gradio and TensorFlow): such tests must not assume run ids or an empty store.
-    `pytest_xdist_make_scheduler` below keeps their files on one xdist worker, so one server serves all."""
+    Under xdist their files are one unit of work, so one worker holds the one server (tests/work_units.py)."""
     server = AppServer(tmp_path_factory.mktemp("app"))
     yield server
     server.stop()
 
 
-# The files whose tests use the shared `app_server`: one xdist worker takes them all (see below).
-SHARES_APP_SERVER = ("test_app.py", "test_browser.py", "test_sweep_ui.py")
-# Files without module-scoped fixtures whose tests are long: each test is its own unit, so one file's
-# minutes of child processes are spread over the workers instead of queueing on one.
-EACH_TEST_ALONE = ("test_train.py", "test_job_process.py", "test_reliability.py", "test_cli.py", "test_progress.py")
-# The longest units first (measured in a CI run), so no long file starts last and runs alone at the end.
-LONGEST_FIRST = (
-    "test_browser.py",
-    "test_app.py",
-    "test_sweep_ui.py",
-    "test_train.py",
-    "test_finetune.py",
-    "test_page_fit.py",
-    "test_job_process.py",
-    "test_reliability.py",
-    "test_cluster.py",
-    "test_errors_tab.py",
-    "test_progress.py",
-    "test_ensemble_tab.py",
-    "test_predict_tab.py",
-    "test_cli.py",
-    "test_predict.py",
-    "test_fast_recipe.py",
+# How `-n 2` splits the suite (which files share a worker, which tests spread, what starts first) follows
+# from the fixtures each test uses and the seconds stored in tests/durations.json: see tests/work_units.py.
+from work_units import (  # noqa: F401  (hooks: pytest finds them in this module)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_configure_node,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+    pytest_xdist_make_scheduler,
 )
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, except that the files in SHARES_APP_SERVER are one unit, so one worker runs them
-    against one server, and EACH_TEST_ALONE's tests are a unit each. (Not `--dist loadgroup` with
-    xdist_group marks: with pytest 9.2 the group no longer reaches the scheduler, pytest-dev/pytest-xdist#1386,
-    and the tests are spread as if unmarked.)"""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadFileScheduling
-
-    class SharedServerFiles(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            file = nodeid.split("::", 1)[0]
-            name = Path(file).name
-            if name in SHARES_APP_SERVER:
-                return "shared-app-server"
-            return nodeid if name in EACH_TEST_ALONE else file
-
-    return SharedServerFiles(config, log)
 
 
 @pytest.fixture(scope="session")

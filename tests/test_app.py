@@ -111,6 +111,46 @@ def test_startup_lines_name_this_apps_share_flag(app_server):
     assert "share=True" not in log
 
 
+def test_api_fine_tunes_and_cancels_in_its_process(app_server):
+    """The Fine-tune tab's endpoints, as its page calls them (the page itself: tests/test_browser.py's slow
+    test_fine_tune_a_backbone_from_its_tab): a refusal in the form's words, then mobilenet_v2 (random weights)
+    queued, started in its own process and cancelled there from the tab's live panel."""
+    from gradio_client import Client
+
+    from workbench.specs import FinetuneSpec
+    from workbench.ui.tabs.finetune import form_fields
+
+    client = Client(app_server.url, verbose=False)
+    too_small = FinetuneSpec(backbone="inception_v3", image_size=32)
+    message, _ = client.predict("", *form_fields(too_small).values(), api_name="/finetune")
+    assert message.startswith("**Not queued:** image size 32 is below inception_v3's minimum of 75"), message
+    spec = FinetuneSpec(
+        backbone="mobilenet_v2",
+        weights="none",
+        image_size=32,
+        head_epochs=1,
+        finetune_epochs=30,
+        batch_size=50,
+        dataset="synthetic",
+        dataset_options={"n_train": 300, "n_test": 60},
+        name="ft-api",
+    )
+    message, _ = client.predict("", *form_fields(spec).values(), api_name="/finetune")
+    run_id = int(re.match(r"Queued run (\d+): \*\*ft-api\*\*", message).group(1))
+    with Store(app_server.db) as store:  # a second process reading the server's store
+        deadline = time.monotonic() + 180
+        while store.get_run(run_id)["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert store.get_run(run_id)["status"] == "running", store.get_run(run_id)
+        said = client.predict(run_id, api_name="/finetune_cancel")
+        assert said.startswith(f"Cancelling run {run_id}: "), said  # it had started: not "waiting"
+        while store.get_run(run_id)["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run = store.get_run(run_id)
+    assert run["kind"] == "finetune" and run["status"] == "cancelled" and run["error"] is None, run
+    assert run["spec"]["backbone"] == "mobilenet_v2" and run["spec"]["weights"] == "none"
+
+
 def _status(url, data=None):
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
     try:

@@ -41,11 +41,7 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     assert _field(page, "epochs").input_value() == "5"
     _wait_text(page.locator("#train-estimate"), r"Time on this CPU: ~\d+m \d+s \(rough\)\*?\*? — 5 epochs")
     _screenshot(page, "01-train-tab-empty")
-    page.locator("#recipe-classic").click()
-    _wait_text(page.locator("#train-estimate"), r"200 epochs .*long for a CPU")
-    assert _field(page, "epochs").input_value() == "200"
-    page.locator("#recipe-quick").click()
-    _wait_text(page.locator("#train-estimate"), r"— 5 epochs of 14,976 images")
+    # (The recipe buttons, each refilling the whole form: test_estimate.py's test_the_recipe_buttons_...)
     # A bad value is explained next to the form and nothing is queued.
     _fill(page, "epochs", 0)
     with Store(app_server.db) as store:  # the server is shared: other tests' runs may be there
@@ -60,7 +56,7 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     _choose(page, "dataset", "synthetic")
     _fill(page, "dataset_options", "n_train=300,n_test=100")
     _fill(page, "model_kwargs", "depth=8,base_width=4")
-    _fill(page, "epochs", 6)
+    _fill(page, "epochs", 3)  # enough to reload while it trains: the reload accepts "completed" too
     _fill(page, "batch_size", 50)
     _fill(page, "name", "browser-run")
     _field(page, "name").press("Tab")
@@ -93,10 +89,17 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     page.close()
 
 
+@pytest.mark.slow  # ~100 s on 2 cores; by default its parts run faster where listed in the docstring
 def test_fine_tune_a_backbone_from_its_tab(app_server, browser):
     """mobilenet_v2 (random weights: no download here) at 32 px on synthetic data, queued from its tab,
     cancelled from its live panel once its process runs, then cloned back into the form. (Fine-tuning
-    through both phases to stored predictions is tests/test_finetune.py's, in the test process.)"""
+    through both phases to stored predictions is tests/test_finetune.py's, in the test process.)
+
+    Without `-m slow` the same code runs in: tests/test_app.py::test_api_fine_tunes_and_cancels_in_its_process
+    (the tab's queue and cancel endpoints on this server: the refusal, a fine-tune's process started and
+    cancelled), tests/test_page_fit.py (the tab's form in the browser, a field refused and cleared),
+    tests/test_runs_tab.py::test_a_fine_tune_run_clones_into_the_fine_tune_form (Clone), and this file's
+    train flow (the live panel the tabs share, followed across a reload)."""
     page = browser.new_page(viewport={"width": 1500, "height": 1300})
     page.goto(app_server.url)
     page.get_by_role("tab", name="Fine-tune").click()

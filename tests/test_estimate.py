@@ -88,3 +88,38 @@ def test_the_train_form_starts_with_the_recipe_that_fits_the_device(store):
         box = next(b for b in demo.blocks.values() if b.elem_id == "train-estimate")
         said = box.value if isinstance(box.value, str) else box.value()
         assert ("(rough)" in said) if not gpus else ("unknown" in said)
+
+
+def test_the_recipe_buttons_fill_the_form_and_its_estimate_follows(store):
+    """What the page does on a click of "Classic recipe", then "Quick CPU recipe": the button's handler fills
+    the form's fields (its outputs, matched to the form by component), and the estimate line's handler,
+    given the form's values, says what the run would cost. (In the page: one round trip per field changed,
+    seconds on a loaded 2-core machine, so tests/test_browser.py's flow leaves these buttons to this test.)"""
+    import re
+
+    import gradio as gr
+
+    from workbench.ui.context import AppContext
+    from workbench.ui.tabs.train import create_train_tab
+
+    with gr.Blocks() as demo:
+        tab = create_train_tab(AppContext(store=store, queue=None, gpu_names=[]))
+    by_id = {block.elem_id: block for block in demo.blocks.values() if block.elem_id}
+    field_of = {component._id: name for name, component in tab.form.items()}
+    (estimate_box,) = [
+        fn
+        for fn in demo.fns.values()
+        if len(fn.targets) > 1 and [o._id for o in fn.outputs] == [by_id["train-estimate"]._id]
+    ]
+    assert [field_of[c._id] for c in estimate_box.inputs] == list(tab.form)  # every field, in the form's order
+
+    def click(elem_id) -> tuple[dict, str]:
+        (handler,) = [fn for fn in demo.fns.values() if (by_id[elem_id]._id, "click") in fn.targets]
+        fields = {field_of[o._id]: value for o, value in zip(handler.outputs, handler.fn())}
+        assert set(fields) == set(tab.form)  # the whole form is refilled
+        return fields, estimate_box.fn(*(fields[name] for name in tab.form))
+
+    fields, said = click("recipe-classic")
+    assert fields["epochs"] == 200 and re.search(r"200 epochs .*long for a CPU", said), said
+    fields, said = click("recipe-quick")
+    assert fields["epochs"] == 5 and "— 5 epochs of 14,976 images" in said, said

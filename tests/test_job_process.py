@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
-from test_train import tiny
+from test_train import SMALL, tiny
 
 from workbench.jobs.child import LOG_NAME, gpu_visibility
 from workbench.jobs.queue import JobQueue
@@ -47,8 +47,8 @@ def test_a_crashed_or_stuck_training_process_costs_one_run_never_the_queue(store
     monkeypatch.setenv("WORKBENCH_AUTH", "alice:s3cret")
     queue = JobQueue(store, devices=[], stop_grace=3)
     try:
-        doomed = queue.submit(tiny(epochs=8))
-        after = queue.submit(tiny(epochs=1))
+        doomed = queue.submit(tiny(epochs=8, **SMALL))
+        after = queue.submit(tiny(epochs=1, **SMALL))
         wait_until(lambda: store.epochs(doomed), "the first epoch row", timeout=120, every=0.2)
         child = queue.process_ids()[doomed]
         assert child in _job_children()

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_train import TINY, tiny
+from test_train import SMALL, TINY, tiny
 
 from workbench.jobs.estimate import estimate
 from workbench.jobs.queue import JobQueue
@@ -60,7 +60,7 @@ def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
     final evaluation (both epochs kept, nothing half-stored: resume only evaluates), attempt 3 ends it."""
     log = record_progress(store)
     cancel_when(store, queue, "new.attempt = 1 AND new.phase = 'training' AND new.step > 0")
-    run_id = queue.submit(tiny(epochs=2))
+    run_id = queue.submit(tiny(epochs=2, **SMALL))
     assert queue.wait(run_id, timeout=300)
     run = store.get_run(run_id)
     assert run["status"] == "cancelled" and run["epochs_done"] == 0 and run["phase"] is None
@@ -107,13 +107,13 @@ def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
     third = [r for r in log(run_id) if r["attempt"] == 3]
     assert not any(r["phase"] == "training" and r["step"] for r in third)  # no epoch trained again
     evaluation = [r for r in third if r["phase"] in ("evaluating validation", "evaluating test")]
-    eval_steps = 2 * (math.ceil(60 / 50) + math.ceil(100 / 50))  # val and test, plain and mirrored
+    eval_steps = 2 * (math.ceil(30 / 50) + math.ceil(100 / 50))  # val (300 // 10) and test, plain and mirrored
     assert {r["eval_steps"] for r in evaluation} == {eval_steps}
     assert max(r["step"] for r in evaluation if r["phase"] == "evaluating test") == eval_steps
     assert run["attempt"] == 3 and run["eval_seconds"] > 0
     assert run["train_seconds"] == pytest.approx(before + run["attempt_seconds"])
     # What the job wrote is what the next estimate of a run like it is measured by.
-    est = estimate(tiny(epochs=2), store, gpu_count=0)
+    est = estimate(tiny(epochs=2, **SMALL), store, gpu_count=0)
     assert not est.rough and est.evaluation == pytest.approx(run["eval_seconds"])
 
 
