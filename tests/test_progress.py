@@ -77,7 +77,7 @@ def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
     assert store.prediction_splits(run_id) == [] and run["test_accuracy"] is None  # nothing half-stored
     assert run["epochs_done"] == 2 and checkpoint_epoch(store.run_dir(run_id)) == 2
     second = [r for r in log(run_id) if r["attempt"] == 2]
-    # Each epoch's validation is its own phase, counted in its own batches (60 images, 50 a batch: 2).
+    # Each epoch's validation is its own phase, counted in its own batches (a tenth of 300 images, 50 a batch: 1).
     assert _phases(second)[:7] == [
         "preparing",
         "training",
@@ -88,9 +88,11 @@ def test_cancel_and_resume_in_each_phase_keep_what_they_say(store, queue):
         "evaluating validation",
     ]
     validating = [r for r in second if r["phase"] == "validating"]
-    assert [r["step"] for r in validating] == [0, 1, 2] * 2 and all(r["step_seconds"] >= 0 for r in validating)
-    assert [r["epochs_done"] for r in validating] == [0, 0, 0, 1, 1, 1]  # the epoch is logged after it
-    assert run["val_steps"] == 2
+    batches = math.ceil(300 // 10 / 50)
+    assert run["val_steps"] == batches == 1
+    steps = list(range(batches + 1))  # 0 as it starts, then after each batch
+    assert [r["step"] for r in validating] == steps * 2 and all(r["step_seconds"] >= 0 for r in validating)
+    assert [r["epochs_done"] for r in validating] == [0] * len(steps) + [1] * len(steps)  # logged after it
     # In-epoch progress exists before the first epoch ends: what the panel's rate and remaining time use.
     assert any(
         r["phase"] == "training" and r["epochs_done"] == 0 and r["step"] > 0 and r["step_seconds"] > 0 for r in second
