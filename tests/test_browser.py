@@ -39,13 +39,16 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     page.locator("#train-button").wait_for()
     # On this CPU the form starts with the quick recipe and says how long it will take, and where from.
     assert _field(page, "epochs").input_value() == "5"
-    _wait_text(page.locator("#train-estimate"), r"Time on this CPU: ~\d+m \d+s \(rough\)\*?\*? — 5 epochs")
+    _wait_text(
+        page.locator("#train-estimate"),
+        r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\)\*?\*? — ~\d+m \d+s to start, 5 epochs",
+    )
     _screenshot(page, "01-train-tab-empty")
     page.locator("#recipe-classic").click()
-    _wait_text(page.locator("#train-estimate"), r"200 epochs .*long for a CPU")
+    _wait_text(page.locator("#train-estimate"), r"200 epochs .*long for a CPU: \*?\*?Quick CPU recipe")
     assert _field(page, "epochs").input_value() == "200"
     page.locator("#recipe-quick").click()
-    _wait_text(page.locator("#train-estimate"), r"— 5 epochs of 14,976 images")
+    _wait_text(page.locator("#train-estimate"), r"to start, 5 epochs of 14,976 images")
     # A bad value is explained next to the form and nothing is queued.
     _fill(page, "epochs", 0)
     with Store(app_server.db) as store:  # the server is shared: other tests' runs may be there
