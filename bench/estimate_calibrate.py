@@ -65,10 +65,13 @@ def _steps(marks: list[float]) -> tuple[float, float]:
 
 
 def _line(small: tuple[int, float], large: tuple[int, float]) -> tuple[float, float]:
-    """(seconds per step, seconds per image) through two (batch, seconds) points; neither negative."""
+    """(seconds per step, seconds per image) through two (batch, seconds) points, neither negative. A fixed
+    cost above half the small batch's step is a busy moment in one of the two (shared cores): then all of the
+    large batch's step counts per image."""
     (b1, t1), (b2, t2) = small, large
     per_image = max((t2 - t1) / (b2 - b1), t2 / b2 * 0.05)
-    return max(t2 - per_image * b2, 0.0), per_image
+    overhead = max(t2 - per_image * b2, 0.0)
+    return (overhead, per_image) if overhead <= t1 / 2 else (0.0, t2 / b2)
 
 
 def measure_one(name: str) -> dict:
