@@ -202,10 +202,15 @@ def _learned(
     return median(epoch_ratios), median(eval_ratios)
 
 
+def label(family: str) -> str:
+    """A family as the text says it: "resnet", "mobilenet_v2 fine-tune"."""
+    return family.split(":", 1)[1] + " fine-tune" if family.startswith("finetune:") else family
+
+
 def constants_text(family: str) -> str:
     """Where a family's shipped constants come from, as a sentence's end."""
     figures = speeds()["cpu"][family]
-    name = family.split(":", 1)[1] + " fine-tune" if family.startswith("finetune:") else family
+    name = label(family)
     return (
         f"the {name} constants timed with {figures['variant']} on {speeds()['machine']} on "
         f"{figures.get('measured', speeds()['measured'])} at load {figures.get('load', speeds()['load'])}"
@@ -239,20 +244,28 @@ def estimate(
     if device[0] != "CPU" and epoch_ratio is None:
         return Estimate(
             None,
-            f"no figure for a GPU yet: the first {family} run at batch size {batch} to finish on it gives one",
+            f"no figure for a GPU yet: the first {label(family)} run at batch size {batch} to finish on it gives one",
             device=name,
         )
     if epoch_ratio is None:
         at = f", counted at load {load:.1f}" if load else " (brought to an otherwise idle machine)"
-        source = f"From {constants_text(family)}{at}; no {family} run at batch size {batch} has finished here yet{note}"
+        source = (
+            f"From {constants_text(family)}{at}; no {label(family)} run at batch size {batch} has finished here "
+            f"yet{note}"
+        )
     else:
         count = len(same)
         source = (
-            f"From {count} earlier {family} run{'s' if count > 1 else ''} at batch size {batch} on "
+            f"From {count} earlier {label(family)} run{'s' if count > 1 else ''} at batch size {batch} on "
             f"{'this CPU' if name == 'CPU' else name} "
             f"(scaling {constants_text(family)}){note}"
         )
-        said = Parts(said.start, [e * epoch_ratio for e in said.epochs], said.evaluation * (eval_ratio or epoch_ratio))
+        # The start (the same machine's work: imports, data, build, tracing) by the epochs' ratio.
+        said = Parts(
+            said.start * epoch_ratio,
+            [e * epoch_ratio for e in said.epochs],
+            said.evaluation * (eval_ratio or epoch_ratio),
+        )
     epochs = len(said.epochs)
     per_image = sum(said.epochs) / max(epochs * sizes[0], 1)
     return Estimate(
