@@ -64,6 +64,7 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
         ),
         ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "| gallery page of 64"),
         pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
+        pytest.param("estimate.py", ["--families", "lenet"], "lenet        estimated", marks=SLOW),
         ("ensemble.py", ["--members", "3", "--images", "300", "--rounds", "2", "--repeats", "1"], "| NumPy matrix |"),
     ],
 )

@@ -39,7 +39,10 @@ def test_train_watch_reload_and_find_the_run(app_server, browser):
     page.locator("#train-button").wait_for()
     # On this CPU the form starts with the quick recipe and says how long it will take, and where from.
     assert _field(page, "epochs").input_value() == "5"
-    _wait_text(page.locator("#train-estimate"), r"Time on this CPU: ~\d+m \d+s \(rough\)\*?\*? — 5 epochs")
+    _wait_text(
+        page.locator("#train-estimate"),
+        r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\)\*?\*? — ~\d+m \d+s to start, 5 epochs",
+    )
     _screenshot(page, "01-train-tab-empty")
     # (The recipe buttons, each refilling the whole form: test_estimate.py's test_the_recipe_buttons_...)
     # A bad value is explained next to the form and nothing is queued.

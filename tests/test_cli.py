@@ -216,10 +216,24 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
 @pytest.mark.parametrize(
     "command, estimate",
     [
-        (["train", "--dry-run", "--epochs", "3"], r"Time on this CPU: ~\d+m \d+s \(rough\) — 3 epochs of"),
-        (["finetune", "--dry-run"], r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\) — \d+ epochs of"),
-        (["sweep", "--dry-run", "--seeds", "0,1", "--epochs", "2"], r"~\d+h? ?\d+m( \d+s)? of training in all"),
-        (["train-all", "--dry-run", "--preset", "quick"], r"~\d+h? ?\d+m( \d+s)? of training in all"),
+        (
+            ["train", "--dry-run", "--epochs", "3"],
+            r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\) — ~\d+m \d+s to start, 3 epochs of .*"
+            r"From the resnet constants timed with resnet20 on .* at load",
+        ),
+        (
+            ["finetune", "--dry-run"],
+            r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\) — .*\d+ epochs of .*"
+            r"From the inception_v3 fine-tune constants timed with",
+        ),
+        (
+            ["sweep", "--dry-run", "--seeds", "0,1", "--epochs", "2"],
+            r"~\d+h? ?\d+m( \d+s)? of training in all.* From the resnet constants timed with",
+        ),
+        (
+            ["train-all", "--dry-run", "--preset", "quick"],
+            r"~\d+h? ?\d+m( \d+s)? of training in all.* From the \w+ constants timed with",
+        ),
     ],
     ids=["train", "finetune", "sweep", "train-all"],
 )

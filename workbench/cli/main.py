@@ -14,7 +14,7 @@ from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.sweep import add_commands as add_sweep_commands
-from workbench.constants import RunPhase, RunStatus
+from workbench.constants import RunKind, RunPhase, RunStatus
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate, estimate_many
 from workbench.jobs.malloc_tuning import limit_arenas
@@ -167,8 +167,14 @@ def _open_store(args, create=True):
     return Store(path)
 
 
-def _quick_hint() -> str:
-    return f"{_prog()} train-all --preset quick trains runs that finish in minutes."
+def _hint(spec) -> str:
+    """The advice for a run long for a CPU: the quick preset for a training run, what shortens a fine-tune."""
+    if spec.kind == RunKind.FINETUNE:
+        return "fewer --head-epochs/--finetune-epochs, a smaller --size or a --train-subset make it shorter."
+    return (
+        f"{_prog()} train-all --preset quick trains runs that finish in minutes; fewer --epochs or a "
+        "--train-subset shorten this one."
+    )
 
 
 def _train(args):
@@ -180,9 +186,7 @@ def _train(args):
     with open_job_queue(args, store) as queue:
         run_id = queue.submit(spec, tags=parse_tags(args.tags))
         print(f"run {run_id}: {spec.display_name()}  ({store.path})")
-        print(
-            estimate_text(estimate(spec, store, len(queue.gpus)), quick_hint=_quick_hint(), markdown=False), flush=True
-        )
+        print(estimate_text(estimate(spec, store, len(queue.gpus)), hint=_hint(spec), markdown=False), flush=True)
         return _follow(queue, store, [run_id])
 
 
@@ -196,7 +200,7 @@ def _dry_run(args, spec) -> int:
     store = _open_store(args, create=False)
     tags = parse_tags(args.tags)
     print(f"would queue: {spec.display_name()}" + (f", tagged {','.join(tags)}" if tags else ""))
-    print(estimate_text(estimate(spec, store, gpus), quick_hint=_quick_hint(), markdown=False))
+    print(estimate_text(estimate(spec, store, gpus), hint=_hint(spec), markdown=False))
     print("dry run: nothing queued")
     return 0
 

@@ -40,6 +40,23 @@ MODEL_MMACS = {
     "wrn_28_10": 5243.3,
     "wrn_40_4": 1298.6,
 }
+# The zoo's family of each model (`models.model_info(name)["family"]`): what the estimate's constants are
+# measured per (`workbench/jobs/speeds.json`); tests/test_estimate.py checks it against the registry.
+MODEL_FAMILY = {
+    **dict.fromkeys(("airbench94", "airbench_cpu"), "airbench"),
+    **dict.fromkeys(
+        ("densenet_bc_100_12", "densenet_bc_160_24", "densenet_bc_190_40", "densenet_bc_250_24"), "densenet_bc"
+    ),
+    "lenet": "lenet",
+    "nin": "nin",
+    **dict.fromkeys(("resnet110", "resnet20", "resnet32", "resnet44", "resnet56", "se_resnet56"), "resnet"),
+    **dict.fromkeys(
+        ("resnext29_16x64d", "resnext29_4x64d", "resnext29_8x64d", "se_resnext29_16x64d", "se_resnext29_4x64d"),
+        "resnext",
+    ),
+    **dict.fromkeys(("vgg11_bn", "vgg16_bn", "vgg19_bn"), "vgg"),
+    **dict.fromkeys(("wrn_16_8", "wrn_28_10", "wrn_40_4"), "wide_resnet"),
+}
 BACKBONE_MMACS = {  # at 224x224, without the head (a few thousand multiply-adds)
     "vgg19": 19508.4,
     "inception_v3": 2835.9,

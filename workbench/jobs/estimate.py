@@ -1,51 +1,87 @@
 """How long a spec will take here, said before it is queued, without loading data or building a model
 (the page must not wait on a form change).
 
-    estimate(spec, store, gpu_count) -> Estimate(seconds, ...); .text() says it and where it comes from
+    estimate(spec, store, gpu_count) -> Estimate(seconds, ...); .source says what the figure rests on
 
-Best: the store's history, runs of the same model (options, precision, batch, XLA, input size) on the
-same kind of device: their epochs' seconds per training image, their final evaluation's seconds per
-image. Otherwise a rough figure, labelled so: the model's multiply-adds per image (`costs.py`) on a
-curve calibrated by this store's nearest run of another model on that device, else by the project's
-2-core CPU. A GPU with no history has no figure, and says so.
+The job, modelled as it runs (`workbench.training.fit`):
+
+    start       the process, TensorFlow's import and the (cached) data; building the model; tracing its
+                training, validation and prediction graphs
+    + epochs x  steps x (fixed seconds per step + seconds per image x batch)      training
+                + images x the chosen augmentations' seconds per image           the input pipeline
+                + validation batches x (fixed seconds + seconds per image x batch)  forward passes
+    + the final evaluation: every stored view (plain and mirrored; with `translate` also the translated
+                ones, two passes each) of validation and test, forward passes at the same cost
+
+The constants are measured per zoo family (at one real variant; the others scaled by their multiply-adds,
+`costs.py`) and per fine-tune backbone on the project's 2-core CPU, and shipped in `speeds.json` with the
+date, machine and load they were measured at (`python bench/estimate.py --calibrate` measures them again).
+The machine they were timed on was shared: each figure is brought to an otherwise idle machine by its load
+(a job's threads get cores / load of the cores when more threads than cores are runnable, so a figure timed
+at load L counts for max(L, cores) / cores of the idle one); `estimate(..., load=L)` says it for a run that
+will see load L (itself included) instead, as bench/estimate.py does on a machine others share.
+Finished runs of the same family (or backbone) and batch size on the same kind of device refine them:
+their measured epochs and final evaluations over what the constants say for those runs scale the figure.
+Runs of other families or batch sizes never move it. A GPU has no shipped figure: its first finished run
+of a family and batch size gives one.
 """
 
+import json
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.constants import RunKind, RunStatus
-from workbench.jobs.costs import BACKBONE_MMACS, MODEL_MMACS
+from workbench.jobs.costs import BACKBONE_MMACS, MODEL_FAMILY, MODEL_MMACS
 
 if TYPE_CHECKING:
     from store import Store
     from workbench.specs.base import Spec
 
-# Fields that set the cost of a step; runs that agree on them (and the device) are comparable.
-SPEED_FIELDS = ("model", "model_kwargs", "backbone", "image_size", "precision", "batch_size", "xla")
+SPEEDS_FILE = Path(__file__).with_name("speeds.json")
 SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000)}  # official (train, test) images
 SYNTHETIC = (2000, 500)  # workbench.data.sources.make_synthetic's defaults
-# Seconds per training image (with its share of the epoch's validation) on the project's 2-core CPU
-# grow as multiply-adds ** 0.72: lenet 0.00018 s (0.7 M), resnet20 0.0036 s (40.6 M), nin 0.012 s (222 M).
-CPU_REFERENCE = (40.6, 0.0036)
-EXPONENT = 0.72
-EVAL_SPEEDUP = 3.0  # an evaluation image (forward pass) costs about a third of a training image
-FROZEN_SPEEDUP = 3.0  # so does a phase-1 image of a fine-tune (the frozen backbone runs forward only)
-START_SECONDS = 15.0  # a job's process: TensorFlow's import, the (cached) data, the model
+BACKBONE_SIZE = 96  # the input size the backbones' constants are measured at (FinetuneSpec's default)
+# Forward passes of each stored view of a split (workbench.training.fit.VIEWS and TRANSLATE_VIEWS).
+PLAIN_PASSES = 2  # plain and mirrored
+TRANSLATE_PASSES = 4  # translated by -1 and +1 pixels, plain and mirrored
+
+
+@cache
+def speeds() -> dict:
+    """The shipped constants (`speeds.json`): start, pipeline, cpu: {family or "finetune:<backbone>": ...}."""
+    data: dict = json.loads(SPEEDS_FILE.read_text())
+    return data
 
 
 @dataclass
 class Estimate:
     seconds: float | None  # the whole job; None: no figure (`source` says why)
-    source: str  # where the figure comes from
+    source: str  # what the figure rests on
     images: int = 0  # training images per epoch
     epochs: int = 0
-    per_image: float | None = None  # training seconds per image
+    per_image: float | None = None  # seconds per training image, with its share of the epoch's validation
     evaluation: float | None = None  # seconds of the final evaluation
-    rough: bool = True
+    rough: bool = True  # from the shipped constants only (no finished run like it here)
     device: str = "CPU"
+    start: float = 0.0  # seconds before the first epoch
+
+
+@dataclass
+class Parts:
+    """A job's seconds as the model splits them (see the module docstring)."""
+
+    start: float
+    epochs: list[float]  # each epoch's seconds (a fine-tune's phases cost differently)
+    evaluation: float
+
+    @property
+    def total(self) -> float:
+        return self.start + sum(self.epochs) + self.evaluation
 
 
 def device_of(spec: "Spec", gpu_count: int) -> tuple[str, int]:
@@ -60,122 +96,193 @@ def _device_of_run(run: dict) -> tuple[str, int]:
     return ("GPU", gpus) if gpus else ("CPU", 1)
 
 
-def sizes(spec: "Spec", history: list[dict]) -> tuple[int, int] | None:
-    """(training images per epoch, batches of the final evaluation) the job will see, from the spec
-    alone; a folder dataset's from an earlier run on it, else None."""
-    if spec.dataset == "synthetic":
-        n_train = spec.dataset_options.get("n_train", SYNTHETIC[0])
-        n_test = spec.dataset_options.get("n_test", SYNTHETIC[1])
-    elif spec.dataset in SIZES:
-        n_train, n_test = SIZES[spec.dataset]
+def busy(load: float | None) -> float:
+    """How much slower than on an otherwise idle machine a job runs at `load` (1 for None: idle)."""
+    cores = float(speeds().get("cores") or 2)
+    return max(load or 0.0, cores) / cores
+
+
+def family_of(kind: str, spec: dict) -> str | None:
+    """What the constants are measured per: the zoo family, or "finetune:<backbone>"; None if unknown."""
+    if kind == RunKind.FINETUNE:
+        backbone = spec.get("backbone", "")
+        return f"finetune:{backbone}" if backbone in BACKBONE_MMACS else None
+    return MODEL_FAMILY.get(spec.get("model", ""))
+
+
+def split_sizes(spec: dict, history: list[dict]) -> tuple[int, int, int] | None:
+    """(training images per epoch, validation images, test images) the job will see, from the spec alone;
+    a folder dataset's from an earlier run on it, else None."""
+    batch = int(spec.get("batch_size") or 1)
+    dataset = spec.get("dataset", "cifar10")
+    if dataset == "synthetic":
+        options = spec.get("dataset_options") or {}
+        n_train, n_test = options.get("n_train", SYNTHETIC[0]), options.get("n_test", SYNTHETIC[1])
+    elif dataset in SIZES:
+        n_train, n_test = SIZES[dataset]
     else:
-        same = [r for r in history if r["spec"].get("data_path") == spec.data_path and r.get("train_images")]
+        same = [r for r in history if r["spec"].get("data_path") == spec.get("data_path") and r.get("train_images")]
         if not same:
             return None
-        return same[-1]["train_images"], same[-1].get("eval_steps") or 0
-    val = spec.val_size or (5000 if n_train >= 50000 else max(1, round(n_train / 10)))
-    train = min(spec.train_subset or n_train, n_train - val)
-    batches = lambda n: math.ceil(n / spec.batch_size)  # noqa: E731
-    return max(1, train // spec.batch_size) * spec.batch_size, 2 * (batches(val) + batches(n_test))
+        run = same[-1]
+        val = (run.get("val_steps") or 0) * int(run["spec"].get("batch_size") or 1)
+        eval_batches = (run.get("eval_steps") or 0) / _passes(run["spec"])
+        return run["train_images"], val, max(0, round(eval_batches * batch - val))
+    val = spec.get("val_size") or (5000 if n_train >= 50000 else max(1, round(n_train / 10)))
+    train = min(spec.get("train_subset") or n_train, n_train - val)
+    return max(1, train // batch) * batch, val, n_test
 
 
-def _speed_key(spec_dict: dict) -> tuple:
-    return tuple(repr(spec_dict.get(f)) for f in SPEED_FIELDS)
+def _passes(spec: dict) -> int:
+    """Forward passes over each split in the final evaluation (`workbench.training.fit.prediction_views`)."""
+    return PLAIN_PASSES + (TRANSLATE_PASSES if "translate" in (spec.get("augment") or ()) else 0)
 
 
-def _measured(store: "Store | None", runs: list[dict]) -> tuple[float | None, float | None]:
-    """(seconds per training image, seconds per evaluation batch or None) of finished runs: the median
-    epoch after the first (which also traces the graph) over the epoch's images."""
-    per_image: list[float] = []
-    per_eval: list[float] = []
-    if store is None:  # no store yet (a dry run): nothing measured
+def _scale(kind: str, spec: dict, figures: dict) -> tuple[float, str]:
+    """(the spec's model's cost over the measured variant's, a note when its options are not counted)."""
+    if kind == RunKind.FINETUNE:
+        return (int(spec.get("image_size") or BACKBONE_SIZE) / BACKBONE_SIZE) ** 2, ""
+    model = spec.get("model", "")
+    note = f" (as {model} with its own options: yours may change this a lot)" if spec.get("model_kwargs") else ""
+    return MODEL_MMACS[model] / MODEL_MMACS[figures["variant"]], note
+
+
+def parts(kind: str, spec: dict, sizes: tuple[int, int, int], figures: dict, load: float | None = None) -> Parts:
+    """The seconds of a job by the shipped constants of its family (`figures`), at `load` (None: idle)."""
+    model, _ = _scale(kind, spec, figures)
+    slow = busy(load) / busy(figures.get("load"))  # this run's load over the one the figures were timed at
+    scale = model * slow
+    batch = int(spec.get("batch_size") or 1)
+    images, val, test = sizes
+    steps = images // batch
+    batches = lambda n: math.ceil(n / batch)  # noqa: E731
+    per_eval_batch = (figures["eval"][0] + figures["eval"][1] * batch) * scale
+    pipeline = speeds()["pipeline"]
+    augment = sum(pipeline["seconds"].get(name, 0.0) for name in spec.get("augment") or ())
+    augment *= busy(load) / busy(pipeline["load"])
+
+    def epoch(train: Sequence[float]) -> float:
+        step = (train[0] + train[1] * batch) * scale
+        return steps * step + images * augment + batches(val) * per_eval_batch
+
+    setup = speeds()["start"]["seconds"] * busy(load) / busy(speeds()["start"]["load"])
+    start = setup + (figures["build"] + (figures["train_trace"] + 2 * figures["eval_trace"]) * model) * slow
+    if kind == RunKind.FINETUNE:
+        head, tune = int(spec.get("head_epochs") or 0), int(spec.get("finetune_epochs") or 0)
+        epochs = [epoch(figures["train"])] * head + [epoch(figures.get("train2") or figures["train"])] * tune
+        start += figures.get("train2_trace", 0.0) * scale if head and tune else 0.0
+    else:
+        epochs = [epoch(figures["train"])] * int(spec.get("epochs") or 1)
+    evaluation = _passes(spec) * (batches(val) + batches(test)) * per_eval_batch
+    return Parts(start, epochs, evaluation)
+
+
+def _learned(
+    store: "Store | None", runs: list[dict], sizes_of: Any, load: float | None
+) -> tuple[float | None, float | None]:
+    """(measured epoch seconds over the constants' figure, measured final evaluation over the figure):
+    the medians over finished runs of the same family and batch size; None where none measured it."""
+    epoch_ratios: list[float] = []
+    eval_ratios: list[float] = []
+    if store is None:
         return None, None
     for run in runs:
+        sizes = sizes_of(run)
+        figures = speeds()["cpu"].get(family_of(run["kind"], run["spec"]) or "")
+        if sizes is None or figures is None:
+            continue
+        said = parts(run["kind"], run["spec"], sizes, figures, load)
         seconds = [e["seconds"] for e in store.epochs(run["id"]) if e.get("seconds")]
-        if run.get("train_images") and seconds:
-            per_image.append(statistics.median(seconds[1:] or seconds) / run["train_images"])
-        if run.get("eval_seconds") and run.get("eval_steps"):
-            per_eval.append(run["eval_seconds"] / run["eval_steps"])
-    return (statistics.median(per_image) if per_image else None, statistics.median(per_eval) if per_eval else None)
+        if seconds and said.epochs:
+            later = seconds[1:] or seconds  # the first epoch also traces the graphs (counted in `start`)
+            epoch_ratios.append(statistics.median(later) / statistics.median(said.epochs[-len(later) :]))
+        if run.get("eval_seconds") and said.evaluation:
+            eval_ratios.append(run["eval_seconds"] / said.evaluation)
+    median = lambda values: statistics.median(values) if values else None  # noqa: E731
+    return median(epoch_ratios), median(eval_ratios)
 
 
-def mmacs(kind: str, spec: dict) -> float | None:
-    """Multiply-adds per image, in millions, of a spec's model as `costs.py` lists it (a fine-tune's at
-    its input size); None for one not listed or with options changed."""
-    if kind == RunKind.FINETUNE:
-        base = BACKBONE_MMACS.get(spec.get("backbone", ""))
-        return base * (spec.get("image_size", 224) / 224) ** 2 if base else None
-    return None if spec.get("model_kwargs") else MODEL_MMACS.get(spec.get("model", ""))
+def label(family: str) -> str:
+    """A family as the text says it: "resnet", "mobilenet_v2 fine-tune"."""
+    return family.split(":", 1)[1] + " fine-tune" if family.startswith("finetune:") else family
 
 
-def _cost_ratio(spec: Any) -> float:  # a RunSpec or a FinetuneSpec (by its kind)
-    """A fine-tune's phase 1 runs the frozen backbone forward only: its epochs cost less."""
-    if spec.kind != RunKind.FINETUNE:
-        return 1.0
-    return (spec.head_epochs / FROZEN_SPEEDUP + spec.finetune_epochs) / max(spec.epochs, 1)
+def constants_text(family: str) -> str:
+    """Where a family's shipped constants come from, as a sentence's end."""
+    figures = speeds()["cpu"][family]
+    name = label(family)
+    return (
+        f"the {name} constants timed with {figures['variant']} on {speeds()['machine']} on "
+        f"{figures.get('measured', speeds()['measured'])} at load {figures.get('load', speeds()['load'])}"
+    )
 
 
-def estimate(spec: Any, store: "Store | None", gpu_count: int) -> Estimate:  # RunSpec or FinetuneSpec
+def estimate(
+    spec: Any, store: "Store | None", gpu_count: int, *, load: float | None = None
+) -> Estimate:  # RunSpec or FinetuneSpec
     """How long `spec` will take on the device the queue will give it (see the module's docstring);
-    `store` None (none yet): without history."""
+    `store` None (none yet): without history. `load`: the load average the run will see, itself included
+    (None: an otherwise idle machine); finished runs, when there are some, say it instead."""
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
     runs = store.list_runs(include_archived=True) if store is not None else []
     history = [r for r in runs if r["status"] == RunStatus.COMPLETED and _device_of_run(r) == device]
-    size = sizes(spec, history)
-    if size is None:
+    data = spec.to_dict()
+    sizes = split_sizes(data, history)
+    if sizes is None:
         return Estimate(None, "a folder dataset's size is known once a run has loaded it", device=name)
-    images, eval_batches = size
-    what = spec.model if spec.kind != RunKind.FINETUNE else f"{spec.backbone} fine-tune"
-    same = [r for r in history if r["kind"] == spec.kind and _speed_key(r["spec"]) == _speed_key(spec.to_dict())]
-    per_image, per_eval = _measured(store, same)
-    rough = per_image is None
-    if per_image is not None:
-        source = (
-            f"Measured: {len(same)} earlier {what} run{'s' if len(same) > 1 else ''} like it here (same "
-            "options, precision, batch size and device)"
+    family = family_of(spec.kind, data)
+    figures = speeds()["cpu"].get(family or "")
+    if family is None or figures is None:
+        what = spec.backbone if spec.kind == RunKind.FINETUNE else spec.model
+        return Estimate(None, f"no constants are measured for {what} yet (bench/estimate.py --calibrate)", device=name)
+    batch = spec.batch_size
+    same = [r for r in history if family_of(r["kind"], r["spec"]) == family and r["spec"].get("batch_size") == batch]
+    epoch_ratio, eval_ratio = _learned(store, same, lambda run: split_sizes(run["spec"], history), load)
+    said = parts(spec.kind, data, sizes, figures, load)
+    _, note = _scale(spec.kind, data, figures)
+    if device[0] != "CPU" and epoch_ratio is None:
+        return Estimate(
+            None,
+            f"no figure for a GPU yet: the first {label(family)} run at batch size {batch} to finish on it gives one",
+            device=name,
         )
-        training = per_image
+    if epoch_ratio is None:
+        at = f", counted at load {load:.1f}" if load else " (brought to an otherwise idle machine)"
+        source = (
+            f"From {constants_text(family)}{at}; no {label(family)} run at batch size {batch} has finished here "
+            f"yet{note}"
+        )
     else:
-        per_image, source = _rough(spec, store, history, device)
-        if per_image is None:
-            return Estimate(None, source, device=name)
-        training = per_image * _cost_ratio(spec)
-    evaluation = eval_batches * (per_eval or per_image * spec.batch_size / EVAL_SPEEDUP)
-    seconds = START_SECONDS + spec.epochs * images * training + evaluation
-    return Estimate(seconds, source, images, spec.epochs, training, evaluation, rough, name)
-
-
-def _rough(spec: Any, store: "Store | None", history: list[dict], device: tuple[str, int]) -> tuple[float | None, str]:
-    """(seconds per training image, where it comes from) from the model's multiply-adds, or (None, why)."""
-    options = ""
-    cost = mmacs(spec.kind, spec.to_dict())
-    if cost is None and spec.kind != RunKind.FINETUNE and spec.model in MODEL_MMACS:
-        cost, options = MODEL_MMACS[spec.model], f" (as {spec.model} with its own options: yours may change this a lot)"
-    if cost is None:
-        return None, "no run like it has finished here yet, and its model's cost is not in workbench/jobs/costs.py"
-    known = [(abs(math.log(m / cost)), m, r) for r in history if (m := mmacs(r["kind"], r["spec"]))]
-    if known:
-        _, nearest_cost, nearest = min(known, key=lambda found: found[0])
-        per_image, _ = _measured(store, [nearest])
-        if per_image:
-            scaled = per_image * (cost / nearest_cost) ** EXPONENT
-            return scaled, (
-                f"Rough: no run like it has finished here yet; scaled from run {nearest['id']} "
-                f"({nearest['name']}) by the models' multiply-adds{options}"
-            )
-    if device[0] != "CPU":
-        return None, "no run has finished on a GPU in this store yet to measure it by; the first one gives the figure"
-    ref_mmacs, ref_seconds = CPU_REFERENCE
-    return ref_seconds * (cost / ref_mmacs) ** EXPONENT, (
-        f"Rough: no run has finished on this store's CPU yet; scaled by multiply-adds from resnet20's "
-        f"~{1 / ref_seconds:.0f} images/s on the project's 2-core CPU{options}"
+        count = len(same)
+        source = (
+            f"From {count} earlier {label(family)} run{'s' if count > 1 else ''} at batch size {batch} on "
+            f"{'this CPU' if name == 'CPU' else name} "
+            f"(scaling {constants_text(family)}){note}"
+        )
+        # The start (the same machine's work: imports, data, build, tracing) by the epochs' ratio.
+        said = Parts(
+            said.start * epoch_ratio,
+            [e * epoch_ratio for e in said.epochs],
+            said.evaluation * (eval_ratio or epoch_ratio),
+        )
+    epochs = len(said.epochs)
+    per_image = sum(said.epochs) / max(epochs * sizes[0], 1)
+    return Estimate(
+        said.total, source, sizes[0], epochs, per_image, said.evaluation, epoch_ratio is None, name, said.start
     )
 
 
 # The fields `estimate` reads (besides the kind): specs that agree on them take the same time.
 COST_FIELDS = (
-    *SPEED_FIELDS,
+    "model",
+    "model_kwargs",
+    "backbone",
+    "image_size",
+    "precision",
+    "batch_size",
+    "xla",
+    "augment",
     "dataset",
     "dataset_options",
     "data_path",
@@ -192,7 +299,7 @@ COST_FIELDS = (
 class ManyEstimate:
     """Several specs queued together (a sweep): `seconds` their training time added up (None when no
     spec has a figure), `wall` how long the queue takes with `side_by_side` jobs at once, `unknown` how
-    many specs have no figure, and `rough` whether any figure is rough."""
+    many specs have no figure, `rough` whether any figure is rough, and `sources` what the figures rest on."""
 
     seconds: float | None
     wall: float | None
@@ -200,19 +307,20 @@ class ManyEstimate:
     unknown: int
     rough: bool
     device: str
+    sources: tuple[str, ...] = ()
 
 
-def estimate_many(specs: "Sequence[Spec]", store: "Store", gpu_count: int) -> ManyEstimate:
+def estimate_many(specs: "Sequence[Spec]", store: "Store | None", gpu_count: int) -> ManyEstimate:
     """`estimate` of every spec (specs that cost the same are estimated once), added up; the queue runs
     as many side by side as the GPUs allow (one at a time on the CPU)."""
     figures: list[Estimate] = []
-    cache: dict[tuple[str, str], Estimate] = {}
+    cache_: dict[tuple[str, str], Estimate] = {}
     for spec in specs:
         data = spec.to_dict()
         key = (spec.kind, repr([data.get(f) for f in COST_FIELDS]))
-        if key not in cache:
-            cache[key] = estimate(spec, store, gpu_count)
-        figures.append(cache[key])
+        if key not in cache_:
+            cache_[key] = estimate(spec, store, gpu_count)
+        figures.append(cache_[key])
     known = [e for e in figures if e.seconds is not None]
     devices = [device_of(spec, gpu_count) for spec in specs]
     needed = max((n for kind, n in devices if kind == "GPU"), default=0)
@@ -225,4 +333,5 @@ def estimate_many(specs: "Sequence[Spec]", store: "Store", gpu_count: int) -> Ma
         len(figures) - len(known),
         any(e.rough for e in known),
         figures[0].device if figures else "CPU",
+        tuple(dict.fromkeys(e.source for e in figures)),
     )

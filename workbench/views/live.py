@@ -372,20 +372,22 @@ def resume_message(run: dict, epoch: int, runs: list) -> str:
 
 
 QUICK_HINT = "**Quick CPU recipe** fills one that finishes in minutes."
+SHORTER_HINT = "fewer epochs or a training subset make it shorter."
 
 
-def estimate_text(est, *, quick_hint: str = QUICK_HINT, markdown: bool = True) -> str:
-    """A `workbench.jobs.estimate.Estimate` as the form shows it, with where its figure comes from
-    (`markdown=False`: plain text, as the command line prints it)."""
+def estimate_text(est, *, hint: str = "", markdown: bool = True) -> str:
+    """A `workbench.jobs.estimate.Estimate` as the form shows it, with what its figure rests on
+    (`markdown=False`: plain text, as the command line prints it). `hint`: the advice for a run long for a
+    CPU, in the words of where it shows (a tab names only its own buttons, never the recipe it has)."""
     if est.seconds is None:
         text = f"**Estimated time:** unknown — {est.source}."
     else:
         text = (
             f"**Time on this {est.device}: ~{duration(est.seconds)}{' (rough)' if est.rough else ''}** — "
-            f"{est.epochs} epoch{'s' if est.epochs != 1 else ''} of {est.images:,} images at "
-            f"~{1 / est.per_image:,.0f} images/s, then ~{duration(est.evaluation)} of final evaluation. "
-            f"{est.source}."
+            f"~{duration(est.start)} to start, {est.epochs} epoch{'s' if est.epochs != 1 else ''} of "
+            f"{est.images:,} images at ~{1 / est.per_image:,.0f} images/s (with each epoch's validation), then "
+            f"~{duration(est.evaluation)} of final evaluation. {est.source}."
         )
-        if est.device == "CPU" and est.seconds > 3600:
-            text += f" That is long for a CPU: {quick_hint}"
+        if est.device == "CPU" and est.seconds > 3600 and hint:
+            text += f" That is long for a CPU: {hint}"
     return text if markdown else text.replace("**", "")

@@ -296,4 +296,5 @@ def time_text(est) -> str:
         text += f", one run at a time on the {est.device}"
     if est.unknown:
         text += f"; {est.unknown} run(s) without a figure are not counted"
-    return text + "."
+    sources = getattr(est, "sources", ())
+    return text + "." + (f" {' '.join(s.rstrip('.') + '.' for s in sources)}" if sources else "")

@@ -26,6 +26,8 @@ from workbench.ui.layout import FORM_AND_PANEL, FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, wire_spec_form
 
+FINETUNE_HINT = "Fewer epochs, a smaller image size or a training subset make it shorter."
+
 LAYOUT = [  # rows of the form, in FinetuneSpec field names; at most four a row, so none wraps beside the live panel
     ("backbone", "weights", "image_size"),
     ("head_epochs", "head_lr", "dense_units", "dropout"),  # phase 1: the new head
@@ -132,7 +134,14 @@ def create_finetune_tab(ctx) -> FormTab:
             )
             form = build_form(defaults, len(ctx.gpu_names))
             tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0", elem_id="ft-tags")
-            estimate_box(ctx, form, lambda values: values_to_spec(list(form), values), defaults, "ft-estimate")
+            estimate_box(
+                ctx,
+                form,
+                lambda values: values_to_spec(list(form), values),
+                defaults,
+                "ft-estimate",
+                hint=lambda spec: FINETUNE_HINT,  # this tab has no recipe buttons
+            )
             message = gr.Markdown(elem_id="ft-message")
             start = gr.Button("Fine-tune", variant="primary", elem_id="ft-button")
             command = command_box(defaults.to_cli(), "Equivalent command", "ft-command")

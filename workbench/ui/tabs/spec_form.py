@@ -80,17 +80,18 @@ def wire_preview(form: dict, command, read, words, message, extra=()):
     )
 
 
-def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str) -> gr.Markdown:
-    """A line under the form saying how long its spec will take here and where that figure comes from
-    (`workbench.jobs.estimate`: the store's history, else a labelled rough figure), kept up to date as
-    the form changes and on every page load (runs finished since change the history)."""
+def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str, hint=lambda spec: "") -> gr.Markdown:
+    """A line under the form saying how long its spec will take here and what that figure rests on
+    (`workbench.jobs.estimate`: the shipped constants of its family, refined by the store's runs of the same
+    family and batch size), kept up to date as the form changes and on every page load (runs finished since
+    change the history). hint(spec): the advice for a run long for a CPU, naming only this tab's buttons."""
 
     def say(read_spec) -> str:
         try:
             spec = read_spec().validate(available_gpus=len(ctx.gpu_names))
         except UserError:
             return ""  # the command box already says what to fix
-        return estimate_text(estimate(spec, ctx.store, len(ctx.gpu_names)))
+        return estimate_text(estimate(spec, ctx.store, len(ctx.gpu_names)), hint=hint(spec))
 
     box = gr.Markdown(lambda: say(lambda: defaults), elem_id=elem_id)
     components = list(form.values())

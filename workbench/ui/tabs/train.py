@@ -28,6 +28,7 @@ from workbench.ui.layout import FORM_AND_PANEL, FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
 from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, say_at_once, wire_spec_form
 from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
+from workbench.views.live import QUICK_HINT, SHORTER_HINT
 
 # ResNet-20 on a 15,000-image subset for 5 epochs, cosine: 65.9% test in about 4 minutes on a 2-core CPU.
 QUICK = RunSpec(model="resnet20", schedule="cosine", epochs=5, train_subset=15000)
@@ -45,6 +46,20 @@ def recipes(data_path: str) -> dict:
     }
 
 
+def same_run(spec: RunSpec, other: RunSpec) -> bool:
+    """Whether two specs train the same run (their names and device choice aside)."""
+    ignore = ("name", "gpus", "tensorboard")
+    return {k: v for k, v in spec.to_dict().items() if k not in ignore} == {
+        k: v for k, v in other.to_dict().items() if k not in ignore
+    }
+
+
+def train_hint(spec: RunSpec, quick: RunSpec) -> str:
+    """The Train tab's advice for a run long for a CPU: its Quick CPU recipe button, unless the form
+    already holds that recipe (then what shortens it)."""
+    return SHORTER_HINT[:1].upper() + SHORTER_HINT[1:] if same_run(spec, quick) else QUICK_HINT
+
+
 def create_train_tab(ctx) -> FormTab:
     recipe = recipes(ctx.data_path or "")
     defaults = recipe["classic" if ctx.gpu_names else "quick"]
@@ -55,7 +70,14 @@ def create_train_tab(ctx) -> FormTab:
                 fast_button = gr.Button("Fast recipe (airbench, 4 epochs)", size="sm", elem_id="recipe-fast")
                 classic_button = gr.Button("Classic recipe (resnet20, 200 epochs)", size="sm", elem_id="recipe-classic")
             form = build_form(defaults, len(ctx.gpu_names))
-            estimate_box(ctx, form, lambda values: form_values_to_spec(*values), defaults, "train-estimate")
+            estimate_box(
+                ctx,
+                form,
+                lambda values: form_values_to_spec(*values),
+                defaults,
+                "train-estimate",
+                hint=lambda spec: train_hint(spec, recipe["quick"]),
+            )
             tags = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline,seed0", elem_id="train-tags")
             message = gr.Markdown(elem_id="train-message")
             train_button = gr.Button("Train", variant="primary", elem_id="train-button")
