@@ -5,8 +5,9 @@ queueing to the end of its final evaluation (the store's created_at and finished
 estimate is outside 0.67-1.5 of the measured time.
 
 This machine's 2 cores are shared with other work, which no estimate can foresee: the estimate checked is
-the one at the load average the run saw (sampled through it; `estimate(..., load=)`), and the one for an
-otherwise idle machine (what the product shows) is printed beside it.
+the one at the effective load the run saw (from the CPU the rest of the machine used meanwhile,
+bench/cpu_share.py; `estimate(..., load=)`), and the one for an otherwise idle machine (what the product
+shows) is printed beside it.
 
 Real CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz) for the cheap families when present; the synthetic
 dataset (small test set) for the costly ones, whose final evaluation over 10,000 test images would take
@@ -21,7 +22,6 @@ many minutes here, and for every family when the archive is missing.
 import argparse
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu_share import Window
 from bench.estimate_calibrate import calibrate
 from bench.targets import Targets
 
@@ -41,26 +42,51 @@ CIFAR = ("--val-size", "1000")  # smaller validation than the default 5,000: sho
 SYNTHETIC = ("--dataset", "synthetic", "--dataset-options", "n_train=1200,n_test=200")
 # family -> (flags of its small run, whether it reads real CIFAR-10 when the archive is there)
 RUNS = {
-    "lenet": (("--model", "lenet", "--epochs", "2", "--train-subset", "4992"), True),
-    "airbench": (("--model", "airbench_cpu", "--epochs", "1", "--train-subset", "3000"), True),
-    "resnet": (("--model", "resnet20", "--epochs", "1", "--train-subset", "2000"), True),
-    "vgg": (("--model", "vgg11_bn", "--epochs", "1", "--batch-size", "64", "--train-subset", "1024"), False),
-    "nin": (("--model", "nin", "--epochs", "1", "--train-subset", "1024"), False),
+    "lenet": (("train", "--model", "lenet", "--epochs", "2", "--train-subset", "4992"), True),
+    "airbench": (("train", "--model", "airbench_cpu", "--epochs", "1", "--train-subset", "3000"), True),
+    "resnet": (("train", "--model", "resnet20", "--epochs", "1", "--train-subset", "2000"), True),
+    "vgg": (("train", "--model", "vgg11_bn", "--epochs", "1", "--batch-size", "64", "--train-subset", "1024"), False),
+    "nin": (("train", "--model", "nin", "--epochs", "1", "--train-subset", "1024"), False),
     "densenet_bc": (
-        ("--model", "densenet_bc_100_12", "--epochs", "1", "--batch-size", "64", "--train-subset", "640"),
+        ("train", "--model", "densenet_bc_100_12", "--epochs", "1", "--batch-size", "64", "--train-subset", "640"),
         False,
     ),
     "wide_resnet": (
-        ("--model", "wrn_16_8", "--epochs", "1", "--batch-size", "32", "--train-subset", "320", "--val-size", "100"),
+        (
+            "train",
+            "--model",
+            "wrn_16_8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--train-subset",
+            "320",
+            "--val-size",
+            "100",
+        ),
         False,
     ),
     "resnext": (  # grouped convolutions: seconds per training image on this CPU, so a handful of images
         (
-            *("--model", "resnext29_4x64d", "--epochs", "1", "--batch-size", "8", "--train-subset", "16"),
+            *("train", "--model", "resnext29_4x64d", "--epochs", "1", "--batch-size", "8", "--train-subset", "16"),
             *("--val-size", "16", "--dataset", "synthetic", "--dataset-options", "n_train=1200,n_test=32"),
         ),
         False,
     ),
+    # The fine-tune backbones at the form's 96x96, random weights (no download here): the default
+    # InceptionV3 and the light MobileNetV2, one epoch of each phase on a few hundred images.
+    **{
+        f"finetune:{backbone}": (
+            (
+                *("finetune", "--backbone", backbone, "--weights", "none", "--head-epochs", "1"),
+                *("--finetune-epochs", "1", "--batch-size", "32", "--train-subset", "256", "--val-size", "64"),
+                *("--dataset", "synthetic", "--dataset-options", "n_train=1200,n_test=128"),
+            ),
+            False,
+        )
+        for backbone in ("mobilenet_v2", "inception_v3")
+    },
 }
 CHEAP = ("lenet", "resnet", "airbench", "vgg")
 
@@ -70,16 +96,18 @@ def command(family: str, db: Path) -> list[str]:
     data = ("--data", str(SHARED), *CIFAR) if real and SHARED.exists() else ()
     if not data and "--dataset" not in flags:
         data = SYNTHETIC
-    return [sys.executable, "-m", "workbench", "--db", str(db), "train", *flags, *data, "--gpus", "0"]
+    return [sys.executable, "-m", "workbench", "--db", str(db), *flags, *data, "--gpus", "0"]
 
 
 def estimated(argv: list[str], load: float | None) -> float:
-    """The estimate without any run in the store, of the run `argv` (a train command) would queue, at `load`."""
+    """The estimate without any run in the store, of the run `argv` (a train or finetune command) would queue,
+    at `load`."""
     from workbench.cli.main import build_parser
     from workbench.jobs.estimate import estimate
     from workbench.specs.flags import spec_from_args
 
-    args = build_parser().parse_args(argv[argv.index("train") :])
+    subcommand = "finetune" if "finetune" in argv else "train"
+    args = build_parser().parse_args(argv[argv.index(subcommand) :])
     spec = spec_from_args(args, args.spec_class).validate()
     figure = estimate(spec, None, 0, load=load)
     assert figure.seconds is not None, figure.source
@@ -118,12 +146,12 @@ def main() -> int:
             with subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
             ) as job:
-                loads = []
+                window = Window(job.pid).start()  # how much the rest of the machine slows it (cpu_share.py)
                 while job.poll() is None:
-                    loads.append(os.getloadavg()[0])
-                    time.sleep(2)
+                    window.sample()
+                    time.sleep(1)
                 stdout, stderr = job.communicate()
-            load = statistics.mean(loads or [os.getloadavg()[0]])
+            load = window.stop()
             if job.returncode:
                 print(stdout[-2000:], stderr[-2000:], sep="\n")
                 targets.holds(f"{family}: the run completes", False)
@@ -132,8 +160,9 @@ def main() -> int:
             guess = estimated(argv, load)
             ratio = guess / seconds
             print(
-                f"{family:12s} estimated {guess:7.1f} s  measured {seconds:7.1f} s  ratio {ratio:4.2f}  at load "
-                f"{load:.1f} (idle machine: estimated {idle:.1f} s; command {time.perf_counter() - started:.0f} s)",
+                f"{family:12s} estimated {guess:7.1f} s  measured {seconds:7.1f} s  ratio {ratio:4.2f}  at effective "
+                f"load {load:.1f} (idle machine: estimated {idle:.1f} s; "
+                f"command {time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
             targets.holds(f"{family}: estimate within {LOW}-{HIGH} of measured", LOW <= ratio <= HIGH, f"{ratio:.2f}")

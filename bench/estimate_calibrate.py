@@ -23,6 +23,9 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.cpu_share import Window
+
 SPEEDS = ROOT / "workbench" / "jobs" / "speeds.json"
 
 # family -> (the variant measured, (small batch, large batch), training steps timed per batch size).
@@ -97,6 +100,7 @@ def measure_one(name: str) -> dict:
     n = max(batches) * (steps + 1)
     x, y = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
     mean, std = np.full(3, 120.0, np.float32), np.full(3, 64.0, np.float32)
+    window = Window().start()  # the others' share of the cores while this measures (bench/cpu_share.py)
     started = time.perf_counter()
     runner = runner_for(spec)
     model = runner.build(10, (32, 32, 3), restoring=False)
@@ -136,6 +140,8 @@ def measure_one(name: str) -> dict:
         traces.append(first - step)
     result["eval"] = [round(v, 6) for v in _line(*points)]
     result["eval_trace"] = round(max(traces[-1], 0.0), 3)
+    window.stop()
+    result["load"] = window.load
     return result
 
 
@@ -152,6 +158,7 @@ def measure_pipeline() -> dict:
     y = np.zeros(len(x), np.int64)
     options = BatchOptions(10, 128, np.full(3, 120.0, np.float32), np.full(3, 64.0, np.float32))
     seconds: dict[str, float] = {}
+    window = Window().start()
     for _ in range(3):  # the least of three rounds: the cores are shared, and a busy moment only adds
         for augment in ("none", *AUGMENTATIONS):
             ds = make_dataset(x, y, options, training=True, augment=() if augment == "none" else (augment,))
@@ -162,11 +169,13 @@ def measure_pipeline() -> dict:
                 pass
             took = (time.perf_counter() - started) / len(x)
             seconds[augment] = min(seconds.get(augment, took), took)
+    window.stop()
     base = seconds.pop("none")
-    return {"none": round(base, 7), **{k: round(max(v - base, 0.0), 7) for k, v in seconds.items()}}
+    figures = {"none": round(base, 7), **{k: round(max(v - base, 0.0), 7) for k, v in seconds.items()}}
+    return {"seconds": figures, "load": window.load}
 
 
-def measure_start() -> float:
+def measure_start() -> dict:
     """Seconds from a new Python process to the job's data in memory: TensorFlow's import, the cached
     data (CIFAR-10 from the shared archive when present, its decode cache warmed first)."""
     code = (
@@ -180,8 +189,13 @@ def measure_start() -> float:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     subprocess.run(command, capture_output=True, env=env, check=True)  # warms the decode cache
     started = time.perf_counter()
-    subprocess.run(command, capture_output=True, env=env, check=True)
-    return round(time.perf_counter() - started, 2)
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as child:
+        window = Window(child.pid).start()
+        while child.poll() is None:
+            window.sample()
+            time.sleep(0.5)
+    window.stop()
+    return {"seconds": round(time.perf_counter() - started, 2), "load": window.load}
 
 
 def _in_child(what: str) -> dict:
@@ -194,25 +208,24 @@ def _in_child(what: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
 def calibrate(names: list[str], write: bool) -> dict:
     table = json.loads(SPEEDS.read_text()) if SPEEDS.exists() else {}
-    loads = [load_average()]
+    # Each figure's "load": the effective load it was timed at, from the CPU the rest of the machine used
+    # meanwhile (bench/cpu_share.py), by which the estimator brings it to an otherwise idle machine.
+    loads: list[float] = []
     if not names or "start" in names:
-        table["start"] = {"seconds": measure_start(), "load": load_average()}
-        print(f"start: {table['start']['seconds']} s (load {load_average()})", flush=True)
+        table["start"] = measure_start()
+        loads.append(table["start"]["load"])
+        print(f"start: {table['start']}", flush=True)
     if not names or "pipeline" in names:
-        table["pipeline"] = {"seconds": _in_child("pipeline"), "load": load_average()}
-        print(f"pipeline: {table['pipeline']['seconds']} (load {load_average()})", flush=True)
+        table["pipeline"] = _in_child("pipeline")
+        loads.append(table["pipeline"]["load"])
+        print(f"pipeline: {table['pipeline']}", flush=True)
     for name in names or [*FAMILIES, *(f"finetune:{b}" for b in _backbones())]:
         if name in ("start", "pipeline"):
             continue
         started = time.perf_counter()
         figures = _in_child(name)
-        figures["load"] = load_average()
         figures["measured"] = date.today().isoformat()
         loads.append(figures["load"])
         table.setdefault("cpu", {})[name] = figures
@@ -229,7 +242,7 @@ def _write(table: dict, loads: list[float]) -> None:
     cpu = f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
     table["machine"] = f"{platform.node() or 'this machine'} ({cpu})"
     table["measured"] = date.today().isoformat()
-    table["load"] = round(statistics.mean(loads), 1)
+    table["load"] = round(statistics.mean(loads or [float(os.cpu_count() or 2)]), 1)
     table["cores"] = os.cpu_count()
     SPEEDS.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
 

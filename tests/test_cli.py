@@ -219,7 +219,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
         (
             ["train", "--dry-run", "--epochs", "3"],
             r"Time on this CPU: ~\d+h? ?\d+m( \d+s)? \(rough\) — ~\d+m \d+s to start, 3 epochs of .*"
-            r"From the resnet constants timed with resnet20 on .* at load",
+            r"From the resnet constants timed with resnet20 on .* on 20\d\d-\d\d-\d\d.*"
+            r"brought to an otherwise idle machine",
         ),
         (
             ["finetune", "--dry-run"],

@@ -181,4 +181,4 @@ def test_the_recipe_buttons_fill_the_form_and_its_estimate_follows(store):
     fields, said = click("recipe-classic")
     assert fields["epochs"] == 200 and re.search(r"200 epochs .*long for a CPU", said), said
     fields, said = click("recipe-quick")
-    assert fields["epochs"] == 5 and "— 5 epochs of 14,976 images" in said, said
+    assert fields["epochs"] == 5 and "to start, 5 epochs of 14,976 images" in said, said

@@ -16,10 +16,11 @@ The job, modelled as it runs (`workbench.training.fit`):
 The constants are measured per zoo family (at one real variant; the others scaled by their multiply-adds,
 `costs.py`) and per fine-tune backbone on the project's 2-core CPU, and shipped in `speeds.json` with the
 date, machine and load they were measured at (`python bench/estimate.py --calibrate` measures them again).
-The machine they were timed on was shared: each figure is brought to an otherwise idle machine by its load
-(a job's threads get cores / load of the cores when more threads than cores are runnable, so a figure timed
-at load L counts for max(L, cores) / cores of the idle one); `estimate(..., load=L)` says it for a run that
-will see load L (itself included) instead, as bench/estimate.py does on a machine others share.
+The machine they were timed on was shared: each figure is brought to an otherwise idle machine by the
+effective load it was timed at, cores x the slowdown the scheduler's own figures show (a thread's time
+waiting for a core beside its time running, bench/cpu_share.py), so a figure timed at effective load L
+counts for max(L, cores) / cores of the idle one; `estimate(..., load=L)` says it for a run that will see
+effective load L instead, as bench/estimate.py does on a machine others share.
 Finished runs of the same family (or backbone) and batch size on the same kind of device refine them:
 their measured epochs and final evaluations over what the constants say for those runs scale the figure.
 Runs of other families or batch sizes never move it. A GPU has no shipped figure: its first finished run
@@ -211,9 +212,11 @@ def constants_text(family: str) -> str:
     """Where a family's shipped constants come from, as a sentence's end."""
     figures = speeds()["cpu"][family]
     name = label(family)
+    slowdown = busy(figures.get("load", speeds()["load"]))
+    shared = f", {slowdown:.1f}x slower than idle as others shared it" if slowdown > 1.05 else ", idle"
     return (
         f"the {name} constants timed with {figures['variant']} on {speeds()['machine']} on "
-        f"{figures.get('measured', speeds()['measured'])} at load {figures.get('load', speeds()['load'])}"
+        f"{figures.get('measured', speeds()['measured'])}{shared}"
     )
 
 
@@ -221,8 +224,9 @@ def estimate(
     spec: Any, store: "Store | None", gpu_count: int, *, load: float | None = None
 ) -> Estimate:  # RunSpec or FinetuneSpec
     """How long `spec` will take on the device the queue will give it (see the module's docstring);
-    `store` None (none yet): without history. `load`: the load average the run will see, itself included
-    (None: an otherwise idle machine); finished runs, when there are some, say it instead."""
+    `store` None (none yet): without history. `load`: the effective load the run will see (cores x its
+    slowdown by other work; None: an otherwise idle machine); finished runs, when there are some, say it
+    instead."""
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
     runs = store.list_runs(include_archived=True) if store is not None else []
@@ -248,7 +252,7 @@ def estimate(
             device=name,
         )
     if epoch_ratio is None:
-        at = f", counted at load {load:.1f}" if load else " (brought to an otherwise idle machine)"
+        at = f", counted at effective load {load:.1f}" if load else ", brought to an otherwise idle machine"
         source = (
             f"From {constants_text(family)}{at}; no {label(family)} run at batch size {batch} has finished here "
             f"yet{note}"
