@@ -1,75 +1,74 @@
-"""How much the rest of the machine slowed a measurement down, read off the scheduler.
+"""How much the rest of the machine slowed a measurement down, by sampling the scheduler's run queue.
 
 The load average is a poor measure of that on a shared 2-core machine: a one-minute mean that counts the
-measuring process's own threads and processes waiting on the disk (a pip install); figures normalised by
-it came out about twice too fast. The kernel keeps, for every thread, the CPU time it ran and the time it
-spent runnable but waiting for a core (/proc/<pid>/task/<tid>/schedstat). Over the measured work's own
-threads, (ran + waited) / ran is how much longer its CPU-bound work took than on cores of its own: a busy
-thread given a third of a core shows 3. It counts a wait for the work's own other threads too (more
-runnable threads than cores), which an idle machine has as well, so an idle figure brought down by it is
-slightly optimistic. The slowdown is said as an effective load, cores x slowdown, the unit
-`workbench.jobs.estimate.busy` reads (a load of `cores` or less is an otherwise idle machine).
+measured work's own threads and processes waiting on the disk (a pip install); figures normalised by it
+came out about twice too fast. So a thread samples, a few times a second, how many threads the whole
+machine has runnable (/proc/loadavg's fourth field, the run queue now) and how many of them are the
+measured work's own (state R in /proc/<pid>/task/*/stat, its descendants included). With `mine` of
+`total` runnable threads sharing the cores, the work's threads get cores / max(cores, total) of a core
+each, where alone they would get cores / max(cores, mine): the moment's slowdown is the ratio, and the
+window's is its mean over the samples when the work had a thread runnable. A wait for the work's own
+other threads (more of them runnable than cores) is not counted: an idle machine has it too.
+The slowdown is said as an effective load, cores x slowdown, the unit `workbench.jobs.estimate.busy`
+reads (a load of `cores` or less is an otherwise idle machine).
 """
 
 import os
+import threading
 from pathlib import Path
 
 CORES = os.cpu_count() or 2
+EVERY = 0.2  # seconds between samples: enough for minutes-long windows, cheap for the cores measured
 
 
-def _tasks(pid: int) -> list[tuple[int, int]]:
-    """(pid, tid) of every thread of `pid` and of its descendants now alive."""
-    found, todo = [], [pid]
+def _runnable(pid: int, skip: int) -> int:
+    """Threads of `pid` and its descendants that are runnable now, but the thread `skip` (the sampler)."""
+    count, todo = 0, [pid]
     while todo:
         process = todo.pop()
         for task in Path(f"/proc/{process}/task").glob("*"):
-            found.append((process, int(task.name)))
             try:
+                state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 todo.extend(int(child) for child in (task / "children").read_text().split())
-            except OSError:
+            except (OSError, IndexError):
                 continue  # the thread ended while we looked
-    return found
+            count += state == "R" and int(task.name) != skip
+    return count
 
 
-def _schedstat(pid: int, tid: int) -> tuple[int, int] | None:
-    """(nanoseconds run, nanoseconds waited for a core) of one thread; None once it has ended."""
-    try:
-        ran, waited, _ = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-    except (OSError, ValueError):
-        return None
-    return int(ran), int(waited)
+def _run_queue() -> int:
+    """Threads runnable on the whole machine now (the sampler, reading this, among them)."""
+    return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
 
 
 class Window:
-    """`Window(pid).start()`, `sample()` now and then while the work runs (its processes and threads may
-    end: each one's last figures are kept), then `stop()`: the effective load the work saw (also `load`).
+    """`Window(pid).start()`, the work, then `stop()`: the effective load the work saw (also `load`).
     `pid`: the work's process (its descendants count too); default this process."""
 
     def __init__(self, pid: int | None = None):
         self.pid = pid or os.getpid()
         self.load = float(CORES)
-        self._first: dict[tuple[int, int], tuple[int, int]] = {}
-        self._last: dict[tuple[int, int], tuple[int, int]] = {}
+        self._slowdowns: list[float] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _read(self) -> dict[tuple[int, int], tuple[int, int]]:
-        return {task: stat for task in _tasks(self.pid) if (stat := _schedstat(*task)) is not None}
+    def _sample(self) -> None:
+        me = threading.get_native_id()
+        while not self._done.wait(EVERY):
+            mine = _runnable(self.pid, skip=me)
+            if mine:
+                total = max(_run_queue() - 1, mine)  # less the sampler itself
+                self._slowdowns.append(max(CORES, total) / max(CORES, mine))
 
     def start(self) -> "Window":
-        self._first = self._read()
-        self._last = dict(self._first)
+        self._thread.start()
         return self
 
-    def sample(self) -> None:
-        self._last.update(self._read())
-
     def stop(self) -> float:
-        self.sample()
-        ran = waited = 0
-        for task, (run_ns, wait_ns) in self._last.items():
-            run0, wait0 = self._first.get(task, (0, 0))  # a thread started meanwhile: all of it
-            ran, waited = ran + run_ns - run0, waited + wait_ns - wait0
-        slowdown = (ran + waited) / ran if ran > 0 else 1.0
-        self.load = round(CORES * max(slowdown, 1.0), 2)
+        self._done.set()
+        self._thread.join()
+        if self._slowdowns:
+            self.load = round(CORES * sum(self._slowdowns) / len(self._slowdowns), 2)
         return self.load
 
     def __enter__(self) -> "Window":

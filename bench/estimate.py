@@ -147,9 +147,6 @@ def main() -> int:
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
             ) as job:
                 window = Window(job.pid).start()  # how much the rest of the machine slows it (cpu_share.py)
-                while job.poll() is None:
-                    window.sample()
-                    time.sleep(1)
                 stdout, stderr = job.communicate()
             load = window.stop()
             if job.returncode:

@@ -68,13 +68,13 @@ def _steps(marks: list[float]) -> tuple[float, float]:
 
 
 def _line(small: tuple[int, float], large: tuple[int, float]) -> tuple[float, float]:
-    """(seconds per step, seconds per image) through two (batch, seconds) points, neither negative. A fixed
-    cost above half the small batch's step is a busy moment in one of the two (shared cores): then all of the
-    large batch's step counts per image."""
+    """(seconds per step, seconds per image) through two (batch, seconds) points, neither negative."""
     (b1, t1), (b2, t2) = small, large
     per_image = max((t2 - t1) / (b2 - b1), t2 / b2 * 0.05)
-    overhead = max(t2 - per_image * b2, 0.0)
-    return (overhead, per_image) if overhead <= t1 / 2 else (0.0, t2 / b2)
+    overhead = t2 - per_image * b2
+    # A negative fixed cost (the small batch cheaper per image than the large: a busy moment) or one above
+    # half the small batch's step: neither is a fixed cost per step; the large batch's step counts per image.
+    return (overhead, per_image) if 0.0 <= overhead <= t1 / 2 else (0.0, t2 / b2)
 
 
 def measure_one(name: str) -> dict:
@@ -191,9 +191,7 @@ def measure_start() -> dict:
     started = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as child:
         window = Window(child.pid).start()
-        while child.poll() is None:
-            window.sample()
-            time.sleep(0.5)
+        child.wait()
     window.stop()
     return {"seconds": round(time.perf_counter() - started, 2), "load": window.load}
 
