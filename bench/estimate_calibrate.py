@@ -208,6 +208,9 @@ def _in_child(what: str) -> dict:
 
 def calibrate(names: list[str], write: bool) -> dict:
     table = json.loads(SPEEDS.read_text()) if SPEEDS.exists() else {}
+    if names and all(n == "job" or n.startswith("job:") for n in names):  # job factors alone (of some families)
+        _job_factors([n.removeprefix("job:") for n in names if n != "job"], table)
+        return table
     # Each figure's "load": the effective load it was timed at, from the CPU the rest of the machine used
     # meanwhile (bench/cpu_share.py), by which the estimator brings it to an otherwise idle machine.
     loads: list[float] = []
@@ -233,7 +236,26 @@ def calibrate(names: list[str], write: bool) -> dict:
     if write:
         _write(table, loads)
         print(f"wrote {SPEEDS}")
+        _job_factors(names, table)
     return table
+
+
+def _job_factors(names: list[str], table: dict) -> None:
+    """Each family's job factor, from a real run at half the checked run's training images (bench/estimate_runs.py),
+    with the constants just written: its measured time over their estimate at the load it saw."""
+    from bench.estimate_runs import RUNS, estimated, timed
+
+    for family in [n for n in names or RUNS if n in RUNS]:
+        figures = table["cpu"][family]
+        figures.pop("job", None)
+        SPEEDS.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        argv, seconds, load, failure = timed(family, half=True)
+        if failure:
+            raise RuntimeError(f"the {family} run failed:\n{failure}")
+        with_constants = estimated(argv, load, fresh=True)
+        figures["job"] = round(seconds / with_constants, 3)
+        SPEEDS.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        print(f"{family}: job factor {figures['job']} ({seconds:.1f} s measured at effective load {load})", flush=True)
 
 
 def _write(table: dict, loads: list[float]) -> None:

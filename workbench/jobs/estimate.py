@@ -151,7 +151,9 @@ def _scale(kind: str, spec: dict, figures: dict) -> tuple[float, str]:
 def parts(kind: str, spec: dict, sizes: tuple[int, int, int], figures: dict, load: float | None = None) -> Parts:
     """The seconds of a job by the shipped constants of its family (`figures`), at `load` (None: idle)."""
     model, _ = _scale(kind, spec, figures)
-    slow = busy(load) / busy(figures.get("load"))  # this run's load over the one the figures were timed at
+    # This run's load over the one the figures were timed at; and the family's job factor: a real run's time
+    # over what the timed steps alone say (checkpoints, the store's writes, each view's dataset and pass).
+    slow = busy(load) / busy(figures.get("load")) * figures.get("job", 1.0)
     scale = model * slow
     batch = int(spec.get("batch_size") or 1)
     images, val, test = sizes
@@ -166,7 +168,7 @@ def parts(kind: str, spec: dict, sizes: tuple[int, int, int], figures: dict, loa
         step = (train[0] + train[1] * batch) * scale
         return steps * step + images * augment + batches(val) * per_eval_batch
 
-    setup = speeds()["start"]["seconds"] * busy(load) / busy(speeds()["start"]["load"])
+    setup = speeds()["start"]["seconds"] * busy(load) / busy(speeds()["start"]["load"]) * figures.get("job", 1.0)
     start = setup + (figures["build"] + (figures["train_trace"] + 2 * figures["eval_trace"]) * model) * slow
     if kind == RunKind.FINETUNE:
         head, tune = int(spec.get("head_epochs") or 0), int(spec.get("finetune_epochs") or 0)
