@@ -33,6 +33,10 @@ class StudyRows:
         """`<store>-optuna.db` beside the store: the Optuna storage of every study (optuna-dashboard opens it)."""
         return self.path.parent / f"{self.path.stem}-optuna.db"
 
+    def optuna_url(self) -> str:
+        """The SQLAlchemy URL of that file, as Optuna and `optuna-dashboard` take it."""
+        return f"sqlite:///{self.optuna_path().resolve()}"
+
     def create_study(self, name: str, settings: dict, *, state: str, created_at: str) -> None:
         with self._write() as db:
             if self._query("SELECT 1 FROM studies WHERE name = ?", [name]):

@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 from store import utc_now
 from workbench.constants import ACTIVE_STATUSES, RunStatus, StudyState
 from workbench.errors import UserError, failure_message
-from workbench.jobs.study_setup import distributions, open_study, storage_url
+from workbench.jobs.study_setup import distributions, open_study
 from workbench.specs.search import Search
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class StudyDriver:
             for r in self.store.list_runs(include_archived=True)
             if self.search.tag in (r["tags"] or ())
         }
-        storage = optuna.storages.RDBStorage(storage_url(self.store))
+        storage = optuna.storages.RDBStorage(self.store.optuna_url())
         study_id = storage.get_study_id_from_name(self.search.name)
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)

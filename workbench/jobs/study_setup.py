@@ -29,11 +29,6 @@ if TYPE_CHECKING:
 optuna.logging.set_verbosity(logging.WARNING)  # a line per trial would drown the app's own output
 
 
-def storage_url(store: Store) -> str:
-    """The SQLAlchemy URL of the store's Optuna file, as `optuna-dashboard` takes it too."""
-    return f"sqlite:///{store.optuna_path().resolve()}"
-
-
 def distributions(space: Space) -> dict[str, BaseDistribution]:
     """{name: Optuna distribution} of the space's searched settings (fixed ones are not Optuna's business)."""
     found: dict[str, BaseDistribution] = {}
@@ -83,7 +78,7 @@ def make_sampler(search: Search, already: int = 0) -> optuna.samplers.BaseSample
 
 def open_study(store: Store, search: Search, *, continuing: bool) -> optuna.Study:
     """The search's Optuna study in the store's Optuna file: created, or loaded when `continuing`."""
-    url = storage_url(store)
+    url = store.optuna_url()
     already = 0
     if continuing:
         already = len(optuna.load_study(study_name=search.name, storage=url).trials)

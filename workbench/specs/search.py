@@ -222,6 +222,21 @@ class Search:
         return shlex.join(args)
 
 
+def budget_text(search: Search, trial_seconds: float | None, width: int = 1) -> str:
+    """What the budget costs here: a typical trial's time (`workbench.jobs.estimate` of the space's middle), the
+    whole budget if no trial were pruned, and the time budget where it is shorter."""
+    if trial_seconds is None:
+        return "Time: unknown here yet (no run like these has finished, and the model's cost is not listed)."
+    whole = trial_seconds * search.budget() / max(1, width)
+    text = (
+        f"A typical trial takes ~{duration_text(trial_seconds)}; {search.budget()} trials at most "
+        f"~{duration_text(whole)}{f' ({width} at a time)' if width > 1 else ''}, less as the pruner stops trials early"
+    )
+    if search.timeout and search.timeout < whole:
+        text += f"; the time budget stops asking new trials after {duration_text(search.timeout)}"
+    return text + "."
+
+
 def _collect(problems: list, check: Any, *args: Any) -> Any:
     """`check(*args)`, or None with its refusal added to `problems` (every mistake of a form named at once)."""
     try:

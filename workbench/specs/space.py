@@ -124,6 +124,19 @@ class Space:
                 data[field] = value
         return RunSpec.from_dict(data)
 
+    def middle(self) -> dict:
+        """Each searched setting inside its range (the geometric middle of a log one) or at its first choice:
+        a typical trial (its time estimate), and the others' values while one part is tried at its ends."""
+        values: dict[str, Any] = {}
+        for p in self.searched:
+            if p.kind == "choice":
+                values[p.name] = p.choices[0]
+            elif p.kind == "int":
+                values[p.name] = round(math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2)
+            else:
+                values[p.name] = math.sqrt(p.low * p.high) if p.kind == "log" else (p.low + p.high) / 2
+        return values
+
     def check(self, base: RunSpec, *, available_gpus: int = 0) -> None:
         """Try every choice and both ends of every range on the base spec (instant: names and numbers);
         UserError names each part that makes a run the spec refuses."""
@@ -131,26 +144,12 @@ class Space:
         for param in self.params:
             for value in param.values():
                 try:
-                    self.apply(base, {**_middle(self, base), param.name: value}).validate(available_gpus=available_gpus)
+                    self.apply(base, {**self.middle(), param.name: value}).validate(available_gpus=available_gpus)
                 except UserError as exc:
                     problems.append(f"`{param.text}`: with {param.name}={value}: {exc}")
                     break
         if problems:
             raise UserError("the search space has bad parts: " + "; ".join(problems))
-
-
-def _middle(space: Space, base: RunSpec) -> dict:
-    """Each searched setting at a value inside its range or its first choice: the others' values while one
-    part is tried at its ends (so one bad part does not blame the others)."""
-    values: dict[str, Any] = {}
-    for p in space.searched:
-        if p.kind == "choice":
-            values[p.name] = p.choices[0]
-        elif p.kind == "int":
-            values[p.name] = round(math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2)
-        else:
-            values[p.name] = math.sqrt(p.low * p.high) if p.kind == "log" else (p.low + p.high) / 2
-    return values
 
 
 def _parts(text: str) -> list:
