@@ -158,3 +158,28 @@ def test_the_store_names_studies_and_maps_trials_to_runs(tmp_path):
         store.delete_run(run_id)  # a trial's run may be deleted: the trial stays, runless
     with sqlite3.connect(tmp_path / "w.db") as conn:
         assert conn.execute("SELECT count(*) FROM study_trials").fetchone() == (1,)
+
+
+def test_the_search_command_refuses_what_it_cannot_start_and_dry_runs_a_preset(tmp_path, capsys):
+    from workbench.cli.main import main
+    from workbench.specs.presets import load_preset
+
+    db = str(tmp_path / "w.db")
+    assert main(["--db", db, "search", "new"]) == 2
+    assert "study new does not exist yet: give --space to start it" in capsys.readouterr().err
+    assert main(["--db", db, "search", "s", "--space", "learning_rate=log(0,1) epochs=int(3,1)", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "`learning_rate=log(0,1)`: a log range needs both bounds above 0" in err and "`epochs=int(3,1)`" in err
+    assert main(["--db", db, "search", "--preset", "search", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "study quick-search: 24 trials, sampler tpe, pruner hyperband; space learning_rate=log(0.02,0.5)" in out
+    assert "dry run: nothing queued" in out and not (tmp_path / "w.db").exists()  # a dry run writes nothing
+    with pytest.raises(UserError, match=re.escape("preset search.toml is a search ([search])")):
+        load_preset("search")
+    assert main(["--db", db, "studies"]) == 0
+    assert "(no studies yet" in capsys.readouterr().out
+    with Store(tmp_path / "w.db") as store:  # an existing study continues as it was set up
+        store.create_study("old", Search.from_values("old", BASE, space="seed=[0,1]").to_settings(), state="stopped",
+                           created_at="t0")  # fmt: skip
+    assert main(["--db", db, "search", "old", "--space", "seed=[2,3]", "--dry-run"]) == 2
+    assert "study old exists: `workbench search old` continues it as it was set up" in capsys.readouterr().err

@@ -109,7 +109,7 @@ def run_search(args, open_store) -> int:
     from workbench.jobs.study import StudyDriver  # noqa: PLC0415 - Optuna: SQLAlchemy and its samplers load in seconds; --help needs none
     from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
 
-    store = open_store(args, create=not args.dry_run)
+    store = open_store(args, create=False)  # written only once the search is accepted, and never by a dry run
     existing = store is not None and args.study_name and args.study_name in {s["name"] for s in store.list_studies()}
     if existing:
         given = [f"--{f.replace('_', '-')}" for f in CONTINUE_FLAGS if getattr(args, f) is not None]
@@ -135,6 +135,7 @@ def run_search(args, open_store) -> int:
     if args.dry_run:
         print("dry run: nothing queued")
         return 0
+    store = store or open_store(args)
     with open_job_queue(args, store) as queue:
         if existing:
             driver = StudyDriver.resume(store, queue, search.name)
