@@ -69,14 +69,15 @@ def studies_layout() -> StudyView:
             elem_id="studies-trials",
         )
         figure = gr.Plot(label="Optuna's figure", elem_id="studies-figure")
-        with gr.Row(equal_height=True):
+        with gr.Row():
             seeds = gr.Textbox("0-2", label="Seeds", info="Train the best: one run per seed", elem_id="studies-seeds")
             epochs = gr.Number(
-                None, label="Epochs", info="blank: the trial's own", precision=0, elem_id="studies-epochs"
+                0, label="Epochs", info="0: the trial's own", precision=0, minimum=0, elem_id="studies-epochs"
             )
-            train_best = gr.Button("Train the best", variant="primary", elem_id="studies-train-best")
-            stop = gr.Button("Stop study", elem_id="studies-stop")
-            resume = gr.Button("Continue study", elem_id="studies-continue")
+        with gr.Row():
+            train_best = gr.Button("Train the best", variant="primary", size="md", elem_id="studies-train-best")
+            stop = gr.Button("Stop study", size="md", elem_id="studies-stop")
+            resume = gr.Button("Continue study", size="md", elem_id="studies-continue")
         message = gr.Markdown(elem_id="studies-message")
     return StudyView(
         pick, figure_pick, summary, studies, trials, figure, seeds, epochs, train_best, stop, resume, message
@@ -129,7 +130,8 @@ class StudyActions:
             raise UserError("pick a study first")
         sweep = views.best_as_sweep(self.ctx.store, name, seeds=seeds or "0", epochs=int(epochs) if epochs else None)
         run_ids = submit_sweep(self.ctx.queue, sweep)
-        return f"Queued the best settings of {name} as sweep **{sweep.name}**: runs {run_ids[0]}-{run_ids[-1]}."
+        runs = f"run {run_ids[0]}" if len(run_ids) == 1 else f"runs {run_ids[0]}-{run_ids[-1]}"
+        return f"Queued the best settings of {name} as sweep **{sweep.name}**: {runs}."
 
     def stop(self, name) -> str:
         driver = driving(self.ctx.store, name or "")
