@@ -183,3 +183,39 @@ def test_the_search_command_refuses_what_it_cannot_start_and_dry_runs_a_preset(t
                            created_at="t0")  # fmt: skip
     assert main(["--db", db, "search", "old", "--space", "seed=[2,3]", "--dry-run"]) == 2
     assert "study old exists: `workbench search old` continues it as it was set up" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "sampler, pruner, space",
+    [
+        ("tpe", "median", "learning_rate=log(0.01,1) batch_size=[50,100] epochs=int(2,6)"),
+        ("random", "hyperband", "learning_rate=log(0.01,1) augment=[flip_crop; none]"),
+        ("grid", "halving", "batch_size=[50,100] seed=[0,1]"),
+        ("cmaes", "none", "learning_rate=log(0.01,1) weight_decay=uniform(0,0.001) epochs=int(2,6)"),
+    ],
+)
+def test_each_sampler_and_pruner_draws_inside_the_space_from_the_store_optuna_file(tmp_path, sampler, pruner, space):
+    """Optuna's own samplers and pruners, made from a search, asked and told without training: every value
+    drawn lies in its range or list, the study lives in `<store>-optuna.db`, a grid never repeats a point."""
+    import optuna
+
+    from workbench.jobs.study_setup import distributions, make_pruner, open_study
+
+    search = Search.from_values("s", BASE, space=space, sampler=sampler, pruner=pruner, seed=0, trials=4)
+    with Store(tmp_path / "w.db") as store:
+        study = open_study(store, search, continuing=False)
+        assert type(study.pruner) is type(make_pruner(search))
+        drawn = []
+        for step in range(4):
+            trial = study.ask(distributions(search.space))
+            drawn.append(tuple(sorted(trial.params.items())))
+            trial.report(0.1 * step, 1)
+            study.tell(trial, 0.1 * step)
+            spec = search.space.apply(BASE, trial.params)
+            for p in search.space.searched:
+                value = trial.params[p.name]
+                assert value in p.choices if p.kind == "choice" else p.low <= value <= p.high, (p, value)
+            spec.validate()
+        assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'w-optuna.db'}").trials) == 4
+        if sampler == "grid":
+            assert len(set(drawn)) == 4  # the 2 x 2 grid, each point once

@@ -62,6 +62,15 @@ def make_pruner(search: Search) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler, asked and told by the study's driver instead of `study.optimize`: its `after_trial`
+    stops `optimize` once every point is taken, which raises outside `optimize` (at the last point's `tell`).
+    Nothing else changes; the study's budget is at most the grid's size (`Search.budget`)."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
 def make_sampler(search: Search, already: int = 0) -> optuna.samplers.BaseSampler:
     """The search's sampler; `already`: trials the study has, added to the seed when it continues (a sampler
     seeded as at the start would draw the first trials' values again)."""
@@ -70,7 +79,7 @@ def make_sampler(search: Search, already: int = 0) -> optuna.samplers.BaseSample
         return optuna.samplers.RandomSampler(seed=seed)
     if search.sampler == "grid":
         grid: dict[str, Any] = {p.name: list(p.choices) for p in search.space.searched}
-        return optuna.samplers.GridSampler(grid, seed=search.seed)  # the grid's own bookkeeping is in the storage
+        return AskTellGridSampler(grid, seed=search.seed)  # the grid's own bookkeeping is in the storage
     if search.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.TPESampler(seed=seed)
