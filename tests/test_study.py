@@ -158,3 +158,15 @@ def _epochs_of_first_run(db):
     with Store(db) as store:
         runs = store.list_runs()
         return runs[0]["epochs_done"] if runs else 0
+
+
+def test_the_time_budget_stops_asking_and_lets_the_running_trial_finish(store, queue):
+    search = Search.from_values("t", BASE.replace(epochs=2), space="learning_rate=log(0.01,0.2)", trials=5,
+                                timeout="1s", pruner="none")  # fmt: skip
+    driver = StudyDriver.create(store, queue, search)
+    driver.poll = 0.1
+    assert driver.start().wait(300)
+    [trial] = optuna_trials(store, "t")  # asked at once; by its end the second was gone
+    assert trial.state == TrialState.COMPLETE and store.get_run(trial.user_attrs["run"])["epochs_done"] == 2
+    row = store.get_study("t")
+    assert row["state"] == StudyState.FINISHED and row["seconds"] >= 1
