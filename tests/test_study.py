@@ -170,3 +170,15 @@ def test_the_time_budget_stops_asking_and_lets_the_running_trial_finish(store, q
     assert trial.state == TrialState.COMPLETE and store.get_run(trial.user_attrs["run"])["epochs_done"] == 2
     row = store.get_study("t")
     assert row["state"] == StudyState.FINISHED and row["seconds"] >= 1
+
+
+def test_the_app_at_start_continues_the_studies_still_searching_and_no_other(store, queue):
+    from workbench.jobs.study import resume_searching
+
+    for name in ("left", "stopped"):  # created as a start would, then the process went away
+        StudyDriver.create(store, queue, Search.from_values(name, BASE.replace(epochs=1), space="seed=[0,1]", trials=1))
+    store.update_study("stopped", state=StudyState.STOPPED)
+    [driver] = resume_searching(store, queue)
+    assert driver.search.name == "left" and driver.wait(300)
+    assert store.get_study("left")["state"] == StudyState.FINISHED and len(store.study_trials("left")) == 1
+    assert store.get_study("stopped")["state"] == StudyState.STOPPED and store.study_trials("stopped") == {}
