@@ -6,8 +6,9 @@
 Each study is `workbench.jobs.study.StudyDriver` on a real store in a temporary folder, its trials trained by the
 job queue one at a time in this process's threads (JobQueue(isolate=False): no child process start per trial, so
 the figures are training, not TensorFlow imports). The space: learning rate log(1e-4, 1), weight decay
-log(1e-5, 1e-2), batch size [64, 128, 256], on the model and epochs given. Data: the CIFAR-10 copy given by --data
-(a seeded subset of --subset training images: a small real-data task), else synthetic stripes (not CIFAR).
+log(1e-5, 1e-2), batch size [64, 128, 256], on the model and epochs given. Data: the CIFAR-10 copy given by --data,
+by default ../shared/data/cifar10-jpeg.tar.gz where present (a seeded subset of --subset training images: a small
+real-data task); `--data synthetic` (or no copy) trains on synthetic stripes (not CIFAR).
 
 1. Hyperband against no pruning: the same trials budget, the same TPE seed (0). Epochs trained in all (a pruned
    trial counts the epochs it ran) and the best validation accuracy found. Targets: at least 40 % of the epochs
@@ -34,6 +35,7 @@ from workbench.jobs.study import StudyDriver
 from workbench.specs.run import RunSpec
 from workbench.specs.search import Search
 
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 SPACE = "learning_rate=log(1e-4,1) weight_decay=log(1e-5,1e-2) batch_size=[64,128,256]"
 SAVED_TARGET = 0.40
 ACCURACY_TOLERANCE = 0.005
@@ -80,11 +82,16 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--model", default="lenet")
-    parser.add_argument("--data", default="", help="a CIFAR-10 copy (archive or folder); default: synthetic")
+    parser.add_argument(
+        "--data",
+        default=str(SHARED_CIFAR) if SHARED_CIFAR.exists() else "",
+        help="a CIFAR-10 copy (archive or folder; default: the bundled one where present); 'synthetic' for stripes",
+    )
     parser.add_argument("--subset", type=int, default=5000, help="training images (a seeded subset of CIFAR)")
     parser.add_argument("--seeds", default="0,1,2", help="sampler seeds of the TPE-vs-random part")
     parser.add_argument("--skip-samplers", action="store_true", help="only the pruning part")
     args = parser.parse_args(argv)
+    args.data = "" if args.data == "synthetic" else args.data
     targets = Targets()
     data = f"CIFAR-10 {args.subset} training images" if args.data else f"synthetic, {args.subset} training images"
     print(f"search bench: {args.model}, {args.epochs} epochs, {args.trials} trials, {data}; space {SPACE}")

@@ -64,7 +64,7 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
         ),
         pytest.param(
             "search.py",
-            ["--trials", "3", "--epochs", "3", "--subset", "300", "--skip-samplers"],
+            ["--trials", "3", "--epochs", "3", "--subset", "300", "--skip-samplers", "--data", "synthetic"],
             "pruner hyperband",
             marks=SLOW,
         ),
