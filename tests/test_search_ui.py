@@ -28,6 +28,33 @@ def _shots(page, name):
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
+@pytest.mark.browser
+def test_the_search_box_names_bad_parts_as_they_are_typed_and_starts_nothing(app_server, browser):
+    """On the shared server (nothing is started here): the box's live check, its refusal and its command."""
+    page = browser.new_page(viewport={"width": 1024, "height": 900})
+    page.goto(app_server.url)
+    page.locator("#train-button").wait_for()
+    page.locator("#search-box").get_by_text("Search: an Optuna study").click()
+    summary = page.locator("#search-summary")
+    _type(page, "search-name", "box-check")
+    _type(page, "search-space", "colour=[1,2] batch_size=int(64,32)")
+    text = wait_text(summary, r"bad parts", timeout=60)
+    assert "colour=[1,2]: 'colour' is not a setting a search can vary" in text, text
+    assert "batch_size=int(64,32): the low bound 64 is above the high bound 32" in text, text
+    page.locator("#search-button").click()
+    wait_until(lambda: "Not started" in page.locator("#search-message").inner_text(), "the refusal", page=page)
+    _type(page, "search-space", "weight_decay=log(1e-5,1e-3) augment=[flip_crop; flip_crop,cutout]")
+    text = wait_text(summary, r"2 settings searched", timeout=60)
+    assert "augment in flip_crop, flip_crop,cutout" in text, text
+    assert (
+        "--space 'weight_decay=log(1e-5,1e-3) augment=[flip_crop; flip_crop,cutout]'"
+        in page.locator("#search-command").inner_text()
+    )
+    with Store(app_server.db) as store:
+        assert "box-check" not in {s["name"] for s in store.list_studies()}
+    page.close()
+
+
 @pytest.mark.slow  # an app of its own that trains two trials: minutes on a loaded 2-core machine
 @pytest.mark.browser
 def test_the_search_box_checks_and_starts_a_study_and_the_runs_tab_shows_it(tmp_path, browser):
