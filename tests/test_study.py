@@ -182,3 +182,15 @@ def test_the_app_at_start_continues_the_studies_still_searching_and_no_other(sto
     assert driver.search.name == "left" and driver.wait(300)
     assert store.get_study("left")["state"] == StudyState.FINISHED and len(store.study_trials("left")) == 1
     assert store.get_study("stopped")["state"] == StudyState.STOPPED and store.study_trials("stopped") == {}
+
+
+def test_a_stopped_study_asks_no_more_trials_and_its_running_one_is_told(store, queue):
+    search = Search.from_values("s", BASE.replace(epochs=2), space="learning_rate=log(0.01,0.2)", trials=3)
+    driver = StudyDriver.create(store, queue, search)
+    driver.poll = 0.1
+    driver.start()
+    wait_until(lambda: store.study_trials("s"), "the first trial queued", timeout=60, every=0.1)
+    driver.stop()
+    assert driver.wait(300)
+    [trial] = optuna_trials(store, "s")
+    assert trial.state == TrialState.COMPLETE and store.get_study("s")["state"] == StudyState.STOPPED
