@@ -76,11 +76,14 @@ def check_args(args):
 def create(args):
     """Open the store, start the job queue and build the page (no server yet)."""
     from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); after the flags are checked
+    from workbench.jobs.study import resume_searching  # noqa: PLC0415 - Optuna: SQLAlchemy and its samplers, seconds
     from workbench.training import devices  # noqa: PLC0415 - TensorFlow: seconds to import, after the flags are checked
     from workbench.ui.app import build_app  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
 
     store = Store(args.db) if args.db else Store()
     queue = open_queue(store, args)
+    # Studies still searching when the last app stopped continue now, by the restart rule (workbench.jobs.study).
+    studies = {driver.search.name: driver for driver in resume_searching(store, queue)}
     data_path = str(Path(args.data).expanduser()) if args.data else ""
     describe_cluster = getattr(queue.backend, "describe", None)  # the Ray backend's: nodes, GPUs, CPUs
     ctx = AppContext(
@@ -92,6 +95,7 @@ def create(args):
         interrupted=queue.interrupted,
         data_roots=default_data_roots(data_path, store.path, args.data_root),
         cluster_summary=describe_cluster,
+        studies=studies,
     )
     return ctx, build_app(ctx)
 
@@ -122,6 +126,8 @@ def main(argv=None) -> int:
         print(f"jobs run on the {ctx.cluster_summary()}", flush=True)
     if ctx.interrupted:
         print(f"runs left running by an earlier process, now interrupted: {ctx.interrupted}", flush=True)
+    if ctx.studies:
+        print(f"studies continued (their interrupted trials resume): {', '.join(ctx.studies)}", flush=True)
     # Serve nothing from disk but Gradio's own files: not the store, its checkpoints, or the home folder.
     blocked = [str(ctx.store.path.parent.resolve()), str(Path.home())]
     try:
@@ -145,6 +151,8 @@ def main(argv=None) -> int:
         print(startup_text(demo.local_url, demo.share_url), flush=True)
         demo.block_thread()
     finally:
+        for driver in ctx.studies.values():  # first: a study must not tell Optuna of trials the shutdown cancels
+            driver.halt()
         ctx.queue.shutdown()
     return 0
 

@@ -22,6 +22,7 @@ from workbench.errors import UserError, choose
 
 from . import blobs, lock, schema
 from .schema import RUN_COLUMNS
+from .studies import StudyRows
 
 _ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
 NOBODY_RUNNING = (
@@ -44,8 +45,9 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
-class Store:
-    """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it.
+class Store(StudyRows):
+    """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it (and, for
+    Optuna studies, `<stem>-optuna.db`: `store.studies`).
 
     Threading model: one Store holds ONE sqlite3 connection (`check_same_thread=False`) and every
     public method runs under the Store's `threading.RLock`, so a Store can be shared by training

@@ -321,3 +321,31 @@ def test_the_app_on_the_cluster_through_the_browser(ray_cluster, tmp_path, brows
     with Store(server.db) as store:
         run = store.get_run(1)
         assert run["status"] == "completed" and run["node"] and [e["epoch"] for e in store.epochs(1)] == [1, 2, 3]
+
+
+def test_a_study_on_the_cluster_prunes_a_trial_on_its_node(lab):
+    """A study's trials go to the cluster like any job; the pruner's decision reaches the remote actor, which
+    stops after its epoch: the run is pruned, its epochs and checkpoint back in the store."""
+    import optuna
+
+    from workbench.constants import RunStatus
+    from workbench.jobs.study import StudyDriver
+    from workbench.specs.search import Search
+
+    store, queue, _ = lab
+    base = tiny(epochs=5, model="lenet", model_kwargs={}, augment=())
+    search = Search.from_values(
+        "onnodes", base, space="learning_rate=log(1e-6,0.2)", trials=2, pruner="median", seed=0, parallel=1
+    )
+    driver = StudyDriver.create(store, queue, search)
+    study = optuna.load_study(study_name="onnodes", storage=store.optuna_url())
+    study.enqueue_trial({"learning_rate": 0.05})
+    study.enqueue_trial({"learning_rate": 1e-6})
+    driver.poll = 0.1
+    assert driver.start().wait(400)
+    runs = [store.get_run(run_id) for run_id in store.study_trials("onnodes").values()]
+    assert [r["status"] for r in runs] == [RunStatus.COMPLETED, RunStatus.PRUNED], [r["error"] for r in runs]
+    assert all(r["node"] for r in runs) and 1 <= runs[1]["epochs_done"] < 5
+    assert (store.run_dir(runs[1]["id"]) / "model.keras").exists()
+    states = [t.state for t in optuna.load_study(study_name="onnodes", storage=store.optuna_url()).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]

@@ -21,6 +21,7 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
+    PRUNED = "pruned"  # a study's pruner stopped it after an epoch (workbench.jobs.study); its checkpoint is kept
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)  # a job owns the run (or did, if its process died)
@@ -30,10 +31,24 @@ FINISHED_STATUSES = (
     RunStatus.CANCELLED,
     RunStatus.INTERRUPTED,
     RunStatus.DIVERGED,
+    RunStatus.PRUNED,
 )
 RUN_STATUSES = ACTIVE_STATUSES + FINISHED_STATUSES
 # What `resume` (and a preset's rerun) may continue from the last checkpoint.
-RESUMABLE_STATUSES = (RunStatus.INTERRUPTED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.DIVERGED)
+RESUMABLE_STATUSES = (
+    RunStatus.INTERRUPTED,
+    RunStatus.CANCELLED,
+    RunStatus.FAILED,
+    RunStatus.DIVERGED,
+    RunStatus.PRUNED,
+)
+
+
+# --- Optuna studies (workbench.jobs.study): what the study as a whole is doing -----------------------
+class StudyState(StrEnum):
+    SEARCHING = "searching"  # its budget is not spent: a process with a job queue asks new trials
+    FINISHED = "finished"  # the budget (trials or time) is spent and every trial is told
+    STOPPED = "stopped"  # stopped by the user; `workbench search NAME` continues it
 
 
 # --- what an active run's job is doing (runs.phase; none while it waits in the queue) -------------

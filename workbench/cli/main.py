@@ -1,5 +1,5 @@
-"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, train-all, resume, runs, export,
-ensemble, models — headless.
+"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, search, studies, train-all, resume, runs,
+export, ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.presets import percent, plan_preset, run_preset
+from workbench.cli.search import add_commands as add_search_commands
 from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.constants import RunKind, RunPhase, RunStatus
 from workbench.errors import UserError
@@ -24,7 +25,7 @@ from workbench.specs.presets import load_preset
 from workbench.training.tensorboard import export as export_tensorboard
 from workbench.views.live import estimate_text, phase_of, progress_facts, resume_message
 
-COMMANDS = "train, finetune, sweep, sweeps, train-all, resume, runs, export, ensemble, models"
+COMMANDS = "train, finetune, sweep, sweeps, search, studies, train-all, resume, runs, export, ensemble, models"
 
 
 def console() -> int:
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_queue_arguments(command)
         command.set_defaults(handler=_train, spec_class=spec_class)
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
+    add_search_commands(sub, open_store=_open_store)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")

@@ -45,6 +45,7 @@ class Job:
     gpus: int  # how many GPUs it needs (0: the CPU)
     resume: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
+    prune: threading.Event = field(default_factory=threading.Event)  # a study's pruner: stop after this epoch
     done: threading.Event = field(default_factory=threading.Event)
     devices: list = field(default_factory=list)
     process: ChildJob | None = None  # the ChildJob training it, when isolated
@@ -86,11 +87,11 @@ class LocalBackend:
         failed)."""
         if self.isolate:
             job.process = ChildJob(store, job.run_id, job.spec, job.devices, job.resume, inherit_fds=inherit_fds)
-            job.process.run(job.stop, stop_grace=self.stop_grace)
+            job.process.run(job.stop, stop_grace=self.stop_grace, prune=job.prune)
         else:
             from workbench.training.fit import fit  # noqa: PLC0415 - Keras: the training code loads only for in-thread jobs
 
-            fit(job.spec, store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
+            fit(job.spec, store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume, prune=job.prune)
 
     def close(self) -> None:
         pass
@@ -175,6 +176,24 @@ class JobQueue:
         if job is None:
             raise UserError(f"run {run_id} is not queued or running here")
         job.stop.set()
+        return True
+
+    def prune(self, run_id: int) -> bool:
+        """A study's pruner stops a run (`workbench.jobs.study`): one that waits in the queue is pruned at once
+        (returns False), one that trains stops after its current epoch, logged and checkpointed (returns True:
+        it becomes pruned when its process has stopped; completed if that epoch was its last)."""
+        job: Job | None
+        with self._lock:
+            for job in self._pending:
+                if job.run_id == run_id:
+                    self._pending.remove(job)
+                    self.store.set_status(run_id, RunStatus.PRUNED)
+                    job.done.set()
+                    return False
+            job = self._running.get(run_id)
+        if job is None:
+            raise UserError(f"run {run_id} is not queued or running here")
+        job.prune.set()
         return True
 
     def wait(self, run_id: int, timeout: float | None = None) -> bool:

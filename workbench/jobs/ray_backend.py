@@ -225,7 +225,7 @@ class RayBackend:
         import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
-        stop_sent = None
+        stop_sent, prune_sent = None, False
         while True:
             try:
                 return ray.get(ref, timeout=POLL_SECONDS), None
@@ -233,6 +233,9 @@ class RayBackend:
                 pass
             except RayError as exc:  # the actor's process or node died (RayActorError), or Ray failed otherwise
                 return None, _ray_reason(exc)
+            if job.prune.is_set() and not prune_sent:  # a study's pruner: after the current epoch
+                actor.prune.remote()
+                prune_sent = True
             if job.stop.is_set() and stop_sent is None:
                 if not self.store.get_run(job.run_id).get("node"):
                     return None, NOT_STARTED  # still waiting for resources: nothing to stop gracefully

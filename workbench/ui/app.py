@@ -134,6 +134,7 @@ def build_app(ctx) -> gr.Blocks:
             ("runs", page.runs.refresh),
             ("runs", page.runs.overview),
             ("runs", page.runs.sweeps),
+            ("runs", page.runs.studies),
             ("ensemble", page.ensemble.refresh),
             ("errors", page.errors.refresh),
             ("predict", page.predict.refresh),

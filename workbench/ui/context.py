@@ -17,6 +17,7 @@ class AppContext:
     interrupted: list = field(default_factory=list)  # runs found left running at start-up
     data_roots: list = field(default_factory=list)  # folders a path typed into a form may point into
     cluster_summary: object = None  # with --ray: a function giving "Ray cluster: 2 nodes, 0 GPUs, 4 CPUs" now
+    studies: dict = field(default_factory=dict)  # study name -> its workbench.jobs.study.StudyDriver in this process
 
     def check_path(self, value: str, what: str = "data path") -> str:
         """Refuse a path typed into the page that leads outside the allowed folders (`../` and symlinks

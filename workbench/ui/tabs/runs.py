@@ -37,6 +37,7 @@ from workbench.ui.tabs.runs_actions import (
     save_notes_tags,
     toggle_archive,
 )
+from workbench.ui.tabs.runs_studies import StudyView, studies_layout, wire_study_view
 from workbench.ui.tabs.runs_sweeps import SweepView, sweep_layout, wire_sweep_view
 from workbench.views import runs as rd
 
@@ -103,6 +104,7 @@ class RunsView:
     model_export: runs_export.ModelExport  # the picked run's model, downloaded in a chosen format
     timer: gr.Timer  # ticks while the tab is shown; redraws the leaderboard only while a run is running
     sweeps: SweepView  # a sweep's table and paired comparison (workbench.ui.tabs.runs_sweeps)
+    studies: StudyView  # Optuna studies: trials, best, figures (workbench.ui.tabs.runs_studies)
 
     @property
     def filters(self) -> list:
@@ -124,6 +126,7 @@ class RunsTab:
     refresh: Refresh  # leaderboard, summary, filter choices and run choices
     overview: Refresh  # the parameters-vs-accuracy and by-group figures
     sweeps: Refresh  # the Sweeps view
+    studies: Refresh  # the Studies view
 
     @property
     def timer(self) -> gr.Timer:
@@ -279,7 +282,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
             True, label="Show ensembles", info="hidden while a status/model/loss/tag filter is on"
         )
         c["sort_by"] = gr.Dropdown(list(rd.SORTS), value=rd.DEFAULT_SORT, label="Sort by")
-        c["refresh"] = gr.Button("Refresh", variant="secondary")
+        c["refresh"] = gr.Button("Refresh", variant="secondary", elem_id="runs-refresh")
     c["leaderboard"] = gr.Dataframe(
         value=[],
         headers=rd.shown_headers(shown),
@@ -325,6 +328,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
             c["groups"] = gr.Plot(label="Accuracy by group")
 
     c["sweeps"] = sweep_layout()
+    c["studies"] = studies_layout()
 
     with gr.Accordion("Manage a run", open=True):
         with gr.Row():
@@ -366,7 +370,8 @@ def create_runs_tab(ctx) -> RunsTab:
         show_progress="hidden",
         api_visibility="private",
     )
-    return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=wire_sweep_view(ctx.store, v.sweeps, v.refresh))
+    sweeps, studies = wire_sweep_view(ctx.store, v.sweeps, v.refresh), wire_study_view(ctx, v.studies, v.refresh)
+    return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=sweeps, studies=studies)
 
 
 def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):
