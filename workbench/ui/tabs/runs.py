@@ -48,11 +48,12 @@ LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
 LEADERBOARD_WIDTHS = {
     "Kind": 7,
     "ID": 3.5,
-    "Name": 11,
+    "Name": 9.5,
     "Model": 9,
-    "Loss": 11,
-    "Augmentations": 10,
+    "Loss": 10,
+    "Augmentations": 9,
     "Status": 8,
+    "By": 5,
     "Best val acc %": 4.8,
     "Final val acc %": 4.8,
     "Test acc %": 4.8,
@@ -60,8 +61,11 @@ LEADERBOARD_WIDTHS = {
     "Train min": 5,
     "Tags": 7,
 }
-# With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
-NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
+# With jobs on a Ray cluster, the node and by columns' shares come from the name, loss, augmentation and tag columns.
+NODE_WIDTHS = {
+    **LEADERBOARD_WIDTHS,
+    **{"Name": 8, "Loss": 9, "Augmentations": 8, "Node": 6.5, "By": 4, "Tags": 5},
+}
 
 
 @dataclass(eq=False)
@@ -73,6 +77,7 @@ class RunsView:
     model_filter: gr.Dropdown
     loss_filter: gr.Dropdown
     tag_filter: gr.Dropdown
+    by_filter: gr.Dropdown  # who made the run (or ensemble)
     show_archived: gr.Checkbox
     show_ensembles: gr.Checkbox
     sort_by: gr.Dropdown
@@ -115,6 +120,7 @@ class RunsView:
             self.show_archived,
             self.show_ensembles,
             self.sort_by,
+            self.by_filter,
         ]
 
 
@@ -190,12 +196,13 @@ class _Handlers:
         show_archived=False,
         show_ensembles=True,
         sort_by=rd.DEFAULT_SORT,
+        by=(),
         selection=(),
         pick=None,
     ):
         v, store = self.v, self.store
         runs = load_runs(store)
-        rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles, sort_by, runs=runs)
+        rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles, sort_by, by, runs=runs)
         options = rd.filter_options(runs)
         choices = [rd.run_choice(r) for r in sorted(runs, key=lambda r: -r["id"])]  # values: the run ids
         known = {r["id"] for r in runs}
@@ -225,6 +232,7 @@ class _Handlers:
             v.model_filter: _choices_update(options["model"], model),
             v.loss_filter: _choices_update(options["loss"], loss),
             v.tag_filter: _choices_update(options["tag"], tag),
+            v.by_filter: _choices_update(options["by"], by),
             v.selection: selection_update,
             v.pick: pick_update,
         }
@@ -240,8 +248,9 @@ class _Handlers:
         return {self.v.scatter: scatter, self.v.groups: groups}
 
     def export_fn(self, *values):
+        path = export_csv(self.store, *values, shown=self.columns, by=self.ctx.user().name)
         return {
-            self.v.export_file: gr.update(value=export_csv(self.store, *values, shown=self.columns), visible=True),
+            self.v.export_file: gr.update(value=path, visible=True),
             self.v.action_status: "",
         }
 
@@ -255,14 +264,20 @@ class _Handlers:
             return gr.skip()
         return int(row["ID"])  # the pick's value: its choices are `rd.run_choice`s
 
+    def _owner_checked(self, choice, action: str) -> str:
+        """The user's name, once they may `action` the picked run (a member: only their own)."""
+        run = self.store.get_run(rd.chosen_run_id(choice))
+        return self.ctx.check_owner(run.get("created_by"), action, f"run {run['id']}").name
+
     def save_fn(self, choice, notes, tags):
-        return save_notes_tags(self.store, choice, notes, tags)
+        return save_notes_tags(self.store, choice, notes, tags, by=self.ctx.user().name)
 
     def archive_fn(self, choice):
-        return toggle_archive(self.store, choice)
+        return toggle_archive(self.store, choice, by=self._owner_checked(choice, "archive"))
 
     def delete_fn(self, choice, sure):
-        return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure), self.v.sure: False}
+        by = self._owner_checked(choice, "delete")
+        return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure, by=by), self.v.sure: False}
 
 
 def _layout(shown=rd.COLUMNS) -> RunsView:
@@ -273,6 +288,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         c["model_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Model")
         c["loss_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Loss")
         c["tag_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Tags (any)")
+        c["by_filter"] = gr.Dropdown([], value=[], multiselect=True, label="By", elem_id="runs-by-filter")
     with gr.Row():
         c["show_archived"] = gr.Checkbox(False, label="Show archived")
         c["show_ensembles"] = gr.Checkbox(
@@ -352,7 +368,17 @@ def create_runs_tab(ctx) -> RunsTab:
     refresh = Refresh(
         _guarded(status=v.summary)(h.refresh_fn),
         [*v.filters, v.selection, v.pick],
-        [v.leaderboard, v.summary, v.status_filter, v.model_filter, v.loss_filter, v.tag_filter, v.selection, v.pick],
+        [
+            v.leaderboard,
+            v.summary,
+            v.status_filter,
+            v.model_filter,
+            v.loss_filter,
+            v.tag_filter,
+            v.by_filter,
+            v.selection,
+            v.pick,
+        ],
     )
     overview = Refresh(
         _guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived], [v.scatter, v.groups]
@@ -382,6 +408,7 @@ def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh)
             v.model_filter.input,
             v.loss_filter.input,
             v.tag_filter.input,
+            v.by_filter.input,
         ],
         api_name="runs_refresh",
         **quiet,
