@@ -132,7 +132,10 @@ class RayBackend:
         ray_cluster.check_fits(self.request(max(0, self.gpus_needed(spec))), ray_cluster.nodes())
 
     def close(self) -> None:
-        self.stream.close()
+        """Stop the result thread, then the message queue, then (a Ray this process started) Ray itself: in that
+        order, so no thread of ours is inside a Ray call when Ray goes."""
+        if not self.stream.close():
+            print("warning: the Ray result thread did not stop within 2 minutes; letting Ray go anyway", flush=True)
         try:
             self.messages.shutdown(force=True)
         except Exception:
