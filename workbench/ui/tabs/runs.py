@@ -355,7 +355,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
             c["archive"] = gr.Button("Archive")
             c["sure"] = gr.Checkbox(False, label="I am sure")
             c["delete"] = gr.Button("Delete run and files", variant="stop")
-        c["action_status"] = gr.Markdown()
+        c["action_status"] = gr.Markdown(elem_id="runs-action-status")
         c["model_export"] = runs_export.layout()
     c["timer"] = gr.Timer(LIVE_SECONDS, active=False)
     return RunsView(**c)
