@@ -93,8 +93,9 @@ def ray_cluster():
     from ray.cluster_utils import Cluster
 
     # Token authentication, as the README starts a cluster: every node and this driver have the token (the nodes
-    # inherit this process's environment); drivers without it are refused (test_cluster_auth.py).
-    token = secrets.token_hex(32)
+    # inherit this process's environment); drivers without it are refused (test_cluster_auth.py). One token per
+    # process: Ray's token loader caches the first it reads, so a cluster started again must have the same.
+    token = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)
     os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
     Config.initialize("")  # Ray may be imported already: it reads the mode again (as its own ray.init does)
     # A node that stops answering is declared dead after ~3 s instead of Ray's default ~30 s (the node test).

@@ -83,6 +83,9 @@ def test_members_are_refused_on_what_others_made_and_every_action_is_audited(sha
     assert _run(shared, long_run)["created_by"] == "alice" and _run(shared, waiting)["created_by"] == "alice"
     wait_until(lambda: _run(shared, long_run)["status"] == RunStatus.RUNNING, "alice's run to start", timeout=120)
 
+    for client in (bob, alice, root):  # each session's run choices, as its page gets them from its polls
+        client.predict(None, "", api_name="/jobs")
+        client.predict(api_name="/runs_refresh")
     refused = bob.predict(long_run, api_name="/cancel")
     assert refused == (
         f"**run {long_run} was made by alice: as a member, bob may cancel only what they made; ask alice or an "

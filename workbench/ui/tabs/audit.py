@@ -28,7 +28,7 @@ def create_audit_tab(ctx) -> AuditTab:
         user = gr.Dropdown([ALL], value=ALL, label="User", scale=1, elem_id="audit-user")
         action = gr.Dropdown([ALL, *AUDIT_ACTIONS], value=ALL, label="Action", scale=1, elem_id="audit-action")
         refresh_button = gr.Button("Refresh", scale=0, min_width=120)
-        download = gr.Button("Download CSV", scale=0, min_width=160, elem_id="audit-csv")
+        download = gr.Button("Download CSV", scale=0, min_width=190, elem_id="audit-csv")
     summary = gr.Markdown()
     table = gr.Dataframe(
         headers=list(av.COLUMNS),
