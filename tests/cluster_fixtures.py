@@ -3,7 +3,7 @@
 Both nodes are this machine (Ray's `cluster_utils.Cluster`: a head and a worker node, each its own raylet and
 object store), bound to 127.0.0.1, without the dashboard. Each has one CPU and a custom resource naming it
 (`wb_head`, `wb_worker`), so a test can hold one node's CPU with a placement group and a job must go to the
-other. Import the fixture into a test module: `from cluster_fixtures import ray_cluster  # noqa: F401`.
+other. tests/conftest.py registers the fixture for every test module (one definition: one cluster a session).
 """
 
 import os

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from cluster_fixtures import ray_cluster  # noqa: F401  (the session's cluster)
 from conftest import ROOT
 
 TRAIN = ["train", "--model", "lenet", "--epochs", "1", "--dataset", "synthetic"]
@@ -15,13 +14,13 @@ TRAIN += ["--dataset-options", "n_train=600,n_test=100"]
 TRIES = 10
 
 
-def _train(ray_cluster, db, *extra):  # noqa: F811
+def _train(ray_cluster, db, *extra):
     argv = [sys.executable, "-m", "workbench", "--db", str(db), *TRAIN, *extra, "--ray", ray_cluster.address]
     return subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
 @pytest.mark.slow
-def test_the_exit_status_is_the_runs_ten_times_in_ten(ray_cluster, tmp_path):  # noqa: F811
+def test_the_exit_status_is_the_runs_ten_times_in_ten(ray_cluster, tmp_path):
     outcomes = []
     for attempt in range(TRIES):
         done = _train(ray_cluster, tmp_path / f"try-{attempt}.db")

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-from cluster_fixtures import ray_cluster  # noqa: F401  (the session's cluster)
 from conftest import ROOT
 
 TOKEN_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
@@ -37,7 +36,7 @@ def _driver(address, env):
     )
 
 
-def test_a_driver_without_the_token_or_with_another_is_refused(ray_cluster, tmp_path):  # noqa: F811
+def test_a_driver_without_the_token_or_with_another_is_refused(ray_cluster, tmp_path):
     tokenless = _driver(ray_cluster.address, _env(tmp_path))
     assert tokenless.returncode == 3, (tokenless.stdout, tokenless.stderr[-2000:])
     assert "refused:" in tokenless.stdout and "joined" not in tokenless.stdout
@@ -50,7 +49,7 @@ def test_a_driver_without_the_token_or_with_another_is_refused(ray_cluster, tmp_
     assert right.returncode == 0 and "joined" in right.stdout, (right.stdout, right.stderr[-2000:])
 
 
-def test_the_cli_refuses_a_cluster_without_a_token_unless_told_it_is_insecure(ray_cluster, tmp_path):  # noqa: F811
+def test_the_cli_refuses_a_cluster_without_a_token_unless_told_it_is_insecure(ray_cluster, tmp_path):
     argv = [sys.executable, "-m", "workbench", "--db", str(tmp_path / "w.db"), *TRAIN, "--ray", ray_cluster.address]
     refused = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env(tmp_path))
     assert refused.returncode == 2, refused.stderr[-2000:]
