@@ -146,6 +146,7 @@ def test_leaderboard_rows_filters_and_ensembles(store, filled):
     assert rd.filter_options(store.list_runs())["by"] == ["alice", "bob"]
     assert names(by=["alice"]) == ["b"] and names(by=["alice", "bob"]) == ["b", "d"]
     assert [r["By"] for r in _table(store, sort_by="Name", by=["bob"])] == ["bob"]
+    assert rd.columns(nodes=True, owners=True)[6:9] == ("Status", "Node", "By") and "By" not in rd.COLUMNS
 
 
 def test_sorting(store, filled):
@@ -302,7 +303,7 @@ def test_export_csv(store, filled):
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == list(rd.COLUMNS) and [r[2] for r in rows[1:]] == ["a", "b", "c"]
-    assert rows[1][10] == "65.0" and rows[1][13] == "baseline"
+    assert rows[1][9] == "65.0" and rows[1][12] == "baseline"
     with pytest.raises(UserError, match="empty"):
         ra.export_csv(store, ["queued"])
 

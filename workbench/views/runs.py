@@ -31,7 +31,6 @@ COLUMNS = (
     "Loss",
     "Augmentations",
     "Status",
-    "By",
     "Best val acc %",
     "Final val acc %",
     "Test acc %",
@@ -44,14 +43,14 @@ HEADERS = {"Augmentations": "Augment"}  # shown instead, in a column that fits i
 NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
 DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
 NODE = "Node"  # the Ray node a run trained on: a column only when the app runs jobs on a cluster
+BY = "By"  # who made the run or ensemble: a column only on a page with logins (one user needs no such column)
 
 
-def columns(nodes: bool = False) -> tuple:
-    """The leaderboard's columns: with `nodes`, the node each run trained on, after its status."""
-    if not nodes:
-        return COLUMNS
+def columns(nodes: bool = False, owners: bool = False) -> tuple:
+    """The leaderboard's columns: with `nodes`, the node each run trained on, and with `owners`, who made it,
+    after its status."""
     at = COLUMNS.index("Status") + 1
-    return COLUMNS[:at] + (NODE,) + COLUMNS[at:]
+    return COLUMNS[:at] + ((NODE,) if nodes else ()) + ((BY,) if owners else ()) + COLUMNS[at:]
 
 
 # "sort by" label -> (column, descending)
@@ -219,7 +218,7 @@ def run_row(run: dict) -> dict:
         "Loss": run_loss(run),
         "Augmentations": run_augment(run, ", "),  # as --augment takes them; wraps between names
         "Status": status,
-        "By": run.get("created_by") or "",
+        BY: run.get("created_by") or "",
         "Best val acc %": _pct(run.get("best_val_accuracy")),
         "Final val acc %": _pct(run.get("final_val_accuracy")),
         "Test acc %": _pct(run.get("test_accuracy")),
@@ -253,7 +252,7 @@ def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
         "Loss": "",
         "Augmentations": "",
         "Status": "saved",
-        "By": ensemble.get("created_by") or "",
+        BY: ensemble.get("created_by") or "",
         "Best val acc %": _pct(ensemble.get("val_accuracy")),
         "Final val acc %": _pct(ensemble.get("val_accuracy")),
         "Test acc %": _pct(ensemble.get("test_accuracy")),

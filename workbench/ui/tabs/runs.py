@@ -48,12 +48,11 @@ LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
 LEADERBOARD_WIDTHS = {
     "Kind": 7,
     "ID": 3.5,
-    "Name": 9.5,
+    "Name": 11,
     "Model": 9,
-    "Loss": 10,
-    "Augmentations": 9,
+    "Loss": 11,
+    "Augmentations": 10,
     "Status": 8,
-    "By": 5,
     "Best val acc %": 4.8,
     "Final val acc %": 4.8,
     "Test acc %": 4.8,
@@ -61,11 +60,17 @@ LEADERBOARD_WIDTHS = {
     "Train min": 5,
     "Tags": 7,
 }
-# With jobs on a Ray cluster, the node and by columns' shares come from the name, loss, augmentation and tag columns.
-NODE_WIDTHS = {
-    **LEADERBOARD_WIDTHS,
-    **{"Name": 8, "Loss": 9, "Augmentations": 8, "Node": 6.5, "By": 4, "Tags": 5},
-}
+# With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
+NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
+# On a page with logins, the By column's from the name, augmentation, parameter and time columns (and Notes').
+BY_SHARES = {"Name": -1.5, "Augmentations": -1, "Params": -0.5, "Train min": -0.5, "By": 4.5}
+
+
+def leaderboard_widths(nodes: bool, owners: bool) -> dict:
+    widths = NODE_WIDTHS if nodes else LEADERBOARD_WIDTHS
+    if not owners:
+        return widths
+    return {**widths, **{c: widths.get(c, 0) + share for c, share in BY_SHARES.items()}}
 
 
 @dataclass(eq=False)
@@ -185,7 +190,7 @@ class _Handlers:
 
     def __init__(self, ctx, view: RunsView):
         self.ctx, self.store, self.v = ctx, ctx.store, view
-        self.columns = rd.columns(nodes=ctx.cluster_summary is not None)
+        self.columns = _columns(ctx)
 
     def refresh_fn(
         self,
@@ -280,6 +285,10 @@ class _Handlers:
         return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure, by=by), self.v.sure: False}
 
 
+def _columns(ctx) -> tuple:
+    return rd.columns(nodes=ctx.cluster_summary is not None, owners=getattr(ctx, "accounts", None) is not None)
+
+
 def _layout(shown=rd.COLUMNS) -> RunsView:
     c: dict[str, Any] = {}
     c["summary"] = gr.Markdown("Loading runs... (press Refresh if this stays)")
@@ -304,7 +313,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         wrap=True,
         max_height=480,
         show_search="search",
-        column_widths=column_widths(shown, LEADERBOARD_WIDTHS if shown == rd.COLUMNS else NODE_WIDTHS),
+        column_widths=column_widths(shown, leaderboard_widths(rd.NODE in shown, rd.BY in shown)),
         label="Leaderboard (click a column header to sort, a row to pick the run below)",
         elem_id="runs-leaderboard",
     )
@@ -363,7 +372,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
 
 def create_runs_tab(ctx) -> RunsTab:
     """Build the Runs tab inside the caller's `gr.Tab`."""
-    v = _layout(rd.columns(nodes=ctx.cluster_summary is not None))
+    v = _layout(_columns(ctx))
     h = _Handlers(ctx, v)
     refresh = Refresh(
         _guarded(status=v.summary)(h.refresh_fn),
