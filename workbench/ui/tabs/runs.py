@@ -62,8 +62,9 @@ LEADERBOARD_WIDTHS = {
 }
 # With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
 NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
-# On a page with logins, the By column's from the name, augmentation, parameter and time columns (and Notes').
-BY_SHARES = {"Name": -1.5, "Augmentations": -1, "Params": -0.5, "Train min": -0.5, "By": 4.5}
+# On a page with logins, the By column's share comes from the name and augmentation columns and from Notes (the
+# headers of the number columns must stay whole: at 1024 px "Params" and "Train min" were cut with less).
+BY_SHARES = {"Name": -1.5, "Augmentations": -1, "By": 4}
 
 
 def leaderboard_widths(nodes: bool, owners: bool) -> dict:
