@@ -115,6 +115,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "attempt",
         "node",
         "val_steps",
+        "created_by",
     ]
     assert columns["epochs"] == [
         "run",
@@ -139,6 +140,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "test_accuracy",
         "options",
         "created_at",
+        "created_by",
     ]
     assert pks == {"runs": ["id"], "epochs": ["run", "epoch"], "predictions": ["run", "split"], "ensembles": ["id"]}
     assert fks == {"epochs": [("run", "runs", "id")], "predictions": [("run", "runs", "id")]}

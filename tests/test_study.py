@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from store import Store
 from workbench.cli.main import main
-from workbench.constants import RunStatus, StudyState
+from workbench.constants import AuditAction, RunStatus, StudyState
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
 from workbench.jobs.study import StudyDriver, driving
@@ -55,7 +55,7 @@ def optuna_trials(store, name):
 
 def test_a_study_runs_to_its_budget_and_prunes_the_trial_that_cannot_learn(store, queue):
     search = Search.from_values("lr", BASE, space="learning_rate=log(1e-6,0.2)", trials=3, pruner="median", seed=0)
-    driver = StudyDriver.create(store, queue, search)
+    driver = StudyDriver.create(store, queue, search, by="alice")
     # The first two trials are fixed through Optuna's own queue: one that learns, then one whose rate cannot.
     study = optuna.load_study(study_name="lr", storage=store.optuna_url())
     study.enqueue_trial({"learning_rate": 0.05})
@@ -70,6 +70,10 @@ def test_a_study_runs_to_its_budget_and_prunes_the_trial_that_cannot_learn(store
     assert row["state"] == StudyState.FINISHED and row["error"] is None and row["seconds"] > 0
 
     runs = {r["id"]: r for r in store.list_runs()}
+    # The trials are their starter's runs (a member may cancel them), the start in the audit trail.
+    assert {r["created_by"] for r in runs.values()} == {"alice"}
+    started = store.audit_rows(action=AuditAction.START_STUDY)
+    assert [(a["user"], a["target"]) for a in started] == [("alice", "study lr")]
     trials = optuna_trials(store, "lr")
     assert len(trials) == 3 == len(runs) and store.study_trials("lr") == {t.number: t.user_attrs["run"] for t in trials}
     for trial in trials:  # the Optuna file and the store tell the same story

@@ -92,3 +92,33 @@ CIFAR100_CLASSES = (
 # How pixels reach the run's model (written when training starts, `workbench.training.checkpoint`), with
 # its dataset's class names: here, below training, so every tab may read the names (`workbench.data.classes`).
 PREPROCESSING = "preprocessing.json"
+
+
+# --- who may do what on a shared page (`workbench.users`), and what the audit trail records (`store.audit`) --
+class Role(StrEnum):
+    ADMIN = "admin"  # may cancel, archive or delete anything
+    MEMBER = "member"  # only what they made
+
+
+ROLES = tuple(Role)
+
+
+class AuditAction(StrEnum):
+    QUEUE = "queue"
+    CANCEL = "cancel"
+    RESUME = "resume"
+    DELETE = "delete"
+    ARCHIVE = "archive"
+    UNARCHIVE = "unarchive"
+    EXPORT = "export"
+    SAVE_ENSEMBLE = "save ensemble"
+    DELETE_ENSEMBLE = "delete ensemble"
+    REVIEW = "review"  # notes and tags written on a run
+    LOGIN_FAILED = "login failed"
+    REFUSED = "refused"  # a member's action on what another made, refused
+    START_STUDY = "start study"  # an Optuna study (workbench.jobs.study); its trials are queued as its starter's
+    STOP_STUDY = "stop study"
+    CONTINUE_STUDY = "continue study"
+
+
+AUDIT_ACTIONS = tuple(AuditAction)

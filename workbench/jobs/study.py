@@ -31,10 +31,11 @@ import optuna
 from optuna.trial import TrialState
 
 from store import utc_now
-from workbench.constants import ACTIVE_STATUSES, RunStatus, StudyState
+from workbench.constants import ACTIVE_STATUSES, AuditAction, RunStatus, StudyState
 from workbench.errors import UserError, failure_message
 from workbench.jobs.study_setup import distributions, open_study
 from workbench.specs.search import Search
+from workbench.users import os_user
 
 if TYPE_CHECKING:
     from store import Store
@@ -56,8 +57,11 @@ class LiveTrial:
 
 
 class StudyDriver:
-    def __init__(self, store: Store, queue: JobQueue, search: Search, *, tags: Iterable[str] = ()) -> None:
+    def __init__(
+        self, store: Store, queue: JobQueue, search: Search, *, tags: Iterable[str] = (), by: str | None = None
+    ) -> None:
         self.store, self.queue, self.search = store, queue, search
+        self.by = by or os_user()  # who started the study: its trials are theirs (runs.created_by)
         self.tags = list(dict.fromkeys([*tags, search.tag]))
         self.live: dict[int, LiveTrial] = {}
         self.resumed: list[int] = []  # runs resumed by the restart rule (read by tests and the CLI)
@@ -74,12 +78,17 @@ class StudyDriver:
 
     # --- creating, continuing, stopping -------------------------------------------------------------
     @classmethod
-    def create(cls, store: Store, queue: JobQueue, search: Search, *, tags: Iterable[str] = ()) -> StudyDriver:
+    def create(
+        cls, store: Store, queue: JobQueue, search: Search, *, tags: Iterable[str] = (), by: str | None = None
+    ) -> StudyDriver:
         """Check the search (the space on the base run, the sampler), then write the study's row and create
-        its Optuna study. Nothing is written when it is refused."""
+        its Optuna study, started by `by` (default: the OS user). Nothing is written when it is refused."""
         search.check(available_gpus=len(queue.gpus))
-        store.create_study(search.name, search.to_settings(), state=StudyState.SEARCHING, created_at=_now())
-        driver = cls(store, queue, search, tags=tags)
+        by = by or os_user()
+        settings = {**search.to_settings(), "by": by}
+        store.create_study(search.name, settings, state=StudyState.SEARCHING, created_at=_now())
+        store.record(by, AuditAction.START_STUDY, f"study {search.name}", str(settings["space"]))
+        driver = cls(store, queue, search, tags=tags, by=by)
         open_study(store, search, continuing=False)
         return driver
 
@@ -87,7 +96,7 @@ class StudyDriver:
     def resume(cls, store: Store, queue: JobQueue, name: str) -> StudyDriver:
         """The stored study `name`, to continue by the restart rule (module docstring)."""
         row = store.get_study(name)
-        driver = cls(store, queue, Search.from_settings(name, row["settings"]))
+        driver = cls(store, queue, Search.from_settings(name, row["settings"]), by=row["settings"].get("by"))
         driver._continuing = True
         if row["state"] != StudyState.SEARCHING:
             store.update_study(name, state=StudyState.SEARCHING, finished_at=None, error=None)
@@ -189,7 +198,7 @@ class StudyDriver:
         shown = ", ".join(f"{k}={_shown(v)}" for k, v in trial.params.items())
         try:
             run_id = self.queue.submit(
-                spec, tags=self.tags, notes=f"trial {trial.number} of study {self.search.name}: {shown}"
+                spec, tags=self.tags, notes=f"trial {trial.number} of study {self.search.name}: {shown}", by=self.by
             )
         except UserError as exc:
             self.last_refusal = str(exc)
@@ -262,7 +271,7 @@ class StudyDriver:
             self.live[frozen.number] = live
             status = self.store.get_run(run_id)["status"]
             if status in (RunStatus.INTERRUPTED, RunStatus.CANCELLED) and run_id not in self.queue.active():
-                self.queue.resume(run_id)
+                self.queue.resume(run_id, by=self.by)
                 self.resumed.append(run_id)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
+from workbench.constants import AuditAction
 from workbench.errors import UserError
 from workbench.jobs.study import StudyDriver, driving
 from workbench.specs.sweep import submit_sweep
@@ -129,7 +130,7 @@ class StudyActions:
         if not name:
             raise UserError("pick a study first")
         sweep = views.best_as_sweep(self.ctx.store, name, seeds=seeds or "0", epochs=int(epochs) if epochs else None)
-        run_ids = submit_sweep(self.ctx.queue, sweep)
+        run_ids = submit_sweep(self.ctx.queue, sweep, by=self.ctx.user().name)
         runs = f"run {run_ids[0]}" if len(run_ids) == 1 else f"runs {run_ids[0]}-{run_ids[-1]}"
         return f"Queued the best settings of {name} as sweep **{sweep.name}**: {runs}."
 
@@ -137,7 +138,9 @@ class StudyActions:
         driver = driving(self.ctx.store, name or "")
         if driver is None:
             raise UserError(f"study {name} is not searching in this app")
+        user = self.ctx.check_owner(driver.by, "stop", f"study {name}")  # a member stops only their own
         driver.stop()
+        self.ctx.store.record(user.name, AuditAction.STOP_STUDY, f"study {name}")
         return f"Study {name} asks no more trials; those running finish and are told to Optuna."
 
     def resume(self, name) -> str:
@@ -147,6 +150,7 @@ class StudyActions:
             raise UserError(f"study {name} is searching already")
         driver = StudyDriver.resume(self.ctx.store, self.ctx.queue, name).start()
         self.ctx.studies[name] = driver
+        self.ctx.store.record(self.ctx.user().name, AuditAction.CONTINUE_STUDY, f"study {name}")
         return f"Study {name} continues: its interrupted trials resume from their checkpoints."
 
 

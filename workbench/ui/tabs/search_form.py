@@ -147,7 +147,9 @@ class SearchActions:
     def start(self, settings: list, tag_text, form_values) -> str:
         """The message; a refusal starts nothing and raises UserError."""
         search = self.plan(settings, form_values)
-        driver = StudyDriver.create(self.ctx.store, self.ctx.queue, search, tags=parse_tags(tag_text)).start()
+        driver = StudyDriver.create(
+            self.ctx.store, self.ctx.queue, search, tags=parse_tags(tag_text), by=self.ctx.user().name
+        ).start()
         self.ctx.studies[search.name] = driver
         return (
             f"Started study **{search.name}**: {search.budget()} trials tagged `{search.tag}`, queued as the devices "
