@@ -1,7 +1,8 @@
 """CIFAR Workbench: `python app.py` opens the workbench in a browser.
 
 python app.py [--host 127.0.0.1] [--port 7860] [--db runs/workbench.db] [--data PATH]
-              [--share --auth user:password] [--ray HOST:PORT|local --storage FOLDER_OR_URI --retries N]
+              [--share] [--auth user:password] [--auth-file FILE]
+              [--ray HOST:PORT|local --storage FOLDER_OR_URI --retries N --ray-insecure]
 """
 
 import argparse
@@ -9,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from workbench.constants import AuditAction
 from workbench.errors import UserError
 from workbench.jobs.cluster_flags import add_arguments as add_cluster_arguments
 from workbench.jobs.cluster_flags import check as check_cluster_flags
@@ -16,6 +18,7 @@ from workbench.jobs.cluster_flags import open_queue
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.predict.images import MAX_FILE_BYTES
 from workbench.ui.context import AppContext, default_data_roots
+from workbench.users.accounts import HASH_COMMAND, build_accounts
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -42,7 +45,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--auth",
         default=os.environ.get("WORKBENCH_AUTH"),
-        help="user:password required to open the page (or WORKBENCH_AUTH)",
+        help="user:password required to open the page (or WORKBENCH_AUTH); this user is an admin",
+    )
+    parser.add_argument(
+        "--auth-file",
+        default=os.environ.get("WORKBENCH_AUTH_FILE"),
+        metavar="FILE",
+        help=f"several logins, one user:hash[:role] a line (role admin or member; hashes from `{HASH_COMMAND} "
+        "USER`); members may cancel, archive or delete only what they made (or WORKBENCH_AUTH_FILE)",
     )
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     add_cluster_arguments(parser)  # --ray, --storage, --retries, --ray-cpus, --ray-resources: jobs on a Ray cluster
@@ -50,17 +60,12 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    """Refuse unsafe or impossible settings before anything starts. Returns (auth tuple or None)."""
-    auth = None
-    if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            raise UserError("--auth must be user:password (both non-empty)")
-        auth = (user, password)
-    if args.share and auth is None:
+    """Refuse unsafe or impossible settings before anything starts. Returns the accounts (None: no login)."""
+    accounts = build_accounts(args.auth, args.auth_file)  # a plain password in --auth-file is refused here
+    if args.share and accounts is None:
         raise UserError(
             "--share opens a public link to a machine that trains on your GPUs: give a login with "
-            "--auth user:password (or WORKBENCH_AUTH)"
+            "--auth user:password (or WORKBENCH_AUTH) or --auth-file FILE"
         )
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, not {args.port}")
@@ -70,17 +75,20 @@ def check_args(args):
         if not Path(root).expanduser().is_dir():
             raise UserError(f"--data-root {root} is not a folder")
     check_cluster_flags(args)
-    return auth
+    return accounts
 
 
-def create(args):
+def create(args, accounts=None):
     """Open the store, start the job queue and build the page (no server yet)."""
     from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); after the flags are checked
+    from workbench.jobs.study import resume_searching  # noqa: PLC0415 - Optuna: SQLAlchemy and its samplers, seconds
     from workbench.training import devices  # noqa: PLC0415 - TensorFlow: seconds to import, after the flags are checked
     from workbench.ui.app import build_app  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
 
     store = Store(args.db) if args.db else Store()
     queue = open_queue(store, args)
+    # Studies still searching when the last app stopped continue now, by the restart rule (workbench.jobs.study).
+    studies = {driver.search.name: driver for driver in resume_searching(store, queue)}
     data_path = str(Path(args.data).expanduser()) if args.data else ""
     describe_cluster = getattr(queue.backend, "describe", None)  # the Ray backend's: nodes, GPUs, CPUs
     ctx = AppContext(
@@ -92,8 +100,26 @@ def create(args):
         interrupted=queue.interrupted,
         data_roots=default_data_roots(data_path, store.path, args.data_root),
         cluster_summary=describe_cluster,
+        studies=studies,
+        accounts=accounts,
     )
     return ctx, build_app(ctx)
+
+
+def login_check(ctx):
+    """Gradio's login check: the accounts' answer; a refused login is written to the audit trail with the name
+    typed (never the password)."""
+
+    def check(username: str, password: str) -> bool:
+        if ctx.accounts.check(username, password):
+            return True
+        known = username in ctx.accounts.names()
+        ctx.store.record(
+            str(username)[:64], AuditAction.LOGIN_FAILED, "page", "wrong password" if known else "unknown user"
+        )
+        return False
+
+    return check
 
 
 def startup_text(local_url: str, share_url) -> str:
@@ -110,10 +136,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
     try:
-        auth = check_args(args)  # before the heavy imports below: a bad flag is answered in a second, not 20
+        accounts = check_args(args)  # before the heavy imports below: a bad flag is answered in a second, not 20
         from workbench.ui.app import CSS  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
 
-        ctx, demo = create(args)
+        ctx, demo = create(args, accounts)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -122,6 +148,8 @@ def main(argv=None) -> int:
         print(f"jobs run on the {ctx.cluster_summary()}", flush=True)
     if ctx.interrupted:
         print(f"runs left running by an earlier process, now interrupted: {ctx.interrupted}", flush=True)
+    if ctx.studies:
+        print(f"studies continued (their interrupted trials resume): {', '.join(ctx.studies)}", flush=True)
     # Serve nothing from disk but Gradio's own files: not the store, its checkpoints, or the home folder.
     blocked = [str(ctx.store.path.parent.resolve()), str(Path.home())]
     try:
@@ -133,8 +161,8 @@ def main(argv=None) -> int:
             server_name=args.host,
             server_port=args.port,
             share=args.share,
-            auth=auth,
-            auth_message="CIFAR Workbench: log in" if auth else None,
+            auth=login_check(ctx) if accounts else None,
+            auth_message="CIFAR Workbench: log in" if accounts else None,
             allowed_paths=[],
             blocked_paths=blocked,
             inbrowser=not args.no_browser,
@@ -145,6 +173,8 @@ def main(argv=None) -> int:
         print(startup_text(demo.local_url, demo.share_url), flush=True)
         demo.block_thread()
     finally:
+        for driver in ctx.studies.values():  # first: a study must not tell Optuna of trials the shutdown cancels
+            driver.halt()
         ctx.queue.shutdown()
     return 0
 

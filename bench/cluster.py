@@ -22,6 +22,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep 127.0.0.1 as given (workbench.jobs.ray_cluster)
+# Token authentication, as the README starts a cluster (before Ray is imported: its nodes inherit the token).
+os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(32).hex()})
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.targets import Targets

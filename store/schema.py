@@ -13,6 +13,9 @@ Table and column names are a public contract (the UI and the CLI read them):
   sha256 of the int64 labels they were computed against.
 - `labels`: the int64 label vectors that predictions point to by `labels_hash`, each stored once.
 - `ensembles`: saved ensemble recipes (members, weights, temperatures) and their accuracies.
+- `studies`, `study_trials`: Optuna studies named in the store (their trials live in `<store>-optuna.db`)
+  and the run each trial became (`store.studies`).
+- `audit`: append-only (triggers refuse UPDATE and DELETE): who did what, when (`store.audit`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ RUN_COLUMNS = (
     "queued_at",
     "node",
     "val_steps",
+    "created_by",
 )
 EPOCH_COLUMNS = (
     "run",
@@ -97,8 +101,10 @@ ENSEMBLE_COLUMNS = (
     "test_accuracy",
     "options",
     "created_at",
+    "created_by",
 )
-TABLES = ("runs", "epochs", "predictions", "labels", "ensembles")
+AUDIT_COLUMNS = ("id", "at", "user", "action", "target", "detail")
+TABLES = ("runs", "epochs", "predictions", "labels", "ensembles", "audit", "studies", "study_trials")
 SQLITE_HEADER = b"SQLite format 3\x00"
 _POINT_ELSEWHERE = "point --db / WORKBENCH_DB at a workbench store or a new file name"
 
@@ -329,3 +335,59 @@ def m005_val_steps(db: Database) -> None:
     # The batches of the validation at each epoch's end, so the live panel shows that pass's progress
     # (phase "validating": minutes for a fine-tune at 96x96) instead of a stalled epoch.
     db.table("runs").add_column("val_steps", int)
+
+
+@migration
+def m006_owners_and_audit(db: Database) -> None:
+    # A shared page: who made each run (a sweep's runs each) and ensemble (`created_by`: the login, or the OS
+    # user of the CLI; NULL for rows made before), and the audit trail: one row per action, never changed.
+    db.table("runs").add_column("created_by", str)
+    db.table("ensembles").add_column("created_by", str)
+    db.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            user TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.table("audit").create_index(["at"], index_name="idx_audit_at")
+    # Append-only in the file itself, whatever code writes to it: SQLite refuses changing or deleting a row.
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_append_only_{event.lower()} BEFORE {event} ON audit "
+            "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+        )
+
+
+@migration
+def m007_studies(db: Database) -> None:
+    # Optuna studies (`workbench.jobs.study`): the study itself lives in `<store>-optuna.db` beside the store
+    # (Optuna's own schema, which optuna-dashboard reads); here its name, where that file is, its settings
+    # (the base run, the space, sampler, pruner, budget) and state, and which run each trial became.
+    db.table("studies").create(
+        {
+            "name": str,
+            "storage": str,
+            "settings": str,
+            "state": str,
+            "seconds": float,
+            "error": str,
+            "created_at": str,
+            "finished_at": str,
+        },
+        pk="name",
+        not_null=["storage", "settings", "state", "created_at"],
+        defaults={"seconds": 0.0, "settings": "{}"},
+    )
+    db.table("study_trials").create(
+        {"study": str, "number": int, "run": int},
+        pk=("study", "number"),
+        foreign_keys=[("study", "studies", "name")],  # not the run: deleting a run leaves its trial, runless
+        not_null=["study", "number", "run"],
+    )
+    db.table("study_trials").create_index(["run"], index_name="idx_study_trials_run")

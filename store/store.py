@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import shutil
@@ -21,7 +20,10 @@ from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, R
 from workbench.errors import UserError, choose
 
 from . import blobs, lock, schema
+from .audit import AuditTrail
+from .clock import utc_now
 from .schema import RUN_COLUMNS
+from .studies import StudyRows
 
 _ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
 NOBODY_RUNNING = (
@@ -39,13 +41,9 @@ def _float(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)
 
 
-def utc_now() -> str:
-    """Current time as ISO-8601 UTC text, e.g. `2025-01-31T12:00:00.123+00:00`."""
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
-
-
-class Store:
-    """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it.
+class Store(AuditTrail, StudyRows):
+    """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it (and, for
+    Optuna studies, `<stem>-optuna.db`: `store.studies`).
 
     Threading model: one Store holds ONE sqlite3 connection (`check_same_thread=False`) and every
     public method runs under the Store's `threading.RLock`, so a Store can be shared by training
@@ -134,8 +132,9 @@ class Store:
         params: int | None = None,
         tags: Iterable[str] = (),
         notes: str = "",
+        created_by: str | None = None,
     ) -> int:
-        """Add a `queued` run and return its id."""
+        """Add a `queued` run (made by `created_by`) and return its id."""
         if not isinstance(spec, dict):
             raise ValueError(f"spec must be a dict, not {type(spec).__name__}")
         now = utc_now()
@@ -153,6 +152,7 @@ class Store:
             "notes": notes or "",
             "archived": 0,
             "epochs_done": 0,
+            "created_by": created_by,
         }
         with self._write() as db:
             run_id = db.table("runs").insert(row).last_pk
@@ -405,8 +405,9 @@ class Store:
         val_accuracy: SupportsFloat | None = None,
         test_accuracy: SupportsFloat | None = None,
         options: Mapping[str, Any] | None = None,
+        created_by: str | None = None,
     ) -> int:
-        """Save an ensemble recipe (members are run ids) and return its id."""
+        """Save an ensemble recipe (members are run ids, made by `created_by`) and return its id."""
         temps = None if temperatures is None else blobs.dumps([float(t) for t in temperatures])
         row = {
             "name": str(name),
@@ -418,6 +419,7 @@ class Store:
             "test_accuracy": _float(test_accuracy),
             "options": blobs.dumps(dict(options or {})),
             "created_at": utc_now(),
+            "created_by": created_by,
         }
         with self._write() as db:
             ensemble_id = db.table("ensembles").insert(row).last_pk

@@ -3,11 +3,12 @@
 Both nodes are this machine (Ray's `cluster_utils.Cluster`: a head and a worker node, each its own raylet and
 object store), bound to 127.0.0.1, without the dashboard. Each has one CPU and a custom resource naming it
 (`wb_head`, `wb_worker`), so a test can hold one node's CPU with a placement group and a job must go to the
-other. Import the fixture into a test module: `from cluster_fixtures import ray_cluster  # noqa: F401`.
+other. tests/conftest.py registers the fixture for every test module (one definition: one cluster a session).
 """
 
 import os
 import re
+import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ def _node_args(resource: str) -> dict:
 class TwoNodes:
     cluster: object  # ray.cluster_utils.Cluster
     worker: object  # its worker node (ray._private.node.Node): tests may remove it
+    token: str  # its Ray authentication token (RAY_AUTH_TOKEN of this process, which its nodes inherited)
 
     @property
     def address(self) -> str:
@@ -87,8 +89,15 @@ class TwoNodes:
 def ray_cluster():
     pytest.importorskip("ray", reason="ray is not installed (requirements.txt pins it)")
     import ray
+    from ray._raylet import Config
     from ray.cluster_utils import Cluster
 
+    # Token authentication, as the README starts a cluster: every node and this driver have the token (the nodes
+    # inherit this process's environment); drivers without it are refused (test_cluster_auth.py). One token per
+    # process: Ray's token loader caches the first it reads, so a cluster started again must have the same.
+    token = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    Config.initialize("")  # Ray may be imported already: it reads the mode again (as its own ray.init does)
     # A node that stops answering is declared dead after ~3 s instead of Ray's default ~30 s (the node test).
     health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000, "health_check_failure_threshold": 3}
     cluster = Cluster(
@@ -107,7 +116,7 @@ def ray_cluster():
         )
         worker = cluster.add_node(**_node_args("wb_worker"))
         cluster.wait_for_nodes()
-        nodes = TwoNodes(cluster, worker)
+        nodes = TwoNodes(cluster, worker, token)
         yield nodes
     finally:
         ray.shutdown()

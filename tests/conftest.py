@@ -169,6 +169,10 @@ def app_server(tmp_path_factory):
     server.stop()
 
 
+# The loopback two-node Ray cluster, one per test session: defined here, once, so that every file using it shares
+# the one instance (a fixture imported into two test modules would be two fixtures, and start Ray twice).
+from cluster_fixtures import ray_cluster  # noqa: F401
+
 # How `-n 2` splits the suite (which files share a worker, which tests spread, what starts first) follows
 # from the fixtures each test uses and the seconds stored in tests/durations.json: see tests/work_units.py.
 from work_units import (  # noqa: F401  (hooks: pytest finds them in this module)

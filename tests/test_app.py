@@ -45,9 +45,12 @@ def test_flags_are_checked_before_anything_starts(tmp_path, monkeypatch):
         _check("--port", "70000")
     with pytest.raises(UserError, match=r"--data .* does not exist"):
         _check("--data", str(tmp_path / "nothing.tar.gz"))
-    assert _check("--share", "--auth", "alice:pw") == ("alice", "pw")
+    accounts = _check("--share", "--auth", "alice:pw")
+    assert accounts.names() == ["alice"] and accounts.check("alice", "pw") and not accounts.check("alice", "pwx")
+    assert accounts.user("alice").is_admin  # the one who started the app
     monkeypatch.setenv("WORKBENCH_AUTH", "bob:secret")
-    assert _check("--share") == ("bob", "secret")
+    accounts = _check("--share")
+    assert accounts.names() == ["bob"] and accounts.check("bob", "secret")
 
 
 def test_share_without_login_exits_with_a_message(tmp_path):

@@ -62,6 +62,12 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
         pytest.param(
             "cluster.py", ["--jobs", "2", "--epochs", "1", "--images", "300"], "| Ray, one node (1 CPU) |", marks=SLOW
         ),
+        pytest.param(
+            "search.py",
+            ["--trials", "3", "--epochs", "3", "--subset", "300", "--skip-samplers", "--data", "synthetic"],
+            "pruner hyperband",
+            marks=SLOW,
+        ),
         ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "| gallery page of 64"),
         pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
         pytest.param("estimate.py", ["--families", "lenet"], "lenet        estimated", marks=SLOW),

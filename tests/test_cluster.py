@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from cluster_fixtures import LOOPBACK, ray_cluster  # noqa: F401  (the session's cluster)
+from cluster_fixtures import LOOPBACK
 from conftest import FIXTURES, wait_until
 from conftest import wait_text as _wait_text
 
@@ -36,7 +36,7 @@ def tiny(**changes) -> RunSpec:
 
 
 @pytest.fixture(scope="module")
-def lab(ray_cluster, tmp_path_factory):  # noqa: F811
+def lab(ray_cluster, tmp_path_factory):
     """(store, queue, backend) on the cluster; checkpoints in a storage folder of their own, opened as a
     file:// URI through pyarrow, so the copy to storage and back into the store's folder is exercised."""
     from workbench.jobs.ray_backend import RayBackend
@@ -55,7 +55,7 @@ def _finished(store, queue, run_id, timeout=180) -> dict:
     return store.get_run(run_id)
 
 
-def test_every_node_is_on_loopback_and_the_cluster_is_described(ray_cluster, lab):  # noqa: F811
+def test_every_node_is_on_loopback_and_the_cluster_is_described(ray_cluster, lab):
     _store, queue, backend = lab
     nodes = ray_cluster.nodes()
     assert len(nodes) == 2 and {n["NodeManagerAddress"] for n in nodes} == {LOOPBACK}
@@ -95,7 +95,7 @@ TINY_FLAGS = [
 ]
 
 
-def test_every_cli_command_that_runs_jobs_names_the_cluster_and_lets_it_go(ray_cluster, tmp_path, capsys):  # noqa: F811
+def test_every_cli_command_that_runs_jobs_names_the_cluster_and_lets_it_go(ray_cluster, tmp_path, capsys):
     """train, finetune, resume, train-all and sweep open their queue on the cluster alike: each says where jobs
     run, in the same words, and lets the queue go when it ends (here: refused, as each job asks for more CPUs
     than any node has), releasing the store's job lock; nothing is queued."""
@@ -128,7 +128,7 @@ def test_every_cli_command_that_runs_jobs_names_the_cluster_and_lets_it_go(ray_c
         assert [(r["id"], r["status"]) for r in store.list_runs()] == [(stopped, "interrupted")]
 
 
-def test_a_sweep_from_the_cli_trains_on_the_cluster(ray_cluster, tmp_path, capsys):  # noqa: F811
+def test_a_sweep_from_the_cli_trains_on_the_cluster(ray_cluster, tmp_path, capsys):
     """`sweep --ray ADDRESS`: the sweep's runs go to the cluster's nodes and come back whole into the store."""
     from workbench.cli.main import main
 
@@ -145,7 +145,7 @@ def test_a_sweep_from_the_cli_trains_on_the_cluster(ray_cluster, tmp_path, capsy
 
 
 def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(
-    ray_cluster,  # noqa: F811  (the session's cluster, a fixture)
+    ray_cluster,
     lab,
     tmp_path,
     cache_dir,
@@ -198,7 +198,7 @@ def test_two_jobs_train_on_different_nodes_at_once_one_from_the_object_store(
     assert {row[-1] for row in rows if row[0] in (first, second)} == labels
 
 
-def test_a_job_that_raises_remotely_is_failed_with_its_traceback_tail(ray_cluster, tmp_path):  # noqa: F811
+def test_a_job_that_raises_remotely_is_failed_with_its_traceback_tail(ray_cluster, tmp_path):
     """Nodes whose Python lacks the Keras backend the job asks for (JAX, through Ray's runtime environment):
     the job's import raises there, and the run is failed with the remote traceback's tail."""
     from workbench.jobs.ray_backend import RayBackend
@@ -231,7 +231,7 @@ def test_cancel_reaches_the_remote_job_within_a_batch(lab):
 
 
 @pytest.mark.slow  # two job starts and a node's death: ~40-90 s here; `make test ARGS="-m slow"`
-def test_a_job_killed_with_its_node_resumes_from_its_checkpoint_elsewhere(ray_cluster, lab):  # noqa: F811
+def test_a_job_killed_with_its_node_resumes_from_its_checkpoint_elsewhere(ray_cluster, lab):
     """The head's CPU is held, so the job starts on the worker node; after its first checkpoint the worker
     node's processes are killed (a machine that died). The run is interrupted with the reason, queued again
     and resumed on the head from storage: epochs before the checkpoint are kept, none is duplicated."""
@@ -285,7 +285,7 @@ def test_a_job_killed_with_its_node_resumes_from_its_checkpoint_elsewhere(ray_cl
 
 @pytest.mark.slow  # an app, a browser and a job: ~60 s or more here
 @pytest.mark.browser
-def test_the_app_on_the_cluster_through_the_browser(ray_cluster, tmp_path, browser):  # noqa: F811
+def test_the_app_on_the_cluster_through_the_browser(ray_cluster, tmp_path, browser):
     """`app.py --ray ADDRESS`: the header names the cluster; a run queued from the Train tab trains on a node,
     the live panel follows it to the end and the jobs table says which node it ran on."""
     from conftest import AppServer
@@ -321,3 +321,31 @@ def test_the_app_on_the_cluster_through_the_browser(ray_cluster, tmp_path, brows
     with Store(server.db) as store:
         run = store.get_run(1)
         assert run["status"] == "completed" and run["node"] and [e["epoch"] for e in store.epochs(1)] == [1, 2, 3]
+
+
+def test_a_study_on_the_cluster_prunes_a_trial_on_its_node(lab):
+    """A study's trials go to the cluster like any job; the pruner's decision reaches the remote actor, which
+    stops after its epoch: the run is pruned, its epochs and checkpoint back in the store."""
+    import optuna
+
+    from workbench.constants import RunStatus
+    from workbench.jobs.study import StudyDriver
+    from workbench.specs.search import Search
+
+    store, queue, _ = lab
+    base = tiny(epochs=5, model="lenet", model_kwargs={}, augment=())
+    search = Search.from_values(
+        "onnodes", base, space="learning_rate=log(1e-6,0.2)", trials=2, pruner="median", seed=0, parallel=1
+    )
+    driver = StudyDriver.create(store, queue, search)
+    study = optuna.load_study(study_name="onnodes", storage=store.optuna_url())
+    study.enqueue_trial({"learning_rate": 0.05})
+    study.enqueue_trial({"learning_rate": 1e-6})
+    driver.poll = 0.1
+    assert driver.start().wait(400)
+    runs = [store.get_run(run_id) for run_id in store.study_trials("onnodes").values()]
+    assert [r["status"] for r in runs] == [RunStatus.COMPLETED, RunStatus.PRUNED], [r["error"] for r in runs]
+    assert all(r["node"] for r in runs) and 1 <= runs[1]["epochs_done"] < 5
+    assert (store.run_dir(runs[1]["id"]) / "model.keras").exists()
+    states = [t.state for t in optuna.load_study(study_name="onnodes", storage=store.optuna_url()).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]

@@ -44,8 +44,12 @@ def record_progress(store):
 
 
 def cancel_when(store, queue, condition: str):
-    """Cancel a run (through the queue, as the page does) the moment a write of it meets `condition`."""
-    store.db.conn.create_function("cancel_run", 1, lambda run_id: queue.cancel(run_id))
+    """Cancel a run (through the queue, as the page does) the moment a write of it meets `condition`: from a
+    thread of its own, as the page's would be (the cancel writes to the store: the audit trail), not from inside
+    the trigger's write."""
+    store.db.conn.create_function(
+        "cancel_run", 1, lambda run_id: threading.Thread(target=queue.cancel, args=(run_id,)).start()
+    )
     store.db.execute(
         f"CREATE TRIGGER cancel_at AFTER UPDATE ON runs WHEN {condition} BEGIN SELECT cancel_run(new.id); END"
     )

@@ -139,7 +139,14 @@ def test_leaderboard_rows_filters_and_ensembles(store, filled):
         "model": ["resnet20", "vgg11_bn"],
         "loss": ["cross_entropy", "label_smoothing"],
         "tag": ["baseline", "ls"],
+        "by": [],  # runs made before owners were recorded
     }
+    store.update_run(ids["b"], created_by="alice")
+    store.update_run(ids["d"], created_by="bob")
+    assert rd.filter_options(store.list_runs())["by"] == ["alice", "bob"]
+    assert names(by=["alice"]) == ["b"] and names(by=["alice", "bob"]) == ["b", "d"]
+    assert [r["By"] for r in _table(store, sort_by="Name", by=["bob"])] == ["bob"]
+    assert rd.columns(nodes=True, owners=True)[6:9] == ("Status", "Node", "By") and "By" not in rd.COLUMNS
 
 
 def test_sorting(store, filled):
@@ -281,7 +288,7 @@ def test_refresh_and_empty_state(store, filled, tmp_path):
     ids, *_ = filled
     _, _, tab = _tabs(store)
     v = tab.view
-    out = tab.refresh.fn([], [], [], [], False, True, rd.DEFAULT_SORT, [ids["a"], 999], None)
+    out = tab.refresh.fn([], [], [], [], False, True, rd.DEFAULT_SORT, [], [ids["a"], 999], None)
     table, summary = out[v.leaderboard]["value"].data, out[v.summary]  # a pandas Styler: numbers shown short
     assert len(table) == 5 and "4 of 5 run(s) shown, 1 archived hidden" in summary
     assert out[v.selection]["value"] == [ids["a"]] and (f"{ids['d']}: d", ids["d"]) in out[v.selection]["choices"]
@@ -349,7 +356,7 @@ def test_guard_turns_errors_into_messages():
 def test_tab_builds_and_clones_into_the_train_form(store, filled):
     ids, *_ = filled
     demo, train, tab = _tabs(store)
-    assert len(tab.refresh.inputs) == 9 and len(tab.refresh.outputs) == 8
+    assert len(tab.refresh.inputs) == 10 and len(tab.refresh.outputs) == 9
     assert len(tab.refresh.fn()[tab.view.leaderboard]["value"].data) == 5
     assert tab.overview.outputs == [tab.view.scatter, tab.view.groups]
     clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")

@@ -115,6 +115,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "attempt",
         "node",
         "val_steps",
+        "created_by",
     ]
     assert columns["epochs"] == [
         "run",
@@ -139,6 +140,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "test_accuracy",
         "options",
         "created_at",
+        "created_by",
     ]
     assert pks == {"runs": ["id"], "epochs": ["run", "epoch"], "predictions": ["run", "split"], "ensembles": ["id"]}
     assert fks == {"epochs": [("run", "runs", "id")], "predictions": [("run", "runs", "id")]}
@@ -285,7 +287,9 @@ def test_set_status_timestamps(fresh_store):
     s.set_status(run_id, "running")  # resumed: keeps the first start, clears the finish and error
     run = s.get_run(run_id)
     assert run["started_at"] == started and run["finished_at"] is None and run["error"] is None
-    assert set(RUN_STATUSES) == {"queued", "running", "completed", "failed", "cancelled", "interrupted", "diverged"}
+    assert set(RUN_STATUSES) == {
+        "queued", "running", "completed", "failed", "cancelled", "interrupted", "diverged", "pruned"
+    }  # fmt: skip
 
 
 def test_enum_members_are_stored_and_dumped_as_their_plain_strings(fresh_store):

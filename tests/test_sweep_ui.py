@@ -15,6 +15,7 @@ from workbench.specs.run import RunSpec
 from workbench.ui.forms import FORM_FIELDS, LABELS, FormWords, form_values_to_spec, spec_to_form_values
 from workbench.ui.tabs.runs_sweeps import show
 from workbench.ui.tabs.sweep_form import SweepActions
+from workbench.users import User
 
 
 def _type(page, elem_id, text):
@@ -70,7 +71,7 @@ def test_the_sweep_box_counts_and_checks_and_the_runs_tab_shows_a_sweep(app_serv
 
 def test_the_sweep_box_queues_every_run_tagged_or_none(store):
     queue = FakeQueue()
-    ctx = SimpleNamespace(store=store, queue=queue, gpu_names=[])
+    ctx = SimpleNamespace(store=store, queue=queue, gpu_names=[], user=lambda: User("carol"))
     actions = SweepActions(ctx, lambda values: form_values_to_spec(*values), FormWords(RunSpec, LABELS, FORM_FIELDS))
     form = spec_to_form_values(RunSpec(model="lenet", dataset="synthetic", epochs=1))
     axes = ["", ["cross_entropy", "focal"], "", [], "0.1, 0", "0-1"]  # model, loss, augment, schedule, lr, seed
@@ -83,6 +84,7 @@ def test_the_sweep_box_queues_every_run_tagged_or_none(store):
     message, run_ids = actions.queue("mine", axes[:4] + ["0.1", "0-1"], "extra", form)
     assert run_ids == [1, 2, 3, 4] and message.startswith("Queued 4 runs (runs 1-4) as sweep **mine**")
     assert {tuple(tags) for _, tags in queue.submitted} == {("extra", "sweep:mine")}
+    assert queue.by == ["carol"] * 4  # the page's user made every run of the sweep
     assert actions.preview("", [""] * 6, "", form)[0].startswith("Fill one or more boxes")
 
 

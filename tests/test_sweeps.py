@@ -23,11 +23,12 @@ class FakeQueue:
     """What submit_sweep needs of a JobQueue: its GPUs and submit (validated specs recorded, ids counted)."""
 
     def __init__(self):
-        self.gpus, self.submitted = [], []
+        self.gpus, self.submitted, self.by = [], [], []
 
-    def submit(self, spec, *, tags=()):
+    def submit(self, spec, *, tags=(), by=None):
         spec.validate(available_gpus=0)
         self.submitted.append((spec, list(tags)))
+        self.by.append(by)
         return len(self.submitted)
 
 

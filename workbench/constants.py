@@ -21,6 +21,7 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
+    PRUNED = "pruned"  # a study's pruner stopped it after an epoch (workbench.jobs.study); its checkpoint is kept
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)  # a job owns the run (or did, if its process died)
@@ -30,10 +31,24 @@ FINISHED_STATUSES = (
     RunStatus.CANCELLED,
     RunStatus.INTERRUPTED,
     RunStatus.DIVERGED,
+    RunStatus.PRUNED,
 )
 RUN_STATUSES = ACTIVE_STATUSES + FINISHED_STATUSES
 # What `resume` (and a preset's rerun) may continue from the last checkpoint.
-RESUMABLE_STATUSES = (RunStatus.INTERRUPTED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.DIVERGED)
+RESUMABLE_STATUSES = (
+    RunStatus.INTERRUPTED,
+    RunStatus.CANCELLED,
+    RunStatus.FAILED,
+    RunStatus.DIVERGED,
+    RunStatus.PRUNED,
+)
+
+
+# --- Optuna studies (workbench.jobs.study): what the study as a whole is doing -----------------------
+class StudyState(StrEnum):
+    SEARCHING = "searching"  # its budget is not spent: a process with a job queue asks new trials
+    FINISHED = "finished"  # the budget (trials or time) is spent and every trial is told
+    STOPPED = "stopped"  # stopped by the user; `workbench search NAME` continues it
 
 
 # --- what an active run's job is doing (runs.phase; none while it waits in the queue) -------------
@@ -77,3 +92,33 @@ CIFAR100_CLASSES = (
 # How pixels reach the run's model (written when training starts, `workbench.training.checkpoint`), with
 # its dataset's class names: here, below training, so every tab may read the names (`workbench.data.classes`).
 PREPROCESSING = "preprocessing.json"
+
+
+# --- who may do what on a shared page (`workbench.users`), and what the audit trail records (`store.audit`) --
+class Role(StrEnum):
+    ADMIN = "admin"  # may cancel, archive or delete anything
+    MEMBER = "member"  # only what they made
+
+
+ROLES = tuple(Role)
+
+
+class AuditAction(StrEnum):
+    QUEUE = "queue"
+    CANCEL = "cancel"
+    RESUME = "resume"
+    DELETE = "delete"
+    ARCHIVE = "archive"
+    UNARCHIVE = "unarchive"
+    EXPORT = "export"
+    SAVE_ENSEMBLE = "save ensemble"
+    DELETE_ENSEMBLE = "delete ensemble"
+    REVIEW = "review"  # notes and tags written on a run
+    LOGIN_FAILED = "login failed"
+    REFUSED = "refused"  # a member's action on what another made, refused
+    START_STUDY = "start study"  # an Optuna study (workbench.jobs.study); its trials are queued as its starter's
+    STOP_STUDY = "stop study"
+    CONTINUE_STUDY = "continue study"
+
+
+AUDIT_ACTIONS = tuple(AuditAction)

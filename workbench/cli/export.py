@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.constants import AuditAction
 from workbench.errors import UserError
+from workbench.users import os_user
 
 EPOCH_FIELDS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
@@ -15,7 +17,14 @@ MODEL_FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 FORMATS = ("csv", "npz", *MODEL_FORMATS)
 
 
-def export_run(store, run_id: int, fmt: str, output=None) -> Path:
+def export_run(store, run_id: int, fmt: str, output=None, by: str | None = None) -> Path:
+    """Write the export and record it in the audit trail as `by`'s (default: the OS user)."""
+    path = _export(store, run_id, fmt, output)
+    store.record(by or os_user(), AuditAction.EXPORT, f"run {run_id}", f"{fmt}: {path}")
+    return path
+
+
+def _export(store, run_id: int, fmt: str, output=None) -> Path:
     if fmt in MODEL_FORMATS:  # the model and, beside it, its JSON (`metadata_path`)
         from workbench.predict.export import export_model  # noqa: PLC0415 - Keras: csv and npz need none
 

@@ -7,6 +7,7 @@ their Ray flags (`workbench.jobs.cluster_flags`: --ray, --storage, --retries, --
         run_id = queue.submit(spec)              # at the end of the block, however it ends
 """
 
+import sys
 from contextlib import contextmanager
 
 from workbench.jobs import cluster_flags
@@ -40,5 +41,13 @@ def open_job_queue(args, store, out=_say):
         if describe is not None:
             out(describe())
         yield queue
-    finally:
-        queue.shutdown()  # idempotent: a Ctrl-C path that already did it changes nothing
+    except BaseException:
+        queue.shutdown()
+        raise
+    else:
+        # The runs have ended and their statuses are in the store: the command's exit status is theirs. A failure
+        # while letting the queue (and Ray) go afterwards is said, not turned into a traceback and status 1.
+        try:
+            queue.shutdown()  # idempotent: a Ctrl-C path that already did it changes nothing
+        except Exception as exc:
+            print(f"warning: shutting the job queue down failed ({type(exc).__name__}: {exc})", file=sys.stderr)

@@ -1,18 +1,22 @@
-"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, train-all, resume, runs, export,
-ensemble, models — headless.
+"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, search, studies, train-all, resume, runs,
+export, ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
 
 import argparse
 import functools
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
+from workbench.cli.accounts import add_commands as add_account_commands
 from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.presets import percent, plan_preset, run_preset
+from workbench.cli.search import add_commands as add_search_commands
 from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.constants import RunKind, RunPhase, RunStatus
 from workbench.errors import UserError
@@ -24,13 +28,24 @@ from workbench.specs.presets import load_preset
 from workbench.training.tensorboard import export as export_tensorboard
 from workbench.views.live import estimate_text, phase_of, progress_facts, resume_message
 
-COMMANDS = "train, finetune, sweep, sweeps, train-all, resume, runs, export, ensemble, models"
+COMMANDS = (
+    "train, finetune, sweep, sweeps, search, studies, train-all, resume, runs, export, ensemble, models, "
+    "hash-password, audit"
+)
 
 
-def console() -> int:
-    """The `workbench` command (pyproject's [project.scripts]) and `python -m workbench`."""
+def console() -> NoReturn:
+    """The `workbench` command (pyproject's [project.scripts]) and `python -m workbench`.
+
+    The exit status is main()'s (the runs' statuses), and the process ends right after it: its work is done
+    (the store committed, the queue and Ray shut down, files closed), and what Python's finalization would still
+    run is TensorFlow's and Ray's native teardown, whose threads must not turn a finished command's status into
+    a crash's (issue 28: "run 1 completed", then a non-zero exit on a loaded machine)."""
     limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
-    return main()
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def main(argv=None) -> int:
@@ -89,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_queue_arguments(command)
         command.set_defaults(handler=_train, spec_class=spec_class)
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
+    add_search_commands(sub, open_store=_open_store)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
@@ -153,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     zoo = sub.add_parser("models", help="list the model zoo with parameter counts")
     zoo.set_defaults(handler=lambda args: _print_models())
+    add_account_commands(sub, open_store=_open_store)
     return parser
 
 
@@ -311,7 +328,7 @@ def _plan_time(plan, store) -> str:
 def _runs(args):
     store = _open_store(args)
     runs = store.seen_runs(status=args.status, include_archived=args.all)  # a dead runner's runs: interrupted
-    header = f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'params':>8s}"
+    header = f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'params':>8s}  by"
     print(header)
     print("-" * len(header))
     for run in runs:
@@ -320,6 +337,7 @@ def _runs(args):
         print(
             f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
             f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} {params:>8s}"
+            f"  {run.get('created_by') or '-'}"
         )
     if not runs:
         print(f"(no runs yet: {_prog()} train --help)")

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from workbench.constants import RunStatus
+from workbench.constants import AuditAction, RunStatus
 from workbench.ensemble import combine as ens
 from workbench.ensemble.calibration import reliability_curve
 from workbench.errors import UserError, choose
+from workbench.users import os_user
 
 if TYPE_CHECKING:
     from store import Store
@@ -320,12 +321,14 @@ def reliability(members: Members, scored: dict, settings: Settings, bins: int = 
     return {**curves, **member_summary(members, settings, bins)["curves"]}
 
 
-def save(store: "Store", members: Members, scored: dict, settings: Settings, name: str) -> int:
+def save(store: "Store", members: Members, scored: dict, settings: Settings, name: str, by: str | None = None) -> int:
+    """Save the ensemble as `by`'s (default: the OS user), recorded in the audit trail; returns its id."""
     name = (name or "").strip()
     if not name:
         raise UserError("give the ensemble a name before saving it")
+    by = by or os_user()
     method = "vote" if settings.method == "vote" else f"mean-{settings.space}"
-    return store.save_ensemble(
+    ensemble_id = store.save_ensemble(
         name,
         method,
         members.ids,
@@ -341,7 +344,10 @@ def save(store: "Store", members: Members, scored: dict, settings: Settings, nam
             "method": settings.method,
             "split_id": members.split_id,
         },
+        created_by=by,
     )
+    store.record(by, AuditAction.SAVE_ENSEMBLE, f"ensemble {ensemble_id}", f"{name}: runs {members.ids}")
+    return ensemble_id
 
 
 def settings_of(ensemble: dict) -> Settings:

@@ -10,6 +10,7 @@ TensorFlow before the child could hide the GPUs other jobs hold.
 Protocol (`python -m workbench.jobs.child`, one per job):
     stdin, first line   JSON {store, run_id, kind, spec, devices, resume}
     stdin, later        "stop" -> stop after the current batch (the run becomes cancelled)
+                        "prune" -> stop after the current epoch, kept whole (the run becomes pruned)
     stdin, end of file  the app died -> exit at once (the next app marks the run interrupted)
     stdout and stderr   appended to the run's `process.log`
     exit code           0: the run's status is written; FAILED_EXIT: it raised and is marked failed;
@@ -108,16 +109,26 @@ class ChildJob:
         except (BrokenPipeError, ValueError):
             pass  # the child is already gone; wait() reports how
 
-    def run(self, stop: threading.Event, poll_seconds: float = 0.5, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        poll_seconds: float = 0.5,
+        stop_grace: float = STOP_GRACE_SECONDS,
+        prune: threading.Event | None = None,
+    ) -> None:
         """Wait for the child; pass a stop request on, and kill it if it has not stopped `stop_grace`
-        seconds later (stuck in native code); mark the run if the child died without writing its status."""
-        stop_sent, killed = None, False
+        seconds later (stuck in native code); pass a prune request on (no deadline: an epoch may take
+        long); mark the run if the child died without writing its status."""
+        stop_sent, killed, prune_sent = None, False, False
         while True:
             try:
                 self.process.wait(timeout=poll_seconds)
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if prune is not None and prune.is_set() and not prune_sent:
+                self._send("prune")
+                prune_sent = True
             if stop.is_set() and stop_sent is None:
                 self._send("stop")
                 stop_sent = time.monotonic()
@@ -161,11 +172,13 @@ class ChildJob:
 # --- the child --------------------------------------------------------------------------------
 
 
-def _watch_parent(stop: threading.Event) -> None:
+def _watch_parent(stop: threading.Event, prune: threading.Event) -> None:
     """Read the app's requests; end of file means the app is gone, so this job must go too."""
     for line in sys.stdin:
         if line.strip() == "stop":
             stop.set()
+        elif line.strip() == "prune":
+            prune.set()
     os._exit(PARENT_GONE_EXIT)
 
 
@@ -175,8 +188,8 @@ def main() -> int:
     if not line:
         return PARENT_GONE_EXIT
     header = json.loads(line)
-    stop = threading.Event()
-    threading.Thread(target=_watch_parent, args=(stop,), daemon=True, name="parent-watch").start()
+    stop, prune = threading.Event(), threading.Event()
+    threading.Thread(target=_watch_parent, args=(stop, prune), daemon=True, name="parent-watch").start()
     from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); after the parent watch starts
     from workbench.training.fit import fit  # noqa: PLC0415 - TensorFlow: after TF_CPP_MIN_LOG_LEVEL is set
 
@@ -184,7 +197,7 @@ def main() -> int:
         run_id = header["run_id"]
         try:
             spec = spec_class(header["kind"]).from_dict(header["spec"])
-            fit(spec, store, run_id, devices=header["devices"], stop=stop, resume=header["resume"])
+            fit(spec, store, run_id, devices=header["devices"], stop=stop, resume=header["resume"], prune=prune)
         except BaseException as exc:  # the run carries the reason; the app reads the exit code
             store.set_status(run_id, RunStatus.FAILED, failure_message(exc))
             return FAILED_EXIT

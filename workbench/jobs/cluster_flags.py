@@ -7,6 +7,7 @@ nothing of Ray is imported.
     --retries N            resubmissions of a run whose node died (default 1)
     --ray-cpus N           CPUs each job asks for (default 1)
     --ray-resources JSON   custom resources each job asks for, e.g. '{"trainer": 1}'
+    --ray-insecure         join a cluster that has no token authentication (refused without it)
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser, default: Any = None) -> None:
         default=value(None),
         help="with --ray: custom resources each job asks for, e.g. '{\"trainer\": 1}'",
     )
+    group.add_argument(
+        "--ray-insecure",
+        action="store_true",
+        default=value(False),
+        help="with --ray HOST:PORT: join a cluster without Ray's token authentication (refused otherwise: "
+        "anyone who reaches its ports can run code on its nodes)",
+    )
 
 
 def check(args: argparse.Namespace) -> dict:
@@ -65,9 +73,10 @@ def check(args: argparse.Namespace) -> dict:
     ray, storage = getattr(args, "ray", None), getattr(args, "storage", None)
     resources_text = getattr(args, "ray_resources", None)
     if not ray:
-        if storage or resources_text:
+        if storage or resources_text or getattr(args, "ray_insecure", False):
             raise UserError(
-                "--storage and --ray-resources apply to jobs on a Ray cluster: add --ray ADDRESS (or --ray local)"
+                "--storage, --ray-resources and --ray-insecure apply to jobs on a Ray cluster: add --ray ADDRESS "
+                "(or --ray local)"
             )
         return {}
     if getattr(args, "retries", 1) < 0:
@@ -76,6 +85,7 @@ def check(args: argparse.Namespace) -> dict:
         raise UserError(f"--ray-cpus must be more than 0, not {args.ray_cpus}")
     if ray != ray_cluster.LOCAL:  # an unreachable head is answered in seconds, before TensorFlow's import
         ray_cluster.check_reachable(*ray_cluster.split_address(ray))
+        ray_cluster.use_token(ray, insecure=bool(getattr(args, "ray_insecure", False)))  # no token: refused now
     if not resources_text:
         return {}
     try:
@@ -99,7 +109,13 @@ def open_queue(store: Store, args: argparse.Namespace) -> JobQueue:
     from workbench.jobs.ray_backend import RayBackend  # noqa: PLC0415 - Ray: imported only with --ray
 
     backend = RayBackend(
-        store, args.ray, storage=args.storage, retries=args.retries, cpus_per_job=args.ray_cpus, resources=resources
+        store,
+        args.ray,
+        storage=args.storage,
+        retries=args.retries,
+        cpus_per_job=args.ray_cpus,
+        resources=resources,
+        insecure=bool(getattr(args, "ray_insecure", False)),
     )
     try:
         return JobQueue(store, backend=backend)

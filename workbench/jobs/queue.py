@@ -25,7 +25,7 @@ from typing import Protocol, cast
 
 from store import Store
 from store.lock import StoreLock
-from workbench.constants import ACTIVE_STATUSES, RunPhase, RunStatus
+from workbench.constants import ACTIVE_STATUSES, AuditAction, RunPhase, RunStatus
 from workbench.errors import UserError, failure_message
 from workbench.jobs.child import STOP_GRACE_SECONDS, ChildJob
 from workbench.jobs.malloc_tuning import release_free_memory
@@ -34,6 +34,7 @@ from workbench.specs import spec_class
 from workbench.specs.base import Spec
 from workbench.training import devices as device_utils
 from workbench.training.checkpoint import checkpoint_epoch
+from workbench.users import os_user
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Job:
     gpus: int  # how many GPUs it needs (0: the CPU)
     resume: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
+    prune: threading.Event = field(default_factory=threading.Event)  # a study's pruner: stop after this epoch
     done: threading.Event = field(default_factory=threading.Event)
     devices: list = field(default_factory=list)
     process: ChildJob | None = None  # the ChildJob training it, when isolated
@@ -86,11 +88,11 @@ class LocalBackend:
         failed)."""
         if self.isolate:
             job.process = ChildJob(store, job.run_id, job.spec, job.devices, job.resume, inherit_fds=inherit_fds)
-            job.process.run(job.stop, stop_grace=self.stop_grace)
+            job.process.run(job.stop, stop_grace=self.stop_grace, prune=job.prune)
         else:
             from workbench.training.fit import fit  # noqa: PLC0415 - Keras: the training code loads only for in-thread jobs
 
-            fit(job.spec, store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume)
+            fit(job.spec, store, job.run_id, devices=job.devices, stop=job.stop, resume=job.resume, prune=job.prune)
 
     def close(self) -> None:
         pass
@@ -134,20 +136,29 @@ class JobQueue:
 
     # --- public ------------------------------------------------------------------------------
 
-    def submit(self, spec: Spec, *, tags: Iterable[str] = (), notes: str = "") -> int:
+    def submit(self, spec: Spec, *, tags: Iterable[str] = (), notes: str = "", by: str | None = None) -> int:
         """Validate a spec's names, numbers and paths (instant; nothing is written if it is invalid) and
-        queue it. What needs the data or a model (the batch against the split, model option values, a
-        backbone's weights) is checked by the job itself, which fails the run with the reason."""
+        queue it, made by `by` (default: this process's OS user) and so recorded in the audit trail. What
+        needs the data or a model (the batch against the split, model option values, a backbone's weights)
+        is checked by the job itself, which fails the run with the reason."""
         spec = self._validate(spec)
+        by = by or os_user()
         run_id = self.store.create_run(
-            spec.display_name(), spec.to_dict(), kind=spec.kind, dataset=spec.dataset, tags=tags, notes=notes
+            spec.display_name(),
+            spec.to_dict(),
+            kind=spec.kind,
+            dataset=spec.dataset,
+            tags=tags,
+            notes=notes,
+            created_by=by,
         )
+        self.store.record(by, AuditAction.QUEUE, f"run {run_id}", spec.display_name())
         self._enqueue(Job(run_id, spec, self._gpus_needed(spec)))
         return run_id
 
-    def resume(self, run_id: int) -> int:
+    def resume(self, run_id: int, *, by: str | None = None) -> int:
         """Continue an interrupted, cancelled, failed or diverged run from its last checkpoint; returns the
-        checkpoint's epoch (0: there is none, the run starts over)."""
+        checkpoint's epoch (0: there is none, the run starts over). Recorded as `by`'s (default: the OS user)."""
 
         run = self.store.get_run(run_id)
         if run["status"] in ACTIVE_STATUSES:
@@ -157,24 +168,46 @@ class JobQueue:
         spec = self._validate(spec_class(run["kind"]).from_dict(run["spec"]))
         epoch = checkpoint_epoch(self.store.run_dir(run_id))
         self.store.set_status(run_id, RunStatus.QUEUED)
+        self.store.record(by or os_user(), AuditAction.RESUME, f"run {run_id}", f"from epoch {epoch}")
         self._enqueue(Job(run_id, spec, self._gpus_needed(spec), resume=True))
         return epoch
 
-    def cancel(self, run_id: int) -> bool:
+    def cancel(self, run_id: int, *, by: str | None = None) -> bool:
         """Stop a job that waits in the queue at once (returns False), or one that has started after its
-        current batch (returns True: it becomes cancelled when its process has stopped)."""
+        current batch (returns True: it becomes cancelled when its process has stopped). Recorded as `by`'s
+        (default: the OS user)."""
         job: Job | None
         with self._lock:
             for job in self._pending:
                 if job.run_id == run_id:
                     self._pending.remove(job)
                     self.store.set_status(run_id, RunStatus.CANCELLED)
+                    self.store.record(by or os_user(), AuditAction.CANCEL, f"run {run_id}", "while queued")
                     job.done.set()
                     return False
             job = self._running.get(run_id)
         if job is None:
             raise UserError(f"run {run_id} is not queued or running here")
         job.stop.set()
+        self.store.record(by or os_user(), AuditAction.CANCEL, f"run {run_id}", "while running")
+        return True
+
+    def prune(self, run_id: int) -> bool:
+        """A study's pruner stops a run (`workbench.jobs.study`): one that waits in the queue is pruned at once
+        (returns False), one that trains stops after its current epoch, logged and checkpointed (returns True:
+        it becomes pruned when its process has stopped; completed if that epoch was its last)."""
+        job: Job | None
+        with self._lock:
+            for job in self._pending:
+                if job.run_id == run_id:
+                    self._pending.remove(job)
+                    self.store.set_status(run_id, RunStatus.PRUNED)
+                    job.done.set()
+                    return False
+            job = self._running.get(run_id)
+        if job is None:
+            raise UserError(f"run {run_id} is not queued or running here")
+        job.prune.set()
         return True
 
     def wait(self, run_id: int, timeout: float | None = None) -> bool:

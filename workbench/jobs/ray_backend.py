@@ -59,20 +59,22 @@ class RayBackend:
         resources: dict | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
         runtime_env: dict | None = None,
+        insecure: bool = False,
     ) -> None:
         """address: HOST:PORT of a running cluster, or 'local' (a private Ray on this machine, on loopback).
         storage: where checkpoints go, a folder or URI every node reaches (default: the store's own files
         folder, which only nodes of this machine reach: a cluster with other machines needs one).
         retries: how often a run whose node died is resubmitted. cpus_per_job, resources: what each job asks
         Ray for besides its GPUs (custom resources restrict jobs to nodes that have them). runtime_env: Ray's
-        runtime environment for every job (environment variables, packages the nodes lack), as Ray takes it."""
+        runtime environment for every job (environment variables, packages the nodes lack), as Ray takes it.
+        insecure: join a cluster without token authentication (`ray_cluster.use_token`)."""
         if retries < 0:
             raise UserError(f"--retries must be 0 or more, not {retries}")
         if cpus_per_job <= 0:
             raise UserError(f"--ray-cpus must be more than 0, not {cpus_per_job}")
         self.store, self.retries, self.cpus_per_job = store, int(retries), float(cpus_per_job)
         self.resources, self.stop_grace, self.runtime_env = dict(resources or {}), stop_grace, runtime_env
-        self.started_ray = ray_cluster.connect(address)
+        self.started_ray = ray_cluster.connect(address, insecure=insecure)
         try:
             self.storage = CheckpointStorage(storage or str(store.files_root))
             self.storage.check_writable()
@@ -132,7 +134,10 @@ class RayBackend:
         ray_cluster.check_fits(self.request(max(0, self.gpus_needed(spec))), ray_cluster.nodes())
 
     def close(self) -> None:
-        self.stream.close()
+        """Stop the result thread, then the message queue, then (a Ray this process started) Ray itself: in that
+        order, so no thread of ours is inside a Ray call when Ray goes."""
+        if not self.stream.close():
+            print("warning: the Ray result thread did not stop within 2 minutes; letting Ray go anyway", flush=True)
         try:
             self.messages.shutdown(force=True)
         except Exception:
@@ -225,7 +230,7 @@ class RayBackend:
         import ray  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError  # noqa: PLC0415 - Ray: only --ray imports it (a second at import)
 
-        stop_sent = None
+        stop_sent, prune_sent = None, False
         while True:
             try:
                 return ray.get(ref, timeout=POLL_SECONDS), None
@@ -233,6 +238,9 @@ class RayBackend:
                 pass
             except RayError as exc:  # the actor's process or node died (RayActorError), or Ray failed otherwise
                 return None, _ray_reason(exc)
+            if job.prune.is_set() and not prune_sent:  # a study's pruner: after the current epoch
+                actor.prune.remote()
+                prune_sent = True
             if job.stop.is_set() and stop_sent is None:
                 if not self.store.get_run(job.run_id).get("node"):
                     return None, NOT_STARTED  # still waiting for resources: nothing to stop gracefully

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import socket
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from workbench.errors import UserError
 
@@ -19,6 +22,11 @@ LOOPBACK = "127.0.0.1"
 NAMESPACE = "workbench"
 CONNECT_TIMEOUT = 3.0  # seconds to reach the head's port before saying it is unreachable
 SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps 127.0.0.1 as given (ray_constants)
+# Ray's token authentication (Ray 2.60: `ray.init()` of a new local cluster turns it on by default, `ray start`
+# only where a token exists; docs.ray.io ray-security/token-auth): the mode, and where Ray looks for the token,
+# in its order: the variable, the file it names, ~/.ray/auth_token.
+AUTH_MODE, AUTH_TOKEN, AUTH_TOKEN_PATH = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
+TOKEN = "token"
 
 
 @dataclass(frozen=True)
@@ -74,10 +82,58 @@ def check_reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> N
         ) from None
 
 
-def connect(address: str) -> bool:
-    """Connect this process to the cluster at `address` (or start a private one: 'local'); returns whether
-    this process started Ray (and so shuts it down at the end). Already connected (a test's cluster): kept."""
+def default_token_path() -> Path:
+    return Path.home() / ".ray" / "auth_token"
+
+
+def token_source() -> str | None:
+    """Where Ray would find this machine's token (None: nowhere), in Ray's order."""
+    if os.environ.get(AUTH_TOKEN, "").strip():
+        return AUTH_TOKEN
+    named = os.environ.get(AUTH_TOKEN_PATH)
+    if named and Path(named).expanduser().is_file() and Path(named).expanduser().read_text().strip():
+        return f"{AUTH_TOKEN_PATH} ({named})"
+    if default_token_path().is_file() and default_token_path().read_text().strip():
+        return str(default_token_path())
+    return None
+
+
+def use_token(address: str, insecure: bool = False) -> None:
+    """Token authentication for the cluster at `address`, before Ray is imported: a private cluster ('local')
+    gets RAY_AUTH_MODE=token and, when this machine has no token, one made for this process alone (in its
+    environment, which Ray's processes inherit; nothing is written to ~/.ray). An existing cluster is joined
+    with this machine's token; without one it is refused unless `insecure` (a cluster started without token
+    authentication, which anyone who reaches its ports may use)."""
+    if address == LOCAL:
+        os.environ[AUTH_MODE] = TOKEN
+        if token_source() is None:
+            os.environ[AUTH_TOKEN] = secrets.token_hex(32)  # 256 bits, as `ray get-auth-token --generate`
+        return
+    if insecure:
+        return
+    source = token_source()
+    if source is None or os.environ.get(AUTH_MODE, TOKEN).lower() != TOKEN:
+        why = (
+            f"{AUTH_MODE}={os.environ[AUTH_MODE]} turns it off"
+            if source is not None
+            else f"this machine has no Ray token (none in {AUTH_TOKEN}, {AUTH_TOKEN_PATH} or {default_token_path()})"
+        )
+        raise UserError(
+            f"--ray {address}: a cluster is joined with its authentication token, and {why}. Copy the head's "
+            f"token (`ray get-auth-token` on the head) into {default_token_path()} or {AUTH_TOKEN} and unset "
+            f"{AUTH_MODE}; or, for a cluster started without token authentication on a network only you can reach, "
+            "add --ray-insecure (anyone who reaches its ports can run code on every node)"
+        )
+    os.environ[AUTH_MODE] = TOKEN
+
+
+def connect(address: str, insecure: bool = False) -> bool:
+    """Connect this process to the cluster at `address` (or start a private one: 'local'), with Ray's token
+    authentication (`use_token`; `insecure`: join a cluster without it); returns whether this process started
+    Ray (and so shuts it down at the end). Already connected (a test's cluster): kept."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray would report usage to its makers otherwise
+    if "ray" not in sys.modules or not sys.modules["ray"].is_initialized():  # joined already: that was the token's
+        use_token(address, insecure)
     if address == LOCAL or is_loopback(split_address(address)[0]):
         # Ray turns 127.0.0.1 into this machine's outward address (the route to the internet) unless told that
         # this is no multi-machine cluster: a loopback cluster must stay on loopback. Read when Ray is imported.
@@ -110,7 +166,8 @@ def connect(address: str) -> bool:
         raise UserError(
             f"--ray {address}: could not join the Ray cluster ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); check the address `ray start --head` "
-            f"printed and that this machine runs Ray {ray.__version__} and the same Python"
+            f"printed, that this machine has the cluster's token (`ray get-auth-token` on the head; a cluster with "
+            f"token authentication refuses drivers without it) and runs Ray {ray.__version__} and the same Python"
         ) from None
     return False
 

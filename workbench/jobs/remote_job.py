@@ -4,6 +4,7 @@ write to the app (the store's only writer) instead of opening the SQLite file.
     actor = TrainingJob.options(num_gpus=..., num_cpus=..., resources=...).remote(messages, storage)
     ref = actor.run.remote(run_id, attempt, kind, spec, run_row, resume, dataset_ref)
     actor.stop.remote()      # Cancel: fit stops after the current batch, as locally
+    actor.prune.remote()     # a study's pruner: fit stops after the current epoch
 
 Messages are tuples `(run_id, attempt, method, args, kwargs, sent_at)` of the Store methods fit calls (`update_run`,
 `set_status`, `log_epoch`, `truncate_epochs`, `save_logits`) and `("checkpoint", epoch)` once a checkpoint is
@@ -104,10 +105,13 @@ class TrainingJob:
 
     def __init__(self, messages: Queue, storage: CheckpointStorage) -> None:
         self.messages, self.storage = messages, storage
-        self.stopped = threading.Event()
+        self.stopped, self.pruned = threading.Event(), threading.Event()
 
     def stop(self) -> None:
         self.stopped.set()
+
+    def prune(self) -> None:
+        self.pruned.set()
 
     def run(
         self,
@@ -152,6 +156,7 @@ class TrainingJob:
                 resume=resume,
                 dataset=dataset_here(spec, shipped),
                 on_checkpoint=checkpointed,
+                prune=self.pruned,
             )
             if not uploaded:  # stopped before its first checkpoint: keep preprocessing.json all the same
                 self.storage.upload(folder, run_id)

@@ -78,9 +78,13 @@ class ResultStream:
             with self._lock:
                 self._fences.pop(id(token), None)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 120.0) -> bool:
+        """Stop the thread and wait until it has left Ray: its call in flight returns within `poll_seconds` on
+        an idle machine, but seconds to minutes on a loaded one, and a Ray call made after `ray.shutdown()`
+        starts a new Ray (auto-init). Returns whether it ended within `timeout`."""
         self._closed.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
     # --- the thread ------------------------------------------------------------------------------
 
@@ -90,7 +94,8 @@ class ResultStream:
         while not self._closed.is_set():
             try:
                 batch = [self.messages.get(timeout=self.poll_seconds)]
-                batch += self.messages.get_nowait_batch(max(0, min(100, self.messages.qsize())))
+                if not self._closed.is_set():  # no further Ray call once close() was asked for
+                    batch += self.messages.get_nowait_batch(max(0, min(100, self.messages.qsize())))
             except Empty:
                 continue
             except Exception:  # the queue's actor is gone (the cluster went away): nothing more will come

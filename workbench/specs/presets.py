@@ -2,7 +2,8 @@
 
 A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each named) or a sweep
 (`[defaults]` and a `[sweep]` table: a name and lists of values to cross, expanded by
-`workbench.specs.sweep`; its runs are tagged `sweep:NAME`).
+`workbench.specs.sweep`; its runs are tagged `sweep:NAME`), or a search (`[defaults]` and a `[search]` table:
+`workbench.specs.search`, run by `workbench search --preset`, not here).
 """
 
 import tomllib
@@ -44,6 +45,10 @@ def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None =
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    if "search" in data:
+        raise UserError(
+            f"preset {path.name} is a search ([search]): run it with `workbench search --preset {path.stem}`"
+        )
     if "sweep" in data:
         return _load_sweep(data, path, seeds)
     if seeds is not None:

@@ -302,12 +302,13 @@ class _Queue(Protocol):
     @property
     def gpus(self) -> Sequence[str]: ...
 
-    def submit(self, spec: RunSpec, *, tags: Iterable[str] = ..., notes: str = ...) -> int: ...
+    def submit(self, spec: RunSpec, *, tags: Iterable[str] = ..., notes: str = ..., by: str | None = ...) -> int: ...
 
 
-def submit_sweep(queue: _Queue, sweep: Sweep, tags: Iterable[str] = ()) -> list[int]:
+def submit_sweep(queue: _Queue, sweep: Sweep, tags: Iterable[str] = (), by: str | None = None) -> list[int]:
     """Validate every run of `sweep`, then queue them all (a `workbench.jobs.queue.JobQueue`), tagged with
-    the sweep's tag and `tags`; returns their run ids. Nothing is queued when one run is refused."""
+    the sweep's tag and `tags`, made by `by` (the queue's default: the OS user); returns their run ids.
+    Nothing is queued when one run is refused."""
     specs = sweep.validate(available_gpus=len(queue.gpus))
     tags = list(dict.fromkeys([*tags, sweep.tag]))
-    return [queue.submit(spec, tags=tags) for spec in specs]
+    return [queue.submit(spec, tags=tags, by=by) for spec in specs]

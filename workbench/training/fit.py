@@ -52,12 +52,14 @@ def fit(
     resume: bool = False,
     dataset: Dataset | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    prune: threading.Event | None = None,
 ) -> str:
     """Train (or resume) run `run_id`; returns the final status. Exceptions propagate to the job runner,
     which marks the run failed with the message.
     dataset: the spec's decoded `Dataset`, when the job got it from elsewhere (a Ray node without the data
     path gets it through Ray's object store); on_checkpoint(epoch): called after each checkpoint is whole
-    (a Ray job copies it to storage every node reaches)."""
+    (a Ray job copies it to storage every node reaches); prune: set by a study's pruner, the run stops after
+    its current epoch and becomes pruned (its epochs and checkpoint kept: resume continues it)."""
     run = store.get_run(run_id)
     progress = ProgressWriter(store, run_id, prior_seconds=run.get("train_seconds") or 0.0)
     progress.write(
@@ -119,11 +121,18 @@ def fit(
     # TensorBoard event files as it trains, if the spec asks (a Ray job's spec does not: the store is local)
     events = live_writer(spec, cast(Store, store), run_id)
     callback = StoreCallback(
-        store, run_id, run_dir, stop, progress, on_logged=events.epoch if events else None, on_checkpoint=on_checkpoint
+        store,
+        run_id,
+        run_dir,
+        stop,
+        progress,
+        on_logged=events.epoch if events else None,
+        on_checkpoint=on_checkpoint,
+        prune=prune,
     )
     for index in range(current, len(phases)):
         phase = phases[index]
-        if done >= phase.until or stop.is_set() or callback.diverged:
+        if done >= phase.until or stop.is_set() or callback.diverged or callback.pruned_at:
             continue
         if index != current:  # the previous phase just ended: unfreeze, switch optimizers
             with strategy.scope():
@@ -140,6 +149,8 @@ def fit(
         done = phase.until
     if callback.diverged:
         status, error = RunStatus.DIVERGED, DIVERGED
+    elif 0 < callback.pruned_at < phases[-1].until and not stop.is_set():  # pruned on its last epoch: it completes
+        status, error = RunStatus.PRUNED, None
     elif not stop.is_set() and save_predictions(
         model, store, run_id, data, batches, progress, stop, prediction_views(spec)
     ):

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.ui.layout import FORM_AND_PANEL_CSS
+from workbench.ui.tabs.audit import AuditTab, create_audit_tab
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.finetune import create_finetune_tab
@@ -62,6 +63,7 @@ TABS = {
     "finetune": (TITLES["finetune"], create_finetune_tab),
     "errors": ("Errors", create_errors_tab),
     "predict": ("Predict", create_predict_tab),
+    "audit": ("Audit", create_audit_tab),
 }
 
 
@@ -75,6 +77,7 @@ class Page:
     finetune: FormTab
     errors: ErrorsTab
     predict: PredictTab
+    audit: AuditTab
 
 
 def header_markdown(ctx) -> str:
@@ -91,6 +94,12 @@ def header_markdown(ctx) -> str:
             "Follow one in the Train tab and press **Resume** to continue it from its last checkpoint."
         )
     return "\n\n".join(lines)
+
+
+def signed_in(ctx) -> str:
+    user = ctx.user()
+    rights = "may change anything" if user.is_admin else "may cancel, archive or delete what they made"
+    return f"Signed in as **{html.escape(user.name)}** ({user.role}: {rights})"
 
 
 def cluster_line(ctx) -> str:
@@ -112,6 +121,9 @@ def build_app(ctx) -> gr.Blocks:
             (lambda: header_markdown(ctx)) if ctx.cluster_summary is not None else header_markdown(ctx),
             elem_id="header",
         )
+        if ctx.accounts is not None:  # a page with logins says whose it is, at each load (each browser its own)
+            who = gr.Markdown(elem_id="who")
+            demo.load(lambda: signed_in(ctx), None, who, show_progress="hidden", api_visibility="private")
         tab_items: dict[str, Any] = {}
         contents: dict[str, Any] = {}
         with gr.Tabs() as tabs:
@@ -134,9 +146,11 @@ def build_app(ctx) -> gr.Blocks:
             ("runs", page.runs.refresh),
             ("runs", page.runs.overview),
             ("runs", page.runs.sweeps),
+            ("runs", page.runs.studies),
             ("ensemble", page.ensemble.refresh),
             ("errors", page.errors.refresh),
             ("predict", page.predict.refresh),
+            ("audit", page.audit.refresh),
         ):
             refresh.wire(tab_items[tab_id].select, show_progress="hidden")
         # Re-attach on every page load: the live panel and the leaderboard come from the store.

@@ -3,8 +3,10 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.constants import AuditAction
 from workbench.data.datasets import keras_cache_dir
 from workbench.errors import UserError
+from workbench.users import Accounts, User, check_may_change
 
 
 @dataclass
@@ -17,6 +19,30 @@ class AppContext:
     interrupted: list = field(default_factory=list)  # runs found left running at start-up
     data_roots: list = field(default_factory=list)  # folders a path typed into a form may point into
     cluster_summary: object = None  # with --ray: a function giving "Ray cluster: 2 nodes, 0 GPUs, 4 CPUs" now
+    studies: dict = field(default_factory=dict)  # study name -> its workbench.jobs.study.StudyDriver in this process
+    accounts: Accounts | None = None  # --auth / --auth-file: who may log in, with their roles; None: no login
+
+    def user(self) -> User:
+        """Who does what the running event handler does: the login of the browser that sent the event (Gradio's
+        `request.username`), or, on a page without a login, the OS user who started the app (an admin).
+
+        Read from Gradio's context for the event, the same `Request` Gradio passes to a parameter typed
+        `gr.Request`: the page's handlers take their inputs as `*values`, where such a parameter has no place."""
+        from gradio.context import LocalContext  # noqa: PLC0415 - Gradio: the page's modules import it already
+
+        request = LocalContext.request.get(None)
+        name = getattr(request, "username", None)
+        return (self.accounts or Accounts()).user(name)
+
+    def check_owner(self, owner: str | None, action: str, what: str) -> User:
+        """The user, refused (UserError, nothing changed) when a member acts on what someone else made."""
+        user = self.user()
+        try:
+            check_may_change(user, owner, action, what)
+        except UserError as exc:
+            self.store.record(user.name, AuditAction.REFUSED, what, f"{action}: {exc}")  # type: ignore[attr-defined]
+            raise
+        return user
 
     def check_path(self, value: str, what: str = "data path") -> str:
         """Refuse a path typed into the page that leads outside the allowed folders (`../` and symlinks

@@ -81,8 +81,9 @@ class _Poll:
         try:
             run = self.ctx.store.get_run(int(run_id))
             if action == "cancel":
-                return live.cancel_message(run, self.ctx.queue.cancel(int(run_id)))
-            epoch = self.ctx.queue.resume(int(run_id))
+                user = self.ctx.check_owner(run.get("created_by"), "cancel", f"run {run_id}")
+                return live.cancel_message(run, self.ctx.queue.cancel(int(run_id), by=user.name))
+            epoch = self.ctx.queue.resume(int(run_id), by=self.ctx.user().name)
             return live.resume_message(run, epoch, live.read_runs(self.ctx.store))
         except UserError as exc:
             return f"**{exc}**"

@@ -34,6 +34,7 @@ COLOURS = {
     RunStatus.DIVERGED: "#dc2626",
     RunStatus.CANCELLED: "#a16207",
     RunStatus.INTERRUPTED: "#a16207",
+    RunStatus.PRUNED: "#7c3aed",
 }
 
 

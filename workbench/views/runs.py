@@ -43,14 +43,14 @@ HEADERS = {"Augmentations": "Augment"}  # shown instead, in a column that fits i
 NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
 DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
 NODE = "Node"  # the Ray node a run trained on: a column only when the app runs jobs on a cluster
+BY = "By"  # who made the run or ensemble: a column only on a page with logins (one user needs no such column)
 
 
-def columns(nodes: bool = False) -> tuple:
-    """The leaderboard's columns: with `nodes`, the node each run trained on, after its status."""
-    if not nodes:
-        return COLUMNS
+def columns(nodes: bool = False, owners: bool = False) -> tuple:
+    """The leaderboard's columns: with `nodes`, the node each run trained on, and with `owners`, who made it,
+    after its status."""
     at = COLUMNS.index("Status") + 1
-    return COLUMNS[:at] + (NODE,) + COLUMNS[at:]
+    return COLUMNS[:at] + ((NODE,) if nodes else ()) + ((BY,) if owners else ()) + COLUMNS[at:]
 
 
 # "sort by" label -> (column, descending)
@@ -181,12 +181,15 @@ def filter_options(runs: list[dict]) -> dict:
         "model": sorted({m for m in map(run_model, runs) if m}),
         "loss": sorted({x for x in map(run_loss, runs) if x}),
         "tag": sorted({t for r in runs for t in (r.get("tags") or [])}),
+        "by": sorted({r["created_by"] for r in runs if r.get("created_by")}),
     }
 
 
-def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(), show_archived: bool = False) -> list[dict]:
-    """Runs that pass every active filter (an empty filter passes all; tags: any of them)."""
-    status, model, loss, tag = (set(x or ()) for x in (status, model, loss, tag))
+def filter_runs(
+    runs: list[dict], *, status=(), model=(), loss=(), tag=(), by=(), show_archived: bool = False
+) -> list[dict]:
+    """Runs that pass every active filter (an empty filter passes all; tags: any of them; by: who made it)."""
+    status, model, loss, tag, by = (set(x or ()) for x in (status, model, loss, tag, by))
     kept = []
     for run in runs:
         if run.get("archived") and not show_archived:
@@ -198,6 +201,8 @@ def filter_runs(runs: list[dict], *, status=(), model=(), loss=(), tag=(), show_
         if loss and run_loss(run) not in loss:
             continue
         if tag and not tag & set(run.get("tags") or ()):
+            continue
+        if by and run.get("created_by") not in by:
             continue
         kept.append(run)
     return kept
@@ -213,6 +218,7 @@ def run_row(run: dict) -> dict:
         "Loss": run_loss(run),
         "Augmentations": run_augment(run, ", "),  # as --augment takes them; wraps between names
         "Status": status,
+        BY: run.get("created_by") or "",
         "Best val acc %": _pct(run.get("best_val_accuracy")),
         "Final val acc %": _pct(run.get("final_val_accuracy")),
         "Test acc %": _pct(run.get("test_accuracy")),
@@ -246,6 +252,7 @@ def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
         "Loss": "",
         "Augmentations": "",
         "Status": "saved",
+        BY: ensemble.get("created_by") or "",
         "Best val acc %": _pct(ensemble.get("val_accuracy")),
         "Final val acc %": _pct(ensemble.get("val_accuracy")),
         "Test acc %": _pct(ensemble.get("test_accuracy")),
@@ -289,13 +296,15 @@ def leaderboard_rows(
     show_archived=False,
     show_ensembles=True,
     sort_by: str = DEFAULT_SORT,
+    by=(),
 ) -> list[dict]:
-    """The leaderboard: filtered runs plus (when no run filter is active) the saved ensembles."""
-    kept = filter_runs(runs, status=status, model=model, loss=loss, tag=tag, show_archived=show_archived)
+    """The leaderboard: filtered runs plus (when no run filter but `by` is active) the saved ensembles, those
+    of the users in `by` when it is."""
+    kept = filter_runs(runs, status=status, model=model, loss=loss, tag=tag, by=by, show_archived=show_archived)
     rows = [run_row(r) for r in kept]
     if show_ensembles and not any((status, model, loss, tag)):
         by_id = {r["id"]: r for r in runs}
-        rows += [ensemble_row(e, by_id) for e in ensembles]
+        rows += [ensemble_row(e, by_id) for e in ensembles if not by or e.get("created_by") in set(by)]
     return sort_rows(rows, sort_by)
 
 

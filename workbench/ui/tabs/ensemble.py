@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from workbench.constants import AuditAction
 from workbench.ensemble import combine as ens
 from workbench.ensemble import lab
 from workbench.errors import UserError
@@ -167,7 +168,7 @@ class _Handlers:
     """The tab's event handlers over the store's logits; each returns its outputs by component."""
 
     def __init__(self, ctx, view: EnsembleView):
-        self.store, self.room, self.v = ctx.store, lab.Lab(ctx.store), view
+        self.ctx, self.store, self.room, self.v = ctx, ctx.store, lab.Lab(ctx.store), view
 
     def saved_choices(self):
         return [
@@ -312,7 +313,7 @@ class _Handlers:
         try:
             members = self.room.load(run_ids)
             scored = lab.score(members, weights[: len(members.ids)], settings, with_members=False)
-            ensemble_id = lab.save(self.store, members, scored, settings, name)
+            ensemble_id = lab.save(self.store, members, scored, settings, name, by=self.ctx.user().name)
         except UserError as exc:
             return f"**{exc}**", gr.skip()
         return (
@@ -351,7 +352,11 @@ class _Handlers:
 
     def delete(self, ensemble_id):
         try:
-            self.store.delete_ensemble(_chosen_id(ensemble_id))
+            saved = self.store.get_ensemble(_chosen_id(ensemble_id))
+            what = f"ensemble {saved['id']}"
+            user = self.ctx.check_owner(saved.get("created_by"), "delete", what)
+            self.store.delete_ensemble(saved["id"])
+            self.store.record(user.name, AuditAction.DELETE_ENSEMBLE, what, saved["name"])
         except UserError as exc:
             return f"**{exc}**", gr.skip()
         return f"Deleted ensemble {ensemble_id}.", gr.update(choices=self.saved_choices(), value=None)

@@ -37,6 +37,7 @@ from workbench.ui.tabs.runs_actions import (
     save_notes_tags,
     toggle_archive,
 )
+from workbench.ui.tabs.runs_studies import StudyView, studies_layout, wire_study_view
 from workbench.ui.tabs.runs_sweeps import SweepView, sweep_layout, wire_sweep_view
 from workbench.views import runs as rd
 
@@ -62,6 +63,16 @@ LEADERBOARD_WIDTHS = {
 }
 # With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
 NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
+# On a page with logins, the By column's share comes from the name and augmentation columns and from Notes (the
+# headers of the number columns must stay whole: at 1024 px "Params" and "Train min" were cut with less).
+BY_SHARES = {"Name": -1.5, "Augmentations": -1, "By": 4}
+
+
+def leaderboard_widths(nodes: bool, owners: bool) -> dict:
+    widths = NODE_WIDTHS if nodes else LEADERBOARD_WIDTHS
+    if not owners:
+        return widths
+    return {**widths, **{c: widths.get(c, 0) + share for c, share in BY_SHARES.items()}}
 
 
 @dataclass(eq=False)
@@ -73,6 +84,7 @@ class RunsView:
     model_filter: gr.Dropdown
     loss_filter: gr.Dropdown
     tag_filter: gr.Dropdown
+    by_filter: gr.Dropdown  # who made the run (or ensemble)
     show_archived: gr.Checkbox
     show_ensembles: gr.Checkbox
     sort_by: gr.Dropdown
@@ -103,6 +115,7 @@ class RunsView:
     model_export: runs_export.ModelExport  # the picked run's model, downloaded in a chosen format
     timer: gr.Timer  # ticks while the tab is shown; redraws the leaderboard only while a run is running
     sweeps: SweepView  # a sweep's table and paired comparison (workbench.ui.tabs.runs_sweeps)
+    studies: StudyView  # Optuna studies: trials, best, figures (workbench.ui.tabs.runs_studies)
 
     @property
     def filters(self) -> list:
@@ -115,6 +128,7 @@ class RunsView:
             self.show_archived,
             self.show_ensembles,
             self.sort_by,
+            self.by_filter,
         ]
 
 
@@ -124,6 +138,7 @@ class RunsTab:
     refresh: Refresh  # leaderboard, summary, filter choices and run choices
     overview: Refresh  # the parameters-vs-accuracy and by-group figures
     sweeps: Refresh  # the Sweeps view
+    studies: Refresh  # the Studies view
 
     @property
     def timer(self) -> gr.Timer:
@@ -179,7 +194,7 @@ class _Handlers:
 
     def __init__(self, ctx, view: RunsView):
         self.ctx, self.store, self.v = ctx, ctx.store, view
-        self.columns = rd.columns(nodes=ctx.cluster_summary is not None)
+        self.columns = _columns(ctx)
 
     def refresh_fn(
         self,
@@ -190,12 +205,13 @@ class _Handlers:
         show_archived=False,
         show_ensembles=True,
         sort_by=rd.DEFAULT_SORT,
+        by=(),
         selection=(),
         pick=None,
     ):
         v, store = self.v, self.store
         runs = load_runs(store)
-        rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles, sort_by, runs=runs)
+        rows = leaderboard(store, status, model, loss, tag, show_archived, show_ensembles, sort_by, by, runs=runs)
         options = rd.filter_options(runs)
         choices = [rd.run_choice(r) for r in sorted(runs, key=lambda r: -r["id"])]  # values: the run ids
         known = {r["id"] for r in runs}
@@ -225,6 +241,7 @@ class _Handlers:
             v.model_filter: _choices_update(options["model"], model),
             v.loss_filter: _choices_update(options["loss"], loss),
             v.tag_filter: _choices_update(options["tag"], tag),
+            v.by_filter: _choices_update(options["by"], by),
             v.selection: selection_update,
             v.pick: pick_update,
         }
@@ -240,8 +257,9 @@ class _Handlers:
         return {self.v.scatter: scatter, self.v.groups: groups}
 
     def export_fn(self, *values):
+        path = export_csv(self.store, *values, shown=self.columns, by=self.ctx.user().name)
         return {
-            self.v.export_file: gr.update(value=export_csv(self.store, *values, shown=self.columns), visible=True),
+            self.v.export_file: gr.update(value=path, visible=True),
             self.v.action_status: "",
         }
 
@@ -255,14 +273,24 @@ class _Handlers:
             return gr.skip()
         return int(row["ID"])  # the pick's value: its choices are `rd.run_choice`s
 
+    def _owner_checked(self, choice, action: str) -> str:
+        """The user's name, once they may `action` the picked run (a member: only their own)."""
+        run = self.store.get_run(rd.chosen_run_id(choice))
+        return self.ctx.check_owner(run.get("created_by"), action, f"run {run['id']}").name
+
     def save_fn(self, choice, notes, tags):
-        return save_notes_tags(self.store, choice, notes, tags)
+        return save_notes_tags(self.store, choice, notes, tags, by=self.ctx.user().name)
 
     def archive_fn(self, choice):
-        return toggle_archive(self.store, choice)
+        return toggle_archive(self.store, choice, by=self._owner_checked(choice, "archive"))
 
     def delete_fn(self, choice, sure):
-        return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure), self.v.sure: False}
+        by = self._owner_checked(choice, "delete")
+        return {self.v.action_status: delete_run(self.store, self.ctx.queue, choice, sure, by=by), self.v.sure: False}
+
+
+def _columns(ctx) -> tuple:
+    return rd.columns(nodes=ctx.cluster_summary is not None, owners=getattr(ctx, "accounts", None) is not None)
 
 
 def _layout(shown=rd.COLUMNS) -> RunsView:
@@ -273,13 +301,14 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         c["model_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Model")
         c["loss_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Loss")
         c["tag_filter"] = gr.Dropdown([], value=[], multiselect=True, label="Tags (any)")
+        c["by_filter"] = gr.Dropdown([], value=[], multiselect=True, label="By", elem_id="runs-by-filter")
     with gr.Row():
         c["show_archived"] = gr.Checkbox(False, label="Show archived")
         c["show_ensembles"] = gr.Checkbox(
             True, label="Show ensembles", info="hidden while a status/model/loss/tag filter is on"
         )
         c["sort_by"] = gr.Dropdown(list(rd.SORTS), value=rd.DEFAULT_SORT, label="Sort by")
-        c["refresh"] = gr.Button("Refresh", variant="secondary")
+        c["refresh"] = gr.Button("Refresh", variant="secondary", elem_id="runs-refresh")
     c["leaderboard"] = gr.Dataframe(
         value=[],
         headers=rd.shown_headers(shown),
@@ -288,7 +317,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
         wrap=True,
         max_height=480,
         show_search="search",
-        column_widths=column_widths(shown, LEADERBOARD_WIDTHS if shown == rd.COLUMNS else NODE_WIDTHS),
+        column_widths=column_widths(shown, leaderboard_widths(rd.NODE in shown, rd.BY in shown)),
         label="Leaderboard (click a column header to sort, a row to pick the run below)",
         elem_id="runs-leaderboard",
     )
@@ -325,6 +354,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
             c["groups"] = gr.Plot(label="Accuracy by group")
 
     c["sweeps"] = sweep_layout()
+    c["studies"] = studies_layout()
 
     with gr.Accordion("Manage a run", open=True):
         with gr.Row():
@@ -339,7 +369,7 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
             c["archive"] = gr.Button("Archive")
             c["sure"] = gr.Checkbox(False, label="I am sure")
             c["delete"] = gr.Button("Delete run and files", variant="stop")
-        c["action_status"] = gr.Markdown()
+        c["action_status"] = gr.Markdown(elem_id="runs-action-status")
         c["model_export"] = runs_export.layout()
     c["timer"] = gr.Timer(LIVE_SECONDS, active=False)
     return RunsView(**c)
@@ -347,12 +377,22 @@ def _layout(shown=rd.COLUMNS) -> RunsView:
 
 def create_runs_tab(ctx) -> RunsTab:
     """Build the Runs tab inside the caller's `gr.Tab`."""
-    v = _layout(rd.columns(nodes=ctx.cluster_summary is not None))
+    v = _layout(_columns(ctx))
     h = _Handlers(ctx, v)
     refresh = Refresh(
         _guarded(status=v.summary)(h.refresh_fn),
         [*v.filters, v.selection, v.pick],
-        [v.leaderboard, v.summary, v.status_filter, v.model_filter, v.loss_filter, v.tag_filter, v.selection, v.pick],
+        [
+            v.leaderboard,
+            v.summary,
+            v.status_filter,
+            v.model_filter,
+            v.loss_filter,
+            v.tag_filter,
+            v.by_filter,
+            v.selection,
+            v.pick,
+        ],
     )
     overview = Refresh(
         _guarded()(h.overview_fn), [v.accuracy_metric, v.group_by, v.show_archived], [v.scatter, v.groups]
@@ -366,7 +406,8 @@ def create_runs_tab(ctx) -> RunsTab:
         show_progress="hidden",
         api_visibility="private",
     )
-    return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=wire_sweep_view(ctx.store, v.sweeps, v.refresh))
+    sweeps, studies = wire_sweep_view(ctx.store, v.sweeps, v.refresh), wire_study_view(ctx, v.studies, v.refresh)
+    return RunsTab(view=v, refresh=refresh, overview=overview, sweeps=sweeps, studies=studies)
 
 
 def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):
@@ -382,6 +423,7 @@ def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh)
             v.model_filter.input,
             v.loss_filter.input,
             v.tag_filter.input,
+            v.by_filter.input,
         ],
         api_name="runs_refresh",
         **quiet,

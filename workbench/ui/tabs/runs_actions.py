@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from workbench.constants import ACTIVE_STATUSES, RunKind, RunStatus
+from workbench.constants import ACTIVE_STATUSES, AuditAction, RunKind, RunStatus
 from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.specs.finetune import FinetuneSpec
@@ -43,6 +43,7 @@ def leaderboard(
     show_archived=False,
     show_ensembles=True,
     sort_by=rd.DEFAULT_SORT,
+    by=(),
     runs=None,
 ) -> list[dict]:
     runs = with_live_time(store, load_runs(store) if runs is None else runs)
@@ -56,14 +57,17 @@ def leaderboard(
         show_archived=bool(show_archived),
         show_ensembles=bool(show_ensembles),
         sort_by=sort_by or rd.DEFAULT_SORT,
+        by=by,
     )
 
 
-def export_csv(store, *filters, shown=rd.COLUMNS) -> str:
+def export_csv(store, *filters, shown=rd.COLUMNS, by: str = "") -> str:
     rows = leaderboard(store, *filters)
     if not rows:
         raise UserError("the leaderboard is empty: nothing to export (check the filters)")
-    return str(rd.write_csv(shown, rd.rows_to_table(rows, shown)))
+    path = str(rd.write_csv(shown, rd.rows_to_table(rows, shown)))
+    store.record(by, AuditAction.EXPORT, "leaderboard", f"{len(rows)} rows as CSV")
+    return path
 
 
 @dataclass
@@ -90,22 +94,25 @@ def clone_values(store, choice) -> Clone:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
 
 
-def save_notes_tags(store, choice, notes, tags) -> str:
+def save_notes_tags(store, choice, notes, tags, by: str = "") -> str:
     run_id = rd.chosen_run_id(choice)
     tag_list = parse_tags(tags)
     store.update_run(run_id, notes=str(notes or "").strip(), tags=tag_list)
+    store.record(by, AuditAction.REVIEW, f"run {run_id}", f"tags: {', '.join(tag_list) or 'none'}")
     return f"Saved the notes and tags ({', '.join(tag_list) or 'none'}) of run {run_id}."
 
 
-def toggle_archive(store, choice) -> str:
+def toggle_archive(store, choice, by: str = "") -> str:
     run = store.get_run(rd.chosen_run_id(choice))
     store.archive_run(run["id"], not run["archived"])
+    action = AuditAction.UNARCHIVE if run["archived"] else AuditAction.ARCHIVE
+    store.record(by, action, f"run {run['id']}", run["name"])
     if run["archived"]:
         return f"Run {run['id']} is back on the leaderboard."
     return f'Archived run {run["id"]} (tick "show archived" to see it).'
 
 
-def delete_run(store, queue, choice, sure: bool) -> str:
+def delete_run(store, queue, choice, sure: bool, by: str = "") -> str:
     run = store.get_run(rd.chosen_run_id(choice))
     active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
     if run["status"] in ACTIVE_STATUSES or run["id"] in active:
@@ -113,6 +120,7 @@ def delete_run(store, queue, choice, sure: bool) -> str:
     if not sure:
         raise UserError(f'tick "I am sure" to delete run {run["id"]} ({run["name"]}) and its files')
     store.delete_run(run["id"])
+    store.record(by, AuditAction.DELETE, f"run {run['id']}", run["name"])
     return f"Deleted run {run['id']} ({run['name']}) and its files."
 
 

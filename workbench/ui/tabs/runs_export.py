@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from workbench.constants import AuditAction
 from workbench.errors import UserError
 from workbench.predict.export import FORMATS, export_zip
 from workbench.views import runs as rd
@@ -58,6 +59,7 @@ def wire(ctx, export: ModelExport, pick) -> None:
     def download(choice, fmt):
         try:
             path = model_zip(ctx.store, choice, fmt)
+            ctx.store.record(ctx.user().name, AuditAction.EXPORT, f"run {rd.chosen_run_id(choice)}", f"{fmt} model")
         except Exception as exc:
             if not isinstance(exc, UserError):
                 log.exception("model export failed")

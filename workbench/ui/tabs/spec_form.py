@@ -154,6 +154,6 @@ def wire_spec_form(ctx, tab: FormTab, read_spec, words, message, button, api_nam
 
     def submit(tag_text, *values):
         spec = read_spec(values)
-        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text))
+        return spec, ctx.queue.submit(spec, tags=parse_tags(tag_text), by=ctx.user().name)
 
     wire_submit(tab.panel, button, submit, [tab.tags, *tab.form.values()], message, api_name=api_name, words=words)

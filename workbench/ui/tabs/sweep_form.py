@@ -136,7 +136,7 @@ class SweepActions:
             if not any(v for v in axis_values):
                 raise UserError("fill at least one sweep box with several values (models, losses, seeds, ...)")
             sweep, _ = self.plan(name_text, axis_values, form_values)
-            run_ids = submit_sweep(self.ctx.queue, sweep, parse_tags(tag_text))
+            run_ids = submit_sweep(self.ctx.queue, sweep, parse_tags(tag_text), by=self.ctx.user().name)
         except UserError as exc:
             raise UserError(self.words.say(str(exc))) from None
         return (

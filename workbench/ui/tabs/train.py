@@ -26,6 +26,7 @@ from workbench.ui.forms import (
 )
 from workbench.ui.layout import FORM_AND_PANEL, FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
+from workbench.ui.tabs.search_form import search_layout, wire_search
 from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, say_at_once, wire_spec_form
 from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
 from workbench.views.live import QUICK_HINT, SHORTER_HINT
@@ -83,6 +84,7 @@ def create_train_tab(ctx) -> FormTab:
             train_button = gr.Button("Train", variant="primary", elem_id="train-button")
             command = command_box(defaults.to_cli(), "Equivalent command (copy to run it headless)", "train-command")
             sweep = sweep_layout()
+            search = search_layout()
         with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
             panel = create_live_panel(ctx)
 
@@ -112,4 +114,5 @@ def create_train_tab(ctx) -> FormTab:
         form["schedule_params"],
     )
     wire_sweep(ctx, sweep, form, tags, panel, read_spec, words)
+    wire_search(ctx, search, form, tags, panel, read_spec, words)
     return tab
