@@ -19,7 +19,7 @@ jobs itself). Validation, the run rows, statuses, Cancel and Resume are this one
 
 import threading
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -176,38 +176,30 @@ class JobQueue:
         """Stop a job that waits in the queue at once (returns False), or one that has started after its
         current batch (returns True: it becomes cancelled when its process has stopped). Recorded as `by`'s
         (default: the OS user)."""
-        job: Job | None
-        with self._lock:
-            for job in self._pending:
-                if job.run_id == run_id:
-                    self._pending.remove(job)
-                    self.store.set_status(run_id, RunStatus.CANCELLED)
-                    self.store.record(by or os_user(), AuditAction.CANCEL, f"run {run_id}", "while queued")
-                    job.done.set()
-                    return False
-            job = self._running.get(run_id)
-        if job is None:
-            raise UserError(f"run {run_id} is not queued or running here")
-        job.stop.set()
-        self.store.record(by or os_user(), AuditAction.CANCEL, f"run {run_id}", "while running")
-        return True
+        started = self._request_stop(run_id, RunStatus.CANCELLED, lambda job: job.stop)
+        where = "while running" if started else "while queued"
+        self.store.record(by or os_user(), AuditAction.CANCEL, f"run {run_id}", where)
+        return started
 
     def prune(self, run_id: int) -> bool:
         """A study's pruner stops a run (`workbench.jobs.study`): one that waits in the queue is pruned at once
         (returns False), one that trains stops after its current epoch, logged and checkpointed (returns True:
         it becomes pruned when its process has stopped; completed if that epoch was its last)."""
-        job: Job | None
+        return self._request_stop(run_id, RunStatus.PRUNED, lambda job: job.prune)
+
+    def _request_stop(self, run_id: int, status: RunStatus, request: Callable[[Job], threading.Event]) -> bool:
+        """Take a waiting job out of the queue as `status` (False), or set the running job's `request` (True)."""
         with self._lock:
             for job in self._pending:
                 if job.run_id == run_id:
                     self._pending.remove(job)
-                    self.store.set_status(run_id, RunStatus.PRUNED)
+                    self.store.set_status(run_id, status)
                     job.done.set()
                     return False
-            job = self._running.get(run_id)
-        if job is None:
+            running = self._running.get(run_id)
+        if running is None:
             raise UserError(f"run {run_id} is not queued or running here")
-        job.prune.set()
+        request(running).set()
         return True
 
     def wait(self, run_id: int, timeout: float | None = None) -> bool:
