@@ -18,8 +18,7 @@ from workbench.jobs.study import StudyDriver
 from workbench.specs.flags import parse_tags
 from workbench.specs.search import PRUNERS, SAMPLERS, Search, budget_text
 from workbench.specs.space import Param
-from workbench.ui.live_panel import start_polling
-from workbench.ui.tabs.spec_form import command_box, say_at_once
+from workbench.ui.tabs.spec_form import command_box, wire_box
 
 EMPTY = (
     "Write the settings to search, one `setting=range` each: `log(a,b)` and `uniform(a,b)` for numbers, "
@@ -180,14 +179,7 @@ def wire_search(ctx, box: SearchBox, form: dict, tags, panel, read_spec, words) 
             return f"**Not started:** {exc}"
 
     inputs = [*box.settings, tags, *form.values()]
-    gr.on(
-        [c.change for c in inputs],
-        lambda *values: actions.preview(*split(values)),
-        inputs,
-        [box.summary, box.command],
-        show_progress="hidden",
-    )
-    say_at_once(box.button, box.message, "⏳ Checking the space and starting the study…")
-    started = box.button.click(start, inputs, [box.message], concurrency_limit=1, api_name="search")
-    started.then(start_polling, None, panel.timer, api_visibility="private")
+    preview = lambda *values: actions.preview(*split(values))  # noqa: E731 - the box's live summary
+    busy = "⏳ Checking the space and starting the study…"
+    wire_box(box, inputs, preview, start, [box.message], busy, "search", panel.timer)
     return actions

@@ -111,6 +111,15 @@ def say_at_once(button, message, text: str):
     button.click(None, None, message, js=f"() => {json.dumps(text)}", show_progress="hidden", api_visibility="private")
 
 
+def wire_box(box, inputs: list, preview, submit, outputs: list, busy: str, api_name: str, timer) -> None:
+    """A Sweep or Search box under the form: its summary and command follow every input (`preview(*inputs)`),
+    its button says `busy` at once and submits (`submit(*inputs)` -> `outputs`), then the live panel polls."""
+    gr.on([c.change for c in inputs], preview, inputs, [box.summary, box.command], show_progress="hidden")
+    say_at_once(box.button, box.message, busy)
+    submitted = box.button.click(submit, inputs, outputs, concurrency_limit=1, api_name=api_name)
+    submitted.then(start_polling, None, timer, api_visibility="private")
+
+
 def wire_submit(panel: LivePanel, button, submit, inputs: list, message, api_name: str, words):
     """`button` queues a run: `submit(*inputs)` queues it and returns its spec and run id, or raises
     UserError; `message` says which (a refusal in the form's words, highlighted), and the panel follows the

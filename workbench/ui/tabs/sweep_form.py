@@ -19,8 +19,7 @@ from workbench.jobs.estimate import estimate_many
 from workbench.specs.catalogue import LOSSES, SCHEDULES
 from workbench.specs.flags import parse_tags
 from workbench.specs.sweep import AXES, Sweep, default_name, submit_sweep
-from workbench.ui.live_panel import start_polling
-from workbench.ui.tabs.spec_form import command_box, say_at_once
+from workbench.ui.tabs.spec_form import command_box, wire_box
 from workbench.views.sweeps import time_text
 
 EMPTY = (
@@ -163,14 +162,7 @@ def wire_sweep(ctx, box: SweepBox, form: dict, tags, panel, read_spec, words) ->
         return f"{text} {note}".strip(), follow
 
     inputs = [box.name, *box.axes.values(), tags, *form.values()]
-    gr.on(
-        [c.change for c in inputs],
-        lambda *values: actions.preview(*split(values)),
-        inputs,
-        [box.summary, box.command],
-        show_progress="hidden",
-    )
-    say_at_once(box.button, box.message, "⏳ Checking every run and queueing the sweep…")
-    queued = box.button.click(queue, inputs, [box.message, panel.follow], concurrency_limit=1, api_name="sweep")
-    queued.then(start_polling, None, panel.timer, api_visibility="private")
+    preview = lambda *values: actions.preview(*split(values))  # noqa: E731 - the box's live summary
+    busy = "⏳ Checking every run and queueing the sweep…"
+    wire_box(box, inputs, preview, queue, [box.message, panel.follow], busy, "sweep", panel.timer)
     return actions
