@@ -7,14 +7,11 @@ trials and best), registered on the CLI's parser by `add_commands`.
     workbench search --preset search         # a preset's [defaults] and [search] table
 """
 
-import tomllib
-from pathlib import Path
-
 from workbench.cli.job_queue import add_queue_arguments, open_job_queue
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
-from workbench.specs.presets import PRESETS_DIR
+from workbench.specs.presets import read_preset
 from workbench.specs.run import RunSpec
 from workbench.specs.search import PRUNERS, SAMPLERS, Search, budget_text, duration_text, parse_duration
 
@@ -82,15 +79,7 @@ def build_search(args) -> Search:
 
 def load_search_preset(name_or_path: str, args=None) -> Search:
     """A preset with `[defaults]` and a `[search]` table; the CLI's --trials/--timeout/NAME override its own."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESETS_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise UserError(f"no preset {name_or_path!r} (looked for {path})")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    path, data = read_preset(name_or_path)
     if not isinstance(data.get("search"), dict):
         raise UserError(f"preset {path.name} has no [search] table; `workbench train-all --preset` runs its runs")
     table = dict(data["search"])

@@ -33,18 +33,23 @@ def list_presets() -> list:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
-def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None = None) -> Preset:
-    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, or its [sweep] expanded over
-    them; each normalised. `seeds` (text or a list) replaces a sweep's seeds."""
+def read_preset(name_or_path: str | Path) -> tuple[Path, dict]:
+    """(the file, its TOML) of a preset named in presets/ or given as a path; UserError if missing or invalid."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESETS_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         raise UserError(f"no preset {name_or_path!r}; choose one of: {', '.join(list_presets())} or a .toml path")
     try:
-        data = tomllib.loads(path.read_text())
+        return path, tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+
+
+def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None = None) -> Preset:
+    """The preset's RunSpecs: its [defaults] merged under each [[runs]] entry, or its [sweep] expanded over
+    them; each normalised. `seeds` (text or a list) replaces a sweep's seeds."""
+    path, data = read_preset(name_or_path)
     if "search" in data:
         raise UserError(
             f"preset {path.name} is a search ([search]): run it with `workbench search --preset {path.stem}`"
