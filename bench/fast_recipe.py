@@ -34,6 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from workbench.training.threads import configure_threads, set_thread_environment
+
+set_thread_environment()  # as a job's process does (workbench.jobs.child): before TensorFlow's import
+
 import keras
 import numpy as np
 
@@ -45,6 +49,8 @@ from workbench.ensemble.calibration import softmax
 from workbench.specs.presets import load_preset
 from workbench.training.fit import TRANSLATE_VIEWS, VIEWS, batch_options
 from workbench.training.runners import runner_for
+
+configure_threads()  # the job's cores, before TensorFlow runs an op
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -87,7 +93,7 @@ def tta_accuracy(model, x, y, batches, spec) -> float:
     return float((np.argmax(probs, 1) == y).mean())
 
 
-def curve(spec, accuracy_target: float) -> dict:
+def curve(spec, accuracy_target: float, test_subset: int = 0, tta: bool = True) -> dict:
     runner = runner_for(spec)
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes)
@@ -107,6 +113,8 @@ def curve(spec, accuracy_target: float) -> dict:
         low_res_epochs=spec.low_res_epochs,
     )
     x_test, y_test = data.dataset.x_test, data.dataset.y_test
+    if test_subset:  # ablations: the first N test images (a relative figure, not the recipe's)
+        x_test, y_test = x_test[:test_subset], y_test[:test_subset]
     test_ds = make_dataset(x_test, y_test, batches)
     callback = Curve(test_ds, y_test)
     print(
@@ -118,7 +126,7 @@ def curve(spec, accuracy_target: float) -> dict:
     print("epoch  train wall s  train CPU s  test acc %")
     model.fit(train_ds, epochs=spec.epochs, callbacks=[*phase.callbacks, callback], verbose=0, shuffle=False)
     final = accuracy_of(model, test_ds, y_test)  # after fit: the EMA weights (use_ema) where the spec asks
-    tta = tta_accuracy(model, x_test, y_test, batches, spec)
+    tta = tta_accuracy(model, x_test, y_test, batches, spec) if tta else float("nan")
     print(
         f"final weights{' (EMA)' if spec.ema_momentum else ''}: test {100 * final:.2f}%, with flip + translate "
         f"TTA {100 * tta:.2f}%; last epoch's raw weights {100 * callback.rows[-1][2]:.2f}%; "
@@ -205,6 +213,8 @@ def main(argv=None) -> int:
     recipe.add_argument("--low-res-epochs", type=int, help="progressive resolution: first N epochs at 24 px")
     recipe.add_argument("--xla", action=argparse.BooleanOptionalAction, help="jit_compile the training step")
     recipe.add_argument("--seed", type=int, help="the run's seed (default: the preset's)")
+    parser.add_argument("--test-subset", type=int, default=0, help="score on the first N test images (ablations)")
+    parser.add_argument("--skip-tta", action="store_true", help="no test-time augmentation pass (ablations)")
     parser.add_argument("--skip-curve", action="store_true")
     parser.add_argument("--skip-ensemble", action="store_true")
     args = parser.parse_args(argv)
@@ -222,15 +232,19 @@ def main(argv=None) -> int:
         if args.epochs:  # the warm-up keeps its share of the run
             spec = spec.replace(epochs=args.epochs, warmup_epochs=spec.warmup_epochs * args.epochs / spec.epochs)
         print(f"== curve: presets/{args.preset}.toml on this machine")
-        result = curve(spec, accuracy_target)
+        result = curve(spec, accuracy_target, args.test_subset, tta=not args.skip_tta)
         best = max(a for _, _, a in result["rows"])
         within = max((a for _, s, a in result["rows"] if s <= seconds_target), default=0.0)
-        if result["seconds"] <= seconds_target:
-            within = max(within, result["final"])
+        if result["seconds"] <= seconds_target:  # the whole run trained in time: its final figures count,
+            # with its test-time augmentation (issue 25's target: TTA passes off the training clock)
+            within = max(within, result["final"], *([result["tta"]] if result["tta"] == result["tta"] else []))
         reached = f"{result['reached']:.1f} s" if result["reached"] else "never"
         print(f"best epoch-end test accuracy {100 * best:.2f}%; {100 * accuracy_target:.0f}% reached after {reached}")
         targets.at_least(
-            f"test accuracy within {seconds_target} s of training", 100 * within, 100 * accuracy_target, unit="%"
+            f"test accuracy (with TTA when all epochs fit) within {seconds_target} s of training",
+            100 * within,
+            100 * accuracy_target,
+            unit="%",
         )
     if not args.skip_ensemble and args.preset == "fast":
         members = [s for s in load_preset("quick") if s.model.startswith("airbench")]

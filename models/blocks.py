@@ -7,7 +7,8 @@ with safe_mode.
 
 Weight decay: `weight_decay` is the SGD-style coefficient of the papers (5e-4, 1e-4). It is applied as
 `L2(weight_decay / 2)` on conv and dense kernels only, whose gradient is `weight_decay * w`; batch
-norm parameters and biases are never decayed.
+norm parameters and biases are never decayed (but airbench's reparameterised biases, `airbench_layers`,
+which its paper decays as weights).
 """
 
 from __future__ import annotations

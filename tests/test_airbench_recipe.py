@@ -100,7 +100,7 @@ def test_lookahead_slow_weights_move_by_the_rule():
     decay = 0.95**5 * (10 / 20) ** 3
     expected = [s + (1 - decay) * (f - s) for s, f in zip(slow0, fast)]
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(_weights(model), expected))  # fast = new slow
-    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(callback.slow, expected))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(map(np.asarray, callback.slow), expected))
     # The last step, not a multiple of `every`: the model ends on the slow weights.
     callback = Lookahead(every, 12)
     callback.set_model(model)

@@ -17,6 +17,7 @@ import math
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
@@ -53,7 +54,7 @@ def precision_warning(precision: str, on_cpu: bool, has_fast_bf16: bool | None =
     )
 
 
-def run_warning(spec, gpu_count: int) -> str:
+def run_warning(spec: Any, gpu_count: int) -> str:
     """`precision_warning` for a spec about to run on a machine with `gpu_count` GPUs (gpus 0: the CPU)."""
     return precision_warning(getattr(spec, "precision", "float32"), on_cpu=gpu_count == 0 or spec.gpus == 0)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 
 from models.airbench import WHITEN_BIAS
 
@@ -43,14 +42,14 @@ class Lookahead(keras.callbacks.Callback):
         self.every, self.total = int(every), int(total_steps)
         self.step = 0
         self.weights: list[Any] = []
-        self.slow: list[np.ndarray] = []
+        self.slow: list[Any] = []  # tensors where the weights live (a GPU's memory): no copies to the host
 
-    def on_train_begin(self, logs=None) -> None:
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self.weights = [v for v in self.model.weights if "float" in str(v.dtype)]
-        self.slow = [np.array(keras.ops.convert_to_numpy(v)) for v in self.weights]
+        self.slow = [keras.ops.copy(keras.ops.convert_to_tensor(v)) for v in self.weights]
         self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
-    def on_train_batch_end(self, batch, logs=None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.step += 1
         if self.step % self.every == 0:
             self.sync(lookahead_decay(self.step, self.total, self.every))
@@ -59,10 +58,9 @@ class Lookahead(keras.callbacks.Callback):
 
     def sync(self, decay: float) -> None:
         """slow += (1 - decay) * (fast - slow); fast = slow."""
-        for variable, slow in zip(self.weights, self.slow):
-            fast = keras.ops.convert_to_numpy(variable)
-            slow += (1.0 - decay) * (fast - slow)
-            variable.assign(slow)
+        for i, (variable, slow) in enumerate(zip(self.weights, self.slow)):
+            self.slow[i] = slow + (1.0 - decay) * (keras.ops.convert_to_tensor(variable) - slow)
+            variable.assign(self.slow[i])
 
 
 class FreezeAfter(keras.callbacks.Callback):
@@ -74,7 +72,7 @@ class FreezeAfter(keras.callbacks.Callback):
         super().__init__()
         self.name, self.epochs = name, int(epochs)
 
-    def on_epoch_begin(self, epoch, logs=None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         layer = self.model.get_layer(self.name)
         if epoch >= self.epochs and layer.trainable:
             layer.trainable = False

@@ -94,7 +94,7 @@ def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str, hint=l
             return ""  # the command box already says what to fix
         text = estimate_text(estimate(spec, ctx.store, len(ctx.gpu_names)), hint=hint(spec))
         warning = run_warning(spec, len(ctx.gpu_names))
-        return text + (f"\n\n⚠️ **{warning[0].upper()}{warning[1:]}.**" if warning else "")
+        return text + (f"\n\n⚠️ **Precision:** {warning}." if warning else "")
 
     box = gr.Markdown(lambda: say(lambda: defaults), elem_id=elem_id)
     components = list(form.values())
