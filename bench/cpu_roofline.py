@@ -13,8 +13,9 @@
    pipeline alone (no model). With real data when the bundled CIFAR-10 copy is there, else random pixels
    (the pipeline's cost does not depend on what the pixels show).
 
-No target: it prints the table (the README's roofline row). On a shared machine the figures move with the
-other work; the load average is printed at the start and the end.
+Targets: the step through the pipeline at least 0.9x the step on a held batch (it does not wait on augmentation),
+and for each model, XLA off (what the CPU presets set, `xla = false`) not slower than XLA on. On a shared
+machine the figures move with the other work; the load average is printed at the start and the end.
 """
 
 import argparse
@@ -36,6 +37,7 @@ import tensorflow as tf
 
 CORES = configure_threads()
 
+from bench.targets import Targets
 from workbench.data.pipeline import BatchOptions, make_dataset
 from workbench.jobs.costs import count_mmacs
 from workbench.specs.presets import load_preset
@@ -164,7 +166,17 @@ def main(argv=None) -> int:
             f"(ratio {piped / held:.2f}: 1.00 means the step never waits on augmentation)"
         )
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    return 0
+    targets = Targets()
+    for name in args.models.split(","):
+        if (name, "off") in rows and (name, "on") in rows:
+            targets.holds(
+                f"{name}: XLA off (the CPU presets' choice) not slower than on",
+                rows[(name, "off")] >= rows[(name, "on")],
+                f"{rows[(name, 'off')]:.0f} vs {rows[(name, 'on')]:.0f} img/s",
+            )
+    if not args.skip_pipeline:
+        targets.at_least("fast recipe's step through the pipeline vs on a held batch", piped / held, 0.9, "x")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

@@ -189,6 +189,7 @@ def test_bf16_warning_on_a_cpu_without_bf16_and_the_jobs_cores(tmp_path):
     assert job_cores(quota) == job_cores(tmp_path / "none") >= 1
 
 
+@pytest.mark.slow  # several traces (24 and 32 px, the freeze, every stored view): tens of seconds
 def test_a_run_with_every_piece_trains_through_fit_and_its_checkpoint_loads_with_safe_mode(store):
     from workbench.training.checkpoint import load_checkpoint
     from workbench.training.fit import fit
