@@ -2,11 +2,13 @@
 
 Every helper names its layers from the `name` it is given, so a model's layers have stable,
 readable names (`stage2_block1_conv1`, `stage2_block1_se_reduce`, ...). Only built-in Keras layers
-are used, so `get_config`/`from_config` and `.keras` files work without custom objects.
+are used here (airbench's own two pieces are registered in `airbench_layers`), so `.keras` files load
+with safe_mode.
 
 Weight decay: `weight_decay` is the SGD-style coefficient of the papers (5e-4, 1e-4). It is applied as
 `L2(weight_decay / 2)` on conv and dense kernels only, whose gradient is `weight_decay * w`; batch
-norm parameters and biases are never decayed.
+norm parameters and biases are never decayed (but airbench's reparameterised biases, `airbench_layers`,
+which its paper decays as weights).
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ def conv2d(
     padding: str = "same",
     use_bias: bool = False,
     weight_decay: float = 0.0,
+    kernel_initializer="he_normal",
     dtype=None,
     name: str,
 ) -> layers.Conv2D:
-    """A `Conv2D` with he_normal init and the kernel decayed by `weight_decay`."""
+    """A `Conv2D` (he_normal init unless `kernel_initializer` says) with the kernel decayed by `weight_decay`."""
     return layers.Conv2D(
         filters,
         kernel_size,
@@ -43,7 +46,7 @@ def conv2d(
         groups=groups,
         padding=padding,
         use_bias=use_bias,
-        kernel_initializer="he_normal",
+        kernel_initializer=kernel_initializer,
         kernel_regularizer=kernel_regularizer(weight_decay),
         dtype=dtype,
         name=name,

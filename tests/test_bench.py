@@ -60,6 +60,12 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
             marks=SLOW,
         ),
         pytest.param(
+            "cpu_roofline.py",
+            ["--models", "lenet", "--steps", "2", "--warmup", "1", "--matmul", "256", "--data", "none"],
+            "peak: float32 matmul 256x256",
+            marks=SLOW,
+        ),
+        pytest.param(
             "cluster.py", ["--jobs", "2", "--epochs", "1", "--images", "300"], "| Ray, one node (1 CPU) |", marks=SLOW
         ),
         pytest.param(

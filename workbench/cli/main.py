@@ -24,6 +24,7 @@ from workbench.jobs.estimate import estimate, estimate_many
 from workbench.jobs.malloc_tuning import limit_arenas
 from workbench.specs import FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
+from workbench.specs.hardware import run_warning
 from workbench.specs.presets import load_preset
 from workbench.training.tensorboard import export as export_tensorboard
 from workbench.views.live import estimate_text, phase_of, progress_facts, resume_message
@@ -202,9 +203,17 @@ def _train(args):
     store = _open_store(args)
     with open_job_queue(args, store) as queue:
         run_id = queue.submit(spec, tags=parse_tags(args.tags))
+        _warn(spec, len(queue.gpus))
         print(f"run {run_id}: {spec.display_name()}  ({store.path})")
         print(estimate_text(estimate(spec, store, len(queue.gpus)), hint=_hint(spec), markdown=False), flush=True)
         return _follow(queue, store, [run_id])
+
+
+def _warn(spec, gpu_count: int) -> None:
+    """What the run's settings cost on this machine (mixed_bfloat16 on a CPU without bfloat16), on stderr."""
+    warning = run_warning(spec, gpu_count)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
 
 def _dry_run(args, spec) -> int:
@@ -214,6 +223,7 @@ def _dry_run(args, spec) -> int:
 
     gpus = len(gpu_names())
     spec = spec.validate(available_gpus=gpus)
+    _warn(spec, gpus)
     store = _open_store(args, create=False)
     tags = parse_tags(args.tags)
     print(f"would queue: {spec.display_name()}" + (f", tagged {','.join(tags)}" if tags else ""))

@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from workbench.data.augment.ops import build_augmenter, parse_augmentations
 
+LOW_RES_SIZE = 24  # progressive resolution's early epochs (low_res_epochs)
+
 
 @dataclass(frozen=True, eq=False)  # eq=False: mean and std are arrays, which == does not compare to a bool
 class BatchOptions:
@@ -51,6 +53,8 @@ def make_dataset(
     shift: int = 0,
     first_epoch: int = 0,
     drop_remainder: bool | None = None,
+    low_res_epochs: int = 0,
+    low_res_size: int = LOW_RES_SIZE,
 ) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels), made as `options` say.
 
@@ -58,6 +62,9 @@ def make_dataset(
     flip: mirror every image, shift: move every image by `shift` pixels down and right (negative: up and
     left), REFLECT-padded (test-time augmentation).
     first_epoch: the epoch the first pass over the dataset trains (alt_flip's parity on resume).
+    low_res_epochs: progressive resolution: training batches of epochs before this one are resized (bilinear,
+    antialiased) to low_res_size pixels a side; the batches' height and width are then unknown to the graph,
+    which a model that pools globally (airbench) takes at either size.
     """
     n = len(images)
     images = tf.constant(images)
@@ -74,11 +81,13 @@ def make_dataset(
     )
 
     alternate = training and "alt_flip" in parse_augmentations(augment)
+    low_res = training and low_res_epochs > first_epoch
     if alternate:
         # cifar10-airbench's alternating flip: image i is mirrored in epoch e iff start[i] xor (e odd).
+        start = tf.constant(np.random.default_rng(seed).integers(0, 2, n).astype(bool))
+    if alternate or low_res:
         # Each pass over the dataset (an epoch: Keras iterates it anew) takes the next epoch number from
         # a counter, read once when the pass starts.
-        start = tf.constant(np.random.default_rng(seed).integers(0, 2, n).astype(bool))
         with tf.device("/CPU:0"):  # tf.data runs on the host, also on a GPU machine
             counter = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
         epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(lambda _: counter.assign_add(1) - 1)
@@ -95,7 +104,7 @@ def make_dataset(
         batches = tf.data.Dataset.zip((batches, seeds))
     else:
         batches = batches.map(lambda idx: (idx, tf.zeros([2], tf.int64)))
-    if alternate:
+    if alternate or low_res:
         count = batches.cardinality()  # zipped with the endless epoch number: keep the count known to Keras
         batches = tf.data.Dataset.zip((batches, epochs)).map(lambda b, e: (b[0], b[1], e))
         batches = batches.apply(tf.data.experimental.assert_cardinality(count))
@@ -115,6 +124,12 @@ def make_dataset(
         if shift:
             x = _shift(x, shift)
         x = (x - mean) / std
+        if low_res:
+            x = tf.cond(
+                epoch < low_res_epochs,
+                lambda: tf.image.resize(x, (low_res_size, low_res_size), method="bilinear", antialias=True),
+                lambda: x,
+            )
         if resize_to:
             x = tf.image.resize(x, (resize_to, resize_to), method="bilinear")
         return x, y

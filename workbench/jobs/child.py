@@ -191,7 +191,12 @@ def main() -> int:
     stop, prune = threading.Event(), threading.Event()
     threading.Thread(target=_watch_parent, args=(stop, prune), daemon=True, name="parent-watch").start()
     from store import Store  # noqa: PLC0415 - pandas: sqlite_utils imports it (seconds); after the parent watch starts
+    from workbench.training.threads import configure_threads, set_thread_environment  # noqa: PLC0415 - TensorFlow: imported inside configure_threads only
+
+    set_thread_environment()  # before TensorFlow's import: OMP_NUM_THREADS
     from workbench.training.fit import fit  # noqa: PLC0415 - TensorFlow: after TF_CPP_MIN_LOG_LEVEL is set
+
+    configure_threads()  # the job's cores, before TensorFlow runs an op
 
     with Store(header["store"]) as store:
         run_id = header["run_id"]

@@ -13,6 +13,13 @@ from workbench.specs.base import PRECISIONS, SHARED_HELP, Spec, check
 from workbench.specs.catalogue import loss_params, schedule_params
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+# airbench builder option -> the run setting that gives it
+AIRBENCH_SETTINGS = {
+    "dirac": "dirac_init",
+    "bn_bias_lr": "bn_bias_lr",
+    "whiten_bias": "whiten_bias_epochs",
+    "any_size": "low_res_epochs",
+}
 
 HELP = {
     **SHARED_HELP,
@@ -29,6 +36,15 @@ HELP = {
     "momentum": "SGD/RMSprop momentum",
     "weight_decay": "weight decay (L2 on conv/dense kernels; decoupled for adamw)",
     "ema_momentum": "keep an EMA of the weights with this momentum (e.g. 0.99), used for the final evaluation; 0: off",
+    "dirac_init": "identity (Dirac) init of the 3x3 convs' first channels (airbench family; cifar10-airbench: on)",
+    "bn_bias_lr": "learning-rate multiplier of BatchNorm biases, by reparameterisation (airbench family; "
+    "cifar10-airbench: 64); 1: off",
+    "whiten_bias_epochs": "train a bias on the whitening layer for the first N epochs, then freeze it "
+    "(airbench family; cifar10-airbench: 3); 0: no bias",
+    "lookahead_every": "lookahead: every N steps the slow weights move toward the model's and replace them "
+    "(cifar10-airbench: 5); 0: off",
+    "low_res_epochs": "progressive resolution: train the first N epochs on images downscaled to 24 px "
+    "(airbench family); 0: off",
     "epochs": "number of epochs",
     "xla": "compile the training step with XLA",
     "name": "run name (default: model-loss-augment-epochs)",
@@ -60,6 +76,12 @@ class RunSpec(Spec):
     momentum: float = 0.9
     weight_decay: float = 5e-4
     ema_momentum: float = 0.0  # > 0: Keras' optimizer EMA (use_ema), the average evaluated at the end
+    # cifar10-airbench's recipe (workbench.training.recipe, models.airbench); all off by default
+    dirac_init: bool = False
+    bn_bias_lr: float = 1.0
+    whiten_bias_epochs: int = 0
+    lookahead_every: int = 0
+    low_res_epochs: int = 0
     epochs: int = 200
     batch_size: int = 128
     gpus: int = -1  # -1: one GPU when there is one, else the CPU; 0: the CPU; N: N GPUs (MirroredStrategy)
@@ -87,11 +109,15 @@ class RunSpec(Spec):
         from models import check_options, list_models, model_info  # noqa: PLC0415 - Keras: the zoo imports it
 
         choose("model", self.model, list_models())
-        options = model_info(self.model)["options"]
-        if "weight_decay" in self.model_kwargs:
-            raise UserError(
-                "set weight decay with the run's weight_decay setting (--weight-decay), not as a model option"
-            )
+        info = model_info(self.model)
+        options = info["options"]
+        for option, setting in ({"weight_decay": "weight_decay"} | AIRBENCH_SETTINGS).items():
+            if option in self.model_kwargs:
+                raise UserError(
+                    f"set {option} with the run's {setting} setting (--{setting.replace('_', '-')}), "
+                    "not as a model option"
+                )
+        self.check_recipe(info["family"])
         unknown = sorted(set(self.model_kwargs) - set(options))
         if unknown:
             raise UserError(
@@ -107,6 +133,40 @@ class RunSpec(Spec):
         check(0 <= self.weight_decay < 1, "weight decay must be in [0, 1) (classic: 5e-4)")
         check(0 <= self.ema_momentum < 1, "EMA momentum must be in [0, 1) (0: no weight average; e.g. 0.99)")
         check(0 <= self.warmup_epochs < max(self.epochs, 1), f"warm-up epochs must be in [0, {self.epochs})")
+
+    def check_recipe(self, family: str) -> None:
+        """cifar10-airbench's settings: numbers in range, and the model's own ones on an airbench model only."""
+        check(self.bn_bias_lr > 0, "BatchNorm bias learning-rate multiplier must be > 0 (1: off; cifar10-airbench: 64)")
+        check(self.whiten_bias_epochs >= 0, "whitening bias epochs must be >= 0 (0: no bias; cifar10-airbench: 3)")
+        check(self.lookahead_every >= 0, "lookahead every must be >= 0 steps (0: off; cifar10-airbench: 5)")
+        check(
+            0 <= self.low_res_epochs < max(self.epochs, 1),
+            f"low-resolution epochs must be in [0, {self.epochs}) (0: off): the last epochs train at full size",
+        )
+        used = [
+            name
+            for name, on in (
+                ("dirac_init", self.dirac_init),
+                ("bn_bias_lr", self.bn_bias_lr != 1),
+                ("whiten_bias_epochs", self.whiten_bias_epochs > 0),
+                ("low_res_epochs", self.low_res_epochs > 0),
+            )
+            if on
+        ]
+        if used and family != "airbench":
+            raise UserError(
+                f"{', '.join(used)} apply to the airbench family only (model {self.model!r} is {family}); "
+                "pick airbench_cpu or airbench94, or turn them off"
+            )
+
+    def airbench_options(self) -> dict:
+        """The airbench builder's options this run's settings give (`models.airbench`)."""
+        return {
+            "dirac": self.dirac_init,
+            "bn_bias_lr": self.bn_bias_lr,
+            "whiten_bias": self.whiten_bias_epochs > 0,
+            "any_size": self.low_res_epochs > 0,
+        }
 
 
 __all__ = ["HELP", "OPTIMIZERS", "PRECISIONS", "RunSpec"]

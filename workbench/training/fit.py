@@ -26,6 +26,7 @@ from workbench.data.datasets import Dataset
 from workbench.data.pipeline import BatchOptions, make_dataset, steps_per_epoch
 from workbench.data.split import PreparedData, prepare_data
 from workbench.specs.base import Spec
+from workbench.specs.hardware import precision_warning
 from workbench.training import devices as device_utils
 from workbench.training.checkpoint import (
     CHECKPOINT,
@@ -70,6 +71,9 @@ def fit(
         step_seconds=None,
     )
     runner = runner_for(spec)
+    warning = precision_warning(spec.precision, on_cpu=not any("GPU" in d.upper() for d in devices))
+    if warning:
+        print(f"warning: {warning}", flush=True)  # the job's process.log
     keras.utils.set_random_seed(spec.seed)
     data = prepare_data(spec, stats=runner.normalizes, dataset=dataset)
     run_dir = store.run_dir(run_id)
@@ -116,6 +120,7 @@ def fit(
         augment_options=getattr(spec, "augment_params", None),
         seed=spec.seed + 7919 * done,
         first_epoch=done,
+        low_res_epochs=getattr(spec, "low_res_epochs", 0),
     )
     val_ds = make_dataset(data.x_val, data.y_val, batches)
     # TensorBoard event files as it trains, if the spec asks (a Ray job's spec does not: the store is local)
@@ -142,7 +147,7 @@ def fit(
             validation_data=val_ds,
             epochs=phase.until,
             initial_epoch=done,
-            callbacks=[callback],
+            callbacks=[*phase.callbacks, callback],
             verbose=0,
             shuffle=False,
         )  # the pipeline shuffles

@@ -27,6 +27,7 @@ from workbench.specs.run import RunSpec
 from workbench.training import backbones
 from workbench.training.losses import build_loss
 from workbench.training.precision import under_policy
+from workbench.training.recipe import recipe_callbacks
 from workbench.training.schedules import build_schedule
 
 DATA_INIT_IMAGES = 5000  # training images a family's data-computed weights see (cifar10-airbench: 5,000)
@@ -36,6 +37,7 @@ DATA_INIT_IMAGES = 5000  # training images a family's data-computed weights see 
 class Phase:
     until: int  # the phase's last epoch (1-based, inclusive)
     prepare: Callable  # prepare(model): trainable layers and compile, under the job's strategy
+    callbacks: Sequence[keras.callbacks.Callback] = ()  # the phase's own, before the store's (lookahead, ...)
 
 
 def accuracy_metric() -> keras.metrics.Metric:
@@ -49,6 +51,8 @@ def build_model(spec: RunSpec, num_classes: int, input_shape: Sequence[int]) -> 
     """A zoo model under the spec's precision, with L2 weight decay unless the optimizer decouples it.
     A model option with a value the family refuses is a UserError (the job fails with its message)."""
     weight_decay = 0.0 if spec.optimizer == "adamw" else spec.weight_decay
+    # cifar10-airbench's model-side settings (Dirac init, BN-bias rate, whitening bias) are run settings
+    recipe = spec.airbench_options() if models.model_info(spec.model)["family"] == "airbench" else {}
     try:
         return under_policy(
             spec.precision,
@@ -58,6 +62,7 @@ def build_model(spec: RunSpec, num_classes: int, input_shape: Sequence[int]) -> 
                 input_shape=tuple(input_shape),
                 weight_decay=weight_decay,
                 **spec.model_kwargs,
+                **recipe,
             ),
         )
     except UserError:
@@ -131,7 +136,13 @@ class ScratchRunner:
             models.init_from_data(self.spec.model, model, (images - batches.mean) / batches.std)
 
     def phases(self, steps: int) -> list[Phase]:
-        return [Phase(self.spec.epochs, lambda model: compile_model(model, self.spec, steps))]
+        return [
+            Phase(
+                self.spec.epochs,
+                lambda model: compile_model(model, self.spec, steps),
+                recipe_callbacks(self.spec, steps),
+            )
+        ]
 
 
 class FinetuneRunner:

@@ -19,7 +19,7 @@ from workbench.data.datasets import DATASETS
 from workbench.errors import UserError
 from workbench.specs.catalogue import LOSS_PARAMS, LOSSES, SCHEDULE_PARAMS, SCHEDULES
 from workbench.specs.flags import flag, format_key_values, parse_key_values
-from workbench.specs.run import HELP, OPTIMIZERS, PRECISIONS, RunSpec
+from workbench.specs.run import AIRBENCH_SETTINGS, HELP, OPTIMIZERS, PRECISIONS, RunSpec
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(RunSpec)]
 DICT_FIELDS = {f.name for f in dataclasses.fields(RunSpec) if f.type is dict}
@@ -33,6 +33,11 @@ LABELS = {
     "learning_rate": "Learning rate",
     "weight_decay": "Weight decay",
     "ema_momentum": "Weight EMA momentum",
+    "dirac_init": "Dirac init (airbench)",
+    "bn_bias_lr": "BN bias lr multiplier",
+    "whiten_bias_epochs": "Whitening bias epochs",
+    "lookahead_every": "Lookahead every (steps)",
+    "low_res_epochs": "Epochs at 24 px",
     "batch_size": "Batch size",
     "gpus": "GPUs",
     "xla": "XLA",
@@ -110,6 +115,19 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["weight_decay"] = gr.Number(d.weight_decay, label=LABELS["weight_decay"])
         with gr.Row():
             c["ema_momentum"] = gr.Number(d.ema_momentum, label=LABELS["ema_momentum"])
+            c["dirac_init"] = gr.Checkbox(d.dirac_init, label=LABELS["dirac_init"], info="identity 3x3 convs")
+            c["bn_bias_lr"] = gr.Number(d.bn_bias_lr, label=LABELS["bn_bias_lr"], info="airbench: 64; 1: off")
+        with gr.Row():
+            c["whiten_bias_epochs"] = gr.Number(
+                d.whiten_bias_epochs, label=LABELS["whiten_bias_epochs"], precision=0, info="airbench: 3; 0: none"
+            )
+            c["lookahead_every"] = gr.Number(
+                d.lookahead_every, label=LABELS["lookahead_every"], precision=0, info="airbench: 5; 0: off"
+            )
+            c["low_res_epochs"] = gr.Number(
+                d.low_res_epochs, label=LABELS["low_res_epochs"], precision=0, info="progressive resolution; 0: off"
+            )
+        with gr.Row():
             c["epochs"] = gr.Number(d.epochs, label="Epochs", precision=0)
             c["batch_size"] = gr.Number(d.batch_size, label=LABELS["batch_size"], precision=0)
             c["gpus"] = gr.Dropdown(
@@ -159,7 +177,8 @@ def option_hint(model: str) -> str:
     if model not in list_models():
         return ""  # an unknown name: the Model field says so
     info = model_info(model)  # the family's options with the variant's own values (resnet110: depth=110, not 20)
-    options = {k: _rounded(v) for k, v in {**info["options"], **info["defaults"]}.items() if k != "weight_decay"}
+    run_settings = {"weight_decay", *AIRBENCH_SETTINGS}  # options the form has fields of its own for
+    options = {k: _rounded(v) for k, v in {**info["options"], **info["defaults"]}.items() if k not in run_settings}
     return key_value_text(options)
 
 

@@ -12,6 +12,7 @@ import gradio as gr
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate
 from workbench.specs.flags import parse_tags
+from workbench.specs.hardware import run_warning
 from workbench.ui.live_panel import LivePanel, start_polling
 from workbench.views.live import estimate_text
 
@@ -91,7 +92,9 @@ def estimate_box(ctx, form: dict, values_to_spec, defaults, elem_id: str, hint=l
             spec = read_spec().validate(available_gpus=len(ctx.gpu_names))
         except UserError:
             return ""  # the command box already says what to fix
-        return estimate_text(estimate(spec, ctx.store, len(ctx.gpu_names)), hint=hint(spec))
+        text = estimate_text(estimate(spec, ctx.store, len(ctx.gpu_names)), hint=hint(spec))
+        warning = run_warning(spec, len(ctx.gpu_names))
+        return text + (f"\n\n⚠️ **Precision:** {warning}." if warning else "")
 
     box = gr.Markdown(lambda: say(lambda: defaults), elem_id=elem_id)
     components = list(form.values())
