@@ -73,7 +73,7 @@ def load_dataset(
     image folder tree or tar/zip), then Keras' cache and loader (download on first use).
 
     `image_size` resizes image-folder data (None keeps the files' size, for fine-tuning);
-    the official archives are always 32x32. Synthetic options: n_train, n_test, num_classes, seed.
+    the official archives are always 32x32. Synthetic options: n_train, n_test, num_classes, seed, label_noise.
     """
     choose("dataset", name, DATASETS)
     if name == "synthetic":

@@ -239,15 +239,24 @@ def _decode(files: _Files, name: str, image_size: int | None) -> np.ndarray:
 
 
 def make_synthetic(
-    n_train: int = 2000, n_test: int = 500, num_classes: int = 10, image_size: int = 32, seed: int = 0
+    n_train: int = 2000,
+    n_test: int = 500,
+    num_classes: int = 10,
+    image_size: int = 32,
+    seed: int = 0,
+    label_noise: float = 0.0,
 ) -> RawData:
     """Coloured, oriented stripes with noise and random phase: a small CNN learns it in seconds.
 
     Class k has its own hue and stripe angle; each image gets a random phase, brightness and Gaussian
     noise, so it must be learnt, not memorised. Always labelled synthetic: it is not CIFAR.
+    `label_noise`: the fraction of each part's labels changed to another class (planted label errors: the
+    images are those of `label_noise=0` with the same seed, so comparing the two names the flipped ones).
     """
     if num_classes < 2 or n_train < num_classes or n_test < 1 or image_size < 8:
         raise UserError("synthetic data needs num_classes >= 2, n_train >= num_classes, n_test >= 1, image_size >= 8")
+    if not 0 <= float(label_noise) < 1:
+        raise UserError(f"label_noise is a fraction of the labels to flip, from 0 to below 1 (got {label_noise})")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float32) / image_size
     angles = np.linspace(0, np.pi, num_classes, endpoint=False)
@@ -267,11 +276,16 @@ def make_synthetic(
 
     x_train, y_train = generate(n_train)
     x_test, y_test = generate(n_test)
+    flips = np.random.default_rng([seed, 24])  # its own stream: the images do not depend on label_noise
+    for labels in (y_train, y_test):
+        chosen = flips.choice(len(labels), round(float(label_noise) * len(labels)), replace=False)
+        labels[chosen] = (labels[chosen] + flips.integers(1, num_classes, len(chosen))) % num_classes
     return RawData(
         x_train,
         y_train,
         x_test,
         y_test,
         [f"pattern_{i}" for i in range(num_classes)],
-        f"synthetic (generated stripes, not CIFAR; {n_train} train / {n_test} test, seed {seed})",
+        f"synthetic (generated stripes, not CIFAR; {n_train} train / {n_test} test, seed {seed}"
+        + (f", {label_noise:.0%} of labels flipped)" if label_noise else ")"),
     )

@@ -16,11 +16,13 @@ from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
 from workbench.ui.tabs.finetune import form_fields
+from workbench.inspect.reviewed import with_reviewed
 from workbench.views import runs as rd
 
 
 def load_runs(store) -> list[dict]:
-    return store.seen_runs(include_archived=True)  # runs a killed runner left running read as interrupted
+    # runs a killed runner left running read as interrupted; each with its accuracy on the reviewed test set
+    return with_reviewed(store, store.seen_runs(include_archived=True))
 
 
 def with_live_time(store, runs: list[dict], now: float | None = None) -> list[dict]:
