@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.targets import Targets  # noqa: E402
-from workbench.inspect.label_quality import quality  # noqa: E402
+from bench.targets import Targets
+from workbench.inspect.label_quality import quality
 
 N_IMAGES, N_CLASSES = 10_000, 10
 LABEL_QUALITY_TARGET_MS = 2000

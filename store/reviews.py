@@ -70,7 +70,9 @@ class ReviewRows:
             raise ValueError(f"{len(files)} file names for {len(labels)} images")
         with self._write() as db:
             db.table("labels").insert(
-                {"hash": digest, "count": int(labels.size), "labels": blobs.array_to_npy(labels)}, pk="hash", ignore=True
+                {"hash": digest, "count": int(labels.size), "labels": blobs.array_to_npy(labels)},
+                pk="hash",
+                ignore=True,
             )
             db.table("review_datasets").insert(
                 {
@@ -195,6 +197,12 @@ class QualityCache:
     def cache_label_quality(self, source: str, split: str, fingerprint: str, result: bytes) -> None:
         with self._write() as db:
             db.table("label_quality").upsert(
-                {"source": source, "split": split, "fingerprint": fingerprint, "result": result, "created_at": utc_now()},
+                {
+                    "source": source,
+                    "split": split,
+                    "fingerprint": fingerprint,
+                    "result": result,
+                    "created_at": utc_now(),
+                },
                 pk=("source", "split"),
             )

@@ -108,7 +108,18 @@ ENSEMBLE_COLUMNS = (
     "created_by",
 )
 AUDIT_COLUMNS = ("id", "at", "user", "action", "target", "detail")
-REVIEW_COLUMNS = ("dataset", "part", "idx", "verdict", "label", "given", "suggested", "score", "reviewed_by", "reviewed_at")
+REVIEW_COLUMNS = (
+    "dataset",
+    "part",
+    "idx",
+    "verdict",
+    "label",
+    "given",
+    "suggested",
+    "score",
+    "reviewed_by",
+    "reviewed_at",
+)
 TABLES = (
     "runs",
     "epochs",

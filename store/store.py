@@ -21,8 +21,8 @@ from workbench.errors import UserError, choose
 
 from . import blobs, lock, schema
 from .audit import AuditTrail
-from .reviews import QualityCache, ReviewRows
 from .clock import utc_now
+from .reviews import QualityCache, ReviewRows
 from .schema import RUN_COLUMNS
 from .studies import StudyRows
 

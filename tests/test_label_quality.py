@@ -139,7 +139,7 @@ def test_reviews_give_a_reviewed_test_accuracy_beside_the_original(trained, caps
     assert reviewed["reviewed_test_accuracy"] > run["test_accuracy"] + 0.03
     assert store.get_run(run_id)["test_accuracy"] == run["test_accuracy"]  # the original stays
     assert main(["runs", "--db", str(store.path)]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if "noisy" in l)
+    line = next(text for text in capsys.readouterr().out.splitlines() if "noisy" in text)
     assert f"{100 * run['test_accuracy']:.2f}%" in line and f"{100 * reviewed['reviewed_test_accuracy']:.2f}%" in line
 
 
@@ -176,8 +176,8 @@ def test_a_run_trains_with_its_reviews_and_a_fold_stores_its_held_out_logits(tra
     assert np.array_equal(store.load_labels(run_id, OOF), given.y_train[held])
 
 
-def test_a_cross_validation_request_is_k_refused_or_stitched_runs(trained):
-    store, queue, _ = trained
+def test_a_cross_validation_request_is_k_runs_refused_when_wrong(trained):
+    store, _, _ = trained
     base = RunSpec.from_dict({**SPEC, "epochs": 1})
     with pytest.raises(UserError, match="folds must be from 2 to 20"):
         CrossVal("cv-a", base, folds=1)
@@ -205,3 +205,19 @@ def test_two_folds_stitch_into_an_out_of_fold_matrix_that_ranks_training_labels(
     # Each fold's model learns from 135 images here (measured: 15 of the 29 flipped in the top 29 after 2 epochs,
     # ten times the 5 % a random order gets); asserted: at least 40 %.
     assert np.isin(issues.order()[: len(flipped)], flipped).mean() >= 0.4
+
+
+def test_crossval_dry_run_and_preset_say_what_the_k_runs_are(tmp_path, capsys):
+    from workbench.specs.presets import load_preset
+
+    db = tmp_path / "none.db"
+    argv = ["crossval", "cv-x", "--folds", "3", "--model", "lenet", "--dataset", "synthetic", "--epochs", "1"]
+    assert main([*argv, "--dry-run", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "cross-validation cv-x: 3 runs" in out and "cv-x-fold2of3" in out and "dry run: nothing queued" in out
+    assert not db.exists()
+    assert main([*argv[:2], "--folds", "1", "--dry-run", "--db", str(db)]) == 2
+    assert "folds must be from 2 to 20" in capsys.readouterr().err
+    preset = load_preset("crossval")
+    assert len(preset) == 5 and preset.tags == ("cv:fast-cv",)
+    assert [s.dataset_options for s in preset][4] == {"cv_folds": 5, "cv_fold": 4}

@@ -45,7 +45,9 @@ def add_commands(sub, *, follow, open_store) -> None:
         "labels from their stitched out-of-fold matrix. The other settings as for `train`.",
     )
     cv.add_argument("cv_name", nargs="?", default="", metavar="NAME", help="the request's name (default: cv-MMDD-HHMM)")
-    cv.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"K, the number of folds and runs (default {DEFAULT_FOLDS})")
+    cv.add_argument(
+        "--folds", type=int, default=DEFAULT_FOLDS, help=f"K, the number of folds and runs (default {DEFAULT_FOLDS})"
+    )
     add_spec_arguments(cv, RunSpec)
     cv.add_argument("--tags", default="", help="more comma-separated tags for every run")
     cv.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate, queue nothing")
@@ -123,8 +125,9 @@ def label_issues_command(args, open_store) -> int:
             )
     flagged = int(issues.flagged.sum())
     print(
-        f"{issues.source} ({issues.name}), {issues.split}: {len(issues.labels)} images, {flagged} flagged by confident "
-        f"learning ({flagged / len(issues.labels):.1%}); wrote {len(rows)} rows, most likely label errors first, to {output}"
+        f"{issues.source} ({issues.name}), {issues.split}: {len(issues.labels)} images, {flagged} flagged by "
+        f"confident learning ({flagged / len(issues.labels):.1%}); wrote {len(rows)} rows, most likely label errors "
+        f"first, to {output}"
     )
     return 0
 
@@ -151,5 +154,8 @@ def crossval_command(args, follow, open_store) -> int:
         print(f"queued runs {run_ids[0]}-{run_ids[-1]} tagged {request.tag}  ({store.path})", flush=True)
         status = follow(queue, store, run_ids)
     if status == 0:
-        print(f"out-of-fold source: cv:{request.name} (e.g. label-issues cv:{request.name} --split train --output oof.csv)")
+        print(
+            f"out-of-fold source: cv:{request.name} "
+            f"(e.g. label-issues cv:{request.name} --split train --output oof.csv)"
+        )
     return status

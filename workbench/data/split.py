@@ -23,7 +23,6 @@ from workbench.data.datasets import Dataset, load_dataset
 from workbench.data.reviewed import cv_fold_of, loader_options
 from workbench.errors import UserError
 
-
 OOF = "oof"  # the stored split of a cross-validation run's held-out fold (its logits and labels)
 
 

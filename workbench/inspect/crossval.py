@@ -44,7 +44,9 @@ def cv_groups(store) -> dict:
         name = cv_name(run)
         if name is not None and cv_fold_of(run["spec"].get("dataset_options") or {})[0]:
             groups.setdefault(name, []).append(run)
-    return {name: sorted(runs, key=lambda r: cv_fold_of(r["spec"]["dataset_options"])[1]) for name, runs in groups.items()}
+    return {
+        name: sorted(runs, key=lambda r: cv_fold_of(r["spec"]["dataset_options"])[1]) for name, runs in groups.items()
+    }
 
 
 def complete_groups(store) -> list:
@@ -71,7 +73,9 @@ def stitch(store, name: str) -> OutOfFold:
     missing = [k for k in range(folds) if k not in by_fold or by_fold[k]["status"] != RunStatus.COMPLETED]
     if missing or len(runs) != folds:
         states = ", ".join(f"fold {k}: {by_fold[k]['status'] if k in by_fold else 'no run'}" for k in range(folds))
-        raise UserError(f"cross-validation {name!r} is not complete ({states}); its out-of-fold matrix needs all {folds} folds")
+        raise UserError(
+            f"cross-validation {name!r} is not complete ({states}); its out-of-fold matrix needs all {folds} folds"
+        )
     ordered = [by_fold[k] for k in range(folds)]
     parts = [store.load_logits(r["id"], OOF) for r in ordered]
     n = sum(len(p) for p in parts)

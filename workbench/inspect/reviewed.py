@@ -51,6 +51,10 @@ def with_reviewed(store, runs: list[dict]) -> list[dict]:
     for run in runs:
         found = reviewed_accuracy(store, run, rows_by_dataset)
         out.append(
-            {**run, "reviewed_test_accuracy": found[0] if found else None, "reviewed_test_images": found[1] if found else None}
+            {
+                **run,
+                "reviewed_test_accuracy": found[0] if found else None,
+                "reviewed_test_images": found[1] if found else None,
+            }
         )
     return out

@@ -43,7 +43,9 @@ class CrossVal:
             raise UserError(f"folds must be from 2 to {MAX_FOLDS} (default {DEFAULT_FOLDS}), got {self.folds}")
         options = self.base.dataset_options or {}
         if "cv_folds" in options or "cv_fold" in options:
-            raise UserError("a cross-validation request sets cv_folds and cv_fold itself; leave them out of its dataset options")
+            raise UserError(
+                "a cross-validation request sets cv_folds and cv_fold itself; leave them out of its dataset options"
+            )
 
     @property
     def tag(self) -> str:
@@ -54,7 +56,9 @@ class CrossVal:
         return [
             self.base.replace(
                 dataset_options={**(self.base.dataset_options or {}), "cv_folds": self.folds, "cv_fold": k},
-                name=f"{self.name}-fold{k}of{self.folds}" if not self.base.name else f"{base_name}-fold{k}of{self.folds}",
+                name=f"{self.name}-fold{k}of{self.folds}"
+                if not self.base.name
+                else f"{base_name}-fold{k}of{self.folds}",
             )
             for k in range(self.folds)
         ]

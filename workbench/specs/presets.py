@@ -108,7 +108,9 @@ def _load_crossval(data: dict, path: Path) -> Preset:
     if unknown:
         raise UserError(f"preset {path.name}: [crossval] takes name and folds, not {', '.join(unknown)}")
     try:
-        request = CrossVal(table.get("name", ""), RunSpec.from_dict(data.get("defaults", {})), table.get("folds", DEFAULT_FOLDS))
+        request = CrossVal(
+            table.get("name", ""), RunSpec.from_dict(data.get("defaults", {})), table.get("folds", DEFAULT_FOLDS)
+        )
         return Preset(request.specs(), tag=request.tag)
     except UserError as exc:
         raise UserError(f"preset {path.name}: {exc}") from None

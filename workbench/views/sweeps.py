@@ -142,7 +142,13 @@ def table_columns(runs: list[dict]) -> list[str]:
     """The seed's columns, the fields the sweep varies beyond them, then seeds, time and accuracies."""
     extra = [f for f in varying(runs) if f not in FIXED]
     reviewed = ["Reviewed test %"] if any(r.get("reviewed_test_accuracy") is not None for r in runs) else []
-    return [TITLES.get(f, f) for f in (*FIXED, *extra)] + ["Seeds", "Training time", "Val acc %", "Test acc %", *reviewed]
+    return [TITLES.get(f, f) for f in (*FIXED, *extra)] + [
+        "Seeds",
+        "Training time",
+        "Val acc %",
+        "Test acc %",
+        *reviewed,
+    ]
 
 
 def sweep_table(runs: list[dict]) -> list[dict]:
@@ -166,7 +172,9 @@ def sweep_table(runs: list[dict]) -> list[dict]:
         seconds, _ = mean_std(r.get("train_seconds") for r in done)
         val = mean_std(100 * r["final_val_accuracy"] for r in done if r.get("final_val_accuracy") is not None)
         test = mean_std(100 * r["test_accuracy"] for r in done if r.get("test_accuracy") is not None)
-        reviewed = mean_std(100 * r["reviewed_test_accuracy"] for r in done if r.get("reviewed_test_accuracy") is not None)
+        reviewed = mean_std(
+            100 * r["reviewed_test_accuracy"] for r in done if r.get("reviewed_test_accuracy") is not None
+        )
         row.update(
             {
                 "Seeds": f"{len(done)}/{len(members)}",

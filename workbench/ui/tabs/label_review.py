@@ -12,10 +12,9 @@ import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
-import numpy as np
 
 from workbench.constants import Verdict
 from workbench.ensemble import lab
@@ -26,7 +25,7 @@ from workbench.inspect import review_queue as rq
 
 CARD_SCALE = 8  # 32 -> 256 pixels
 QUEUE_SHOWN = 16  # the next cards, as thumbnails
-BUTTONS = (
+BUTTONS: tuple[tuple[Verdict, str, str, Literal["stop", "secondary"]], ...] = (
     (Verdict.LABEL_ERROR, "Label error [E]", "review-error", "stop"),
     (Verdict.CORRECT, "Correct [C]", "review-correct", "secondary"),
     (Verdict.UNSURE, "Unsure [U]", "review-unsure", "secondary"),
@@ -137,7 +136,8 @@ class _Handlers:
             f"**Card {cursor} of {len(order)}** · image **#{row}** of the {issues.split} split · given "
             f"**{names[given]}** (p {issues.probs[row, given]:.2f}) · suggested **{names[suggested]}** "
             f"(p {issues.probs[row, suggested]:.2f}) · label quality **{issues.score[row]:.3f}** · "
-            f"{'flagged' if issues.flagged[row] else 'not flagged'} · your verdict: **{rq.verdict_text(review, names)}**"
+            f"{'flagged' if issues.flagged[row] else 'not flagged'} · "
+            f"your verdict: **{rq.verdict_text(review, names)}**"
         )
         upcoming = order[cursor - 1 : cursor - 1 + QUEUE_SHOWN]
         thumbs = gallery.page(images, upcoming, issues.probs, issues.labels, names, per_page=QUEUE_SHOWN, scale=2)
@@ -253,11 +253,20 @@ def create_review_view(ctx, source: gr.Dropdown, split: gr.Radio) -> ReviewView:
     inputs = [source, split, *v.selection]
     outputs = [v.message, v.progress, v.card, v.info, v.queue, v.cursor, v.shown, v.relabel_to]
     marked = [v.shown, *inputs]
-    v.start.click(lambda *a: h.show(*a[:4], 1), inputs, outputs, api_name="label_review")
-    gr.on([v.which.input, v.hide_reviewed.input], lambda *a: h.show(*a[:4], 1), inputs, outputs)
+    v.start.click(
+        lambda key, split, which, hide, _: h.show(key, split, which, hide, 1), inputs, outputs, api_name="label_review"
+    )
+    gr.on(
+        [v.which.input, v.hide_reviewed.input],
+        lambda key, split, which, hide, _: h.show(key, split, which, hide, 1),
+        inputs,
+        outputs,
+    )
     v.cursor.submit(h.show, inputs, outputs)
-    v.previous.click(lambda *a: h.show(*a[:4], (a[4] or 1) - 1), inputs, outputs)
-    v.next.click(lambda *a: h.show(*a[:4], (a[4] or 1) + 1), inputs, outputs)
+    v.previous.click(
+        lambda key, split, which, hide, at: h.show(key, split, which, hide, (at or 1) - 1), inputs, outputs
+    )
+    v.next.click(lambda key, split, which, hide, at: h.show(key, split, which, hide, (at or 1) + 1), inputs, outputs)
     for (verdict, *_), button in zip(BUTTONS, v.verdicts):
         button.click(
             functools.partial(h.mark, verdict, None), marked, outputs, api_name=f"review_{verdict.name.lower()}"

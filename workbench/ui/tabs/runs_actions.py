@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from workbench.constants import ACTIVE_STATUSES, AuditAction, RunKind, RunStatus
 from workbench.data.classes import class_names
 from workbench.errors import UserError
+from workbench.inspect.reviewed import with_reviewed
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
 from workbench.ui import plots
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
 from workbench.ui.tabs.finetune import form_fields
-from workbench.inspect.reviewed import with_reviewed
 from workbench.views import runs as rd
 
 
