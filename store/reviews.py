@@ -65,6 +65,12 @@ class ReviewRows:
                 "the dataset files changed: restore them to review or train with its reviews"
             )
         if known:
+            if files is not None:  # registered before without the dataset's file names: add them
+                with self._write() as db:
+                    db.execute(
+                        "UPDATE review_datasets SET files = ? WHERE dataset = ? AND part = ? AND files IS NULL",
+                        [json.dumps(list(files)), dataset, part],
+                    )
             return
         if files is not None and len(files) != len(labels):
             raise ValueError(f"{len(files)} file names for {len(labels)} images")

@@ -107,3 +107,25 @@ def test_reviews_survive_a_killed_process_and_two_writers_lose_nothing(tmp_path)
         rows = store.reviews(DATASET, "test")
     assert [r["idx"] for r in rows] == list(range(30)) + list(range(40, 200))
     assert {r["reviewed_by"] for r in rows} == {"writer0", "writer40", "writer120"}
+
+
+def test_an_image_folder_keeps_its_file_names_through_the_decode_cache(tmp_path, cache_dir):
+    from PIL import Image
+
+    from workbench.data.datasets import load_dataset
+
+    for part, count in (("train", 3), ("test", 2)):
+        for cls in ("bird", "cat"):
+            folder = tmp_path / "pics" / part / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(folder / f"{i:04d}.png")
+    first = load_dataset("folder", tmp_path / "pics", image_size=32)
+    again = load_dataset("folder", tmp_path / "pics", image_size=32)  # from the decode cache
+    assert (
+        first.test_files
+        == again.test_files
+        == ("test/bird/0000.png", "test/bird/0001.png", "test/cat/0000.png", "test/cat/0001.png")
+    )
+    assert [first.class_names[y] for y in first.y_test] == [name.split("/")[1] for name in first.test_files]
+    assert len(again.train_files) == 6 and again.train_files[3] == "train/cat/0000.png"

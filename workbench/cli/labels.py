@@ -15,6 +15,7 @@ from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 from workbench.specs.run import RunSpec
 
 CSV_COLUMNS = ("rank", "index", "given", "suggested", "score", "flagged", "given_id", "suggested_id", "reviewed")
+FILE_COLUMN = "file"  # after index, where the dataset has file names (an image folder or the JPEG copy)
 
 
 def add_commands(sub, *, follow, open_store) -> None:
@@ -104,9 +105,10 @@ def label_issues_command(args, open_store) -> int:
         print(f"note: {exc}")
         reviews = {}
     rows = issues.rows(top=args.top or None)
+    files = issues.files
     with open(output, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow([*CSV_COLUMNS[:2], *([FILE_COLUMN] if files else []), *CSV_COLUMNS[2:]])
         for rank, row in enumerate(rows, 1):
             index = row["index"]
             official = int(issues.official[index]) if issues.official is not None else None
@@ -114,6 +116,7 @@ def label_issues_command(args, open_store) -> int:
                 [
                     rank,
                     index,
+                    *([files[index]] if files else []),
                     row["given"],
                     row["suggested"],
                     row["score"],

@@ -32,6 +32,8 @@ class RawData:
     class_names: list
     description: str
     fmt: str = "folder"  # "cifar10"/"cifar100" for the official archives
+    train_files: tuple = ()  # an image folder's file names, row for row ("train/cat/0001.jpg"); () otherwise
+    test_files: tuple = ()
 
 
 # --- finding files inside a folder or an archive --------------------------------------------------
@@ -203,7 +205,7 @@ def read_image_folder(files: _Files, image_size: int | None) -> RawData:
         raise UserError(f"{files.path}: test/ has classes that train/ lacks: {', '.join(unknown)}")
     if len(class_names) < 2:
         raise UserError(f"{files.path}: train/ needs at least two class folders, found {len(class_names)}")
-    arrays = {}
+    arrays, file_names = {}, {}
     for split, classes in by_split.items():
         names = [(n, class_names.index(c)) for c in sorted(classes) for n in sorted(classes[c])]
         images = [_decode(files, n, image_size) for n, _ in names]
@@ -217,10 +219,18 @@ def read_image_folder(files: _Files, image_size: int | None) -> RawData:
             np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8),
             np.array([label for _, label in names], dtype=np.int64),
         )
+        file_names[split] = tuple(n[len(root) :] for n, _ in names)
     if len(arrays["train"][0]) == 0 or len(arrays["test"][0]) == 0:
         raise UserError(f"{files.path}: train/ and test/ must both hold images")
     note = f", {skipped} non-image files ignored" if skipped else ""
-    return RawData(*arrays["train"], *arrays["test"], class_names, f"image folder {files.path.name}{note}")
+    return RawData(
+        *arrays["train"],
+        *arrays["test"],
+        class_names,
+        f"image folder {files.path.name}{note}",
+        train_files=file_names["train"],
+        test_files=file_names["test"],
+    )
 
 
 def _decode(files: _Files, name: str, image_size: int | None) -> np.ndarray:

@@ -49,6 +49,7 @@ class LabelIssues:
     image_run: int  # the run whose spec rebuilds the images
     probs: np.ndarray  # float64 [N, K]
     official: np.ndarray | None = None  # position of each row in the dataset's part (None until `map_rows`)
+    files: list | None = None  # each row's file name, where the dataset has them (`map_rows`)
 
     @property
     def part(self) -> str:
@@ -168,8 +169,18 @@ def map_rows(store, issues: LabelIssues, cache: dict) -> LabelIssues:
     training labels (loaded, or taken from `cache`)."""
     if issues.split == "test":
         issues.official = np.arange(len(issues.labels))
+        try:  # only for its file names: the test rows are the test set's
+            names = run_dataset(store, issues.image_run, cache).test_files
+        except UserError:
+            names = ()
+        issues.files = list(names) if len(names) == len(issues.labels) else None
         store.register_review_part(
-            issues.dataset, issues.dataset.split("/")[0], "test", issues.labels, num_classes=len(issues.class_names)
+            issues.dataset,
+            issues.dataset.split("/")[0],
+            "test",
+            issues.labels,
+            num_classes=len(issues.class_names),
+            files=issues.files,
         )
         return issues
     dataset = run_dataset(store, issues.image_run, cache)
@@ -182,8 +193,10 @@ def map_rows(store, issues: LabelIssues, cache: dict) -> LabelIssues:
             "changed since it was trained; restore it to review these images"
         )
     issues.official = official
+    train_files = dataset.train_files if len(dataset.train_files) == len(dataset.y_train) else None
+    issues.files = [train_files[i] for i in official] if train_files else None
     store.register_review_part(
-        issues.dataset, dataset.name, "train", dataset.y_train, num_classes=len(issues.class_names)
+        issues.dataset, dataset.name, "train", dataset.y_train, num_classes=len(issues.class_names), files=train_files
     )
     return issues
 
