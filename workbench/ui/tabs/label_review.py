@@ -54,6 +54,7 @@ document.addEventListener("keydown", (event) => {
 });
 </script>
 """
+RANK_AGAIN = "Source A or the split changed: **Rank source A's labels** to review its images."
 HELP = (
     "Keys: **E** label error · **C** correct · **U** unsure · **R** relabel as the class chosen (the suggested one "
     "unless you change it) · **J**/→ next · **K**/← previous. Reviews belong to the images, not to the source: "
@@ -276,4 +277,7 @@ def create_review_view(ctx, source: gr.Dropdown, split: gr.Radio) -> ReviewView:
     )
     v.queue.select(h.pick, inputs, outputs)
     v.export.click(h.export, [source, split], [v.export_file, v.message])
+    # Another source or split: the card shown was a row of the old one, so it goes (a verdict needs a new ranking).
+    cleared = {v.card: None, v.shown: -1, v.queue: [], v.progress: "", v.info: "", v.message: RANK_AGAIN}
+    gr.on([source.input, split.input], lambda: cleared, None, [v.card, v.shown, v.queue, v.progress, v.info, v.message])
     return v
