@@ -278,6 +278,13 @@ def create_review_view(ctx, source: gr.Dropdown, split: gr.Radio) -> ReviewView:
     v.queue.select(h.pick, inputs, outputs)
     v.export.click(h.export, [source, split], [v.export_file, v.message])
     # Another source or split: the card shown was a row of the old one, so it goes (a verdict needs a new ranking).
-    cleared = {v.card: None, v.shown: -1, v.queue: [], v.progress: "", v.info: "", v.message: RANK_AGAIN}
+    cleared: dict[Any, Any] = {
+        v.card: None,
+        v.shown: -1,
+        v.queue: [],
+        v.progress: "",
+        v.info: "",
+        v.message: RANK_AGAIN,
+    }
     gr.on([source.input, split.input], lambda: cleared, None, [v.card, v.shown, v.queue, v.progress, v.info, v.message])
     return v
