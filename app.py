@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     limit_arenas()  # before TensorFlow starts its threads: see workbench.jobs.malloc_tuning
     try:
         accounts = check_args(args)  # before the heavy imports below: a bad flag is answered in a second, not 20
-        from workbench.ui.app import CSS  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
+        from workbench.ui.app import CSS, HEAD  # noqa: PLC0415 - Gradio and TensorFlow: after the flags are checked
 
         ctx, demo = create(args, accounts)
     except UserError as exc:
@@ -168,6 +168,7 @@ def main(argv=None) -> int:
             inbrowser=not args.no_browser,
             show_error=True,
             css=CSS,
+            head=HEAD,  # the label review's keyboard shortcuts
             max_file_size=MAX_FILE_BYTES,
         )  # a larger upload is refused before Gradio stores it
         print(startup_text(demo.local_url, demo.share_url), flush=True)

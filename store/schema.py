@@ -15,6 +15,9 @@ Table and column names are a public contract (the UI and the CLI read them):
 - `ensembles`: saved ensemble recipes (members, weights, temperatures) and their accuracies.
 - `studies`, `study_trials`: Optuna studies named in the store (their trials live in `<store>-optuna.db`)
   and the run each trial became (`store.studies`).
+- `review_datasets`, `label_reviews`: datasets whose labels are reviewed (identity, part sizes, label hashes)
+  and one verdict per (dataset, part, index) (`store.reviews`); `label_quality`: cleanlab's scores per
+  (source, split), a cache.
 - `audit`: append-only (triggers refuse UPDATE and DELETE): who did what, when (`store.audit`).
 """
 
@@ -77,6 +80,7 @@ RUN_COLUMNS = (
     "node",
     "val_steps",
     "created_by",
+    "reviews_used",
 )
 EPOCH_COLUMNS = (
     "run",
@@ -104,7 +108,31 @@ ENSEMBLE_COLUMNS = (
     "created_by",
 )
 AUDIT_COLUMNS = ("id", "at", "user", "action", "target", "detail")
-TABLES = ("runs", "epochs", "predictions", "labels", "ensembles", "audit", "studies", "study_trials")
+REVIEW_COLUMNS = (
+    "dataset",
+    "part",
+    "idx",
+    "verdict",
+    "label",
+    "given",
+    "suggested",
+    "score",
+    "reviewed_by",
+    "reviewed_at",
+)
+TABLES = (
+    "runs",
+    "epochs",
+    "predictions",
+    "labels",
+    "ensembles",
+    "audit",
+    "studies",
+    "study_trials",
+    "review_datasets",
+    "label_reviews",
+    "label_quality",
+)
 SQLITE_HEADER = b"SQLite format 3\x00"
 _POINT_ELSEWHERE = "point --db / WORKBENCH_DB at a workbench store or a new file name"
 
@@ -121,6 +149,8 @@ def encode_run_fields(fields: dict) -> dict:
         fields["spec"] = blobs.dumps(fields["spec"])
     if "tags" in fields:
         fields["tags"] = blobs.dumps(list(fields["tags"]))
+    if fields.get("reviews_used") is not None:
+        fields["reviews_used"] = blobs.dumps(fields["reviews_used"])
     if "status" in fields:
         choose("run status", fields["status"], RUN_STATUSES)
     if "kind" in fields:
@@ -391,3 +421,39 @@ def m007_studies(db: Database) -> None:
         not_null=["study", "number", "run"],
     )
     db.table("study_trials").create_index(["run"], index_name="idx_study_trials_run")
+
+
+@migration
+def m008_label_reviews(db: Database) -> None:
+    # Label review (issue 24): a dataset is known by its identity ("cifar10/<hash of its test labels>"), the
+    # size and labels hash of each part (train, test), so a review for an index that does not exist or for
+    # another dataset's image is refused; one verdict per (dataset, part, index), whoever reviews from which
+    # source; cleanlab's per-image results cached per (source, split) and the data they were computed on; the
+    # reviews a run trained with (`reviews=` dataset option: its mode, count and fingerprint).
+    db.table("review_datasets").create(
+        {"dataset": str, "name": str, "part": str, "count": int, "num_classes": int, "labels_hash": str, "files": str},
+        pk=("dataset", "part"),
+        not_null=["dataset", "name", "part", "count", "num_classes", "labels_hash"],
+    )
+    db.table("label_reviews").create(
+        {
+            "dataset": str,
+            "part": str,
+            "idx": int,
+            "verdict": str,
+            "label": int,
+            "given": int,
+            "suggested": int,
+            "score": float,
+            "reviewed_by": str,
+            "reviewed_at": str,
+        },
+        pk=("dataset", "part", "idx"),
+        not_null=["dataset", "part", "idx", "verdict", "given", "reviewed_at"],
+    )
+    db.table("label_quality").create(
+        {"source": str, "split": str, "fingerprint": str, "result": bytes, "created_at": str},
+        pk=("source", "split"),
+        not_null=["source", "split", "fingerprint", "result", "created_at"],
+    )
+    db.table("runs").add_column("reviews_used", str)

@@ -22,6 +22,7 @@ from workbench.errors import UserError, choose
 from . import blobs, lock, schema
 from .audit import AuditTrail
 from .clock import utc_now
+from .reviews import QualityCache, ReviewRows
 from .schema import RUN_COLUMNS
 from .studies import StudyRows
 
@@ -41,7 +42,7 @@ def _float(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)
 
 
-class Store(AuditTrail, StudyRows):
+class Store(AuditTrail, StudyRows, ReviewRows, QualityCache):
     """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it (and, for
     Optuna studies, `<stem>-optuna.db`: `store.studies`).
 
@@ -111,7 +112,7 @@ class Store(AuditTrail, StudyRows):
 
     @staticmethod
     def _decode_run(row: dict) -> dict:
-        return {**blobs.decode_json(row, ("spec", "tags")), "archived": bool(row["archived"])}
+        return {**blobs.decode_json(row, ("spec", "tags", "reviews_used")), "archived": bool(row["archived"])}
 
     def run_dir(self, run_id: int) -> Path:
         """The run's files folder, `<db folder>/<db stem>-files/run-<id>/` (created here)."""

@@ -78,6 +78,7 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
         pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
         pytest.param("estimate.py", ["--families", "lenet"], "lenet        estimated", marks=SLOW),
         ("ensemble.py", ["--members", "3", "--images", "300", "--rounds", "2", "--repeats", "1"], "| NumPy matrix |"),
+        ("data_quality.py", ["--repeats", "1"], "label quality, 10,000 images x 10 classes (synthetic probabilities)"),
     ],
 )
 def test_benchmark_runs_small(script, args, expect):

@@ -116,6 +116,7 @@ def test_schema_wal_and_indexes(fresh_store):
         "node",
         "val_steps",
         "created_by",
+        "reviews_used",
     ]
     assert columns["epochs"] == [
         "run",

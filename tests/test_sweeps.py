@@ -267,3 +267,12 @@ def test_a_sweeps_time_adds_up_its_runs_estimated_once_per_cost(study):
     on_gpus = estimate_many(specs, study, 4)  # one GPU each: four side by side
     assert on_gpus.side_by_side == 4
     assert "one run at a time on the CPU. From " in views.time_text(four)  # and what it rests on
+
+
+def test_the_sweeps_table_shows_the_reviewed_test_accuracy_beside_the_original_when_there_are_reviews(study):
+    runs = views.sweep_runs(study.list_runs(), "study")
+    reviewed = [{**r, "reviewed_test_accuracy": r["test_accuracy"] + 0.02} for r in runs]
+    assert views.table_columns(reviewed)[-2:] == ["Test acc %", "Reviewed test %"]
+    first = views.sweep_table(reviewed)[0]
+    assert first["Test acc %"] == "61.00 ± 1.00" and first["Reviewed test %"] == "63.00 ± 1.00"
+    assert "Reviewed test %" not in views.table_columns(runs)  # no reviews: no column

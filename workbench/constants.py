@@ -58,6 +58,7 @@ class RunPhase(StrEnum):
     EVAL_EPOCH = "validating"  # the validation at the end of each epoch (its batches: runs.val_steps)
     EVAL_VALIDATION = "evaluating validation"  # the final predictions
     EVAL_TEST = "evaluating test"
+    EVAL_HOLDOUT = "evaluating held-out fold"  # a cross-validation run's fold of the training split (`oof`)
 
 
 PHASES = tuple(RunPhase)
@@ -122,3 +123,28 @@ class AuditAction(StrEnum):
 
 
 AUDIT_ACTIONS = tuple(AuditAction)
+
+
+# --- reviews of given labels (`store.reviews`, the Errors tab's label review, `reviews=` when training) ----
+class Verdict(StrEnum):
+    LABEL_ERROR = "label error"  # the given label is wrong (no better one named)
+    CORRECT = "correct"
+    UNSURE = "unsure"
+    RELABEL = "relabel"  # wrong, and the right class is the review's `label`
+
+
+VERDICTS = tuple(Verdict)
+
+
+class ReviewUse(StrEnum):
+    """The dataset option `reviews=`: what training does with the training images' reviews."""
+
+    EXCLUDE = "exclude"  # drop images marked label error or relabel
+    RELABEL = "relabel"  # train relabelled images with their new class; drop those marked label error only
+
+
+REVIEW_USES = tuple(ReviewUse)
+
+# The parts of a dataset as it is distributed; reviews are keyed by these (a run's validation split is part
+# of the official training set, its rows are mapped back to their positions there).
+DATASET_PARTS = ("train", "test")

@@ -15,6 +15,7 @@ from typing import NoReturn
 from workbench.cli.accounts import add_commands as add_account_commands
 from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
+from workbench.cli.labels import add_commands as add_label_commands
 from workbench.cli.presets import percent, plan_preset, run_preset
 from workbench.cli.search import add_commands as add_search_commands
 from workbench.cli.sweep import add_commands as add_sweep_commands
@@ -30,8 +31,8 @@ from workbench.training.tensorboard import export as export_tensorboard
 from workbench.views.live import estimate_text, phase_of, progress_facts, resume_message
 
 COMMANDS = (
-    "train, finetune, sweep, sweeps, search, studies, train-all, resume, runs, export, ensemble, models, "
-    "hash-password, audit"
+    "train, finetune, sweep, sweeps, search, studies, crossval, train-all, resume, runs, export, ensemble, models, "
+    "label-issues, hash-password, audit"
 )
 
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=_train, spec_class=spec_class)
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
     add_search_commands(sub, open_store=_open_store)
+    add_label_commands(sub, follow=_follow, open_store=_open_store)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")
@@ -336,9 +338,15 @@ def _plan_time(plan, store) -> str:
 
 
 def _runs(args):
+    from workbench.inspect.reviewed import with_reviewed  # noqa: PLC0415 - loads stored test logits only where reviews exist
+
     store = _open_store(args)
     runs = store.seen_runs(status=args.status, include_archived=args.all)  # a dead runner's runs: interrupted
-    header = f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'params':>8s}  by"
+    runs = with_reviewed(store, runs)  # test accuracy on the reviewed test set too, where it has reviews
+    header = (
+        f"{'id':>4}  {'name':36s} {'status':11s} {'epochs':>7s} {'best val':>8s} {'test':>7s} {'reviewed':>8s} "
+        f"{'params':>8s}  by"
+    )
     print(header)
     print("-" * len(header))
     for run in runs:
@@ -346,7 +354,8 @@ def _runs(args):
         params = f"{run['params'] / 1e6:.2f}M" if run["params"] else "-"
         print(
             f"{run['id']:>4}  {run['name'][:36]:36s} {run['status']:11s} {epochs:>7s} "
-            f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} {params:>8s}"
+            f"{percent(run['best_val_accuracy']):>8s} {percent(run['test_accuracy']):>7s} "
+            f"{percent(run['reviewed_test_accuracy']):>8s} {params:>8s}"
             f"  {run.get('created_by') or '-'}"
         )
     if not runs:

@@ -122,9 +122,10 @@ def show_sweeps(args, open_store) -> int:
 
 
 def _print_sweep(store, name: str, compare, baseline, metric: str) -> None:
+    from workbench.inspect.reviewed import with_reviewed  # noqa: PLC0415 - SciPy, as views.sweeps
     from workbench.views import sweeps as views  # noqa: PLC0415 - SciPy: views.sweeps imports it (seconds); --help needs none
 
-    runs = views.sweep_runs(store.seen_runs(include_archived=True), name)
+    runs = views.sweep_runs(with_reviewed(store, store.seen_runs(include_archived=True)), name)
     rows = views.sweep_table(runs)
     print(f"sweep {name}: {len(runs)} runs, mean ± std over seeds (val: the final epoch's)")
     print(views.text_table(views.table_columns(runs), views.display(rows, views.table_columns(runs))))

@@ -39,7 +39,7 @@ _KERAS_DOWNLOADS = {
         "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
     ),
 }
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: an image folder's file names are kept
 
 
 @dataclass
@@ -52,6 +52,8 @@ class Dataset:
     class_names: list
     source: str  # where it came from, shown to users ("synthetic (...)" for generated data)
     synthetic: bool = False
+    train_files: tuple = ()  # an image folder's file names, row for row (label reviews' CSV); () otherwise
+    test_files: tuple = ()
 
     @property
     def num_classes(self) -> int:
@@ -73,7 +75,7 @@ def load_dataset(
     image folder tree or tar/zip), then Keras' cache and loader (download on first use).
 
     `image_size` resizes image-folder data (None keeps the files' size, for fine-tuning);
-    the official archives are always 32x32. Synthetic options: n_train, n_test, num_classes, seed.
+    the official archives are always 32x32. Synthetic options: n_train, n_test, num_classes, seed, label_noise.
     """
     choose("dataset", name, DATASETS)
     if name == "synthetic":
@@ -162,7 +164,16 @@ def _keras_download(name: str) -> Path:
 
 def _dataset(name: str, raw: sources.RawData, synthetic: bool = False) -> Dataset:
     return Dataset(
-        name, raw.x_train, raw.y_train, raw.x_test, raw.y_test, list(raw.class_names), raw.description, synthetic
+        name,
+        raw.x_train,
+        raw.y_train,
+        raw.x_test,
+        raw.y_test,
+        list(raw.class_names),
+        raw.description,
+        synthetic,
+        tuple(raw.train_files),
+        tuple(raw.test_files),
     )
 
 
@@ -187,6 +198,8 @@ def _read_cache(key: str) -> sources.RawData | None:
                 [str(c) for c in f["class_names"]],
                 str(f["description"]),
                 str(f["fmt"]),
+                tuple(str(n) for n in f["train_files"]),
+                tuple(str(n) for n in f["test_files"]),
             )
     except Exception:  # a cache file cut short by a crash: decode again and overwrite it
         return None
@@ -206,6 +219,8 @@ def _write_cache(key: str, raw: sources.RawData) -> None:
             class_names=np.array(raw.class_names),
             description=np.array(raw.description),
             fmt=np.array(raw.fmt),
+            train_files=np.array(raw.train_files, dtype=str),
+            test_files=np.array(raw.test_files, dtype=str),
         )
         os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
     except OSError:

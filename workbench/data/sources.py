@@ -32,6 +32,8 @@ class RawData:
     class_names: list
     description: str
     fmt: str = "folder"  # "cifar10"/"cifar100" for the official archives
+    train_files: tuple = ()  # an image folder's file names, row for row ("train/cat/0001.jpg"); () otherwise
+    test_files: tuple = ()
 
 
 # --- finding files inside a folder or an archive --------------------------------------------------
@@ -203,7 +205,7 @@ def read_image_folder(files: _Files, image_size: int | None) -> RawData:
         raise UserError(f"{files.path}: test/ has classes that train/ lacks: {', '.join(unknown)}")
     if len(class_names) < 2:
         raise UserError(f"{files.path}: train/ needs at least two class folders, found {len(class_names)}")
-    arrays = {}
+    arrays, file_names = {}, {}
     for split, classes in by_split.items():
         names = [(n, class_names.index(c)) for c in sorted(classes) for n in sorted(classes[c])]
         images = [_decode(files, n, image_size) for n, _ in names]
@@ -217,10 +219,18 @@ def read_image_folder(files: _Files, image_size: int | None) -> RawData:
             np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8),
             np.array([label for _, label in names], dtype=np.int64),
         )
+        file_names[split] = tuple(n[len(root) :] for n, _ in names)
     if len(arrays["train"][0]) == 0 or len(arrays["test"][0]) == 0:
         raise UserError(f"{files.path}: train/ and test/ must both hold images")
     note = f", {skipped} non-image files ignored" if skipped else ""
-    return RawData(*arrays["train"], *arrays["test"], class_names, f"image folder {files.path.name}{note}")
+    return RawData(
+        *arrays["train"],
+        *arrays["test"],
+        class_names,
+        f"image folder {files.path.name}{note}",
+        train_files=file_names["train"],
+        test_files=file_names["test"],
+    )
 
 
 def _decode(files: _Files, name: str, image_size: int | None) -> np.ndarray:
@@ -239,15 +249,24 @@ def _decode(files: _Files, name: str, image_size: int | None) -> np.ndarray:
 
 
 def make_synthetic(
-    n_train: int = 2000, n_test: int = 500, num_classes: int = 10, image_size: int = 32, seed: int = 0
+    n_train: int = 2000,
+    n_test: int = 500,
+    num_classes: int = 10,
+    image_size: int = 32,
+    seed: int = 0,
+    label_noise: float = 0.0,
 ) -> RawData:
     """Coloured, oriented stripes with noise and random phase: a small CNN learns it in seconds.
 
     Class k has its own hue and stripe angle; each image gets a random phase, brightness and Gaussian
     noise, so it must be learnt, not memorised. Always labelled synthetic: it is not CIFAR.
+    `label_noise`: the fraction of each part's labels changed to another class (planted label errors: the
+    images are those of `label_noise=0` with the same seed, so comparing the two names the flipped ones).
     """
     if num_classes < 2 or n_train < num_classes or n_test < 1 or image_size < 8:
         raise UserError("synthetic data needs num_classes >= 2, n_train >= num_classes, n_test >= 1, image_size >= 8")
+    if not 0 <= float(label_noise) < 1:
+        raise UserError(f"label_noise is a fraction of the labels to flip, from 0 to below 1 (got {label_noise})")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float32) / image_size
     angles = np.linspace(0, np.pi, num_classes, endpoint=False)
@@ -267,11 +286,16 @@ def make_synthetic(
 
     x_train, y_train = generate(n_train)
     x_test, y_test = generate(n_test)
+    flips = np.random.default_rng([seed, 24])  # its own stream: the images do not depend on label_noise
+    for labels in (y_train, y_test):
+        chosen = flips.choice(len(labels), round(float(label_noise) * len(labels)), replace=False)
+        labels[chosen] = (labels[chosen] + flips.integers(1, num_classes, len(chosen))) % num_classes
     return RawData(
         x_train,
         y_train,
         x_test,
         y_test,
         [f"pattern_{i}" for i in range(num_classes)],
-        f"synthetic (generated stripes, not CIFAR; {n_train} train / {n_test} test, seed {seed})",
+        f"synthetic (generated stripes, not CIFAR; {n_train} train / {n_test} test, seed {seed}"
+        + (f", {label_noise:.0%} of labels flipped)" if label_noise else ")"),
     )

@@ -21,6 +21,7 @@ import numpy as np
 from workbench.constants import RunStatus
 from workbench.data import classes
 from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
+from workbench.data.reviewed import loader_options
 from workbench.data.split import split_arrays
 from workbench.ensemble import lab as ensemble_lab
 from workbench.ensemble.calibration import softmax
@@ -195,7 +196,7 @@ def _dataset(data: dict, cache: dict, run_id: int, split: str) -> Dataset:
     if key not in cache:
         try:
             dataset = load_dataset(
-                data["dataset"], data["data_path"] or None, image_size=32, **(data["dataset_options"] or {})
+                data["dataset"], data["data_path"] or None, image_size=32, **loader_options(data["dataset_options"])
             )
         except (UserError, OSError, TypeError) as exc:
             raise UserError(
@@ -250,3 +251,14 @@ def _class_names(store, run_id: int, cache: dict, num_classes: int) -> list:
     run = store.get_run(run_id)
     key = ("dataset", *_data_key(_data_spec(run)))
     return classes.class_names(store, run, num_classes, found=cache[key].class_names if key in cache else None)
+
+
+def run_dataset(store, run_id: int, cache: dict) -> Dataset:
+    """The decoded dataset run `run_id` trained on (kept in `cache`): for mapping its splits' rows back to
+    the dataset's own positions (`workbench.inspect.label_quality`)."""
+    return _dataset(_data_spec(store.get_run(int(run_id))), cache, int(run_id), "train")
+
+
+def data_settings(run: dict) -> dict:
+    """The run's data settings (dataset, data_path, dataset_options, val_size, split_seed), defaults filled in."""
+    return _data_spec(run)

@@ -131,6 +131,10 @@ def split_sizes(spec: dict, history: list[dict]) -> tuple[int, int, int] | None:
         return run["train_images"], val, max(0, round(eval_batches * batch - val))
     val = spec.get("val_size") or (5000 if n_train >= 50000 else max(1, round(n_train / 10)))
     train = min(spec.get("train_subset") or n_train, n_train - val)
+    folds = int((spec.get("dataset_options") or {}).get("cv_folds") or 0)
+    if folds:  # a cross-validation run trains without one fold and also evaluates it (stored as `oof`)
+        held = train // folds
+        train, n_test = train - held, n_test + held
     return max(1, train // batch) * batch, val, n_test
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from workbench.constants import RUN_KINDS
 from workbench.data.datasets import DATASETS
+from workbench.data.reviewed import check_data_options, loader_options
 from workbench.errors import UserError, choose
 from workbench.specs.flags import spec_to_args
 
@@ -38,7 +39,9 @@ SHARED_HELP = {
     "seed": "seed for initialisation, shuffling and augmentation",
     "dataset": "cifar10, cifar100, folder (an image folder at --data) or synthetic",
     "data_path": "CIFAR archive (official .tar.gz or JPEG tree/tar) or image folder; default: Keras' cache/download",
-    "dataset_options": "synthetic only: n_train=..,n_test=..,num_classes=..,seed=..",
+    "dataset_options": "synthetic: n_train=..,n_test=..,num_classes=..,seed=..,label_noise=..; any dataset: "
+    "reviews=exclude|relabel "
+    "(train with the training images' label reviews), cv_folds=K,cv_fold=k (a cross-validation fold)",
     "val_size": "validation images held out of the training set (0: 5,000 for CIFAR)",
     "split_seed": "seed of the stratified train/validation split",
     "train_subset": "train on a random (seeded) N images of the training split only (0: all)",
@@ -148,6 +151,7 @@ def check_shared(spec: Spec, available_gpus: int) -> None:
     check(spec.batch_size >= 1, "batch size must be at least 1")
     check(spec.val_size >= 0 and spec.train_subset >= 0, "val_size and train_subset must be >= 0 (0 = default)")
     check(spec.gpus >= -1, "gpus must be -1 (auto), 0 (CPU) or a number of GPUs")
+    check_data_options(spec.dataset_options)
     if spec.gpus > available_gpus:
         raise UserError(
             f"the run asks for {spec.gpus} GPU(s) but this machine has {available_gpus}; "
@@ -156,7 +160,11 @@ def check_shared(spec: Spec, available_gpus: int) -> None:
     if spec.dataset == "synthetic":
         check(not spec.data_path, "the synthetic dataset is generated: leave the data path empty")
         return
-    check(not spec.dataset_options, "dataset options (n_train, n_test, ...) apply to the synthetic dataset only")
+    check(
+        not loader_options(spec.dataset_options),
+        "dataset options n_train, n_test, num_classes, seed and label_noise apply to the synthetic dataset only "
+        "(every dataset takes reviews=, cv_folds= and cv_fold=)",
+    )
     if spec.data_path:
         path = Path(spec.data_path).expanduser()
         check(

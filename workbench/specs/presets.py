@@ -3,7 +3,9 @@
 A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each named) or a sweep
 (`[defaults]` and a `[sweep]` table: a name and lists of values to cross, expanded by
 `workbench.specs.sweep`; its runs are tagged `sweep:NAME`), or a search (`[defaults]` and a `[search]` table:
-`workbench.specs.search`, run by `workbench search --preset`, not here).
+`workbench.specs.search`, run by `workbench search --preset`, not here), or a cross-validation request
+(`[defaults]` and a `[crossval]` table: `name` and `folds`, `workbench.specs.crossval`; its K runs are tagged
+`cv:NAME`).
 """
 
 import tomllib
@@ -11,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.specs.crossval import DEFAULT_FOLDS, CrossVal
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import Sweep, parse_axis
 
@@ -20,13 +23,14 @@ PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 class Preset(list):
     """A preset's RunSpecs (a list, as before), and `sweep`: its `workbench.specs.sweep.Sweep` or None."""
 
-    def __init__(self, specs: Iterable[RunSpec], sweep: Sweep | None = None) -> None:
+    def __init__(self, specs: Iterable[RunSpec], sweep: Sweep | None = None, tag: str = "") -> None:
         super().__init__(specs)
         self.sweep = sweep
+        self.tag = tag  # a cross-validation request's cv:NAME
 
     @property
     def tags(self) -> tuple:
-        return (self.sweep.tag,) if self.sweep else ()
+        return (self.sweep.tag,) if self.sweep else (self.tag,) if self.tag else ()
 
 
 def list_presets() -> list:
@@ -56,6 +60,8 @@ def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None =
         )
     if "sweep" in data:
         return _load_sweep(data, path, seeds)
+    if "crossval" in data:
+        return _load_crossval(data, path)
     if seeds is not None:
         raise UserError(f"preset {path.name} is a list of runs, not a sweep: seeds apply to sweep presets")
     runs = data.get("runs") or []
@@ -92,3 +98,19 @@ def _load_sweep(data: dict, path: Path, seeds: str | Sequence[int] | None) -> Pr
     except UserError as exc:
         message = str(exc)
         raise UserError(message if message.startswith("preset") else f"preset {path.name}: {message}") from None
+
+
+def _load_crossval(data: dict, path: Path) -> Preset:
+    table = data["crossval"]
+    if data.get("runs") or not isinstance(table, dict):
+        raise UserError(f"preset {path.name}: a cross-validation preset has one [crossval] table and no [[runs]]")
+    unknown = sorted(set(table) - {"name", "folds"})
+    if unknown:
+        raise UserError(f"preset {path.name}: [crossval] takes name and folds, not {', '.join(unknown)}")
+    try:
+        request = CrossVal(
+            table.get("name", ""), RunSpec.from_dict(data.get("defaults", {})), table.get("folds", DEFAULT_FOLDS)
+        )
+        return Preset(request.specs(), tag=request.tag)
+    except UserError as exc:
+        raise UserError(f"preset {path.name}: {exc}") from None

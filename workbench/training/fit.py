@@ -24,7 +24,7 @@ from store.store import Store, utc_now
 from workbench.constants import RunPhase, RunStatus
 from workbench.data.datasets import Dataset
 from workbench.data.pipeline import BatchOptions, make_dataset, steps_per_epoch
-from workbench.data.split import PreparedData, prepare_data
+from workbench.data.split import OOF, PreparedData, load_spec_dataset, prepare_data
 from workbench.specs.base import Spec
 from workbench.specs.hardware import precision_warning
 from workbench.training import devices as device_utils
@@ -36,6 +36,7 @@ from workbench.training.checkpoint import (
     save_preprocessing,
 )
 from workbench.training.progress import EvaluationProgress, ProgressWriter
+from workbench.training.reviews import training_reviews
 from workbench.training.run_store import RunStore
 from workbench.training.runners import Phase, Runner, runner_for
 from workbench.training.tensorboard import live_writer
@@ -75,7 +76,12 @@ def fit(
     if warning:
         print(f"warning: {warning}", flush=True)  # the job's process.log
     keras.utils.set_random_seed(spec.seed)
-    data = prepare_data(spec, stats=runner.normalizes, dataset=dataset)
+    drop, relabel = None, None
+    if (spec.dataset_options or {}).get("reviews"):
+        dataset = dataset if dataset is not None else load_spec_dataset(spec)
+        drop, relabel, used = training_reviews(store, spec, dataset)
+        store.update_run(run_id, reviews_used=used)
+    data = prepare_data(spec, stats=runner.normalizes, dataset=dataset, drop=drop, relabel=relabel)
     run_dir = store.run_dir(run_id)
     save_preprocessing(
         run_dir,
@@ -224,6 +230,8 @@ def save_predictions(
         RunPhase.EVAL_VALIDATION: ("val", data.x_val, data.y_val),
         RunPhase.EVAL_TEST: ("test", data.dataset.x_test, data.dataset.y_test),
     }
+    if len(data.y_holdout):  # a cross-validation run: its held-out fold, for the out-of-fold matrix
+        splits[RunPhase.EVAL_HOLDOUT] = (OOF, data.x_holdout, data.y_holdout)
     per_pass = {phase: math.ceil(len(y) / batches.batch_size) for phase, (_, _, y) in splits.items()}
     callback = EvaluationProgress(progress, stop)
     passes = sum(len(shifts) for _, _, shifts in views)

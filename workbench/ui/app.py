@@ -11,6 +11,7 @@ from workbench.ui.tabs.audit import AuditTab, create_audit_tab
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.finetune import create_finetune_tab
+from workbench.ui.tabs.label_review import SHORTCUTS_JS
 from workbench.ui.tabs.predict import PredictTab, create_predict_tab
 from workbench.ui.tabs.runs import TITLES, RunsTab, create_runs_tab, wire_clone
 from workbench.ui.tabs.spec_form import FormTab
@@ -54,6 +55,7 @@ footer { display: none !important; }
   text-overflow: clip; text-align: left; }
 """
 CSS += FORM_AND_PANEL_CSS + "\n"
+HEAD = SHORTCUTS_JS  # scripts of the page's <head>: the label review's keyboard shortcuts
 
 # tab id -> (title, builder), in page order
 TABS = {

@@ -42,7 +42,7 @@ LABELS = {
     "gpus": "GPUs",
     "xla": "XLA",
     "data_path": "Data path",
-    "dataset_options": "Synthetic data options",
+    "dataset_options": "Dataset options (synthetic sizes; reviews=exclude|relabel)",
     "val_size": "Validation images (0 = default)",
     "split_seed": "Split seed",
     "train_subset": "Training subset (0 = all)",

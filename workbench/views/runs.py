@@ -34,13 +34,14 @@ COLUMNS = (
     "Best val acc %",
     "Final val acc %",
     "Test acc %",
+    "Reviewed test %",  # on the test set with its label reviews applied (issue 24); blank without reviews
     "Params",
     "Train min",
     "Tags",
     "Notes",
 )
 HEADERS = {"Augmentations": "Augment"}  # shown instead, in a column that fits its values; the CSV keeps COLUMNS
-NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Params", "Train min"}
+NUMERIC = {"ID", "Best val acc %", "Final val acc %", "Test acc %", "Reviewed test %", "Params", "Train min"}
 DATATYPES = ["number" if c in NUMERIC else "str" for c in COLUMNS]
 NODE = "Node"  # the Ray node a run trained on: a column only when the app runs jobs on a cluster
 BY = "By"  # who made the run or ensemble: a column only on a page with logins (one user needs no such column)
@@ -222,6 +223,7 @@ def run_row(run: dict) -> dict:
         "Best val acc %": _pct(run.get("best_val_accuracy")),
         "Final val acc %": _pct(run.get("final_val_accuracy")),
         "Test acc %": _pct(run.get("test_accuracy")),
+        "Reviewed test %": _pct(run.get("reviewed_test_accuracy")),
         "Params": run.get("params"),
         "Train min": _minutes(run.get("train_seconds")),
         "Tags": ", ".join(run.get("tags") or []),
@@ -256,6 +258,7 @@ def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
         "Best val acc %": _pct(ensemble.get("val_accuracy")),
         "Final val acc %": _pct(ensemble.get("val_accuracy")),
         "Test acc %": _pct(ensemble.get("test_accuracy")),
+        "Reviewed test %": None,
         "Params": params,
         "Train min": _minutes(seconds),
         "Tags": "",

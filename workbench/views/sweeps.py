@@ -141,7 +141,14 @@ def pm(mean, std, digits: int = 2) -> str:
 def table_columns(runs: list[dict]) -> list[str]:
     """The seed's columns, the fields the sweep varies beyond them, then seeds, time and accuracies."""
     extra = [f for f in varying(runs) if f not in FIXED]
-    return [TITLES.get(f, f) for f in (*FIXED, *extra)] + ["Seeds", "Training time", "Val acc %", "Test acc %"]
+    reviewed = ["Reviewed test %"] if any(r.get("reviewed_test_accuracy") is not None for r in runs) else []
+    return [TITLES.get(f, f) for f in (*FIXED, *extra)] + [
+        "Seeds",
+        "Training time",
+        "Val acc %",
+        "Test acc %",
+        *reviewed,
+    ]
 
 
 def sweep_table(runs: list[dict]) -> list[dict]:
@@ -165,12 +172,16 @@ def sweep_table(runs: list[dict]) -> list[dict]:
         seconds, _ = mean_std(r.get("train_seconds") for r in done)
         val = mean_std(100 * r["final_val_accuracy"] for r in done if r.get("final_val_accuracy") is not None)
         test = mean_std(100 * r["test_accuracy"] for r in done if r.get("test_accuracy") is not None)
+        reviewed = mean_std(
+            100 * r["reviewed_test_accuracy"] for r in done if r.get("reviewed_test_accuracy") is not None
+        )
         row.update(
             {
                 "Seeds": f"{len(done)}/{len(members)}",
                 "Training time": duration(seconds) if seconds else "",
                 "Val acc %": pm(*val),
                 "Test acc %": pm(*test),
+                "Reviewed test %": pm(*reviewed),  # on the reviewed test set, where it has reviews (issue 24)
                 "_val": val,
                 "_test": test,
                 "_runs": [r["id"] for r in members],

@@ -17,6 +17,7 @@ from workbench.inspect import analysis, gallery
 from workbench.inspect import sources as sv
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
+from workbench.ui.tabs.label_review import ReviewView, create_review_view
 
 PER_PAGE = 64
 CONFUSION_MIN_WIDTH = 640  # px: the matrix's 11 columns in the page font (measured: 615 px at 1024)
@@ -84,6 +85,7 @@ class ErrorsView:
 class ErrorsTab:
     view: ErrorsView
     refresh: Refresh  # the choices of sources A and B
+    review: ReviewView  # "Likely label errors": source A's labels ranked and reviewed (`ui.tabs.label_review`)
 
 
 @dataclass
@@ -385,13 +387,15 @@ class _Handlers:
         )
 
 
-def _layout() -> ErrorsView:
+def _layout(ctx) -> tuple[ErrorsView, ReviewView]:
     c: dict[str, Any] = {}
     with gr.Row():
         c["source"] = gr.Dropdown([], label="Source A (run or saved ensemble)", elem_id="errors-source", scale=3)
         c["split"] = gr.Radio([("test", "test"), ("validation", "val")], value="test", label="Split", scale=1)
         c["refresh"] = gr.Button("Refresh sources", scale=1)
     c["message"] = gr.Markdown(elem_id="errors-message")
+    with gr.Accordion("Likely label errors: review source A's labels", open=False, elem_id="review-box"):
+        review = create_review_view(ctx, c["source"], c["split"])
     with gr.Row():
         # At least as wide as ten CIFAR-10 class columns need: below that the two tables stack instead of
         # squeezing the matrix into a box narrower than its columns (1024 px windows).
@@ -441,11 +445,11 @@ def _layout() -> ErrorsView:
     with gr.Row():
         c["export"] = gr.Button("Export the selection as one PNG")
         c["export_file"] = gr.File(label="Exported grid", visible=False, interactive=False)
-    return ErrorsView(**c)
+    return ErrorsView(**c), review
 
 
 def create_errors_tab(ctx) -> ErrorsTab:
-    v = _layout()
+    v, review = _layout(ctx)
     h = _Handlers(ctx, v)
     filters = v.filters
     show_outputs = [v.gallery, v.page, v.count, v.message, v.compare_note]
@@ -470,4 +474,4 @@ def create_errors_tab(ctx) -> ErrorsTab:
     v.export.click(h.export, filters, [v.export_file, v.message])
     refresh = Refresh(h.refresh, [v.source, v.source_b], [v.source, v.source_b])
     refresh.wire(v.refresh.click)
-    return ErrorsTab(view=v, refresh=refresh)
+    return ErrorsTab(view=v, refresh=refresh, review=review)

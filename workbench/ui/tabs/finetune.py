@@ -46,7 +46,7 @@ LABELS = {
     "unfreeze_from": "Unfreeze from layer (-1: default)",
     "dense_units": "Head units",
     "data_path": "Data path",
-    "dataset_options": "Synthetic data options",
+    "dataset_options": "Dataset options (synthetic sizes; reviews=exclude|relabel)",
     "val_size": "Validation images (0 = default)",
     "train_subset": "Training subset (0 = all)",
     "name": "Run name (optional)",

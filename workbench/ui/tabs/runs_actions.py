@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from workbench.constants import ACTIVE_STATUSES, AuditAction, RunKind, RunStatus
 from workbench.data.classes import class_names
 from workbench.errors import UserError
+from workbench.inspect.reviewed import with_reviewed
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
@@ -20,7 +21,8 @@ from workbench.views import runs as rd
 
 
 def load_runs(store) -> list[dict]:
-    return store.seen_runs(include_archived=True)  # runs a killed runner left running read as interrupted
+    # runs a killed runner left running read as interrupted; each with its accuracy on the reviewed test set
+    return with_reviewed(store, store.seen_runs(include_archived=True))
 
 
 def with_live_time(store, runs: list[dict], now: float | None = None) -> list[dict]:

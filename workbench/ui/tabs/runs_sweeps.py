@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench.errors import UserError
+from workbench.inspect.reviewed import with_reviewed
 from workbench.ui.layout import column_widths
 from workbench.ui.refresh import Refresh
 from workbench.views import sweeps as views
@@ -98,7 +99,7 @@ def sweep_layout() -> SweepView:
 def show(store, pick=None, compare=None, baseline=None, metric="Test accuracy") -> dict:
     """Everything the view shows, by component name: the sweep picked (the newest when none is), the
     comparison (the loss when the sweep varies it) and both tables."""
-    runs = store.seen_runs(include_archived=True)
+    runs = with_reviewed(store, store.seen_runs(include_archived=True))
     found = views.sweep_names(runs)
     empty = pd.DataFrame(columns=list(PAIR_COLUMNS))
     if not found:

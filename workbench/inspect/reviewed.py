@@ -1,0 +1,60 @@
+"""Test accuracy on the reviewed test set (issue 24), beside the original figure, never replacing it.
+
+    runs = with_reviewed(store, store.seen_runs())      # each run gains reviewed_test_accuracy (None: no reviews)
+
+The reviewed test set drops the images marked label error and gives relabelled ones their new class
+(`workbench.data.reviewed.reviewed_labels`); `correct` and `unsure` change nothing. A run's reviews are found by
+its dataset's identity (its name and the hash of the test labels stored with its logits), so nothing is loaded
+but its stored test logits, and those once per (run, reviews) in this process.
+"""
+
+import numpy as np
+
+from store.reviews import reviews_fingerprint
+from workbench.data.reviewed import dataset_identity, reviewed_labels
+from workbench.errors import UserError
+
+_KEPT: dict[tuple, tuple] = {}  # (run id, logits' time, reviews' fingerprint) -> (accuracy, images)
+_KEEP_AT_MOST = 2000
+
+
+def reviewed_accuracy(store, run: dict, rows_by_dataset: dict | None = None) -> tuple | None:
+    """(accuracy on the reviewed test set, images in it) of a completed run, or None when its test set has no
+    reviews (or it has no test logits)."""
+    if run.get("test_accuracy") is None:
+        return None
+    try:
+        info = store.prediction_info(run["id"], "test")
+    except UserError:
+        return None
+    identity = dataset_identity((run.get("spec") or {}).get("dataset", "cifar10"), info["labels_hash"])
+    rows_by_dataset = {} if rows_by_dataset is None else rows_by_dataset
+    if identity not in rows_by_dataset:
+        rows_by_dataset[identity] = store.reviews(identity, "test")
+    rows = rows_by_dataset[identity]
+    if not rows:
+        return None
+    key = (run["id"], info["created_at"], reviews_fingerprint(rows))
+    if key not in _KEPT:
+        if len(_KEPT) > _KEEP_AT_MOST:
+            _KEPT.clear()
+        labels, keep = reviewed_labels(store.load_labels(run["id"], "test"), rows)
+        predicted = store.load_logits(run["id"], "test").argmax(axis=1)
+        _KEPT[key] = (float(np.mean(predicted[keep] == labels[keep])), int(keep.sum()))
+    return _KEPT[key]
+
+
+def with_reviewed(store, runs: list[dict]) -> list[dict]:
+    """Copies of `runs`, each with `reviewed_test_accuracy` and `reviewed_test_images` (None without reviews)."""
+    rows_by_dataset: dict = {}
+    out = []
+    for run in runs:
+        found = reviewed_accuracy(store, run, rows_by_dataset)
+        out.append(
+            {
+                **run,
+                "reviewed_test_accuracy": found[0] if found else None,
+                "reviewed_test_images": found[1] if found else None,
+            }
+        )
+    return out
