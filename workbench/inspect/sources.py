@@ -250,3 +250,10 @@ def _class_names(store, run_id: int, cache: dict, num_classes: int) -> list:
     run = store.get_run(run_id)
     key = ("dataset", *_data_key(_data_spec(run)))
     return classes.class_names(store, run, num_classes, found=cache[key].class_names if key in cache else None)
+
+
+def training_images(store, run_id: int, cache: dict) -> tuple:
+    """(uint8 images, int64 labels) of run `run_id`'s dataset's whole official training set (its validation
+    images among them: what a test image may duplicate), from `cache` as `split_images` keeps datasets."""
+    dataset = _dataset(_data_spec(store.get_run(int(run_id))), cache, int(run_id), "train")
+    return dataset.x_train, np.asarray(dataset.y_train, np.int64).reshape(-1)
