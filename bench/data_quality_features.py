@@ -47,7 +47,7 @@ def tiny_run(folder: Path) -> tuple:
     from workbench.jobs.queue import JobQueue
     from workbench.specs.presets import load_preset
 
-    spec = load_preset("fast").runs[0]
+    spec = load_preset("fast")[0]
     spec = type(spec).from_dict(
         {**spec.to_dict(), "dataset": "synthetic", "dataset_options": {"n_train": 600, "n_test": 300}}
         | {"epochs": 1, "batch_size": 100, "data_path": "", "name": "bench-small"}

