@@ -225,7 +225,7 @@ def test_the_map_has_one_point_per_image_and_a_click_returns_that_image(planted)
         and len(dm.map_figure(quality, "label quality", title="t").data) == 1
     )
 
-    handlers = _Handlers(SimpleNamespace(store=store), MapView(*[object()] * 11), cache)
+    handlers = _Handlers(SimpleNamespace(store=store), MapView(*[object()] * 12), cache)
     shown = handlers.load("run:1", "test", "pca")
     images = wf.split_images(store, 1, "test", cache)[0]
     for index in (0, n - 1, 17):

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from workbench.errors import UserError, choose
 from workbench.inspect import sources
-from workbench.predict.models import LoadedModel, ModelCache, Preprocessing
+from workbench.predict.models import LoadedModel, ModelCache, Preprocessing, completed_run
 from workbench.training.checkpoint import CHECKPOINT
 
 FEATURE_SPLITS = ("test", "val", "train")
@@ -146,7 +146,7 @@ def split_features(
 ) -> SplitFeatures:
     """The run's features for `split`, from its cache file when the checkpoint has not changed since."""
     run_id, split = int(run_id), check_split(split)
-    models.get(run_id)  # refuses a run that did not complete or lost its checkpoint, with the reason
+    completed_run(store, run_id)  # refuses a run that did not complete or lost its checkpoint, with the reason
     path, key = cache_path(store, run_id, split), cache_key(store, run_id)
     saved = _read(path, key)
     if saved is not None:

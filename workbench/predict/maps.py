@@ -87,7 +87,7 @@ def split_map(
     found = wf.split_features(store, run_id, split, models=models, cache=cache, progress=progress)
     method = choose("map method", method, projection.METHODS)
     path = store.run_dir(run_id) / f"map-{found.split}-{method}.npz"
-    key = f"{wf.cache_key(store, run_id)}:{method}:{projection.UMAP_LIMIT}"
+    key = f"{wf.cache_key(store, run_id)}:{method}:{projection.UMAP_LIMIT}:{projection.VERSION}"
     saved = _cached(path, key, ("coords", "method", "note"))
     if saved is not None:
         return MapData(found, Projection(saved["coords"], str(saved["method"]), str(saved["note"]), 0.0), True)

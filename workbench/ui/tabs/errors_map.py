@@ -63,6 +63,7 @@ class MapView:
     message: gr.Markdown
     plot: gr.Plot
     event: gr.Textbox  # hidden: the page's bridge writes clicks and selections here
+    drawn: gr.State  # this browser's drawn map: [source key, split, method] (clicks refer to it, not the fields)
     picked: gr.Image
     top5: gr.Plot
     count: gr.Markdown
@@ -140,14 +141,15 @@ class _Handlers:
         took = "read from the store's files" if shown.data.cached else f"{p.method.upper()} took {p.seconds:.1f} s"
         return {
             v.plot: fig,
+            v.drawn: [key, split, method],
             v.colour: gr.update(choices=options, value=colour),
             v.message: f"{len(shown.points.labels):,} images · {took}. Click a point for its image; drag a box "
             "(or the lasso in the toolbar) to fill the gallery.",
         }
 
-    def recolour(self, key, split, colour, method):
+    def recolour(self, drawn, colour):
         try:
-            return {self.v.plot: self.figure(self.load(key, split, method, compute=False), colour)}
+            return {self.v.plot: self.figure(self.load(*(drawn or [None] * 3), compute=False), colour)}
         except UserError:
             return {}  # nothing drawn yet: the colour applies at the next draw
 
@@ -160,7 +162,7 @@ class _Handlers:
         title = f"Image #{index} (true: {names[labels[index]]})"
         return picked, plots.top5_bars([(shown.run["name"], analysis.top5(shown.probs[index], names))], title)
 
-    def event(self, text, key, split, method):
+    def event(self, text, drawn):
         v = self.v
         try:
             message = json.loads(text or "{}")
@@ -168,7 +170,7 @@ class _Handlers:
         except (ValueError, TypeError, AttributeError):
             return {}
         try:
-            shown = self.load(key, split, method, compute=False)
+            shown = self.load(*(drawn or [None] * 3), compute=False)
             if message.get("kind") == "click" and points:
                 image, figure = self.pick(shown, points[0])
                 return {v.picked: gr.update(value=image, label=f"Image #{points[0]}"), v.top5: figure}
@@ -203,6 +205,7 @@ def create_map_view(ctx, source: gr.Dropdown, cache: dict) -> MapView:
     c["message"] = gr.Markdown(elem_id="errors-map-message")
     c["plot"] = gr.Plot(label="Map of the split's features", elem_id="errors-map-plot")
     c["event"] = gr.Textbox(visible="hidden", elem_id="errors-map-event")
+    c["drawn"] = gr.State(None)
     with gr.Row(equal_height=False):
         c["picked"] = gr.Image(
             label="The point you click",
@@ -220,9 +223,9 @@ def create_map_view(ctx, source: gr.Dropdown, cache: dict) -> MapView:
     v = MapView(**c)
     h = _Handlers(ctx, v, cache)
     inputs = [source, v.split, v.colour, v.method]
-    v.draw.click(h.draw, inputs, [v.plot, v.colour, v.message]).then(None, js=BRIDGE_JS)
-    v.colour.input(h.recolour, inputs, [v.plot])
-    v.event.change(h.event, [v.event, source, v.split, v.method], [v.picked, v.top5, v.message, v.selection, v.count])
+    v.draw.click(h.draw, inputs, [v.plot, v.drawn, v.colour, v.message]).then(None, js=BRIDGE_JS)
+    v.colour.input(h.recolour, [v.drawn, v.colour], [v.plot])
+    v.event.change(h.event, [v.event, v.drawn], [v.picked, v.top5, v.message, v.selection, v.count])
     v.plot.change(None, js=BRIDGE_JS)
     source.input(lambda key: f"Press **Draw the map** for {key or 'a run'}." if key else "", [source], [v.message])
     return v
