@@ -119,6 +119,11 @@ class _Handlers:
             self.shown[wanted] = Shown(self.store.get_run(run_id), data, points, data.probs, images)
         return self.shown[wanted]
 
+    def drawn_map(self, drawn) -> Shown:
+        """The map this browser drew last (`MapView.drawn`: [key, split, method]), from memory."""
+        key, split, method = drawn or (None, None, None)
+        return self.load(key, split, method, compute=False)
+
     def figure(self, shown: Shown, colour: str):
         title, note = maps.describe(shown.run, shown.data)
         return dm.map_figure(shown.points, colour, title=title, note=note, validate=False)
@@ -149,7 +154,7 @@ class _Handlers:
 
     def recolour(self, drawn, colour):
         try:
-            return {self.v.plot: self.figure(self.load(*(drawn or [None] * 3), compute=False), colour)}
+            return {self.v.plot: self.figure(self.drawn_map(drawn), colour)}
         except UserError:
             return {}  # nothing drawn yet: the colour applies at the next draw
 
@@ -170,7 +175,7 @@ class _Handlers:
         except (ValueError, TypeError, AttributeError):
             return {}
         try:
-            shown = self.load(*(drawn or [None] * 3), compute=False)
+            shown = self.drawn_map(drawn)
             if message.get("kind") == "click" and points:
                 image, figure = self.pick(shown, points[0])
                 return {v.picked: gr.update(value=image, label=f"Image #{points[0]}"), v.top5: figure}
