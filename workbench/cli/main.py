@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from workbench.cli.accounts import add_commands as add_account_commands
 from workbench.cli.export import MODEL_FORMATS, export_run
+from workbench.cli.features import add_commands as add_feature_commands
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.labels import add_commands as add_label_commands
 from workbench.cli.presets import percent, plan_preset, run_preset
@@ -32,7 +33,7 @@ from workbench.views.live import estimate_text, phase_of, progress_facts, resume
 
 COMMANDS = (
     "train, finetune, sweep, sweeps, search, studies, crossval, train-all, resume, runs, export, ensemble, models, "
-    "label-issues, hash-password, audit"
+    "label-issues, duplicates, map, hash-password, audit"
 )
 
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_commands(sub, follow=_follow, open_store=_open_store)
     add_search_commands(sub, open_store=_open_store)
     add_label_commands(sub, follow=_follow, open_store=_open_store)
+    add_feature_commands(sub, open_store=_open_store)
 
     train_all = sub.add_parser("train-all", help="train a preset list of runs; skips completed, resumes interrupted")
     train_all.add_argument("--preset", default="classic", help="preset name in presets/ or a .toml file path")

@@ -262,3 +262,10 @@ def run_dataset(store, run_id: int, cache: dict) -> Dataset:
 def data_settings(run: dict) -> dict:
     """The run's data settings (dataset, data_path, dataset_options, val_size, split_seed), defaults filled in."""
     return _data_spec(run)
+
+
+def training_images(store, run_id: int, cache: dict) -> tuple:
+    """(uint8 images, int64 labels) of run `run_id`'s dataset's whole official training set (its validation
+    images among them: what a test image may duplicate), from `cache` as `split_images` keeps datasets."""
+    dataset = run_dataset(store, run_id, cache)
+    return dataset.x_train, np.asarray(dataset.y_train, np.int64).reshape(-1)

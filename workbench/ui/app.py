@@ -10,6 +10,7 @@ from workbench.ui.layout import FORM_AND_PANEL_CSS
 from workbench.ui.tabs.audit import AuditTab, create_audit_tab
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
+from workbench.ui.tabs.errors_duplicates import CSS as ERRORS_VIEWS_CSS
 from workbench.ui.tabs.finetune import create_finetune_tab
 from workbench.ui.tabs.label_review import SHORTCUTS_JS
 from workbench.ui.tabs.predict import PredictTab, create_predict_tab
@@ -54,7 +55,7 @@ footer { display: none !important; }
 #predict-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
   text-overflow: clip; text-align: left; }
 """
-CSS += FORM_AND_PANEL_CSS + "\n"
+CSS += FORM_AND_PANEL_CSS + "\n" + ERRORS_VIEWS_CSS
 HEAD = SHORTCUTS_JS  # scripts of the page's <head>: the label review's keyboard shortcuts
 
 # tab id -> (title, builder), in page order

@@ -17,6 +17,8 @@ from workbench.inspect import analysis, gallery
 from workbench.inspect import sources as sv
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
+from workbench.ui.tabs.errors_duplicates import create_duplicates_view
+from workbench.ui.tabs.errors_map import create_map_view
 from workbench.ui.tabs.label_review import ReviewView, create_review_view
 
 PER_PAGE = 64
@@ -451,6 +453,10 @@ def _layout(ctx) -> tuple[ErrorsView, ReviewView]:
 def create_errors_tab(ctx) -> ErrorsTab:
     v, review = _layout(ctx)
     h = _Handlers(ctx, v)
+    with gr.Accordion("Near-duplicates between the test and training images", open=False):
+        create_duplicates_view(ctx, v.source, h.cache)
+    with gr.Accordion("Map of a split (its features in 2-D)", open=False):
+        create_map_view(ctx, v.source, h.cache)
     filters = v.filters
     show_outputs = [v.gallery, v.page, v.count, v.message, v.compare_note]
     source_outputs = [v.confusion, v.per_class, v.true_class, v.predicted_class, *show_outputs]
