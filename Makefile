@@ -49,7 +49,7 @@ format: install-dev
 # Every benchmark at its full size, one after another (tens of minutes on 2 cores; BENCH=... picks some),
 # then the GPU check where there is a GPU; each exits 1 when it misses a target, and bench fails at the
 # end naming those that did.
-BENCH ?= augment ensemble errors predict ui train_overhead finetune_memory soak cluster estimate search
+BENCH ?= augment ensemble errors predict ui train_overhead finetune_memory soak cluster estimate search data_quality data_quality_features cpu_roofline
 bench: install-dev
 	@failed=""; for name in $(BENCH); do \
 	    echo "== bench/$$name.py"; $(PY) bench/$$name.py || failed="$$failed $$name"; done; \

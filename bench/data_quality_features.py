@@ -6,6 +6,7 @@ server time.
     .venv/bin/python bench/data_quality_features.py --data PATH --subset 2000   # no store: the fast recipe's model
                                                                             # trained 1 epoch on 2,000 real images
     .venv/bin/python bench/data_quality_features.py --small                 # no store: a tiny run on synthetic data
+    .venv/bin/python bench/data_quality_features.py      # as `make bench`: --data with the bundled copy, else --small
 
 Without a store, the model is the fast recipe's (airbench_cpu, its preprocessing) trained for one epoch on a
 subset: its features take as long to compute as a fully trained one's, and have the same length.
@@ -45,6 +46,7 @@ from workbench.predict import features as wf
 from workbench.predict.models import ModelCache
 
 CLICK_TARGET_MS = 300
+SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 def tiny_run(folder: Path, data: str = "", subset: int = 0) -> tuple:
@@ -105,8 +107,11 @@ def main() -> int:
     parser.add_argument("--umap-points", type=int, default=10000)
     parser.add_argument("--calls", type=int, default=30)
     args = parser.parse_args()
-    if not args.small and not args.data and not (args.db and args.run):
-        parser.error("give --db and --run (a completed run), --data PATH, or --small")
+    if bool(args.db) != bool(args.run):
+        parser.error("--db and --run go together (a store and its completed run)")
+    if not args.small and not args.data and not args.db:
+        # `make bench` gives no flags: the bundled real copy where this checkout has one, else synthetic data
+        args.data, args.small = (str(SHARED_CIFAR), False) if SHARED_CIFAR.exists() else ("", True)
     if args.small or args.data:
         store, run_id = tiny_run(Path(tempfile.mkdtemp(prefix="bench-dq-")), args.data, args.subset)
     else:
