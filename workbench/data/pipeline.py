@@ -51,6 +51,7 @@ def make_dataset(
     shift: int = 0,
     first_epoch: int = 0,
     drop_remainder: bool | None = None,
+    extra_targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels), made as `options` say.
 
@@ -58,10 +59,14 @@ def make_dataset(
     flip: mirror every image, shift: move every image by `shift` pixels down and right (negative: up and
     left), REFLECT-padded (test-time augmentation).
     first_epoch: the epoch the first pass over the dataset trains (alt_flip's parity on resume).
+    extra_targets: [N, K] float32 rows appended to each image's one-hot label (a cached distillation's
+    teacher probabilities), gathered with the same indices.
     """
     n = len(images)
     images = tf.constant(images)
     labels_1hot = tf.one_hot(tf.constant(labels, tf.int64), options.num_classes, dtype=tf.float32)
+    if extra_targets is not None:
+        labels_1hot = tf.concat([labels_1hot, tf.constant(np.asarray(extra_targets, np.float32))], axis=1)
     mean = tf.constant(np.asarray(options.mean, np.float32))
     std = tf.constant(np.asarray(options.std, np.float32))
     resize_to = options.resize_to

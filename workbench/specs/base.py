@@ -27,6 +27,9 @@ from workbench.data.datasets import DATASETS
 from workbench.errors import UserError, choose
 from workbench.specs.flags import spec_to_args
 
+if TYPE_CHECKING:
+    from store.store import Store
+
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 # The settings every kind of run has, with the help text of their flags (the kinds add their own).
@@ -135,6 +138,11 @@ class Spec:
     def check_own(self) -> None:
         """Hook: the kind's own checks (its spec is already normalised)."""
         raise NotImplementedError
+
+    def resolved(self, store: "Store") -> Self:
+        """Hook: the spec with what it names in the store resolved and checked, when it is queued (a
+        distillation's teacher becomes its member runs); a resume keeps what was resolved then."""
+        return self
 
 
 def check_shared(spec: Spec, available_gpus: int) -> None:

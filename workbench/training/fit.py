@@ -92,6 +92,7 @@ def fit(
         if not done:  # weights computed from the data (airbench's whitening); a checkpoint has them
             runner.init_from_data(model, data, batches)
         _restore(model, run_dir, phases, current, done)
+        extra_targets = runner.prepare_fit(model, store, run_id, data, batches)
     store.truncate_epochs(run_id, done)
     store.update_run(
         run_id,
@@ -116,6 +117,7 @@ def fit(
         augment_options=getattr(spec, "augment_params", None),
         seed=spec.seed + 7919 * done,
         first_epoch=done,
+        extra_targets=extra_targets,
     )
     val_ds = make_dataset(data.x_val, data.y_val, batches)
     # TensorBoard event files as it trains, if the spec asks (a Ray job's spec does not: the store is local)

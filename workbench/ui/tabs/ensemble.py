@@ -68,6 +68,7 @@ class EnsembleView:
     saved: gr.Dropdown
     load: gr.Button
     delete: gr.Button
+    distil: gr.Button  # "Distil into one model": wired by the page (`workbench.ui.tabs.distill_form`)
 
     @property
     def settings(self) -> list:
@@ -408,6 +409,7 @@ def _layout() -> EnsembleView:
         c["saved"] = gr.Dropdown([], label="Saved ensembles", scale=3, elem_id="ensemble-saved")
         c["load"] = gr.Button("Load into sliders", scale=1)
         c["delete"] = gr.Button("Delete", variant="stop", scale=1)
+        c["distil"] = gr.Button("Distil into one model", scale=1, elem_id="ensemble-distil")
     return EnsembleView(**c)
 
 
