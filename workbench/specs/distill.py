@@ -140,7 +140,7 @@ def check_member(store: "Store", run_id: int, spec: DistillSpec, what: str) -> N
         run["kind"] in (RunKind.SCRATCH, RunKind.DISTILL),
         f"{label} is a {run['kind']} run; a teacher must be a zoo model trained here (fine-tunes take other pixels)",
     )
-    path = run.get("checkpoint_path")
+    path = run.get("checkpoint_path") or ""
     check(
         bool(path) and Path(path).is_file(),
         f"{label} has no checkpoint (its model file was not kept); remove it from the ensemble or retrain it",
