@@ -261,7 +261,7 @@ def test_update_rejects_unknown_fields_and_runs(fresh_store):
     with pytest.raises(UserError, match="unknown run status"):
         fresh_store.update_run(run_id, status="sleeping")
     with pytest.raises(UserError, match="unknown run kind"):
-        fresh_store.create_run("b", {}, kind="distill")
+        fresh_store.create_run("b", {}, kind="hologram")
     for call in (
         lambda: fresh_store.get_run(99),
         lambda: fresh_store.update_run(99, notes="x"),
