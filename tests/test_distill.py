@@ -10,10 +10,12 @@ import pytest
 from conftest import completed_run, wait_until
 
 from store import Store
+from workbench.cli.main import main
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
 from workbench.specs import DistillSpec, RunSpec
 from workbench.training.distiller import TEACHER_RECORD, TEACHER_TARGETS, Distiller, as_distiller, distillation_loss
+from workbench.views.runs import lineage
 
 # Four classes of stripes: LeNet learns them perfectly in a few epochs, so the teacher can be always right.
 DATA = dict(
@@ -147,6 +149,23 @@ def test_a_cancelled_distillation_resumes_with_the_same_teacher(taught):
     assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2, 3]
     assert run["spec"]["teacher_members"] == {str(teacher): 1.0}
     assert json.loads((store.run_dir(run_id) / TEACHER_RECORD).read_text()) == record
+    # its lineage, as the CLI's `runs` and the Runs tab show it
+    assert lineage(run) == f"taught by ensemble:{ensemble} (run {teacher}), online, T 4.0, alpha 0.9"
+
+
+def test_the_cli_refuses_an_unknown_teacher_and_lists_the_lineage(taught, tmp_path, capsys):
+    _, _, teacher, _ = taught
+    flags = ["--model", "lenet", "--dataset", "synthetic", "--epochs", "1"]
+    db = str(tmp_path / "cli.db")
+    assert main(["--db", db, "distill", *flags, "--teacher", "ensemble:nope"]) == 2
+    assert "no ensemble 'nope'" in capsys.readouterr().err
+    assert main(["--db", db, "distill", *flags]) == 2
+    assert "needs a teacher: --teacher" in capsys.readouterr().err
+    queued = student(teacher_members={str(teacher): 1.0}, distill_mode="cached")  # as queueing resolves it
+    with Store(tmp_path / "lineage.db") as other:
+        other.create_run("taught", queued.to_dict(), kind=queued.kind)
+    assert main(["--db", str(tmp_path / "lineage.db"), "runs"]) == 0
+    assert f"taught by ensemble:right (run {teacher}), cached, T 4.0, alpha 0.9" in capsys.readouterr().out
 
 
 def test_the_distil_form_refuses_a_teacher_member_without_checkpoint(app_server):
