@@ -13,7 +13,8 @@ of each, the mean gain of the student over its twin (target: at least +1 point),
 ensemble, inference images/s of the student against the three members, and online against cached
 (accuracy, training seconds).
 
-Data: --data (default ../shared/data/cifar10-jpeg.tar.gz); exits with a message when it is absent.
+Data: --data (default ../shared/data/cifar10-jpeg.tar.gz); exits with a message when it is absent
+(`--data synthetic`: 600 synthetic stripes, the tests' tiny size, not CIFAR).
 Exits 1 when the gain target is missed.
 """
 
@@ -45,10 +46,15 @@ STUDENT_SEEDS = (10, 11, 12)
 def recipe(args) -> dict:
     """The members' and students' settings: the fast preset's run, or the quick size's LeNet."""
     data = dict(dataset="cifar10", data_path=str(args.data), gpus=0)
+    if str(args.data) == "synthetic":  # the stripes, for tests/test_bench.py: not CIFAR, no figure to report
+        data = dict(dataset="synthetic", dataset_options={"n_train": 600, "n_test": 100}, gpus=0)
+        return dict(
+            model="lenet", epochs=args.epochs or 1, schedule="cosine", learning_rate=0.05, batch_size=50, **data
+        )
     if args.quick:
         return dict(
             model="lenet",
-            epochs=3,
+            epochs=args.epochs or 3,
             schedule="cosine",
             learning_rate=0.05,
             batch_size=128,
@@ -58,7 +64,8 @@ def recipe(args) -> dict:
             **data,
         )
     fast = load_preset("fast")[0].to_dict()
-    return {**{k: v for k, v in fast.items() if k not in ("name", "seed")}, **data}
+    epochs = {"epochs": args.epochs} if args.epochs else {}
+    return {**{k: v for k, v in fast.items() if k not in ("name", "seed")}, **data, **epochs}
 
 
 def train(queue: JobQueue, store: Store, spec) -> dict:
@@ -90,10 +97,13 @@ def images_per_second(paths: list[str], x: np.ndarray, repeats: int = 2) -> floa
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="LeNet, 4,000 images, 3 epochs (minutes)")
-    parser.add_argument("--data", type=Path, default=SHARED_CIFAR, help="the CIFAR-10 archive")
+    parser.add_argument("--data", type=Path, default=SHARED_CIFAR, help="the CIFAR-10 archive ('synthetic': stripes)")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: the size's)")
     parser.add_argument("--seeds", type=int, default=3, help="paired student seeds (default 3)")
+    parser.add_argument("--temperature", type=float, default=DistillSpec.temperature, help="T (default 4)")
+    parser.add_argument("--alpha", type=float, default=DistillSpec.alpha, help="the soft targets' share (default 0.9)")
     args = parser.parse_args(argv)
-    if not args.data.exists():
+    if str(args.data) != "synthetic" and not args.data.exists():
         print(f"no CIFAR-10 copy at {args.data}: give --data PATH (this benchmark needs the real images)")
         return 2
     base = recipe(args)
@@ -109,7 +119,12 @@ def main(argv=None) -> int:
             for seed in STUDENT_SEEDS[: args.seeds]:
                 print(f"seed {seed}:", flush=True)
                 twin = train(queue, store, RunSpec.from_dict({**base, "seed": seed}))
-                taught = {"teacher": f"ensemble:{ensemble}", "seed": seed}
+                taught = {
+                    "teacher": f"ensemble:{ensemble}",
+                    "seed": seed,
+                    "temperature": args.temperature,
+                    "alpha": args.alpha,
+                }
                 online = train(queue, store, DistillSpec.from_dict({**base, **taught}))
                 cached = train(
                     queue, store, DistillSpec.from_dict({**base, **taught, "distill_mode": DistillMode.CACHED})
@@ -126,7 +141,8 @@ def main(argv=None) -> int:
             ensemble_speed = images_per_second([m["checkpoint_path"] for m in members], x)
         finally:
             queue.shutdown()
-    print(f"\n{'quick size' if args.quick else 'full size'}: {time.monotonic() - started:.0f} s in all")
+    size = "quick size" if args.quick else "full size"
+    print(f"\n{size}, T {args.temperature}, alpha {args.alpha}: {time.monotonic() - started:.0f} s in all")
     print(f"teacher ensemble (3 x {base['model']}, mean of probabilities): test {teacher_acc:.2%}")
     print("seed  twin     student  gain    cached   twin s  online s  cached s")
     for seed, twin, online, cached in rows:
