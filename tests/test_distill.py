@@ -159,6 +159,8 @@ def test_the_cli_refuses_an_unknown_teacher_and_lists_the_lineage(taught, tmp_pa
     db = str(tmp_path / "cli.db")
     assert main(["--db", db, "distill", *flags, "--teacher", "ensemble:nope"]) == 2
     assert "no ensemble 'nope'" in capsys.readouterr().err
+    assert main(["--db", db, "distill", *flags, "--teacher", "ensemble:nope", "--dry-run"]) == 2  # checked too
+    assert "no ensemble 'nope'" in capsys.readouterr().err
     assert main(["--db", db, "distill", *flags]) == 2
     assert "needs a teacher: --teacher" in capsys.readouterr().err
     queued = student(teacher_members={str(teacher): 1.0}, distill_mode="cached")  # as queueing resolves it

@@ -222,6 +222,8 @@ def _dry_run(args, spec) -> int:
     gpus = len(gpu_names())
     spec = spec.validate(available_gpus=gpus)
     store = _open_store(args, create=False)
+    if store is not None:  # what the spec names in the store (a distillation's teacher), checked as queueing would
+        spec = spec.resolved(store)
     tags = parse_tags(args.tags)
     print(f"would queue: {spec.display_name()}" + (f", tagged {','.join(tags)}" if tags else ""))
     print(estimate_text(estimate(spec, store, gpus), hint=_hint(spec), markdown=False))
