@@ -100,6 +100,7 @@ def test_a_student_of_a_right_teacher_learns_faster_than_alone(taught):
     assert isinstance(model, Distiller) and model.count_params() == taught_run["params"]
 
 
+@pytest.mark.slow  # about 7 s on a quiet machine: the default suite's budget goes to the checks the issue names
 def test_cached_mode_stores_the_teachers_outputs_once(taught):
     store, queue, _, _ = taught
     run_id = queue.submit(student(distill_mode="cached"))
@@ -170,6 +171,7 @@ def test_the_cli_refuses_an_unknown_teacher_and_lists_the_lineage(taught, tmp_pa
     assert f"taught by ensemble:right (run {teacher}), cached, T 4.0, alpha 0.9" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the app server and two calls: the same refusal through the queue is checked by default above
 def test_the_distil_form_refuses_a_teacher_member_without_checkpoint(app_server):
     """The Train tab's Distil box (its API, as the button calls it) names the member that cannot teach."""
     from gradio_client import Client
