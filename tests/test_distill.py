@@ -13,6 +13,7 @@ from store import Store
 from workbench.cli.main import main
 from workbench.errors import UserError
 from workbench.jobs.queue import JobQueue
+from workbench.predict.gradcam import GradCam
 from workbench.specs import DistillSpec, RunSpec
 from workbench.training.distiller import TEACHER_RECORD, TEACHER_TARGETS, Distiller, as_distiller, distillation_loss
 from workbench.views.runs import lineage
@@ -98,6 +99,8 @@ def test_a_student_of_a_right_teacher_learns_faster_than_alone(taught):
     # its checkpoint is the student, loaded with safe_mode like any run's
     model = keras.models.load_model(taught_run["checkpoint_path"], safe_mode=True)
     assert isinstance(model, Distiller) and model.count_params() == taught_run["params"]
+    logits, maps = GradCam(model)(np.zeros((2, 32, 32, 3), np.float32))  # the Predict tab's map of it
+    assert np.asarray(logits).shape == (2, 4) and np.asarray(maps).shape[0] == 2
 
 
 @pytest.mark.slow  # about 7 s on a quiet machine: the default suite's budget goes to the checks the issue names

@@ -41,7 +41,7 @@ def distillation_loss(teacher_probs: Any, student_logits: Any, temperature: floa
 @keras.saving.register_keras_serializable(package="workbench")
 class Distiller(keras.Model):
     """The student's graph with a distillation loss; see the module docstring. Built as
-    `Distiller(inputs=student.inputs, outputs=student.outputs, name=...)`; `teach` sets the teacher."""
+    `as_distiller(student)`; `teach` sets the teacher."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,7 +83,9 @@ class Distiller(keras.Model):
 
 def as_distiller(student: keras.Model) -> Distiller:
     """The student's graph as a Distiller (the same layers: nothing is copied)."""
-    return Distiller(inputs=student.inputs, outputs=student.outputs, name=student.name)
+    # One input and one output tensor, as the zoo model has them (lists of one would make `model.output` a
+    # list, which Grad-CAM and export read as a tensor).
+    return Distiller(inputs=student.input, outputs=student.output, name=student.name)
 
 
 class Teacher:
