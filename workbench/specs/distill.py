@@ -37,7 +37,7 @@ TEACHER_HELP = "ensemble:ID, ensemble:NAME (a saved ensemble whose members kept 
 HELP = {
     **RUN_HELP,
     "teacher": TEACHER_HELP,
-    "temperature": f"distillation temperature T (default {DEFAULT_TEMPERATURE}: the CIFAR literature's)",
+    "temperature": "distillation temperature T (the default is the CIFAR distillation literature's)",
     "alpha": "share of the soft targets in the loss: alpha*T^2*KL + (1-alpha)*loss on the labels",
     "distill_mode": "online: the teacher scores each augmented batch; cached: its outputs on the "
     "un-augmented training images, computed once and stored (faster)",
