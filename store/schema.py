@@ -77,6 +77,8 @@ RUN_COLUMNS = (
     "node",
     "val_steps",
     "created_by",
+    "parent_run",
+    "derived",
 )
 EPOCH_COLUMNS = (
     "run",
@@ -391,3 +393,14 @@ def m007_studies(db: Database) -> None:
         not_null=["study", "number", "run"],
     )
     db.table("study_trials").create_index(["run"], index_name="idx_study_trials_run")
+
+
+@migration
+def m010_snapshots_lineage(db: Database) -> None:
+    # A result derived from another run's training (`workbench.training.snapshots`): a snapshot at the end of a
+    # cosine cycle ("snapshot 3") or the weight average of its last epochs ("averaged"). It is a run row of its
+    # own (its logits, its checkpoint folder), so every view that picks runs picks it; `parent_run` names the
+    # run it came from, `derived` which of its results it is (NULL for a trained run).
+    db.table("runs").add_column("parent_run", int)
+    db.table("runs").add_column("derived", str)
+    db.table("runs").create_index(["parent_run"], index_name="idx_runs_parent_run")

@@ -73,6 +73,16 @@ class RunKind(StrEnum):
 RUN_KINDS = tuple(RunKind)
 
 
+# --- results derived from a run's training, each a run row of its own (runs.derived) ---------------------
+class Derived(StrEnum):
+    SNAPSHOT = "snapshot"  # the model at the end of a cosine cycle (`--snapshots M`): "snapshot 1".."snapshot M"
+    AVERAGED = "averaged"  # the weights averaged over the last K epochs, BatchNorm recomputed (`--average-last K`)
+
+
+def snapshot_label(number: int) -> str:
+    return f"{Derived.SNAPSHOT} {int(number)}"
+
+
 # --- how a distillation run's teacher scores the training images (DistillSpec.distill_mode) --------
 class DistillMode(StrEnum):
     ONLINE = "online"  # the teachers score the very augmented batch the student sees, every step

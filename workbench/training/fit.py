@@ -13,7 +13,7 @@ What differs between kinds of run (the model, the pixels it takes, its phases) i
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -37,6 +37,7 @@ from workbench.training.checkpoint import (
 from workbench.training.progress import EvaluationProgress, ProgressWriter
 from workbench.training.run_store import RunStore
 from workbench.training.runners import Phase, Runner, runner_for
+from workbench.training.snapshots import derived_callbacks, store_average
 from workbench.training.tensorboard import live_writer
 
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
@@ -132,6 +133,18 @@ def fit(
         on_checkpoint=on_checkpoint,
         prune=prune,
     )
+    views = prediction_views(spec)
+
+    def evaluate(evaluated: keras.Model, target: int) -> bool:  # a snapshot's or the average's evaluation
+        return save_predictions(evaluated, store, target, data, batches, progress, stop, views)
+
+    # After StoreCallback: a cycle's last checkpoint is its snapshot (workbench.training.snapshots)
+    snapshots, averager = derived_callbacks(spec, store, run_id, run_dir, evaluate)
+    if snapshots is not None:
+        snapshots.catch_up(model, done)
+    if averager is not None:
+        averager.resume(model, done)
+    callbacks = [callback] + [c for c in (snapshots, averager) if c is not None]
     for index in range(current, len(phases)):
         phase = phases[index]
         if done >= phase.until or stop.is_set() or callback.diverged or callback.pruned_at:
@@ -144,7 +157,7 @@ def fit(
             validation_data=val_ds,
             epochs=phase.until,
             initial_epoch=done,
-            callbacks=[callback],
+            callbacks=callbacks,
             verbose=0,
             shuffle=False,
         )  # the pipeline shuffles
@@ -153,8 +166,10 @@ def fit(
         status, error = RunStatus.DIVERGED, DIVERGED
     elif 0 < callback.pruned_at < phases[-1].until and not stop.is_set():  # pruned on its last epoch: it completes
         status, error = RunStatus.PRUNED, None
-    elif not stop.is_set() and save_predictions(
-        model, store, run_id, data, batches, progress, stop, prediction_views(spec)
+    elif (
+        not stop.is_set()
+        and save_predictions(model, store, run_id, data, batches, progress, stop, views)
+        and (averager is None or store_average(store, run_id, model, averager, train_pass(data, batches), evaluate))
     ):
         status, error = RunStatus.COMPLETED, None
     else:
@@ -164,6 +179,11 @@ def fit(
     if events:
         events.finish(store.get_run(run_id))
     return status
+
+
+def train_pass(data: PreparedData, batches: BatchOptions) -> Iterable:
+    """The training images un-augmented, in order: the one pass that recomputes an average's BatchNorm."""
+    return make_dataset(data.x_train, data.y_train, batches)
 
 
 def _restore(model: keras.Model, run_dir: Path, phases: list[Phase], current: int, done: int) -> None:

@@ -102,6 +102,7 @@ def compile_model(model: keras.Model, spec: RunSpec, steps: int) -> None:
         steps_per_epoch=steps,
         warmup_epochs=spec.warmup_epochs,
         params=spec.schedule_params,
+        cycles=max(1, getattr(spec, "snapshots", 0)),
     )
     # Keras wraps the optimizer in a LossScaleOptimizer itself when the model's policy is mixed_float16.
     model.compile(

@@ -1,0 +1,108 @@
+"""Cheap ensembles from one run: snapshots at the end of each cosine cycle and the weight average of the
+last epochs, each stored as a derived run ("run N · snapshot i", "run N · averaged") that the Ensemble tab's
+scoring picks like any run. Real training of a tiny airbench (it has BatchNorm) on the synthetic stripes."""
+
+import keras
+import numpy as np
+import pytest
+
+from store import Store
+from workbench.constants import Derived, snapshot_label
+from workbench.ensemble.lab import Lab, Settings, score
+from workbench.errors import UserError
+from workbench.jobs.queue import JobQueue
+from workbench.specs import RunSpec
+from workbench.training import schedules
+from workbench.training.checkpoint import load_checkpoint
+from workbench.training.snapshots import batch_norm_layers
+
+DATA = dict(
+    dataset="synthetic",
+    dataset_options={"n_train": 400, "n_test": 100, "num_classes": 4},
+    batch_size=50,
+    augment=("flip_crop",),
+)
+SPEC = dict(
+    model="airbench_cpu",
+    model_kwargs={"widths": [8, 8, 8]},
+    optimizer="sgd",
+    learning_rate=0.05,
+    schedule="cosine",
+    epochs=3,
+    snapshots=3,
+    snapshot_checkpoints=True,
+    average_last=2,
+    **DATA,
+)
+
+
+def test_the_cyclic_schedule_restarts_at_each_cycle():
+    rates = schedules.learning_rates(
+        schedules.build_schedule("cosine", base_lr=0.1, epochs=6, steps_per_epoch=10, cycles=3), range(60)
+    )
+    assert rates[0] == rates[20] == rates[40] == pytest.approx(0.1)  # each cycle starts at the peak
+    assert rates[19] < 0.01 and rates[39] < 0.01 and rates[59] < 0.01  # ... and ends near 0
+    assert np.all(np.diff(rates[:20]) < 0)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"snapshots": 1}, "at least 2 cycles"),
+        ({"schedule": "step"}, "set the schedule to cosine"),
+        ({"epochs": 4}, "multiple of 3"),
+        ({"average_last": 9}, "more than the run's 3 epochs"),
+        ({"snapshots": 0}, "snapshot checkpoints need snapshots"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_with_what_to_do(changes, words):
+    with pytest.raises(UserError, match=words):
+        RunSpec.from_dict({**SPEC, **changes}).validate()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("snapshots") / "runs" / "workbench.db")
+    queue = JobQueue(store, devices=[], isolate=False)
+    run_id = queue.submit(RunSpec.from_dict(SPEC))
+    assert queue.wait(run_id, timeout=300)
+    yield store, run_id
+    queue.shutdown()
+    store.close()
+
+
+def test_each_cycle_is_stored_as_a_run_the_ensemble_scores(trained):
+    store, run_id = trained
+    run = store.get_run(run_id)
+    assert run["status"] == "completed", run["error"]
+    derived = {r["derived"]: r for r in store.derived_runs(run_id)}
+    assert set(derived) == {snapshot_label(1), snapshot_label(2), snapshot_label(3), Derived.AVERAGED}
+    snaps = [derived[snapshot_label(i)] for i in (1, 2, 3)]
+    for i, snap in enumerate(snaps, 1):
+        assert snap["status"] == "completed" and snap["name"] == f"run {run_id} · snapshot {i}"
+        assert snap["split_id"] == run["split_id"] and snap["epochs_done"] == i
+        assert {"val", "val_flip", "test", "test_flip"} <= set(store.prediction_splits(snap["id"]))
+        assert load_checkpoint(store.run_dir(snap["id"])).count_params() == run["params"]  # kept: Predict tab
+    # the snapshots differ (each is a different point of the training), and the last is the final model
+    first, last = (store.load_logits(s["id"], "test") for s in (snaps[0], snaps[-1]))
+    assert not np.allclose(first, last)
+    np.testing.assert_allclose(last, store.load_logits(run_id, "test"), rtol=1e-4, atol=1e-4)
+    # the Ensemble tab's scoring takes them as members like any run
+    members = Lab(store).load([s["id"] for s in snaps])
+    scored = score(members, [1.0, 1.0, 1.0], Settings(tta=True))
+    print("snapshot ensemble", scored["test"], [m for m in scored["members"]])
+    assert len(scored["members"]) == 3 and 0.0 <= scored["test"]["accuracy"] <= 1.0
+
+
+def test_the_average_has_its_own_batch_norm_statistics_and_accuracy(trained):
+    store, run_id = trained
+    averaged = next(r for r in store.derived_runs(run_id) if r["derived"] == Derived.AVERAGED)
+    assert averaged["status"] == "completed" and averaged["name"] == f"run {run_id} · averaged"
+    print("averaged", averaged["test_accuracy"], "final", store.get_run(run_id)["test_accuracy"])
+    assert 0.0 <= averaged["test_accuracy"] <= 1.0 and averaged["final_val_accuracy"] is not None
+    final = keras.models.load_model(store.get_run(run_id)["checkpoint_path"], safe_mode=True)
+    average = load_checkpoint(store.run_dir(averaged["id"]))
+    final_bn, average_bn = batch_norm_layers(final), batch_norm_layers(average)
+    assert final_bn and len(final_bn) == len(average_bn)
+    for a, b in zip(final_bn, average_bn):
+        assert not np.allclose(np.asarray(a.moving_mean), np.asarray(b.moving_mean))
