@@ -18,9 +18,7 @@ class DerivedRows:
         (its spec, kind, data and split the parent's) on first use; a resumed run re-taking a snapshot
         replaces that row's logits instead of adding a second row."""
         store: Any = self
-        rows = store._query(
-            "SELECT id FROM runs WHERE parent_run = ? AND derived = ?", [int(parent_id), str(derived)]
-        )
+        rows = store._query("SELECT id FROM runs WHERE parent_run = ? AND derived = ?", [int(parent_id), str(derived)])
         if rows:
             return int(rows[0]["id"])
         parent = store.get_run(parent_id)

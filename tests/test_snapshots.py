@@ -10,11 +10,15 @@ from store import Store
 from workbench.constants import Derived, snapshot_label
 from workbench.ensemble.lab import Lab, Settings, score
 from workbench.errors import UserError
+from workbench.inspect.sources import source_choices, source_key
 from workbench.jobs.queue import JobQueue
+from workbench.predict.service import Predictor
 from workbench.specs import RunSpec
 from workbench.training import schedules
 from workbench.training.checkpoint import load_checkpoint
 from workbench.training.snapshots import batch_norm_layers
+from workbench.ui.tabs.ensemble_snapshots import snapshot_members, snapshot_parents
+from workbench.views.runs import lineage
 
 DATA = dict(
     dataset="synthetic",
@@ -106,3 +110,30 @@ def test_the_average_has_its_own_batch_norm_statistics_and_accuracy(trained):
     assert final_bn and len(final_bn) == len(average_bn)
     for a, b in zip(final_bn, average_bn):
         assert not np.allclose(np.asarray(a.moving_mean), np.asarray(b.moving_mean))
+
+
+def test_the_ensemble_tab_offers_a_runs_snapshots_in_one_pick(trained):
+    store, run_id = trained
+    assert snapshot_parents(store) == [(f"{run_id}: {store.get_run(run_id)['name']} · 3 snapshots", run_id)]
+    ids, note = snapshot_members(store, run_id, limit=8)
+    assert [store.get_run(i)["derived"] for i in ids] == [snapshot_label(i) for i in (1, 2, 3)] and note == ""
+    assert snapshot_members(store, run_id, limit=2)[0] == ids[:2]
+    assert "Pick a run with snapshots" in snapshot_members(store, None, limit=8)[1]
+    assert lineage(store.get_run(ids[2])) == f"snapshot 3 of run {run_id}"
+
+
+def test_snapshots_and_the_average_are_sources_of_the_errors_and_predict_tabs(trained):
+    store, run_id = trained
+    derived = [r["id"] for r in store.derived_runs(run_id)]
+    errors_keys = {key for _, key in source_choices(store)}
+    predictor = Predictor(store)
+    predict_keys = {key for _, key in predictor.choices()}
+    for run in derived:
+        assert source_key("run", run) in errors_keys and source_key("run", run) in predict_keys
+    averaged = source_key("run", derived[-1])
+    pictures, _ = predictor.test_images(averaged, [0, 1])
+    predictions = predictor.predict(averaged, pictures)
+    assert len(predictions) == 2 and np.isclose(predictions[0].probs[0][1].sum(), 1.0, atol=1e-4)
+    # the averaged checkpoint predicts the stored test logits' classes for those images
+    stored = store.load_logits(derived[-1], "test")[:2].argmax(1)
+    assert [int(np.argmax(p.probs[0][1])) for p in predictions] == stored.tolist()

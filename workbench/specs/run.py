@@ -79,7 +79,9 @@ class RunSpec(Spec):
     train_subset: int = 0  # 0: the whole training split; N: a seeded random N of it (quick looks, tests)
     name: str = ""
     tensorboard: bool = False  # live TensorBoard events (workbench.training.tensorboard); not a setting of the result
-    snapshots: int = 0  # M >= 2: cyclic cosine schedule, each cycle's end stored as a run (workbench.training.snapshots)
+    snapshots: int = (
+        0  # M >= 2: cyclic cosine schedule, each cycle's end stored as a run (workbench.training.snapshots)
+    )
     snapshot_checkpoints: bool = False
     average_last: int = 0  # K >= 2: SWA over the last K epochs, stored as the run's averaged result
 

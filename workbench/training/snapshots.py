@@ -184,8 +184,6 @@ def store_average(
     return stored is not None
 
 
-
-
 def derived_callbacks(
     spec: object, store: RunStore, run_id: int, run_dir: Path, evaluate: Evaluate
 ) -> tuple[SnapshotCallback | None, AverageCallback | None]:

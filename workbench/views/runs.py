@@ -210,7 +210,9 @@ def filter_runs(
 
 def lineage(run: dict) -> str:
     """Where a run's knowledge came from: a distillation run's teacher (the name given and the runs it
-    resolved to when queued), its mode and settings; "" for other runs."""
+    resolved to when queued), its mode and settings; a snapshot's or average's run it came from; "" for others."""
+    if run.get("parent_run"):
+        return f"{run.get('derived') or 'derived'} of run {run['parent_run']}"
     if run.get("kind") != RunKind.DISTILL:
         return ""
     spec = run.get("spec") or {}

@@ -16,6 +16,7 @@ from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
+from workbench.ui.tabs.ensemble_snapshots import add_snapshot_picker, wire_snapshot_picker
 from workbench.views import runs as rd
 
 MAX_SLIDERS = 8
@@ -47,6 +48,8 @@ class EnsembleView:
     runs: gr.Dropdown  # the members
     refresh: gr.Button
     unavailable: gr.Markdown
+    snapshot_run: gr.Dropdown  # "this run's snapshots" (`workbench.ui.tabs.ensemble_snapshots`)
+    use_snapshots: gr.Button
     method: gr.Radio
     space: gr.Radio
     temperature: gr.Checkbox
@@ -376,6 +379,7 @@ def _layout() -> EnsembleView:
         )
         c["refresh"] = gr.Button("Refresh runs", scale=1)
     c["unavailable"] = gr.Markdown(elem_id="ensemble-unavailable")
+    c["snapshot_run"], c["use_snapshots"] = add_snapshot_picker()
     with gr.Row():
         c["method"] = gr.Radio(METHOD_CHOICES, value="mean", label="Method")
         c["space"] = gr.Radio(SPACE_CHOICES, value="prob", label="Average")
@@ -425,6 +429,8 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     v.runs.input(
         h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last", api_name="ensemble_select"
     )
+    picked = wire_snapshot_picker(ctx, v.snapshot_run, v.use_snapshots, v.runs, MAX_SLIDERS)
+    picked.then(h.select, [v.runs, *v.settings], select_outputs, api_name="ensemble_snapshots")
     gr.on(
         [x.input for x in v.settings],
         h.resettle,
