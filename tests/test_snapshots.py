@@ -137,3 +137,15 @@ def test_snapshots_and_the_average_are_sources_of_the_errors_and_predict_tabs(tr
     # the averaged checkpoint predicts the stored test logits' classes for those images
     stored = store.load_logits(derived[-1], "test")[:2].argmax(1)
     assert [int(np.argmax(p.probs[0][1])) for p in predictions] == stored.tolist()
+
+
+def test_a_derived_result_taken_again_replaces_its_row(tmp_path):
+    """A resume re-taking a snapshot (cancelled during its evaluation) finds the row it had begun."""
+    with Store(tmp_path / "workbench.db") as store:
+        parent = store.create_run("parent", RunSpec.from_dict(SPEC).to_dict(), split_id="s1", tags=["t"])
+        first = store.derived_run(parent, snapshot_label(1), f"run {parent} · snapshot 1")
+        assert store.derived_run(parent, snapshot_label(1), "again") == first
+        second = store.derived_run(parent, snapshot_label(2), f"run {parent} · snapshot 2")
+        row = store.get_run(second)
+        assert second != first and row["parent_run"] == parent and row["split_id"] == "s1" and row["tags"] == ["t"]
+        assert [r["id"] for r in store.derived_runs(parent)] == [first, second]

@@ -116,6 +116,8 @@ def test_schema_wal_and_indexes(fresh_store):
         "node",
         "val_steps",
         "created_by",
+        "parent_run",
+        "derived",
     ]
     assert columns["epochs"] == [
         "run",
