@@ -2,9 +2,12 @@
 last epochs, each stored as a derived run ("run N · snapshot i", "run N · averaged") that the Ensemble tab's
 scoring picks like any run. Real training of a tiny airbench (it has BatchNorm) on the synthetic stripes."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
+from conftest import wait_until
 
 from store import Store
 from workbench.constants import Derived, snapshot_label
@@ -70,13 +73,13 @@ def trained(tmp_path_factory):
     queue = JobQueue(store, devices=[], isolate=False)
     run_id = queue.submit(RunSpec.from_dict(SPEC))
     assert queue.wait(run_id, timeout=300)
-    yield store, run_id
+    yield store, run_id, queue
     queue.shutdown()
     store.close()
 
 
 def test_each_cycle_is_stored_as_a_run_the_ensemble_scores(trained):
-    store, run_id = trained
+    store, run_id, _ = trained
     run = store.get_run(run_id)
     assert run["status"] == "completed", run["error"]
     derived = {r["derived"]: r for r in store.derived_runs(run_id)}
@@ -99,7 +102,7 @@ def test_each_cycle_is_stored_as_a_run_the_ensemble_scores(trained):
 
 
 def test_the_average_has_its_own_batch_norm_statistics_and_accuracy(trained):
-    store, run_id = trained
+    store, run_id, _ = trained
     averaged = next(r for r in store.derived_runs(run_id) if r["derived"] == Derived.AVERAGED)
     assert averaged["status"] == "completed" and averaged["name"] == f"run {run_id} · averaged"
     print("averaged", averaged["test_accuracy"], "final", store.get_run(run_id)["test_accuracy"])
@@ -113,7 +116,7 @@ def test_the_average_has_its_own_batch_norm_statistics_and_accuracy(trained):
 
 
 def test_the_ensemble_tab_offers_a_runs_snapshots_in_one_pick(trained):
-    store, run_id = trained
+    store, run_id, _ = trained
     assert snapshot_parents(store) == [(f"{run_id}: {store.get_run(run_id)['name']} · 3 snapshots", run_id)]
     ids, note = snapshot_members(store, run_id, limit=8)
     assert [store.get_run(i)["derived"] for i in ids] == [snapshot_label(i) for i in (1, 2, 3)] and note == ""
@@ -123,7 +126,7 @@ def test_the_ensemble_tab_offers_a_runs_snapshots_in_one_pick(trained):
 
 
 def test_snapshots_and_the_average_are_sources_of_the_errors_and_predict_tabs(trained):
-    store, run_id = trained
+    store, run_id, _ = trained
     derived = [r["id"] for r in store.derived_runs(run_id)]
     errors_keys = {key for _, key in source_choices(store)}
     predictor = Predictor(store)
@@ -149,3 +152,23 @@ def test_a_derived_result_taken_again_replaces_its_row(tmp_path):
         row = store.get_run(second)
         assert second != first and row["parent_run"] == parent and row["split_id"] == "s1" and row["tags"] == ["t"]
         assert [r["id"] for r in store.derived_runs(parent)] == [first, second]
+
+
+@pytest.mark.slow  # a second training run, cancelled and resumed (about a minute at load)
+def test_a_cancelled_run_resumes_with_its_snapshots_and_average_whole(trained):
+    store, _, queue = trained
+    # the fixture's queue: one job runner per store
+    spec = RunSpec.from_dict({**SPEC, "epochs": 4, "snapshots": 2, "average_last": 3, "seed": 5})
+    run_id = queue.submit(spec)
+    wait_until(lambda: len(store.epochs(run_id)) >= 2, "two epochs", timeout=300, every=0.05)
+    queue.cancel(run_id)
+    assert queue.wait(run_id, timeout=120) and store.get_run(run_id)["status"] == "cancelled"
+    queue.resume(run_id)
+    assert queue.wait(run_id, timeout=300)
+    run = store.get_run(run_id)
+    assert run["status"] == "completed", run["error"]
+    derived = {r["derived"]: r for r in store.derived_runs(run_id)}
+    assert set(derived) == {snapshot_label(1), snapshot_label(2), Derived.AVERAGED}  # none twice
+    assert all(r["status"] == "completed" for r in derived.values())
+    with np.load(store.run_dir(run_id) / "average.npz") as saved:
+        assert json.loads(str(saved["meta"])) == {"count": 3, "epoch": 4}  # epochs 2, 3 and 4, each once
