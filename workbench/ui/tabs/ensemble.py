@@ -16,7 +16,7 @@ from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
-from workbench.ui.tabs.ensemble_snapshots import add_snapshot_picker, wire_snapshot_picker
+from workbench.ui.tabs.ensemble_snapshots import add_snapshot_picker, snapshot_choices, wire_snapshot_picker
 from workbench.views import runs as rd
 
 MAX_SLIDERS = 8
@@ -187,7 +187,8 @@ class _Handlers:
     def refresh(self, selected):
         choices, unavailable = member_choices(self.store, selected)
         keep = [r for r in (selected or []) if r in {v for _, v in choices}]
-        return gr.update(choices=choices, value=keep), unavailable, gr.update(choices=self.saved_choices())
+        saved = gr.update(choices=self.saved_choices())
+        return gr.update(choices=choices, value=keep), unavailable, saved, snapshot_choices(self.store)
 
     def narrowed(self, selected) -> dict:
         """The member choices for this selection, the value left alone (the user may be picking)."""
@@ -420,7 +421,7 @@ def _layout() -> EnsembleView:
 def create_ensemble_tab(ctx) -> EnsembleTab:
     v = _layout()
     h = _Handlers(ctx, v)
-    refresh = Refresh(h.refresh, [v.runs], [v.runs, v.unavailable, v.saved])
+    refresh = Refresh(h.refresh, [v.runs], [v.runs, v.unavailable, v.saved, v.snapshot_run])
     refresh.wire(v.refresh.click)
     figures = [v.metrics, v.reliability, v.agreement]
     searched = [v.search_plot, v.top]

@@ -27,6 +27,11 @@ def snapshot_parents(store: Any) -> list[tuple[str, int]]:
     return choices
 
 
+def snapshot_choices(store: Any) -> Any:
+    """The picker's update: its runs now (the tab's refresh, when it opens or Refresh runs is clicked)."""
+    return gr.update(choices=snapshot_parents(store))
+
+
 def snapshot_members(store: Any, parent_id: Any, limit: int) -> tuple[list[int], str]:
     """The completed snapshots of run `parent_id` (at most `limit`, the tab's sliders), and a note."""
     if parent_id in (None, ""):
@@ -57,9 +62,9 @@ def add_snapshot_picker() -> tuple[gr.Dropdown, gr.Button]:
 
 
 def wire_snapshot_picker(ctx: Any, parents: gr.Dropdown, button: gr.Button, runs: gr.Dropdown, limit: int) -> Any:
-    """Refresh the picker's runs when it opens; the button fills `runs`. Returns the click's event, for the
-    tab to chain its selection handler on."""
-    parents.focus(lambda: gr.update(choices=snapshot_parents(ctx.store)), None, parents)
+    """Refresh the picker's runs when it gets the focus (the tab's refresh fills it too); the button fills
+    `runs`. Returns the click's event, for the tab to chain its selection handler on."""
+    parents.focus(lambda: snapshot_choices(ctx.store), None, parents)
 
     def pick(parent_id: Any) -> Any:
         ids, _ = snapshot_members(ctx.store, parent_id, limit)  # more than the sliders: the first ones
