@@ -14,6 +14,7 @@ from workbench.constants import Derived, snapshot_label
 from workbench.ensemble.lab import Lab, Settings, score
 from workbench.errors import UserError
 from workbench.inspect.sources import source_choices, source_key
+from workbench.jobs.estimate import estimate
 from workbench.jobs.queue import JobQueue
 from workbench.predict.service import Predictor
 from workbench.specs import RunSpec
@@ -172,3 +173,11 @@ def test_a_cancelled_run_resumes_with_its_snapshots_and_average_whole(trained):
     assert all(r["status"] == "completed" for r in derived.values())
     with np.load(store.run_dir(run_id) / "average.npz") as saved:
         assert json.loads(str(saved["meta"])) == {"count": 3, "epoch": 4}  # epochs 2, 3 and 4, each once
+
+
+def test_the_estimate_counts_each_snapshots_and_the_averages_evaluation():
+    plain = RunSpec.from_dict({**SPEC, "snapshots": 0, "snapshot_checkpoints": False, "average_last": 0}).validate()
+    both = RunSpec.from_dict(SPEC).validate()  # 3 snapshots and the average (its BatchNorm pass counted as one)
+    before, after = estimate(plain, None, 0), estimate(both, None, 0)
+    assert before.evaluation and after.evaluation == pytest.approx(before.evaluation * (1 + 3 + 2))
+    assert after.seconds - before.seconds == pytest.approx(after.evaluation - before.evaluation)
