@@ -40,7 +40,7 @@ def store_derived(
     Returns the derived run's id, or None when a stop request cut the evaluation short."""
     derived_run = getattr(store, "derived_run", None)
     if derived_run is None:  # a Ray job's RemoteStore sends writes, it cannot create a run and hear its id
-        raise UserError("snapshots and weight averaging need the local queue; run this spec without --ray")
+        raise UserError("snapshots and weight averaging need the local queue: train this spec without --ray")
     run_id = int(derived_run(parent_id, derived, f"run {parent_id} · {derived}"))
     if not evaluate(model, run_id):
         return None
