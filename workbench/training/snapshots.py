@@ -25,7 +25,7 @@ import numpy as np
 
 from workbench.constants import PREPROCESSING, Derived, RunStatus, snapshot_label
 from workbench.errors import UserError
-from workbench.training.checkpoint import save_checkpoint
+from workbench.training.checkpoint import checkpoint_epoch, save_checkpoint
 from workbench.training.run_store import RunStore
 
 # evaluate(model, run_id) -> stored: the run's own final evaluation (every view, progress, stop), given by fit
@@ -77,7 +77,7 @@ class SnapshotCallback(keras.callbacks.Callback):
             store_derived(self.store, self.run_id, label, model, self.evaluate, epoch=epoch, keep=self.keep)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if not self.model.stop_training or epoch + 1 == self.params.get("epochs"):
+        if checkpoint_epoch(self.store.run_dir(self.run_id)) == epoch + 1:  # whole (not cancelled, not NaN)
             self.take(self.model, epoch + 1)
 
     def catch_up(self, model: keras.Model, done: int) -> None:
@@ -113,7 +113,7 @@ class AverageCallback(keras.callbacks.Callback):
         os.replace(tmp, self.path)  # atomic, as the checkpoint
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if not self.model.stop_training or epoch + 1 == self.params.get("epochs"):
+        if checkpoint_epoch(self.path.parent) == epoch + 1:  # whole (not cancelled, not NaN)
             self.add(self.model, epoch + 1)
 
     def resume(self, model: keras.Model, done: int) -> None:
@@ -146,7 +146,8 @@ def recompute_batch_norm(model: keras.Model, images: Iterable) -> int:
     """BatchNorm's moving statistics as the exact mean over one pass of `images` (batches of the model's
     input, un-augmented), as SWA's bn_update does: momentum i/(i+1) at batch i makes Keras' moving average a
     cumulative one. Eager calls, one per batch: a tf.function would freeze the momentum. Returns the batches."""
-    layers = batch_norm_layers(model)
+    # A frozen BatchNorm runs in inference mode even when called with training=True: it keeps its statistics
+    layers = [layer for layer in batch_norm_layers(model) if layer.trainable]
     if not layers:
         return 0
     saved = [layer.momentum for layer in layers]
