@@ -81,6 +81,8 @@ RUN_COLUMNS = (
     "val_steps",
     "created_by",
     "reviews_used",
+    "parent_run",
+    "derived",
 )
 EPOCH_COLUMNS = (
     "run",
@@ -457,3 +459,13 @@ def m008_label_reviews(db: Database) -> None:
         not_null=["source", "split", "fingerprint", "result", "created_at"],
     )
     db.table("runs").add_column("reviews_used", str)
+
+
+def m010_snapshots_lineage(db: Database) -> None:
+    # A result derived from another run's training (`workbench.training.snapshots`): a snapshot at the end of a
+    # cosine cycle ("snapshot 3") or the weight average of its last epochs ("averaged"). It is a run row of its
+    # own (its logits, its checkpoint folder), so every view that picks runs picks it; `parent_run` names the
+    # run it came from, `derived` which of its results it is (NULL for a trained run).
+    db.table("runs").add_column("parent_run", int)
+    db.table("runs").add_column("derived", str)
+    db.table("runs").create_index(["parent_run"], index_name="idx_runs_parent_run")

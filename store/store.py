@@ -22,6 +22,7 @@ from workbench.errors import UserError, choose
 from . import blobs, lock, schema
 from .audit import AuditTrail
 from .clock import utc_now
+from .lineage import DerivedRows
 from .reviews import QualityCache, ReviewRows
 from .schema import RUN_COLUMNS
 from .studies import StudyRows
@@ -42,7 +43,7 @@ def _float(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)
 
 
-class Store(AuditTrail, StudyRows, ReviewRows, QualityCache):
+class Store(AuditTrail, StudyRows, ReviewRows, QualityCache, DerivedRows):
     """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it (and, for
     Optuna studies, `<stem>-optuna.db`: `store.studies`).
 

@@ -74,6 +74,13 @@ SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs
             "pruner hyperband",
             marks=SLOW,
         ),
+        pytest.param(
+            "distill.py",
+            ["--data", "synthetic", "--seeds", "1", "--epochs", "1"],
+            "mean gain of the student over its twin",
+            marks=SLOW,
+        ),
+        pytest.param("snapshots.py", ["--data", "synthetic"], "snapshot ensemble of the run (M = 3)", marks=SLOW),
         ("errors.py", ["--images", "500", "--calls", "3", "--data", "synthetic"], "| gallery page of 64"),
         pytest.param("predict.py", ["--calls", "3", "--model", "lenet"], "| one uploaded 640x480 JPEG", marks=SLOW),
         pytest.param("estimate.py", ["--families", "lenet"], "lenet        estimated", marks=SLOW),

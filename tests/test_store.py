@@ -117,6 +117,8 @@ def test_schema_wal_and_indexes(fresh_store):
         "val_steps",
         "created_by",
         "reviews_used",
+        "parent_run",
+        "derived",
     ]
     assert columns["epochs"] == [
         "run",
@@ -262,7 +264,7 @@ def test_update_rejects_unknown_fields_and_runs(fresh_store):
     with pytest.raises(UserError, match="unknown run status"):
         fresh_store.update_run(run_id, status="sleeping")
     with pytest.raises(UserError, match="unknown run kind"):
-        fresh_store.create_run("b", {}, kind="distill")
+        fresh_store.create_run("b", {}, kind="hologram")
     for call in (
         lambda: fresh_store.get_run(99),
         lambda: fresh_store.update_run(99, notes="x"),

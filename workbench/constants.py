@@ -68,9 +68,29 @@ PHASES = tuple(RunPhase)
 class RunKind(StrEnum):
     SCRATCH = "scratch"  # a model from the zoo trained from random initialisation (RunSpec)
     FINETUNE = "finetune"  # an ImageNet backbone with a new head (FinetuneSpec)
+    DISTILL = "distill"  # a zoo model taught by a saved ensemble or a run (DistillSpec)
 
 
 RUN_KINDS = tuple(RunKind)
+
+
+# --- results derived from a run's training, each a run row of its own (runs.derived) ---------------------
+class Derived(StrEnum):
+    SNAPSHOT = "snapshot"  # the model at the end of a cosine cycle (`--snapshots M`): "snapshot 1".."snapshot M"
+    AVERAGED = "averaged"  # the weights averaged over the last K epochs, BatchNorm recomputed (`--average-last K`)
+
+
+def snapshot_label(number: int) -> str:
+    return f"{Derived.SNAPSHOT} {int(number)}"
+
+
+# --- how a distillation run's teacher scores the training images (DistillSpec.distill_mode) --------
+class DistillMode(StrEnum):
+    ONLINE = "online"  # the teachers score the very augmented batch the student sees, every step
+    CACHED = "cached"  # the teachers' outputs on the un-augmented training images, computed once and stored
+
+
+DISTILL_MODES = tuple(DistillMode)
 
 # --- datasets ----------------------------------------------------------------------------------
 # The official order (batches.meta of the CIFAR-10 archive): label i is CIFAR10_CLASSES[i].

@@ -1,5 +1,5 @@
-"""`python -m workbench` or `workbench`: train, finetune, sweep, sweeps, search, studies, train-all, resume, runs,
-export, ensemble, models — headless.
+"""`python -m workbench` or `workbench`: train, finetune, distill, sweep, sweeps, search, studies, train-all, resume,
+runs, export, ensemble, models — headless.
 
 Every failure a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -24,16 +24,17 @@ from workbench.constants import RunKind, RunPhase, RunStatus
 from workbench.errors import UserError
 from workbench.jobs.estimate import estimate, estimate_many
 from workbench.jobs.malloc_tuning import limit_arenas
-from workbench.specs import FinetuneSpec, RunSpec
+from workbench.specs import DistillSpec, FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 from workbench.specs.hardware import run_warning
 from workbench.specs.presets import load_preset
 from workbench.training.tensorboard import export as export_tensorboard
 from workbench.views.live import estimate_text, phase_of, progress_facts, resume_message
+from workbench.views.runs import lineage
 
 COMMANDS = (
-    "train, finetune, sweep, sweeps, search, studies, crossval, train-all, resume, runs, export, ensemble, models, "
-    "label-issues, duplicates, map, hash-password, audit"
+    "train, finetune, distill, sweep, sweeps, search, studies, crossval, train-all, resume, runs, export, ensemble, "
+    "models, label-issues, duplicates, map, hash-password, audit"
 )
 
 
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
             FinetuneSpec,
             "fine-tune an ImageNet backbone on CIFAR (two phases, one run)",
             "Fine-tune a Keras application or TF Hub backbone on CIFAR resized on the fly.",
+        ),
+        (
+            DistillSpec,
+            "train one model taught by a saved ensemble or a run (knowledge distillation)",
+            "Train a zoo model (every flag of `train`) with a teacher's soft targets: "
+            "alpha*T^2*KL(teacher_T || student_T) + (1-alpha)*loss on the labels.",
         ),
     ):
         command = sub.add_parser(spec_class.command, help=help_text, description=description)
@@ -229,6 +236,8 @@ def _dry_run(args, spec) -> int:
     spec = spec.validate(available_gpus=gpus)
     _warn(spec, gpus)
     store = _open_store(args, create=False)
+    if store is not None:  # what the spec names in the store (a distillation's teacher), checked as queueing would
+        spec = spec.resolved(store)
     tags = parse_tags(args.tags)
     print(f"would queue: {spec.display_name()}" + (f", tagged {','.join(tags)}" if tags else ""))
     print(estimate_text(estimate(spec, store, gpus), hint=_hint(spec), markdown=False))
@@ -360,6 +369,8 @@ def _runs(args):
             f"{percent(run['reviewed_test_accuracy']):>8s} {params:>8s}"
             f"  {run.get('created_by') or '-'}"
         )
+        if lineage(run):
+            print(f"{'':6s}{lineage(run)}")
     if not runs:
         print(f"(no runs yet: {_prog()} train --help)")
 

@@ -55,6 +55,7 @@ def make_dataset(
     drop_remainder: bool | None = None,
     low_res_epochs: int = 0,
     low_res_size: int = LOW_RES_SIZE,
+    extra_targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of (normalised float32 images, one-hot float32 labels), made as `options` say.
 
@@ -65,10 +66,14 @@ def make_dataset(
     low_res_epochs: progressive resolution: training batches of epochs before this one are resized (bilinear,
     antialiased) to low_res_size pixels a side; the batches' height and width are then unknown to the graph,
     which a model that pools globally (airbench) takes at either size.
+    extra_targets: [N, K] float32 rows appended to each image's one-hot label (a cached distillation's
+    teacher probabilities), gathered with the same indices.
     """
     n = len(images)
     images = tf.constant(images)
     labels_1hot = tf.one_hot(tf.constant(labels, tf.int64), options.num_classes, dtype=tf.float32)
+    if extra_targets is not None:
+        labels_1hot = tf.concat([labels_1hot, tf.constant(np.asarray(extra_targets, np.float32))], axis=1)
     mean = tf.constant(np.asarray(options.mean, np.float32))
     std = tf.constant(np.asarray(options.std, np.float32))
     resize_to = options.resize_to

@@ -236,7 +236,12 @@ def estimate(
     device = device_of(spec, gpu_count)
     name = "CPU" if device[0] == "CPU" else f"{device[1]} GPU" + ("s" if device[1] > 1 else "")
     runs = store.list_runs(include_archived=True) if store is not None else []
-    history = [r for r in runs if r["status"] == RunStatus.COMPLETED and _device_of_run(r) == device]
+    # a snapshot's or average's run (parent_run set) trained nothing itself: no clock to learn from
+    history = [
+        r
+        for r in runs
+        if r["status"] == RunStatus.COMPLETED and _device_of_run(r) == device and not r.get("parent_run")
+    ]
     data = spec.to_dict()
     sizes = split_sizes(data, history)
     if sizes is None:
@@ -276,6 +281,11 @@ def estimate(
             [e * epoch_ratio for e in said.epochs],
             said.evaluation * (eval_ratio or epoch_ratio),
         )
+    # Each snapshot and the average are evaluated like a finished run (the average's BatchNorm pass, about
+    # one more evaluation's work, is counted as one)
+    derived = int(data.get("snapshots") or 0) + 2 * bool(data.get("average_last"))
+    if derived:
+        said = Parts(said.start, said.epochs, said.evaluation * (1 + derived))
     epochs = len(said.epochs)
     per_image = sum(said.epochs) / max(epochs * sizes[0], 1)
     return Estimate(
@@ -297,6 +307,8 @@ COST_FIELDS = (
     "dataset_options",
     "data_path",
     "val_size",
+    "snapshots",
+    "average_last",
     "train_subset",
     "gpus",
     "epochs",

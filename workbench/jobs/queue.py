@@ -141,7 +141,7 @@ class JobQueue:
         queue it, made by `by` (default: this process's OS user) and so recorded in the audit trail. What
         needs the data or a model (the batch against the split, model option values, a backbone's weights)
         is checked by the job itself, which fails the run with the reason."""
-        spec = self._validate(spec)
+        spec = self._validate(spec).resolved(self.store)
         by = by or os_user()
         run_id = self.store.create_run(
             spec.display_name(),

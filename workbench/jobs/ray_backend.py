@@ -130,7 +130,13 @@ class RayBackend:
         return {"GPU": gpus, "CPU": self.cpus_per_job, **self.resources}
 
     def check(self, spec: Spec) -> None:
-        """Refuse a spec no node of the cluster can ever hold, before any run row exists."""
+        """Refuse a spec no node of the cluster can ever hold, or one whose snapshots or weight average would
+        be runs a job there cannot create (`workbench.training.snapshots`), before any run row exists."""
+        if getattr(spec, "snapshots", 0) or getattr(spec, "average_last", 0):
+            raise UserError(
+                "snapshots and weight averaging store their results as runs of their own, which a job on a Ray "
+                "cluster cannot create: train this spec on the local queue (without --ray)"
+            )
         ray_cluster.check_fits(self.request(max(0, self.gpus_needed(spec))), ray_cluster.nodes())
 
     def close(self) -> None:

@@ -84,6 +84,12 @@ def metadata(loaded) -> dict:
         "preprocessing_inside": pre.to_dict(),
         "test_accuracy": run.get("test_accuracy"),
         "spec": run["spec"],
+        # a distillation run's teacher: the name given and the runs (with weights) it resolved to
+        **(
+            {"teacher": {"name": run["spec"].get("teacher"), "members": run["spec"].get("teacher_members")}}
+            if run.get("kind") == RunKind.DISTILL
+            else {}
+        ),
     }
 
 

@@ -28,6 +28,9 @@ from workbench.data.reviewed import check_data_options, loader_options
 from workbench.errors import UserError, choose
 from workbench.specs.flags import spec_to_args
 
+if TYPE_CHECKING:
+    from store.store import Store
+
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 # The settings every kind of run has, with the help text of their flags (the kinds add their own).
@@ -138,6 +141,11 @@ class Spec:
     def check_own(self) -> None:
         """Hook: the kind's own checks (its spec is already normalised)."""
         raise NotImplementedError
+
+    def resolved(self, store: "Store") -> Self:
+        """Hook: the spec with what it names in the store resolved and checked, when it is queued (a
+        distillation's teacher becomes its member runs); a resume keeps what was resolved then."""
+        return self
 
 
 def check_shared(spec: Spec, available_gpus: int) -> None:

@@ -49,6 +49,11 @@ HELP = {
     "xla": "compile the training step with XLA",
     "name": "run name (default: model-loss-augment-epochs)",
     "tensorboard": "write TensorBoard event files as it trains, to <store>-tensorboard/ beside the store",
+    "snapshots": "snapshot ensemble: M cosine cycles with warm restarts (needs --schedule cosine; epochs a "
+    "multiple of M), each cycle's model stored as a run 'run N · snapshot i'; 0: off",
+    "snapshot_checkpoints": "keep each snapshot's checkpoint too (for the Predict tab and export)",
+    "average_last": "weight averaging (SWA): average the weights of the last K epochs, recompute BatchNorm's "
+    "statistics in one pass over the training images, store it as a run 'run N · averaged'; 0: off",
 }
 
 
@@ -96,6 +101,11 @@ class RunSpec(Spec):
     train_subset: int = 0  # 0: the whole training split; N: a seeded random N of it (quick looks, tests)
     name: str = ""
     tensorboard: bool = False  # live TensorBoard events (workbench.training.tensorboard); not a setting of the result
+    snapshots: int = (
+        0  # M >= 2: cyclic cosine schedule, each cycle's end stored as a run (workbench.training.snapshots)
+    )
+    snapshot_checkpoints: bool = False
+    average_last: int = 0  # K >= 2: SWA over the last K epochs, stored as the run's averaged result
 
     def default_name(self) -> str:
         augment = "+".join(self.augment) or "noaug"
@@ -133,6 +143,26 @@ class RunSpec(Spec):
         check(0 <= self.weight_decay < 1, "weight decay must be in [0, 1) (classic: 5e-4)")
         check(0 <= self.ema_momentum < 1, "EMA momentum must be in [0, 1) (0: no weight average; e.g. 0.99)")
         check(0 <= self.warmup_epochs < max(self.epochs, 1), f"warm-up epochs must be in [0, {self.epochs})")
+        self.check_snapshots()
+
+    def check_snapshots(self) -> None:
+        """Snapshots (M cycles) and weight averaging (the last K epochs) fit the run's epochs and schedule."""
+        m, k = self.snapshots, self.average_last
+        check(m == 0 or m >= 2, f"snapshots must be 0 (off) or at least 2 cycles, got {m}")
+        if m:
+            check(
+                self.schedule == "cosine",
+                f"snapshots restart a cosine schedule: set the schedule to cosine (got {self.schedule!r})",
+            )
+            check(
+                self.epochs % m == 0,
+                f"snapshots: {self.epochs} epochs do not split into {m} equal cycles; "
+                f"use a multiple of {m} epochs (e.g. {m * max(1, round(self.epochs / m))})",
+            )
+            check(self.warmup_epochs == 0, "snapshots: warm-up is not supported with cyclic cosine; set it to 0")
+        check(self.snapshot_checkpoints is False or m > 0, "snapshot checkpoints need snapshots (M >= 2)")
+        check(k == 0 or k >= 2, f"average-last must be 0 (off) or at least 2 epochs, got {k}")
+        check(k <= self.epochs, f"average-last {k} is more than the run's {self.epochs} epochs")
 
     def check_recipe(self, family: str) -> None:
         """cifar10-airbench's settings: numbers in range, and the model's own ones on an airbench model only."""

@@ -19,6 +19,7 @@ from workbench.constants import (
     RunPhase,
 )
 from workbench.errors import UserError
+from workbench.training import distiller  # noqa: F401 - registers Distiller, so its checkpoints load with safe_mode
 from workbench.training.progress import ProgressWriter
 from workbench.training.run_store import RunStore
 

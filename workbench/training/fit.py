@@ -13,7 +13,7 @@ What differs between kinds of run (the model, the pixels it takes, its phases) i
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -39,6 +39,7 @@ from workbench.training.progress import EvaluationProgress, ProgressWriter
 from workbench.training.reviews import training_reviews
 from workbench.training.run_store import RunStore
 from workbench.training.runners import Phase, Runner, runner_for
+from workbench.training.snapshots import derived_callbacks, store_average
 from workbench.training.tensorboard import live_writer
 
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
@@ -102,6 +103,7 @@ def fit(
         if not done:  # weights computed from the data (airbench's whitening); a checkpoint has them
             runner.init_from_data(model, data, batches)
         _restore(model, run_dir, phases, current, done)
+        extra_targets = runner.prepare_fit(model, store, run_id, data, batches)
     store.truncate_epochs(run_id, done)
     store.update_run(
         run_id,
@@ -127,6 +129,7 @@ def fit(
         seed=spec.seed + 7919 * done,
         first_epoch=done,
         low_res_epochs=getattr(spec, "low_res_epochs", 0),
+        extra_targets=extra_targets,
     )
     val_ds = make_dataset(data.x_val, data.y_val, batches)
     # TensorBoard event files as it trains, if the spec asks (a Ray job's spec does not: the store is local)
@@ -141,6 +144,18 @@ def fit(
         on_checkpoint=on_checkpoint,
         prune=prune,
     )
+    views = prediction_views(spec)
+
+    def evaluate(evaluated: keras.Model, target: int) -> bool:  # a snapshot's or the average's evaluation
+        return save_predictions(evaluated, store, target, data, batches, progress, stop, views)
+
+    # After StoreCallback: a cycle's last checkpoint is its snapshot (workbench.training.snapshots)
+    snapshots, averager = derived_callbacks(spec, store, run_id, run_dir, evaluate)
+    if snapshots is not None:
+        snapshots.catch_up(model, done)
+    if averager is not None:
+        averager.resume(model, done)
+    callbacks = [callback] + [c for c in (snapshots, averager) if c is not None]
     for index in range(current, len(phases)):
         phase = phases[index]
         if done >= phase.until or stop.is_set() or callback.diverged or callback.pruned_at:
@@ -153,7 +168,7 @@ def fit(
             validation_data=val_ds,
             epochs=phase.until,
             initial_epoch=done,
-            callbacks=[*phase.callbacks, callback],
+            callbacks=[*phase.callbacks, *callbacks],  # the recipe's (lookahead) before the checkpoint's
             verbose=0,
             shuffle=False,
         )  # the pipeline shuffles
@@ -162,8 +177,10 @@ def fit(
         status, error = RunStatus.DIVERGED, DIVERGED
     elif 0 < callback.pruned_at < phases[-1].until and not stop.is_set():  # pruned on its last epoch: it completes
         status, error = RunStatus.PRUNED, None
-    elif not stop.is_set() and save_predictions(
-        model, store, run_id, data, batches, progress, stop, prediction_views(spec)
+    elif (
+        not stop.is_set()
+        and save_predictions(model, store, run_id, data, batches, progress, stop, views)
+        and (averager is None or store_average(store, run_id, model, averager, train_pass(data, batches), evaluate))
     ):
         status, error = RunStatus.COMPLETED, None
     else:
@@ -173,6 +190,11 @@ def fit(
     if events:
         events.finish(store.get_run(run_id))
     return status
+
+
+def train_pass(data: PreparedData, batches: BatchOptions) -> Iterable:
+    """The training images un-augmented, in order: the one pass that recomputes an average's BatchNorm."""
+    return make_dataset(data.x_train, data.y_train, batches)
 
 
 def _restore(model: keras.Model, run_dir: Path, phases: list[Phase], current: int, done: int) -> None:

@@ -2,13 +2,16 @@
 
 A runner says how a spec's model is built, how its pixels reach the model, and its phases: each phase
 runs up to an epoch and first gets the model ready (which layers train, which optimizer). A scratch run
-is one phase; a fine-tune run is two (the new head on the frozen backbone, then the backbone's top).
+is one phase; a fine-tune run is two (the new head on the frozen backbone, then the backbone's top); a
+distillation run is a scratch run whose model is a `Distiller` taught by its teacher.
 
     runner = runner_for(spec)            # by the spec's kind
     model = runner.build(num_classes, image_shape, restoring=False)
     for phase in runner.phases(steps_per_epoch): phase.prepare(model); model.fit(..., epochs=phase.until)
 """
 
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,17 +20,28 @@ import keras
 import numpy as np
 
 import models
-from workbench.constants import RunKind
-from workbench.data.pipeline import BatchOptions
+from workbench.constants import PREPROCESSING, DistillMode, RunKind
+from workbench.data.pipeline import BatchOptions, make_dataset
 from workbench.data.split import PreparedData
 from workbench.errors import UserError
 from workbench.specs.base import Spec
+from workbench.specs.distill import DistillSpec
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.run import RunSpec
 from workbench.training import backbones
+from workbench.training.checkpoint import CHECKPOINT, load_checkpoint
+from workbench.training.distiller import (
+    TEACHER_TARGETS,
+    Distiller,
+    Teacher,
+    as_distiller,
+    check_same_teacher,
+    pixel_map,
+)
 from workbench.training.losses import build_loss
 from workbench.training.precision import under_policy
 from workbench.training.recipe import recipe_callbacks
+from workbench.training.run_store import RunStore
 from workbench.training.schedules import build_schedule
 
 DATA_INIT_IMAGES = 5000  # training images a family's data-computed weights see (cifar10-airbench: 5,000)
@@ -93,6 +107,7 @@ def compile_model(model: keras.Model, spec: RunSpec, steps: int) -> None:
         steps_per_epoch=steps,
         warmup_epochs=spec.warmup_epochs,
         params=spec.schedule_params,
+        cycles=max(1, getattr(spec, "snapshots", 0)),
     )
     # Keras wraps the optimizer in a LossScaleOptimizer itself when the model's policy is mixed_float16.
     model.compile(
@@ -114,6 +129,13 @@ class Runner(Protocol):
     def init_from_data(self, model: keras.Model, data: PreparedData, batches: BatchOptions) -> None: ...
 
     def phases(self, steps: int) -> list[Phase]: ...
+
+    def prepare_fit(
+        self, model: keras.Model, store: RunStore, run_id: int, data: PreparedData, batches: BatchOptions
+    ) -> np.ndarray | None:
+        """What the kind needs once the model is ready, on a start and on a resume (a distillation's
+        teacher); returns [N, K] targets the training batches carry beside the labels, or None."""
+        ...
 
 
 class ScratchRunner:
@@ -143,6 +165,11 @@ class ScratchRunner:
                 recipe_callbacks(self.spec, steps),
             )
         ]
+
+    def prepare_fit(
+        self, model: keras.Model, store: RunStore, run_id: int, data: PreparedData, batches: BatchOptions
+    ) -> np.ndarray | None:
+        return None
 
 
 class FinetuneRunner:
@@ -175,10 +202,76 @@ class FinetuneRunner:
 
         return [Phase(self.spec.head_epochs, phase(1)), Phase(self.spec.epochs, phase(2))]
 
+    def prepare_fit(
+        self, model: keras.Model, store: RunStore, run_id: int, data: PreparedData, batches: BatchOptions
+    ) -> np.ndarray | None:
+        return None
+
+
+class DistillRunner(ScratchRunner):
+    """A zoo model trained as a scratch run is, as a `Distiller` (its own graph with the distillation
+    loss, `workbench.training.distiller`) taught by the spec's resolved teacher members."""
+
+    def __init__(self, spec: DistillSpec) -> None:
+        super().__init__(spec)
+        self.distill = spec
+
+    def build(self, num_classes: int, image_shape: Sequence[int], *, restoring: bool) -> keras.Model:
+        return as_distiller(build_model(self.spec, num_classes, image_shape))
+
+    def prepare_fit(
+        self, model: keras.Model, store: RunStore, run_id: int, data: PreparedData, batches: BatchOptions
+    ) -> np.ndarray | None:
+        """Load the teacher (refusing one that changed since the run started), and in cached mode its
+        probabilities on the un-augmented training images: computed on the first start, stored in the
+        run's folder and read back on a resume."""
+        spec, run_dir = self.distill, store.run_dir(run_id)
+        if not spec.members:
+            raise UserError("the distillation run has no resolved teacher; queue it again with --teacher")
+        files = [(r, w, store.run_dir(r) / CHECKPOINT) for r, w in spec.members]
+        for member, _, path in files:
+            if not path.is_file():
+                raise UserError(f"teacher run {member} has no checkpoint ({path}); it cannot teach")
+        check_same_teacher(run_dir, files)
+        assert isinstance(model, Distiller), "DistillRunner builds Distillers"
+        cached = spec.distill_mode == DistillMode.CACHED
+        targets_path = run_dir / TEACHER_TARGETS
+        if cached and targets_path.is_file():
+            targets = np.load(targets_path)
+            if targets.shape == (len(data.x_train), data.dataset.num_classes):
+                model.teach(None, temperature=spec.temperature, alpha=spec.alpha, cached=True)
+                return targets
+        teacher = load_teacher(store, spec.members, batches)
+        model.teach(teacher, temperature=spec.temperature, alpha=spec.alpha, cached=cached)
+        if not cached:
+            return None
+        images = make_dataset(data.x_train, data.y_train, batches)
+        targets = np.concatenate([np.asarray(teacher.probs(x, spec.temperature)) for x, _ in images]).astype(np.float32)
+        tmp = run_dir / f".{TEACHER_TARGETS}.tmp.npy"
+        np.save(tmp, targets)
+        os.replace(tmp, targets_path)
+        return targets
+
+
+def load_teacher(store: RunStore, members: Sequence[tuple[int, float]], batches: BatchOptions) -> Teacher:
+    """The teacher's networks from their checkpoints (safe_mode), each with its map from the student's
+    pixels to its own (its preprocessing.json: the statistics it was normalised with)."""
+    loaded = []
+    for run_id, weight in members:
+        run_dir = store.run_dir(run_id)
+        info = json.loads((run_dir / PREPROCESSING).read_text())
+        if info.get("mean") is None or info.get("resize_to"):
+            raise UserError(f"teacher run {run_id} takes other pixels (a fine-tune); it cannot teach this student")
+        teacher_model = load_checkpoint(run_dir)
+        teacher_model.trainable = False
+        loaded.append((teacher_model, weight, *pixel_map(batches.mean, batches.std, info["mean"], info["std"])))
+    return Teacher(loaded)
+
 
 RUNNERS: dict[str, Callable[[Any], Runner]] = {
     RunKind.SCRATCH: ScratchRunner,
     RunKind.FINETUNE: FinetuneRunner,
+    RunKind.DISTILL: DistillRunner,
 }  # spec -> runner
 
 

@@ -100,8 +100,10 @@ def build_schedule(
     steps_per_epoch: int,
     warmup_epochs: float = 0,
     params: dict | None = None,
+    cycles: int = 1,
 ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The schedule for a run of `epochs` x `steps_per_epoch` optimizer steps."""
+    """The schedule for a run of `epochs` x `steps_per_epoch` optimizer steps; `cycles` > 1 (a snapshot
+    ensemble, cosine only): that many equal cosine cycles, each restarting at the peak rate."""
     params = schedule_params(name, params)
     if not base_lr > 0:
         raise UserError("learning rate must be > 0 (classic SGD recipe: 0.1)")
@@ -109,6 +111,18 @@ def build_schedule(
         raise UserError(f"warm-up epochs must be in [0, {epochs}) for a {epochs}-epoch run")
     total = max(1, int(epochs * steps_per_epoch))
     warmup = round(warmup_epochs * steps_per_epoch)
+    if name == "cosine" and cycles > 1:
+        # Keras' CosineDecayRestarts with equal cycles (t_mul=1) of equal height (m_mul=1): Huang et al.'s
+        # snapshot schedule; each cycle ends at an epoch's end (RunSpec checks epochs % cycles == 0).
+        if epochs % cycles:
+            raise UserError(f"{epochs} epochs do not split into {cycles} equal cosine cycles")
+        return keras.optimizers.schedules.CosineDecayRestarts(
+            base_lr,
+            first_decay_steps=max(1, total // cycles),
+            t_mul=1.0,
+            m_mul=1.0,
+            alpha=params["final_fraction"],
+        )
     if name == "cosine":
         # Keras' CosineDecay ramps up itself: from 0 to warmup_target over warmup_steps, then decays.
         return keras.optimizers.schedules.CosineDecay(

@@ -8,6 +8,7 @@ import gradio as gr
 
 from workbench.ui.layout import FORM_AND_PANEL_CSS
 from workbench.ui.tabs.audit import AuditTab, create_audit_tab
+from workbench.ui.tabs.distill_form import wire_distil_button
 from workbench.ui.tabs.ensemble import EnsembleTab, create_ensemble_tab
 from workbench.ui.tabs.errors import ErrorsTab, create_errors_tab
 from workbench.ui.tabs.errors_duplicates import CSS as ERRORS_VIEWS_CSS
@@ -136,6 +137,8 @@ def build_app(ctx) -> gr.Blocks:
         page = Page(**contents)
         forms = {"train": page.train, "finetune": page.finetune}
         wire_clone(ctx, page.runs, tabs, forms)
+        ensemble = page.ensemble.view
+        wire_distil_button(ctx, ensemble.distil, ensemble.saved, ensemble.message, page.train, page.train.distill, tabs)
         # Only the shown tab polls: both live panels read the same jobs (twice the work for nothing), and
         # the leaderboard's live minutes matter only where they are seen.
         timers = {name: form.timer for name, form in forms.items()} | {"runs": page.runs.timer}

@@ -48,6 +48,9 @@ LABELS = {
     "train_subset": "Training subset (0 = all)",
     "name": "Run name (optional)",
     "tensorboard": "TensorBoard events live",
+    "snapshots": "Snapshots (cosine cycles, 0 = off)",
+    "snapshot_checkpoints": "Keep snapshot checkpoints",
+    "average_last": "Average last K epochs (SWA, 0 = off)",
 }
 
 
@@ -151,6 +154,10 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["train_subset"] = gr.Number(d.train_subset, label=LABELS["train_subset"], precision=0)
             c["name"] = gr.Textbox(d.name, label=LABELS["name"])
         c["tensorboard"] = gr.Checkbox(d.tensorboard, label=LABELS["tensorboard"], info=info("tensorboard"))
+        with gr.Row():  # cheap ensembles from this one run (workbench.training.snapshots)
+            c["snapshots"] = gr.Number(d.snapshots, label=LABELS["snapshots"], precision=0, info="M >= 2; cosine")
+            c["snapshot_checkpoints"] = gr.Checkbox(d.snapshot_checkpoints, label=LABELS["snapshot_checkpoints"])
+            c["average_last"] = gr.Number(d.average_last, label=LABELS["average_last"], precision=0, info="K >= 2")
     assert list(c) == FORM_FIELDS, "the form must cover every RunSpec field, in order"
     for name, component in c.items():
         component.elem_id = f"field-{name}"  # stable handles for browser tests

@@ -209,13 +209,29 @@ def filter_runs(
     return kept
 
 
+def lineage(run: dict) -> str:
+    """Where a run's knowledge came from: a distillation run's teacher (the name given and the runs it
+    resolved to when queued), its mode and settings; a snapshot's or average's run it came from; "" for others."""
+    if run.get("parent_run"):
+        return f"{run.get('derived') or 'derived'} of run {run['parent_run']}"
+    if run.get("kind") != RunKind.DISTILL:
+        return ""
+    spec = run.get("spec") or {}
+    members = ", ".join(str(m) for m in (spec.get("teacher_members") or {}))
+    return (
+        f"taught by {spec.get('teacher', '?')} (run{'s' if ',' in members else ''} {members or '?'}), "
+        f"{spec.get('distill_mode', '?')}, T {spec.get('temperature', '?')}, alpha {spec.get('alpha', '?')}"
+    )
+
+
 def run_row(run: dict) -> dict:
     status = run["status"] + (" (archived)" if run.get("archived") else "")
+    taught = lineage(run)
     return {
         "Kind": run.get("kind") or RunKind.SCRATCH.value,
         "ID": run["id"],
         "Name": run["name"],
-        "Model": run_model(run),
+        "Model": run_model(run) + (f" · {taught}" if taught else ""),
         "Loss": run_loss(run),
         "Augmentations": run_augment(run, ", "),  # as --augment takes them; wraps between names
         "Status": status,

@@ -16,6 +16,7 @@ from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
+from workbench.ui.tabs.ensemble_snapshots import add_snapshot_picker, snapshot_choices, wire_snapshot_picker
 from workbench.views import runs as rd
 
 MAX_SLIDERS = 8
@@ -47,6 +48,8 @@ class EnsembleView:
     runs: gr.Dropdown  # the members
     refresh: gr.Button
     unavailable: gr.Markdown
+    snapshot_run: gr.Dropdown  # "this run's snapshots" (`workbench.ui.tabs.ensemble_snapshots`)
+    use_snapshots: gr.Button
     method: gr.Radio
     space: gr.Radio
     temperature: gr.Checkbox
@@ -68,6 +71,7 @@ class EnsembleView:
     saved: gr.Dropdown
     load: gr.Button
     delete: gr.Button
+    distil: gr.Button  # "Distil into one model": wired by the page (`workbench.ui.tabs.distill_form`)
 
     @property
     def settings(self) -> list:
@@ -183,7 +187,8 @@ class _Handlers:
     def refresh(self, selected):
         choices, unavailable = member_choices(self.store, selected)
         keep = [r for r in (selected or []) if r in {v for _, v in choices}]
-        return gr.update(choices=choices, value=keep), unavailable, gr.update(choices=self.saved_choices())
+        saved = gr.update(choices=self.saved_choices())
+        return gr.update(choices=choices, value=keep), unavailable, saved, snapshot_choices(self.store)
 
     def narrowed(self, selected) -> dict:
         """The member choices for this selection, the value left alone (the user may be picking)."""
@@ -375,6 +380,7 @@ def _layout() -> EnsembleView:
         )
         c["refresh"] = gr.Button("Refresh runs", scale=1)
     c["unavailable"] = gr.Markdown(elem_id="ensemble-unavailable")
+    c["snapshot_run"], c["use_snapshots"] = add_snapshot_picker()
     with gr.Row():
         c["method"] = gr.Radio(METHOD_CHOICES, value="mean", label="Method")
         c["space"] = gr.Radio(SPACE_CHOICES, value="prob", label="Average")
@@ -408,13 +414,14 @@ def _layout() -> EnsembleView:
         c["saved"] = gr.Dropdown([], label="Saved ensembles", scale=3, elem_id="ensemble-saved")
         c["load"] = gr.Button("Load into sliders", scale=1)
         c["delete"] = gr.Button("Delete", variant="stop", scale=1)
+        c["distil"] = gr.Button("Distil into one model", scale=1, elem_id="ensemble-distil")
     return EnsembleView(**c)
 
 
 def create_ensemble_tab(ctx) -> EnsembleTab:
     v = _layout()
     h = _Handlers(ctx, v)
-    refresh = Refresh(h.refresh, [v.runs], [v.runs, v.unavailable, v.saved])
+    refresh = Refresh(h.refresh, [v.runs], [v.runs, v.unavailable, v.saved, v.snapshot_run])
     refresh.wire(v.refresh.click)
     figures = [v.metrics, v.reliability, v.agreement]
     searched = [v.search_plot, v.top]
@@ -423,6 +430,8 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     v.runs.input(
         h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last", api_name="ensemble_select"
     )
+    picked = wire_snapshot_picker(ctx, v.snapshot_run, v.use_snapshots, v.runs, MAX_SLIDERS)
+    picked.then(h.select, [v.runs, *v.settings], select_outputs, api_name="ensemble_snapshots")
     gr.on(
         [x.input for x in v.settings],
         h.resettle,

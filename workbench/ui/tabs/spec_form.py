@@ -6,6 +6,7 @@ import functools
 import json
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -25,6 +26,7 @@ class FormTab:
     command: gr.Code  # the form's equivalent command line
     panel: LivePanel
     tags: gr.Textbox  # the new run's tags (not part of the spec: the store keeps them beside it)
+    distill: Any = None  # the Train tab's Distil box (`workbench.ui.tabs.distill_form.DistillBox`)
 
     @property
     def timer(self) -> gr.Timer:

@@ -26,6 +26,7 @@ from workbench.ui.forms import (
 )
 from workbench.ui.layout import FORM_AND_PANEL, FORM_MIN_WIDTH, PANEL_MIN_WIDTH
 from workbench.ui.live_panel import create_live_panel
+from workbench.ui.tabs.distill_form import distill_layout, wire_distill
 from workbench.ui.tabs.search_form import search_layout, wire_search
 from workbench.ui.tabs.spec_form import FormTab, command_box, estimate_box, say_at_once, wire_spec_form
 from workbench.ui.tabs.sweep_form import sweep_layout, wire_sweep
@@ -83,6 +84,7 @@ def create_train_tab(ctx) -> FormTab:
             message = gr.Markdown(elem_id="train-message")
             train_button = gr.Button("Train", variant="primary", elem_id="train-button")
             command = command_box(defaults.to_cli(), "Equivalent command (copy to run it headless)", "train-command")
+            distill = distill_layout()
             sweep = sweep_layout()
             search = search_layout()
         with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
@@ -94,7 +96,7 @@ def create_train_tab(ctx) -> FormTab:
         return spec.replace(data_path=ctx.check_path(spec.data_path)).validate(available_gpus=len(ctx.gpu_names))
 
     words = FormWords(RunSpec, LABELS, FORM_FIELDS)
-    tab = FormTab(form=form, command=command, panel=panel, tags=tags)
+    tab = FormTab(form=form, command=command, panel=panel, tags=tags, distill=distill)
     wire_spec_form(ctx, tab, read_spec, words, message, train_button, api_name="train")
     for button, name in ((quick_button, "quick"), (fast_button, "fast"), (classic_button, "classic")):
         say_at_once(button, message, f"⏳ Filling in the {name} recipe…")
@@ -113,6 +115,7 @@ def create_train_tab(ctx) -> FormTab:
         form["schedule"],
         form["schedule_params"],
     )
+    wire_distill(ctx, distill, form, tags, panel, read_spec, words)
     wire_sweep(ctx, sweep, form, tags, panel, read_spec, words)
     wire_search(ctx, search, form, tags, panel, read_spec, words)
     return tab

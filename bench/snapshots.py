@@ -1,0 +1,92 @@
+"""Cheap ensembles from one run (issue 26): a snapshot ensemble of one run (M = 3 cosine cycles) against the
+same run's final model, its weight average (SWA over the last 2 epochs, BatchNorm recomputed) and an ensemble
+of three independent runs of the same total training time (each a third of the epochs).
+
+    .venv/bin/python bench/snapshots.py            # presets/snapshots.toml: the fast recipe, 3 epochs, all
+                                                 # 45,000 training images (an hour or more of a 2-core CPU)
+    .venv/bin/python bench/snapshots.py --quick    # LeNet, 4,000 training images, 3 epochs: minutes
+    .venv/bin/python bench/snapshots.py --data synthetic  # the tests' stripes: not CIFAR, no figure to report
+
+The same structure as bench/distill.py (its recipe and train are reused): runs trained by the job queue in
+this process's threads into a store in a temporary folder; test accuracy of the plain view, mean of
+probabilities for the ensembles, training seconds as the store clocked them.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from scipy.special import softmax
+
+from bench.distill import SHARED_CIFAR, recipe, train
+from store import Store
+from workbench.constants import Derived
+from workbench.jobs.queue import JobQueue
+from workbench.specs import RunSpec
+from workbench.specs.presets import load_preset
+
+CYCLES = 3
+
+
+def ensemble_accuracy(store: Store, run_ids: list[int]) -> float:
+    labels = store.load_labels(run_ids[0], "test")
+    probs = np.mean([softmax(store.load_logits(r, "test"), axis=1) for r in run_ids], axis=0)
+    return float((probs.argmax(1) == labels).mean())
+
+
+def base_recipe(args) -> dict:
+    if args.quick or str(args.data) == "synthetic":
+        return {**recipe(args), "schedule": "cosine"}
+    run = load_preset("snapshots")[0].to_dict()
+    return {**{k: v for k, v in run.items() if k not in ("name", "seed")}, "data_path": str(args.data), "gpus": 0}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="LeNet, 4,000 images, 3 epochs (minutes)")
+    parser.add_argument("--data", type=Path, default=SHARED_CIFAR, help="the CIFAR-10 archive ('synthetic': stripes)")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs of the snapshot run (a multiple of 3)")
+    args = parser.parse_args(argv)
+    if str(args.data) != "synthetic" and not args.data.exists():
+        print(f"no CIFAR-10 copy at {args.data}: give --data PATH (this benchmark needs the real images)")
+        return 2
+    base = base_recipe(args)
+    epochs = args.epochs or max(CYCLES, base.get("epochs", CYCLES) // CYCLES * CYCLES)
+    if epochs % CYCLES:
+        print(f"--epochs must be a multiple of {CYCLES} (one cosine cycle each), got {epochs}")
+        return 2
+    snapshot_run = {**base, "epochs": epochs, "snapshots": CYCLES, "average_last": 2, "snapshot_checkpoints": False}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "snapshots.db") as store:
+        queue = JobQueue(store, devices=[], isolate=False)
+        try:
+            print(f"one run, {CYCLES} cycles of {epochs // CYCLES} epochs:", flush=True)
+            run = train(queue, store, RunSpec.from_dict(snapshot_run))
+            derived = {r["derived"]: r for r in store.derived_runs(run["id"])}
+            snaps = [r["id"] for d, r in sorted(derived.items()) if d.startswith(Derived.SNAPSHOT)]
+            averaged = derived[Derived.AVERAGED]
+            print(f"{CYCLES} independent runs of {epochs // CYCLES} epochs:", flush=True)
+            singles = [
+                train(queue, store, RunSpec.from_dict({**base, "epochs": epochs // CYCLES, "seed": s}))
+                for s in range(CYCLES)
+            ]
+            snapshot_acc = ensemble_accuracy(store, snaps)
+            independent_acc = ensemble_accuracy(store, [r["id"] for r in singles])
+        finally:
+            queue.shutdown()
+    print(f"\n{base['model']}, {epochs} epochs: {time.monotonic() - started:.0f} s in all")
+    print(f"final model of the run:                test {run['test_accuracy']:.2%}  ({run['train_seconds']:.0f} s)")
+    print(f"snapshot ensemble of the run (M = {CYCLES}): test {snapshot_acc:.2%}")
+    print(f"weight average of its last 2 epochs:   test {averaged['test_accuracy']:.2%}")
+    seconds = sum(r["train_seconds"] for r in singles)
+    print(f"ensemble of {CYCLES} independent runs:       test {independent_acc:.2%}  ({seconds:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
