@@ -95,7 +95,10 @@ class _Handlers:
 
     def issues(self, key, split) -> lq.LabelIssues:
         if not key:
-            raise UserError("choose source A (a completed run or a saved ensemble) above, then review its labels")
+            raise UserError(
+                "choose source A (a completed run, a saved ensemble or a cross-validation request) above, "
+                "then review its labels"
+            )
         if ("issues", key, split) not in self.cache:
             issues = lq.label_issues(self.store, self.room, key, split, self.cache)
             lq.map_rows(self.store, issues, self.cache)
