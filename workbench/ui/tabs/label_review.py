@@ -25,6 +25,7 @@ from workbench.inspect import review_queue as rq
 
 CARD_SCALE = 8  # 32 -> 256 pixels
 QUEUE_SHOWN = 16  # the next cards, as thumbnails
+SPLIT_WORDS = {"val": "validation", "train": "training (out-of-fold)"}
 BUTTONS: tuple[tuple[Verdict, str, str, Literal["stop", "secondary"]], ...] = (
     (Verdict.LABEL_ERROR, "Label error [E]", "review-error", "stop"),
     (Verdict.CORRECT, "Correct [C]", "review-correct", "secondary"),
@@ -136,8 +137,9 @@ class _Handlers:
         review = rq.review_of(issues, reviewed, row)
         given, suggested = int(issues.labels[row]), int(issues.suggested[row])
         card = gallery.page(images, [row], issues.probs, issues.labels, names, per_page=1, scale=CARD_SCALE)[0][0]
+        split_words = SPLIT_WORDS.get(issues.split, issues.split)
         info = (
-            f"**Card {cursor} of {len(order)}** · image **#{row}** of the {issues.split} split · given "
+            f"**Card {cursor} of {len(order)}** · image **#{row}** of the {split_words} split · given "
             f"**{names[given]}** (p {issues.probs[row, given]:.2f}) · suggested **{names[suggested]}** "
             f"(p {issues.probs[row, suggested]:.2f}) · label quality **{issues.score[row]:.3f}** · "
             f"{'flagged' if issues.flagged[row] else 'not flagged'} · "
