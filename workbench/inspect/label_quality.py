@@ -26,9 +26,7 @@ import numpy as np
 
 from workbench.data.reviewed import dataset_identity
 from workbench.data.split import make_split, subset_of
-from workbench.ensemble.calibration import softmax
 from workbench.errors import UserError, choose
-from workbench.inspect import crossval
 from workbench.inspect.sources import SPLITS, data_settings, load_source, run_dataset, split_images
 
 TRAIN = "train"  # the training split: a cross-validation request's out-of-fold matrix only
@@ -126,27 +124,21 @@ def label_issues(store, lab, key: str, split: str, cache: dict | None = None) ->
     """cleanlab's answer for source `key` on `split` (see the module docstring); UserError for a split whose
     predictions are not out-of-sample for that source."""
     cache = {} if cache is None else cache
-    if str(key).startswith(CV_PREFIX):
-        if split != TRAIN:
-            raise UserError(
-                f"a cross-validation request's source is its out-of-fold matrix of the training split: "
-                f"use --split train (or one of its runs, run:ID, for {split})"
-            )
-        oof = crossval.stitch(store, str(key)[len(CV_PREFIX) :])
-        probs = softmax(oof.logits).astype(np.float64)
-        labels, name, image_run = oof.labels, oof.name, oof.runs[0]["id"]
-        class_names = load_source(store, lab, f"run:{image_run}", "test", cache).class_names
-    else:
-        choose("split", split, SPLITS + (TRAIN,))
-        if split == TRAIN:
-            raise UserError(
-                "a run's or ensemble's predictions on its own training images are not out-of-sample; the training "
-                "split's label quality needs a cross-validation request's out-of-fold matrix (source cv:NAME, "
-                "queued with `workbench crossval --folds 5 ...`)"
-            )
-        source = load_source(store, lab, key, split, cache)
-        probs, labels, name, image_run = source.probs, source.labels, source.name, source.image_run
-        class_names = source.class_names
+    if str(key).startswith(CV_PREFIX) and split != TRAIN:
+        raise UserError(
+            f"a cross-validation request's source is its out-of-fold matrix of the training split: "
+            f"use --split train (or one of its runs, run:ID, for {split})"
+        )
+    choose("split", split, SPLITS + (TRAIN,))
+    if split == TRAIN and not str(key).startswith(CV_PREFIX):
+        raise UserError(
+            "a run's or ensemble's predictions on its own training images are not out-of-sample; the training "
+            "split's label quality needs a cross-validation request's out-of-fold matrix (source cv:NAME, "
+            "queued with `workbench crossval --folds 5 ...`)"
+        )
+    source = load_source(store, lab, key, split, cache)  # a cv:NAME source: the stitched out-of-fold matrix
+    probs, labels, name, image_run = source.probs, source.labels, source.name, source.image_run
+    class_names = source.class_names
     score, flagged = cached_quality(store, str(key), split, probs, labels)
     return LabelIssues(
         str(key),

@@ -1,7 +1,8 @@
-"""What a source (a completed run, or a saved ensemble of runs) predicts, and on which images.
+"""What a source (a completed run, a saved ensemble of runs, or a cross-validation request's out-of-fold
+matrix) predicts, and on which images.
 
     cache = {}                                            # one per session: datasets and split images
-    source = load_source(store, lab, "run:7", "test", cache)   # or "ensemble:2"
+    source = load_source(store, lab, "run:7", "test", cache)   # or "ensemble:2", or "cv:NAME" with split "train"
     images = split_images(store, source.image_run, "test", cache)   # uint8 [N, 32, 32, 3], row i <-> probs[i]
 
 Stored logits carry no images, only the fingerprint of the labels they were computed against. The images
@@ -10,6 +11,12 @@ are rebuilt from the run's stored spec by the function training chose them with 
 labels of the rebuilt images must hash to the stored fingerprint: otherwise the dataset file changed (or
 the split code did) and showing the images would put wrong pictures beside the predictions, so
 `split_images` refuses with a UserError saying so.
+
+A cross-validation request (`cv:NAME`, `workbench.inspect.crossval`) has one split, the training split
+("train"): its K runs' held-out folds stitched into one matrix whose row i is position i of the training split
+as `split_arrays` makes it before any fold is held out (a fold run's own spec would drop its fold). Its images
+are that split's, checked against each fold's stored held-out labels; a run or an ensemble has no out-of-sample
+training predictions, so "train" is refused for them, as val and test are for a cv source.
 """
 
 import json
@@ -21,68 +28,113 @@ import numpy as np
 from workbench.constants import RunStatus
 from workbench.data import classes
 from workbench.data.datasets import Dataset, keras_cache_dir, load_dataset
-from workbench.data.reviewed import loader_options
-from workbench.data.split import split_arrays
+from workbench.data.reviewed import cv_fold_of, loader_options
+from workbench.data.split import OOF, fold_positions, split_arrays
 from workbench.ensemble import lab as ensemble_lab
 from workbench.ensemble.calibration import softmax
 from workbench.errors import UserError, choose
+from workbench.inspect import crossval
 from workbench.specs.run import RunSpec
 
-SPLITS = ("val", "test")
+SPLITS = ("val", "test")  # a run's or an ensemble's splits
+TRAIN = "train"  # a cross-validation request's one split: the training split, out of fold
 KINDS = ("run", "ensemble")
+CV = "cv"  # a cross-validation request's key: "cv:NAME"
 DATASETS_KEPT = 2  # whole datasets held in a cache (CIFAR: 180 MB each); older ones are dropped
 IMAGES_KEPT = 8  # split image arrays held in a cache (CIFAR test: 30 MB)
 
 
 @dataclass
 class Source:
-    kind: str  # "run" or "ensemble"
-    id: int
+    kind: str  # "run", "ensemble" or "cv"
+    id: int  # a cv source's: its first fold's run
     name: str
-    probs: np.ndarray  # float64 [N, K]: softmax of the run's logits, or the ensemble's combination
+    probs: np.ndarray  # float64 [N, K]: softmax of the run's logits, the ensemble's combination, or out of fold
     labels: np.ndarray  # int64 [N]
     class_names: list
-    split: str  # "val" or "test"
+    split: str  # "val" or "test"; "train" for a cv source
     members: dict = field(default_factory=dict)  # ensembles: {run_id: member probs [N, K]} (as combined)
-    member_names: dict = field(default_factory=dict)  # ensembles: {run_id: run name}
+    member_names: dict = field(default_factory=dict)  # ensembles: {run_id: run name}; cv: its fold runs
     image_run: int = 0  # the run whose spec gives the images (an ensemble's first member)
     images_error: str | None = None  # why the images cannot be shown, when they cannot
 
     @property
     def key(self) -> str:
-        return source_key(self.kind, self.id)
+        return f"{CV}:{self.name}" if self.kind == CV else source_key(self.kind, self.id)
+
+    @property
+    def title(self) -> str:
+        """ "run 7 (name)", "ensemble 2 (name)" or "cross-validation NAME (runs 3-4)"."""
+        if self.kind == CV:
+            return f"cross-validation {self.name} (runs {', '.join(map(str, sorted(self.member_names)))})"
+        return f"{self.kind} {self.id} ({self.name})"
 
     @property
     def num_classes(self) -> int:
         return self.probs.shape[1]
 
 
-# A source's key: "run:ID" or "ensemble:ID". Runs and saved ensembles share the Errors and Predict tabs'
-# dropdowns, whose values are these keys; they are written by `source_key` and read by `parse_key` only.
+# A source's key: "run:ID", "ensemble:ID" or "cv:NAME". Runs and saved ensembles share the Errors and Predict tabs'
+# dropdowns (cross-validation requests the Errors tab's only), whose values are these keys; they are written by
+# `source_key` (`cv_key`) and read by `parse_key` only.
 def source_key(kind: str, number: int) -> str:
     """The key of run `number` ("run") or saved ensemble `number` ("ensemble")."""
     return f"{choose('source kind', kind, KINDS)}:{int(number)}"
 
 
+def cv_key(name: str) -> str:
+    """The key of cross-validation request `name`'s out-of-fold matrix."""
+    return f"{CV}:{name}"
+
+
 def parse_key(key: str) -> tuple:
-    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID" (`source_key`)."""
+    """("run" | "ensemble", id) from "run:ID" or "ensemble:ID" (`source_key`); ("cv", NAME) from "cv:NAME"."""
     kind, _, number = str(key or "").strip().partition(":")
+    if kind == CV and number.strip():
+        return CV, number.strip()
     if kind not in KINDS or not number.strip().isdigit():
-        raise UserError(f"unknown source {key!r}; choose a run (run:ID) or a saved ensemble (ensemble:ID)")
+        raise UserError(
+            f"unknown source {key!r}; choose a run (run:ID), a saved ensemble (ensemble:ID) or a cross-validation "
+            "request (cv:NAME)"
+        )
     return kind, int(number)
 
 
+def splits_of(key: str) -> tuple:
+    """The splits source `key` has out-of-sample predictions for: ("train",) for cv:NAME, else ("val", "test")."""
+    return (TRAIN,) if parse_key(key)[0] == CV else SPLITS
+
+
+def check_split(key: str, split: str) -> str:
+    """`split`, when source `key` has it (`splits_of`); UserError saying which it has otherwise."""
+    kind, number = parse_key(key)
+    if kind == CV and split != TRAIN:
+        raise UserError(
+            f"cv:{number} is a cross-validation request's out-of-fold matrix of the training split: choose the "
+            f"training split for it (or one of its runs for the {split} split)"
+        )
+    if kind != CV and split == TRAIN:
+        raise UserError(
+            f"{kind} {number}'s predictions on its own training images are not out-of-sample: the training split "
+            "is a cross-validation request's (cv:NAME, queued with `workbench crossval --folds 5 ...`); choose "
+            "val or test for a run or an ensemble"
+        )
+    return choose("split", split, splits_of(key))
+
+
 def _check_split(split: str) -> str:
-    return choose("split", split, SPLITS)
+    return choose("split", split, (*SPLITS, TRAIN))
 
 
 def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> Source:
     """The source's probabilities and labels on `split`, its class names (from its dataset) and,
     in `images_error`, why its images cannot be shown (None when they can: they are then in `cache`)."""
     kind, number = parse_key(key)
-    split = _check_split(split)
+    split = check_split(key, split)
     cache = {} if cache is None else cache
-    if kind == "run":
+    if kind == CV:
+        source = _cv_source(store, str(number), cache)
+    elif kind == "run":
         run = store.get_run(number)
         if split not in store.prediction_splits(number):
             raise UserError(
@@ -129,8 +181,38 @@ def load_source(store, lab, key: str, split: str, cache: dict | None = None) -> 
     return source
 
 
-def source_choices(store) -> list:
-    """[(label, key)] of completed runs with stored val or test predictions, then saved ensembles."""
+def _cv_source(store, name: str, cache: dict) -> Source:
+    """The out-of-fold source of request `name`; its training split's labels must be those stitched, row for row."""
+    oof = crossval.stitch(store, name)
+    first = int(oof.runs[0]["id"])
+    source = Source(
+        CV,
+        first,
+        name,
+        softmax(oof.logits).astype(np.float64),
+        oof.labels,
+        [],
+        TRAIN,
+        member_names={int(r["id"]): r["name"] for r in oof.runs},
+        image_run=first,
+    )
+    try:
+        for run in oof.runs:  # each fold's stored held-out labels against the rebuilt split's rows of that fold
+            split_images(store, int(run["id"]), TRAIN, cache)
+        _, labels = _training_split(store, first, cache)
+        if not np.array_equal(labels, oof.labels):
+            raise UserError(
+                f"the training split rebuilt from run {first}'s spec does not match cv:{name}'s stitched labels: "
+                "its runs were not trained on one training split"
+            )
+    except UserError as exc:
+        source.images_error = str(exc)
+    return source
+
+
+def source_choices(store, cv: bool = False) -> list:
+    """[(label, key)] of completed runs with stored val or test predictions, then saved ensembles, then (`cv`)
+    the cross-validation requests whose K runs all completed."""
     choices = []
     for run in store.list_runs(status=RunStatus.COMPLETED):
         if not set(store.prediction_splits(run["id"])) & set(SPLITS):
@@ -143,6 +225,12 @@ def source_choices(store) -> list:
         label = f"ensemble {ensemble['id']} · {ensemble['name']} ({len(ensemble['members'])} runs"
         label += f", test {accuracy:.1%})" if accuracy is not None else ")"
         choices.append((label, source_key("ensemble", ensemble["id"])))
+    if cv:
+        groups = crossval.cv_groups(store)
+        for name in sorted(crossval.complete_groups(store)):
+            runs = groups[name]
+            label = f"cross-validation {name} ({len(runs)} runs: {runs[0]['id']}-{runs[-1]['id']}, training split)"
+            choices.append((label, cv_key(name)))
     return choices
 
 
@@ -154,7 +242,7 @@ def _data_spec(run: dict) -> dict:
     spec, defaults = run.get("spec") or {}, RunSpec()
     return {
         name: spec.get(name, getattr(defaults, name))
-        for name in ("dataset", "data_path", "dataset_options", "val_size", "split_seed")
+        for name in ("dataset", "data_path", "dataset_options", "val_size", "split_seed", "train_subset")
     }
 
 
@@ -178,7 +266,8 @@ def _data_key(data: dict) -> tuple:
     return (
         data["dataset"],
         str(data["data_path"] or ""),
-        json.dumps(data["dataset_options"] or {}, sort_keys=True),
+        # the loader's options only: `reviews` and a fold (cv_folds, cv_fold) do not change the files
+        json.dumps(loader_options(data["dataset_options"]), sort_keys=True),
         stamp,
     )
 
@@ -216,6 +305,8 @@ def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
     """
     split = _check_split(split)
     run_id = int(run_id)
+    if split == TRAIN:
+        return _fold_checked_training_split(store, run_id, cache)
     run = store.get_run(run_id)
     expected = store.prediction_info(run_id, split)["labels_hash"]
     data = _data_spec(run)
@@ -242,6 +333,53 @@ def split_images(store, run_id: int, split: str, cache: dict) -> np.ndarray:
             f"the images for run {run_id}'s {split} split do not match its stored predictions: the "
             f"dataset at {_where(data)} changed or is missing (its labels differ from those the "
             "run was evaluated on); restore the original data to browse the images"
+        )
+    return images
+
+
+def _training_split(store, run_id: int, cache: dict) -> tuple:
+    """(images, labels) of run `run_id`'s training split as `split_arrays` makes it before a fold is held out and
+    without reviews applied (row i: position i, the row order of `crossval.stitch`), kept in `cache`."""
+    run = store.get_run(run_id)
+    data = _data_spec(run)
+    key = (
+        "images",
+        *_data_key(data),
+        TRAIN,
+        int(data["val_size"] or 0),
+        int(data["split_seed"]),
+        int(data["train_subset"] or 0),
+    )
+    if key not in cache:
+        dataset = _dataset(data, cache, run_id, TRAIN)
+        try:
+            arrays = split_arrays(
+                dataset, val_size=data["val_size"], split_seed=data["split_seed"], train_subset=data["train_subset"]
+            )
+        except UserError as exc:
+            raise UserError(
+                f"the images for run {run_id}'s training split are not available: the dataset at "
+                f"{_where(data)} changed ({exc})"
+            ) from None
+        _remember(cache, key, (arrays.x_train, np.asarray(arrays.y_train, np.int64)), IMAGES_KEPT)
+    return cache[key]
+
+
+def _fold_checked_training_split(store, run_id: int, cache: dict) -> np.ndarray:
+    """The training split's images (`_training_split`) for cross-validation run `run_id`, refused unless the
+    rows of its held-out fold carry the labels it stored for that fold."""
+    run = store.get_run(run_id)
+    folds, fold = cv_fold_of((run.get("spec") or {}).get("dataset_options") or {})
+    if not folds or OOF not in store.prediction_splits(run_id):
+        raise UserError(
+            f"run {run_id} is not a completed cross-validation fold: only a cv:NAME source has training-split images"
+        )
+    images, labels = _training_split(store, run_id, cache)
+    held = fold_positions(len(labels), folds, int(_data_spec(run)["split_seed"]))[fold]
+    if store.labels_hash(labels[held]) != store.prediction_info(run_id, OOF)["labels_hash"]:
+        raise UserError(
+            f"the images for run {run_id}'s held-out fold do not match its stored predictions: the dataset at "
+            f"{_where(_data_spec(run))} changed or is missing; restore the original data to browse the images"
         )
     return images
 

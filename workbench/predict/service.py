@@ -74,6 +74,8 @@ class Predictor:
 
     def _plan(self, key) -> _Plan:
         kind, number = sv.parse_key(key)
+        if kind == sv.CV:
+            raise UserError(f"{key} is a cross-validation request's stored predictions: choose a run or an ensemble")
         if kind == "run":
             run = self.store.get_run(number)
             return _Plan(f"run {number}: {run['name']}", [number], [run["name"]])

@@ -274,7 +274,7 @@ def ensemble_row(ensemble: dict, runs_by_id: dict) -> dict:
         "Best val acc %": _pct(ensemble.get("val_accuracy")),
         "Final val acc %": _pct(ensemble.get("val_accuracy")),
         "Test acc %": _pct(ensemble.get("test_accuracy")),
-        "Reviewed test %": None,
+        "Reviewed test %": _pct(ensemble.get("reviewed_test_accuracy")),
         "Params": params,
         "Train min": _minutes(seconds),
         "Tags": "",

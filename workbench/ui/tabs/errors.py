@@ -1,6 +1,8 @@
-"""Errors tab: which images a run or a saved ensemble gets wrong, by confusion cell and confidence,
-and where two sources disagree. Predictions come from stored logits; images are rebuilt from the
-run's dataset and checked against the stored labels' fingerprint (`workbench.inspect.sources`)."""
+"""Errors tab: which images a run, a saved ensemble or a cross-validation request's out-of-fold matrix (the
+training split) gets wrong, by confusion cell and confidence, and where two sources disagree. Predictions come
+from stored logits; images are rebuilt from the run's dataset and checked against the stored labels'
+fingerprint (`workbench.inspect.sources`). The split follows the source: val or test for a run or an ensemble,
+the training split for a cross-validation request."""
 
 import re
 import tempfile
@@ -37,7 +39,8 @@ COMPARE = [
     ("both wrong", "both_wrong"),
 ]
 PER_CLASS_COLUMNS = ["class", "images", "errors", "precision %", "recall %"]
-SPLIT_NAMES = {"test": "test", "val": "validation"}
+SPLIT_NAMES = {"test": "test", "val": "validation", "train": "training (out of fold)"}
+SPLIT_CHOICES = {split: [(name, split)] for split, name in SPLIT_NAMES.items()}
 NO_B = "⚠️ **Choose source B** to compare with A, or set the comparison to off."
 
 
@@ -45,8 +48,8 @@ NO_B = "⚠️ **Choose source B** to compare with A, or set the comparison to o
 class ErrorsView:
     """The tab's components."""
 
-    source: gr.Dropdown  # source A: a run or a saved ensemble
-    split: gr.Radio
+    source: gr.Dropdown  # source A: a run, a saved ensemble or a cross-validation request (cv:NAME)
+    split: gr.Radio  # its choices follow source A (`split_update`)
     refresh: gr.Button
     message: gr.Markdown
     confusion: gr.Dataframe  # a table, not a heatmap: its cell clicks reach the server (`pick_cell`)
@@ -106,7 +109,7 @@ class Selection:
     def describe(self) -> list:
         """Two lines naming the sources, the split and the filter (the exported PNG's title)."""
         a, b = self.a, self.b
-        sources = f"A: {a.kind} {a.id} ({a.name})" + (f" · B: {b.kind} {b.id} ({b.name})" if b else "")
+        sources = f"A: {a.title}" + (f" · B: {b.title}" if b else "")
         order = dict((value, label) for label, value in SORTS)[self.sort]
         if self.sort == "random":
             order += f", seed {self.seed}"
@@ -119,13 +122,30 @@ class Selection:
         ]
 
     def file_name(self) -> str:
-        parts = ["errors", f"{self.a.kind}{self.a.id}", self.a.split]
+        parts = ["errors", _short(self.a), self.a.split]
         if self.b:
-            parts += ["vs", f"{self.b.kind}{self.b.id}", self.mode]
+            parts += ["vs", _short(self.b), self.mode]
         parts += ["true", self.true_name] * (self.true_name != ANY) + ["pred", self.predicted_name] * (
             self.predicted_name != ANY
         )
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts)) + ".png"
+
+
+def _short(source: sv.Source) -> str:
+    return f"cv-{source.name}" if source.kind == sv.CV else f"{source.kind}{source.id}"
+
+
+def split_update(key, split) -> tuple:
+    """(the split source `key` is shown on, the split radio's update): `split` where the source has it, else its
+    first (a cv source: the training split; a run or an ensemble: test)."""
+    try:
+        offered = list(sv.splits_of(key)) if key else list(sv.SPLITS)
+    except UserError:
+        offered = list(sv.SPLITS)
+    if split not in offered:
+        split = "test" if "test" in offered else offered[0]
+    choices = [choice for name in ("test", "val", "train") if name in offered for choice in SPLIT_CHOICES[name]]
+    return split, gr.update(choices=choices, value=split)
 
 
 def _scope(true_name: str, predicted_name: str, split: str) -> str:
@@ -223,7 +243,7 @@ class _Handlers:
 
     def load(self, key, split):
         if not key:
-            raise UserError("choose a source: a completed run or a saved ensemble")
+            raise UserError("choose a source: a completed run, a saved ensemble or a cross-validation request")
         return sv.load_source(self.store, self.room, key, split, self.cache)
 
     def selection(self, key, split, true_name, predicted_name, sort, seed, mode, key_b) -> Selection:
@@ -284,12 +304,14 @@ class _Handlers:
         }
 
     def change_source(self, key, split, *rest):
-        """A new source or split: confusion matrix, per-class table, class filters, then the gallery."""
+        """A new source or split: the split's choices (they follow the source), confusion matrix, per-class
+        table, class filters, then the gallery."""
         v = self.v
+        split, split_choice = split_update(key, split)
         try:
             a = self.load(key, split)
         except UserError as exc:
-            return {v.message: f"**{exc}**", v.gallery: [], v.page: 1, v.count: ""}
+            return {v.message: f"**{exc}**", v.gallery: [], v.page: 1, v.count: "", v.split: split_choice}
         matrix = analysis.confusion_matrix(a.labels, analysis.predictions(a.probs), a.num_classes)
         accuracy = np.trace(matrix) / max(1, matrix.sum())
         title = (
@@ -298,6 +320,7 @@ class _Handlers:
         )
         names = [ANY, *a.class_names]
         return {
+            v.split: split_choice,
             v.confusion: gr.update(value=plots.confusion_table(matrix, a.class_names), label=title),
             v.per_class: per_class_rows(a),
             v.true_class: gr.update(choices=names, value=ANY),
@@ -381,7 +404,7 @@ class _Handlers:
         return gr.update(value=str(path), visible=True), f"Exported {shown} images to {path.name}."
 
     def refresh(self, key, key_b):
-        choices = sv.source_choices(self.store)
+        choices = sv.source_choices(self.store, cv=True)
         values = {v for _, v in choices}
         return (
             gr.update(choices=choices, value=key if key in values else None),
@@ -392,8 +415,12 @@ class _Handlers:
 def _layout(ctx) -> tuple[ErrorsView, ReviewView]:
     c: dict[str, Any] = {}
     with gr.Row():
-        c["source"] = gr.Dropdown([], label="Source A (run or saved ensemble)", elem_id="errors-source", scale=3)
-        c["split"] = gr.Radio([("test", "test"), ("validation", "val")], value="test", label="Split", scale=1)
+        c["source"] = gr.Dropdown(
+            [], label="Source A (run, saved ensemble or cross-validation)", elem_id="errors-source", scale=3
+        )
+        c["split"] = gr.Radio(
+            [("test", "test"), ("validation", "val")], value="test", label="Split", scale=1, elem_id="errors-split"
+        )
         c["refresh"] = gr.Button("Refresh sources", scale=1)
     c["message"] = gr.Markdown(elem_id="errors-message")
     with gr.Accordion("Likely label errors: review source A's labels", open=False, elem_id="review-box"):
@@ -459,7 +486,7 @@ def create_errors_tab(ctx) -> ErrorsTab:
         create_map_view(ctx, v.source, h.cache)
     filters = v.filters
     show_outputs = [v.gallery, v.page, v.count, v.message, v.compare_note]
-    source_outputs = [v.confusion, v.per_class, v.true_class, v.predicted_class, *show_outputs]
+    source_outputs = [v.split, v.confusion, v.per_class, v.true_class, v.predicted_class, *show_outputs]
     source_inputs = [v.source, v.split, v.sort, v.seed, v.compare, v.source_b]
     v.source.input(h.change_source, source_inputs, source_outputs, api_name="errors_source")
     v.split.input(h.change_source, source_inputs, source_outputs)

@@ -85,7 +85,10 @@ class _Handlers:
     def run_of(self, key) -> int:
         kind, number = sv.parse_key(key) if key else (None, None)
         if kind != "run":
-            raise UserError("near-duplicates need one model's features: choose a run as source A (not an ensemble)")
+            raise UserError(
+                "near-duplicates need one model's features: choose a run as source A "
+                "(not an ensemble or a cross-validation request)"
+            )
         return int(number)
 
     def report(self, run_id: int, progress=None) -> maps.DuplicateReport:

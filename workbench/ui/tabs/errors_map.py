@@ -103,7 +103,10 @@ class _Handlers:
     def load(self, key, split, method, progress=None, compute: bool = True) -> Shown:
         kind, number = sv.parse_key(key) if key else (None, None)
         if kind != "run":
-            raise UserError("a map needs one model's features: choose a run as source A (not an ensemble)")
+            raise UserError(
+                "a map needs one model's features: choose a run as source A "
+                "(not an ensemble or a cross-validation request)"
+            )
         wanted = (int(number), wf.check_split(split), method)
         if wanted not in self.shown:
             if not compute:

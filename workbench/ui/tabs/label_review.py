@@ -25,6 +25,7 @@ from workbench.inspect import review_queue as rq
 
 CARD_SCALE = 8  # 32 -> 256 pixels
 QUEUE_SHOWN = 16  # the next cards, as thumbnails
+SPLIT_WORDS = {"val": "validation", "train": "training (out-of-fold)"}
 BUTTONS: tuple[tuple[Verdict, str, str, Literal["stop", "secondary"]], ...] = (
     (Verdict.LABEL_ERROR, "Label error [E]", "review-error", "stop"),
     (Verdict.CORRECT, "Correct [C]", "review-correct", "secondary"),
@@ -95,7 +96,10 @@ class _Handlers:
 
     def issues(self, key, split) -> lq.LabelIssues:
         if not key:
-            raise UserError("choose source A (a completed run or a saved ensemble) above, then review its labels")
+            raise UserError(
+                "choose source A (a completed run, a saved ensemble or a cross-validation request) above, "
+                "then review its labels"
+            )
         if ("issues", key, split) not in self.cache:
             issues = lq.label_issues(self.store, self.room, key, split, self.cache)
             lq.map_rows(self.store, issues, self.cache)
@@ -133,8 +137,9 @@ class _Handlers:
         review = rq.review_of(issues, reviewed, row)
         given, suggested = int(issues.labels[row]), int(issues.suggested[row])
         card = gallery.page(images, [row], issues.probs, issues.labels, names, per_page=1, scale=CARD_SCALE)[0][0]
+        split_words = SPLIT_WORDS.get(issues.split, issues.split)
         info = (
-            f"**Card {cursor} of {len(order)}** · image **#{row}** of the {issues.split} split · given "
+            f"**Card {cursor} of {len(order)}** · image **#{row}** of the {split_words} split · given "
             f"**{names[given]}** (p {issues.probs[row, given]:.2f}) · suggested **{names[suggested]}** "
             f"(p {issues.probs[row, suggested]:.2f}) · label quality **{issues.score[row]:.3f}** · "
             f"{'flagged' if issues.flagged[row] else 'not flagged'} · "

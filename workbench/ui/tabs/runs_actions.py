@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from workbench.constants import ACTIVE_STATUSES, AuditAction, RunKind, RunStatus
 from workbench.data.classes import class_names
 from workbench.errors import UserError
-from workbench.inspect.reviewed import with_reviewed
+from workbench.inspect.reviewed import ensembles_with_reviewed, with_reviewed
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
@@ -51,7 +51,7 @@ def leaderboard(
     runs = with_live_time(store, load_runs(store) if runs is None else runs)
     return rd.leaderboard_rows(
         runs,
-        store.list_ensembles(),
+        ensembles_with_reviewed(store, store.list_ensembles()),  # their reviewed test accuracy too
         status=status,
         model=model,
         loss=loss,
