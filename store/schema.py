@@ -461,6 +461,7 @@ def m008_label_reviews(db: Database) -> None:
     db.table("runs").add_column("reviews_used", str)
 
 
+@migration
 def m010_snapshots_lineage(db: Database) -> None:
     # A result derived from another run's training (`workbench.training.snapshots`): a snapshot at the end of a
     # cosine cycle ("snapshot 3") or the weight average of its last epochs ("averaged"). It is a run row of its

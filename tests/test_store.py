@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -651,3 +652,11 @@ def test_labels_are_stored_once_and_cleaned_up_with_their_last_run(fresh_store):
     assert count() == 1
     fresh_store.delete_run(second)
     assert count() == 0
+
+
+def test_every_migration_function_is_registered_in_order():
+    # a migration whose decorator is lost (a merge) would silently never run: its columns then fail at use
+    from store import schema
+
+    defined = sorted(name for name in vars(schema) if re.fullmatch(r"m\d{3}_\w+", name))
+    assert defined == schema.MIGRATION_NAMES
