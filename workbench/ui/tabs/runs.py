@@ -47,23 +47,23 @@ LIVE_SECONDS = 10  # how often the leaderboard is redrawn while a run is running
 # Percent of the leaderboard's width: at 1024 px every column fits its header and usual values (the
 # longest model and augmentation names wrap), Name most of what is left; Notes takes the rest.
 LEADERBOARD_WIDTHS = {
-    "Kind": 6.2,
+    "Kind": 7,
     "ID": 3.5,
     "Name": 9,
-    "Model": 8.5,
-    "Loss": 10,
-    "Augmentations": 8.5,
+    "Model": 7.5,
+    "Loss": 11,
+    "Augmentations": 7,
     "Status": 8,
     "Best val acc %": 4.8,
     "Final val acc %": 4.8,
     "Test acc %": 4.8,
-    "Reviewed test %": 8.8,  # "Reviewed" whole at 1024 px
+    "Reviewed test %": 7.5,  # "Reviewed" whole at 1024 px (Model, Augment and Notes gave it their share)
     "Params": 6.5,
     "Train min": 5,
     "Tags": 6.4,
 }
 # With jobs on a Ray cluster, the node column's share comes from the name, loss and augmentation columns.
-NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8.5, "Loss": 9, "Augmentations": 8, "Node": 6.5}
+NODE_WIDTHS = {**LEADERBOARD_WIDTHS, "Name": 8, "Loss": 9.5, "Augmentations": 6.5, "Node": 6.5}
 # On a page with logins, the By column's share comes from the name and augmentation columns and from Notes (the
 # headers of the number columns must stay whole: at 1024 px "Params" and "Train min" were cut with less).
 BY_SHARES = {"Name": -1.5, "Augmentations": -1, "By": 4}
