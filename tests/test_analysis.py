@@ -228,7 +228,8 @@ def test_split_images_rebuild_a_runs_images_and_check_them(store):
     test = sources_view.split_images(store, run_id, "test", cache)
     assert np.array_equal(test, dataset.x_test)
     assert sources_view.split_images(store, run_id, "test", cache) is test  # cached: no reload
-    with pytest.raises(UserError, match="choose one of: val, test"):
+    # a run's own training images are no source: only a cross-validation request's out-of-fold rows are
+    with pytest.raises(UserError, match="only a cv:NAME source has training-split images"):
         sources_view.split_images(store, run_id, "train", cache)
 
 
