@@ -113,6 +113,7 @@ def test_lookahead_slow_weights_move_by_the_rule():
     assert all(np.allclose(a, b) for a, b in zip(_weights(model), before))
 
 
+@pytest.mark.slow  # ~20 s of training: the default suite stays under its 10 minutes
 def test_whitening_bias_trains_then_freezes_and_the_model_loads_with_safe_mode(tmp_path):
     # lookahead off here: over 4 steps (fewer than its 5) it would hand the model its first weights back
     spec = RunSpec(model="airbench_cpu", model_kwargs=TINY, epochs=2, batch_size=16, **RECIPE | {"lookahead_every": 0})

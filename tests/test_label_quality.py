@@ -143,6 +143,7 @@ def test_reviews_give_a_reviewed_test_accuracy_beside_the_original(trained, caps
     assert f"{100 * run['test_accuracy']:.2f}%" in line and f"{100 * reviewed['reviewed_test_accuracy']:.2f}%" in line
 
 
+@pytest.mark.slow  # a second real training (~15 s): the default suite stays under its 10 minutes
 def test_a_run_trains_with_its_reviews_and_a_fold_stores_its_held_out_logits(trained):
     store, queue, _ = trained
     given, y_train, _ = _truth()
