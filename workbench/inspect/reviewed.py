@@ -48,20 +48,26 @@ def reviewed_accuracy(store, run: dict, rows_by_dataset: dict | None = None) -> 
     return _KEPT[key]
 
 
-def with_reviewed(store, runs: list[dict]) -> list[dict]:
-    """Copies of `runs`, each with `reviewed_test_accuracy` and `reviewed_test_images` (None without reviews)."""
+def _with_reviewed(store, rows: list[dict], accuracy_of) -> list[dict]:
+    """Copies of `rows` (runs or saved ensembles), each with `reviewed_test_accuracy` and `reviewed_test_images`
+    from `accuracy_of(store, row, rows_by_dataset)` (None without reviews); the reviews read once a dataset."""
     rows_by_dataset: dict = {}
     out = []
-    for run in runs:
-        found = reviewed_accuracy(store, run, rows_by_dataset)
+    for row in rows:
+        found = accuracy_of(store, row, rows_by_dataset)
         out.append(
             {
-                **run,
+                **row,
                 "reviewed_test_accuracy": found[0] if found else None,
                 "reviewed_test_images": found[1] if found else None,
             }
         )
     return out
+
+
+def with_reviewed(store, runs: list[dict]) -> list[dict]:
+    """Copies of `runs`, each with `reviewed_test_accuracy` and `reviewed_test_images` (None without reviews)."""
+    return _with_reviewed(store, runs, reviewed_accuracy)
 
 
 def _test_reviews(store, run_id: int, spec: dict, rows_by_dataset: dict) -> tuple:
@@ -105,15 +111,4 @@ def ensemble_reviewed_accuracy(store, ensemble: dict, rows_by_dataset: dict | No
 def ensembles_with_reviewed(store, ensembles: list[dict]) -> list[dict]:
     """Copies of saved `ensembles`, each with `reviewed_test_accuracy` and `reviewed_test_images` (None without
     reviews)."""
-    rows_by_dataset: dict = {}
-    out = []
-    for ensemble in ensembles:
-        found = ensemble_reviewed_accuracy(store, ensemble, rows_by_dataset)
-        out.append(
-            {
-                **ensemble,
-                "reviewed_test_accuracy": found[0] if found else None,
-                "reviewed_test_images": found[1] if found else None,
-            }
-        )
-    return out
+    return _with_reviewed(store, ensembles, ensemble_reviewed_accuracy)
