@@ -13,8 +13,8 @@
    pipeline alone (no model). With real data when the bundled CIFAR-10 copy is there, else random pixels
    (the pipeline's cost does not depend on what the pixels show).
 
-Targets: the step through the pipeline at least 0.9x the step on a held batch (it does not wait on augmentation),
-and for each model, XLA off (what the CPU presets set, `xla = false`) not slower than XLA on. On a shared
+Target: the step through the pipeline at least 0.9x the step on a held batch (it does not wait on augmentation).
+XLA on against off is printed as a ratio, not checked: which is faster depends on the load (README). On a shared
 machine the figures move with the other work; the load average is printed at the start and the end.
 """
 
@@ -167,13 +167,12 @@ def main(argv=None) -> int:
         )
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     targets = Targets()
+    # XLA is a figure, not a target: quiet, it ran these steps 7-15% faster after its compile; at load 13 it ran
+    # them 10% (airbench) to 3x (resnet20) slower. The CPU presets keep it off (README: Performance, the roofline).
     for name in args.models.split(","):
         if (name, "off") in rows and (name, "on") in rows:
-            targets.holds(
-                f"{name}: XLA off (the CPU presets' choice) not slower than on",
-                rows[(name, "off")] >= rows[(name, "on")],
-                f"{rows[(name, 'off')]:.0f} vs {rows[(name, 'on')]:.0f} img/s",
-            )
+            off, on = rows[(name, "off")], rows[(name, "on")]
+            print(f"{name}: XLA on runs the step at {on / off:.2f}x the speed of off (load {os.getloadavg()[0]:.1f})")
     if not args.skip_pipeline:
         targets.at_least("fast recipe's step through the pipeline vs on a held batch", piped / held, 0.9, "x")
     return targets.exit_code()
