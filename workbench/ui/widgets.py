@@ -1,6 +1,7 @@
-"""Rows of components that several views of the page repeat, with their wiring: a pager (◀ previous, a number,
-next ▶), one 32-pixel image shown enlarged (beside its top-5 probabilities), and an export button with the file
-it writes. The Errors tab's gallery, near-duplicates and map, and its label review use them."""
+"""Components and rows that several views of the page repeat, with their wiring: a pager (◀ previous, a number,
+next ▶), a gallery of small images shown whole, one 32-pixel image shown enlarged (beside its top-5 probabilities),
+and an export button with the file it writes. The Errors tab's gallery, near-duplicates, map and label review, and
+the Predict tab, use them."""
 
 import tempfile
 from collections.abc import Callable
@@ -42,6 +43,14 @@ def pager(
         gr.Button(previous_text, size="sm", elem_id=ids[0]),
         gr.Number(1, label=label, precision=0, minimum=1, elem_id=ids[1], min_width=number_width),
         gr.Button(next_text, size="sm", elem_id=ids[2]),
+    )
+
+
+def thumbnails(label: str, elem_id: str, columns: int, height: int | str = "auto") -> gr.Gallery:
+    """A gallery of small images, each shown whole (no crop to a square) and no preview on click: a click is the
+    view's own event (top-5, a card to review)."""
+    return gr.Gallery(
+        label=label, columns=columns, height=height, object_fit="contain", allow_preview=False, elem_id=elem_id
     )
 
 

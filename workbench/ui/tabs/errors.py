@@ -318,14 +318,7 @@ def _layout(ctx) -> tuple[ErrorsView, ReviewView]:
         pager = widgets.pager(ids=(None, "errors-page", None))
         c.update(previous=pager.previous, page=pager.number, next=pager.next)
         c["count"] = gr.Markdown(elem_id="errors-count")
-    c["gallery"] = gr.Gallery(
-        label="Images (click one for its top-5 probabilities)",
-        columns=8,
-        height="auto",
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="errors-gallery",
-    )
+    c["gallery"] = widgets.thumbnails("Images (click one for its top-5 probabilities)", "errors-gallery", columns=8)
     c["picked"], c["top5"] = widgets.picked_row("The image you click", "errors-picked", PICKED_SCALE)
     c["export"], c["export_file"] = widgets.export_row("Export the selection as one PNG", "Exported grid")
     return ErrorsView(**c), review

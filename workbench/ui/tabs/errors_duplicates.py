@@ -157,13 +157,8 @@ def create_duplicates_view(ctx, source: gr.Dropdown, cache: dict) -> DuplicatesV
     with gr.Row():
         pager = widgets.pager()
         c.update(previous=pager.previous, page=pager.number, next=pager.next)
-    c["pairs"] = gr.Gallery(
-        label="Test image (left) · its nearest training image (right) · similarity",
-        columns=6,
-        height="auto",
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="errors-duplicates",
+    c["pairs"] = widgets.thumbnails(
+        "Test image (left) · its nearest training image (right) · similarity", "errors-duplicates", columns=6
     )
     v = DuplicatesView(**c)
     h = _Handlers(ctx, v, cache)

@@ -235,13 +235,11 @@ def _layout() -> ReviewView:
                 )
                 c.update(previous=pager.previous, cursor=pager.number, next=pager.next)
             c["shown"] = gr.Number(-1, precision=0, visible=False, elem_id="review-shown")
-    c["queue"] = gr.Gallery(
-        label="Next in line (given→suggested, label quality; click one to review it)",
+    c["queue"] = widgets.thumbnails(
+        "Next in line (given→suggested, label quality; click one to review it)",
+        "review-queue",
         columns=8,
         height=230,  # one row of thumbnails ("auto" kept a tall empty box below them)
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="review-queue",
     )
     c["export"], c["export_file"] = widgets.export_row("Export this dataset's reviews as CSV", "Reviews")
     return ReviewView(**c)
