@@ -91,9 +91,9 @@ def train(args):
         return follow(queue, store, [run_id])
 
 
-def warn(spec, gpu_count: int) -> None:
+def warn(spec, gpus: int) -> None:
     """What the run's settings cost on this machine (mixed_bfloat16 on a CPU without bfloat16), on stderr."""
-    warning = run_warning(spec, gpu_count)
+    warning = run_warning(spec, gpus)
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
