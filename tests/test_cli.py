@@ -134,7 +134,7 @@ def test_train_runs_and_export_end_to_end(tmp_path, capsys, monkeypatch):
 
 
 class _EndsAfter:
-    """A queue stand-in for `_follow` whose runs end after `polls` looks: the store row is what is read."""
+    """A queue stand-in for `follow` whose runs end after `polls` looks: the store row is what is read."""
 
     def __init__(self, polls: int):
         self.polls = polls
@@ -147,14 +147,14 @@ class _EndsAfter:
 def test_following_a_run_says_what_it_does_between_epochs(tmp_path, capsys):
     """During the final evaluation (minutes for a big test split) the CLI says so, with its batches and
     the time left, as the live panel does, instead of going quiet after the last epoch."""
-    from workbench.cli.main import _follow
+    from workbench.cli.follow import follow
     from workbench.constants import RunPhase
 
     with Store(tmp_path / "w.db") as store:
         run_id = store.create_run("evaluating", {"epochs": 2})
         store.set_status(run_id, "running")
         store.update_run(run_id, phase=RunPhase.EVAL_TEST, step=10, eval_steps=40, step_seconds=5.0, epochs_done=2)
-        assert _follow(_EndsAfter(1), store, [run_id], every=0) == 0
+        assert follow(_EndsAfter(1), store, [run_id], every=0) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"run {run_id}: evaluating test (10 of 40 batches)")
     assert "remaining ~0m 15s" in lines[0]  # 30 batches left at the pass's 2 batches a second

@@ -1,16 +1,22 @@
-"""The job queue of the CLI's commands that run jobs (`train`, `finetune`, `resume`, `train-all`, `sweep`), from
-their Ray flags (`workbench.jobs.cluster_flags`: --ray, --storage, --retries, --ray-cpus, --ray-resources):
+"""The job queue of the CLI's commands that run jobs (`train`, `finetune`, `resume`, `train-all`, `sweep`,
+`crossval`, `search`), from their Ray flags (`workbench.jobs.cluster_flags`: --ray, --storage, --retries,
+--ray-cpus, --ray-resources):
 
     add_queue_arguments(parser)                  # the flags, on each such command
     check_queue_flags(args)                      # main() refuses their mistakes before the store is opened
     with open_job_queue(args, store) as queue:   # this machine's queue or the cluster's, said where; shut down
         run_id = queue.submit(spec)              # at the end of the block, however it ends
+
+A command that queues several tagged runs at once (`sweep`, `crossval`) lists them, says how long they take,
+stops there with --dry-run, else queues and follows them: `list_then_queue`.
 """
 
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 from workbench.jobs import cluster_flags
+from workbench.jobs.estimate import estimate_many
 
 
 def add_queue_arguments(parser) -> None:
@@ -51,3 +57,28 @@ def open_job_queue(args, store, out=_say):
             queue.shutdown()  # idempotent: a Ctrl-C path that already did it changes nothing
         except Exception as exc:
             print(f"warning: shutting the job queue down failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def gpu_count() -> int:
+    """The GPUs this machine's TensorFlow sees (what a spec is validated against before queueing)."""
+    from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
+
+    return len(gpu_names())
+
+
+def list_then_queue(args, store, specs: Sequence, gpus: int, *, tag: str, submit: Callable, follow: Callable):
+    """The runs `specs` one a line and the time they take here; then, unless --dry-run (None: nothing queued),
+    `submit(queue)` (their run ids) on the flags' job queue, and `follow(queue, store, run_ids)`'s exit status.
+    `store` is None only for a dry run without a store file."""
+    from workbench.views.sweeps import time_text  # noqa: PLC0415 - SciPy: views.sweeps imports it; --help needs none
+
+    for spec in specs:
+        print(f"  {spec.name}")
+    print(time_text(estimate_many(list(specs), store, gpus)))
+    if args.dry_run:
+        print("dry run: nothing queued")
+        return None
+    with open_job_queue(args, store) as queue:
+        run_ids = submit(queue)
+        print(f"queued runs {run_ids[0]}-{run_ids[-1]} tagged {tag}  ({store.path})", flush=True)
+        return follow(queue, store, run_ids)

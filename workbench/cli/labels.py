@@ -7,9 +7,8 @@ import csv
 from datetime import datetime
 from pathlib import Path
 
-from workbench.cli.job_queue import add_queue_arguments, open_job_queue
+from workbench.cli.job_queue import add_queue_arguments, gpu_count, list_then_queue
 from workbench.errors import UserError
-from workbench.jobs.estimate import estimate_many
 from workbench.specs.crossval import DEFAULT_FOLDS, CrossVal, submit_crossval
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 from workbench.specs.run import RunSpec
@@ -136,26 +135,24 @@ def label_issues_command(args, open_store) -> int:
 
 
 def crossval_command(args, follow, open_store) -> int:
-    from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
-    from workbench.views.sweeps import time_text  # noqa: PLC0415 - SciPy: views.sweeps imports it; --help needs none
-
     request = CrossVal(args.cv_name or f"cv-{datetime.now():%m%d-%H%M}", spec_from_args(args, RunSpec), args.folds)
-    gpus = len(gpu_names())
+    gpus = gpu_count()
     specs = request.validate(available_gpus=gpus)
     store = open_store(args, create=not args.dry_run)
     if store is not None and any(request.tag in (r.get("tags") or ()) for r in store.list_runs(include_archived=True)):
         raise UserError(f"cross-validation {request.name!r} exists already in this store; choose another name")
     print(f"cross-validation {request.name}: {request.folds} runs, each without one fold of the training split")
-    for spec in specs:
-        print(f"  {spec.name}")
-    print(time_text(estimate_many(specs, store, gpus)))
-    if args.dry_run:
-        print("dry run: nothing queued")
+    status = list_then_queue(
+        args,
+        store,
+        specs,
+        gpus,
+        tag=request.tag,
+        submit=lambda queue: submit_crossval(queue, request, parse_tags(args.tags)),
+        follow=follow,
+    )
+    if status is None:  # a dry run
         return 0
-    with open_job_queue(args, store) as queue:
-        run_ids = submit_crossval(queue, request, parse_tags(args.tags))
-        print(f"queued runs {run_ids[0]}-{run_ids[-1]} tagged {request.tag}  ({store.path})", flush=True)
-        status = follow(queue, store, run_ids)
     if status == 0:
         print(
             f"out-of-fold source: cv:{request.name} "

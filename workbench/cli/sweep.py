@@ -4,9 +4,8 @@ parser by `add_commands`. The expansion is `workbench.specs.sweep`'s, the tables
 
 from datetime import datetime
 
-from workbench.cli.job_queue import add_queue_arguments, open_job_queue
+from workbench.cli.job_queue import add_queue_arguments, gpu_count, list_then_queue
 from workbench.errors import UserError
-from workbench.jobs.estimate import estimate_many
 from workbench.specs.flags import add_spec_arguments, flag, parse_tags, spec_from_args
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import AXES, AXIS_NAMES, Sweep, default_name, submit_sweep
@@ -78,26 +77,24 @@ def build_sweep(args) -> Sweep:
 
 
 def run_sweep(args, follow, open_store) -> int:
-    from workbench.training.devices import gpu_names  # noqa: PLC0415 - TensorFlow: it counts the GPUs
-    from workbench.views.sweeps import time_text  # noqa: PLC0415 - SciPy: views.sweeps imports it (seconds); --help needs none
-
     sweep = build_sweep(args)
-    gpus = len(gpu_names())
+    gpus = gpu_count()
     specs = sweep.validate(available_gpus=gpus)
     store = open_store(args, create=not args.dry_run)  # a dry run reads the store only if it exists
     earlier = store.list_runs(include_archived=True) if store is not None else []
     taken = sum(sweep.tag in (r.get("tags") or ()) for r in earlier)
     print(f"sweep {sweep.name}: {sweep.count_text()}" + (f" (adding to its {taken} earlier runs)" if taken else ""))
-    for spec in specs:
-        print(f"  {spec.name}")
-    print(time_text(estimate_many(specs, store, gpus)))
-    if args.dry_run:
-        print("dry run: nothing queued")
+    status = list_then_queue(
+        args,
+        store,
+        specs,
+        gpus,
+        tag=sweep.tag,
+        submit=lambda queue: submit_sweep(queue, sweep, parse_tags(args.tags)),
+        follow=follow,
+    )
+    if status is None:  # a dry run
         return 0
-    with open_job_queue(args, store) as queue:
-        run_ids = submit_sweep(queue, sweep, parse_tags(args.tags))
-        print(f"queued runs {run_ids[0]}-{run_ids[-1]} tagged {sweep.tag}  ({store.path})", flush=True)
-        status = follow(queue, store, run_ids)
     if status != 130:
         print()
         _print_sweep(store, sweep.name, None, None, "Test accuracy")

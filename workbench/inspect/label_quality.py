@@ -27,7 +27,8 @@ import numpy as np
 from workbench.data.reviewed import dataset_identity
 from workbench.data.split import make_split, subset_of
 from workbench.errors import UserError, choose
-from workbench.inspect.sources import SPLITS, data_settings, load_source, run_dataset, split_images
+from workbench.inspect.source_images import SPLITS, data_settings, run_dataset, split_images
+from workbench.inspect.sources import load_source
 
 TRAIN = "train"  # the training split: a cross-validation request's out-of-fold matrix only
 CV_PREFIX = "cv:"

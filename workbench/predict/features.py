@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from workbench.errors import UserError, choose
-from workbench.inspect import sources
+from workbench.inspect import source_images
 from workbench.predict.models import LoadedModel, ModelCache, Preprocessing, completed_run
 from workbench.training.checkpoint import CHECKPOINT
 
@@ -59,8 +59,8 @@ def check_split(split: str) -> str:
 def split_images(store, run_id: int, split: str, cache: dict) -> tuple:
     """(uint8 images, int64 labels) of the run's `split`, row for row as its features."""
     if check_split(split) == "train":
-        return sources.training_images(store, run_id, cache)
-    images = sources.split_images(store, run_id, split, cache)
+        return source_images.training_images(store, run_id, cache)
+    images = source_images.split_images(store, run_id, split, cache)
     return images, store.load_labels(run_id, split)
 
 

@@ -2,12 +2,10 @@
 training split) gets wrong, by confusion cell and confidence, and where two sources disagree. Predictions come
 from stored logits; images are rebuilt from the run's dataset and checked against the stored labels'
 fingerprint (`workbench.inspect.sources`). The split follows the source: val or test for a run or an ensemble,
-the training split for a cross-validation request."""
+the training split for a cross-validation request. Which images the filters choose is
+`workbench.ui.tabs.errors_selection`'s."""
 
-import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -17,31 +15,29 @@ from workbench.ensemble import lab
 from workbench.errors import UserError
 from workbench.inspect import analysis, gallery
 from workbench.inspect import sources as sv
-from workbench.ui import plots
+from workbench.ui import plots, widgets
 from workbench.ui.refresh import Refresh
 from workbench.ui.tabs.errors_duplicates import create_duplicates_view
 from workbench.ui.tabs.errors_map import create_map_view
+from workbench.ui.tabs.errors_selection import (
+    ANY,
+    COMPARE,
+    SORTS,
+    SPLIT_NAMES,
+    Selection,
+    class_value,
+    compare_note,
+    no_match_message,
+    per_class_rows,
+    select_indices,
+)
 from workbench.ui.tabs.label_review import ReviewView, create_review_view
 
 PER_PAGE = 64
 CONFUSION_MIN_WIDTH = 640  # px: the matrix's 11 columns in the page font (measured: 615 px at 1024)
 PICKED_SCALE = 8  # the clicked image, 32 -> 256 pixels
-ANY = "any"
-SORTS = [
-    ("confidently wrong first", "confident"),
-    ("lowest true-class probability first", "true_low"),
-    ("random", "random"),
-]
-COMPARE = [
-    ("off", "off"),
-    ("A right, B wrong", "a_right_b_wrong"),
-    ("B right, A wrong", "b_right_a_wrong"),
-    ("both wrong", "both_wrong"),
-]
 PER_CLASS_COLUMNS = ["class", "images", "errors", "precision %", "recall %"]
-SPLIT_NAMES = {"test": "test", "val": "validation", "train": "training (out of fold)"}
 SPLIT_CHOICES = {split: [(name, split)] for split, name in SPLIT_NAMES.items()}
-NO_B = "⚠️ **Choose source B** to compare with A, or set the comparison to off."
 
 
 @dataclass(eq=False)
@@ -93,48 +89,6 @@ class ErrorsTab:
     review: ReviewView  # "Likely label errors": source A's labels ranked and reviewed (`ui.tabs.label_review`)
 
 
-@dataclass
-class Selection:
-    """What the filters chose: source A, source B when comparing, and the images (indices into the split)."""
-
-    a: sv.Source
-    b: sv.Source | None
-    indices: np.ndarray
-    true_name: str
-    predicted_name: str
-    sort: str
-    seed: int
-    mode: str
-
-    def describe(self) -> list:
-        """Two lines naming the sources, the split and the filter (the exported PNG's title)."""
-        a, b = self.a, self.b
-        sources = f"A: {a.title}" + (f" · B: {b.title}" if b else "")
-        order = dict((value, label) for label, value in SORTS)[self.sort]
-        if self.sort == "random":
-            order += f", seed {self.seed}"
-        if b:
-            order = dict((value, label) for label, value in COMPARE)[self.mode] + f" · {order}"
-        return [
-            sources,
-            f"{SPLIT_NAMES[a.split]} split · true class: {self.true_name} · predicted by A: "
-            f"{self.predicted_name} · {order}",
-        ]
-
-    def file_name(self) -> str:
-        parts = ["errors", _short(self.a), self.a.split]
-        if self.b:
-            parts += ["vs", _short(self.b), self.mode]
-        parts += ["true", self.true_name] * (self.true_name != ANY) + ["pred", self.predicted_name] * (
-            self.predicted_name != ANY
-        )
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts)) + ".png"
-
-
-def _short(source: sv.Source) -> str:
-    return f"cv-{source.name}" if source.kind == sv.CV else f"{source.kind}{source.id}"
-
-
 def split_update(key, split) -> tuple:
     """(the split source `key` is shown on, the split radio's update): `split` where the source has it, else its
     first (a cv source: the training split; a run or an ensemble: test)."""
@@ -146,92 +100,6 @@ def split_update(key, split) -> tuple:
         split = "test" if "test" in offered else offered[0]
     choices = [choice for name in ("test", "val", "train") if name in offered for choice in SPLIT_CHOICES[name]]
     return split, gr.update(choices=choices, value=split)
-
-
-def _scope(true_name: str, predicted_name: str, split: str) -> str:
-    """Which images the class filters keep, as the start of a sentence."""
-    if true_name != ANY and predicted_name != ANY:
-        return f"in this cell (true {true_name}, predicted {predicted_name} by A)"
-    if true_name != ANY:
-        return f"among the {true_name} images"
-    if predicted_name != ANY:
-        return f"among the images A predicts as {predicted_name}"
-    return f"on the {SPLIT_NAMES[split]} split"
-
-
-def _all(n: int) -> str:
-    return "the one image" if n == 1 else f"all {n:,} images"
-
-
-def no_match_message(chosen: Selection) -> str:
-    """Why a selection holds no image, in what is true of the images the class filters keep: how many
-    there are, and how many of them A (and, compared, B) gets right."""
-    a, b = chosen.a, chosen.b
-    predicted_a = analysis.predictions(a.probs)
-    keep = np.ones(len(a.labels), bool)
-    if chosen.true_name != ANY:
-        keep &= a.labels == a.class_names.index(chosen.true_name)
-    if chosen.predicted_name != ANY:
-        keep &= predicted_a == a.class_names.index(chosen.predicted_name)
-    scope = _scope(chosen.true_name, chosen.predicted_name, a.split)
-    n = int(keep.sum())
-    if n == 0:
-        return f"No images match: there are no images {scope}."
-    right_a = predicted_a[keep] == a.labels[keep]
-    wrong_a = int((~right_a).sum())
-    if b is None or chosen.mode == "off":
-        return f"No images match: {scope}, A gets {_all(n)} right."
-    if chosen.mode == "a_right_b_wrong":
-        fact = f"A gets {_all(n)} wrong" if wrong_a == n else f"B is right on {_all(n - wrong_a)} A gets right"
-    elif wrong_a == 0:  # the other two modes need an image A gets wrong
-        fact = f"A gets {_all(n)} right"
-    elif chosen.mode == "b_right_a_wrong":
-        fact = f"B is wrong on {_all(wrong_a)} A gets wrong"
-    else:
-        fact = f"B is right on {_all(wrong_a)} A gets wrong"
-    label = dict((value, label) for label, value in COMPARE)[chosen.mode]
-    return f"No images match: {scope}, {fact}, so none is “{label}”."
-
-
-def compare_note(mode, key_b) -> str:
-    """What the field beside B says: a comparison without B has nothing to show."""
-    return NO_B if mode != "off" and not key_b else ""
-
-
-def select_indices(a, b, true_class, predicted_class, sort, seed, mode) -> np.ndarray:
-    """The images to show: A's mistakes (filtered and sorted), or a comparison of A and B."""
-    if mode != "off":
-        if b is None:
-            raise UserError("choose a second source (B) to compare with")
-        if b.labels.shape != a.labels.shape or not np.array_equal(b.labels, a.labels):
-            raise UserError("A and B were evaluated on different images (splits differ); compare sources on one split")
-        chosen = analysis.compare(a.probs, b.probs, a.labels)[mode]
-        keep = np.ones(len(chosen), bool)
-        if true_class is not None:
-            keep &= a.labels[chosen] == true_class
-        if predicted_class is not None:
-            keep &= analysis.predictions(a.probs)[chosen] == predicted_class
-        # In the chosen order, as without B (it was image order): by the wrong source's probabilities, B's
-        # where only B is wrong, else A's.
-        wrong = b if mode == "a_right_b_wrong" else a
-        return analysis.ordered(chosen[keep], wrong.probs, a.labels, sort=sort, seed=int(seed or 0))
-    return analysis.misclassified(
-        a.probs, a.labels, true_class=true_class, predicted_class=predicted_class, sort=sort, seed=int(seed or 0)
-    )
-
-
-def per_class_rows(source) -> list:
-    rows = []
-    for row in analysis.per_class(source.labels, source.probs, source.class_names):
-        pct = lambda v: None if v is None else round(100 * v, 1)  # noqa: E731
-        rows.append(
-            [row.get("name", row["class"]), row["count"], row["errors"], pct(row["precision"]), pct(row["recall"])]
-        )
-    return rows
-
-
-def _class_value(value, names):
-    return None if value in (None, ANY) else names.index(value)
 
 
 class _Handlers:
@@ -250,7 +118,7 @@ class _Handlers:
         a = self.load(key, split)
         b = self.load(key_b, split) if mode != "off" and key_b else None
         indices = select_indices(
-            a, b, _class_value(true_name, a.class_names), _class_value(predicted_name, a.class_names), sort, seed, mode
+            a, b, class_value(true_name, a.class_names), class_value(predicted_name, a.class_names), sort, seed, mode
         )
         return Selection(a, b, indices, true_name or ANY, predicted_name or ANY, sort, int(seed or 0), mode)
 
@@ -384,10 +252,10 @@ class _Handlers:
         )
 
     def export(self, *values):
-        try:
+        def write():
             chosen = self.with_images(values)
             a, b = chosen.a, chosen.b
-            path = Path(tempfile.mkdtemp(prefix="workbench-errors-")) / chosen.file_name()
+            path = widgets.fresh_folder("workbench-errors-") / chosen.file_name()
             gallery.export_grid(
                 self.images(a),
                 chosen.indices,
@@ -398,10 +266,9 @@ class _Handlers:
                 title="\n".join(chosen.describe()),
                 probs_b=b.probs if b else None,
             )
-        except UserError as exc:
-            return gr.update(visible=False), f"**{exc}**"
-        shown = min(len(chosen.indices), gallery.EXPORT_LIMIT)
-        return gr.update(value=str(path), visible=True), f"Exported {shown} images to {path.name}."
+            return path, f"Exported {min(len(chosen.indices), gallery.EXPORT_LIMIT)} images to {path.name}."
+
+        return widgets.exported(write)
 
     def refresh(self, key, key_b):
         choices = sv.source_choices(self.store, cv=True)
@@ -448,32 +315,12 @@ def _layout(ctx) -> tuple[ErrorsView, ReviewView]:
         c["source_b"] = gr.Dropdown([], label="Source B", elem_id="errors-source-b")
         c["compare_note"] = gr.Markdown(elem_id="errors-compare-note")
     with gr.Row():
-        c["previous"] = gr.Button("◀ Previous page", size="sm")
-        c["page"] = gr.Number(1, label="Page", precision=0, minimum=1, elem_id="errors-page")
-        c["next"] = gr.Button("Next page ▶", size="sm")
+        pager = widgets.pager(ids=(None, "errors-page", None))
+        c.update(previous=pager.previous, page=pager.number, next=pager.next)
         c["count"] = gr.Markdown(elem_id="errors-count")
-    c["gallery"] = gr.Gallery(
-        label="Images (click one for its top-5 probabilities)",
-        columns=8,
-        height="auto",
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="errors-gallery",
-    )
-    with gr.Row(equal_height=False):
-        c["picked"] = gr.Image(
-            label="The image you click",
-            interactive=False,
-            show_label=True,
-            height=PICKED_SCALE * 32,
-            scale=1,
-            min_width=PICKED_SCALE * 32,
-            elem_id="errors-picked",
-        )
-        c["top5"] = gr.Plot(label="Top-5 probabilities", scale=3)
-    with gr.Row():
-        c["export"] = gr.Button("Export the selection as one PNG")
-        c["export_file"] = gr.File(label="Exported grid", visible=False, interactive=False)
+    c["gallery"] = widgets.thumbnails("Images (click one for its top-5 probabilities)", "errors-gallery", columns=8)
+    c["picked"], c["top5"] = widgets.picked_row("The image you click", "errors-picked", PICKED_SCALE)
+    c["export"], c["export_file"] = widgets.export_row("Export the selection as one PNG", "Exported grid")
     return ErrorsView(**c), review
 
 
@@ -497,9 +344,7 @@ def create_errors_tab(ctx) -> ErrorsTab:
         show_outputs,
         api_name="errors_page",
     )
-    v.page.submit(h.show, [v.page, *filters], show_outputs)
-    v.previous.click(lambda p, *values: h.show((p or 1) - 1, *values), [v.page, *filters], show_outputs)
-    v.next.click(lambda p, *values: h.show((p or 1) + 1, *values), [v.page, *filters], show_outputs)
+    widgets.Pager(v.previous, v.page, v.next).wire(h.show, filters, show_outputs)
     v.confusion.select(
         h.pick_cell, source_inputs, [v.true_class, v.predicted_class, *show_outputs], api_visibility="private"
     )

@@ -20,6 +20,7 @@ from workbench.inspect import sources as sv
 from workbench.predict import features as wf
 from workbench.predict import maps
 from workbench.predict.models import ModelCache
+from workbench.ui import widgets
 
 PER_PAGE = 24
 SCALE = 3  # 32 -> 96 pixels per image
@@ -154,16 +155,10 @@ def create_duplicates_view(ctx, source: gr.Dropdown, cache: dict) -> DuplicatesV
         c["find"] = gr.Button("Find near-duplicates", variant="primary", scale=1)
     c["summary"] = gr.Markdown(elem_id="errors-duplicates-summary")
     with gr.Row():
-        c["previous"] = gr.Button("◀ Previous page", size="sm")
-        c["page"] = gr.Number(1, label="Page", precision=0, minimum=1)
-        c["next"] = gr.Button("Next page ▶", size="sm")
-    c["pairs"] = gr.Gallery(
-        label="Test image (left) · its nearest training image (right) · similarity",
-        columns=6,
-        height="auto",
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="errors-duplicates",
+        pager = widgets.pager()
+        c.update(previous=pager.previous, page=pager.number, next=pager.next)
+    c["pairs"] = widgets.thumbnails(
+        "Test image (left) · its nearest training image (right) · similarity", "errors-duplicates", columns=6
     )
     v = DuplicatesView(**c)
     h = _Handlers(ctx, v, cache)
@@ -171,7 +166,5 @@ def create_duplicates_view(ctx, source: gr.Dropdown, cache: dict) -> DuplicatesV
     v.find.click(h.find, [source, v.threshold], outputs)
     v.threshold.release(lambda key, t: h.show(key, t, 1), [source, v.threshold], outputs)
     source.input(lambda key, t: h.show(key, t, 1), [source, v.threshold], outputs)
-    v.page.submit(lambda key, t, p: h.show(key, t, p), [source, v.threshold, v.page], outputs)
-    v.previous.click(lambda key, t, p: h.show(key, t, (p or 1) - 1), [source, v.threshold, v.page], outputs)
-    v.next.click(lambda key, t, p: h.show(key, t, (p or 1) + 1), [source, v.threshold, v.page], outputs)
+    pager.wire(lambda page, key, t: h.show(key, t, page), [source, v.threshold], outputs)
     return v

@@ -25,7 +25,7 @@ from workbench.inspect import sources as sv
 from workbench.predict import features as wf
 from workbench.predict import maps
 from workbench.predict.models import ModelCache
-from workbench.ui import plots
+from workbench.ui import plots, widgets
 from workbench.views import data_map as dm
 
 SELECTION_SHOWN = 120  # images of a box/lasso selection put in the gallery
@@ -220,16 +220,7 @@ def create_map_view(ctx, source: gr.Dropdown, cache: dict) -> MapView:
     c["plot"] = gr.Plot(label="Map of the split's features", elem_id="errors-map-plot")
     c["event"] = gr.Textbox(visible="hidden", elem_id="errors-map-event")
     c["drawn"] = gr.State(None)
-    with gr.Row(equal_height=False):
-        c["picked"] = gr.Image(
-            label="The point you click",
-            interactive=False,
-            height=PICKED_SCALE * 32,
-            min_width=PICKED_SCALE * 32,
-            scale=1,
-            elem_id="errors-map-picked",
-        )
-        c["top5"] = gr.Plot(label="Top-5 probabilities", scale=3)
+    c["picked"], c["top5"] = widgets.picked_row("The point you click", "errors-map-picked", PICKED_SCALE)
     c["count"] = gr.Markdown(elem_id="errors-map-count")
     c["selection"] = gr.Gallery(
         label="The selected images", columns=8, height="auto", allow_preview=False, elem_id="errors-map-gallery"

@@ -9,9 +9,7 @@ browser has its own. The ranking is `workbench.inspect.label_quality`'s, the que
 """
 
 import functools
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
@@ -22,6 +20,7 @@ from workbench.errors import UserError
 from workbench.inspect import gallery
 from workbench.inspect import label_quality as lq
 from workbench.inspect import review_queue as rq
+from workbench.ui import widgets
 
 CARD_SCALE = 8  # 32 -> 256 pixels
 QUEUE_SHOWN = 16  # the next cards, as thumbnails
@@ -196,14 +195,14 @@ class _Handlers:
         return self.show(key, split, which, hide, int(cursor or 1) + evt.index)
 
     def export(self, key, split):
-        try:
+        def write():
             issues = self.issues(key, split)
             name = issues.dataset.replace("/", "-")
-            path = Path(tempfile.mkdtemp(prefix="workbench-reviews-")) / f"label-reviews-{name}.csv"
+            path = widgets.fresh_folder("workbench-reviews-") / f"label-reviews-{name}.csv"
             count = rq.write_reviews_csv(self.store, issues.dataset, issues.class_names, path)
-        except UserError as exc:
-            return gr.update(visible=False), f"**{exc}**"
-        return gr.update(value=str(path), visible=True), f"Exported {count} reviews of {issues.dataset} to {path.name}."
+            return path, f"Exported {count} reviews of {issues.dataset} to {path.name}."
+
+        return widgets.exported(write)
 
 
 def _layout() -> ReviewView:
@@ -216,14 +215,7 @@ def _layout() -> ReviewView:
     c["progress"] = gr.Markdown(elem_id="review-progress")
     c["message"] = gr.Markdown(elem_id="review-message")
     with gr.Row(equal_height=False):
-        c["card"] = gr.Image(
-            label="Card",
-            interactive=False,
-            height=CARD_SCALE * 32,
-            min_width=CARD_SCALE * 32,
-            scale=1,
-            elem_id="review-card",
-        )
+        c["card"] = widgets.enlarged_image("Card", "review-card", CARD_SCALE)
         with gr.Column(scale=2):
             c["info"] = gr.Markdown(elem_id="review-info")
             with gr.Row():
@@ -234,21 +226,22 @@ def _layout() -> ReviewView:
                 c["relabel_to"] = gr.Dropdown([], label="Relabel as", elem_id="review-relabel-to", min_width=160)
                 c["relabel"] = gr.Button("Relabel [R]", elem_id="review-relabel", min_width=120)
             with gr.Row():
-                c["previous"] = gr.Button("◀ Previous [K]", size="sm", elem_id="review-previous")
-                c["cursor"] = gr.Number(1, label="Card", precision=0, minimum=1, elem_id="review-cursor", min_width=80)
-                c["shown"] = gr.Number(-1, precision=0, visible=False, elem_id="review-shown")
-                c["next"] = gr.Button("Next [J] ▶", size="sm", elem_id="review-next")
-    c["queue"] = gr.Gallery(
-        label="Next in line (given→suggested, label quality; click one to review it)",
+                pager = widgets.pager(
+                    "Card",
+                    previous_text="◀ Previous [K]",
+                    next_text="Next [J] ▶",
+                    ids=("review-previous", "review-cursor", "review-next"),
+                    number_width=80,
+                )
+                c.update(previous=pager.previous, cursor=pager.number, next=pager.next)
+            c["shown"] = gr.Number(-1, precision=0, visible=False, elem_id="review-shown")
+    c["queue"] = widgets.thumbnails(
+        "Next in line (given→suggested, label quality; click one to review it)",
+        "review-queue",
         columns=8,
         height=230,  # one row of thumbnails ("auto" kept a tall empty box below them)
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="review-queue",
     )
-    with gr.Row():
-        c["export"] = gr.Button("Export this dataset's reviews as CSV")
-        c["export_file"] = gr.File(label="Reviews", visible=False, interactive=False)
+    c["export"], c["export_file"] = widgets.export_row("Export this dataset's reviews as CSV", "Reviews")
     return ReviewView(**c)
 
 
@@ -268,11 +261,11 @@ def create_review_view(ctx, source: gr.Dropdown, split: gr.Radio) -> ReviewView:
         inputs,
         outputs,
     )
-    v.cursor.submit(h.show, inputs, outputs)
-    v.previous.click(
-        lambda key, split, which, hide, at: h.show(key, split, which, hide, (at or 1) - 1), inputs, outputs
+    widgets.Pager(v.previous, v.cursor, v.next).wire(
+        lambda at, key, split, which, hide: h.show(key, split, which, hide, at),
+        [source, split, v.which, v.hide_reviewed],
+        outputs,
     )
-    v.next.click(lambda key, split, which, hide, at: h.show(key, split, which, hide, (at or 1) + 1), inputs, outputs)
     for (verdict, *_), button in zip(BUTTONS, v.verdicts):
         button.click(
             functools.partial(h.mark, verdict, None), marked, outputs, api_name=f"review_{verdict.name.lower()}"

@@ -16,7 +16,7 @@ import gradio as gr
 from workbench.errors import UserError
 from workbench.predict.images import MAX_IMAGES, read_uploads
 from workbench.predict.service import Predictor, parse_indices
-from workbench.ui import plots
+from workbench.ui import plots, widgets
 from workbench.ui.refresh import Refresh
 
 log = logging.getLogger(__name__)
@@ -206,13 +206,10 @@ def _layout() -> PredictView:
             c["predict_test"] = gr.Button("Predict these test images", elem_id="predict-test-button")
         with gr.Column(scale=5):
             c["message"] = gr.Markdown(elem_id="predict-message")
-            c["gallery"] = gr.Gallery(
-                label="Class-activation maps (Grad-CAM of the top-1 class; click one for its top-5)",
+            c["gallery"] = widgets.thumbnails(
+                "Class-activation maps (Grad-CAM of the top-1 class; click one for its top-5)",
+                "predict-gallery",
                 columns=4,
-                height="auto",
-                object_fit="contain",
-                allow_preview=False,
-                elem_id="predict-gallery",
             )
             c["top5"] = gr.Plot(
                 plots.empty_figure("Top-5 probabilities", "no picture predicted"),
