@@ -17,7 +17,7 @@ from workbench.cli.export import MODEL_FORMATS, export_run
 from workbench.cli.features import add_commands as add_feature_commands
 from workbench.cli.job_queue import add_queue_arguments, check_queue_flags, open_job_queue
 from workbench.cli.labels import add_commands as add_label_commands
-from workbench.cli.presets import percent, plan_preset, run_preset
+from workbench.cli.presets import percent, plan_preset, run_preset, save_ensembles
 from workbench.cli.search import add_commands as add_search_commands
 from workbench.cli.sweep import add_commands as add_sweep_commands
 from workbench.constants import RunKind, RunPhase, RunStatus
@@ -320,15 +320,28 @@ def _train_all(args):
     store = _open_store(args, create=not args.dry_run)  # a dry run reads the store only if it exists
     if preset.sweep:
         print(f"sweep {preset.sweep.name}: {preset.sweep.count_text()}, tagged {preset.sweep.tag}")
-    plan = plan_preset(preset, store, data_path=args.data_path)
-    for step in plan:
-        print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
-    print(_plan_time(plan, store), flush=True)
     if args.dry_run:
+        _print_plan(plan_preset(preset, store, data_path=args.data_path), store)
         print("dry run: nothing queued")
         return 0
     with open_job_queue(args, store) as queue:
-        return run_preset(plan, store, queue=queue)
+        status = 0
+        # Twice at most: a distillation waiting for the preset's own ensemble runs once that ensemble is saved
+        for _ in range(2):
+            save_ensembles(preset.ensembles, store)
+            plan = plan_preset(preset, store, data_path=args.data_path)
+            _print_plan(plan, store)
+            status = run_preset(plan, store, queue=queue)
+            if status or not any(s.action == "wait" for s in plan) or not save_ensembles(preset.ensembles, store):
+                return status
+        return status
+
+
+def _print_plan(plan, store) -> None:
+    for step in plan:
+        line = f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else "")
+        print(line + (f": {step.reason}" if step.action == "wait" else ""))
+    print(_plan_time(plan, store), flush=True)
 
 
 def _plan_time(plan, store) -> str:
@@ -338,7 +351,7 @@ def _plan_time(plan, store) -> str:
 
     specs = []
     for step in plan:
-        if step.action == "new":
+        if step.action in ("new", "wait"):  # a waiting distillation runs once its teacher is saved
             specs.append(step.spec)
         elif step.action == "resume":
             left = step.spec.epochs - (store.get_run(step.run_id)["epochs_done"] or 0)
