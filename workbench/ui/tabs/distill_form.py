@@ -44,7 +44,7 @@ class DistillBox:
     @property
     def clone_targets(self) -> list:
         """What `filled` updates."""
-        return [self.accordion, *self.settings, self.message]
+        return [self.accordion, *self.settings, self.command, self.message]
 
     def filled(self, store, distill: dict | None, note: str) -> dict:
         """Updates for the Runs tab's Clone: a distillation run's teacher settings into the box (opened, with
@@ -57,6 +57,7 @@ class DistillBox:
             self.temperature: distill["temperature"],
             self.alpha: distill["alpha"],
             self.mode: distill["distill_mode"],
+            self.command: distill["command"],
             self.message: note,
         }
 

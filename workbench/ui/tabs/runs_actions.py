@@ -81,7 +81,7 @@ class Clone:
     fields: dict  # that form's values by field name
     tags: str  # the run's tags, as the form's tag box takes them
     command: str  # the spec's equivalent command line
-    distill: dict | None = None  # a distillation run's Distil box: teacher, temperature, alpha, distill_mode
+    distill: dict | None = None  # a distillation's Distil box: teacher, temperature, alpha, distill_mode, command
     note: str = ""  # what the clone is of, or what stands in its way (a teacher gone)
 
 
@@ -121,8 +121,11 @@ def clone_values(store, choice) -> Clone:
         temperature=run_spec.temperature,
         alpha=run_spec.alpha,
         distill_mode=run_spec.distill_mode,
+        command=run_spec.to_cli(),  # the Distil box's; the form's own is the run without its teacher (Train)
     )
-    return Clone("train", fields, tags, run_spec.to_cli(), box, teacher_note(store, run, run_spec))
+    twin = RunSpec.from_dict({k: getattr(run_spec, k) for k in FORM_FIELDS})
+    note = " ".join(filter(None, (note, teacher_note(store, run, run_spec))))
+    return Clone("train", fields, tags, twin.to_cli(), box, note)
 
 
 def teacher_note(store, run: dict, spec: DistillSpec) -> str:
