@@ -146,7 +146,9 @@ def main(argv=None) -> int:
                 )
                 rows.append((seed, twin, online, cached))
                 for t, alpha in also:
-                    other = train(queue, store, DistillSpec.from_dict({**base, **taught, "temperature": t, "alpha": alpha}))
+                    other = train(
+                        queue, store, DistillSpec.from_dict({**base, **taught, "temperature": t, "alpha": alpha})
+                    )
                     extra.setdefault((t, alpha), []).append((twin, other))
             labels = store.load_labels(members[0]["id"], "test")
             probs = np.mean([softmax(store.load_logits(m["id"], "test"), axis=1) for m in members], axis=0)

@@ -23,7 +23,9 @@ def test_the_distill_preset_is_the_benchmarks_recipe():
     assert [(s.name, s.seed) for s in preset[:3]] == [(name, seed) for seed, name in enumerate(TEACHERS)]
     assert preset.ensembles == (PresetEnsemble("distill-teacher", TEACHERS),)
     students = [s for s in preset if isinstance(s, DistillSpec)]
-    assert [(s.seed, s.distill_mode) for s in students] == [(seed, m) for seed in (10, 11, 12) for m in ("online", "cached")]
+    assert [(s.seed, s.distill_mode) for s in students] == [
+        (seed, m) for seed in (10, 11, 12) for m in ("online", "cached")
+    ]
     assert all(s.teacher == "ensemble:distill-teacher" and s.temperature == DistillSpec.temperature for s in students)
     twins = [s for s in preset[3:] if not isinstance(s, DistillSpec)]
     assert [s.seed for s in twins] == [10, 11, 12]
@@ -46,12 +48,16 @@ def test_students_wait_for_the_presets_ensemble_which_is_saved_once_its_runs_com
     rng = np.random.default_rng(0)
     labels = np.arange(50) % 10
     for spec in preset[:3]:
-        run_id = completed_run(store, spec.name, spec.to_dict(), split_id="s0", logits={"val": labels, "test": labels}, rng=rng)
+        run_id = completed_run(
+            store, spec.name, spec.to_dict(), split_id="s0", logits={"val": labels, "test": labels}, rng=rng
+        )
         (store.run_dir(run_id) / "model.keras").write_bytes(b"not read here")
         store.update_run(run_id, checkpoint_path=str(store.run_dir(run_id) / "model.keras"))
     saved = save_ensembles(preset.ensembles, store, out=lines.append)
     ensemble = store.get_ensemble(saved[0])
-    assert ensemble["name"] == "distill-teacher" and ensemble["members"] == [1, 2, 3] and ensemble["weights"] == [1, 1, 1]
+    assert (
+        ensemble["name"] == "distill-teacher" and ensemble["members"] == [1, 2, 3] and ensemble["weights"] == [1, 1, 1]
+    )
     assert lines[0].startswith(f"saved ensemble {saved[0]} distill-teacher (runs 1, 2, 3)")
     assert save_ensembles(preset.ensembles, store, out=lines.append) == []  # saved once
     again = plan_preset(preset, store)
@@ -83,4 +89,7 @@ def test_train_all_trains_the_teachers_saves_their_ensemble_then_the_student(tmp
     with Store(db) as store:
         runs = {r["name"]: r for r in store.list_runs()}
         assert runs["student"]["status"] == "completed", runs["student"]["error"]
-        assert runs["student"]["kind"] == "distill" and runs["student"]["spec"]["teacher_members"] == {"1": 0.5, "2": 0.5}
+        assert runs["student"]["kind"] == "distill" and runs["student"]["spec"]["teacher_members"] == {
+            "1": 0.5,
+            "2": 0.5,
+        }

@@ -125,7 +125,8 @@ def test_deleting_a_run_deletes_its_snapshots_and_average_in_one_transaction(sto
     folders = [store.files_root / f"run-{r}" for r in (parent, *derived)]
     # a failure inside the delete (here: SQLite refusing the parent's row) leaves every row and folder
     store.db.execute(
-        f"CREATE TEMP TRIGGER refuse BEFORE DELETE ON runs WHEN old.id = {parent} BEGIN SELECT RAISE(ABORT, 'killed'); END"
+        f"CREATE TEMP TRIGGER refuse BEFORE DELETE ON runs WHEN old.id = {parent} "
+        "BEGIN SELECT RAISE(ABORT, 'killed'); END"
     )
     with pytest.raises(sqlite3.IntegrityError, match="killed"):
         store.delete_run(parent)
@@ -133,10 +134,14 @@ def test_deleting_a_run_deletes_its_snapshots_and_average_in_one_transaction(sto
     assert all(store.prediction_splits(r) == ["test"] for r in derived)  # their logits too
     store.db.execute("DROP TRIGGER refuse")
     # the confirmation names what goes with it
-    with pytest.raises(UserError, match=rf"delete run {parent} \(parent\) with its 3 derived runs \({derived[0]}: snapshot 1"):
+    with pytest.raises(
+        UserError, match=rf"delete run {parent} \(parent\) with its 3 derived runs \({derived[0]}: snapshot 1"
+    ):
         ra.delete_run(store, _Queue(), parent, False)
     said = ra.delete_run(store, _Queue(), parent, True)
-    assert f"with its 3 derived runs ({derived[0]}: snapshot 1, {derived[1]}: snapshot 2, {derived[2]}: averaged)" in said
+    assert (
+        f"with its 3 derived runs ({derived[0]}: snapshot 1, {derived[1]}: snapshot 2, {derived[2]}: averaged)" in said
+    )
     ids = {r["id"] for r in store.list_runs(include_archived=True)}
     assert not ids & {parent, *derived} and not any(f.exists() for f in folders)
     left_rows = store.list_runs(include_archived=True)

@@ -104,7 +104,10 @@ def save_ensembles(ensembles, store, out=print) -> list[int]:
         members = lab.Lab(store).load([completed[m] for m in ensemble.members])
         scored = lab.score(members, [1.0] * len(members.ids), lab.Settings())
         saved.append(lab.save(store, members, scored, lab.Settings(), ensemble.name))
-        out(f"saved ensemble {saved[-1]} {ensemble.name} (runs {', '.join(map(str, members.ids))}): test {percent(scored['test']['accuracy'])}")
+        out(
+            f"saved ensemble {saved[-1]} {ensemble.name} (runs {', '.join(map(str, members.ids))}): "
+            f"test {percent(scored['test']['accuracy'])}"
+        )
     return saved
 
 
@@ -154,7 +157,8 @@ def run_preset(steps: list, store, *, queue, poll=1.0, out=print) -> int:
     waiting = sum(s.action == "wait" for s in steps)
     out(
         f"train-all: {len(finished) - len(failed)} completed, {len(failed)} not completed, "
-        f"{sum(s.action == 'skip' for s in steps)} skipped" + (f", {waiting} waiting for their teacher" if waiting else "")
+        f"{sum(s.action == 'skip' for s in steps)} skipped"
+        + (f", {waiting} waiting for their teacher" if waiting else "")
     )
     for run in failed:
         out(f"  run {run['id']} {run['name']}: {run['status']} {run['error'] or ''}".rstrip())

@@ -173,7 +173,9 @@ def delete_run(store, queue, choice, sure: bool, by: str = "") -> str:
         raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
     derived = store.derived_runs(run["id"])
     listed = ", ".join(f"{r['id']}: {r['derived']}" for r in derived)
-    with_derived = f" with its {len(derived)} derived run{'s' if len(derived) > 1 else ''} ({listed})" if derived else ""
+    with_derived = (
+        f" with its {len(derived)} derived run{'s' if len(derived) > 1 else ''} ({listed})" if derived else ""
+    )
     if not sure:
         raise UserError(f'tick "I am sure" to delete run {run["id"]} ({run["name"]}){with_derived} and the files')
     store.delete_run(run["id"])
