@@ -14,6 +14,7 @@ from workbench.errors import UserError
 from workbench.jobs.estimate import estimate
 from workbench.jobs.ray_backend import RayBackend
 from workbench.specs import DistillSpec, RunSpec
+from workbench.training.runners import teacher_dir
 from workbench.ui.tabs import runs_actions as ra
 from workbench.views import runs as rd
 
@@ -89,6 +90,8 @@ def test_clone_of_a_distillation_keeps_its_teacher_or_says_why_it_cannot(store):
     single = completed_run(store, "by-run", by_run, kind="distill")
     ra.delete_run(store, _Queue(), members[0], True)
     assert f"run {members[0]} no longer exists" in ra.clone_values(store, single).note
+    with pytest.raises(UserError, match=f"teacher run {members[0]} was deleted since this run was queued"):
+        teacher_dir(store, members[0])  # what a resume of the student says
     row = store.get_run(single)
     assert rd.lineage(row) == f"taught by run:{members[0]} (run {members[0]}), online, T 4.0, alpha 0.9"
     assert [r["ID"] for r in ra.leaderboard(store) if r["ID"] == single]  # the leaderboard still builds
