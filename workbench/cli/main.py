@@ -325,16 +325,18 @@ def _train_all(args):
         print("dry run: nothing queued")
         return 0
     with open_job_queue(args, store) as queue:
-        status = 0
-        # Twice at most: a distillation waiting for the preset's own ensemble runs once that ensemble is saved
-        for _ in range(2):
+        # Again while it saves one of the preset's own ensembles: the distillations waiting for it run then
+        while True:
             save_ensembles(preset.ensembles, store)
             plan = plan_preset(preset, store, data_path=args.data_path)
             _print_plan(plan, store)
             status = run_preset(plan, store, queue=queue)
-            if status or not any(s.action == "wait" for s in plan) or not save_ensembles(preset.ensembles, store):
+            waiting = [s for s in plan if s.action == "wait"]
+            if status or not waiting:
                 return status
-        return status
+            if not save_ensembles(preset.ensembles, store):  # nothing new to teach them: they cannot run
+                print(f"{len(waiting)} run(s) not trained, their teacher missing: {waiting[0].reason}")
+                return 1
 
 
 def _print_plan(plan, store) -> None:
