@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from workbench.constants import ACTIVE_STATUSES, AuditAction, RunKind, RunStatus
+from workbench.constants import ACTIVE_STATUSES, AuditAction, Derived, RunKind, RunStatus
 from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.inspect.reviewed import ensembles_with_reviewed, with_reviewed
@@ -97,8 +97,8 @@ def clone_values(store, choice) -> Clone:
         source = parent or {**run, "name": ""}
         note = (
             f"Run {run['id']} is {run['derived']} of run {run['parent_run']}"
-            f"{'' if parent else ' (deleted)'}: these are that run's settings, which train it (and its "
-            f"{run['derived'].split()[0]}) again."
+            f"{'' if parent else ' (deleted)'}: these are that run's settings (training them trains the whole "
+            f"run again, {'its weight average' if run['derived'] == Derived.AVERAGED else 'its snapshots'} with it)."
         )
     tags = ", ".join(run.get("tags") or [])
     try:
