@@ -68,7 +68,7 @@ def test_students_wait_for_the_presets_ensemble_which_is_saved_once_its_runs_com
     assert plan_preset(preset, store)[4].action == "skip"
 
 
-@pytest.mark.slow  # three tiny trainings through the CLI (about 20 s on a quiet machine)
+@pytest.mark.slow  # three tiny trainings through the CLI, each in its own process (110 s at load 11 here)
 def test_train_all_trains_the_teachers_saves_their_ensemble_then_the_student(tmp_path, capsys):
     data = 'dataset = "synthetic"\ndataset_options = { n_train = 300, n_test = 60, num_classes = 4 }\n'
     recipe = f'model = "lenet"\nepochs = 1\nbatch_size = 50\nschedule = "cosine"\ngpus = 0\n{data}'
