@@ -8,7 +8,7 @@
 Every run is trained by the job queue in this process's threads (JobQueue(isolate=False)) into a store in a
 temporary folder. The teacher: a saved ensemble of three runs of the recipe (seeds 0, 1, 2; mean of
 probabilities). For each of three paired seeds (10, 11, 12): the student (same model, recipe and epochs as a
-member, online distillation with the defaults T = 4, alpha = 0.9), its twin without a teacher (the same seed:
+member, online distillation with the defaults of workbench/specs/distill.py, T = 2, alpha = 0.5), its twin without a teacher (the same seed:
 the same initialisation and batches), and the student in cached mode. Reported: test accuracy (plain view)
 of each, the mean gain of the student over its twin (target: at least +1 point), the gap to the teacher
 ensemble, inference images/s of the student against the three members, and online against cached
@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=SHARED_CIFAR, help="the CIFAR-10 archive ('synthetic': stripes)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: the size's)")
     parser.add_argument("--seeds", type=int, default=3, help="paired student seeds (default 3)")
-    parser.add_argument("--temperature", type=float, default=DistillSpec.temperature, help="T (default 4)")
-    parser.add_argument("--alpha", type=float, default=DistillSpec.alpha, help="the soft targets' share (default 0.9)")
+    parser.add_argument("--temperature", type=float, default=DistillSpec.temperature, help="T (default 2)")
+    parser.add_argument("--alpha", type=float, default=DistillSpec.alpha, help="the soft targets' share (default 0.5)")
     parser.add_argument(
         "--also",
         action="append",

@@ -93,7 +93,7 @@ def test_clone_of_a_distillation_keeps_its_teacher_or_says_why_it_cannot(store):
     with pytest.raises(UserError, match=f"teacher run {members[0]} was deleted since this run was queued"):
         teacher_dir(store, members[0])  # what a resume of the student says
     row = store.get_run(single)
-    assert rd.lineage(row) == f"taught by run:{members[0]} (run {members[0]}), online, T 4.0, alpha 0.9"
+    assert rd.lineage(row) == f"taught by run:{members[0]} (run {members[0]}), online, T 2.0, alpha 0.5"
     assert [r["ID"] for r in ra.leaderboard(store) if r["ID"] == single]  # the leaderboard still builds
 
 

@@ -93,7 +93,7 @@ def distill_layout() -> DistillBox:
                 elem_id="distill-teacher",
             )
             temperature = gr.Number(
-                defaults.temperature, label="Temperature T", info="4: the CIFAR literature's", elem_id="distill-t"
+                defaults.temperature, label="Temperature T", info="2: measured here (README)", elem_id="distill-t"
             )
             alpha = gr.Number(defaults.alpha, label="Alpha", info="share of the soft targets", elem_id="distill-alpha")
         mode = gr.Radio(MODE_CHOICES, value=defaults.distill_mode, label="Mode", elem_id="distill-mode")
