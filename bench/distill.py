@@ -9,9 +9,9 @@ Every run is trained by the job queue in this process's threads (JobQueue(isolat
 temporary folder. The teacher: a saved ensemble of three runs of the recipe (seeds 0, 1, 2; mean of
 probabilities). For each of three paired seeds (10, 11, 12): the student (same model, recipe and epochs as a
 member, online distillation with the defaults of workbench/specs/distill.py, T = 2, alpha = 0.5), its twin
-without a teacher (the same seed: the same initialisation and batches), and the student in cached mode. Reported: test accuracy (plain view)
-of each, the mean gain of the student over its twin (target: at least +1 point), the gap to the teacher
-ensemble, inference images/s of the student against the three members, and online against cached
+without a teacher (the same seed: the same initialisation and batches), and the student in cached mode.
+Reported: test accuracy (plain view) of each, the mean gain of the student over its twin (target: at least
++1 point), the gap to the teacher ensemble, inference images/s of the student against the three members, and online against cached
 (accuracy, training seconds). `--also T,ALPHA` (repeatable) adds, for each seed, an online student with those
 settings, taught by the same teachers and compared with the same twin: settings compared paired.
 
