@@ -11,8 +11,8 @@ probabilities). For each of three paired seeds (10, 11, 12): the student (same m
 member, online distillation with the defaults of workbench/specs/distill.py, T = 2, alpha = 0.5), its twin
 without a teacher (the same seed: the same initialisation and batches), and the student in cached mode.
 Reported: test accuracy (plain view) of each, the mean gain of the student over its twin (target: at least
-+1 point), the gap to the teacher ensemble, inference images/s of the student against the three members, and online against cached
-(accuracy, training seconds). `--also T,ALPHA` (repeatable) adds, for each seed, an online student with those
++1 point), the gap to the teacher ensemble, inference images/s of the student against the three members,
+and online against cached (accuracy, training seconds). `--also T,ALPHA` (repeatable) adds, for each seed, an online student with those
 settings, taught by the same teachers and compared with the same twin: settings compared paired.
 
 Data: --data (default ../shared/data/cifar10-jpeg.tar.gz); exits with a message when it is absent
