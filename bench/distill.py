@@ -3,17 +3,18 @@
     .venv/bin/python bench/distill.py            # the issue's size: the fast recipe (airbench_cpu, 4 epochs,
                                                  # all 45,000 training images): hours of a quiet 2-core CPU
     .venv/bin/python bench/distill.py --quick    # LeNet, 4,000 training images, 3 epochs: minutes
-    .venv/bin/python bench/distill.py --quick --also 2,0.5   # and a student with T 2, alpha 0.5 per seed
+    .venv/bin/python bench/distill.py --quick --also 4,0.9   # and a student with T 4, alpha 0.9 per seed
 
 Every run is trained by the job queue in this process's threads (JobQueue(isolate=False)) into a store in a
 temporary folder. The teacher: a saved ensemble of three runs of the recipe (seeds 0, 1, 2; mean of
 probabilities). For each of three paired seeds (10, 11, 12): the student (same model, recipe and epochs as a
 member, online distillation with the defaults of workbench/specs/distill.py, T = 2, alpha = 0.5), its twin
 without a teacher (the same seed: the same initialisation and batches), and the student in cached mode.
-Reported: test accuracy (plain view) of each, the mean gain of the student over its twin (target: at least
-+1 point), the gap to the teacher ensemble, inference images/s of the student against the three members,
-and online against cached (accuracy, training seconds). `--also T,ALPHA` (repeatable) adds, for each seed, an online student with those
-settings, taught by the same teachers and compared with the same twin: settings compared paired.
+Reported: test accuracy (plain view) of each, the mean gain of the student over its twin (target: at least +1
+point), the gap to the teacher ensemble, inference images/s of the student against the three members, and online
+against cached (accuracy, training seconds). `--also T,ALPHA` (repeatable) adds, for each seed, an online
+student with those settings, taught by the same teachers and compared with the same twin: settings compared
+paired.
 
 Data: --data (default ../shared/data/cifar10-jpeg.tar.gz); exits with a message when it is absent
 (`--data synthetic`: 600 synthetic stripes, the tests' tiny size, not CIFAR).
