@@ -3,15 +3,18 @@
     .venv/bin/python bench/distill.py            # the issue's size: the fast recipe (airbench_cpu, 4 epochs,
                                                  # all 45,000 training images): hours of a quiet 2-core CPU
     .venv/bin/python bench/distill.py --quick    # LeNet, 4,000 training images, 3 epochs: minutes
+    .venv/bin/python bench/distill.py --quick --also 4,0.9   # and a student with T 4, alpha 0.9 per seed
 
 Every run is trained by the job queue in this process's threads (JobQueue(isolate=False)) into a store in a
 temporary folder. The teacher: a saved ensemble of three runs of the recipe (seeds 0, 1, 2; mean of
 probabilities). For each of three paired seeds (10, 11, 12): the student (same model, recipe and epochs as a
-member, online distillation with the defaults T = 4, alpha = 0.9), its twin without a teacher (the same seed:
-the same initialisation and batches), and the student in cached mode. Reported: test accuracy (plain view)
-of each, the mean gain of the student over its twin (target: at least +1 point), the gap to the teacher
-ensemble, inference images/s of the student against the three members, and online against cached
-(accuracy, training seconds).
+member, online distillation with the defaults of workbench/specs/distill.py, T = 2, alpha = 0.5), its twin
+without a teacher (the same seed: the same initialisation and batches), and the student in cached mode.
+Reported: test accuracy (plain view) of each, the mean gain of the student over its twin (target: at least +1
+point), the gap to the teacher ensemble, inference images/s of the student against the three members, and online
+against cached (accuracy, training seconds). `--also T,ALPHA` (repeatable) adds, for each seed, an online
+student with those settings, taught by the same teachers and compared with the same twin: settings compared
+paired.
 
 Data: --data (default ../shared/data/cifar10-jpeg.tar.gz); exits with a message when it is absent
 (`--data synthetic`: 600 synthetic stripes, the tests' tiny size, not CIFAR).
@@ -100,12 +103,24 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=SHARED_CIFAR, help="the CIFAR-10 archive ('synthetic': stripes)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: the size's)")
     parser.add_argument("--seeds", type=int, default=3, help="paired student seeds (default 3)")
-    parser.add_argument("--temperature", type=float, default=DistillSpec.temperature, help="T (default 4)")
-    parser.add_argument("--alpha", type=float, default=DistillSpec.alpha, help="the soft targets' share (default 0.9)")
+    parser.add_argument("--temperature", type=float, default=DistillSpec.temperature, help="T (default 2)")
+    parser.add_argument("--alpha", type=float, default=DistillSpec.alpha, help="the soft targets' share (default 0.5)")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="T,ALPHA",
+        help="another online student per seed with these settings (repeatable), against the same twin",
+    )
     args = parser.parse_args(argv)
     if str(args.data) != "synthetic" and not args.data.exists():
         print(f"no CIFAR-10 copy at {args.data}: give --data PATH (this benchmark needs the real images)")
         return 2
+    try:
+        also = [tuple(float(v) for v in text.split(",")) for text in args.also]
+        assert all(len(pair) == 2 for pair in also)
+    except (ValueError, AssertionError):
+        parser.error("--also takes T,ALPHA, e.g. --also 2,0.5")
     base = recipe(args)
     print(f"recipe: {base}", flush=True)
     started = time.monotonic()
@@ -116,6 +131,7 @@ def main(argv=None) -> int:
             members = [train(queue, store, RunSpec.from_dict({**base, "seed": s})) for s in TEACHER_SEEDS]
             ensemble = store.save_ensemble("teacher", "mean-prob", [m["id"] for m in members], [1 / 3] * 3)
             rows = []
+            extra: dict[tuple, list] = {}  # (T, alpha) -> [(twin, student)] of --also
             for seed in STUDENT_SEEDS[: args.seeds]:
                 print(f"seed {seed}:", flush=True)
                 twin = train(queue, store, RunSpec.from_dict({**base, "seed": seed}))
@@ -130,6 +146,11 @@ def main(argv=None) -> int:
                     queue, store, DistillSpec.from_dict({**base, **taught, "distill_mode": DistillMode.CACHED})
                 )
                 rows.append((seed, twin, online, cached))
+                for t, alpha in also:
+                    other = train(
+                        queue, store, DistillSpec.from_dict({**base, **taught, "temperature": t, "alpha": alpha})
+                    )
+                    extra.setdefault((t, alpha), []).append((twin, other))
             labels = store.load_labels(members[0]["id"], "test")
             probs = np.mean([softmax(store.load_logits(m["id"], "test"), axis=1) for m in members], axis=0)
             teacher_acc = float((probs.argmax(1) == labels).mean())
@@ -165,6 +186,10 @@ def main(argv=None) -> int:
         f"inference: student {student_speed:,.0f} images/s, the 3-member ensemble {ensemble_speed:,.0f} images/s "
         f"({student_speed / ensemble_speed:.1f}x)"
     )
+    for (t, alpha), pairs in extra.items():
+        students = " / ".join(f"{o['test_accuracy']:.2%}" for _, o in pairs)
+        gain = statistics.mean(100 * (o["test_accuracy"] - w["test_accuracy"]) for w, o in pairs)
+        print(f"also T {t}, alpha {alpha} (online): students {students}; mean gain over the twins {gain:+.2f} points")
     targets = Targets()
     targets.at_least("mean gain of the student over its twin", statistics.mean(gains), GAIN_TARGET, unit=" points")
     return targets.exit_code()

@@ -218,15 +218,34 @@ class Store(AuditTrail, StudyRows, ReviewRows, QualityCache, DerivedRows):
     def archive_run(self, run_id: int, archived: bool = True) -> None:
         self.update_run(run_id, archived=archived)
 
-    def delete_run(self, run_id: int) -> None:
-        """Delete the run's rows in every table and its files folder."""
+    def delete_run(self, run_id: int) -> list[int]:
+        """Delete the run and the results derived from it (its snapshots and average: runs whose `parent_run`
+        it is), their rows in every table in one transaction, then their files folders; returns the derived
+        runs' ids. A folder left by a delete killed after its commit (no row names it: ids are never reused)
+        is removed by the next delete."""
         with self._write() as db:
             self._run_row(run_id)
-            for table in ("predictions", "epochs"):
-                db.execute(f"DELETE FROM {table} WHERE run = ?", [int(run_id)])
-            db.execute("DELETE FROM runs WHERE id = ?", [int(run_id)])
+            derived = [int(r["id"]) for r in db.query("SELECT id FROM runs WHERE parent_run = ?", [int(run_id)])]
+            for gone in (*derived, int(run_id)):
+                for table in ("predictions", "epochs"):
+                    db.execute(f"DELETE FROM {table} WHERE run = ?", [gone])
+                db.execute("DELETE FROM runs WHERE id = ?", [gone])
             db.execute("DELETE FROM labels WHERE hash NOT IN (SELECT labels_hash FROM predictions)")
-        shutil.rmtree(self.files_root / f"run-{int(run_id)}", ignore_errors=True)
+        for gone in (*derived, int(run_id)):
+            shutil.rmtree(self.files_root / f"run-{gone}", ignore_errors=True)
+        self._remove_orphan_folders()
+        return derived
+
+    def _remove_orphan_folders(self) -> None:
+        """Remove `run-<id>` folders whose run no longer exists (a delete killed between its commit and its
+        folders); `run_dir` makes a folder only for an existing row, so such a folder is nobody's."""
+        if not self.files_root.is_dir():
+            return
+        folders = {p: p.name.removeprefix("run-") for p in self.files_root.glob("run-*") if p.is_dir()}
+        ids = {str(r["id"]) for r in self._query("SELECT id FROM runs")}
+        for path, run_id in folders.items():
+            if run_id.isdigit() and run_id not in ids:
+                shutil.rmtree(path, ignore_errors=True)
 
     def mark_interrupted(self, statuses: Iterable[str] = ACTIVE_STATUSES) -> list[int]:
         """Mark runs left `running`/`queued` by a process that is gone as `interrupted`.

@@ -154,7 +154,7 @@ def test_a_cancelled_distillation_resumes_with_the_same_teacher(taught):
     assert run["spec"]["teacher_members"] == {str(teacher): 1.0}
     assert json.loads((store.run_dir(run_id) / TEACHER_RECORD).read_text()) == record
     # its lineage, as the CLI's `runs` and the Runs tab show it
-    assert lineage(run) == f"taught by ensemble:{ensemble} (run {teacher}), online, T 4.0, alpha 0.9"
+    assert lineage(run) == f"taught by ensemble:{ensemble} (run {teacher}), online, T 2.0, alpha 0.5"
 
 
 def test_the_cli_refuses_an_unknown_teacher_and_lists_the_lineage(taught, tmp_path, capsys):
@@ -171,7 +171,7 @@ def test_the_cli_refuses_an_unknown_teacher_and_lists_the_lineage(taught, tmp_pa
     with Store(tmp_path / "lineage.db") as other:
         other.create_run("taught", queued.to_dict(), kind=queued.kind)
     assert main(["--db", str(tmp_path / "lineage.db"), "runs"]) == 0
-    assert f"taught by ensemble:right (run {teacher}), cached, T 4.0, alpha 0.9" in capsys.readouterr().out
+    assert f"taught by ensemble:right (run {teacher}), cached, T 2.0, alpha 0.5" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # the app server and two calls: the same refusal through the queue is checked by default above

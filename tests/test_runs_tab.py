@@ -478,3 +478,29 @@ def test_training_minutes_of_a_running_run_are_live(store):
         runner.release()
     row = table.iloc[0].to_dict()
     assert row["Name"] == "busy" and row["Train min"] >= 1.0
+
+
+def test_a_distillation_run_clones_with_its_teacher_into_the_distil_box(store, filled):
+    from workbench.specs import DistillSpec
+
+    ids, *_ = filled
+    demo, train, tab = _tabs(store)
+    box = train.distill
+    teacher = store.create_run("teacher", RunSpec(model="lenet", epochs=2).to_dict())
+    path = store.run_dir(teacher) / "model.keras"
+    path.write_bytes(b"not read here")
+    store.update_run(teacher, checkpoint_path=str(path))
+    store.set_status(teacher, "completed")
+    spec = DistillSpec(model="lenet", epochs=2, teacher=f"run:{teacher}", temperature=2.0, alpha=0.5, name="taught")
+    taught = store.create_run("taught", {**spec.to_dict(), "teacher_members": {str(teacher): 1.0}}, kind="distill")
+    store.set_status(taught, "completed")
+    clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")
+    out = clone(taught)
+    assert out[train.form["name"]] == "taught-2" and out[train.form["model"]] == "lenet"
+    assert out[box.accordion].open and out[box.teacher]["value"] == f"run:{teacher}"
+    assert (out[box.temperature], out[box.alpha], out[box.mode]) == (2.0, 0.5, "online")
+    assert "press **Distil**" in out[box.message] and "press **Distil**" in out[tab.view.action_status]
+    assert "python -m workbench distill" in out[box.command] and f"--teacher run:{teacher}" in out[box.command]
+    assert "python -m workbench train" in out[train.command]  # the Train button's run: the same without a teacher
+    plain = clone(ids["b"])  # any other run closes the box
+    assert not plain[box.accordion].open and plain[box.teacher]["value"] is None

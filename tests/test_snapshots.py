@@ -181,3 +181,49 @@ def test_the_estimate_counts_each_snapshots_and_the_averages_evaluation():
     before, after = estimate(plain, None, 0), estimate(both, None, 0)
     assert before.evaluation and after.evaluation == pytest.approx(before.evaluation * (1 + 3 + 2))
     assert after.seconds - before.seconds == pytest.approx(after.evaluation - before.evaluation)
+
+
+def test_averaging_the_snapshots_is_their_mean_taken_from_the_trained_weights_not_the_ema(tmp_path):
+    """--average-snapshots: the averaged result's weights are the mean of the snapshots' (each cycle's end),
+    its BatchNorm statistics recomputed; with a weight EMA on, the snapshots and the average are the trained
+    weights (Keras swaps the EMA in only when fit ends) while the run's own result is the EMA."""
+    spec = {**SPEC, "epochs": 2, "snapshots": 2, "average_last": 0, "average_snapshots": True, "ema_momentum": 0.9}
+    with Store(tmp_path / "workbench.db") as store:
+        queue = JobQueue(store, devices=[], isolate=False)
+        try:
+            run_id = queue.submit(RunSpec.from_dict(spec))
+            assert queue.wait(run_id, timeout=300)
+        finally:
+            queue.shutdown()
+        run = store.get_run(run_id)
+        assert run["status"] == "completed", run["error"]
+        derived = {r["derived"]: r for r in store.derived_runs(run_id)}
+        assert set(derived) == {snapshot_label(1), snapshot_label(2), Derived.AVERAGED}
+        snaps = [load_checkpoint(store.run_dir(derived[snapshot_label(i)]["id"])) for i in (1, 2)]
+        average = load_checkpoint(store.run_dir(derived[Derived.AVERAGED]["id"]))
+        for got, first, second in zip(average.trainable_weights, *(s.trainable_weights for s in snaps)):
+            np.testing.assert_allclose(np.asarray(got), (np.asarray(first) + np.asarray(second)) / 2, atol=1e-6)
+        for a, b in zip(batch_norm_layers(average), batch_norm_layers(snaps[1])):
+            assert not np.allclose(np.asarray(a.moving_mean), np.asarray(b.moving_mean))
+        averaged = derived[Derived.AVERAGED]
+        assert averaged["epochs_done"] == 2 and 0.0 <= averaged["test_accuracy"] <= 1.0
+        # the run's own result is the EMA: not the last snapshot's (the trained weights at the end)
+        last = store.load_logits(derived[snapshot_label(2)]["id"], "test")
+        assert not np.allclose(last, store.load_logits(run_id, "test"), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"average_last": 0, "snapshots": 0, "snapshot_checkpoints": False}, "set snapshots .* too"),
+        ({}, "not both"),  # SPEC averages its last 2 epochs already
+    ],
+)
+def test_averaging_the_snapshots_needs_them_and_is_the_one_average(changes, words):
+    with pytest.raises(UserError, match=words):
+        RunSpec.from_dict({**SPEC, "average_snapshots": True, **changes}).validate()
+    spec = RunSpec.from_dict({**SPEC, "epochs": 6, "average_last": 0, "average_snapshots": True})
+    assert spec.validate().averaged_epochs() == (2, 4, 6)  # each cycle's last epoch
+    assert RunSpec.from_dict({**SPEC, "epochs": 6}).averaged_epochs() == (5, 6)
+    both = estimate(spec.validate(), None, 0)
+    assert both.evaluation == pytest.approx(estimate(spec.replace(average_snapshots=False), None, 0).evaluation * 6 / 4)

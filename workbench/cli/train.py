@@ -7,7 +7,7 @@ import sys
 from workbench.cli.common import open_store, prog
 from workbench.cli.follow import follow
 from workbench.cli.job_queue import add_queue_arguments, gpu_count, open_job_queue
-from workbench.cli.presets import plan_preset, run_preset
+from workbench.cli.presets import plan_preset, run_preset, save_ensembles
 from workbench.constants import RunKind
 from workbench.jobs.estimate import estimate, estimate_many
 from workbench.specs import DistillSpec, FinetuneSpec, RunSpec
@@ -127,15 +127,30 @@ def train_all_command(args):
     store = open_store(args, create=not args.dry_run)  # a dry run reads the store only if it exists
     if preset.sweep:
         print(f"sweep {preset.sweep.name}: {preset.sweep.count_text()}, tagged {preset.sweep.tag}")
-    plan = plan_preset(preset, store, data_path=args.data_path)
-    for step in plan:
-        print(f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else ""))
-    print(plan_time(plan, store), flush=True)
     if args.dry_run:
+        print_plan(plan_preset(preset, store, data_path=args.data_path), store)
         print("dry run: nothing queued")
         return 0
     with open_job_queue(args, store) as queue:
-        return run_preset(plan, store, queue=queue)
+        # Again while it saves one of the preset's own ensembles: the distillations waiting for it run then
+        while True:
+            save_ensembles(preset.ensembles, store)
+            plan = plan_preset(preset, store, data_path=args.data_path)
+            print_plan(plan, store)
+            status = run_preset(plan, store, queue=queue)
+            waiting = [s for s in plan if s.action == "wait"]
+            if status or not waiting:
+                return status
+            if not save_ensembles(preset.ensembles, store):  # nothing new to teach them: they cannot run
+                print(f"{len(waiting)} run(s) not trained, their teacher missing: {waiting[0].reason}")
+                return 1
+
+
+def print_plan(plan, store) -> None:
+    for step in plan:
+        line = f"  {step.action:8s} {step.spec.display_name()}" + (f"  (run {step.run_id})" if step.run_id else "")
+        print(line + (f": {step.reason}" if step.action == "wait" else ""))
+    print(plan_time(plan, store), flush=True)
 
 
 def plan_time(plan, store) -> str:
@@ -144,7 +159,7 @@ def plan_time(plan, store) -> str:
 
     specs = []
     for step in plan:
-        if step.action == "new":
+        if step.action in ("new", "wait"):  # a waiting distillation runs once its teacher is saved
             specs.append(step.spec)
         elif step.action == "resume":
             left = step.spec.epochs - (store.get_run(step.run_id)["epochs_done"] or 0)

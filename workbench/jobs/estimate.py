@@ -12,6 +12,9 @@ The job, modelled as it runs (`workbench.training.fit`):
                 + validation batches x (fixed seconds + seconds per image x batch)  forward passes
     + the final evaluation: every stored view (plain and mirrored; with `translate` also the translated
                 ones, two passes each) of validation and test, forward passes at the same cost
+    a distillation's teacher, each member at its own family's forward-pass rate: loading and tracing it
+                at the start; online, its pass over every training batch of every epoch; cached, one pass
+                over the training images before the first epoch
 
 The constants are measured per zoo family (at one real variant; the others scaled by their multiply-adds,
 `costs.py`) and per fine-tune backbone on the project's 2-core CPU, and shipped in `speeds.json` with the
@@ -36,8 +39,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.constants import RunKind, RunStatus
+from workbench.constants import DistillMode, RunKind, RunStatus
 from workbench.jobs.costs import BACKBONE_MMACS, MODEL_FAMILY, MODEL_MMACS
+from workbench.jobs.teachers import run_teacher, teacher_specs
 
 if TYPE_CHECKING:
     from store import Store
@@ -152,28 +156,44 @@ def _scale(kind: str, spec: dict, figures: dict) -> tuple[float, str]:
     return MODEL_MMACS[model] / MODEL_MMACS[figures["variant"]], note
 
 
-def parts(kind: str, spec: dict, sizes: tuple[int, int, int], figures: dict, load: float | None = None) -> Parts:
-    """The seconds of a job by the shipped constants of its family (`figures`), at `load` (None: idle)."""
+def _slow(figures: dict, load: float | None) -> float:
+    """This run's load over the one the figures were timed at, times the family's job factor: a real run's
+    time over what the timed steps alone say (checkpoints, the store's writes, each view's dataset and pass)."""
+    return busy(load) / busy(figures.get("load")) * figures.get("job", 1.0)
+
+
+def parts(
+    kind: str,
+    spec: dict,
+    sizes: tuple[int, int, int],
+    figures: dict,
+    load: float | None = None,
+    teacher: Sequence[dict] = (),
+) -> Parts:
+    """The seconds of a job by the shipped constants of its family (`figures`), at `load` (None: idle);
+    `teacher`: a distillation's teacher members' specs (`teacher_specs`)."""
     model, _ = _scale(kind, spec, figures)
-    # This run's load over the one the figures were timed at; and the family's job factor: a real run's time
-    # over what the timed steps alone say (checkpoints, the store's writes, each view's dataset and pass).
-    slow = busy(load) / busy(figures.get("load")) * figures.get("job", 1.0)
+    slow = _slow(figures, load)
     scale = model * slow
     batch = int(spec.get("batch_size") or 1)
     images, val, test = sizes
     steps = images // batch
     batches = lambda n: math.ceil(n / batch)  # noqa: E731
     per_eval_batch = (figures["eval"][0] + figures["eval"][1] * batch) * scale
+    teacher_start, teacher_batch = _teacher_seconds(teacher, batch, load)
+    if spec.get("distill_mode") == DistillMode.CACHED:  # one pass over the training images, before epoch 1
+        teacher_start, teacher_batch = teacher_start + batches(images) * teacher_batch, 0.0
     pipeline = speeds()["pipeline"]
     augment = sum(pipeline["seconds"].get(name, 0.0) for name in spec.get("augment") or ())
     augment *= busy(load) / busy(pipeline["load"])
 
     def epoch(train: Sequence[float]) -> float:
-        step = (train[0] + train[1] * batch) * scale
+        step = (train[0] + train[1] * batch) * scale + teacher_batch
         return steps * step + images * augment + batches(val) * per_eval_batch
 
     setup = speeds()["start"]["seconds"] * busy(load) / busy(speeds()["start"]["load"]) * figures.get("job", 1.0)
     start = setup + (figures["build"] + (figures["train_trace"] + 2 * figures["eval_trace"]) * model) * slow
+    start += teacher_start
     if kind == RunKind.FINETUNE:
         head, tune = int(spec.get("head_epochs") or 0), int(spec.get("finetune_epochs") or 0)
         epochs = [epoch(figures["train"])] * head + [epoch(figures.get("train2") or figures["train"])] * tune
@@ -182,6 +202,25 @@ def parts(kind: str, spec: dict, sizes: tuple[int, int, int], figures: dict, loa
         epochs = [epoch(figures["train"])] * int(spec.get("epochs") or 1)
     evaluation = _passes(spec) * (batches(val) + batches(test)) * per_eval_batch
     return Parts(start, epochs, evaluation)
+
+
+def _teacher_seconds(teacher: Sequence[dict], batch: int, load: float | None) -> tuple[float, float]:
+    """(seconds to load and trace the teacher's members, seconds of their forward passes of one batch of
+    `batch` images), each member at its own family's forward-pass rate: the final evaluation's figures
+    (a forward pass is about a third of a training step, which those figures measure directly)."""
+    start = per_batch = 0.0
+    for member in teacher:
+        figures = speeds()["cpu"][MODEL_FAMILY[member["model"]]]
+        model, _ = _scale(RunKind.SCRATCH, member, figures)
+        slow = _slow(figures, load)
+        start += (figures["build"] + figures["eval_trace"] * model) * slow
+        per_batch += (figures["eval"][0] + figures["eval"][1] * batch) * model * slow
+    return start, per_batch
+
+
+def _counted(specs: list[dict]) -> bool:
+    """Whether every teacher member's model has shipped constants."""
+    return all(MODEL_FAMILY.get(s.get("model", "")) in speeds()["cpu"] for s in specs)
 
 
 def _learned(
@@ -196,9 +235,12 @@ def _learned(
     for run in runs:
         sizes = sizes_of(run)
         figures = speeds()["cpu"].get(family_of(run["kind"], run["spec"]) or "")
-        if sizes is None or figures is None:
+        teacher = run_teacher(store, run)
+        if teacher is not None and not _counted(teacher):
+            teacher = None
+        if sizes is None or figures is None or teacher is None:  # a teacher not counted would skew the ratio
             continue
-        said = parts(run["kind"], run["spec"], sizes, figures, load)
+        said = parts(run["kind"], run["spec"], sizes, figures, load, teacher)
         seconds = [e["seconds"] for e in store.epochs(run["id"]) if e.get("seconds")]
         if seconds and said.epochs:
             later = seconds[1:] or seconds  # the first epoch also traces the graphs (counted in `start`)
@@ -254,8 +296,15 @@ def estimate(
     batch = spec.batch_size
     same = [r for r in history if family_of(r["kind"], r["spec"]) == family and r["spec"].get("batch_size") == batch]
     epoch_ratio, eval_ratio = _learned(store, same, lambda run: split_sizes(run["spec"], history), load)
-    said = parts(spec.kind, data, sizes, figures, load)
+    teacher, missing = teacher_specs(spec, store)
+    if teacher and not _counted(teacher):
+        teacher, missing = [], "no constants for a teacher member's model"
+    said = parts(spec.kind, data, sizes, figures, load, teacher)
     _, note = _scale(spec.kind, data, figures)
+    if teacher:
+        note += f"; with the teacher's {len(teacher)} network{'s' if len(teacher) > 1 else ''} ({spec.distill_mode})"
+    elif missing:
+        note += f"; the teacher's passes are not counted ({missing})"
     if device[0] != "CPU" and epoch_ratio is None:
         return Estimate(
             None,
@@ -283,7 +332,7 @@ def estimate(
         )
     # Each snapshot and the average are evaluated like a finished run (the average's BatchNorm pass, about
     # one more evaluation's work, is counted as one)
-    derived = int(data.get("snapshots") or 0) + 2 * bool(data.get("average_last"))
+    derived = int(data.get("snapshots") or 0) + 2 * bool(data.get("average_last") or data.get("average_snapshots"))
     if derived:
         said = Parts(said.start, said.epochs, said.evaluation * (1 + derived))
     epochs = len(said.epochs)
@@ -309,6 +358,10 @@ COST_FIELDS = (
     "val_size",
     "snapshots",
     "average_last",
+    "average_snapshots",
+    "teacher",
+    "teacher_members",
+    "distill_mode",
     "train_subset",
     "gpus",
     "epochs",

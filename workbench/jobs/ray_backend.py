@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.constants import RunStatus
+from workbench.constants import RunKind, RunStatus
 from workbench.data.split import load_spec_dataset
 from workbench.errors import UserError
 from workbench.jobs import ray_cluster
@@ -131,7 +131,16 @@ class RayBackend:
 
     def check(self, spec: Spec) -> None:
         """Refuse a spec no node of the cluster can ever hold, or one whose snapshots or weight average would
-        be runs a job there cannot create (`workbench.training.snapshots`), before any run row exists."""
+        be runs a job there cannot create (`workbench.training.snapshots`), or a distillation, before any run
+        row exists."""
+        if spec.kind == RunKind.DISTILL:
+            # A Ray job's run folder is its own temporary one (`RemoteStore.run_dir`, filled from --storage for
+            # its own run only): the teacher's checkpoints are in this store's folder on this machine.
+            raise UserError(
+                "a distillation run loads its teacher's checkpoints from the store's folder on this machine, "
+                "which a job on a Ray node does not reach (it gets only its own run's files from --storage): "
+                "train it on the local queue (without --ray)"
+            )
         if getattr(spec, "snapshots", 0) or getattr(spec, "average_last", 0):
             raise UserError(
                 "snapshots and weight averaging store their results as runs of their own, which a job on a Ray "

@@ -6,27 +6,50 @@ A preset is either a list (`[defaults]` and one `[[runs]]` table per run, each n
 `workbench.specs.search`, run by `workbench search --preset`, not here), or a cross-validation request
 (`[defaults]` and a `[crossval]` table: `name` and `folds`, `workbench.specs.crossval`; its K runs are tagged
 `cv:NAME`).
+
+A list's run with a `teacher` is a distillation (`workbench.specs.distill.DistillSpec`); its teacher may be an
+`[[ensembles]]` table of the same preset (`name`, `members`: names of its runs), which train-all saves (the
+members' mean of probabilities) once they completed, then trains the runs it teaches (`presets/distill.toml`).
 """
 
 import tomllib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import UserError
 from workbench.specs.crossval import DEFAULT_FOLDS, CrossVal
+from workbench.specs.distill import DistillSpec
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import Sweep, parse_axis
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 
 
-class Preset(list):
-    """A preset's RunSpecs (a list, as before), and `sweep`: its `workbench.specs.sweep.Sweep` or None."""
+@dataclass(frozen=True)
+class PresetEnsemble:
+    """An `[[ensembles]]` table: an ensemble of the preset's runs (by name), saved by train-all once they all
+    completed, so a distillation run of the preset can name it as its teacher (`ensemble:NAME`)."""
 
-    def __init__(self, specs: Iterable[RunSpec], sweep: Sweep | None = None, tag: str = "") -> None:
+    name: str
+    members: tuple[str, ...]
+
+
+class Preset(list):
+    """A preset's RunSpecs (a list, as before), `sweep`: its `workbench.specs.sweep.Sweep` or None, and
+    `ensembles`: its `[[ensembles]]` tables."""
+
+    def __init__(
+        self,
+        specs: Iterable[RunSpec],
+        sweep: Sweep | None = None,
+        tag: str = "",
+        ensembles: Sequence[PresetEnsemble] = (),
+    ) -> None:
         super().__init__(specs)
         self.sweep = sweep
         self.tag = tag  # a cross-validation request's cv:NAME
+        self.ensembles = tuple(ensembles)
 
     @property
     def tags(self) -> tuple:
@@ -67,10 +90,11 @@ def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None =
     runs = data.get("runs") or []
     if not runs:
         raise UserError(f"preset {path} lists no [[runs]] and no [sweep]")
-    specs = []
+    specs: list[RunSpec] = []
     for index, entry in enumerate(runs, 1):
+        kind = DistillSpec if "teacher" in entry else RunSpec  # a run with a teacher is a distillation
         try:
-            spec = RunSpec.from_dict({**data.get("defaults", {}), **entry})
+            spec = kind.from_dict({**data.get("defaults", {}), **entry})
         except UserError as exc:
             raise UserError(f"preset {path.name}, run {index}: {exc}") from None
         if not spec.name:
@@ -80,7 +104,24 @@ def load_preset(name_or_path: str | Path, *, seeds: str | Sequence[int] | None =
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"preset {path.name} names runs twice: {', '.join(duplicates)}")
-    return Preset(specs)
+    return Preset(specs, ensembles=_ensembles(data.get("ensembles") or [], path, names))
+
+
+def _ensembles(tables: list, path: Path, names: list[str]) -> list[PresetEnsemble]:
+    """The preset's [[ensembles]] tables, each naming two or more of its runs."""
+    ensembles = []
+    for index, table in enumerate(tables, 1):
+        where = f"preset {path.name}, ensemble {index}"
+        if not isinstance(table, dict) or set(table) - {"name", "members"}:
+            raise UserError(f"{where}: an [[ensembles]] table takes name and members (names of this preset's runs)")
+        name, members = str(table.get("name") or "").strip(), table.get("members") or []
+        if not name or not isinstance(members, list) or len(members) < 2:
+            raise UserError(f"{where}: give it a name and two or more members (names of this preset's runs)")
+        unknown = [m for m in members if m not in names]
+        if unknown:
+            raise UserError(f"{where} ({name}): no run named {', '.join(map(str, unknown))} in this preset")
+        ensembles.append(PresetEnsemble(name, tuple(members)))
+    return ensembles
 
 
 def _load_sweep(data: dict, path: Path, seeds: str | Sequence[int] | None) -> Preset:

@@ -54,6 +54,9 @@ HELP = {
     "snapshot_checkpoints": "keep each snapshot's checkpoint too (for the Predict tab and export)",
     "average_last": "weight averaging (SWA): average the weights of the last K epochs, recompute BatchNorm's "
     "statistics in one pass over the training images, store it as a run 'run N · averaged'; 0: off",
+    "average_snapshots": "weight averaging (SWA) over the snapshots instead: the mean of the M snapshots' weights "
+    "(each cycle's end), BatchNorm recomputed, stored as 'run N · averaged' (needs --snapshots; not with "
+    "--average-last)",
 }
 
 
@@ -106,6 +109,7 @@ class RunSpec(Spec):
     )
     snapshot_checkpoints: bool = False
     average_last: int = 0  # K >= 2: SWA over the last K epochs, stored as the run's averaged result
+    average_snapshots: bool = False  # SWA over the M snapshots' weights instead (cyclic SWA), the same result
 
     def default_name(self) -> str:
         augment = "+".join(self.augment) or "noaug"
@@ -163,6 +167,23 @@ class RunSpec(Spec):
         check(self.snapshot_checkpoints is False or m > 0, "snapshot checkpoints need snapshots (M >= 2)")
         check(k == 0 or k >= 2, f"average-last must be 0 (off) or at least 2 epochs, got {k}")
         check(k <= self.epochs, f"average-last {k} is more than the run's {self.epochs} epochs")
+        if self.average_snapshots:
+            check(m > 0, "average-snapshots averages the snapshots' weights: set snapshots (M >= 2) too")
+            check(
+                k == 0,
+                "a run stores one averaged result: use --average-snapshots (the M snapshots) or --average-last K "
+                "(the last K epochs), not both",
+            )
+
+    def averaged_epochs(self) -> tuple[int, ...]:
+        """The epochs (1-based) whose end-of-epoch weights the run's averaged result is the mean of: the last
+        `average_last`, or each cycle's last with `average_snapshots`; () when it averages nothing."""
+        if self.average_snapshots and self.snapshots:
+            every = self.epochs // self.snapshots
+            return tuple(range(every, self.epochs + 1, every))
+        if self.average_last:
+            return tuple(range(self.epochs - self.average_last + 1, self.epochs + 1))
+        return ()
 
     def check_recipe(self, family: str) -> None:
         """cifar10-airbench's settings: numbers in range, and the model's own ones on an airbench model only."""

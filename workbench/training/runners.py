@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import keras
@@ -228,7 +229,7 @@ class DistillRunner(ScratchRunner):
         spec, run_dir = self.distill, store.run_dir(run_id)
         if not spec.members:
             raise UserError("the distillation run has no resolved teacher; queue it again with --teacher")
-        files = [(r, w, store.run_dir(r) / CHECKPOINT) for r, w in spec.members]
+        files = [(r, w, teacher_dir(store, r) / CHECKPOINT) for r, w in spec.members]
         for member, _, path in files:
             if not path.is_file():
                 raise UserError(f"teacher run {member} has no checkpoint ({path}); it cannot teach")
@@ -253,12 +254,23 @@ class DistillRunner(ScratchRunner):
         return targets
 
 
+def teacher_dir(store: RunStore, run_id: int) -> Path:
+    """A teacher member's run folder; a member deleted since the run was queued is said as such."""
+    try:
+        return store.run_dir(run_id)
+    except UserError:
+        raise UserError(
+            f"teacher run {run_id} was deleted since this run was queued: it cannot go on with its teacher; "
+            "start a new distillation run (Clone it in the Runs tab and pick another teacher)"
+        ) from None
+
+
 def load_teacher(store: RunStore, members: Sequence[tuple[int, float]], batches: BatchOptions) -> Teacher:
     """The teacher's networks from their checkpoints (safe_mode), each with its map from the student's
     pixels to its own (its preprocessing.json: the statistics it was normalised with)."""
     loaded = []
     for run_id, weight in members:
-        run_dir = store.run_dir(run_id)
+        run_dir = teacher_dir(store, run_id)
         info = json.loads((run_dir / PREPROCESSING).read_text())
         if info.get("mean") is None or info.get("resize_to"):
             raise UserError(f"teacher run {run_id} takes other pixels (a fine-tune); it cannot teach this student")

@@ -1,12 +1,16 @@
 """Cheap ensembles from one run: snapshots at the end of each cosine cycle (Huang et al. 2017) and the weight
-average of the last K epochs (SWA, Izmailov et al. 2018), each stored as a derived run of its own
+average of the last K epochs or of the snapshots (SWA, Izmailov et al. 2018; averaging at the end of each
+cycle of a cyclical schedule is SWA's own cyclical mode), each stored as a derived run of its own
 (`store.lineage`: "run 7 · snapshot 3", "run 7 · averaged") with the val/test logits of every view the run
 stores, so the Ensemble, Errors and Predict tabs pick it like any run.
 
 Not Keras' optimizer EMA (`ema_momentum`, `use_ema`): that is an exponential moving average kept by the
 optimizer at every step and swapped in at the end of training; SWA here is an equal-weight mean of the
 weights at the end of the last K epochs, after which BatchNorm's statistics are recomputed (the mean of the
-weights never produced the activations those statistics describe).
+weights never produced the activations those statistics describe). With both on, snapshots and the average
+are taken from the trained weights, never the EMA: Keras keeps the EMA inside the optimizer and puts it into
+the model only when `model.fit` ends (`finalize_variable_values`), after every snapshot and every averaged
+epoch, so the run's own final result is the EMA and its snapshots and average are points of its trajectory.
 
 Crash safety follows the checkpoint's: both callbacks run after `StoreCallback`, so the checkpoint of a cycle's
 last epoch is the snapshot; a resume that finds that snapshot missing (cancelled during its evaluation) takes it
@@ -91,19 +95,20 @@ class SnapshotCallback(keras.callbacks.Callback):
 
 
 class AverageCallback(keras.callbacks.Callback):
-    """The running equal-weight mean of the trainable weights at the end of each of the last `last` epochs,
-    written to `average.npz` (with its epoch and count) beside the checkpoint."""
+    """The running equal-weight mean of the trainable weights at the end of each epoch in `epochs` (1-based:
+    the last K, or each snapshot cycle's last), written to `average.npz` (with its epoch and count) beside
+    the checkpoint."""
 
-    def __init__(self, run_dir: Path, *, last: int, epochs: int) -> None:
+    def __init__(self, run_dir: Path, *, epochs: Iterable[int]) -> None:
         super().__init__()
         self.path = run_dir / AVERAGE_FILE
-        self.first = epochs - last + 1  # the first epoch (1-based) in the average
+        self.wanted = frozenset(int(e) for e in epochs)  # the epochs in the average
         self.sum: list[np.ndarray] | None = None
         self.count = 0
         self.epoch = 0
 
     def add(self, model: keras.Model, epoch: int) -> None:
-        if epoch < self.first or epoch <= self.epoch:
+        if epoch not in self.wanted or epoch <= self.epoch:
             return
         weights = [np.asarray(w, dtype=np.float64) for w in model.trainable_weights]
         self.sum = weights if self.sum is None else [s + w for s, w in zip(self.sum, weights)]
@@ -128,7 +133,7 @@ class AverageCallback(keras.callbacks.Callback):
 
     def averaged_weights(self) -> list[np.ndarray]:
         if self.sum is None or not self.count:
-            raise UserError("no epoch was averaged: average-last needs the run to reach its last epochs")
+            raise UserError("no epoch was averaged: weight averaging needs the run to reach the epochs it averages")
         return [s / self.count for s in self.sum]
 
 
@@ -188,11 +193,13 @@ def store_average(
 def derived_callbacks(
     spec: object, store: RunStore, run_id: int, run_dir: Path, evaluate: Evaluate
 ) -> tuple[SnapshotCallback | None, AverageCallback | None]:
-    """The spec's snapshot and averaging callbacks (None where it asks for none)."""
-    cycles, last, epochs = (int(getattr(spec, name, 0)) for name in ("snapshots", "average_last", "epochs"))
+    """The spec's snapshot and averaging callbacks (None where it asks for none). The average is over the
+    last K epochs (`average_last`) or the snapshots (`average_snapshots`): `RunSpec.averaged_epochs`."""
+    cycles, epochs = int(getattr(spec, "snapshots", 0)), int(getattr(spec, "epochs", 0))
     keep = bool(getattr(spec, "snapshot_checkpoints", False))
     snapshots = SnapshotCallback(store, run_id, evaluate, cycles=cycles, epochs=epochs, keep=keep) if cycles else None
-    return snapshots, AverageCallback(run_dir, last=last, epochs=epochs) if last else None
+    averaged = tuple(getattr(spec, "averaged_epochs", tuple)())
+    return snapshots, AverageCallback(run_dir, epochs=averaged) if averaged else None
 
 
 __all__ = [

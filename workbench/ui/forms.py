@@ -51,6 +51,7 @@ LABELS = {
     "snapshots": "Snapshots (cosine cycles, 0 = off)",
     "snapshot_checkpoints": "Keep snapshot checkpoints",
     "average_last": "Average last K epochs (SWA, 0 = off)",
+    "average_snapshots": "Average the snapshots (SWA)",
 }
 
 
@@ -158,6 +159,9 @@ def build_form(defaults: RunSpec, gpu_count: int) -> dict:
             c["snapshots"] = gr.Number(d.snapshots, label=LABELS["snapshots"], precision=0, info="M >= 2; cosine")
             c["snapshot_checkpoints"] = gr.Checkbox(d.snapshot_checkpoints, label=LABELS["snapshot_checkpoints"])
             c["average_last"] = gr.Number(d.average_last, label=LABELS["average_last"], precision=0, info="K >= 2")
+            c["average_snapshots"] = gr.Checkbox(
+                d.average_snapshots, label=LABELS["average_snapshots"], info="instead of the last K epochs"
+            )
     assert list(c) == FORM_FIELDS, "the form must cover every RunSpec field, in order"
     for name, component in c.items():
         component.elem_id = f"field-{name}"  # stable handles for browser tests

@@ -13,11 +13,13 @@ import gradio as gr
 
 from workbench.constants import DISTILL_MODES, RunKind, RunStatus
 from workbench.errors import UserError
+from workbench.jobs.estimate import estimate
 from workbench.specs import DistillSpec, spec_class
 from workbench.specs.distill import HELP
 from workbench.specs.flags import parse_tags
 from workbench.ui.forms import FORM_FIELDS, spec_to_fields
 from workbench.ui.tabs.spec_form import command_box, command_line, wire_submit
+from workbench.views.live import estimate_text
 
 MODE_CHOICES = [("online: the teacher scores each augmented batch", "online"), ("cached: computed once", "cached")]
 assert [value for _, value in MODE_CHOICES] == list(DISTILL_MODES)
@@ -33,10 +35,31 @@ class DistillBox:
     command: gr.Code
     button: gr.Button
     message: gr.Markdown
+    estimate: gr.Markdown
 
     @property
     def settings(self) -> list:
         return [self.teacher, self.temperature, self.alpha, self.mode]
+
+    @property
+    def clone_targets(self) -> list:
+        """What `filled` updates."""
+        return [self.accordion, *self.settings, self.command, self.message]
+
+    def filled(self, store, distill: dict | None, note: str) -> dict:
+        """Updates for the Runs tab's Clone: a distillation run's teacher settings into the box (opened, with
+        `note` on its teacher), or the box closed and cleared for any other run."""
+        if not distill:
+            return {self.accordion: gr.Accordion(open=False), self.teacher: gr.update(value=None), self.message: ""}
+        return {
+            self.accordion: gr.Accordion(open=True),
+            self.teacher: gr.update(choices=teacher_choices(store), value=distill["teacher"]),
+            self.temperature: distill["temperature"],
+            self.alpha: distill["alpha"],
+            self.mode: distill["distill_mode"],
+            self.command: distill["command"],
+            self.message: note,
+        }
 
 
 def teacher_choices(store) -> list[tuple[str, str]]:
@@ -70,7 +93,7 @@ def distill_layout() -> DistillBox:
                 elem_id="distill-teacher",
             )
             temperature = gr.Number(
-                defaults.temperature, label="Temperature T", info="4: the CIFAR literature's", elem_id="distill-t"
+                defaults.temperature, label="Temperature T", info="2: measured here (README)", elem_id="distill-t"
             )
             alpha = gr.Number(defaults.alpha, label="Alpha", info="share of the soft targets", elem_id="distill-alpha")
         mode = gr.Radio(MODE_CHOICES, value=defaults.distill_mode, label="Mode", elem_id="distill-mode")
@@ -79,9 +102,10 @@ def distill_layout() -> DistillBox:
             "The student is the form above: its model, recipe and data (the teacher's split)."
         )
         command = command_box("", "Equivalent command", "distill-command")
+        estimate = gr.Markdown(elem_id="distill-estimate")
         message = gr.Markdown(elem_id="distill-message")
         button = gr.Button("Distil", variant="primary", elem_id="distill-button")
-    return DistillBox(accordion, teacher, temperature, alpha, mode, command, button, message)
+    return DistillBox(accordion, teacher, temperature, alpha, mode, command, button, message, estimate)
 
 
 def distill_spec(read_spec, values, teacher, temperature, alpha, mode) -> DistillSpec:
@@ -101,14 +125,16 @@ def wire_distill(ctx, box: DistillBox, form: dict, tags, panel, read_spec, words
     fields = list(form.values())
 
     def preview(tag_text, *values):
+        """The command and the time estimate, with the teacher's passes (`workbench.jobs.estimate`)."""
         n = len(fields)
         try:
-            return command_line(distill_spec(read_spec, values[:n], *values[n:]), parse_tags(tag_text))
+            spec = distill_spec(read_spec, values[:n], *values[n:])
         except UserError as exc:
-            return f"# not runnable yet: {words.say(str(exc))}"
+            return f"# not runnable yet: {words.say(str(exc))}", ""
+        return command_line(spec, parse_tags(tag_text)), estimate_text(estimate(spec, ctx.store, len(ctx.gpu_names)))
 
     inputs = [tags, *fields, *box.settings]
-    gr.on([c.change for c in box.settings], preview, inputs, box.command, show_progress="hidden")
+    gr.on([c.change for c in box.settings], preview, inputs, [box.command, box.estimate], show_progress="hidden")
 
     def submit(tag_text, *values):
         spec = distill_spec(read_spec, values[: len(fields)], *values[len(fields) :])

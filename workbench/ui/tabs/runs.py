@@ -480,7 +480,9 @@ def wire_clone(ctx, runs: RunsTab, tabs, targets: dict):
     half-updated values), switches to that tab and turns on that tab's live-panel timer (a tab switched
     to by code fires no select event); the other form is left as it is."""
     status = runs.view.action_status
+    box = getattr(targets.get("train"), "distill", None)  # the Train tab's Distil box: a distillation's teacher
     outputs = [
+        *(box.clone_targets if box else ()),
         *(component for target in targets.values() for component in target.form.values()),
         *(target.timer for target in targets.values()),
         *(target.command for target in targets.values()),
@@ -501,9 +503,10 @@ def wire_clone(ctx, runs: RunsTab, tabs, targets: dict):
             target.command: clone.command,
             target.tags: clone.tags,
             tabs: gr.Tabs(selected=clone.tab),
+            **(box.filled(ctx.store, clone.distill, clone.note) if box else {}),
             status: f"Cloned run {rd.chosen_run_id(choice)} into the {TITLES[clone.tab]} form as "
             f"**{clone.fields['name']}**{f' with its tags ({clone.tags})' if clone.tags else ''}: "
-            "change what you want to try and start it.",
+            "change what you want to try and start it." + (f" {clone.note}" if clone.note else ""),
         }
 
     runs.view.clone.click(clone_fn, [runs.view.pick], outputs, api_name="runs_clone")

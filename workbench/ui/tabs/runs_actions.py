@@ -7,10 +7,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from workbench.constants import ACTIVE_STATUSES, AuditAction, RunKind, RunStatus
+from workbench.constants import ACTIVE_STATUSES, AuditAction, Derived, RunKind, RunStatus
 from workbench.data.classes import class_names
 from workbench.errors import UserError
 from workbench.inspect.reviewed import ensembles_with_reviewed, with_reviewed
+from workbench.specs.distill import DistillSpec, resolve_teacher
 from workbench.specs.finetune import FinetuneSpec
 from workbench.specs.flags import parse_tags
 from workbench.specs.run import RunSpec
@@ -80,20 +81,69 @@ class Clone:
     fields: dict  # that form's values by field name
     tags: str  # the run's tags, as the form's tag box takes them
     command: str  # the spec's equivalent command line
+    distill: dict | None = None  # a distillation's Distil box: teacher, temperature, alpha, distill_mode, command
+    note: str = ""  # what the clone is of, or what stands in its way (a teacher gone)
 
 
 def clone_values(store, choice) -> Clone:
+    """The picked run's settings for its form. A snapshot's or average's row gives its parent run's (training
+    them again makes it again); a distillation run's fill the Train form and its Distil box with the teacher
+    it was given, said (with the reason) when that teacher can no longer teach: Distil refuses it then."""
     run = store.get_run(rd.chosen_run_id(choice))
-    name = rd.fresh_name(run["name"], (r["name"] for r in load_runs(store)))
+    runs = load_runs(store)
+    source, note = run, ""
+    if run.get("parent_run"):
+        parent = next((r for r in runs if r["id"] == run["parent_run"]), None)
+        source = parent or {**run, "name": ""}
+        note = (
+            f"Run {run['id']} is {run['derived']} of run {run['parent_run']}"
+            f"{'' if parent else ' (deleted)'}: these are that run's settings (training them trains the whole "
+            f"run again, {'its weight average' if run['derived'] == Derived.AVERAGED else 'its snapshots'} with it)."
+        )
     tags = ", ".join(run.get("tags") or [])
     try:
         if run.get("kind") == RunKind.FINETUNE:
-            spec = FinetuneSpec.from_dict(run["spec"]).replace(name=name)
-            return Clone("finetune", form_fields(spec), tags, spec.to_cli())
-        run_spec = RunSpec.from_dict(run["spec"]).replace(name=name)
-        return Clone("train", spec_to_fields(run_spec, FORM_FIELDS), tags, run_spec.to_cli())
+            spec = FinetuneSpec.from_dict(run["spec"])
+            spec = spec.replace(name=rd.fresh_name(source["name"] or spec.default_name(), (r["name"] for r in runs)))
+            return Clone("finetune", form_fields(spec), tags, spec.to_cli(), note=note)
+        spec_class = DistillSpec if run.get("kind") == RunKind.DISTILL else RunSpec
+        run_spec = spec_class.from_dict(run["spec"])
+        name = rd.fresh_name(source["name"] or run_spec.default_name(), (r["name"] for r in runs))
+        run_spec = run_spec.replace(name=name)
     except (TypeError, UserError) as exc:
         raise UserError(f"run {run['id']}'s stored settings cannot be read ({exc})") from None
+    fields = spec_to_fields(run_spec, FORM_FIELDS)
+    if not isinstance(run_spec, DistillSpec):
+        return Clone("train", fields, tags, run_spec.to_cli(), note=note)
+    run_spec = run_spec.replace(teacher_members={})  # resolved again when queued, from the teacher's name
+    box = dict(
+        teacher=run_spec.teacher,
+        temperature=run_spec.temperature,
+        alpha=run_spec.alpha,
+        distill_mode=run_spec.distill_mode,
+        command=run_spec.to_cli(),  # the Distil box's; the form's own is the run without its teacher (Train)
+    )
+    twin = RunSpec.from_dict({k: getattr(run_spec, k) for k in FORM_FIELDS})
+    note = " ".join(filter(None, (note, teacher_note(store, run, run_spec))))
+    return Clone("train", fields, tags, twin.to_cli(), box, note)
+
+
+def teacher_note(store, run: dict, spec: DistillSpec) -> str:
+    """What a clone of distillation run `run` should know of its teacher `spec.teacher` today."""
+    try:
+        now = resolve_teacher(store, spec).teacher_members
+    except UserError as exc:
+        return (
+            f"Run {run['id']}'s teacher {spec.teacher} cannot teach now ({exc}); **Distil** refuses it: "
+            "choose another teacher in the Distil box."
+        )
+    before = run["spec"].get("teacher_members") or {}
+    if set(now) != set(before):
+        return (
+            f"Teacher {spec.teacher} is now runs {', '.join(now)}; run {run['id']} was taught by runs "
+            f"{', '.join(before) or '?'}. Press **Distil** to train with it."
+        )
+    return f"Teacher {spec.teacher} (runs {', '.join(now)}): press **Distil** to train with it (Train: without it)."
 
 
 def save_notes_tags(store, choice, notes, tags, by: str = "") -> str:
@@ -115,15 +165,22 @@ def toggle_archive(store, choice, by: str = "") -> str:
 
 
 def delete_run(store, queue, choice, sure: bool, by: str = "") -> str:
+    """Delete the picked run with its files, and with it the results derived from it (its snapshots and
+    average, runs of their own that name it as their parent: `Store.delete_run`), which the confirmation names."""
     run = store.get_run(rd.chosen_run_id(choice))
     active = set(queue.active()) if queue is not None and hasattr(queue, "active") else set()
     if run["status"] in ACTIVE_STATUSES or run["id"] in active:
         raise UserError(f"run {run['id']} is {run['status']}; cancel it in the Train tab before deleting it")
+    derived = store.derived_runs(run["id"])
+    listed = ", ".join(f"{r['id']}: {r['derived']}" for r in derived)
+    with_derived = (
+        f" with its {len(derived)} derived run{'s' if len(derived) > 1 else ''} ({listed})" if derived else ""
+    )
     if not sure:
-        raise UserError(f'tick "I am sure" to delete run {run["id"]} ({run["name"]}) and its files')
+        raise UserError(f'tick "I am sure" to delete run {run["id"]} ({run["name"]}){with_derived} and the files')
     store.delete_run(run["id"])
-    store.record(by, AuditAction.DELETE, f"run {run['id']}", run["name"])
-    return f"Deleted run {run['id']} ({run['name']}) and its files."
+    store.record(by, AuditAction.DELETE, f"run {run['id']}", run["name"] + with_derived)
+    return f"Deleted run {run['id']} ({run['name']}){with_derived} and the files."
 
 
 def run_details(store, choice) -> tuple[str, str, str, str]:
