@@ -1,6 +1,6 @@
 """Distillation: one model taught by an ensemble of three, against its twin trained alone, on real CIFAR-10.
 
-    .venv/bin/python bench/distill.py            # the issue's size: the fast recipe (airbench_cpu, 4 epochs,
+    .venv/bin/python bench/distill.py            # the issue's size: the fast recipe (airbench_cpu, 5 epochs,
                                                  # all 45,000 training images): hours of a quiet 2-core CPU
     .venv/bin/python bench/distill.py --quick    # LeNet, 4,000 training images, 3 epochs: minutes
     .venv/bin/python bench/distill.py --quick --also 4,0.9   # and a student with T 4, alpha 0.9 per seed
