@@ -128,6 +128,7 @@ def test_every_cli_command_that_runs_jobs_names_the_cluster_and_lets_it_go(ray_c
         assert [(r["id"], r["status"]) for r in store.list_runs()] == [(stopped, "interrupted")]
 
 
+@pytest.mark.slow  # ~17 s; by default the CLI and training on nodes are covered by the tests above
 def test_a_sweep_from_the_cli_trains_on_the_cluster(ray_cluster, tmp_path, capsys):
     """`sweep --ray ADDRESS`: the sweep's runs go to the cluster's nodes and come back whole into the store."""
     from workbench.cli.main import main

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 TOKEN_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
@@ -49,6 +50,7 @@ def test_a_driver_without_the_token_or_with_another_is_refused(ray_cluster, tmp_
     assert right.returncode == 0 and "joined" in right.stdout, (right.stdout, right.stderr[-2000:])
 
 
+@pytest.mark.slow  # ~28 s (two CLI processes); the token refusal by default: test_a_driver_without_the_token_...
 def test_the_cli_refuses_a_cluster_without_a_token_unless_told_it_is_insecure(ray_cluster, tmp_path):
     argv = [sys.executable, "-m", "workbench", "--db", str(tmp_path / "w.db"), *TRAIN, "--ray", ray_cluster.address]
     refused = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env(tmp_path))

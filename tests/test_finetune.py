@@ -243,6 +243,7 @@ def test_cancel_between_phases(store, hub_backbone):
     ]
 
 
+@pytest.mark.slow  # ~35 s (a real MobileNetV2); both phases run by default in test_hub_backbone_fine_tunes_...
 def test_mobilenet_v2_phase_two_trains_exactly_the_layers_from_the_unfreeze_index(store):
     spec = FinetuneSpec(
         backbone="mobilenet_v2",

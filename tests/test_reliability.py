@@ -135,6 +135,7 @@ def test_key_value_text_parses_or_is_refused(text):
     assert isinstance(parsed, dict)
 
 
+@pytest.mark.slow  # ~20 s: several real trainings in one process; opt-in to keep `make test` under 10 min
 def test_finished_runs_release_their_training_graphs(tmp_path):
     # TensorFlow bug #97697 (see workbench.jobs.tf_workarounds): without the queue's clean-up, every
     # finished run's train-step graph, and the variables it captured, stayed alive for good.
