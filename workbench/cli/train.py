@@ -132,9 +132,9 @@ def train_all_command(args):
         print("dry run: nothing queued")
         return 0
     with open_job_queue(args, store) as queue:
+        save_ensembles(preset.ensembles, store)  # those whose runs completed in an earlier train-all
         # Again while it saves one of the preset's own ensembles: the distillations waiting for it run then
         while True:
-            save_ensembles(preset.ensembles, store)
             plan = plan_preset(preset, store, data_path=args.data_path)
             print_plan(plan, store)
             status = run_preset(plan, store, queue=queue)
