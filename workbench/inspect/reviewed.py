@@ -28,24 +28,36 @@ def reviewed_accuracy(store, run: dict, rows_by_dataset: dict | None = None) -> 
     if run.get("test_accuracy") is None:
         return None
     try:
-        info = store.prediction_info(run["id"], "test")
+        info, rows = _test_reviews(
+            store, run["id"], run.get("spec") or {}, {} if rows_by_dataset is None else rows_by_dataset
+        )
     except UserError:
         return None
-    identity = dataset_identity((run.get("spec") or {}).get("dataset", "cifar10"), info["labels_hash"])
-    rows_by_dataset = {} if rows_by_dataset is None else rows_by_dataset
-    if identity not in rows_by_dataset:
-        rows_by_dataset[identity] = store.reviews(identity, "test")
-    rows = rows_by_dataset[identity]
     if not rows:
         return None
-    key = (run["id"], info["created_at"], reviews_fingerprint(rows))
+    return _kept(
+        (run["id"], info["created_at"], reviews_fingerprint(rows)),
+        lambda: _scored(store.load_logits(run["id"], "test"), store.load_labels(run["id"], "test"), rows),
+    )
+
+
+def _kept(key: tuple, compute):
+    """`compute()`'s (accuracy, images), kept per `key` in this process (a None answer is not kept)."""
     if key not in _KEPT:
+        found = compute()
+        if found is None:
+            return None
         if len(_KEPT) > _KEEP_AT_MOST:
             _KEPT.clear()
-        labels, keep = reviewed_labels(store.load_labels(run["id"], "test"), rows)
-        predicted = store.load_logits(run["id"], "test").argmax(axis=1)
-        _KEPT[key] = (float(np.mean(predicted[keep] == labels[keep])), int(keep.sum()))
+        _KEPT[key] = found
     return _KEPT[key]
+
+
+def _scored(scores, given, rows) -> tuple:
+    """(accuracy, images) of the arg-max of `scores` on the reviewed labels of the test set labelled `given`."""
+    labels, keep = reviewed_labels(given, rows)
+    predicted = np.asarray(scores).argmax(axis=1)
+    return float(np.mean(predicted[keep] == labels[keep])), int(keep.sum())
 
 
 def _with_reviewed(store, rows: list[dict], accuracy_of) -> list[dict]:
@@ -94,18 +106,15 @@ def ensemble_reviewed_accuracy(store, ensemble: dict, rows_by_dataset: dict | No
         return None
     if not rows:
         return None
-    key = ("ensemble", ensemble["id"], tuple(members), tuple(infos), reviews_fingerprint(rows))
-    if key not in _KEPT:
-        if len(_KEPT) > _KEEP_AT_MOST:
-            _KEPT.clear()
+
+    def compute():
         try:
             probs, given = ensemble_lab.ensemble_probs(ensemble_lab.Lab(store), ensemble, "test")
         except UserError:
             return None
-        labels, keep = reviewed_labels(given, rows)
-        predicted = np.asarray(probs).argmax(axis=1)
-        _KEPT[key] = (float(np.mean(predicted[keep] == labels[keep])), int(keep.sum()))
-    return _KEPT[key]
+        return _scored(probs, given, rows)
+
+    return _kept(("ensemble", ensemble["id"], tuple(members), tuple(infos), reviews_fingerprint(rows)), compute)
 
 
 def ensembles_with_reviewed(store, ensembles: list[dict]) -> list[dict]:
