@@ -90,7 +90,7 @@ def clone_values(store, choice) -> Clone:
     them again makes it again); a distillation run's fill the Train form and its Distil box with the teacher
     it was given, said (with the reason) when that teacher can no longer teach: Distil refuses it then."""
     run = store.get_run(rd.chosen_run_id(choice))
-    runs = load_runs(store)
+    runs = store.seen_runs(include_archived=True)  # names and parents only: no reviewed accuracies to compute
     source, note = run, ""
     if run.get("parent_run"):
         parent = next((r for r in runs if r["id"] == run["parent_run"]), None)
