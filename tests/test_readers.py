@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from store import Store
@@ -71,8 +72,12 @@ def test_probing_the_lock_never_keeps_a_runner_from_taking_it(tmp_path):
     thread.start()
     try:
         for _ in range(30):
-            lock = StoreLock(path).acquire()
+            lock = StoreLock(path).acquire()  # raises if a probe kept it from the lock for 0.5 s
+            # Both states last a moment (a sleep gives the probe the GIL): without them a loaded machine's
+            # scheduling let the probe run only while the lock was held, and the test read that as a failure.
+            time.sleep(0.002)
             lock.release()
+            time.sleep(0.002)
     finally:
         stop.set()
         thread.join()
