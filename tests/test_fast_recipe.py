@@ -147,6 +147,12 @@ def test_translate_tta_logits_are_stored_and_scored(store):
     splits = set(store.prediction_splits(run_id))
     assert splits == {f"{s}{v}" for s in ("val", "test") for v in lab.VIEWS}
     assert not np.allclose(store.load_logits(run_id, "test_translate"), store.load_logits(run_id, "test"))
+    # The checkpoint Predict and export load is the EMA model whose logits are stored, not the raw weights.
+    from workbench.predict.features import split_features
+    from workbench.predict.models import ModelCache
+
+    computed = split_features(store, run_id, "test", models=ModelCache(store), cache={})
+    np.testing.assert_allclose(computed.logits, store.load_logits(run_id, "test"), rtol=1e-4, atol=1e-4)
     # A second member: the first one's logits, perturbed (the lab only reads stored logits).
     other = store.create_run("twin", spec.to_dict(), split_id=store.get_run(run_id)["split_id"])
     rng = np.random.default_rng(0)

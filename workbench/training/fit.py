@@ -33,6 +33,7 @@ from workbench.training.checkpoint import (
     StoreCallback,
     checkpoint_epoch,
     restore_weights,
+    save_checkpoint,
     save_preprocessing,
 )
 from workbench.training.progress import EvaluationProgress, ProgressWriter
@@ -173,6 +174,12 @@ def fit(
             shuffle=False,
         )  # the pipeline shuffles
         done = phase.until
+    trained = not (stop.is_set() or callback.diverged or 0 < callback.pruned_at < phases[-1].until)
+    if trained and getattr(spec, "ema_momentum", 0.0) > 0:
+        # fit swapped the optimizer's EMA into the weights as it ended; the epoch's checkpoint holds the raw
+        # ones. The logits stored next are the EMA's, so Predict, export, Grad-CAM and a resume of an
+        # interrupted evaluation must load the same weights.
+        save_checkpoint(model, run_dir, done)
     if callback.diverged:
         status, error = RunStatus.DIVERGED, DIVERGED
     elif 0 < callback.pruned_at < phases[-1].until and not stop.is_set():  # pruned on its last epoch: it completes
