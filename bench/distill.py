@@ -6,7 +6,9 @@
     .venv/bin/python bench/distill.py --quick --also 4,0.9   # and a student with T 4, alpha 0.9 per seed
 
 Every run is trained by the job queue in this process's threads (JobQueue(isolate=False)) into a store in a
-temporary folder. The teacher: a saved ensemble of three runs of the recipe (seeds 0, 1, 2; mean of
+temporary folder, or with `--keep DIR` into DIR/distill.db, kept: a second invocation reuses the runs that
+completed and resumes a stopped one from its checkpoint (bench/kept.py), so the full size can be trained over
+several sittings. The teacher: a saved ensemble of three runs of the recipe (seeds 0, 1, 2; mean of
 probabilities). For each of three paired seeds (10, 11, 12): the student (same model, recipe and epochs as a
 member, online distillation with the defaults of workbench/specs/distill.py, T = 2, alpha = 0.5), its twin
 without a teacher (the same seed: the same initialisation and batches), and the student in cached mode.
@@ -24,7 +26,6 @@ Exits 1 when the gain target is missed.
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,10 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from scipy.special import softmax
 
+from bench.kept import bench_store, ensemble, train
 from bench.targets import Targets
-from store import Store
-from workbench.constants import DistillMode, RunStatus
-from workbench.jobs.queue import JobQueue
+from workbench.constants import DistillMode
 from workbench.specs import DistillSpec, RunSpec
 from workbench.specs.presets import load_preset
 
@@ -71,16 +71,6 @@ def recipe(args) -> dict:
     return {**{k: v for k, v in fast.items() if k not in ("name", "seed")}, **data, **epochs}
 
 
-def train(queue: JobQueue, store: Store, spec) -> dict:
-    run_id = queue.submit(spec)
-    queue.wait(run_id)
-    run = store.get_run(run_id)
-    if run["status"] != RunStatus.COMPLETED:
-        raise SystemExit(f"run {run_id} ({spec.display_name()}) {run['status']}: {run['error']}")
-    print(f"  run {run_id} {run['name']}: test {run['test_accuracy']:.2%}, {run['train_seconds']:.0f} s", flush=True)
-    return run
-
-
 def images_per_second(paths: list[str], x: np.ndarray, repeats: int = 2) -> float:
     """Test images/s of the models in `paths` run one after another (an ensemble runs all its members)."""
     import keras
@@ -106,6 +96,12 @@ def main(argv=None) -> int:
     parser.add_argument("--temperature", type=float, default=DistillSpec.temperature, help="T (default 2)")
     parser.add_argument("--alpha", type=float, default=DistillSpec.alpha, help="the soft targets' share (default 0.5)")
     parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="train into DIR/distill.db and keep it: run again to reuse completed runs and resume stopped ones",
+    )
+    parser.add_argument(
         "--also",
         action="append",
         default=[],
@@ -124,45 +120,39 @@ def main(argv=None) -> int:
     base = recipe(args)
     print(f"recipe: {base}", flush=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "distill.db") as store:
-        queue = JobQueue(store, devices=[], isolate=False)
-        try:
-            print("teacher members:", flush=True)
-            members = [train(queue, store, RunSpec.from_dict({**base, "seed": s})) for s in TEACHER_SEEDS]
-            ensemble = store.save_ensemble("teacher", "mean-prob", [m["id"] for m in members], [1 / 3] * 3)
-            rows = []
-            extra: dict[tuple, list] = {}  # (T, alpha) -> [(twin, student)] of --also
-            for seed in STUDENT_SEEDS[: args.seeds]:
-                print(f"seed {seed}:", flush=True)
-                twin = train(queue, store, RunSpec.from_dict({**base, "seed": seed}))
-                taught = {
-                    "teacher": f"ensemble:{ensemble}",
-                    "seed": seed,
-                    "temperature": args.temperature,
-                    "alpha": args.alpha,
-                }
-                online = train(queue, store, DistillSpec.from_dict({**base, **taught}))
-                cached = train(
-                    queue, store, DistillSpec.from_dict({**base, **taught, "distill_mode": DistillMode.CACHED})
+    with bench_store(args.keep, "distill") as (store, queue):
+        print("teacher members:", flush=True)
+        members = [train(queue, store, RunSpec.from_dict({**base, "seed": s}), f"teacher-s{s}") for s in TEACHER_SEEDS]
+        teacher = ensemble(store, "teacher", [m["id"] for m in members])
+        rows = []
+        extra: dict[tuple, list] = {}  # (T, alpha) -> [(twin, student)] of --also
+        for seed in STUDENT_SEEDS[: args.seeds]:
+            print(f"seed {seed}:", flush=True)
+            twin = train(queue, store, RunSpec.from_dict({**base, "seed": seed}), f"twin-s{seed}")
+            taught = {
+                "teacher": f"ensemble:{teacher}",
+                "seed": seed,
+                "temperature": args.temperature,
+                "alpha": args.alpha,
+            }
+            online = train(queue, store, DistillSpec.from_dict({**base, **taught}), f"student-s{seed}")
+            cached = DistillSpec.from_dict({**base, **taught, "distill_mode": DistillMode.CACHED})
+            rows.append((seed, twin, online, train(queue, store, cached, f"cached-s{seed}")))
+            for t, alpha in also:
+                other = DistillSpec.from_dict({**base, **taught, "temperature": t, "alpha": alpha})
+                extra.setdefault((t, alpha), []).append(
+                    (twin, train(queue, store, other, f"student-T{t}-a{alpha}-s{seed}"))
                 )
-                rows.append((seed, twin, online, cached))
-                for t, alpha in also:
-                    other = train(
-                        queue, store, DistillSpec.from_dict({**base, **taught, "temperature": t, "alpha": alpha})
-                    )
-                    extra.setdefault((t, alpha), []).append((twin, other))
-            labels = store.load_labels(members[0]["id"], "test")
-            probs = np.mean([softmax(store.load_logits(m["id"], "test"), axis=1) for m in members], axis=0)
-            teacher_acc = float((probs.argmax(1) == labels).mean())
-            from workbench.data.split import prepare_data
+        labels = store.load_labels(members[0]["id"], "test")
+        probs = np.mean([softmax(store.load_logits(m["id"], "test"), axis=1) for m in members], axis=0)
+        teacher_acc = float((probs.argmax(1) == labels).mean())
+        from workbench.data.split import prepare_data
 
-            data = prepare_data(RunSpec.from_dict(base), stats=True)
-            x = ((data.dataset.x_test.astype(np.float32) - data.mean) / data.std).astype(np.float32)
-            student_speed = images_per_second([rows[0][2]["checkpoint_path"]], x)
-            ensemble_speed = images_per_second([m["checkpoint_path"] for m in members], x)
-        finally:
-            queue.shutdown()
-    size = "quick size" if args.quick else "full size"
+        data = prepare_data(RunSpec.from_dict(base), stats=True)
+        x = ((data.dataset.x_test.astype(np.float32) - data.mean) / data.std).astype(np.float32)
+        student_speed = images_per_second([rows[0][2]["checkpoint_path"]], x)
+        ensemble_speed = images_per_second([m["checkpoint_path"] for m in members], x)
+    size = "synthetic stripes" if str(args.data) == "synthetic" else "quick size" if args.quick else "full size"
     print(f"\n{size}, T {args.temperature}, alpha {args.alpha}: {time.monotonic() - started:.0f} s in all")
     print(f"teacher ensemble (3 x {base['model']}, mean of probabilities): test {teacher_acc:.2%}")
     print("seed  twin     student  gain    cached   twin s  online s  cached s")

@@ -1,0 +1,85 @@
+"""A benchmark's store that can outlive one sitting: `--keep DIR` for the hours-long full-size benchmarks.
+
+bench/distill.py and bench/snapshots.py at the issue's size train a dozen fast-recipe runs: hours of a 2-core
+CPU, longer than a session may last. With --keep DIR they train into DIR/<bench>.db instead of a temporary
+folder, and a second invocation (after a kill, a reboot, the next day) picks up where the first stopped: each
+run is looked up by its name, reused when it completed, resumed from its last checkpoint when it was stopped
+(the job queue marks a run a killed process left running as interrupted when it opens the store), trained when
+absent. A run is reused only if its settings are the ones asked for now (a fingerprint tag): a folder trained
+with other settings is refused, not silently mixed in. Without --keep: a temporary folder, as before.
+"""
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from store import Store
+from workbench.constants import RunStatus
+from workbench.jobs.queue import JobQueue
+from workbench.specs.base import Spec
+
+TAG = "bench-settings:"
+
+
+@contextlib.contextmanager
+def bench_store(keep: Path | None, name: str) -> Iterator[tuple[Store, JobQueue]]:
+    """(store, in-process job queue) in `keep` (created) or in a temporary folder removed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            folder = Path(keep)
+            folder.mkdir(parents=True, exist_ok=True)
+        store = stack.enter_context(Store(folder / f"{name}.db"))
+        queue = JobQueue(store, devices=[], isolate=False)
+        try:
+            yield store, queue
+        finally:
+            queue.shutdown()
+
+
+def fingerprint(spec: Spec) -> str:
+    return TAG + hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train(queue: JobQueue, store: Store, spec: Spec, name: str) -> dict:
+    """The completed run called `name` with `spec`'s settings: the stored one, a stopped one resumed, or a
+    new one trained. Exits with the reason when a run ends otherwise, or when `name` has other settings."""
+    spec = spec.replace(name=name)
+    tag = fingerprint(spec)
+    found = [r for r in store.list_runs(include_archived=True) if r["name"] == name and not r.get("derived")]
+    if found and tag not in found[-1]["tags"]:
+        raise SystemExit(
+            f"{store.path} holds a run {name!r} trained with other settings: give another --keep folder "
+            "(or delete that one) to benchmark these"
+        )
+    if found and found[-1]["status"] == RunStatus.COMPLETED:
+        run = found[-1]
+        print(
+            f"  run {run['id']} {name}: test {run['test_accuracy']:.2%}, {run['train_seconds']:.0f} s (kept)",
+            flush=True,
+        )
+        return run
+    if found:
+        run_id = found[-1]["id"]
+        epoch = queue.resume(run_id)
+        print(f"  run {run_id} {name}: resumed from epoch {epoch}", flush=True)
+    else:
+        run_id = queue.submit(spec, tags=[tag])
+    queue.wait(run_id)
+    run = store.get_run(run_id)
+    if run["status"] != RunStatus.COMPLETED:
+        raise SystemExit(f"run {run_id} ({name}) {run['status']}: {run['error']}")
+    print(f"  run {run_id} {name}: test {run['test_accuracy']:.2%}, {run['train_seconds']:.0f} s", flush=True)
+    return run
+
+
+def ensemble(store: Store, name: str, members: list[int]) -> int:
+    """The saved mean-of-probabilities ensemble `name` of `members`: the kept one, or saved now."""
+    for row in store.list_ensembles():
+        if row["name"] == name and list(row["members"]) == members:
+            return int(row["id"])
+    return store.save_ensemble(name, "mean-prob", members, [1 / len(members)] * len(members))
