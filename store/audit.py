@@ -13,30 +13,22 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-from sqlite_utils import Database
 
 from workbench.constants import AUDIT_ACTIONS
 from workbench.errors import choose
 
 from .clock import utc_now
+from .rows import StoreRows
 from .schema import AUDIT_COLUMNS
 
 MAX_DETAIL = 500  # characters of a detail line: enough for a reason, never a whole traceback
 
 
-class AuditTrail:
+class AuditTrail(StoreRows):
     """Mixed into `Store`, which gives it `_write` (one transaction) and `_query`."""
-
-    def _write(self) -> AbstractContextManager[Database]:  # the Store's (declared here for the type checker)
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
-        raise NotImplementedError
 
     def record(self, user: str, action: str, target: str = "", detail: str = "") -> int:
         """Append one action; returns its row id."""

@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Container
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -48,6 +48,11 @@ def labels_hash(labels: ArrayLike) -> str:
         raise ValueError("labels must be whole numbers (class indices)")
     array = np.ascontiguousarray(array.reshape(-1), dtype="<i8")
     return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def optional_float(value: SupportsFloat | None) -> float | None:
+    """A number column's value as a plain float (numpy scalars too); None stays NULL."""
+    return None if value is None else float(value)
 
 
 def _json_default(value: object) -> Any:

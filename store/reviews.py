@@ -18,30 +18,22 @@ were computed from, so a changed source recomputes instead of reading a stale an
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-from sqlite_utils import Database
 
 from workbench.constants import DATASET_PARTS, VERDICTS, Verdict
 from workbench.errors import UserError, choose
 
 from . import blobs
 from .clock import utc_now
+from .rows import StoreRows
 
 
-class ReviewRows:
+class ReviewRows(StoreRows):
     """Review datasets, label reviews and the label-quality cache, on the Store's connection and lock."""
-
-    def _write(self) -> contextlib.AbstractContextManager[Database]:  # Store's
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:  # Store's
-        raise NotImplementedError
 
     # -- datasets ----------------------------------------------------------------------------
     def register_review_part(
@@ -184,14 +176,8 @@ def reviews_fingerprint(rows: Sequence[dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class QualityCache:
+class QualityCache(StoreRows):
     """cleanlab's results per (source, split), keyed by a fingerprint of the probabilities and labels."""
-
-    def _write(self) -> contextlib.AbstractContextManager[Database]:  # Store's
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:  # Store's
-        raise NotImplementedError
 
     def cached_label_quality(self, source: str, split: str, fingerprint: str) -> bytes | None:
         rows = self._query(

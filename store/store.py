@@ -1,19 +1,21 @@
-"""`Store`: every run, epoch, stored prediction and ensemble of the workbench in one SQLite file."""
+"""`Store`: every run, epoch, stored prediction and ensemble of the workbench in one SQLite file.
+
+Here: opening the file, its transactions, runs and epochs. The other tables' methods are mixins on `StoreRows`
+(`store.rows`), one module each: predictions.py (logits and labels), ensembles.py, lineage.py (derived runs),
+reviews.py, studies.py, audit.py.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, SupportsFloat
 
-import numpy as np
-from numpy.typing import ArrayLike
 from sqlite_utils import Database
 
 from workbench.constants import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES, RunKind, RunStatus
@@ -22,12 +24,13 @@ from workbench.errors import UserError, choose
 from . import blobs, lock, schema
 from .audit import AuditTrail
 from .clock import utc_now
+from .ensembles import EnsembleRows
 from .lineage import DerivedRows
+from .predictions import PredictionRows
 from .reviews import QualityCache, ReviewRows
 from .schema import RUN_COLUMNS
 from .studies import StudyRows
 
-_ENSEMBLE_JSON = ("members", "weights", "temperatures", "options")
 NOBODY_RUNNING = (
     "no process is running this store's jobs: the one that ran this run stopped (killed or "
     "crashed). The next app or train command marks it interrupted for good; Resume continues it"
@@ -39,11 +42,7 @@ def default_db_path() -> Path:
     return Path(os.environ.get("WORKBENCH_DB", "runs/workbench.db"))
 
 
-def _float(value: SupportsFloat | None) -> float | None:
-    return None if value is None else float(value)
-
-
-class Store(AuditTrail, StudyRows, ReviewRows, QualityCache, DerivedRows):
+class Store(AuditTrail, StudyRows, ReviewRows, QualityCache, DerivedRows, PredictionRows, EnsembleRows):
     """One workbench store: a SQLite file (WAL mode) plus a `<stem>-files/` folder beside it (and, for
     Optuna studies, `<stem>-optuna.db`: `store.studies`).
 
@@ -311,12 +310,12 @@ class Store(AuditTrail, StudyRows, ReviewRows, QualityCache, DerivedRows):
         row = dict(
             run=int(run_id),
             epoch=int(epoch),
-            lr=_float(lr),
-            loss=_float(loss),
-            accuracy=_float(accuracy),
-            val_loss=_float(val_loss),
-            val_accuracy=_float(val_accuracy),
-            seconds=_float(seconds),
+            lr=blobs.optional_float(lr),
+            loss=blobs.optional_float(loss),
+            accuracy=blobs.optional_float(accuracy),
+            val_loss=blobs.optional_float(val_loss),
+            val_accuracy=blobs.optional_float(val_accuracy),
+            seconds=blobs.optional_float(seconds),
             logged_at=utc_now(),
         )
         with self._write() as db:
@@ -353,114 +352,6 @@ class Store(AuditTrail, StudyRows, ReviewRows, QualityCache, DerivedRows):
             cursor = db.execute("DELETE FROM epochs WHERE run = ? AND epoch > ?", [int(run_id), int(after_epoch)])
             self._refresh_summary(run_id)
             return cursor.rowcount
-
-    # -- predictions ------------------------------------------------------------------------
-    labels_hash = staticmethod(blobs.labels_hash)
-
-    def save_logits(self, run_id: int, split: str, logits: ArrayLike, labels: ArrayLike) -> None:
-        """Store (replacing) the run's logits for `split`, fingerprinted by its labels."""
-        array = np.asarray(logits, dtype=np.float32)
-        labels = np.asarray(labels)
-        if array.ndim < 1 or labels.reshape(-1).shape[0] != array.shape[0]:
-            raise ValueError(f"{labels.size} labels for logits of shape {list(array.shape)}; give one label per row")
-        row = {
-            "run": int(run_id),
-            "split": str(split),
-            "logits": blobs.logits_to_npy(array),
-            "shape": json.dumps(list(array.shape)),
-            "labels_hash": blobs.labels_hash(labels),
-            "created_at": utc_now(),
-        }
-        label_row = {
-            "hash": row["labels_hash"],
-            "count": int(labels.size),
-            "labels": blobs.array_to_npy(labels.reshape(-1).astype(np.int64)),
-        }
-        with self._write() as db:
-            self._run_row(run_id)
-            db.table("predictions").upsert(row, pk=("run", "split"))
-            db.table("labels").insert(label_row, pk="hash", ignore=True)
-
-    def _prediction(self, run_id: int, split: str, columns: str) -> dict:
-        rows = self._query(f"SELECT {columns} FROM predictions WHERE run = ? AND split = ?", [int(run_id), str(split)])
-        if not rows:
-            self._run_row(run_id)
-            raise UserError(
-                f"run {run_id} has no stored logits for split {split}; stored: "
-                f"{', '.join(self.prediction_splits(run_id)) or 'none'}"
-            )
-        return rows[0]
-
-    def load_logits(self, run_id: int, split: str) -> np.ndarray:
-        """The stored float32 logits (with their shape) of the run for `split`."""
-        row = self._prediction(run_id, split, "logits, shape")
-        array = blobs.npy_to_array(row["logits"])
-        return array.reshape(json.loads(row["shape"])).astype(np.float32, copy=False)
-
-    def load_labels(self, run_id: int, split: str) -> np.ndarray:
-        """The int64 labels the run's logits for `split` were computed against."""
-        label_hash = self._prediction(run_id, split, "labels_hash")["labels_hash"]
-        rows = self._query("SELECT labels FROM labels WHERE hash = ?", [label_hash])
-        if not rows:
-            raise UserError(f"the labels of run {run_id}'s {split} logits are missing from the store")
-        return blobs.npy_to_array(rows[0]["labels"]).astype(np.int64, copy=False)
-
-    def prediction_info(self, run_id: int, split: str) -> dict:
-        """`run`, `split`, `shape` (a list), `labels_hash`, `created_at` of stored logits."""
-        row = self._prediction(run_id, split, "run, split, shape, labels_hash, created_at")
-        return {**row, "shape": json.loads(row["shape"])}
-
-    def prediction_splits(self, run_id: int) -> list[str]:
-        rows = self._query("SELECT split FROM predictions WHERE run = ? ORDER BY split", [int(run_id)])
-        return [r["split"] for r in rows]
-
-    # -- ensembles --------------------------------------------------------------------------
-    def save_ensemble(
-        self,
-        name: str,
-        method: str,
-        members: Iterable[int],
-        weights: Iterable[float],
-        *,
-        temperatures: Iterable[float] | None = None,
-        val_accuracy: SupportsFloat | None = None,
-        test_accuracy: SupportsFloat | None = None,
-        options: Mapping[str, Any] | None = None,
-        created_by: str | None = None,
-    ) -> int:
-        """Save an ensemble recipe (members are run ids, made by `created_by`) and return its id."""
-        temps = None if temperatures is None else blobs.dumps([float(t) for t in temperatures])
-        row = {
-            "name": str(name),
-            "method": str(method),
-            "temperatures": temps,
-            "members": blobs.dumps([int(m) for m in members]),
-            "weights": blobs.dumps([float(w) for w in weights]),
-            "val_accuracy": _float(val_accuracy),
-            "test_accuracy": _float(test_accuracy),
-            "options": blobs.dumps(dict(options or {})),
-            "created_at": utc_now(),
-            "created_by": created_by,
-        }
-        with self._write() as db:
-            ensemble_id = db.table("ensembles").insert(row).last_pk
-            assert ensemble_id is not None, "an insert into ensembles sets last_pk"
-            return int(ensemble_id)
-
-    def list_ensembles(self) -> list[dict]:
-        rows = self._query("SELECT * FROM ensembles ORDER BY id")
-        return [blobs.decode_json(r, _ENSEMBLE_JSON) for r in rows]
-
-    def get_ensemble(self, ensemble_id: int) -> dict:
-        rows = self._query("SELECT * FROM ensembles WHERE id = ?", [int(ensemble_id)])
-        if not rows:
-            raise UserError(f"no ensemble {ensemble_id}")
-        return blobs.decode_json(rows[0], _ENSEMBLE_JSON)
-
-    def delete_ensemble(self, ensemble_id: int) -> None:
-        with self._write() as db:
-            self.get_ensemble(ensemble_id)
-            db.execute("DELETE FROM ensembles WHERE id = ?", [int(ensemble_id)])
 
     # -- maintenance ------------------------------------------------------------------------
     def integrity_check(self) -> str:

@@ -7,27 +7,19 @@ trial's number to the run it became. Runs themselves are ordinary runs tagged `s
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from workbench.errors import UserError
 
+from .rows import StoreRows
 
-class StudyRows:
+
+class StudyRows(StoreRows):
     """Studies and their trials' runs, on the Store's connection and lock (`_write`, `_query`)."""
 
     path: Path
-
-    def _write(self) -> contextlib.AbstractContextManager[Database]:  # Store's
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:  # Store's
-        raise NotImplementedError
 
     def optuna_path(self) -> Path:
         """`<store>-optuna.db` beside the store: the Optuna storage of every study (optuna-dashboard opens it)."""

@@ -10,7 +10,7 @@ from conftest import wait_until as _wait
 
 from store import Store
 from workbench.ensemble import lab
-from workbench.ui.tabs.ensemble import TOP_WAITING, metrics_table, top_table
+from workbench.ui.tabs.ensemble_tables import TOP_WAITING, metrics_table, top_table
 
 pytestmark = pytest.mark.browser
 

@@ -1,6 +1,7 @@
 """The Runs tab: leaderboard data, analysis helpers, figures, store actions and handlers on a real Store."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -83,7 +84,8 @@ def filled(store):
 
 
 def _table(store, **kw):
-    return rd.leaderboard_rows(store.list_runs(include_archived=True), store.list_ensembles(), **kw)
+    filters = rd.LeaderboardFilters(**kw)
+    return rd.leaderboard_rows(store.list_runs(include_archived=True), store.list_ensembles(), filters)
 
 
 def _tabs(store):
@@ -299,13 +301,17 @@ def test_refresh_and_empty_state(store, filled, tmp_path):
 
 
 def test_export_csv(store, filled):
-    path = ra.export_csv(store, ["completed"], [], [], [], False, True, "Name")
+    path = ra.export_csv(store, rd.LeaderboardFilters(["completed"], [], [], [], False, True, "Name"))
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == list(rd.COLUMNS) and [r[2] for r in rows[1:]] == ["a", "b", "c"]
     assert rows[1][9] == "65.0" and rows[1][13] == "baseline"  # after the reviewed test accuracy (blank here)
     with pytest.raises(UserError, match="empty"):
-        ra.export_csv(store, ["queued"])
+        ra.export_csv(store, rd.LeaderboardFilters(status=["queued"]))
+    # Gradio's values as the handlers get them: None or lists, read as tuples, flags and the default sort
+    assert rd.LeaderboardFilters(*[None] * 8) == rd.LeaderboardFilters(show_ensembles=False)
+    assert rd.LeaderboardFilters(["completed"], sort_by="").status == ("completed",)
+    assert rd.LeaderboardFilters(sort_by="").sort_by == rd.DEFAULT_SORT
 
 
 def test_notes_tags_archive_delete_clone(store, filled):
@@ -357,6 +363,12 @@ def test_tab_builds_and_clones_into_the_train_form(store, filled):
     ids, *_ = filled
     demo, train, tab = _tabs(store)
     assert len(tab.refresh.inputs) == 10 and len(tab.refresh.outputs) == 9
+    # the filter components in the order of LeaderboardFilters' fields, which handlers build from their values
+    v = tab.view
+    by_field = [
+        getattr(v, f"{f.name}_filter", None) or getattr(v, f.name) for f in dataclasses.fields(rd.LeaderboardFilters)
+    ]
+    assert by_field == v.filters == tab.refresh.inputs[:8]
     assert len(tab.refresh.fn()[tab.view.leaderboard]["value"].data) == 5
     assert tab.overview.outputs == [tab.view.scatter, tab.view.groups]
     clone = next(block.fn for block in demo.fns.values() if block.api_name == "runs_clone")

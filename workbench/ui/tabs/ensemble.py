@@ -1,14 +1,14 @@
 """Ensemble tab: pick completed runs, mix them with a slider per member, search weights on validation,
 and see validation and test accuracy, NLL and ECE, reliability and member agreement, live.
 
-Everything is computed from stored logits (`workbench.ensemble.lab`); no model is re-run.
+Everything is computed from stored logits (`workbench.ensemble.lab`); no model is re-run. The tables and texts
+it shows are `workbench.ui.tabs.ensemble_tables` (no Gradio); here are the components and their handlers.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from workbench.constants import AuditAction
 from workbench.ensemble import combine as ens
@@ -17,26 +17,19 @@ from workbench.errors import UserError
 from workbench.ui import plots
 from workbench.ui.refresh import Refresh
 from workbench.ui.tabs.ensemble_snapshots import add_snapshot_picker, snapshot_choices, wire_snapshot_picker
-from workbench.views import runs as rd
+from workbench.ui.tabs.ensemble_tables import (
+    METRIC_COLUMNS,
+    empty_metrics,
+    member_choices,
+    method_note,
+    metrics_table,
+    percent,
+    settings_and_weights,
+    settings_of,
+    top_table,
+)
 
 MAX_SLIDERS = 8
-METRIC_COLUMNS = ["source", "weight", "T", "val acc %", "val NLL", "val ECE %", "test acc %", "test NLL", "test ECE %"]
-VOTE_NOTE = (
-    "Majority vote: every member whose weight is above 0 casts one vote (the weights' sizes do not "
-    "count); a vote gives unvoted classes probability 0, so it has no NLL."
-)
-TOP_ACCURACY = "val acc %"
-TOP_WAITING = "weights (a grid search lists its best here)"  # the one header before there are members
-
-
-def top_table(member_ids=(), rows=()) -> pd.DataFrame:
-    """The top-weights table: a column per member ("w<run id>") and the validation accuracy; with no
-    members one column that says what fills it. No rows gives its headers only: an empty frame without
-    columns was drawn with Gradio's placeholder headers "1 2 3"."""
-    columns = [*(f"w{i}" for i in member_ids), TOP_ACCURACY] if member_ids else [TOP_WAITING, TOP_ACCURACY]
-    return pd.DataFrame(list(rows), columns=columns)
-
-
 METHOD_CHOICES = [("weighted mean", "mean"), ("majority vote", "vote")]
 SPACE_CHOICES = [("probabilities", "prob"), ("logits", "logit")]
 
@@ -83,83 +76,6 @@ class EnsembleView:
 class EnsembleTab:
     view: EnsembleView
     refresh: Refresh  # the member choices, the runs that cannot be combined, the saved ensembles
-
-
-def member_choices(store, selected) -> tuple:
-    """(the runs that can join `selected`, as dropdown choices; Markdown listing those that cannot and
-    why). Runs on another validation split than the first pick leave the choices as soon as it is made;
-    while the store holds several splits, every choice names its split before anything is picked."""
-    everything = lab.candidates(store)
-    several = len({c["split_id"] for c in everything if c["eligible"]}) > 1
-    rows = lab.compatible_with(everything, selected or [])
-    keep = {int(r) for r in selected or []}  # a selection stays valid until the handler reports on it
-    choices = [
-        rd.run_choice(c, f" (split {c['split_id']})" if several else "")
-        for c in rows
-        if c["eligible"] or c["id"] in keep
-    ]
-    lines = [f"- run {c['id']} {c['name']}: {c['reason']}" for c in rows if not c["eligible"]]
-    return choices, ("**Not available to combine:**\n" + "\n".join(lines)) if lines else ""
-
-
-def metrics_table(scored: dict, settings: lab.Settings) -> pd.DataFrame:
-    """The ensemble's and members' figures; the weights as the sliders show them, the temperature column
-    only when temperatures are applied, and a vote's NLL as "n/a" (it has none)."""
-    pct = lambda v: round(100 * v, 2)  # noqa: E731
-    nll = lambda v: "n/a" if v is None else round(v, 4)  # noqa: E731
-    val, test = scored["val"], scored["test"]
-    rows = [
-        [
-            "ensemble",
-            "",
-            "",
-            pct(val["accuracy"]),
-            nll(val["nll"]),
-            pct(val["ece"]),
-            pct(test["accuracy"]),
-            nll(test["nll"]),
-            pct(test["ece"]),
-        ]
-    ]
-    for m, w in zip(scored["members"], scored["weights"]):
-        rows.append(
-            [
-                f"{m['id']}: {m['name']}",
-                round(w, 3),
-                round(m["temperature"], 2),
-                pct(m["val_accuracy"]),
-                round(m["val_nll"], 4),
-                pct(m["val_ece"]),
-                pct(m["test_accuracy"]),
-                round(m["test_nll"], 4),
-                pct(m["test_ece"]),
-            ]
-        )
-    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    return table if settings.temperature else table.drop(columns="T")
-
-
-def empty_metrics(settings: lab.Settings) -> pd.DataFrame:
-    return pd.DataFrame(columns=[c for c in METRIC_COLUMNS if c != "T" or settings.temperature])
-
-
-def method_note(settings: lab.Settings) -> str:
-    return VOTE_NOTE if settings.method == "vote" else ""
-
-
-def settings_of(method, space, temperature, tta, translate=False):
-    return lab.Settings(
-        method=method or "mean",
-        space=space or "prob",
-        temperature=bool(temperature),
-        tta=bool(tta),
-        translate=bool(translate),
-    )
-
-
-def _settings_and_weights(method, space, temperature, tta, translate, *weights):
-    """The values of `EnsembleView.settings` and then of the sliders, read into Settings and weights."""
-    return settings_of(method, space, temperature, tta, translate), list(weights)
 
 
 def _chosen_id(ensemble_id) -> int:
@@ -247,7 +163,7 @@ class _Handlers:
     def resettle(self, run_ids, *values):
         """New settings (method, averaging, temperature, TTA): the weights stay as they are, the figures
         follow, and a search made under the old settings is cleared."""
-        settings, weights = _settings_and_weights(*values)
+        settings, weights = settings_and_weights(*values)
         cleared = {**self.search_cleared(run_ids or ()), self.v.metrics: empty_metrics(settings)}
         try:
             members = self.room.load(run_ids)
@@ -258,7 +174,7 @@ class _Handlers:
 
     def move(self, run_ids, *values):
         """A slider moved: recompute the ensemble's figures for the current weights."""
-        settings, weights = _settings_and_weights(*values)
+        settings, weights = settings_and_weights(*values)
         try:
             members = self.room.load(run_ids)
         except UserError:
@@ -314,7 +230,7 @@ class _Handlers:
         return {self.v.message: "", **self.slider_updates(members, [1.0] * len(members.ids))}
 
     def save(self, name, run_ids, *values):
-        settings, weights = _settings_and_weights(*values)
+        settings, weights = settings_and_weights(*values)
         try:
             members = self.room.load(run_ids)
             scored = lab.score(members, weights[: len(members.ids)], settings, with_members=False)
@@ -352,7 +268,7 @@ class _Handlers:
             **figures,
             v.search_plot: None,
             # The saved weights (on the sliders' scale) and the validation accuracy they were saved with.
-            v.top: top_table(members.ids, [[*(round(float(w), 3) for w in weights), _percent(saved["val_accuracy"])]]),
+            v.top: top_table(members.ids, [[*(round(float(w), 3) for w in weights), percent(saved["val_accuracy"])]]),
         }
 
     def delete(self, ensemble_id):
@@ -465,7 +381,3 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     )
     v.delete.click(h.delete, v.saved, [v.message, v.saved])
     return EnsembleTab(view=v, refresh=refresh)
-
-
-def _percent(fraction) -> float | None:
-    return None if fraction is None else round(100 * float(fraction), 2)

@@ -37,35 +37,15 @@ def with_live_time(store, runs: list[dict], now: float | None = None) -> list[di
     ]
 
 
-def leaderboard(
-    store,
-    status=(),
-    model=(),
-    loss=(),
-    tag=(),
-    show_archived=False,
-    show_ensembles=True,
-    sort_by=rd.DEFAULT_SORT,
-    by=(),
-    runs=None,
-) -> list[dict]:
+def leaderboard(store, filters: rd.LeaderboardFilters | None = None, runs=None) -> list[dict]:
+    """The leaderboard's rows under `filters` (none: every run not archived, and the ensembles)."""
     runs = with_live_time(store, load_runs(store) if runs is None else runs)
-    return rd.leaderboard_rows(
-        runs,
-        ensembles_with_reviewed(store, store.list_ensembles()),  # their reviewed test accuracy too
-        status=status,
-        model=model,
-        loss=loss,
-        tag=tag,
-        show_archived=bool(show_archived),
-        show_ensembles=bool(show_ensembles),
-        sort_by=sort_by or rd.DEFAULT_SORT,
-        by=by,
-    )
+    ensembles = ensembles_with_reviewed(store, store.list_ensembles())  # their reviewed test accuracy too
+    return rd.leaderboard_rows(runs, ensembles, filters or rd.LeaderboardFilters())
 
 
-def export_csv(store, *filters, shown=rd.COLUMNS, by: str = "") -> str:
-    rows = leaderboard(store, *filters)
+def export_csv(store, filters: rd.LeaderboardFilters, shown=rd.COLUMNS, by: str = "") -> str:
+    rows = leaderboard(store, filters)
     if not rows:
         raise UserError("the leaderboard is empty: nothing to export (check the filters)")
     path = str(rd.write_csv(shown, rd.rows_to_table(rows, shown)))

@@ -7,6 +7,7 @@ import csv
 import math
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.constants import RunKind
@@ -58,6 +59,32 @@ SORTS = {
 }
 DEFAULT_SORT = "ID (newest first)"
 EMPTY_MESSAGE = "No runs yet: train one in the Train tab."
+
+
+@dataclass(frozen=True)
+class LeaderboardFilters:
+    """What the leaderboard shows: the runs' statuses, models, losses, tags (any of them) and makers (an empty
+    one passes all), archived runs or not, ensembles or not, and the sort. Built once from a Runs tab handler's
+    inputs and passed through: its fields are in the order of the tab's filter components (`RunsView.filters`),
+    so `LeaderboardFilters(*values)` takes their values. A Gradio value may be None or a list: each is kept as a
+    tuple, the flags as bools, no sort as the default."""
+
+    status: tuple = ()
+    model: tuple = ()
+    loss: tuple = ()
+    tag: tuple = ()
+    show_archived: bool = False
+    show_ensembles: bool = True
+    sort_by: str = DEFAULT_SORT
+    by: tuple = ()
+
+    def __post_init__(self):
+        # frozen: the normalised values are set the way dataclasses itself sets them
+        for name in ("status", "model", "loss", "tag", "by"):
+            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+        object.__setattr__(self, "show_archived", bool(self.show_archived))
+        object.__setattr__(self, "show_ensembles", bool(self.show_ensembles))
+        object.__setattr__(self, "sort_by", self.sort_by or DEFAULT_SORT)
 
 
 def _pct(value):
@@ -183,26 +210,19 @@ def sort_rows(rows: list[dict], sort_by: str = DEFAULT_SORT) -> list[dict]:
 
 
 def leaderboard_rows(
-    runs: list[dict],
-    ensembles: Sequence[dict] = (),
-    *,
-    status=(),
-    model=(),
-    loss=(),
-    tag=(),
-    show_archived=False,
-    show_ensembles=True,
-    sort_by: str = DEFAULT_SORT,
-    by=(),
+    runs: list[dict], ensembles: Sequence[dict] = (), filters: LeaderboardFilters = LeaderboardFilters()
 ) -> list[dict]:
     """The leaderboard: filtered runs plus (when no run filter but `by` is active) the saved ensembles, those
     of the users in `by` when it is."""
-    kept = filter_runs(runs, status=status, model=model, loss=loss, tag=tag, by=by, show_archived=show_archived)
+    f = filters
+    kept = filter_runs(
+        runs, status=f.status, model=f.model, loss=f.loss, tag=f.tag, by=f.by, show_archived=f.show_archived
+    )
     rows = [run_row(r) for r in kept]
-    if show_ensembles and not any((status, model, loss, tag)):
+    if f.show_ensembles and not any((f.status, f.model, f.loss, f.tag)):
         by_id = {r["id"]: r for r in runs}
-        rows += [ensemble_row(e, by_id) for e in ensembles if not by or e.get("created_by") in set(by)]
-    return sort_rows(rows, sort_by)
+        rows += [ensemble_row(e, by_id) for e in ensembles if not f.by or e.get("created_by") in set(f.by)]
+    return sort_rows(rows, f.sort_by)
 
 
 def rows_to_table(rows: list[dict], shown=COLUMNS) -> list[list]:
