@@ -470,3 +470,12 @@ def m010_snapshots_lineage(db: Database) -> None:
     db.table("runs").add_column("parent_run", int)
     db.table("runs").add_column("derived", str)
     db.table("runs").create_index(["parent_run"], index_name="idx_runs_parent_run")
+
+
+@migration
+def m011_trial_verdicts(db: Database) -> None:
+    # The study driver's verdict on each trial after its latest reported epoch (`workbench.jobs.study`): the
+    # trial's run waits for it at the epoch's end (`workbench.training.verdict`), so a pruned trial stops at the
+    # epoch the pruner judged instead of training one more while the driver's poll catches up.
+    db.table("study_trials").add_column("judged", int)
+    db.table("study_trials").add_column("verdict", str)

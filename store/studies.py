@@ -75,6 +75,22 @@ class StudyRows(StoreRows):
         rows = self._query("SELECT number, run FROM study_trials WHERE study = ? ORDER BY number", [str(name)])
         return {r["number"]: r["run"] for r in rows}
 
+    def judge_trial(self, run_id: int, epoch: int, verdict: str) -> None:
+        """The study driver's `verdict` (a TrialVerdict) on the trial `run_id` is, after its `epoch`."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE study_trials SET judged = ?, verdict = ? WHERE run = ?", [int(epoch), str(verdict), int(run_id)]
+            )
+
+    def trial_verdict(self, run_id: int) -> dict | None:
+        """{judged, verdict, state (the study's)} of the trial `run_id` is, or None for a run that is no trial."""
+        rows = self._query(
+            "SELECT t.judged, t.verdict, s.state FROM study_trials t JOIN studies s ON s.name = t.study "
+            "WHERE t.run = ?",
+            [int(run_id)],
+        )
+        return rows[0] if rows else None
+
     def trial_of_run(self, run_id: int) -> tuple | None:
         """(study, trial number) the run is, or None."""
         rows = self._query("SELECT study, number FROM study_trials WHERE run = ?", [int(run_id)])

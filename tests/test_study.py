@@ -87,6 +87,11 @@ def test_a_study_runs_to_its_budget_and_prunes_the_trial_that_cannot_learn(store
     assert good["status"] == RunStatus.COMPLETED and trials[0].value == pytest.approx(good["final_val_accuracy"])
     assert hopeless["status"] == RunStatus.PRUNED and hopeless["error"] is None
     assert 1 <= hopeless["epochs_done"] < BASE.epochs  # stopped after an epoch, which was kept whole
+    # ... the very epoch the median pruner judged, not one later (the run waits for the verdict): the first
+    # at which its best value so far is below the learning trial's value at that epoch.
+    mine, theirs = trials[1].intermediate_values, trials[0].intermediate_values
+    judged = min(e for e in mine if max(mine[s] for s in mine if s <= e) < theirs[e])
+    assert hopeless["epochs_done"] == judged
     assert checkpoint_epoch(store.run_dir(hopeless["id"])) == hopeless["epochs_done"]
 
     # The views: the trials table, the best trial, Train the best as a sweep of its settings over seeds.
@@ -198,3 +203,26 @@ def test_a_stopped_study_asks_no_more_trials_and_its_running_one_is_told(store, 
     assert driver.wait(300)
     [trial] = optuna_trials(store, "s")
     assert trial.state == TrialState.COMPLETE and store.get_study("s")["state"] == StudyState.STOPPED
+
+
+def test_a_trials_run_waits_for_the_verdict_on_its_epoch_and_never_for_long(store):
+    import threading
+    import time
+
+    from workbench.constants import TrialVerdict
+    from workbench.training.verdict import pruned_by_study
+
+    stop = threading.Event()
+    run_id = store.create_run("t0", {})
+    assert pruned_by_study(store, run_id, 1, stop) is False  # no trial: no wait
+    store.create_study("s", {}, state=StudyState.SEARCHING, created_at="2026-12-02T00:00:00")
+    store.add_study_trial("s", 0, run_id)
+    store.judge_trial(run_id, 1, TrialVerdict.CONTINUE)
+    assert pruned_by_study(store, run_id, 1, stop) is False  # judged: go on
+    started = time.monotonic()
+    assert pruned_by_study(store, run_id, 2, stop, patience=0.3) is False  # no driver judges: it gives up
+    assert 0.3 <= time.monotonic() - started < 5
+    threading.Timer(0.2, store.judge_trial, (run_id, 2, TrialVerdict.PRUNE)).start()
+    assert pruned_by_study(store, run_id, 2, stop) is True  # the verdict that came while it waited
+    store.judge_trial(run_id, 2, TrialVerdict.TOLD)  # told to Optuna; a resume by hand trains freely
+    assert pruned_by_study(store, run_id, 3, stop, patience=30) is False

@@ -51,6 +51,14 @@ class StudyState(StrEnum):
     STOPPED = "stopped"  # stopped by the user; `workbench search NAME` continues it
 
 
+class TrialVerdict(StrEnum):
+    """The study driver's word on a trial's run after an epoch (`store.study_trials.verdict`)."""
+
+    CONTINUE = "continue"  # judged: train the next epoch
+    PRUNE = "prune"  # judged: stop after this epoch, pruned
+    TOLD = "told"  # the trial is told to Optuna: no more verdicts (a run resumed by hand trains freely)
+
+
 # --- what an active run's job is doing (runs.phase; none while it waits in the queue) -------------
 class RunPhase(StrEnum):
     PREPARING = "preparing"  # the job's process started: importing TensorFlow, loading data, building the model

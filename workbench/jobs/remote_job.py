@@ -75,6 +75,11 @@ class RemoteStore:
     def save_logits(self, run_id: int, split: str, logits: ArrayLike, labels: ArrayLike) -> None:
         self.send("save_logits", split, logits, labels)
 
+    def trial_verdict(self, run_id: int) -> dict | None:
+        # A node cannot read the head's store: a study trial here is pruned by the queue's message, which
+        # lands after the node started its next epoch (workbench.training.verdict).
+        return None
+
 
 def node_label() -> str:
     """The node as the jobs and runs tables show it: its address and the start of its Ray id (two nodes of

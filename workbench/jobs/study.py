@@ -1,7 +1,8 @@
 """Optuna studies on the job queue: a thread asks Optuna for trials, queues each as a run tagged `study:NAME`,
 reports every epoch's validation accuracy to Optuna as the trial's intermediate value, passes the pruner's
-decision to the run (`JobQueue.prune`: it stops after its current epoch, *pruned*), and tells Optuna how each
-run ended. The study lives in `<store>-optuna.db` (Optuna's schema; `optuna-dashboard` opens it), named in the
+decision to the run (a verdict in `study_trials` the run waits for at each epoch's end, so a pruned run stops at
+the epoch judged; `JobQueue.prune` too, for a run that cannot read the store), and tells Optuna how each run
+ended. The study lives in `<store>-optuna.db` (Optuna's schema; `optuna-dashboard` opens it), named in the
 store (`store.studies`) with its settings, so any later process can continue it.
 
     driver = StudyDriver.create(store, queue, search)   # validated; the study's rows written
@@ -31,7 +32,7 @@ import optuna
 from optuna.trial import TrialState
 
 from store import utc_now
-from workbench.constants import ACTIVE_STATUSES, AuditAction, RunStatus, StudyState
+from workbench.constants import ACTIVE_STATUSES, AuditAction, RunStatus, StudyState, TrialVerdict
 from workbench.errors import UserError, failure_message
 from workbench.jobs.study_setup import distributions, open_study
 from workbench.specs.search import Search
@@ -215,12 +216,17 @@ class StudyDriver:
             run = self.store.get_run(live.run_id)
             fresh = self._report(live)
             if run["status"] in ACTIVE_STATUSES:
-                if fresh and not live.prune_sent and live.trial.should_prune():
-                    live.prune_sent = True
-                    try:
-                        self.queue.prune(live.run_id)
-                    except UserError:  # it ended meanwhile: the next poll tells it
-                        pass
+                if fresh and not live.prune_sent:
+                    live.prune_sent = live.trial.should_prune()
+                    # The run waits for this verdict at the epoch's end (workbench.training.verdict); the
+                    # queue's prune is the fallback where it cannot read the store (a Ray node) or gave up.
+                    verdict = TrialVerdict.PRUNE if live.prune_sent else TrialVerdict.CONTINUE
+                    self.store.judge_trial(live.run_id, live.reported, verdict)
+                    if live.prune_sent:
+                        try:
+                            self.queue.prune(live.run_id)
+                        except UserError:  # it ended meanwhile: the next poll tells it
+                            pass
                 continue
             self._tell(number, live, run)
 
@@ -245,6 +251,7 @@ class StudyDriver:
             )
             live.trial.set_user_attr("error", str(why)[:500])
             self.study.tell(number, state=TrialState.FAIL)
+        self.store.judge_trial(live.run_id, live.reported, TrialVerdict.TOLD)
         del self.live[number]
 
     # --- the restart rule ------------------------------------------------------------------------------

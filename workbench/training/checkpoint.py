@@ -30,7 +30,8 @@ CHECKPOINT_INFO = "checkpoint.json"
 class StoreCallback(keras.callbacks.Callback):
     """Writes each epoch to the store, checkpoints it, honours the stop flag, and stops on NaN.
     `prune` (a study's pruner, `workbench.jobs.study`): once set, training stops after the current epoch,
-    logged and checkpointed whole (a stop drops the partial epoch instead).
+    logged and checkpointed whole (a stop drops the partial epoch instead). `verdict(epoch)`, if given, is
+    asked after each checkpoint whether the study prunes the run there (`workbench.training.verdict`).
     `on_logged(row)`, if given, gets each epoch row as the store got it (live TensorBoard events);
     `on_checkpoint(epoch)` is called once a checkpoint is whole (a Ray job copies it to shared storage)."""
 
@@ -44,8 +45,10 @@ class StoreCallback(keras.callbacks.Callback):
         on_logged: Callable[[dict], None] | None = None,
         on_checkpoint: Callable[[int], None] | None = None,
         prune: threading.Event | None = None,
+        verdict: Callable[[int], bool] | None = None,
     ) -> None:
         super().__init__()
+        self.verdict = verdict
         self.store, self.run_id, self.run_dir, self.stop = store, run_id, run_dir, stop
         self.prune = prune or threading.Event()
         self.pruned_at = 0  # the epoch after which the prune request stopped training (0: none did)
@@ -104,6 +107,8 @@ class StoreCallback(keras.callbacks.Callback):
         save_checkpoint(self.model, self.run_dir, epoch + 1)
         if self.on_checkpoint is not None:
             self.on_checkpoint(epoch + 1)
+        if self.verdict is not None and not self.prune.is_set() and self.verdict(epoch + 1):
+            self.prune.set()  # the study judged this epoch: pruned here, not one epoch later
         if self.prune.is_set():  # the epoch is whole, logged and checkpointed: stop here
             self.pruned_at = epoch + 1
             self.model.stop_training = True

@@ -42,6 +42,7 @@ from workbench.training.run_store import RunStore
 from workbench.training.runners import Phase, Runner, runner_for
 from workbench.training.snapshots import derived_callbacks, store_average
 from workbench.training.tensorboard import live_writer
+from workbench.training.verdict import pruned_by_study
 
 DIVERGED = "the loss became NaN or infinite; lower the learning rate (the last good checkpoint is kept)"
 
@@ -144,6 +145,7 @@ def fit(
         on_logged=events.epoch if events else None,
         on_checkpoint=on_checkpoint,
         prune=prune,
+        verdict=lambda epoch: pruned_by_study(store, run_id, epoch, stop),
     )
     views = prediction_views(spec)
 
