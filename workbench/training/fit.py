@@ -176,15 +176,15 @@ def fit(
             shuffle=False,
         )  # the pipeline shuffles
         done = phase.until
-    trained = not (stop.is_set() or callback.diverged or 0 < callback.pruned_at < phases[-1].until)
-    if trained and getattr(spec, "ema_momentum", 0.0) > 0:
+    pruned_early = 0 < callback.pruned_at < phases[-1].until  # pruned on its last epoch: it completes
+    if not (stop.is_set() or callback.diverged or pruned_early) and getattr(spec, "ema_momentum", 0.0) > 0:
         # fit swapped the optimizer's EMA into the weights as it ended; the epoch's checkpoint holds the raw
         # ones. The logits stored next are the EMA's, so Predict, export, Grad-CAM and a resume of an
         # interrupted evaluation must load the same weights.
         save_checkpoint(model, run_dir, done)
     if callback.diverged:
         status, error = RunStatus.DIVERGED, DIVERGED
-    elif 0 < callback.pruned_at < phases[-1].until and not stop.is_set():  # pruned on its last epoch: it completes
+    elif pruned_early and not stop.is_set():
         status, error = RunStatus.PRUNED, None
     elif (
         not stop.is_set()
