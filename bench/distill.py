@@ -32,9 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from scipy.special import softmax
 
-from bench.kept import bench_store, ensemble, train
+from bench.kept import bench_store, ensemble, ensemble_accuracy, train
 from bench.targets import Targets
 from workbench.constants import DistillMode
 from workbench.specs import DistillSpec, RunSpec
@@ -143,9 +142,7 @@ def main(argv=None) -> int:
                 extra.setdefault((t, alpha), []).append(
                     (twin, train(queue, store, other, f"student-T{t}-a{alpha}-s{seed}"))
                 )
-        labels = store.load_labels(members[0]["id"], "test")
-        probs = np.mean([softmax(store.load_logits(m["id"], "test"), axis=1) for m in members], axis=0)
-        teacher_acc = float((probs.argmax(1) == labels).mean())
+        teacher_acc = ensemble_accuracy(store, [m["id"] for m in members])
         from workbench.data.split import prepare_data
 
         data = prepare_data(RunSpec.from_dict(base), stats=True)

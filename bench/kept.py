@@ -1,4 +1,5 @@
-"""A benchmark's store that can outlive one sitting: `--keep DIR` for the hours-long full-size benchmarks.
+"""A benchmark's store that can outlive one sitting: `--keep DIR` for the hours-long full-size benchmarks (and
+the runs, ensembles and ensemble accuracy bench/distill.py and bench/snapshots.py share).
 
 bench/distill.py and bench/snapshots.py at the issue's size train a dozen fast-recipe runs: hours of a 2-core
 CPU, longer than a session may last. With --keep DIR they train into DIR/<bench>.db instead of a temporary
@@ -15,6 +16,9 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
 
 from store import Store
 from workbench.constants import RunStatus
@@ -51,20 +55,17 @@ def train(queue: JobQueue, store: Store, spec: Spec, name: str) -> dict:
     spec = spec.replace(name=name)
     tag = fingerprint(spec)
     found = [r for r in store.list_runs(include_archived=True) if r["name"] == name and not r.get("derived")]
-    if found and tag not in found[-1]["tags"]:
+    last = found[-1] if found else None
+    if last is not None and tag not in last["tags"]:
         raise SystemExit(
             f"{store.path} holds a run {name!r} trained with other settings: give another --keep folder "
             "(or delete that one) to benchmark these"
         )
-    if found and found[-1]["status"] == RunStatus.COMPLETED:
-        run = found[-1]
-        print(
-            f"  run {run['id']} {name}: test {run['test_accuracy']:.2%}, {run['train_seconds']:.0f} s (kept)",
-            flush=True,
-        )
-        return run
-    if found:
-        run_id = found[-1]["id"]
+    if last is not None and last["status"] == RunStatus.COMPLETED:
+        _said(last, " (kept)")
+        return last
+    if last is not None:
+        run_id = last["id"]
         epoch = queue.resume(run_id)
         print(f"  run {run_id} {name}: resumed from epoch {epoch}", flush=True)
     else:
@@ -73,8 +74,15 @@ def train(queue: JobQueue, store: Store, spec: Spec, name: str) -> dict:
     run = store.get_run(run_id)
     if run["status"] != RunStatus.COMPLETED:
         raise SystemExit(f"run {run_id} ({name}) {run['status']}: {run['error']}")
-    print(f"  run {run_id} {name}: test {run['test_accuracy']:.2%}, {run['train_seconds']:.0f} s", flush=True)
+    _said(run)
     return run
+
+
+def _said(run: dict, how: str = "") -> None:
+    print(
+        f"  run {run['id']} {run['name']}: test {run['test_accuracy']:.2%}, {run['train_seconds']:.0f} s{how}",
+        flush=True,
+    )
 
 
 def ensemble(store: Store, name: str, members: list[int]) -> int:
@@ -83,3 +91,10 @@ def ensemble(store: Store, name: str, members: list[int]) -> int:
         if row["name"] == name and list(row["members"]) == members:
             return int(row["id"])
     return store.save_ensemble(name, "mean-prob", members, [1 / len(members)] * len(members))
+
+
+def ensemble_accuracy(store: Store, run_ids: list[int]) -> float:
+    """Test accuracy (plain view) of the mean of the runs' probabilities."""
+    labels = store.load_labels(run_ids[0], "test")
+    probs = np.mean([softmax(store.load_logits(r, "test"), axis=1) for r in run_ids], axis=0)
+    return float((probs.argmax(1) == labels).mean())

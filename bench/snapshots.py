@@ -7,11 +7,12 @@ of three independent runs of the same total training time (each a third of the e
     .venv/bin/python bench/snapshots.py --quick    # LeNet, 4,000 training images, 3 epochs: minutes
     .venv/bin/python bench/snapshots.py --data synthetic  # the tests' stripes: not CIFAR, no figure to report
 
-The same structure as bench/distill.py (its recipe and train are reused): runs trained by the job queue in
-this process's threads into a store in a temporary folder (or, with `--keep DIR`, kept in DIR: run again, it
-reuses what completed and resumes a stopped run); test accuracy of the plain view, mean of
-probabilities for the ensembles, training seconds as the store clocked them. Exits 1 when the snapshot
-ensemble is less accurate than the run's final model (the method's claim; the issue sets no figure).
+The same structure as bench/distill.py (its recipe reused; the runs and the ensembles' accuracy from
+bench/kept.py): runs trained by the job queue in this process's threads into a store in a temporary folder (or,
+with `--keep DIR`, kept in DIR: run again, it reuses what completed and resumes a stopped run); test accuracy
+of the plain view, mean of probabilities for the ensembles, training seconds as the store clocked them. Exits 1
+when the snapshot ensemble is less accurate than the run's final model (the method's claim; the issue sets no
+figure).
 """
 
 import argparse
@@ -21,24 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-from scipy.special import softmax
 
 from bench.distill import SHARED_CIFAR, recipe
-from bench.kept import bench_store, train
+from bench.kept import bench_store, ensemble_accuracy, train
 from bench.targets import Targets
-from store import Store
 from workbench.constants import Derived
 from workbench.specs import RunSpec
 from workbench.specs.presets import load_preset
 
 CYCLES = 3
-
-
-def ensemble_accuracy(store: Store, run_ids: list[int]) -> float:
-    labels = store.load_labels(run_ids[0], "test")
-    probs = np.mean([softmax(store.load_logits(r, "test"), axis=1) for r in run_ids], axis=0)
-    return float((probs.argmax(1) == labels).mean())
 
 
 def base_recipe(args) -> dict:
