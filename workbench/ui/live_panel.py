@@ -9,6 +9,7 @@ from workbench.errors import UserError
 from workbench.ui.layout import column_widths
 from workbench.ui.plots import live_curves
 from workbench.ui.refresh import Refresh
+from workbench.ui.widgets import LAST
 from workbench.views import live
 
 POLL_SECONDS = 2.0
@@ -133,7 +134,7 @@ def create_live_panel(ctx, prefix: str = "", api_prefix: str = "", active: bool 
         [follow, gr.State(None), action_message],
         refresh.outputs,
         show_progress="hidden",
-        trigger_mode="always_last",
+        trigger_mode=LAST,
     )
     # The panel redrawn as soon as the action is taken (Resume: "queued · resuming from epoch N"), not at
     # the next poll seconds later.

@@ -13,6 +13,10 @@ import gradio as gr
 from workbench.errors import UserError
 
 IMAGE_PIXELS = 32  # a CIFAR image's side
+# The trigger mode of an event that redraws a view from its inputs' current values (filters, a source, a
+# selection). Gradio's default for .input/.click, "once", drops a trigger while the same event is still running,
+# so a filter changed during the last one's redraw was never shown; "always_last" runs once more afterwards.
+LAST = "always_last"
 
 
 @dataclass(eq=False)

@@ -28,6 +28,7 @@ from workbench.ui.tabs.ensemble_tables import (
     settings_of,
     top_table,
 )
+from workbench.ui.widgets import LAST
 
 MAX_SLIDERS = 8
 METHOD_CHOICES = [("weighted mean", "mean"), ("majority vote", "vote")]
@@ -342,10 +343,8 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
     figures = [v.metrics, v.reliability, v.agreement]
     searched = [v.search_plot, v.top]
     select_outputs = [v.message, v.runs, v.unavailable, *v.sliders, *figures, *searched]
-    # always_last: picking three runs fires three events; only the last selection may draw the result.
-    v.runs.input(
-        h.select, [v.runs, *v.settings], select_outputs, trigger_mode="always_last", api_name="ensemble_select"
-    )
+    # LAST: picking three runs fires three events; only the last selection may draw the result.
+    v.runs.input(h.select, [v.runs, *v.settings], select_outputs, trigger_mode=LAST, api_name="ensemble_select")
     picked = wire_snapshot_picker(ctx, v.snapshot_run, v.use_snapshots, v.runs, MAX_SLIDERS)
     picked.then(h.select, [v.runs, *v.settings], select_outputs, api_name="ensemble_snapshots")
     gr.on(
@@ -353,7 +352,7 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
         h.resettle,
         [v.runs, *v.settings, *v.sliders],
         [v.message, *figures, *searched],
-        trigger_mode="always_last",
+        trigger_mode=LAST,
         api_name="ensemble_settings",
     )
     gr.on(
@@ -361,7 +360,7 @@ def create_ensemble_tab(ctx) -> EnsembleTab:
         h.move,
         [v.runs, *v.settings, *v.sliders],
         [v.message, v.metrics, v.reliability],
-        trigger_mode="always_last",
+        trigger_mode=LAST,
         show_progress="hidden",
     )
     for how in ("grid", "greedy", "optimize"):

@@ -32,6 +32,7 @@ from workbench.ui.tabs.errors_selection import (
     select_indices,
 )
 from workbench.ui.tabs.label_review import ReviewView, create_review_view
+from workbench.ui.widgets import LAST
 
 PER_PAGE = 64
 CONFUSION_MIN_WIDTH = 640  # px: the matrix's 11 columns in the page font (measured: 615 px at 1024)
@@ -335,14 +336,15 @@ def create_errors_tab(ctx) -> ErrorsTab:
     show_outputs = [v.gallery, v.page, v.count, v.message, v.compare_note]
     source_outputs = [v.split, v.confusion, v.per_class, v.true_class, v.predicted_class, *show_outputs]
     source_inputs = [v.source, v.split, v.sort, v.seed, v.compare, v.source_b]
-    v.source.input(h.change_source, source_inputs, source_outputs, api_name="errors_source")
-    v.split.input(h.change_source, source_inputs, source_outputs)
+    v.source.input(h.change_source, source_inputs, source_outputs, api_name="errors_source", trigger_mode=LAST)
+    v.split.input(h.change_source, source_inputs, source_outputs, trigger_mode=LAST)
     gr.on(
         [v.true_class.input, v.predicted_class.input, v.sort.input, v.seed.submit, v.compare.input, v.source_b.input],
         lambda *values: h.show(1, *values),
         filters,
         show_outputs,
         api_name="errors_page",
+        trigger_mode=LAST,
     )
     widgets.Pager(v.previous, v.page, v.next).wire(h.show, filters, show_outputs)
     v.confusion.select(

@@ -21,6 +21,7 @@ from workbench.predict import features as wf
 from workbench.predict import maps
 from workbench.predict.models import ModelCache
 from workbench.ui import widgets
+from workbench.ui.widgets import LAST
 
 PER_PAGE = 24
 SCALE = 3  # 32 -> 96 pixels per image
@@ -165,6 +166,6 @@ def create_duplicates_view(ctx, source: gr.Dropdown, cache: dict) -> DuplicatesV
     outputs = [v.summary, v.pairs, v.page]
     v.find.click(h.find, [source, v.threshold], outputs)
     v.threshold.release(lambda key, t: h.show(key, t, 1), [source, v.threshold], outputs)
-    source.input(lambda key, t: h.show(key, t, 1), [source, v.threshold], outputs)
+    source.input(lambda key, t: h.show(key, t, 1), [source, v.threshold], outputs, trigger_mode=LAST)
     pager.wire(lambda page, key, t: h.show(key, t, page), [source, v.threshold], outputs)
     return v

@@ -26,6 +26,7 @@ from workbench.predict import features as wf
 from workbench.predict import maps
 from workbench.predict.models import ModelCache
 from workbench.ui import plots, widgets
+from workbench.ui.widgets import LAST
 from workbench.views import data_map as dm
 
 SELECTION_SHOWN = 120  # images of a box/lasso selection put in the gallery
@@ -229,7 +230,7 @@ def create_map_view(ctx, source: gr.Dropdown, cache: dict) -> MapView:
     h = _Handlers(ctx, v, cache)
     inputs = [source, v.split, v.colour, v.method]
     v.draw.click(h.draw, inputs, [v.plot, v.drawn, v.colour, v.message]).then(None, js=BRIDGE_JS)
-    v.colour.input(h.recolour, [v.drawn, v.colour], [v.plot])
+    v.colour.input(h.recolour, [v.drawn, v.colour], [v.plot], trigger_mode=LAST)
     v.event.change(h.event, [v.event, v.drawn], [v.picked, v.top5, v.message, v.selection, v.count])
     v.plot.change(None, js=BRIDGE_JS)
     source.input(lambda key: f"Press **Draw the map** for {key or 'a run'}." if key else "", [source], [v.message])

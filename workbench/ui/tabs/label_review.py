@@ -21,6 +21,7 @@ from workbench.inspect import gallery
 from workbench.inspect import label_quality as lq
 from workbench.inspect import review_queue as rq
 from workbench.ui import widgets
+from workbench.ui.widgets import LAST
 
 CARD_SCALE = 8  # 32 -> 256 pixels
 QUEUE_SHOWN = 16  # the next cards, as thumbnails
@@ -260,6 +261,7 @@ def create_review_view(ctx, source: gr.Dropdown, split: gr.Radio) -> ReviewView:
         lambda key, split, which, hide, _: h.show(key, split, which, hide, 1),
         inputs,
         outputs,
+        trigger_mode=LAST,
     )
     widgets.Pager(v.previous, v.cursor, v.next).wire(
         lambda at, key, split, which, hide: h.show(key, split, which, hide, at),

@@ -18,6 +18,7 @@ from workbench.predict.images import MAX_IMAGES, read_uploads
 from workbench.predict.service import Predictor, parse_indices
 from workbench.ui import plots, widgets
 from workbench.ui.refresh import Refresh
+from workbench.ui.widgets import LAST
 
 log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["picture", "true class", "source", "1st", "2nd", "3rd", "4th", "5th"]
@@ -239,7 +240,7 @@ def create_predict_tab(ctx) -> PredictTab:
     v.pick.click(lambda s: s + 1, seed, seed, show_progress="hidden").then(
         h.pick_class, [v.source, v.test_class, seed], [v.test_indices, v.message, v.pick]
     )
-    v.source.input(h.source_changed, v.source, [v.test_class, v.message])
+    v.source.input(h.source_changed, v.source, [v.test_class, v.message], trigger_mode=LAST)
     v.test_class.input(
         lambda name: gr.update(value=f"Pick {ANY_COUNT} of this class"), v.test_class, v.pick, show_progress="hidden"
     )

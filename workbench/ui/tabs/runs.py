@@ -39,6 +39,7 @@ from workbench.ui.tabs.runs_actions import (
 from workbench.ui.tabs.runs_layout import RunsView, layout
 from workbench.ui.tabs.runs_studies import wire_study_view
 from workbench.ui.tabs.runs_sweeps import wire_sweep_view
+from workbench.ui.widgets import LAST
 from workbench.views import runs as rd
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ def create_runs_tab(ctx) -> RunsTab:
 
 
 def _wire(store, v: RunsView, h: _Handlers, refresh: Refresh, overview: Refresh):
-    quiet: dict[str, Any] = dict(show_progress="hidden")
+    quiet: dict[str, Any] = dict(show_progress="hidden", trigger_mode=LAST)
     private: dict[str, Any] = dict(show_progress="hidden", api_visibility="private")
     refresh.on(
         [
