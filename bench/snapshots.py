@@ -31,13 +31,18 @@ from workbench.specs import RunSpec
 from workbench.specs.presets import load_preset
 
 CYCLES = 3
+# The preset's snapshot run sets these; the recipe both the snapshot run and the independent runs start from
+# leaves them out (a 1-epoch run with --snapshots 3 is refused).
+SNAPSHOT_FIELDS = ("snapshots", "snapshot_checkpoints", "average_last", "average_snapshots")
 
 
 def base_recipe(args) -> dict:
+    """The recipe of every run of the benchmark, without the snapshot settings (`main` adds them to one run)."""
     if args.quick or str(args.data) == "synthetic":
         return {**recipe(args), "schedule": "cosine"}
     run = load_preset("snapshots")[0].to_dict()
-    return {**{k: v for k, v in run.items() if k not in ("name", "seed")}, "data_path": str(args.data), "gpus": 0}
+    dropped = ("name", "seed", *SNAPSHOT_FIELDS)
+    return {**{k: v for k, v in run.items() if k not in dropped}, "data_path": str(args.data), "gpus": 0}
 
 
 def main(argv=None) -> int:

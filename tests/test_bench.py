@@ -136,3 +136,28 @@ def test_a_missed_target_fails_the_benchmark_with_a_line_naming_it(capsys):
     met = Targets()
     met.at_least("ratio", 0.97, 0.95)
     assert met.exit_code() == 0 and "MISSED" not in capsys.readouterr().out
+
+
+def test_the_full_size_benchmarks_ask_only_for_runs_the_queue_accepts():
+    """The full sizes take hours, so no test runs them: their specs are checked here instead (the snapshot
+    benchmark's independent 1-epoch runs once inherited the preset's --snapshots 3 and were refused after the
+    snapshot run's 25 minutes)."""
+    import argparse
+
+    from conftest import FIXTURES
+
+    from bench import distill, snapshots
+    from workbench.specs import DistillSpec, RunSpec
+
+    args = argparse.Namespace(quick=False, data=FIXTURES / "cifar10-mini.tar.gz", epochs=0)
+    base = snapshots.base_recipe(args)
+    epochs = base["epochs"] // snapshots.CYCLES * snapshots.CYCLES
+    specs = [
+        RunSpec.from_dict({**base, "epochs": epochs, "snapshots": snapshots.CYCLES, "average_last": 2}),
+        *(RunSpec.from_dict({**base, "epochs": epochs // snapshots.CYCLES, "seed": s}) for s in range(3)),
+    ]
+    recipe = distill.recipe(args)
+    specs += [RunSpec.from_dict({**recipe, "seed": 0}), DistillSpec.from_dict({**recipe, "teacher": "ensemble:1"})]
+    for spec in specs:
+        spec.validate(available_gpus=0)
+    assert specs[0].model == specs[-1].model == "airbench_cpu"
