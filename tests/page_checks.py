@@ -8,15 +8,21 @@ BROKEN_WORDS = """() => {
     if (!grid.offsetParent) continue;  // on a hidden tab
     const name = grid.closest('[id]')?.id || 'a table';
     for (const span of grid.querySelectorAll('span.text')) {
-      const node = span.firstChild, cell = span.closest('.cell-wrap');
+      const node = span.firstChild;
       if (!node || node.nodeType !== Node.TEXT_NODE) continue;
-      const right = cell.getBoundingClientRect().right + 1;
+      // What shows of a cell's text: its wrapper's box, narrowed by every box between the text and its table
+      // cell that clips (a header's text sits in an overflow-hidden box narrower than the wrapper: "Augment"
+      // lost its last letters there while the wrapper had room).
+      const cell = span.closest('.cell-wrap'), boxes = [cell.getBoundingClientRect()];
+      for (let e = span.parentElement; e && e !== cell; e = e.parentElement)
+        if (getComputedStyle(e).overflowX !== 'visible') boxes.push(e.getBoundingClientRect());
+      const left = Math.max(...boxes.map(b => b.left)) - 1, right = Math.min(...boxes.map(b => b.right)) + 1;
       for (const match of node.data.matchAll(/[^\\s-]+-?/g)) {
         const range = document.createRange();
         range.setStart(node, match.index);
         range.setEnd(node, match.index + match[0].length);
         const rects = [...range.getClientRects()].filter(r => r.width > 0);
-        if (new Set(rects.map(r => Math.round(r.top))).size > 1 || rects.some(r => r.right > right))
+        if (new Set(rects.map(r => Math.round(r.top))).size > 1 || rects.some(r => r.right > right || r.left < left))
           found.push(`${name}: "${match[0]}" split or cut in "${node.data}"`);
       }
     }
