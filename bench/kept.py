@@ -98,3 +98,11 @@ def ensemble_accuracy(store: Store, run_ids: list[int]) -> float:
     labels = store.load_labels(run_ids[0], "test")
     probs = np.mean([softmax(store.load_logits(r, "test"), axis=1) for r in run_ids], axis=0)
     return float((probs.argmax(1) == labels).mean())
+
+
+def seconds(store: Store, runs: list[dict]) -> str:
+    """The runs' training seconds as the store clocked them (every attempt's, a killed one's too, and the final
+    evaluation's) and, of those, their epochs' (what a resumed run repeats is not counted twice there)."""
+    total = sum(r["train_seconds"] or 0 for r in runs)
+    epochs = sum(e["seconds"] or 0 for r in runs for e in store.epochs(r["id"]))
+    return f"{total:.0f} s, of which epochs {epochs:.0f} s"
