@@ -100,6 +100,16 @@ def ensemble_accuracy(store: Store, run_ids: list[int]) -> float:
     return float((probs.argmax(1) == labels).mean())
 
 
+def searched_ensemble_accuracy(store: Store, run_ids: list[int]) -> tuple[float, list[float]]:
+    """(test accuracy, weights) of the runs' weighted mean of probabilities with the weights the Ensemble tab's
+    grid search chooses on the validation split (workbench.ensemble.lab): what a user of the tab would get."""
+    from workbench.ensemble import lab
+
+    members = lab.Lab(store).load(run_ids)
+    weights = lab.search(members, lab.Settings(), "grid")["weights"]
+    return lab.score(members, weights, lab.Settings(), with_members=False)["test"]["accuracy"], weights
+
+
 def seconds(store: Store, runs: list[dict]) -> str:
     """The runs' training seconds as the store clocked them (every attempt's, a killed one's too, and the final
     evaluation's) and, of those, their epochs' (what a resumed run repeats is not counted twice there)."""
