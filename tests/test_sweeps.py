@@ -10,7 +10,7 @@ import pytest
 from workbench.cli.main import main
 from workbench.cli.presets import plan_preset, run_preset
 from workbench.errors import UserError
-from workbench.jobs.estimate import estimate_many
+from workbench.jobs.estimate_many import estimate_many
 from workbench.specs.presets import load_preset
 from workbench.specs.run import RunSpec
 from workbench.specs.sweep import Sweep, default_name, parse_axis, submit_sweep, sweep_of

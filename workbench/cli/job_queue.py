@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 from workbench.jobs import cluster_flags
-from workbench.jobs.estimate import estimate_many
+from workbench.jobs.estimate_many import estimate_many
 
 
 def add_queue_arguments(parser) -> None:

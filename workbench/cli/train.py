@@ -9,7 +9,8 @@ from workbench.cli.follow import follow
 from workbench.cli.job_queue import add_queue_arguments, gpu_count, open_job_queue
 from workbench.cli.presets import plan_preset, run_preset, save_ensembles
 from workbench.constants import RunKind
-from workbench.jobs.estimate import estimate, estimate_many
+from workbench.jobs.estimate import estimate
+from workbench.jobs.estimate_many import estimate_many
 from workbench.specs import DistillSpec, FinetuneSpec, RunSpec
 from workbench.specs.flags import add_spec_arguments, parse_tags, spec_from_args
 from workbench.specs.hardware import run_warning

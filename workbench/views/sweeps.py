@@ -295,7 +295,7 @@ __all__ = [
 
 
 def time_text(est) -> str:
-    """A `workbench.jobs.estimate.ManyEstimate` as the sweep box says it."""
+    """A `workbench.jobs.estimate_many.ManyEstimate` as the sweep box says it."""
     if est.seconds is None:
         return "Time: unknown here yet (no run like these has finished, and their models' cost is not listed)."
     text = f"~{duration(est.seconds)} of training in all{' (rough)' if est.rough else ''}"

@@ -15,7 +15,7 @@ import gradio as gr
 
 from models import list_models
 from workbench.errors import UserError
-from workbench.jobs.estimate import estimate_many
+from workbench.jobs.estimate_many import estimate_many
 from workbench.specs.catalogue import LOSSES, SCHEDULES
 from workbench.specs.flags import parse_tags
 from workbench.specs.sweep import AXES, Sweep, default_name, submit_sweep
