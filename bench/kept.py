@@ -17,11 +17,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-from scipy.special import softmax
-
 from store import Store
 from workbench.constants import RunStatus
+from workbench.ensemble import combine as ens
+from workbench.ensemble import lab
 from workbench.jobs.queue import JobQueue
 from workbench.specs.base import Spec
 
@@ -95,16 +94,13 @@ def ensemble(store: Store, name: str, members: list[int]) -> int:
 
 def ensemble_accuracy(store: Store, run_ids: list[int]) -> float:
     """Test accuracy (plain view) of the mean of the runs' probabilities."""
-    labels = store.load_labels(run_ids[0], "test")
-    probs = np.mean([softmax(store.load_logits(r, "test"), axis=1) for r in run_ids], axis=0)
-    return float((probs.argmax(1) == labels).mean())
+    probs = ens.weighted_mean(ens.member_probs([store.load_logits(r, "test") for r in run_ids]))
+    return ens.evaluate(probs, store.load_labels(run_ids[0], "test"))["accuracy"]
 
 
 def searched_ensemble_accuracy(store: Store, run_ids: list[int]) -> tuple[float, list[float]]:
     """(test accuracy, weights) of the runs' weighted mean of probabilities with the weights the Ensemble tab's
     grid search chooses on the validation split (workbench.ensemble.lab): what a user of the tab would get."""
-    from workbench.ensemble import lab
-
     members = lab.Lab(store).load(run_ids)
     weights = lab.search(members, lab.Settings(), "grid")["weights"]
     return lab.score(members, weights, lab.Settings(), with_members=False)["test"]["accuracy"], weights

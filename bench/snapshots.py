@@ -46,6 +46,19 @@ def base_recipe(args) -> dict:
     return {**{k: v for k, v in run.items() if k not in dropped}, "data_path": str(args.data), "gpus": 0}
 
 
+def snapshot_epochs(base: dict, asked: int) -> int:
+    """The snapshot run's epochs: those asked for, else the recipe's rounded down to whole cycles."""
+    return asked or max(CYCLES, base.get("epochs", CYCLES) // CYCLES * CYCLES)
+
+
+def run_specs(base: dict, epochs: int) -> tuple[RunSpec, list[RunSpec]]:
+    """The runs the benchmark trains: one with CYCLES snapshots in `epochs` (and the SWA of its last 2 epochs),
+    and CYCLES independent runs of a cycle's epochs each (the same training in all)."""
+    snapshot_run = {**base, "epochs": epochs, "snapshots": CYCLES, "average_last": 2, "snapshot_checkpoints": False}
+    singles = [RunSpec.from_dict({**base, "epochs": epochs // CYCLES, "seed": s}) for s in range(CYCLES)]
+    return RunSpec.from_dict(snapshot_run), singles
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="LeNet, 4,000 images, 3 epochs (minutes)")
@@ -57,26 +70,24 @@ def main(argv=None) -> int:
         print(f"no CIFAR-10 copy at {args.data}: give --data PATH (this benchmark needs the real images)")
         return 2
     base = base_recipe(args)
-    epochs = args.epochs or max(CYCLES, base.get("epochs", CYCLES) // CYCLES * CYCLES)
+    epochs = snapshot_epochs(base, args.epochs)
     if epochs % CYCLES:
         print(f"--epochs must be a multiple of {CYCLES} (one cosine cycle each), got {epochs}")
         return 2
-    snapshot_run = {**base, "epochs": epochs, "snapshots": CYCLES, "average_last": 2, "snapshot_checkpoints": False}
+    snapshot_spec, single_specs = run_specs(base, epochs)
     started = time.monotonic()
     with bench_store(args.keep, "snapshots") as (store, queue):
         print(f"one run, {CYCLES} cycles of {epochs // CYCLES} epochs:", flush=True)
-        run = train(queue, store, RunSpec.from_dict(snapshot_run), f"snapshots-m{CYCLES}")
+        run = train(queue, store, snapshot_spec, f"snapshots-m{CYCLES}")
         derived = {r["derived"]: r for r in store.derived_runs(run["id"])}
-        snaps = [r["id"] for d, r in sorted(derived.items()) if d.startswith(Derived.SNAPSHOT)]
+        snapshot_rows = [r for d, r in sorted(derived.items()) if d.startswith(Derived.SNAPSHOT)]
+        snaps = [r["id"] for r in snapshot_rows]
         averaged = derived[Derived.AVERAGED]
         print(f"{CYCLES} independent runs of {epochs // CYCLES} epochs:", flush=True)
-        singles = [
-            train(queue, store, RunSpec.from_dict({**base, "epochs": epochs // CYCLES, "seed": s}), f"single-s{s}")
-            for s in range(CYCLES)
-        ]
+        singles = [train(queue, store, spec, f"single-s{s}") for s, spec in enumerate(single_specs)]
         snapshot_acc = ensemble_accuracy(store, snaps)
         searched_acc, weights = searched_ensemble_accuracy(store, snaps)
-        each = " / ".join(f"{store.get_run(r)['test_accuracy']:.2%}" for r in snaps)
+        each = " / ".join(f"{r['test_accuracy']:.2%}" for r in snapshot_rows)
         independent_acc = ensemble_accuracy(store, [r["id"] for r in singles])
         run_seconds, singles_seconds = seconds(store, [run]), seconds(store, singles)
     print(f"\n{base['model']}, {epochs} epochs: {time.monotonic() - started:.0f} s in all")

@@ -1,15 +1,18 @@
 """The benchmarks still run (tiny sizes), and say whether they met their targets by their exit status:
 a benchmark that rots unnoticed gives the README stale figures, one that cannot fail proves nothing."""
 
+import argparse
 import os
 import re
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import FIXTURES, ROOT
 
+from bench import distill, snapshots
 from bench.targets import Targets
+from workbench.specs import DistillSpec, RunSpec
 
 SLOW = pytest.mark.slow  # tens of seconds each: `make test ARGS="-m slow"` runs them
 
@@ -142,20 +145,10 @@ def test_the_full_size_benchmarks_ask_only_for_runs_the_queue_accepts():
     """The full sizes take hours, so no test runs them: their specs are checked here instead (the snapshot
     benchmark's independent 1-epoch runs once inherited the preset's --snapshots 3 and were refused after the
     snapshot run's 25 minutes)."""
-    import argparse
-
-    from conftest import FIXTURES
-
-    from bench import distill, snapshots
-    from workbench.specs import DistillSpec, RunSpec
-
     args = argparse.Namespace(quick=False, data=FIXTURES / "cifar10-mini.tar.gz", epochs=0)
     base = snapshots.base_recipe(args)
-    epochs = base["epochs"] // snapshots.CYCLES * snapshots.CYCLES
-    specs = [
-        RunSpec.from_dict({**base, "epochs": epochs, "snapshots": snapshots.CYCLES, "average_last": 2}),
-        *(RunSpec.from_dict({**base, "epochs": epochs // snapshots.CYCLES, "seed": s}) for s in range(3)),
-    ]
+    snapshot_run, singles = snapshots.run_specs(base, snapshots.snapshot_epochs(base, args.epochs))
+    specs = [snapshot_run, *singles]
     recipe = distill.recipe(args)
     specs += [RunSpec.from_dict({**recipe, "seed": 0}), DistillSpec.from_dict({**recipe, "teacher": "ensemble:1"})]
     for spec in specs:
